@@ -1,0 +1,65 @@
+// Package ecsarn parses and builds the ARNs of ECS clusters and services,
+// which the rules file, IAM policies and lock keys all need.
+package ecsarn
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ARN is an ECS cluster or service ARN taken apart.
+type ARN struct {
+	Partition string
+	Region    string
+	Account   string
+	Kind      string // "cluster" or "service"
+	Cluster   string // for a service: its cluster, empty in the old ARN format
+	Name      string
+}
+
+// Parse accepts arn:PARTITION:ecs:REGION:ACCOUNT:cluster/NAME and
+// arn:PARTITION:ecs:REGION:ACCOUNT:service/[CLUSTER/]NAME.
+func Parse(s string) (ARN, error) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "ecs" || parts[3] == "" || parts[4] == "" {
+		return ARN{}, fmt.Errorf("%q is not an ECS ARN", s)
+	}
+	a := ARN{Partition: parts[1], Region: parts[3], Account: parts[4]}
+	res := strings.Split(parts[5], "/")
+	switch {
+	case res[0] == "cluster" && len(res) == 2 && res[1] != "":
+		a.Kind, a.Name = "cluster", res[1]
+	case res[0] == "service" && len(res) == 2 && res[1] != "":
+		a.Kind, a.Name = "service", res[1]
+	case res[0] == "service" && len(res) == 3 && res[1] != "" && res[2] != "":
+		a.Kind, a.Cluster, a.Name = "service", res[1], res[2]
+	default:
+		return ARN{}, fmt.Errorf("%q is neither an ECS cluster nor service ARN", s)
+	}
+	return a, nil
+}
+
+// Partition returns the ARN partition of a region.
+func Partition(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
+}
+
+// Service builds a service ARN in the long format, the one IAM and
+// DescribeServices accept.
+func Service(region, account, cluster, service string) string {
+	return fmt.Sprintf("arn:%s:ecs:%s:%s:service/%s/%s", Partition(region), region, account, cluster, service)
+}
+
+// Name returns the last path part of a name or ARN (cluster/service names).
+func Name(nameOrARN string) string {
+	if a, err := Parse(nameOrARN); err == nil {
+		return a.Name
+	}
+	return nameOrARN
+}

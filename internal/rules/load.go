@@ -1,0 +1,501 @@
+package rules
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+)
+
+var (
+	ruleNameRE   = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
+	repositoryRE = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
+	ecsNameRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	accountRE    = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRE     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$`)
+	dockerTagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	placeholder  = regexp.MustCompile(`\{[^}]*\}`)
+)
+
+// Load reads and validates the rules file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read rules file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as a rules file; file names it in errors. Every
+// problem found is returned, as Errors.
+func Parse(file string, data []byte) (*Config, error) {
+	p := &parser{file: file}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		line, msg := yamlError(err)
+		return nil, Errors{{File: file, Line: line, Msg: msg}}
+	}
+	if len(doc.Content) == 0 {
+		return nil, Errors{{File: file, Line: 1, Msg: "the file is empty; it needs version: 1 and rules"}}
+	}
+	cfg := p.config(doc.Content[0])
+	if len(p.errs) > 0 {
+		return nil, p.errs
+	}
+	cfg.File = file
+	return cfg, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: (?:line ([0-9]+): )?`)
+
+// yamlError moves the line yaml.v3 puts in its message to where ours go.
+func yamlError(err error) (int, string) {
+	msg := err.Error()
+	m := yamlLineRE.FindStringSubmatch(msg)
+	if m == nil {
+		return 1, msg
+	}
+	line := 1
+	if m[1] != "" {
+		line, _ = strconv.Atoi(m[1])
+	}
+	return line, "not valid YAML: " + msg[len(m[0]):]
+}
+
+type parser struct {
+	file string
+	errs Errors
+}
+
+func (p *parser) errorf(n *yaml.Node, key, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: n.Line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// field is one key of a mapping with the node of its key (for its line).
+type field struct {
+	key   *yaml.Node
+	value *yaml.Node
+}
+
+// mapping checks that n is a mapping with only allowed keys, each once.
+func (p *parser) mapping(n *yaml.Node, at string, allowed ...string) map[string]field {
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, at, "must be a mapping (key: value), got %s", kindName(n))
+		return nil
+	}
+	out := map[string]field{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		name := k.Value
+		if !slices.Contains(allowed, name) {
+			p.errorf(k, join(at, name), "unknown key (allowed: %s)", strings.Join(allowed, ", "))
+			continue
+		}
+		if _, dup := out[name]; dup {
+			p.errorf(k, join(at, name), "key given twice")
+			continue
+		}
+		out[name] = field{key: k, value: v}
+	}
+	return out
+}
+
+func (p *parser) str(f field, at string) (string, bool) {
+	if f.value.Kind != yaml.ScalarNode || f.value.Tag == "!!null" {
+		p.errorf(f.value, at, "must be a string, got %s", kindName(f.value))
+		return "", false
+	}
+	if f.value.Value == "" {
+		p.errorf(f.value, at, "must not be empty")
+		return "", false
+	}
+	return f.value.Value, true
+}
+
+func (p *parser) strList(f field, at string) ([]string, bool) {
+	if f.value.Kind != yaml.SequenceNode {
+		p.errorf(f.value, at, "must be a list, got %s", kindName(f.value))
+		return nil, false
+	}
+	out := make([]string, 0, len(f.value.Content))
+	ok := true
+	for i, item := range f.value.Content {
+		s, good := p.str(field{key: f.key, value: item}, fmt.Sprintf("%s[%d]", at, i))
+		ok = ok && good
+		out = append(out, s)
+	}
+	return out, ok
+}
+
+type defaults struct {
+	pin        Pin
+	order      Order
+	ignoreTags []string
+}
+
+func (p *parser) config(root *yaml.Node) *Config {
+	top := p.mapping(root, "", "version", "defaults", "rules")
+	if top == nil {
+		return &Config{}
+	}
+	if f, ok := top["version"]; !ok {
+		p.errorf(root, "version", "missing; write version: 1")
+	} else if f.value.Value != "1" || f.value.Kind != yaml.ScalarNode {
+		p.errorf(f.value, "version", "unsupported version %q; this build reads version 1", f.value.Value)
+	}
+	d := defaults{pin: PinDigest, order: OrderAuto}
+	if f, ok := top["defaults"]; ok {
+		d = p.defaults(f.value, d)
+	}
+	cfg := &Config{}
+	f, ok := top["rules"]
+	if !ok {
+		p.errorf(root, "rules", "missing; at least one rule is needed")
+		return cfg
+	}
+	if f.value.Kind != yaml.SequenceNode || len(f.value.Content) == 0 {
+		p.errorf(f.value, "rules", "must be a non-empty list of rules")
+		return cfg
+	}
+	names := map[string]int{}
+	for i, n := range f.value.Content {
+		at := fmt.Sprintf("rules[%d]", i)
+		r := p.rule(n, at, d)
+		if r == nil {
+			continue
+		}
+		if r.Name != "" {
+			if line, dup := names[r.Name]; dup {
+				p.errorf(n, at+".name", "duplicate rule name %q (first at line %d)", r.Name, line)
+			} else {
+				names[r.Name] = r.Line
+			}
+		}
+		cfg.Rules = append(cfg.Rules, r)
+	}
+	return cfg
+}
+
+func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
+	m := p.mapping(n, "defaults", "pin", "order", "ignore-tags")
+	if f, ok := m["pin"]; ok {
+		d.pin = p.pin(f, "defaults.pin")
+	}
+	if f, ok := m["order"]; ok {
+		d.order = p.order(f, "defaults.order")
+	}
+	if f, ok := m["ignore-tags"]; ok {
+		d.ignoreTags = p.globs(f, "defaults.ignore-tags")
+	}
+	return d
+}
+
+func (p *parser) pin(f field, at string) Pin {
+	s, _ := p.str(f, at)
+	switch Pin(s) {
+	case PinDigest, PinTag:
+		return Pin(s)
+	}
+	p.errorf(f.value, at, "must be digest or tag, got %q", s)
+	return PinDigest
+}
+
+func (p *parser) order(f field, at string) Order {
+	s, _ := p.str(f, at)
+	switch Order(s) {
+	case OrderAuto, OrderSemver, OrderPushed, OrderNone:
+		return Order(s)
+	}
+	p.errorf(f.value, at, "must be auto, semver, pushed or none, got %q", s)
+	return OrderAuto
+}
+
+func (p *parser) globs(f field, at string) []string {
+	list, _ := p.strList(f, at)
+	for i, g := range list {
+		if g == "" {
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			p.errorf(f.value.Content[i], fmt.Sprintf("%s[%d]", at, i), "bad glob %q: %v", g, err)
+		}
+	}
+	return list
+}
+
+func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
+	m := p.mapping(n, at, "name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "targets", "promote")
+	if m == nil {
+		return nil
+	}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags}
+	if f, ok := m["name"]; !ok {
+		p.errorf(n, at+".name", "missing; every rule needs a unique name")
+	} else if s, ok := p.str(f, at+".name"); ok {
+		if !ruleNameRE.MatchString(s) {
+			p.errorf(f.value, at+".name", "%q must be 1-64 characters of a-z, 0-9 and -", s)
+		}
+		r.Name = s
+	}
+	if f, ok := m["repository"]; !ok {
+		p.errorf(n, at+".repository", "missing; name the ECR repository")
+	} else if s, ok := p.str(f, at+".repository"); ok {
+		if len(s) < 2 || len(s) > 256 || !repositoryRE.MatchString(s) {
+			p.errorf(f.value, at+".repository", "%q is not a valid ECR repository name", s)
+		}
+		r.Repository = s
+	}
+	p.selector(n, m, at, r)
+	if f, ok := m["pin"]; ok {
+		r.Pin = p.pin(f, at+".pin")
+	}
+	if f, ok := m["order"]; ok {
+		r.Order = p.order(f, at+".order")
+	}
+	if f, ok := m["ignore-tags"]; ok {
+		r.IgnoreTags = p.globs(f, at+".ignore-tags")
+	}
+	if f, ok := m["targets"]; !ok {
+		p.errorf(n, at+".targets", "missing; a rule needs at least one target")
+	} else {
+		r.Targets = p.targets(f, at+".targets")
+	}
+	if f, ok := m["promote"]; ok {
+		r.Promote = p.promote(f, at+".promote")
+	}
+	return r
+}
+
+// selector reads exactly one of tags, tag-regex and semver.
+func (p *parser) selector(n *yaml.Node, m map[string]field, at string, r *Rule) {
+	var given []string
+	for _, k := range []string{"tags", "tag-regex", "semver"} {
+		if _, ok := m[k]; ok {
+			given = append(given, k)
+		}
+	}
+	if len(given) != 1 {
+		key := at + ".tags"
+		if len(given) > 1 {
+			key = at + "." + given[1]
+		}
+		p.errorf(n, key, "exactly one of tags, tag-regex and semver is needed, got %d", len(given))
+	}
+	if f, ok := m["tags"]; ok {
+		r.Tags = p.globs(f, at+".tags")
+		if f.value.Kind == yaml.SequenceNode && len(r.Tags) == 0 {
+			p.errorf(f.value, at+".tags", "must list at least one tag or glob")
+		}
+	}
+	if f, ok := m["tag-regex"]; ok {
+		if s, ok := p.str(f, at+".tag-regex"); ok {
+			re, err := regexp.Compile(`^(?:` + s + `)$`)
+			if err != nil {
+				p.errorf(f.value, at+".tag-regex", "bad regular expression: %v", err)
+			} else {
+				r.TagRegex = re
+			}
+		}
+	}
+	if f, ok := m["semver"]; ok {
+		if s, ok := p.str(f, at+".semver"); ok {
+			c, err := semver.NewConstraint(s)
+			if err != nil {
+				p.errorf(f.value, at+".semver", "bad semver constraint %q: %v", s, err)
+			} else {
+				r.Semver, r.SemverText = c, s
+			}
+		}
+	}
+}
+
+func (p *parser) targets(f field, at string) []Target {
+	if f.value.Kind != yaml.SequenceNode || len(f.value.Content) == 0 {
+		p.errorf(f.value, at, "must be a non-empty list of targets")
+		return nil
+	}
+	var out []Target
+	seen := map[string]int{}
+	for i, n := range f.value.Content {
+		tat := fmt.Sprintf("%s[%d]", at, i)
+		t, ok := p.target(n, tat)
+		if !ok {
+			continue
+		}
+		key := strings.Join([]string{t.Account, t.Region, t.Cluster, t.Service}, "|")
+		if line, dup := seen[key]; dup {
+			p.errorf(n, tat, "service %s/%s is listed twice in this rule (first at line %d)", t.Cluster, t.Service, line)
+		}
+		seen[key] = t.Line
+		out = append(out, t)
+	}
+	return out
+}
+
+func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
+	m := p.mapping(n, at, "cluster", "service", "containers", "account", "region", "role")
+	if m == nil {
+		return Target{}, false
+	}
+	before := len(p.errs)
+	t := Target{Line: n.Line}
+	for _, k := range []string{"cluster", "service"} {
+		if _, ok := m[k]; !ok {
+			p.errorf(n, at+"."+k, "missing")
+		}
+	}
+	if f, ok := m["account"]; ok {
+		if s, ok := p.str(f, at+".account"); ok && !accountRE.MatchString(s) {
+			p.errorf(f.value, at+".account", "%q is not a 12-digit AWS account id", s)
+		} else {
+			t.Account = s
+		}
+	}
+	if f, ok := m["region"]; ok {
+		if s, ok := p.str(f, at+".region"); ok && !regionRE.MatchString(s) {
+			p.errorf(f.value, at+".region", "%q is not an AWS region name", s)
+		} else {
+			t.Region = s
+		}
+	}
+	if f, ok := m["role"]; ok {
+		s, ok := p.str(f, at+".role")
+		if mm := roleARNRE.FindStringSubmatch(s); ok && mm == nil {
+			p.errorf(f.value, at+".role", "%q is not an IAM role ARN", s)
+		} else if ok {
+			t.Role = s
+			switch {
+			case t.Account == "":
+				t.Account = mm[1]
+			case t.Account != mm[1]:
+				p.errorf(f.value, at+".role", "role is in account %s but the target's account is %s", mm[1], t.Account)
+			}
+		}
+	}
+	if f, ok := m["account"]; ok && t.Role == "" && len(p.errs) == before {
+		// Without a role the function's own credentials are used, which only
+		// reach its own account: naming another account would fail at deploy
+		// time, naming its own adds nothing.
+		p.errorf(f.key, at+".account", "account %s is given without role; a target in another account needs a role to assume (leave both out for the event's account)", t.Account)
+	}
+	if f, ok := m["cluster"]; ok {
+		if s, ok := p.str(f, at+".cluster"); ok {
+			t.Cluster = p.ecsRef(f, at+".cluster", s, "cluster", &t)
+		}
+	}
+	if f, ok := m["service"]; ok {
+		if s, ok := p.str(f, at+".service"); ok {
+			t.Service = p.ecsRef(f, at+".service", s, "service", &t)
+		}
+	}
+	if f, ok := m["containers"]; ok {
+		list, _ := p.strList(f, at+".containers")
+		if f.value.Kind == yaml.SequenceNode && len(list) == 0 {
+			p.errorf(f.value, at+".containers", "must name at least one container, or be left out for every container of the repository")
+		}
+		dup := map[string]bool{}
+		for i, c := range list {
+			if dup[c] {
+				p.errorf(f.value.Content[i], fmt.Sprintf("%s.containers[%d]", at, i), "container %q listed twice", c)
+			}
+			dup[c] = true
+		}
+		t.Containers = list
+	}
+	return t, len(p.errs) == before
+}
+
+// ecsRef accepts a cluster or service as a name or an ARN. An ARN's account
+// and region must agree with the target's, and become them when unset; its
+// name part is what is kept.
+func (p *parser) ecsRef(f field, at, s, kind string, t *Target) string {
+	if !strings.HasPrefix(s, "arn:") {
+		if !ecsNameRE.MatchString(s) {
+			p.errorf(f.value, at, "%q is not a valid %s name (1-255 letters, digits, - and _) or ARN", s, kind)
+		}
+		return s
+	}
+	a, err := ecsarn.Parse(s)
+	if err != nil || a.Kind != kind {
+		p.errorf(f.value, at, "%q is not an ECS %s ARN", s, kind)
+		return s
+	}
+	if t.Account == "" {
+		t.Account = a.Account
+	} else if t.Account != a.Account {
+		p.errorf(f.value, at, "ARN is in account %s but the target's account is %s", a.Account, t.Account)
+	}
+	if t.Region == "" {
+		t.Region = a.Region
+	} else if t.Region != a.Region {
+		p.errorf(f.value, at, "ARN is in region %s but the target's region is %s", a.Region, t.Region)
+	}
+	if kind == "service" && a.Cluster != "" && t.Cluster != "" && t.Cluster != a.Cluster {
+		p.errorf(f.value, at, "service ARN is in cluster %s but the target's cluster is %s", a.Cluster, t.Cluster)
+	}
+	return a.Name
+}
+
+func (p *parser) promote(f field, at string) *Promote {
+	m := p.mapping(f.value, at, "tag")
+	if m == nil {
+		return nil
+	}
+	tf, ok := m["tag"]
+	if !ok {
+		p.errorf(f.value, at+".tag", "missing; e.g. tag: \"verified-{tag}\"")
+		return nil
+	}
+	s, ok := p.str(tf, at+".tag")
+	if !ok {
+		return nil
+	}
+	for _, ph := range placeholder.FindAllString(s, -1) {
+		if ph != "{tag}" {
+			p.errorf(tf.value, at+".tag", "unknown placeholder %s; only {tag} is replaced", ph)
+			return nil
+		}
+	}
+	if sample := RenderPromoteTag(s, "1.2.3"); !dockerTagRE.MatchString(sample) {
+		p.errorf(tf.value, at+".tag", "%q does not render to a valid image tag (got %q for tag 1.2.3)", s, sample)
+		return nil
+	}
+	return &Promote{Tag: s}
+}
+
+// RenderPromoteTag fills a promote template with the pushed tag.
+func RenderPromoteTag(template, tag string) string {
+	return strings.ReplaceAll(template, "{tag}", tag)
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	if n.Tag == "!!null" {
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", n.Value)
+}
+
+func join(at, key string) string {
+	if at == "" {
+		return key
+	}
+	return at + "." + key
+}
+

@@ -1,0 +1,137 @@
+package rules
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadFull(t *testing.T) {
+	cfg, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	type summary struct {
+		Name, Repository string
+		Pin              Pin
+		Order            Order
+		Ignore           []string
+		Targets          []Target
+		Promote          *Promote
+		Line             int
+	}
+	var got []summary
+	for _, r := range cfg.Rules {
+		got = append(got, summary{r.Name, r.Repository, r.Pin, r.EffectiveOrder(), r.IgnoreTags, r.Targets, r.Promote, r.Line})
+	}
+	want := []summary{
+		{"web-staging", "web", PinDigest, OrderPushed, []string{"tmp-*"},
+			[]Target{{Cluster: "staging", Service: "web", Containers: []string{"app"}, Line: 11}},
+			&Promote{Tag: "verified-{tag}"}, 7},
+		{"web-prod", "web", PinTag, OrderSemver, []string{"tmp-*"},
+			[]Target{{Cluster: "prod", Service: "web", Line: 19}}, nil, 15},
+		{"api-builds", "team/api", PinDigest, orderVersionGroup, []string{},
+			[]Target{{Cluster: "shared", Service: "api", Account: "222222222222", Region: "eu-west-1",
+				Role: "arn:aws:iam::222222222222:role/autodeploy-target", Line: 25}}, nil, 20},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web", "team/api"}, cfg.Repositories()); diff != "" {
+		t.Errorf("Repositories (-want +got):\n%s", diff)
+	}
+	if n := len(cfg.RulesFor("web")); n != 2 {
+		t.Errorf("RulesFor(web) = %d rules, want 2", n)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	const head = "version: 1\nrules:\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []string // each must appear, in order, as whole error lines
+	}{
+		{"empty", "", []string{"f.yaml:1: the file is empty; it needs version: 1 and rules"}},
+		{"not yaml", "version: [1\n", []string{"f.yaml:1: not valid YAML: did not find expected ',' or ']'"}},
+		{"missing version", "rules: []\n", []string{"f.yaml:1: version: missing; write version: 1", "f.yaml:1: rules: must be a non-empty list of rules"}},
+		{"bad version", "version: 2\nrules: []\n", []string{"f.yaml:1: version: unsupported version \"2\"; this build reads version 1"}},
+		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, rules)"}},
+		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, targets, promote)"}},
+		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
+			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role)"}},
+		{"duplicate name", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n  - name: a\n    repository: web\n    tags: [y]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:7: rules[1].name: duplicate rule name \"a\" (first at line 3)"}},
+		{"bad name", head + "  - name: Web_Staging\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: rules[0].name: \"Web_Staging\" must be 1-64 characters of a-z, 0-9 and -"}},
+		{"bad glob", head + "  - name: a\n    repository: web\n    tags: [\"main-[\"]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:5: rules[0].tags[0]: bad glob \"main-[\": syntax error in pattern"}},
+		{"bad regex", head + "  - name: a\n    repository: web\n    tag-regex: 'v(\\d+'\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:5: rules[0].tag-regex: bad regular expression: error parsing regexp: missing closing ): `^(?:v(\\d+)$`"}},
+		{"bad semver", head + "  - name: a\n    repository: web\n    semver: '>= one'\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:5: rules[0].semver: bad semver constraint \">= one\""}},
+		{"two selectors", head + "  - name: a\n    repository: web\n    tags: [x]\n    semver: '>=1.0.0'\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: rules[0].semver: exactly one of tags, tag-regex and semver is needed, got 2"}},
+		{"no selector", head + "  - name: a\n    repository: web\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: rules[0].tags: exactly one of tags, tag-regex and semver is needed, got 0"}},
+		{"missing targets", head + "  - name: a\n    repository: web\n    tags: [x]\n",
+			[]string{"f.yaml:3: rules[0].targets: missing; a rule needs at least one target"}},
+		{"empty targets", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: []\n",
+			[]string{"f.yaml:6: rules[0].targets: must be a non-empty list of targets"}},
+		{"missing service", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c}]\n",
+			[]string{"f.yaml:6: rules[0].targets[0].service: missing"}},
+		{"account without role", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        account: \"222222222222\"\n",
+			[]string{"f.yaml:9: rules[0].targets[0].account: account 222222222222 is given without role; a target in another account needs a role to assume (leave both out for the event's account)"}},
+		{"role in other account", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        account: \"222222222222\"\n        role: arn:aws:iam::333333333333:role/r\n",
+			[]string{"f.yaml:10: rules[0].targets[0].role: role is in account 333333333333 but the target's account is 222222222222"}},
+		{"bad account", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - {cluster: c, service: s, account: \"12\", role: \"arn:aws:iam::222222222222:role/r\"}\n",
+			[]string{"f.yaml:7: rules[0].targets[0].account: \"12\" is not a 12-digit AWS account id"}},
+		{"bad repository", head + "  - name: a\n    repository: Web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:4: rules[0].repository: \"Web\" is not a valid ECR repository name"}},
+		{"bad pin", head + "  - name: a\n    repository: web\n    tags: [x]\n    pin: sha\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].pin: must be digest or tag, got \"sha\""}},
+		{"bad order", "version: 1\ndefaults:\n  order: newest\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: defaults.order: must be auto, semver, pushed or none, got \"newest\""}},
+		{"bad promote placeholder", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n    promote: {tag: \"ok-{digest}\"}\n",
+			[]string{"f.yaml:7: rules[0].promote.tag: unknown placeholder {digest}; only {tag} is replaced"}},
+		{"cluster ARN in other region", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: arn:aws:ecs:eu-west-1:222222222222:cluster/c\n        service: s\n        region: us-east-1\n        role: arn:aws:iam::222222222222:role/r\n",
+			[]string{"f.yaml:7: rules[0].targets[0].cluster: ARN is in region eu-west-1 but the target's region is us-east-1"}},
+		{"same service twice", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - {cluster: c, service: s}\n      - {cluster: c, service: s}\n",
+			[]string{"f.yaml:8: rules[0].targets[1]: service c/s is listed twice in this rule (first at line 7)"}},
+		{"tags not a list", head + "  - name: a\n    repository: web\n    tags: latest\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:5: rules[0].tags: must be a list, got \"latest\""}},
+		{"every error reported", head + "  - name: A\n    repository: web\n    tags: [x]\n    targets: []\n",
+			[]string{"f.yaml:3: rules[0].name:", "f.yaml:6: rules[0].targets:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			var one *Error
+			if !errors.As(err, &one) {
+				t.Fatalf("error %T does not unwrap to *rules.Error: %v", err, err)
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) < len(tt.want) {
+				t.Fatalf("got %d error lines, want at least %d:\n%s", len(lines), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(lines[i], w) {
+					t.Errorf("error line %d:\n got %q\nwant prefix %q", i, lines[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/nope.yaml")
+	if err == nil || !strings.Contains(err.Error(), "testdata/nope.yaml") {
+		t.Fatalf("Load of a missing file = %v, want an error naming it", err)
+	}
+}
