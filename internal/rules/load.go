@@ -498,4 +498,3 @@ func join(at, key string) string {
 	}
 	return at + "." + key
 }
-
