@@ -116,6 +116,15 @@ func (l *Locker) Acquire(ctx context.Context, key, holder string) (*Lease, error
 	}
 }
 
+// Lock is Acquire for callers that only need to unlock again.
+func (l *Locker) Lock(ctx context.Context, key, holder string) (func(context.Context) error, error) {
+	le, err := l.Acquire(ctx, key, holder)
+	if err != nil {
+		return nil, err
+	}
+	return le.Release, nil
+}
+
 // Release gives the lease up, unless it was already lost to another holder.
 func (le *Lease) Release(ctx context.Context) error {
 	_, err := le.l.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{

@@ -1,0 +1,117 @@
+// Package awsenv builds AWS SDK clients from the standard environment
+// (AWS_REGION, AWS_ENDPOINT_URL, credentials…) with the retry behaviour the
+// functions need, and per-target clients that assume a role when asked.
+package awsenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+// MaxAttempts bounds SDK retries of one call; past it the error surfaces and
+// the invocation is retried by Lambda instead.
+const MaxAttempts = 8
+
+// Load reads the standard SDK environment and installs the retryer.
+func Load(ctx context.Context) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(NewRetryer))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	return cfg, nil
+}
+
+// NewRetryer is the SDK's adaptive retryer (client-side rate limiting once
+// throttled: RegisterTaskDefinition allows 1/s sustained), which also
+// retries ECS's refusal of concurrent revisions in one family.
+func NewRetryer() aws.Retryer {
+	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
+			so.MaxAttempts = MaxAttempts
+			so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if IsConcurrentRevision(err) {
+					return aws.TrueTernary
+				}
+				return aws.UnknownTernary
+			}))
+		})
+	})
+}
+
+// IsConcurrentRevision reports ECS's "Too many concurrent attempts to create
+// a new revision of the specified family", a ClientException that is in
+// truth transient.
+func IsConcurrentRevision(err error) bool {
+	var apiErr smithy.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ClientException" &&
+		strings.Contains(apiErr.ErrorMessage(), "Too many concurrent attempts")
+}
+
+// IsTransient reports whether an AWS error may pass by itself: throttling,
+// server faults, timeouts and errors that never reached AWS. A client fault
+// (bad request, access denied, not found) will fail again the same way.
+func IsTransient(err error) bool {
+	if IsConcurrentRevision(err) {
+		return true
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) {
+		return true
+	}
+	code := apiErr.ErrorCode()
+	if _, ok := retry.DefaultThrottleErrorCodes[code]; ok {
+		return true
+	}
+	if _, ok := retry.DefaultRetryableErrorCodes[code]; ok {
+		return true
+	}
+	return apiErr.ErrorFault() != smithy.FaultClient
+}
+
+// ECSClients hands out one ECS client per region and role, created on first
+// use; a role's credentials are cached and refreshed by the SDK.
+type ECSClients struct {
+	base    aws.Config
+	mu      sync.Mutex
+	clients map[[2]string]*ecs.Client
+}
+
+// NewECSClients returns a client cache on top of base.
+func NewECSClients(base aws.Config) *ECSClients {
+	return &ECSClients{base: base, clients: map[[2]string]*ecs.Client{}}
+}
+
+// For returns the client for a region ("" = the base region) and role ("" =
+// the base credentials).
+func (c *ECSClients) For(region, role string) *ecs.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := [2]string{region, role}
+	if cl, ok := c.clients[key]; ok {
+		return cl
+	}
+	cfg := c.base.Copy()
+	if region != "" {
+		cfg.Region = region
+	}
+	if role != "" {
+		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(c.base), role, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "ecr-autodeploy"
+		})
+		cfg.Credentials = aws.NewCredentialsCache(provider)
+	}
+	cl := ecs.NewFromConfig(cfg)
+	c.clients[key] = cl
+	return cl
+}

@@ -1,0 +1,71 @@
+package awsenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/smithy-go"
+)
+
+func TestIsTransient(t *testing.T) {
+	api := func(code, msg string, fault smithy.ErrorFault) error {
+		return fmt.Errorf("register task definition web: %w", &smithy.GenericAPIError{Code: code, Message: msg, Fault: fault})
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"throttling", api("ThrottlingException", "Rate exceeded", smithy.FaultClient), true},
+		{"server", api("ServerException", "internal", smithy.FaultServer), true},
+		{"concurrent revision", api("ClientException", "Too many concurrent attempts to create a new revision of the specified family.", smithy.FaultClient), true},
+		{"network", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{"access denied", api("AccessDeniedException", "not authorized", smithy.FaultClient), false},
+		{"invalid parameter", api("InvalidParameterException", "bad", smithy.FaultClient), false},
+		{"other client exception", api("ClientException", "Unable to describe task definition.", smithy.FaultClient), false},
+	}
+	for _, tt := range tests {
+		if got := IsTransient(tt.err); got != tt.want {
+			t.Errorf("%s: IsTransient = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRetryerRetriesConcurrentRevision(t *testing.T) {
+	r := NewRetryer()
+	err := &smithy.GenericAPIError{Code: "ClientException", Message: "Too many concurrent attempts to create a new revision of the specified family.", Fault: smithy.FaultClient}
+	if !r.IsErrorRetryable(err) {
+		t.Error("concurrent revision error is not retried by the SDK")
+	}
+	if !r.IsErrorRetryable(&smithy.GenericAPIError{Code: "ThrottlingException", Fault: smithy.FaultClient}) {
+		t.Error("throttling is not retried")
+	}
+	if r.IsErrorRetryable(&smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}) {
+		t.Error("access denied is retried")
+	}
+	if r.MaxAttempts() != MaxAttempts {
+		t.Errorf("MaxAttempts = %d", r.MaxAttempts())
+	}
+}
+
+func TestECSClientsAreCachedPerRegionAndRole(t *testing.T) {
+	c := NewECSClients(aws.Config{Region: "eu-west-1"})
+	a := c.For("", "")
+	if c.For("", "") != a {
+		t.Error("same region and role gave a new client")
+	}
+	if c.For("us-east-1", "") == a || c.For("", "arn:aws:iam::222222222222:role/x") == a {
+		t.Error("a different region or role reused a client")
+	}
+	if got := c.For("us-east-1", "").Options().Region; got != "us-east-1" {
+		t.Errorf("region = %s", got)
+	}
+	var _ interface {
+		DescribeServices(context.Context, *ecs.DescribeServicesInput, ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
+	} = a
+}

@@ -1,0 +1,412 @@
+// Package deploy rolls the ECS services matched by a pushed image: per
+// target, under a per-service lock, it registers the running task definition
+// with only the chosen images changed and points the service at it.
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+)
+
+// ECS is the part of the ECS API a deploy uses.
+type ECS interface {
+	DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, optFns ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
+	DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
+	RegisterTaskDefinition(ctx context.Context, in *ecs.RegisterTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.RegisterTaskDefinitionOutput, error)
+	UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, optFns ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
+}
+
+// Locker serialises deploys per service key; the returned func unlocks.
+type Locker interface {
+	Lock(ctx context.Context, key, holder string) (unlock func(context.Context) error, err error)
+}
+
+// History records finished deploys.
+type History interface {
+	Put(ctx context.Context, r history.Record) error
+}
+
+// Outcome of one target.
+type Outcome string
+
+const (
+	Deployed Outcome = "deployed"
+	Skipped  Outcome = "skipped"
+	Failed   Outcome = "failed"
+)
+
+// Result is what happened to one target of one event.
+type Result struct {
+	Rule           string        `json:"rule"`
+	Account        string        `json:"account"`
+	Region         string        `json:"region"`
+	Cluster        string        `json:"cluster"`
+	Service        string        `json:"service"`
+	Containers     []string      `json:"containers,omitempty"`
+	From           string        `json:"from_task_definition,omitempty"`
+	To             string        `json:"to_task_definition,omitempty"`
+	DeploymentID   string        `json:"deployment_id,omitempty"`
+	Outcome        Outcome       `json:"outcome"`
+	Reason         string        `json:"reason,omitempty"`
+	Retryable      bool          `json:"retryable,omitempty"`
+	Duration       time.Duration `json:"-"`
+	DurationMillis int64         `json:"duration_ms"`
+}
+
+// Summary is the function's answer for one event.
+type Summary struct {
+	EventID string   `json:"event_id,omitempty"`
+	Ignored string   `json:"ignored,omitempty"`
+	Results []Result `json:"results,omitempty"`
+}
+
+// Deployer handles ECR push events.
+type Deployer struct {
+	Rules   *rules.Config
+	ECS     func(region, role string) ECS
+	Locks   Locker
+	History History
+	Log     *slog.Logger
+	// Concurrency bounds the targets of one event deployed at once.
+	Concurrency int
+	Now         func() time.Time
+}
+
+// Handle is the Lambda handler: it deploys every target the push matches.
+// A malformed event is an error; a transient failure of any target is an
+// error too, so Lambda retries the event (targets already done are then
+// skipped as idempotent). Permanent failures are logged and reported in the
+// summary, not retried.
+func (d *Deployer) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
+	push, err := ecrevent.Parse(raw)
+	if ig, ok := ecrevent.IsIgnored(err); ok {
+		d.Log.InfoContext(ctx, "ignored", "reason", ig.Reason, "repository", push.Repository,
+			"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
+		return Summary{EventID: push.EventID, Ignored: ig.Reason}, nil
+	}
+	if err != nil {
+		d.Log.ErrorContext(ctx, "invalid event", "error", err.Error())
+		return Summary{}, err
+	}
+	return d.Deploy(ctx, push)
+}
+
+type job struct {
+	rule   *rules.Rule
+	target rules.Target
+}
+
+// Deploy deploys one push to every target of every matching rule.
+func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
+	sum := Summary{EventID: push.EventID}
+	var jobs []job
+	var why []string
+	for _, r := range d.Rules.RulesFor(push.Repository) {
+		ok, reason := r.Matches(push.Tag)
+		if !ok {
+			why = append(why, r.Name+": "+reason)
+			continue
+		}
+		for _, t := range r.Targets {
+			jobs = append(jobs, job{r, t})
+		}
+	}
+	if len(jobs) == 0 {
+		sum.Ignored = "no rule matches"
+		if len(why) > 0 {
+			sum.Ignored += " (" + strings.Join(why, "; ") + ")"
+		} else {
+			sum.Ignored += fmt.Sprintf(" (no rule for repository %s)", push.Repository)
+		}
+		d.Log.InfoContext(ctx, "ignored", "reason", sum.Ignored, "repository", push.Repository,
+			"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
+		return sum, nil
+	}
+
+	sum.Results = make([]Result, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(max(d.Concurrency, 1))
+	for i, j := range jobs {
+		g.Go(func() error {
+			sum.Results[i] = d.deployTarget(ctx, push, j.rule, j.target)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	var retry []string
+	for _, r := range sum.Results {
+		if r.Outcome == Failed && r.Retryable {
+			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, r.Reason))
+		}
+	}
+	if len(retry) > 0 {
+		return sum, fmt.Errorf("event %s: %d of %d targets failed transiently and will be retried: %s",
+			push.EventID, len(retry), len(jobs), strings.Join(retry, "; "))
+	}
+	return sum, nil
+}
+
+// permanentError is a failure that retrying cannot fix.
+type permanentError struct{ msg string }
+
+func (e *permanentError) Error() string { return e.msg }
+
+func permanent(format string, args ...any) error {
+	return &permanentError{msg: fmt.Sprintf(format, args...)}
+}
+
+// IsPermanent reports whether a deploy error will recur on retry.
+func IsPermanent(err error) bool {
+	var pe *permanentError
+	var nc *taskdef.NoContainerError
+	var tm *taskdef.TooManyTagsError
+	if errors.As(err, &pe) || errors.As(err, &nc) || errors.As(err, &tm) {
+		return true
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return !awsenv.IsTransient(err)
+}
+
+func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *rules.Rule, t rules.Target) (res Result) {
+	start := d.Now()
+	res = Result{Rule: rule.Name, Account: cmp.Or(t.Account, push.Account), Region: cmp.Or(t.Region, push.Region),
+		Cluster: t.Cluster, Service: t.Service}
+	defer func() {
+		res.Duration = d.Now().Sub(start)
+		res.DurationMillis = res.Duration.Milliseconds()
+		d.logResult(ctx, push, res)
+	}()
+	fail := func(err error) {
+		res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !IsPermanent(err)
+		if res.Retryable {
+			res.Reason += " (will retry)"
+		}
+	}
+	if res.Account != push.Account && t.Role == "" {
+		fail(permanent("service is in account %s, not the registry's %s, and the target names no role to assume", res.Account, push.Account))
+		return res
+	}
+	key := history.ServiceKey(res.Account, res.Region, t.Cluster, t.Service)
+	unlock, err := d.Locks.Lock(ctx, key, push.EventID+"/"+rule.Name)
+	if err != nil {
+		fail(err)
+		return res
+	}
+	defer func() {
+		// Release even when the invocation's context ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := unlock(rctx); err != nil {
+			d.Log.WarnContext(ctx, "lock release failed", "lock", key, "error", err.Error())
+		}
+	}()
+
+	if err := d.deployLocked(ctx, d.ECS(res.Region, t.Role), push, rule, t, &res); err != nil {
+		fail(err)
+	}
+	if res.Outcome == Deployed || (res.Outcome == Failed && !res.Retryable) {
+		d.record(ctx, push, res)
+	}
+	return res
+}
+
+// deployLocked does steps 2–7 of a deploy, under the service's lock.
+func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, res *Result) error {
+	svc, err := describeService(ctx, client, t.Cluster, t.Service)
+	if err != nil {
+		return err
+	}
+	res.From = aws.ToString(svc.TaskDefinition)
+	tdOut, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+		TaskDefinition: svc.TaskDefinition,
+		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
+	})
+	if err != nil {
+		return fmt.Errorf("describe task definition %s: %w", res.From, err)
+	}
+	td := tdOut.TaskDefinition
+	containers, err := taskdef.ChooseContainers(td, t.Containers, push.Repo())
+	if err != nil {
+		return permanent("service %s: %v", t.Service, err)
+	}
+	res.Containers = containers
+
+	image := push.ByDigest()
+	if rule.Pin == rules.PinTag {
+		image = push.ByTag()
+	}
+	candidate := rules.Image{Tag: push.Tag, PushedAt: push.Time}
+	updates := map[string]string{}
+	var refused []string
+	for _, c := range containers {
+		current := taskdef.Image(td, c)
+		recordedTag, recordedAt := taskdef.Recorded(tdOut.Tags, c)
+		if alreadyRunning(rule.Pin, current, image, recordedAt, push.Time) {
+			continue
+		}
+		var running rules.Image
+		if taskdef.ImageRepository(current) == push.Repo() {
+			running = rules.Image{Tag: cmp.Or(recordedTag, taskdef.ImageTag(current)), PushedAt: recordedAt}
+		}
+		if ok, why := rule.Replaces(candidate, running); !ok {
+			refused = append(refused, c+": "+why)
+			continue
+		}
+		updates[c] = image
+	}
+	if len(updates) == 0 {
+		res.Outcome = Skipped
+		res.Reason = "already running " + image
+		if len(refused) > 0 {
+			res.Reason = "never downgrade: " + strings.Join(refused, "; ")
+		}
+		return nil
+	}
+	res.Containers = containers[:0:0]
+	for _, c := range containers {
+		if _, ok := updates[c]; ok {
+			res.Containers = append(res.Containers, c)
+		}
+	}
+
+	set := map[string]string{taskdef.TagRule: rule.Name, taskdef.TagEvent: push.EventID}
+	for c := range updates {
+		set[taskdef.ContainerTagKey(c)] = push.Tag
+		set[taskdef.ContainerPushedAtKey(c)] = push.Time.UTC().Format(time.RFC3339)
+	}
+	tags, err := taskdef.MergeTags(tdOut.Tags, set)
+	if err != nil {
+		return permanent("task definition %s: %v", res.From, err)
+	}
+	family := aws.ToString(td.Family)
+	reg, err := client.RegisterTaskDefinition(ctx, taskdef.RegisterInput(taskdef.WithImages(td, updates), tags))
+	if err != nil {
+		return fmt.Errorf("register task definition %s: %w", family, err)
+	}
+	res.To = aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
+
+	// Only the task definition: desired count, autoscaling, load balancers
+	// and deployment settings stay as their owners set them.
+	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{
+		Cluster:        aws.String(t.Cluster),
+		Service:        aws.String(t.Service),
+		TaskDefinition: aws.String(res.To),
+	})
+	if err != nil {
+		return fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
+	}
+	res.DeploymentID = primaryDeployment(upd.Service, res.To)
+	res.Outcome = Deployed
+	if len(refused) > 0 {
+		res.Reason = "never downgrade: " + strings.Join(refused, "; ")
+	}
+	return nil
+}
+
+// alreadyRunning decides idempotency. By digest the reference says it all;
+// by tag the same reference may name a newer image, so the recorded push
+// time must show this push (or a later one) is what runs.
+func alreadyRunning(pin rules.Pin, current, image string, recordedAt, pushedAt time.Time) bool {
+	if current != image {
+		return false
+	}
+	if pin == rules.PinDigest {
+		return true
+	}
+	return !recordedAt.IsZero() && !recordedAt.Before(pushedAt)
+}
+
+func describeService(ctx context.Context, client ECS, cluster, service string) (*types.Service, error) {
+	out, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{
+		Cluster:  aws.String(cluster),
+		Services: []string{service},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describe service %s/%s: %w", cluster, service, err)
+	}
+	for _, f := range out.Failures {
+		return nil, permanent("service %s not found in cluster %s (%s)", service, cluster, aws.ToString(f.Reason))
+	}
+	if len(out.Services) == 0 {
+		return nil, permanent("service %s not found in cluster %s", service, cluster)
+	}
+	svc := &out.Services[0]
+	if status := aws.ToString(svc.Status); status != "ACTIVE" {
+		return nil, permanent("service %s in cluster %s is %s, not ACTIVE", service, cluster, status)
+	}
+	if dc := svc.DeploymentController; dc != nil && dc.Type != "" && dc.Type != types.DeploymentControllerTypeEcs {
+		return nil, permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled services can take a new task definition this way", service, cluster, dc.Type)
+	}
+	if svc.TaskDefinition == nil {
+		return nil, permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)
+	}
+	return svc, nil
+}
+
+// primaryDeployment returns the id of the deployment running taskDef, else
+// of the PRIMARY deployment.
+func primaryDeployment(svc *types.Service, taskDef string) string {
+	if svc == nil {
+		return ""
+	}
+	var primary string
+	for _, dep := range svc.Deployments {
+		if aws.ToString(dep.Status) != "PRIMARY" {
+			continue
+		}
+		if aws.ToString(dep.TaskDefinition) == taskDef {
+			return aws.ToString(dep.Id)
+		}
+		primary = cmp.Or(primary, aws.ToString(dep.Id))
+	}
+	return primary
+}
+
+func (d *Deployer) record(ctx context.Context, push ecrevent.Push, res Result) {
+	err := d.History.Put(ctx, history.Record{
+		Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
+		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
+		Containers: res.Containers, FromTaskDefinition: res.From, ToTaskDefinition: res.To,
+		DeploymentID: res.DeploymentID, EventID: push.EventID, Outcome: string(res.Outcome),
+		Reason: res.Reason, PushedAt: push.Time, DeployedAt: d.Now(),
+	})
+	if err != nil {
+		// The deploy itself happened; retrying the event would only skip it.
+		d.Log.ErrorContext(ctx, "history not written", "cluster", res.Cluster, "service", res.Service,
+			"event_id", push.EventID, "error", err.Error())
+	}
+}
+
+// logResult writes the one line per target and event that ops read.
+func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) {
+	level := slog.LevelInfo
+	if r.Outcome == Failed {
+		level = slog.LevelError
+	}
+	d.Log.Log(ctx, level, "deploy",
+		"rule", r.Rule, "repository", push.Repository, "tag", push.Tag, "digest", push.Digest,
+		"cluster", r.Cluster, "service", r.Service, "containers", r.Containers,
+		"from_task_definition", r.From, "to_task_definition", r.To, "deployment_id", r.DeploymentID,
+		"outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
+		"event_id", push.EventID)
+}

@@ -1,0 +1,190 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+)
+
+// fakeECS is an in-memory ECS for what moto cannot show: deployment
+// controllers, inactive services, injected throttling, deployment ids.
+type fakeECS struct {
+	mu        sync.Mutex
+	services  map[string]*types.Service // cluster/service
+	taskDefs  map[string]*ecs.DescribeTaskDefinitionOutput
+	revisions map[string]int32
+	failures  map[string][]error // operation → errors returned, in order, before succeeding
+	calls     map[string]int
+	deploys   int
+}
+
+func newFakeECS() *fakeECS {
+	return &fakeECS{services: map[string]*types.Service{}, taskDefs: map[string]*ecs.DescribeTaskDefinitionOutput{},
+		revisions: map[string]int32{}, failures: map[string][]error{}, calls: map[string]int{}}
+}
+
+func (f *fakeECS) fail(op string) error {
+	f.calls[op]++
+	if errs := f.failures[op]; len(errs) > 0 {
+		f.failures[op] = errs[1:]
+		return errs[0]
+	}
+	return nil
+}
+
+// addTaskDef registers a task definition directly and returns its ARN.
+func (f *fakeECS) addTaskDef(td types.TaskDefinition, tags []types.Tag) string {
+	family := aws.ToString(td.Family)
+	f.revisions[family]++
+	arn := fmt.Sprintf("arn:aws:ecs:eu-west-1:123456789012:task-definition/%s:%d", family, f.revisions[family])
+	td.TaskDefinitionArn, td.Revision, td.Status = aws.String(arn), f.revisions[family], types.TaskDefinitionStatusActive
+	f.taskDefs[arn] = &ecs.DescribeTaskDefinitionOutput{TaskDefinition: &td, Tags: tags}
+	return arn
+}
+
+func (f *fakeECS) addService(cluster, name, taskDefARN string, mutate ...func(*types.Service)) {
+	svc := &types.Service{ServiceName: aws.String(name), Status: aws.String("ACTIVE"), TaskDefinition: aws.String(taskDefARN),
+		DeploymentController: &types.DeploymentController{Type: types.DeploymentControllerTypeEcs}}
+	for _, m := range mutate {
+		m(svc)
+	}
+	f.services[cluster+"/"+name] = svc
+}
+
+func (f *fakeECS) DescribeServices(_ context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("DescribeServices"); err != nil {
+		return nil, err
+	}
+	out := &ecs.DescribeServicesOutput{}
+	for _, name := range in.Services {
+		if svc, ok := f.services[aws.ToString(in.Cluster)+"/"+name]; ok {
+			out.Services = append(out.Services, *svc)
+		} else {
+			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(name), Reason: aws.String("MISSING")})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeECS) DescribeTaskDefinition(_ context.Context, in *ecs.DescribeTaskDefinitionInput, _ ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("DescribeTaskDefinition"); err != nil {
+		return nil, err
+	}
+	td, ok := f.taskDefs[aws.ToString(in.TaskDefinition)]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "ClientException", Message: "Unable to describe task definition.", Fault: smithy.FaultClient}
+	}
+	out := *td
+	if len(in.Include) == 0 {
+		out.Tags = nil
+	}
+	return &out, nil
+}
+
+func (f *fakeECS) RegisterTaskDefinition(_ context.Context, in *ecs.RegisterTaskDefinitionInput, _ ...func(*ecs.Options)) (*ecs.RegisterTaskDefinitionOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("RegisterTaskDefinition"); err != nil {
+		return nil, err
+	}
+	if in.Tags != nil && len(in.Tags) == 0 {
+		return nil, &smithy.GenericAPIError{Code: "InvalidParameterException", Message: "empty tags", Fault: smithy.FaultClient}
+	}
+	if len(in.Tags) > taskdef.MaxTags {
+		return nil, &smithy.GenericAPIError{Code: "InvalidParameterException", Message: "too many tags", Fault: smithy.FaultClient}
+	}
+	td := types.TaskDefinition{
+		Family: in.Family, ContainerDefinitions: in.ContainerDefinitions, Cpu: in.Cpu, Memory: in.Memory,
+		NetworkMode: in.NetworkMode, IpcMode: in.IpcMode, PidMode: in.PidMode, TaskRoleArn: in.TaskRoleArn,
+		ExecutionRoleArn: in.ExecutionRoleArn, Volumes: in.Volumes, RequiresCompatibilities: in.RequiresCompatibilities,
+		RuntimePlatform: in.RuntimePlatform, EphemeralStorage: in.EphemeralStorage,
+	}
+	arn := f.addTaskDef(td, in.Tags)
+	return &ecs.RegisterTaskDefinitionOutput{TaskDefinition: f.taskDefs[arn].TaskDefinition, Tags: in.Tags}, nil
+}
+
+func (f *fakeECS) UpdateService(_ context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("UpdateService"); err != nil {
+		return nil, err
+	}
+	if in.DesiredCount != nil || in.LoadBalancers != nil || in.NetworkConfiguration != nil || in.CapacityProviderStrategy != nil {
+		return nil, fmt.Errorf("UpdateService must only change the task definition, got %+v", in)
+	}
+	svc := f.services[aws.ToString(in.Cluster)+"/"+aws.ToString(in.Service)]
+	f.deploys++
+	svc.TaskDefinition = in.TaskDefinition
+	svc.Deployments = []types.Deployment{
+		{Id: aws.String(fmt.Sprintf("ecs-svc/%d", 1000+f.deploys)), Status: aws.String("PRIMARY"), TaskDefinition: in.TaskDefinition},
+	}
+	out := *svc
+	return &ecs.UpdateServiceOutput{Service: &out}, nil
+}
+
+// current returns the task definition a service runs now.
+func (f *fakeECS) current(cluster, service string) *ecs.DescribeTaskDefinitionOutput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.taskDefs[aws.ToString(f.services[cluster+"/"+service].TaskDefinition)]
+}
+
+// memLocks is an in-process Locker.
+type memLocks struct {
+	mu    sync.Mutex
+	held  map[string]bool
+	cond  *sync.Cond
+	fail  error
+	taken []string
+}
+
+func newMemLocks() *memLocks {
+	l := &memLocks{held: map[string]bool{}}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *memLocks) Lock(_ context.Context, key, _ string) (func(context.Context) error, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return nil, l.fail
+	}
+	for l.held[key] {
+		l.cond.Wait()
+	}
+	l.held[key] = true
+	l.taken = append(l.taken, key)
+	return func(context.Context) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.held, key)
+		l.cond.Broadcast()
+		return nil
+	}, nil
+}
+
+// memHistory records history in memory.
+type memHistory struct {
+	mu      sync.Mutex
+	records []history.Record
+}
+
+func (h *memHistory) Put(_ context.Context, r history.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
