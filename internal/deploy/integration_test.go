@@ -1,0 +1,199 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+)
+
+type motoFixture struct {
+	moto  *testenv.Moto
+	ecs   *ecs.Client
+	table string
+	cfg   *rules.Config
+}
+
+func newMotoFixture(t *testing.T) *motoFixture {
+	t.Helper()
+	m := testenv.StartMoto(t)
+	cfg, err := rules.Load("testdata/moto.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &motoFixture{moto: m, ecs: ecs.NewFromConfig(m.AWSConfig()), table: m.CreateTable(t, "autodeploy"), cfg: cfg}
+	_, err = emulator.SeedService(context.Background(), f.ecs, emulator.Service{
+		Cluster: "staging", Name: "web", Family: "web",
+		Containers: []emulator.Container{
+			{Name: "app", Image: registry + "/web:main-0000001", Env: map[string]string{"DB_PASSWORD": secret}},
+			{Name: "api", Image: registry + "/api:build-1"},
+			{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
+		},
+		Tags: map[string]string{"team": "web", "cost-center": "42"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// deployer builds a Deployer as the function's main does, on its own
+// clients, so two of them behave like two Lambda instances.
+func (f *motoFixture) deployer(logs *bytes.Buffer) *Deployer {
+	awsCfg := f.moto.AWSConfig()
+	awsCfg.Retryer = awsenv.NewRetryer
+	clients := awsenv.NewECSClients(awsCfg)
+	db := dynamodb.NewFromConfig(awsCfg)
+	return &Deployer{
+		Rules:       f.cfg,
+		ECS:         func(region, role string) ECS { return clients.For(region, role) },
+		Locks:       lock.New(db, f.table),
+		History:     history.NewStore(db, f.table),
+		Log:         logging.New(logs, slog.LevelInfo),
+		Concurrency: 4,
+		Now:         time.Now,
+	}
+}
+
+func (f *motoFixture) running(t *testing.T) (*types.Service, *ecs.DescribeTaskDefinitionOutput) {
+	t.Helper()
+	ctx := context.Background()
+	svcs, err := f.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("staging"), Services: []string{"web"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td, err := f.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+		TaskDefinition: svcs.Services[0].TaskDefinition, Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &svcs.Services[0], td
+}
+
+func TestDeployAgainstMoto(t *testing.T) {
+	f := newMotoFixture(t)
+	ctx := context.Background()
+	_, before := f.running(t)
+	var logs bytes.Buffer
+	d := f.deployer(&logs)
+
+	sum, err := d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Results) != 1 || sum.Results[0].Outcome != Deployed {
+		t.Fatalf("results = %+v", sum.Results)
+	}
+	svc, after := f.running(t)
+	if got, want := aws.ToString(svc.TaskDefinition), "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:2"; got != want {
+		t.Errorf("service runs %s, want %s", got, want)
+	}
+	if svc.DesiredCount != 2 {
+		t.Errorf("desired count changed to %d", svc.DesiredCount)
+	}
+	wantImages := map[string]string{
+		"app": registry + "/web@" + digestOf("web:main-4f2a9c1"), "api": registry + "/api:build-1", "envoy": "public.ecr.aws/envoyproxy/envoy:v1.31",
+	}
+	if diff := cmp.Diff(wantImages, images(after.TaskDefinition)); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	// Everything but the image is what ran before, as moto keeps it.
+	b, a := *before.TaskDefinition, *after.TaskDefinition
+	b.ContainerDefinitions, a.ContainerDefinitions = nil, nil
+	ignore := cmp.FilterPath(func(p cmp.Path) bool {
+		switch p.Last().String() {
+		case ".TaskDefinitionArn", ".Revision", ".RegisteredAt", ".RegisteredBy":
+			return true
+		}
+		return false
+	}, cmp.Ignore())
+	if diff := cmp.Diff(b, a, ignore, cmp.Exporter(func(reflect.Type) bool { return true })); diff != "" {
+		t.Errorf("task definition fields changed (-before +after):\n%s", diff)
+	}
+	if env := after.TaskDefinition.ContainerDefinitions[0].Environment; len(env) != 1 || aws.ToString(env[0].Value) != secret {
+		t.Errorf("container environment not carried over: %+v", env)
+	}
+	wantTags := map[string]string{"team": "web", "cost-center": "42", "autodeploy:rule": "web-staging",
+		"autodeploy:event": fmt.Sprintf("evt-web-main-4f2a9c1-%d", t0.Unix()),
+		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z"}
+	if diff := cmp.Diff(wantTags, tagMap(after.Tags)); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+
+	// History in DynamoDB, newest first, findable by deployment id.
+	store := history.NewStore(dynamodb.NewFromConfig(f.moto.AWSConfig()), f.table)
+	recs, err := store.Recent(ctx, history.ServiceKey(testenv.Account, testenv.Region, "staging", "web"), 10)
+	if err != nil || len(recs) != 1 || recs[0].ToTaskDefinition != aws.ToString(svc.TaskDefinition) {
+		t.Fatalf("history = %+v, %v", recs, err)
+	}
+	if recs[0].DeploymentID == "" {
+		t.Error("history has no deployment id")
+	} else if _, found, _ := store.ByDeployment(ctx, recs[0].DeploymentID); !found {
+		t.Error("history not findable by deployment id")
+	}
+
+	// A duplicate delivery changes nothing.
+	again, err := d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0))
+	if err != nil || again.Results[0].Outcome != Skipped {
+		t.Fatalf("duplicate delivery: %+v, %v", again.Results, err)
+	}
+	if svc, _ := f.running(t); aws.ToString(svc.TaskDefinition) != "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:2" {
+		t.Errorf("duplicate delivery registered a revision: %s", aws.ToString(svc.TaskDefinition))
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Error("a container environment value reached the log")
+	}
+}
+
+// TestRacingDeployersLoseNoUpdate runs two deployers, as two Lambda
+// instances would, on pushes to the two repositories of one service's two
+// containers, round after round: each round must end with both new images.
+func TestRacingDeployersLoseNoUpdate(t *testing.T) {
+	f := newMotoFixture(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	web, api := f.deployer(&logs), f.deployer(&logs)
+	for round := range 4 {
+		at := t0.Add(time.Duration(round+1) * time.Minute)
+		webTag, apiTag := fmt.Sprintf("main-%07d", round+2), fmt.Sprintf("build-%d", round+2)
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		wg.Add(2)
+		go func() { defer wg.Done(); _, errs[0] = web.Handle(ctx, pushEvent(t, "web", webTag, at)) }()
+		go func() { defer wg.Done(); _, errs[1] = api.Handle(ctx, pushEvent(t, "api", apiTag, at)) }()
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		_, td := f.running(t)
+		got := images(td.TaskDefinition)
+		if got["app"] != registry+"/web@"+digestOf("web:"+webTag) || got["api"] != registry+"/api@"+digestOf("api:"+apiTag) {
+			t.Fatalf("round %d lost an update: %v", round, got)
+		}
+		tags := tagMap(td.Tags)
+		if tags["autodeploy:app:tag"] != webTag || tags["autodeploy:api:tag"] != apiTag {
+			t.Fatalf("round %d lost a record: %v", round, tags)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package emulator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// Container is one container of a seeded task definition.
+type Container struct {
+	Name  string
+	Image string
+	// Env is given to the container; tests put secrets here to prove they
+	// never reach a log.
+	Env map[string]string
+}
+
+// Service is an ECS service to seed with its first task definition.
+type Service struct {
+	Cluster    string
+	Name       string
+	Family     string
+	Containers []Container
+	Tags       map[string]string
+}
+
+// Registry is moto's ECR registry host in the default account and region.
+const Registry = Account + ".dkr.ecr." + Region + ".amazonaws.com"
+
+// SeedService creates the cluster (if needed), registers the task definition
+// with the fields a real one carries, and creates the service on EC2 with
+// two tasks (moto validates subnets for awsvpc services on Fargate).
+func SeedService(ctx context.Context, client *ecs.Client, s Service) (taskDefARN string, err error) {
+	if _, err := client.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(s.Cluster)}); err != nil {
+		return "", fmt.Errorf("create cluster %s: %w", s.Cluster, err)
+	}
+	var defs []types.ContainerDefinition
+	for _, c := range s.Containers {
+		def := types.ContainerDefinition{Name: aws.String(c.Name), Image: aws.String(c.Image), Essential: aws.Bool(true),
+			Memory: aws.Int32(256), Cpu: 128}
+		for k, v := range c.Env {
+			def.Environment = append(def.Environment, types.KeyValuePair{Name: aws.String(k), Value: aws.String(v)})
+		}
+		defs = append(defs, def)
+	}
+	var tags []types.Tag
+	for k, v := range s.Tags {
+		tags = append(tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	td, err := client.RegisterTaskDefinition(ctx, &ecs.RegisterTaskDefinitionInput{
+		Family:                  aws.String(s.Family),
+		ContainerDefinitions:    defs,
+		NetworkMode:             types.NetworkModeBridge,
+		IpcMode:                 types.IpcModeTask,
+		PidMode:                 types.PidModeTask,
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityEc2},
+		Cpu:                     aws.String("512"),
+		Memory:                  aws.String("1024"),
+		TaskRoleArn:             aws.String("arn:aws:iam::" + Account + ":role/" + s.Family + "-task"),
+		ExecutionRoleArn:        aws.String("arn:aws:iam::" + Account + ":role/" + s.Family + "-execution"),
+		Volumes:                 []types.Volume{{Name: aws.String("scratch")}},
+		RuntimePlatform:         &types.RuntimePlatform{CpuArchitecture: types.CPUArchitectureArm64, OperatingSystemFamily: types.OSFamilyLinux},
+		Tags:                    tags,
+	})
+	if err != nil {
+		return "", fmt.Errorf("register task definition %s: %w", s.Family, err)
+	}
+	arn := aws.ToString(td.TaskDefinition.TaskDefinitionArn)
+	if _, err := client.CreateService(ctx, &ecs.CreateServiceInput{
+		Cluster:        aws.String(s.Cluster),
+		ServiceName:    aws.String(s.Name),
+		TaskDefinition: aws.String(arn),
+		DesiredCount:   aws.Int32(2),
+		LaunchType:     types.LaunchTypeEc2,
+	}); err != nil {
+		return "", fmt.Errorf("create service %s/%s: %w", s.Cluster, s.Name, err)
+	}
+	return arn, nil
+}

@@ -1,0 +1,61 @@
+// Package fnenv reads the environment contract shared by both functions.
+package fnenv
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+)
+
+// Env is the functions' configuration.
+type Env struct {
+	// ConfigPath is AUTODEPLOY_CONFIG, default autodeploy.yaml beside the binary.
+	ConfigPath string
+	// Table is AUTODEPLOY_TABLE, the state table (required).
+	Table string
+	// LogLevel is LOG_LEVEL, else AWS_LAMBDA_LOG_LEVEL, else INFO.
+	LogLevel slog.Level
+	// Concurrency is AUTODEPLOY_CONCURRENCY, the targets of one event
+	// deployed at once (default 4: RegisterTaskDefinition bursts to 20, then 1/s).
+	Concurrency int
+}
+
+// Load reads the environment through getenv; executable is the running
+// binary's path, for the default rules file location.
+func Load(getenv func(string) string, executable string) (Env, error) {
+	env := Env{
+		ConfigPath:  getenv("AUTODEPLOY_CONFIG"),
+		Table:       getenv("AUTODEPLOY_TABLE"),
+		LogLevel:    logging.LevelFromEnv(getenv),
+		Concurrency: 4,
+	}
+	if env.ConfigPath == "" {
+		env.ConfigPath = filepath.Join(filepath.Dir(executable), "autodeploy.yaml")
+	}
+	var errs []error
+	if env.Table == "" {
+		errs = append(errs, errors.New("AUTODEPLOY_TABLE is not set: name the DynamoDB state table"))
+	}
+	if v := getenv("AUTODEPLOY_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 20 {
+			errs = append(errs, fmt.Errorf("AUTODEPLOY_CONCURRENCY=%q: want a whole number from 1 to 20", v))
+		} else {
+			env.Concurrency = n
+		}
+	}
+	return env, errors.Join(errs...)
+}
+
+// Executable is os.Executable, or the program name when it cannot be found.
+func Executable() string {
+	if p, err := os.Executable(); err == nil {
+		return p
+	}
+	return os.Args[0]
+}

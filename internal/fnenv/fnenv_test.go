@@ -1,0 +1,42 @@
+package fnenv
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    Env
+		wantErr string
+	}{
+		{"defaults", map[string]string{"AUTODEPLOY_TABLE": "t"},
+			Env{ConfigPath: "/var/task/autodeploy.yaml", Table: "t", LogLevel: slog.LevelInfo, Concurrency: 4}, ""},
+		{"everything set", map[string]string{"AUTODEPLOY_TABLE": "t", "AUTODEPLOY_CONFIG": "/etc/a.yaml", "LOG_LEVEL": "debug", "AUTODEPLOY_CONCURRENCY": "8"},
+			Env{ConfigPath: "/etc/a.yaml", Table: "t", LogLevel: slog.LevelDebug, Concurrency: 8}, ""},
+		{"no table", map[string]string{}, Env{}, "AUTODEPLOY_TABLE is not set"},
+		{"bad concurrency", map[string]string{"AUTODEPLOY_TABLE": "t", "AUTODEPLOY_CONCURRENCY": "0"}, Env{}, `AUTODEPLOY_CONCURRENCY="0"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(func(k string) string { return tt.env[k] }, "/var/task/bootstrap")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
