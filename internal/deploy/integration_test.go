@@ -133,7 +133,7 @@ func TestDeployAgainstMoto(t *testing.T) {
 		t.Errorf("container environment not carried over: %+v", env)
 	}
 	wantTags := map[string]string{"team": "web", "cost-center": "42", "autodeploy:rule": "web-staging",
-		"autodeploy:event": fmt.Sprintf("evt-web-main-4f2a9c1-%d", t0.Unix()),
+		"autodeploy:event":   fmt.Sprintf("evt-web-main-4f2a9c1-%d", t0.Unix()),
 		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z"}
 	if diff := cmp.Diff(wantTags, tagMap(after.Tags)); diff != "" {
 		t.Errorf("tags (-want +got):\n%s", diff)
