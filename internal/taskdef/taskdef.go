@@ -37,12 +37,13 @@ func ContainerPushedAtKey(container string) string { return "autodeploy:" + cont
 // when the SDK grows a field this function does not handle.
 func RegisterInput(td *types.TaskDefinition, tags []types.Tag) *ecs.RegisterTaskDefinitionInput {
 	in := &ecs.RegisterTaskDefinitionInput{
-		ContainerDefinitions:          td.ContainerDefinitions,
-		Family:                        td.Family,
-		Cpu:                           td.Cpu,
-		EnableFaultInjection:          td.EnableFaultInjection,
-		EphemeralStorage:              td.EphemeralStorage,
-		ExecutionRoleArn:              td.ExecutionRoleArn,
+		ContainerDefinitions: td.ContainerDefinitions,
+		Family:               td.Family,
+		Cpu:                  td.Cpu,
+		EnableFaultInjection: td.EnableFaultInjection,
+		EphemeralStorage:     td.EphemeralStorage,
+		ExecutionRoleArn:     td.ExecutionRoleArn,
+		//lint:ignore SA1019 deprecated by ECS, but a faithful copy keeps what the running revision has
 		InferenceAccelerators:         td.InferenceAccelerators,
 		IpcMode:                       td.IpcMode,
 		Memory:                        td.Memory,

@@ -60,6 +60,18 @@ func need(t testing.TB, envVar, relPath, what string) string {
 	return ""
 }
 
+// MotoBinary is the moto_server to run, by the skip-or-fail policy.
+func MotoBinary(t testing.TB) string {
+	t.Helper()
+	return need(t, "AUTODEPLOY_MOTO_SERVER", ".venv/bin/moto_server", "moto_server")
+}
+
+// RIEBinary is the aws-lambda-rie to run, by the skip-or-fail policy.
+func RIEBinary(t testing.TB) string {
+	t.Helper()
+	return need(t, "AUTODEPLOY_RIE", ".bin/aws-lambda-rie", "aws-lambda-rie")
+}
+
 // Moto is a moto server for one test.
 type Moto struct {
 	*emulator.Moto
@@ -68,7 +80,7 @@ type Moto struct {
 // StartMoto starts a fresh moto server for this test and stops it after.
 func StartMoto(t testing.TB) *Moto {
 	t.Helper()
-	m, err := emulator.StartMoto(context.Background(), need(t, "AUTODEPLOY_MOTO_SERVER", ".venv/bin/moto_server", "moto_server"))
+	m, err := emulator.StartMoto(context.Background(), MotoBinary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +105,7 @@ func (m *Moto) CreateTable(t testing.TB, name string) string {
 // StartRIE runs bootstrap under aws-lambda-rie for this test.
 func StartRIE(t testing.TB, bootstrap string, env []string) *emulator.RIE {
 	t.Helper()
-	r, err := emulator.StartRIE(context.Background(), need(t, "AUTODEPLOY_RIE", ".bin/aws-lambda-rie", "aws-lambda-rie"), bootstrap, env)
+	r, err := emulator.StartRIE(context.Background(), RIEBinary(t), bootstrap, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,76 @@
+# ecr-autodeploy: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO      ?= go
+ARCH    ?= arm64
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(CURDIR)/.bin
+FUNCTIONS := deployer
+DIST    ?= dist
+
+RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME            ?= 10s
+
+# CDK's jsii kernel runs on Node; Node 20 would print an end-of-life banner on every call.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export AUTODEPLOY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
+
+.PHONY: help tools build test unit fuzz lint bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+tools: $(VENV)/.installed $(BIN)/aws-lambda-rie $(BIN)/staticcheck ## install the pinned test tools (moto, cfn-lint, aws-lambda-rie, staticcheck)
+	@$(GO) mod download
+
+$(VENV)/.installed: tools/requirements.txt
+	@echo "==> installing moto and cfn-lint into $(VENV) (tools/requirements.txt)"
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+	@touch $@
+
+$(BIN)/aws-lambda-rie:
+	@echo "==> installing aws-lambda-rie $(RIE_VERSION) into .bin"
+	GOBIN=$(BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+
+$(BIN)/staticcheck:
+	@echo "==> installing staticcheck $(STATICCHECK_VERSION) into .bin"
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+build: ## build dist/<function>/bootstrap for Lambda (linux/$(ARCH); ARCH=amd64 for local runs)
+	@for fn in $(FUNCTIONS); do \
+	  echo "==> $(DIST)/$$fn/bootstrap (linux/$(ARCH))"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" \
+	    -o $(DIST)/$$fn/bootstrap ./functions/$$fn; \
+	done
+
+test: tools lint unit fuzz ## everything: lint, unit and emulator tests, short fuzz runs
+	@echo "==> all tests passed"
+
+unit: tools ## unit and integration tests (moto, aws-lambda-rie), emulators required
+	AUTODEPLOY_REQUIRE_EMULATOR=1 $(GO) test -race -count=1 ./...
+
+fuzz: ## short bounded fuzz runs of event parsing and tag matching
+	$(GO) test ./internal/ecrevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/rules -run '^$$' -fuzz FuzzMatches -fuzztime $(FUZZTIME)
+
+lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+bench: ## benchmarks of the hot paths
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+demo: tools ## run the deployer locally against moto: no AWS account needed
+	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
+	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap
+
+clean: ## remove build output and installed tools
+	rm -rf dist .cache cdk.out $(VENV) $(BIN)

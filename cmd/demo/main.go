@@ -1,0 +1,34 @@
+// Command demo runs the deployer locally against moto; see `make demo`.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/demo"
+)
+
+func main() {
+	var o demo.Options
+	flag.StringVar(&o.MotoServer, "moto", envOr("AUTODEPLOY_MOTO_SERVER", ".venv/bin/moto_server"), "moto_server binary")
+	flag.StringVar(&o.RIE, "rie", envOr("AUTODEPLOY_RIE", ".bin/aws-lambda-rie"), "aws-lambda-rie binary")
+	flag.StringVar(&o.Deployer, "deployer", ".cache/local/deployer/bootstrap", "the deployer bootstrap built for this machine")
+	flag.StringVar(&o.EventsDir, "events", "events", "directory of sample events")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := demo.Run(ctx, os.Stdout, o); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

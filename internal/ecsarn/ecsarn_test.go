@@ -1,0 +1,45 @@
+package ecsarn
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    ARN
+		wantErr bool
+	}{
+		{in: "arn:aws:ecs:eu-west-1:123456789012:cluster/prod", want: ARN{"aws", "eu-west-1", "123456789012", "cluster", "", "prod"}},
+		{in: "arn:aws:ecs:eu-west-1:123456789012:service/prod/web", want: ARN{"aws", "eu-west-1", "123456789012", "service", "prod", "web"}},
+		{in: "arn:aws-cn:ecs:cn-north-1:123456789012:service/web", want: ARN{"aws-cn", "cn-north-1", "123456789012", "service", "", "web"}},
+		{in: "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3", wantErr: true},
+		{in: "arn:aws:iam::123456789012:role/x", wantErr: true},
+		{in: "prod", wantErr: true},
+		{in: "arn:aws:ecs:eu-west-1:123456789012:service/a/b/c", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := Parse(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("Parse(%s) err = %v, wantErr %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("Parse(%s) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestBuild(t *testing.T) {
+	if got, want := Service("cn-north-1", "123456789012", "prod", "web"), "arn:aws-cn:ecs:cn-north-1:123456789012:service/prod/web"; got != want {
+		t.Errorf("Service = %s, want %s", got, want)
+	}
+	if got := Name("arn:aws:ecs:eu-west-1:123456789012:service/prod/web"); got != "web" {
+		t.Errorf("Name = %s", got)
+	}
+	if got := Name("web"); got != "web" {
+		t.Errorf("Name(web) = %s", got)
+	}
+}
