@@ -20,7 +20,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export AUTODEPLOY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
 
-.PHONY: help tools build test unit fuzz lint bench demo clean
+CONFIG  ?= autodeploy.yaml
+CDK     := cd infra && npx --no-install cdk
+
+.PHONY: help tools build test unit fuzz lint bench demo synth diff deploy cdk-cli clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -72,5 +75,19 @@ demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
 	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap
 
+synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/
+	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \
+	  CDK_CONTEXT_JSON='{"config":"$(abspath $(CONFIG))","dist":"$(CURDIR)/dist"}' $(GO) run .
+	@echo "==> cdk.out/EcrAutodeploy.template.json"
+
+cdk-cli:
+	cd infra && npm ci --no-audit --no-fund --loglevel=error
+
+diff: build cdk-cli ## cdk diff against the account of your AWS credentials
+	$(CDK) diff -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist
+
+deploy: build cdk-cli ## cdk deploy to the account of your AWS credentials (ALARM_EMAIL=… to subscribe)
+	$(CDK) deploy -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL))
+
 clean: ## remove build output and installed tools
-	rm -rf dist .cache cdk.out $(VENV) $(BIN)
+	rm -rf dist .cache cdk.out infra/node_modules $(VENV) $(BIN)

@@ -72,6 +72,12 @@ func RIEBinary(t testing.TB) string {
 	return need(t, "AUTODEPLOY_RIE", ".bin/aws-lambda-rie", "aws-lambda-rie")
 }
 
+// CfnLintBinary is the cfn-lint to run, by the skip-or-fail policy.
+func CfnLintBinary(t testing.TB) string {
+	t.Helper()
+	return need(t, "AUTODEPLOY_CFN_LINT", ".venv/bin/cfn-lint", "cfn-lint")
+}
+
 // Moto is a moto server for one test.
 type Moto struct {
 	*emulator.Moto

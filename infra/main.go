@@ -1,0 +1,91 @@
+// Command infra is the CDK app of ecr-autodeploy: one stack, built from the
+// rules file. Context: config (rules file, default ../autodeploy.yaml),
+// dist (built functions, default ../dist), alarmEmail, logRetentionDays.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/infra/stack"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+func main() {
+	defer jsii.Close()
+	app := awscdk.NewApp(nil)
+	if err := build(app); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	app.Synth(nil)
+}
+
+func build(app awscdk.App) error {
+	configPath := contextString(app, "config", "../autodeploy.yaml")
+	cfg, err := rules.Load(configPath)
+	if err != nil {
+		return err
+	}
+	outdir := *app.Outdir()
+	_, err = stack.New(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
+		StackProps: awscdk.StackProps{
+			Description: jsii.String("ecr-autodeploy: ECS services roll to images pushed to ECR"),
+			Env: environment(),
+		},
+		Rules:        cfg,
+		RulesFile:    configPath,
+		DistDir:      contextString(app, "dist", "../dist"),
+		BundleDir:    filepath.Join(outdir, ".bundles"),
+		AlarmEmail:   contextString(app, "alarmEmail", ""),
+		LogRetention: retention(contextString(app, "logRetentionDays", "30")),
+	})
+	if err != nil {
+		return err
+	}
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	return nil
+}
+
+// environment pins the stack to the CLI's account and region when known;
+// without them the stack stays environment-agnostic (pseudo parameters).
+func environment() *awscdk.Environment {
+	env := &awscdk.Environment{}
+	if a := os.Getenv("CDK_DEFAULT_ACCOUNT"); a != "" {
+		env.Account = jsii.String(a)
+	}
+	if r := os.Getenv("CDK_DEFAULT_REGION"); r != "" {
+		env.Region = jsii.String(r)
+	}
+	return env
+}
+
+func contextString(app awscdk.App, key, def string) string {
+	if v, ok := app.Node().TryGetContext(jsii.String(key)).(string); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// retention maps a day count to CloudWatch's allowed retention values.
+func retention(days string) awslogs.RetentionDays {
+	switch days {
+	case "7":
+		return awslogs.RetentionDays_ONE_WEEK
+	case "14":
+		return awslogs.RetentionDays_TWO_WEEKS
+	case "90":
+		return awslogs.RetentionDays_THREE_MONTHS
+	case "180":
+		return awslogs.RetentionDays_SIX_MONTHS
+	case "365":
+		return awslogs.RetentionDays_ONE_YEAR
+	}
+	return awslogs.RetentionDays_ONE_MONTH
+}

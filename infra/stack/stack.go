@@ -1,0 +1,396 @@
+// Package stack is the CDK construct that provisions ecr-autodeploy from a
+// rules file: the EventBridge rule on pushes to the configured repositories,
+// the functions with their queues, alarms and saved queries, the state
+// table and least-privilege IAM.
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/interfaces/interfacesawslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// Props configure the stack.
+type Props struct {
+	awscdk.StackProps
+	// Rules is the loaded rules file and RulesFile its path, bundled beside
+	// each function's bootstrap.
+	Rules     *rules.Config
+	RulesFile string
+	// DistDir holds <function>/bootstrap, as `make build` writes them.
+	DistDir string
+	// BundleDir is where each function's asset (bootstrap + rules) is assembled.
+	BundleDir string
+	// AlarmEmail, when set, subscribes an address to the alarm topic.
+	AlarmEmail string
+	// LogRetention of the functions' log groups (default one month).
+	LogRetention awslogs.RetentionDays
+}
+
+// Functions are the Lambda functions the repository has.
+var Functions = []string{"deployer"}
+
+// New builds the stack. It fails when a function is not built or the rules
+// name nothing to deploy.
+func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
+	if p.Rules == nil || len(p.Rules.Rules) == 0 {
+		return nil, fmt.Errorf("stack %s: the rules file has no rules", id)
+	}
+	bundles := map[string]string{}
+	for _, fn := range Functions {
+		dir, err := bundle(fn, p)
+		if err != nil {
+			return nil, err
+		}
+		bundles[fn] = dir
+	}
+	if p.LogRetention == "" {
+		p.LogRetention = awslogs.RetentionDays_ONE_MONTH
+	}
+
+	s := awscdk.NewStack(scope, jsii.String(id), &p.StackProps)
+	table := awsdynamodb.NewTable(s, jsii.String("State"), &awsdynamodb.TableProps{
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String("pk"), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:             &awsdynamodb.Attribute{Name: jsii.String("sk"), Type: awsdynamodb.AttributeType_STRING},
+		TimeToLiveAttribute: jsii.String("expires_at"),
+		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		// History is the record of what ran where: keep it if the stack goes.
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+	alarms := alarmTopic(s, p.AlarmEmail)
+	deployer := newFunction(s, "Deployer", functionSpec{
+		bundle:      bundles["deployer"],
+		description: "Rolls ECS services to images pushed to ECR (ecr-autodeploy)",
+		// Lock waits (90 s at most) plus a few AWS calls per target.
+		timeout:   awscdk.Duration_Minutes(jsii.Number(3)),
+		memory:    256,
+		table:     table,
+		retention: p.LogRetention,
+		alarms:    alarms,
+	})
+	grantDeploy(s, deployer.role, p.Rules)
+
+	pushDLQ := secureQueue(s, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer")
+	awsevents.NewRule(s, jsii.String("EcrPushRule"), &awsevents.RuleProps{
+		Description: jsii.String("ECR pushes to the repositories of autodeploy.yaml"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.ecr"),
+			DetailType: jsii.Strings("ECR Image Action"),
+			Account:    &[]*string{s.Account()},
+			Region:     &[]*string{s.Region()},
+			Detail: &map[string]any{
+				"action-type":     []string{"PUSH"},
+				"result":          []string{"SUCCESS"},
+				"repository-name": p.Rules.Repositories(),
+			},
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(deployer.fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: pushDLQ,
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+			RetryAttempts:   jsii.Number(185),
+		})},
+	})
+	queueAlarm(s, "PushEventsDLQ", pushDLQ, alarms)
+
+	queries(s, deployer.logGroup)
+	return s, nil
+}
+
+// bundle assembles a function's asset: its bootstrap with the rules file
+// beside it, where the function looks for it by default.
+func bundle(fn string, p Props) (string, error) {
+	bootstrap := filepath.Join(p.DistDir, fn, "bootstrap")
+	bin, err := os.ReadFile(bootstrap)
+	if err != nil {
+		return "", fmt.Errorf("function %s is not built (%v): run `make build` first", fn, err)
+	}
+	rulesData, err := os.ReadFile(p.RulesFile)
+	if err != nil {
+		return "", fmt.Errorf("read rules file: %w", err)
+	}
+	dir := filepath.Join(p.BundleDir, fn)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), bin, 0o755); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesData, 0o644); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	return dir, nil
+}
+
+type functionSpec struct {
+	bundle      string
+	description string
+	timeout     awscdk.Duration
+	memory      float64
+	table       awsdynamodb.Table
+	retention   awslogs.RetentionDays
+	alarms      awssns.ITopic
+}
+
+type function struct {
+	fn       awslambda.Function
+	role     awsiam.Role
+	logGroup awslogs.LogGroup
+}
+
+// newFunction creates a function the way every function here is made:
+// provided.al2023 on arm64, JSON logs into its own log group with retention,
+// its own role (no managed policies), async retries with an on-failure
+// queue, and alarms on errors and on failed events.
+func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
+	logGroup := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
+		Retention:     spec.retention,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	role := awsiam.NewRole(s, jsii.String(name+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("ecr-autodeploy " + strings.ToLower(name)),
+	})
+	// Our own log permissions on our own log group instead of the managed
+	// AWSLambdaBasicExecutionRole, which allows every log group.
+	logGroup.GrantWrite(role)
+	failures := secureQueue(s, name+"FailedEvents", "events the "+strings.ToLower(name)+" failed after Lambda's retries")
+	fn := awslambda.NewFunction(s, jsii.String(name), &awslambda.FunctionProps{
+		Description:           jsii.String(spec.description),
+		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:          awslambda.Architecture_ARM_64(),
+		Handler:               jsii.String("bootstrap"),
+		Code:                  awslambda.Code_FromAsset(jsii.String(spec.bundle), nil),
+		MemorySize:            jsii.Number(spec.memory),
+		Timeout:               spec.timeout,
+		Role:                  role,
+		LogGroup:              logGroup,
+		LoggingFormat:         awslambda.LoggingFormat_JSON,
+		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
+		SystemLogLevelV2:      awslambda.SystemLogLevel_WARN,
+		Environment: &map[string]*string{
+			"AUTODEPLOY_TABLE": spec.table.TableName(),
+		},
+		RetryAttempts: jsii.Number(2),
+		MaxEventAge:   awscdk.Duration_Hours(jsii.Number(6)),
+		OnFailure:     awslambdadestinations.NewSqsDestination(failures),
+	})
+	spec.table.Grant(role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"), jsii.String("dynamodb:DeleteItem"),
+		jsii.String("dynamodb:UpdateItem"), jsii.String("dynamodb:Query"), jsii.String("dynamodb:ConditionCheckItem"))
+
+	errors := awscloudwatch.NewAlarm(s, jsii.String(name+"ErrorsAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String("The " + strings.ToLower(name) + " returned errors: see its log group for msg=deploy outcome=failed"),
+		Metric: fn.MetricErrors(&awscloudwatch.MetricOptions{
+			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
+			Statistic: jsii.String("Sum"),
+		}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	errors.AddAlarmAction(awscloudwatchactions.NewSnsAction(spec.alarms))
+	queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
+	return function{fn: fn, role: role, logGroup: logGroup}
+}
+
+// secureQueue is an encrypted, SSL-only queue that keeps messages 14 days.
+func secureQueue(s awscdk.Stack, id, purpose string) awssqs.Queue {
+	q := awssqs.NewQueue(s, jsii.String(id), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(q, &[]*cdknag.NagPackSuppression{{
+		Id:     jsii.String("AwsSolutions-SQS3"),
+		Reason: jsii.String("This queue is itself a dead-letter queue (" + purpose + "); an alarm fires on its first message."),
+	}}, jsii.Bool(false))
+	return q
+}
+
+func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic) {
+	a := awscloudwatch.NewAlarm(s, jsii.String(name+"Alarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String("A message is waiting in " + name + ": an event was not processed; inspect and redrive it"),
+		Metric: q.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
+			Statistic: jsii.String("Maximum"),
+		}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+}
+
+// alarmTopic is the encrypted topic alarms go to. The key is our own:
+// CloudWatch cannot publish to a topic under the AWS-managed SNS key.
+func alarmTopic(s awscdk.Stack, email string) awssns.Topic {
+	key := awskms.NewKey(s, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("ecr-autodeploy alarm topic"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"),
+	}), nil)
+	topic := awssns.NewTopic(s, jsii.String("Alarms"), &awssns.TopicProps{
+		DisplayName: jsii.String("ecr-autodeploy alarms"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if email != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
+	}
+	return topic
+}
+
+// grantDeploy gives the deployer exactly what a deploy needs: the services
+// of the rules and nothing else; roles to assume for targets elsewhere.
+func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
+	services, roles := ServiceARNs(cfg), AssumedRoles(cfg)
+	if len(services) > 0 {
+		var resources []*string
+		for _, arn := range services {
+			resources = append(resources, awscdk.Fn_Sub(jsii.String(arn), nil))
+		}
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("RollConfiguredServices"),
+			Actions:   jsii.Strings("ecs:DescribeServices", "ecs:UpdateService"),
+			Resources: &resources,
+		}))
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("RegisterRevisions"),
+			Actions:   jsii.Strings("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"),
+			Resources: jsii.Strings("*"),
+		}))
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("TagNewRevisions"),
+			Actions:    jsii.Strings("ecs:TagResource"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{"StringEquals": map[string]any{"ecs:CreateAction": "RegisterTaskDefinition"}},
+		}))
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("PassTaskRolesToEcsOnly"),
+			Actions:    jsii.Strings("iam:PassRole"),
+			Resources:  jsii.Strings("*"),
+			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+		}))
+	}
+	if len(roles) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("AssumeTargetRoles"),
+			Actions:   jsii.Strings("sts:AssumeRole"),
+			Resources: jsii.Strings(roles...),
+		}))
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
+			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition and iam:PassRole by iam:PassedToService=ecs-tasks.amazonaws.com " +
+			"(the task and execution roles of the running revision, unknown at synth); log stream names are chosen by Lambda."),
+		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`}},
+	}}, jsii.Bool(true))
+}
+
+// ServiceARNs are the services the deployer reaches with its own
+// credentials, as CloudFormation Fn::Sub strings, sorted.
+func ServiceARNs(cfg *rules.Config) []string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			if t.Role != "" {
+				continue
+			}
+			region := "${AWS::Region}"
+			if t.Region != "" {
+				region = t.Region
+			}
+			seen[fmt.Sprintf("arn:${AWS::Partition}:ecs:%s:${AWS::AccountId}:service/%s/%s", region, t.Cluster, t.Service)] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// AssumedRoles are the roles the rules name, sorted.
+func AssumedRoles(cfg *rules.Config) []string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			if t.Role != "" {
+				seen[t.Role] = true
+			}
+		}
+	}
+	return sortedKeys(seen)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// queries saves the CloudWatch Logs Insights queries ops start from.
+func queries(s awscdk.Stack, logGroup awslogs.LogGroup) {
+	for _, q := range []struct {
+		id, name string
+		props    awslogs.QueryStringProps
+	}{
+		{"RecentDeploysQuery", "ecr-autodeploy/recent-deploys", awslogs.QueryStringProps{
+			Fields:           jsii.Strings("@timestamp", "outcome", "rule", "repository", "tag", "cluster", "service", "to_task_definition", "reason"),
+			FilterStatements: jsii.Strings(`msg = "deploy"`),
+			Sort:             jsii.String("@timestamp desc"),
+			Limit:            jsii.Number(100),
+		}},
+		{"FailedDeploysQuery", "ecr-autodeploy/failed-deploys", awslogs.QueryStringProps{
+			Fields:           jsii.Strings("@timestamp", "rule", "repository", "tag", "cluster", "service", "reason", "event_id", "request_id"),
+			FilterStatements: jsii.Strings(`msg = "deploy" and outcome = "failed"`),
+			Sort:             jsii.String("@timestamp desc"),
+			Limit:            jsii.Number(100),
+		}},
+		{"WhereIsImageQuery", "ecr-autodeploy/where-is-each-image", awslogs.QueryStringProps{
+			// The latest deployed image per service; add `and tag = "…"` to the
+			// filter to find where one image runs.
+			FilterStatements: jsii.Strings(`msg = "deploy" and outcome = "deployed"`),
+			StatsStatements:  jsii.Strings("latest(tag) as tag, latest(digest) as digest, latest(to_task_definition) as task_definition, max(@timestamp) as deployed_at by repository, cluster, service"),
+		}},
+	} {
+		awslogs.NewQueryDefinition(s, jsii.String(q.id), &awslogs.QueryDefinitionProps{
+			QueryDefinitionName: jsii.String(q.name),
+			QueryString:         awslogs.NewQueryString(&q.props),
+			LogGroups:           &[]interfacesawslogs.ILogGroupRef{logGroup},
+		})
+	}
+}

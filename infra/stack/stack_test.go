@@ -1,0 +1,376 @@
+package stack
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+)
+
+const rulesYAML = `version: 1
+rules:
+  - name: web-staging
+    repository: web
+    tags: ["main-*"]
+    targets:
+      - {cluster: staging, service: web}
+      - {cluster: staging, service: web-worker, containers: [worker]}
+  - name: web-prod
+    repository: web
+    semver: ">= 1.0.0"
+    targets:
+      - {cluster: prod, service: web, region: us-east-1}
+  - name: api
+    repository: team/api
+    tags: [latest]
+    targets:
+      - {cluster: prod, service: api, role: "arn:aws:iam::222222222222:role/autodeploy-target"}
+`
+
+type synthesized struct {
+	stack        awscdk.Stack
+	template     map[string]any
+	templatePath string
+}
+
+// synth builds the stack from rulesYAML with a stand-in bootstrap.
+func synth(t *testing.T) synthesized {
+	t.Helper()
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "autodeploy.yaml")
+	if err := os.WriteFile(rulesFile, []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dist := filepath.Join(dir, "dist")
+	for _, fn := range Functions {
+		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in for "+fn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := rules.Load(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outdir := filepath.Join(dir, "cdk.out")
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
+	s, err := New(app, "Test", Props{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("eu-west-1")}},
+		Rules:      cfg, RulesFile: rulesFile, DistDir: dist, BundleDir: filepath.Join(dir, "bundles"),
+		AlarmEmail: "ops@example.com",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	assembly := app.Synth(nil)
+	path := *assembly.GetStackArtifact(jsii.String("Test")).TemplateFullPath()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl map[string]any
+	if err := json.Unmarshal(data, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	// The bundled asset carries the rules file beside the bootstrap.
+	if got, err := os.ReadFile(filepath.Join(dir, "bundles", "deployer", "autodeploy.yaml")); err != nil || string(got) != rulesYAML {
+		t.Errorf("rules file not bundled beside bootstrap: %v", err)
+	}
+	return synthesized{stack: s, template: tmpl, templatePath: path}
+}
+
+// resources returns the properties of every resource of a type.
+func (s synthesized) resources(typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range s.template["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == typ {
+			props, _ := res["Properties"].(map[string]any)
+			out[id] = props
+		}
+	}
+	return out
+}
+
+func (s synthesized) one(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	rs := s.resources(typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d resources of type %s, want 1", len(rs), typ)
+	}
+	for _, p := range rs {
+		return p
+	}
+	return nil
+}
+
+// statements returns the deployer's policy statements by Sid (or first action).
+func (s synthesized) statements(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, p := range s.resources("AWS::IAM::Policy") {
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			m := st.(map[string]any)
+			key, _ := m["Sid"].(string)
+			if key == "" {
+				key = jsonString(m["Action"])
+			}
+			out[key] = m
+		}
+	}
+	return out
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestEventRule(t *testing.T) {
+	s := synth(t)
+	rule := s.one(t, "AWS::Events::Rule")
+	want := map[string]any{
+		"source": []any{"aws.ecr"}, "detail-type": []any{"ECR Image Action"},
+		"account": []any{"111111111111"}, "region": []any{"eu-west-1"},
+		"detail": map[string]any{"action-type": []any{"PUSH"}, "result": []any{"SUCCESS"}, "repository-name": []any{"web", "team/api"}},
+	}
+	if diff := cmp.Diff(want, rule["EventPattern"]); diff != "" {
+		t.Errorf("event pattern (-want +got):\n%s", diff)
+	}
+	target := rule["Targets"].([]any)[0].(map[string]any)
+	if diff := cmp.Diff(map[string]any{"MaximumEventAgeInSeconds": 86400.0, "MaximumRetryAttempts": 185.0}, target["RetryPolicy"]); diff != "" {
+		t.Errorf("retry policy (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(jsonString(target["DeadLetterConfig"]), "PushEventsDLQ") {
+		t.Errorf("no dead-letter queue on the target: %v", target["DeadLetterConfig"])
+	}
+}
+
+func TestFunction(t *testing.T) {
+	s := synth(t)
+	fn := s.one(t, "AWS::Lambda::Function")
+	for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256.0, "Timeout": 180.0} {
+		if fn[k] != want {
+			t.Errorf("%s = %v, want %v", k, fn[k], want)
+		}
+	}
+	if diff := cmp.Diff([]any{"arm64"}, fn["Architectures"]); diff != "" {
+		t.Errorf("architectures (-want +got):\n%s", diff)
+	}
+	logging := fn["LoggingConfig"].(map[string]any)
+	if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["LogGroup"] == nil {
+		t.Errorf("logging config = %v", logging)
+	}
+	if env := jsonString(fn["Environment"]); !strings.Contains(env, "AUTODEPLOY_TABLE") {
+		t.Errorf("environment = %s", env)
+	}
+	if lg := s.one(t, "AWS::Logs::LogGroup"); lg["RetentionInDays"] != 30.0 {
+		t.Errorf("log retention = %v", lg["RetentionInDays"])
+	}
+	inv := s.one(t, "AWS::Lambda::EventInvokeConfig")
+	if inv["MaximumRetryAttempts"] != 2.0 || inv["MaximumEventAgeInSeconds"] != 21600.0 ||
+		!strings.Contains(jsonString(inv["DestinationConfig"]), "DeployerFailedEvents") {
+		t.Errorf("async invoke config = %v", inv)
+	}
+	role := s.one(t, "AWS::IAM::Role")
+	if _, managed := role["ManagedPolicyArns"]; managed {
+		t.Errorf("the function's role uses managed policies: %v", role["ManagedPolicyArns"])
+	}
+}
+
+func TestTable(t *testing.T) {
+	s := synth(t)
+	table := s.one(t, "AWS::DynamoDB::Table")
+	want := map[string]any{
+		"KeySchema":                        []any{map[string]any{"AttributeName": "pk", "KeyType": "HASH"}, map[string]any{"AttributeName": "sk", "KeyType": "RANGE"}},
+		"BillingMode":                      "PAY_PER_REQUEST",
+		"TimeToLiveSpecification":          map[string]any{"AttributeName": "expires_at", "Enabled": true},
+		"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+		"SSESpecification":                 map[string]any{"SSEEnabled": true},
+	}
+	for k, w := range want {
+		if diff := cmp.Diff(w, table[k]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", k, diff)
+		}
+	}
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	s := synth(t)
+	st := s.statements(t)
+
+	roll := st["RollConfiguredServices"]
+	if diff := cmp.Diff([]any{"ecs:DescribeServices", "ecs:UpdateService"}, roll["Action"]); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	wantServices := []any{
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/staging/web"},
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/staging/web-worker"},
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:us-east-1:${AWS::AccountId}:service/prod/web"},
+	}
+	if diff := cmp.Diff(wantServices, roll["Resource"], sortAny()); diff != "" {
+		t.Errorf("UpdateService resources (-want +got):\n%s", diff)
+	}
+	// A service not in the rules file gets nothing; prod/api is reached
+	// through its target role only.
+	for _, p := range s.resources("AWS::IAM::Policy") {
+		doc := jsonString(p)
+		if strings.Contains(doc, "service/prod/api") || strings.Contains(doc, "service/*") {
+			t.Errorf("a policy names a service outside the rules' own-account targets: %s", doc)
+		}
+	}
+	for _, stmt := range st {
+		if strings.Contains(jsonString(stmt["Action"]), "ecs:UpdateService") && stmt["Sid"] != "RollConfiguredServices" {
+			t.Errorf("UpdateService granted elsewhere: %v", stmt)
+		}
+	}
+	if diff := cmp.Diff(map[string]any{"StringEquals": map[string]any{"ecs:CreateAction": "RegisterTaskDefinition"}}, st["TagNewRevisions"]["Condition"]); diff != "" {
+		t.Errorf("TagResource condition (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, st["PassTaskRolesToEcsOnly"]["Condition"]); diff != "" {
+		t.Errorf("PassRole condition (-want +got):\n%s", diff)
+	}
+	if got := st["AssumeTargetRoles"]["Resource"]; got != "arn:aws:iam::222222222222:role/autodeploy-target" {
+		t.Errorf("AssumeRole resource = %v", got)
+	}
+	ddb := st[`["dynamodb:GetItem","dynamodb:PutItem","dynamodb:DeleteItem","dynamodb:UpdateItem","dynamodb:Query","dynamodb:ConditionCheckItem"]`]
+	if ddb == nil || !strings.Contains(jsonString(ddb["Resource"]), "State") || strings.Contains(jsonString(ddb["Resource"]), `"*"`) {
+		t.Errorf("table statement = %v", ddb)
+	}
+}
+
+func TestAlarmsQueuesAndQueries(t *testing.T) {
+	s := synth(t)
+	alarms := s.resources("AWS::CloudWatch::Alarm")
+	if len(alarms) != 3 {
+		t.Errorf("%d alarms, want function errors + 2 queues", len(alarms))
+	}
+	for id, a := range alarms {
+		if !strings.Contains(jsonString(a["AlarmActions"]), "Alarms") {
+			t.Errorf("alarm %s does not notify the topic", id)
+		}
+	}
+	topic := s.one(t, "AWS::SNS::Topic")
+	if topic["KmsMasterKeyId"] == nil {
+		t.Error("alarm topic is not encrypted")
+	}
+	if sub := s.one(t, "AWS::SNS::Subscription"); sub["Protocol"] != "email" || sub["Endpoint"] != "ops@example.com" {
+		t.Errorf("subscription = %v", sub)
+	}
+	queues := s.resources("AWS::SQS::Queue")
+	if len(queues) != 2 {
+		t.Errorf("%d queues, want 2", len(queues))
+	}
+	for id, q := range queues {
+		if q["SqsManagedSseEnabled"] != true {
+			t.Errorf("queue %s not encrypted: %v", id, q)
+		}
+	}
+	policies := s.resources("AWS::SQS::QueuePolicy")
+	if len(policies) != 2 {
+		t.Errorf("%d queue policies, want SSL enforcement on both queues", len(policies))
+	}
+	for id, p := range policies {
+		if !strings.Contains(jsonString(p), `"aws:SecureTransport":"false"`) {
+			t.Errorf("queue policy %s does not deny non-SSL: %s", id, jsonString(p))
+		}
+	}
+	var names []string
+	for _, q := range s.resources("AWS::Logs::QueryDefinition") {
+		names = append(names, q["Name"].(string))
+		if !strings.Contains(q["QueryString"].(string), `msg = "deploy"`) {
+			t.Errorf("query %s = %s", q["Name"], q["QueryString"])
+		}
+	}
+	if diff := cmp.Diff([]string{"ecr-autodeploy/failed-deploys", "ecr-autodeploy/recent-deploys", "ecr-autodeploy/where-is-each-image"}, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("saved queries (-want +got):\n%s", diff)
+	}
+}
+
+func TestCdkNagAwsSolutions(t *testing.T) {
+	s := synth(t)
+	ann := assertions.Annotations_FromStack(s.stack)
+	for kind, found := range map[string]*[]*cxapi.SynthesisMessage{
+		"error":   ann.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))),
+		"warning": ann.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))),
+	} {
+		for _, m := range *found {
+			t.Errorf("unsuppressed cdk-nag %s at %s: %v", kind, *m.Id, m.Entry.Data)
+		}
+	}
+}
+
+// acceptedLintWarnings are cfn-lint findings we accept, with the reason.
+var acceptedLintWarnings = map[string]string{
+	// CDK adds an explicit DependsOn on the role's default policy beside the
+	// GetAtt of the role (aws-cdk#24578); the redundancy is harmless.
+	"W3005": "dependency already enforced",
+}
+
+func TestCfnLint(t *testing.T) {
+	s := synth(t)
+	bin := testenv.CfnLintBinary(t)
+	out, err := exec.Command(bin, "--format", "parseable", s.templatePath).CombinedOutput()
+	code := 0
+	if exitErr, ok := err.(*exec.ExitError); ok {
+		code = exitErr.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code&2 != 0 {
+		t.Errorf("cfn-lint found errors:\n%s", out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		fields := strings.Split(line, ":")
+		if len(fields) < 6 || acceptedLintWarnings[fields[5]] == "" {
+			t.Errorf("cfn-lint finding not accepted: %s", line)
+		}
+	}
+}
+
+func TestMissingBootstrapFailsClearly(t *testing.T) {
+	dir := t.TempDir()
+	rulesFile := filepath.Join(dir, "autodeploy.yaml")
+	if err := os.WriteFile(rulesFile, []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rules.Load(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(awscdk.NewApp(nil), "Test", Props{Rules: cfg, RulesFile: rulesFile, DistDir: filepath.Join(dir, "dist"), BundleDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "function deployer is not built") || !strings.Contains(err.Error(), "make build") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func sortAny() cmp.Option {
+	return cmp.Transformer("sortAny", func(in []any) []string {
+		out := make([]string, len(in))
+		for i, v := range in {
+			out[i] = jsonString(v)
+		}
+		slices.Sort(out)
+		return out
+	})
+}
