@@ -21,7 +21,9 @@ export AUTODEPLOY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
 
 CONFIG  ?= autodeploy.yaml
-CDK     := cd infra && npx --no-install cdk
+# The CDK CLI is installed outside the Go module's tree (go ./... would read its templates).
+CDK_CLI := $(CURDIR)/.cache/cdk-cli
+CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
 
 .PHONY: help tools build test unit fuzz lint bench demo synth diff deploy cdk-cli clean
 
@@ -81,7 +83,8 @@ synth: build ## write the CloudFormation templates for CONFIG (default autodeplo
 	@echo "==> cdk.out/EcrAutodeploy.template.json"
 
 cdk-cli:
-	cd infra && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(CDK_CLI) && cp infra/package.json infra/package-lock.json $(CDK_CLI)/
+	npm ci --prefix $(CDK_CLI) --no-audit --no-fund --loglevel=error
 
 diff: build cdk-cli ## cdk diff against the account of your AWS credentials
 	$(CDK) diff -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist
@@ -90,4 +93,4 @@ deploy: build cdk-cli ## cdk deploy to the account of your AWS credentials (ALAR
 	$(CDK) deploy -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL))
 
 clean: ## remove build output and installed tools
-	rm -rf dist .cache cdk.out infra/node_modules $(VENV) $(BIN)
+	rm -rf dist .cache cdk.out $(VENV) $(BIN)

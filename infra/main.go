@@ -37,7 +37,7 @@ func build(app awscdk.App) error {
 	_, err = stack.New(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
 		StackProps: awscdk.StackProps{
 			Description: jsii.String("ecr-autodeploy: ECS services roll to images pushed to ECR"),
-			Env: environment(),
+			Env:         environment(),
 		},
 		Rules:        cfg,
 		RulesFile:    configPath,

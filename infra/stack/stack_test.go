@@ -312,7 +312,7 @@ func TestCdkNagAwsSolutions(t *testing.T) {
 		"warning": ann.FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))),
 	} {
 		for _, m := range *found {
-			t.Errorf("unsuppressed cdk-nag %s at %s: %v", kind, *m.Id, m.Entry.Data)
+			t.Errorf("unsuppressed cdk-nag %s: %s", kind, jsonString(m))
 		}
 	}
 }
