@@ -8,7 +8,7 @@ ARCH    ?= arm64
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(CURDIR)/.bin
-FUNCTIONS := deployer
+FUNCTIONS := deployer watcher
 DIST    ?= dist
 
 RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
@@ -63,6 +63,7 @@ unit: tools ## unit and integration tests (moto, aws-lambda-rie), emulators requ
 fuzz: ## short bounded fuzz runs of event parsing and tag matching
 	$(GO) test ./internal/ecrevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/rules -run '^$$' -fuzz FuzzMatches -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ecsevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -21,6 +21,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -385,6 +386,7 @@ func primaryDeployment(svc *types.Service, taskDef string) string {
 func (d *Deployer) record(ctx context.Context, push ecrevent.Push, res Result) {
 	err := d.History.Put(ctx, history.Record{
 		Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
+		RegistryAccount: push.Account, RegistryRegion: push.Region,
 		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
 		Containers: res.Containers, FromTaskDefinition: res.From, ToTaskDefinition: res.To,
 		DeploymentID: res.DeploymentID, EventID: push.EventID, Outcome: string(res.Outcome),
@@ -409,4 +411,8 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		"from_task_definition", r.From, "to_task_definition", r.To, "deployment_id", r.DeploymentID,
 		"outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
 		"event_id", push.EventID)
+	metrics.Emit(ctx, d.Log, d.Now(),
+		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
+		metrics.Metric{Name: "Deploys", Unit: "Count", Value: 1},
+		metrics.Metric{Name: "DeployDuration", Unit: "Milliseconds", Value: float64(r.DurationMillis)})
 }

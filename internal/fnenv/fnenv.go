@@ -23,6 +23,12 @@ type Env struct {
 	// Concurrency is AUTODEPLOY_CONCURRENCY, the targets of one event
 	// deployed at once (default 4: RegisterTaskDefinition bursts to 20, then 1/s).
 	Concurrency int
+	// NotifyTopic is AUTODEPLOY_NOTIFY_TOPIC_ARN, where the watcher sends a
+	// notice per finished deployment (optional: none is sent).
+	NotifyTopic string
+	// DeployerFunction is AUTODEPLOY_DEPLOYER_FUNCTION, to which the watcher
+	// hands promoted tags (optional: ECR's own event for the tag remains).
+	DeployerFunction string
 }
 
 // Load reads the environment through getenv; executable is the running
@@ -33,6 +39,9 @@ func Load(getenv func(string) string, executable string) (Env, error) {
 		Table:       getenv("AUTODEPLOY_TABLE"),
 		LogLevel:    logging.LevelFromEnv(getenv),
 		Concurrency: 4,
+
+		NotifyTopic:      getenv("AUTODEPLOY_NOTIFY_TOPIC_ARN"),
+		DeployerFunction: getenv("AUTODEPLOY_DEPLOYER_FUNCTION"),
 	}
 	if env.ConfigPath == "" {
 		env.ConfigPath = filepath.Join(filepath.Dir(executable), "autodeploy.yaml")

@@ -58,3 +58,70 @@ func TestStoreRoundTrip(t *testing.T) {
 		t.Errorf("unknown deployment: found=%v err=%v", found, err)
 	}
 }
+
+func TestOutcomesAndPromotionBookkeeping(t *testing.T) {
+	m := testenv.StartMoto(t)
+	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	rec := Record{Rule: "r", Repository: "web", Account: testenv.Account, Region: testenv.Region, Cluster: "c", Service: "s",
+		DeploymentID: "ecs-svc/1", EventID: "e1", Outcome: "deployed", PushedAt: at, DeployedAt: at.Add(time.Second)}
+	if err := store.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		outcome  string
+		recorded bool
+	}{
+		{Failed, true},     // circuit breaker gave up
+		{Failed, false},    // duplicate delivery
+		{RolledBack, true}, // and rolled back: a rollback follows a failure
+		{Completed, false}, // nothing overrides a rollback
+		{RolledBack, false},
+	}
+	for i, st := range steps {
+		got, err := store.SetOutcome(ctx, rec, st.outcome, "why", at.Add(time.Minute))
+		if err != nil || got != st.recorded {
+			t.Fatalf("step %d SetOutcome(%s) = %v, %v; want %v", i, st.outcome, got, err, st.recorded)
+		}
+	}
+	for _, read := range []func() (Record, error){
+		func() (Record, error) { r, _, err := store.ByDeployment(ctx, "ecs-svc/1"); return r, err },
+		func() (Record, error) {
+			rs, err := store.Recent(ctx, ServiceKey(testenv.Account, testenv.Region, "c", "s"), 1)
+			if len(rs) == 0 {
+				return Record{}, err
+			}
+			return rs[0], err
+		},
+	} {
+		got, err := read()
+		if err != nil || got.DeploymentOutcome != RolledBack || !got.FinishedAt.Equal(at.Add(time.Minute)) {
+			t.Errorf("recorded outcome = %q at %s, %v", got.DeploymentOutcome, got.FinishedAt, err)
+		}
+	}
+	if ok, err := store.SetOutcome(ctx, Record{Account: "1", Region: "r", Cluster: "c", Service: "gone", DeploymentID: "x", DeployedAt: at}, Completed, "", at); ok || err != nil {
+		t.Errorf("outcome of an unknown record: %v, %v", ok, err)
+	}
+
+	for i, key := range []string{"a", "b", "a"} {
+		keys, err := store.MarkTargetCompleted(ctx, "r", "sha256:d", key, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := min(i+1, 2); len(keys) != want {
+			t.Errorf("after %d completions: %v", i+1, keys)
+		}
+	}
+	first, err1 := store.ClaimPromotion(ctx, "r", "sha256:d", at)
+	second, err2 := store.ClaimPromotion(ctx, "r", "sha256:d", at)
+	if !first || second || err1 != nil || err2 != nil {
+		t.Errorf("claims = %v, %v (%v, %v); want exactly one", first, second, err1, err2)
+	}
+	if err := store.ReleasePromotion(ctx, "r", "sha256:d"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := store.ClaimPromotion(ctx, "r", "sha256:d", at); !again {
+		t.Error("a released claim cannot be taken again")
+	}
+}

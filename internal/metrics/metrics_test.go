@@ -1,0 +1,40 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEmitIsEMF(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	at := time.UnixMilli(1764064800123)
+	Emit(context.Background(), log, at, map[string]string{"service": "staging/web", "rule": "r", "outcome": "deployed"},
+		Metric{"Deploys", "Count", 1}, Metric{"DeployDuration", "Milliseconds", 42})
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"Timestamp": 1764064800123.0,
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  "Autodeploy",
+			"Dimensions": []any{[]any{"outcome", "rule", "service"}},
+			"Metrics":    []any{map[string]any{"Name": "Deploys", "Unit": "Count"}, map[string]any{"Name": "DeployDuration", "Unit": "Milliseconds"}},
+		}},
+	}
+	if diff := cmp.Diff(want, got["_aws"]); diff != "" {
+		t.Errorf("_aws (-want +got):\n%s", diff)
+	}
+	for k, v := range map[string]any{"Deploys": 1.0, "DeployDuration": 42.0, "rule": "r", "service": "staging/web", "outcome": "deployed"} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}

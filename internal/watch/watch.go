@@ -1,0 +1,234 @@
+// Package watch follows ECS deployment events for the deployments the
+// deployer started and tells the truth about how each ended: completed,
+// failed or rolled back. It records the outcome, logs and measures it,
+// notifies, and promotes a digest once every target of its rule completed.
+package watch
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// Store is the part of the history store the watcher uses.
+type Store interface {
+	ByDeployment(ctx context.Context, deploymentID string) (history.Record, bool, error)
+	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
+	SetOutcome(ctx context.Context, r history.Record, outcome, reason string, at time.Time) (bool, error)
+	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, at time.Time) ([]string, error)
+	ClaimPromotion(ctx context.Context, rule, digest string, at time.Time) (bool, error)
+	ReleasePromotion(ctx context.Context, rule, digest string) error
+}
+
+// Notifier sends a short human-readable message; nil sends nothing.
+type Notifier interface {
+	Notify(ctx context.Context, subject, message string) error
+}
+
+// Promoter tags a deployed digest and hands the new tag to the deployer.
+type Promoter interface {
+	Promote(ctx context.Context, rec history.Record, tag string) error
+}
+
+// Watcher handles ECS Deployment State Change events.
+type Watcher struct {
+	Rules    *rules.Config
+	Store    Store
+	Notifier Notifier // optional
+	Promoter Promoter
+	Log      *slog.Logger
+}
+
+// Result is the function's answer for one event.
+type Result struct {
+	DeploymentID string `json:"deployment_id,omitempty"`
+	Outcome      string `json:"outcome,omitempty"`
+	Ignored      string `json:"ignored,omitempty"`
+	Promoted     string `json:"promoted,omitempty"`
+}
+
+// Handle is the Lambda handler.
+func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, error) {
+	ev, err := ecsevent.Parse(raw)
+	if err != nil {
+		w.Log.ErrorContext(ctx, "invalid event", "error", err.Error())
+		return Result{}, err
+	}
+	rec, outcome, why, err := w.classify(ctx, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	if outcome == "" {
+		w.Log.DebugContext(ctx, "ignored", "reason", why, "deployment_id", ev.DeploymentID,
+			"event", ev.EventName, "service", ev.ServiceARN)
+		return Result{DeploymentID: ev.DeploymentID, Ignored: why}, nil
+	}
+	at := ev.When()
+	recorded, err := w.Store.SetOutcome(ctx, rec, outcome, ev.Reason, at)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{DeploymentID: rec.DeploymentID, Outcome: outcome}
+	if !recorded {
+		w.Log.DebugContext(ctx, "ignored", "reason", "outcome already recorded", "deployment_id", rec.DeploymentID, "outcome", outcome)
+		res.Ignored = "outcome already recorded"
+		return res, nil
+	}
+	w.report(ctx, rec, outcome, ev.Reason, at)
+	if outcome == history.Completed {
+		res.Promoted, err = w.promote(ctx, rec, at)
+	}
+	return res, err
+}
+
+// classify finds the deploy an event is about and how it ended; an empty
+// outcome means the event is not news for a deployment of ours.
+func (w *Watcher) classify(ctx context.Context, ev ecsevent.Deployment) (history.Record, string, string, error) {
+	if _, rollback := ev.RollingBackTo(); rollback {
+		// The rollback is a new deployment; what it rolls back is the
+		// service's latest deploy, when that one is ours and unfinished.
+		key := history.ServiceKey(ev.Service.Account, ev.Service.Region, ev.Service.Cluster, ev.Service.Name)
+		recent, err := w.Store.Recent(ctx, key, 1)
+		if err != nil {
+			return history.Record{}, "", "", err
+		}
+		if len(recent) == 0 || recent[0].DeploymentID == "" || recent[0].DeploymentID == ev.DeploymentID {
+			return history.Record{}, "", "rollback of a deployment autodeploy did not start", nil
+		}
+		rec := recent[0]
+		if rec.DeploymentOutcome != "" && rec.DeploymentOutcome != history.Failed {
+			return history.Record{}, "", "rollback after the latest autodeploy deployment already ended " + rec.DeploymentOutcome, nil
+		}
+		return rec, history.RolledBack, "", nil
+	}
+	var outcome string
+	switch ev.EventName {
+	case ecsevent.Completed:
+		outcome = history.Completed
+	case ecsevent.Failed:
+		outcome = history.Failed
+	default:
+		return history.Record{}, "", "deployment still in progress", nil
+	}
+	rec, found, err := w.Store.ByDeployment(ctx, ev.DeploymentID)
+	if err != nil {
+		return history.Record{}, "", "", err
+	}
+	if !found {
+		return history.Record{}, "", "deployment not started by autodeploy", nil
+	}
+	return rec, outcome, "", nil
+}
+
+// report writes the deployment line, its metrics and the notification.
+func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reason string, at time.Time) {
+	pushToEnd := at.Sub(rec.PushedAt).Milliseconds()
+	level := slog.LevelInfo
+	if outcome != history.Completed {
+		level = slog.LevelError
+	}
+	w.Log.Log(ctx, level, "deployment",
+		"rule", rec.Rule, "repository", rec.Repository, "tag", rec.Tag, "digest", rec.Digest,
+		"cluster", rec.Cluster, "service", rec.Service, "deployment_id", rec.DeploymentID,
+		"task_definition", rec.ToTaskDefinition, "outcome", outcome, "reason", reason,
+		"push_to_completion_ms", pushToEnd, "event_id", rec.EventID)
+	dims := map[string]string{"rule": rec.Rule, "service": rec.Cluster + "/" + rec.Service}
+	ms := []metrics.Metric{{Name: "Deployments" + metricSuffix(outcome), Unit: "Count", Value: 1}}
+	if outcome == history.Completed {
+		ms = append(ms, metrics.Metric{Name: "PushToRunning", Unit: "Milliseconds", Value: float64(pushToEnd)})
+	}
+	metrics.Emit(ctx, w.Log, at, dims, ms...)
+	if w.Notifier == nil {
+		return
+	}
+	subject, message := Message(rec, outcome, reason, at)
+	if err := w.Notifier.Notify(ctx, subject, message); err != nil {
+		// The outcome is recorded and logged; a lost notice must not make
+		// the event retry and report twice.
+		w.Log.ErrorContext(ctx, "notification not sent", "deployment_id", rec.DeploymentID, "error", err.Error())
+	}
+}
+
+// metricSuffix names per-outcome deployment counters (DeploymentsCompleted…)
+// so an alarm can watch one without a dimension per service.
+func metricSuffix(outcome string) string {
+	switch outcome {
+	case history.Completed:
+		return "Completed"
+	case history.Failed:
+		return "Failed"
+	}
+	return "RolledBack"
+}
+
+// Message is the short notice for a finished deployment.
+func Message(rec history.Record, outcome, reason string, at time.Time) (subject, body string) {
+	verb := map[string]string{history.Completed: "is running", history.Failed: "FAILED", history.RolledBack: "was ROLLED BACK"}[outcome]
+	subject = fmt.Sprintf("[autodeploy] %s/%s %s %s:%s", rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag)
+	if len(subject) > 100 { // SNS subject limit
+		subject = subject[:100]
+	}
+	body = fmt.Sprintf("%s/%s %s %s:%s (%s)\nrule: %s\ntask definition: %s\ndeployment: %s\npushed %s, ended %s (%s later)\n",
+		rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag, rec.Digest, rec.Rule, rec.ToTaskDefinition,
+		rec.DeploymentID, rec.PushedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), at.Sub(rec.PushedAt).Round(time.Second))
+	if reason != "" {
+		body += "ECS says: " + reason + "\n"
+	}
+	return subject, body
+}
+
+// promote tags the digest once every target of the rule completed it.
+func (w *Watcher) promote(ctx context.Context, rec history.Record, at time.Time) (string, error) {
+	rule := w.ruleNamed(rec.Rule)
+	if rule == nil || rule.Promote == nil {
+		return "", nil
+	}
+	done, err := w.Store.MarkTargetCompleted(ctx, rule.Name, rec.Digest,
+		history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service), at)
+	if err != nil {
+		return "", err
+	}
+	var waiting []string
+	for _, t := range rule.Targets {
+		key := history.ServiceKey(cmp.Or(t.Account, rec.RegistryAccount), cmp.Or(t.Region, rec.RegistryRegion), t.Cluster, t.Service)
+		if !slices.Contains(done, key) {
+			waiting = append(waiting, t.Cluster+"/"+t.Service)
+		}
+	}
+	tag := rules.RenderPromoteTag(rule.Promote.Tag, rec.Tag)
+	if len(waiting) > 0 {
+		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "waiting_for", waiting)
+		return "", nil
+	}
+	claimed, err := w.Store.ClaimPromotion(ctx, rule.Name, rec.Digest, at)
+	if err != nil || !claimed {
+		return "", err
+	}
+	if err := w.Promoter.Promote(ctx, rec, tag); err != nil {
+		if rerr := w.Store.ReleasePromotion(ctx, rule.Name, rec.Digest); rerr != nil {
+			w.Log.ErrorContext(ctx, "promotion claim not released", "rule", rule.Name, "digest", rec.Digest, "error", rerr.Error())
+		}
+		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", err.Error())
+		return "", fmt.Errorf("promote %s@%s to %s: %w", rec.Repository, rec.Digest, tag, err)
+	}
+	w.Log.InfoContext(ctx, "promote", "outcome", "promoted", "rule", rule.Name, "repository", rec.Repository, "digest", rec.Digest, "tag", tag)
+	return tag, nil
+}
+
+func (w *Watcher) ruleNamed(name string) *rules.Rule {
+	for _, r := range w.Rules.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}

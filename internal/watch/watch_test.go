@@ -1,0 +1,301 @@
+package watch
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+)
+
+const rulesYAML = `version: 1
+rules:
+  - name: web-staging
+    repository: web
+    tags: ["main-*"]
+    targets:
+      - {cluster: staging, service: web}
+      - {cluster: staging, service: web-worker}
+    promote: {tag: "verified-{tag}"}
+  - name: web-prod
+    repository: web
+    semver: ">= 1.0.0"
+    targets: [{cluster: prod, service: web}]
+`
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+type recorder struct {
+	mu       sync.Mutex
+	invokes  [][]byte
+	messages []string
+}
+
+func (r *recorder) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.invokes = append(r.invokes, in.Payload)
+	return &lambda.InvokeOutput{StatusCode: 202}, nil
+}
+
+func (r *recorder) Notify(_ context.Context, subject, message string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.messages = append(r.messages, subject+"\n"+message)
+	return nil
+}
+
+type fixture struct {
+	w     *Watcher
+	store *history.Store
+	ecr   *ecr.Client
+	rec   *recorder
+	logs  *bytes.Buffer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	m := testenv.StartMoto(t)
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(rulesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{
+		store: history.NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy")),
+		ecr:   ecr.NewFromConfig(m.AWSConfig()),
+		rec:   &recorder{},
+		logs:  &bytes.Buffer{},
+	}
+	f.w = &Watcher{
+		Rules: cfg, Store: f.store, Notifier: f.rec, Log: logging.New(f.logs, slog.LevelDebug),
+		Promoter: &promote.Promoter{
+			ECR:    func(string) promote.ECR { return f.ecr },
+			Lambda: f.rec, DeployerFunction: "autodeploy-deployer", Now: func() time.Time { return t0.Add(time.Hour) },
+		},
+	}
+	if _, err := f.ecr.CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// pushImage stores an image in moto's ECR and returns its digest (moto
+// derives it from the layers, so each tag gets its own layer).
+func (f *fixture) pushImage(t *testing.T, tag string) string {
+	t.Helper()
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+"config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:%064x"},
+"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":32654,"digest":"sha256:%064x"}]}`, len(tag), len(tag)*7919+int(tag[len(tag)-1]))
+	out, err := f.ecr.PutImage(context.Background(), &ecr.PutImageInput{
+		RepositoryName: aws.String("web"), ImageManifest: aws.String(manifest), ImageTag: aws.String(tag),
+		ImageManifestMediaType: aws.String("application/vnd.docker.distribution.manifest.v2+json"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.Image.ImageId.ImageDigest)
+}
+
+func (f *fixture) deployed(t *testing.T, rule, cluster, service, tag, digest, deployment string) history.Record {
+	t.Helper()
+	r := history.Record{Rule: rule, Repository: "web", RegistryAccount: testenv.Account, RegistryRegion: testenv.Region,
+		Tag: tag, Digest: digest, Account: testenv.Account, Region: testenv.Region, Cluster: cluster, Service: service,
+		ToTaskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:9", DeploymentID: deployment,
+		EventID: "push-" + tag, Outcome: "deployed", PushedAt: t0, DeployedAt: t0.Add(2 * time.Second)}
+	if err := f.store.Put(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// ecsEvent is a sample event aimed at a service and deployment.
+func ecsEvent(t *testing.T, sample, cluster, service, deployment string) json.RawMessage {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "events", sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal(data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev["resources"] = []string{fmt.Sprintf("arn:aws:ecs:eu-west-1:123456789012:service/%s/%s", cluster, service)}
+	ev["detail"].(map[string]any)["deploymentId"] = deployment
+	out, _ := json.Marshal(ev)
+	return out
+}
+
+func (f *fixture) tagsOf(t *testing.T, digest string) []string {
+	t.Helper()
+	out, err := f.ecr.DescribeImages(context.Background(), &ecr.DescribeImagesInput{
+		RepositoryName: aws.String("web"), ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(digest)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.ImageDetails[0].ImageTags
+}
+
+func TestPromotionWaitsForEveryTarget(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	digest := f.pushImage(t, "main-abc")
+	f.deployed(t, "web-staging", "staging", "web", "main-abc", digest, "ecs-svc/1")
+	f.deployed(t, "web-staging", "staging", "web-worker", "main-abc", digest, "ecs-svc/2")
+
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/1"))
+	if err != nil || res.Outcome != history.Completed || res.Promoted != "" {
+		t.Fatalf("first completion: %+v, %v", res, err)
+	}
+	rec, _, _ := f.store.ByDeployment(ctx, "ecs-svc/1")
+	if rec.DeploymentOutcome != history.Completed {
+		t.Errorf("history by deployment id: outcome %q", rec.DeploymentOutcome)
+	}
+	if tags := f.tagsOf(t, digest); len(tags) != 1 {
+		t.Errorf("promoted before every target completed: %v", tags)
+	}
+	if !strings.Contains(f.logs.String(), `"waiting_for":["staging/web-worker"]`) {
+		t.Errorf("the wait is not logged:\n%s", f.logs)
+	}
+
+	dup, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/1"))
+	if err != nil || dup.Ignored != "outcome already recorded" {
+		t.Errorf("duplicate delivery: %+v, %v", dup, err)
+	}
+
+	res, err = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web-worker", "ecs-svc/2"))
+	if err != nil || res.Promoted != "verified-main-abc" {
+		t.Fatalf("second completion: %+v, %v", res, err)
+	}
+	tags := f.tagsOf(t, digest)
+	if !strings.Contains(strings.Join(tags, ","), "verified-main-abc") {
+		t.Errorf("digest tags = %v, want verified-main-abc", tags)
+	}
+	if len(f.rec.invokes) != 1 {
+		t.Fatalf("hand-offs to the deployer = %d, want 1", len(f.rec.invokes))
+	}
+	var handed struct {
+		Source string `json:"source"`
+		Detail struct {
+			Tag    string `json:"image-tag"`
+			Digest string `json:"image-digest"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(f.rec.invokes[0], &handed); err != nil || handed.Source != "aws.ecr" ||
+		handed.Detail.Tag != "verified-main-abc" || handed.Detail.Digest != digest {
+		t.Errorf("hand-off event = %s", f.rec.invokes[0])
+	}
+	if len(f.rec.messages) != 2 || !strings.Contains(f.rec.messages[0], "staging/web is running web:main-abc") {
+		t.Errorf("notifications = %q", f.rec.messages)
+	}
+}
+
+func TestFailureAndRollbackNeverPromoteNorPassAsSuccess(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	digest := f.pushImage(t, "main-bad")
+	f.deployed(t, "web-staging", "staging", "web", "main-bad", digest, "ecs-svc/10")
+	f.deployed(t, "web-staging", "staging", "web-worker", "main-bad", digest, "ecs-svc/11")
+
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web-worker", "ecs-svc/11"))
+	if err != nil || res.Outcome != history.Completed {
+		t.Fatal(res, err)
+	}
+	// The circuit breaker's rollback may be delivered before the failure.
+	res, err = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-rollback.json", "staging", "web", "ecs-svc/99"))
+	if err != nil || res.Outcome != history.RolledBack || res.DeploymentID != "ecs-svc/10" {
+		t.Fatalf("rollback: %+v, %v", res, err)
+	}
+	res, err = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-failed.json", "staging", "web", "ecs-svc/10"))
+	if err != nil || res.Ignored != "outcome already recorded" {
+		t.Errorf("failure after rollback: %+v, %v", res, err)
+	}
+	rec, _, _ := f.store.ByDeployment(ctx, "ecs-svc/10")
+	if rec.DeploymentOutcome != history.RolledBack {
+		t.Errorf("outcome = %q, want rolled_back", rec.DeploymentOutcome)
+	}
+	if tags := f.tagsOf(t, digest); len(tags) != 1 || len(f.rec.invokes) != 0 {
+		t.Errorf("a rolled-back digest was promoted: %v, %d hand-offs", tags, len(f.rec.invokes))
+	}
+	var line map[string]any
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"deployment"`) && strings.Contains(l, "ecs-svc/10") {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	for k, want := range map[string]any{"outcome": "rolled_back", "level": "ERROR", "rule": "web-staging", "repository": "web",
+		"tag": "main-bad", "digest": digest, "cluster": "staging", "service": "web", "deployment_id": "ecs-svc/10"} {
+		if line[k] != want {
+			t.Errorf("deployment line %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if line["push_to_completion_ms"] == nil {
+		t.Error("no push_to_completion_ms")
+	}
+	if !strings.Contains(f.logs.String(), `"DeploymentsRolledBack":1`) {
+		t.Error("no rolled-back metric")
+	}
+
+	// A failure without rollback is reported as failed, and never promotes.
+	digest2 := f.pushImage(t, "main-worse")
+	f.deployed(t, "web-staging", "staging", "web", "main-worse", digest2, "ecs-svc/12")
+	f.deployed(t, "web-staging", "staging", "web-worker", "main-worse", digest2, "ecs-svc/13")
+	if res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-failed.json", "staging", "web", "ecs-svc/12")); err != nil || res.Outcome != history.Failed {
+		t.Errorf("failure: %+v, %v", res, err)
+	}
+	if res, _ := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web-worker", "ecs-svc/13")); res.Promoted != "" {
+		t.Errorf("promoted although staging/web failed: %+v", res)
+	}
+}
+
+func TestIgnoresWhatItDidNotStart(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, tt := range []struct{ sample, want string }{
+		{"ecs-deployment-completed.json", "deployment not started by autodeploy"},
+		{"ecs-deployment-in-progress.json", "deployment still in progress"},
+		{"ecs-deployment-rollback.json", "rollback of a deployment autodeploy did not start"},
+	} {
+		res, err := f.w.Handle(ctx, ecsEvent(t, tt.sample, "staging", "web", "ecs-svc/777"))
+		if err != nil || res.Ignored != tt.want {
+			t.Errorf("%s: %+v, %v; want ignored %q", tt.sample, res, err, tt.want)
+		}
+	}
+	if _, err := f.w.Handle(ctx, json.RawMessage(`{"source":"aws.ecs"}`)); err == nil {
+		t.Error("a malformed event was accepted")
+	}
+	if strings.Contains(f.logs.String(), `"msg":"deployment"`) {
+		t.Error("a deployment line was written for a deployment autodeploy did not start")
+	}
+}
+
+func TestMessage(t *testing.T) {
+	rec := history.Record{Cluster: "prod", Service: "web", Repository: "web", Tag: "v1.4.0", Digest: "sha256:abc", Rule: "web-prod",
+		DeploymentID: "ecs-svc/1", PushedAt: t0}
+	subject, body := Message(rec, history.RolledBack, "ECS deployment circuit breaker: rolling back", t0.Add(3*time.Minute))
+	if subject != "[autodeploy] prod/web was ROLLED BACK web:v1.4.0" {
+		t.Errorf("subject = %q", subject)
+	}
+	for _, want := range []string{"rule: web-prod", "deployment: ecs-svc/1", "(3m0s later)", "ECS says: ECS deployment circuit breaker"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body lacks %q:\n%s", want, body)
+		}
+	}
+}
