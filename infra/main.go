@@ -1,6 +1,7 @@
 // Command infra is the CDK app of ecr-autodeploy: one stack, built from the
 // rules file. Context: config (rules file, default ../autodeploy.yaml),
-// dist (built functions, default ../dist), alarmEmail, logRetentionDays.
+// dist (built functions, default ../dist), alarmEmail, notifyEmail,
+// logRetentionDays, stackName.
 package main
 
 import (
@@ -44,6 +45,7 @@ func build(app awscdk.App) error {
 		DistDir:      contextString(app, "dist", "../dist"),
 		BundleDir:    filepath.Join(outdir, ".bundles"),
 		AlarmEmail:   contextString(app, "alarmEmail", ""),
+		NotifyEmail:  contextString(app, "notifyEmail", ""),
 		LogRetention: retention(contextString(app, "logRetentionDays", "30")),
 	})
 	if err != nil {

@@ -46,12 +46,15 @@ type Props struct {
 	BundleDir string
 	// AlarmEmail, when set, subscribes an address to the alarm topic.
 	AlarmEmail string
+	// NotifyEmail, when set, subscribes an address to the notices the
+	// watcher sends per finished deployment.
+	NotifyEmail string
 	// LogRetention of the functions' log groups (default one month).
 	LogRetention awslogs.RetentionDays
 }
 
 // Functions are the Lambda functions the repository has.
-var Functions = []string{"deployer"}
+var Functions = []string{"deployer", "watcher"}
 
 // New builds the stack. It fails when a function is not built or the rules
 // name nothing to deploy.
@@ -85,7 +88,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
 
-	alarms := alarmTopic(s, p.AlarmEmail)
+	key := topicKey(s)
+	alarms := topic(s, "Alarms", "ecr-autodeploy alarms", key, p.AlarmEmail)
+	notices := topic(s, "Notifications", "ecr-autodeploy deployments", key, p.NotifyEmail)
 	deployer := newFunction(s, "Deployer", functionSpec{
 		bundle:      bundles["deployer"],
 		description: "Rolls ECS services to images pushed to ECR (ecr-autodeploy)",
@@ -120,8 +125,101 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	queueAlarm(s, "PushEventsDLQ", pushDLQ, alarms)
 
-	queries(s, deployer.logGroup)
+	watcher := newFunction(s, "Watcher", functionSpec{
+		bundle:      bundles["watcher"],
+		description: "Reports how each ecr-autodeploy deployment ended and promotes on success",
+		timeout:     awscdk.Duration_Minutes(jsii.Number(1)),
+		memory:      256,
+		table:       table,
+		retention:   p.LogRetention,
+		alarms:      alarms,
+		env: map[string]*string{
+			"AUTODEPLOY_DEPLOYER_FUNCTION": deployer.fn.FunctionName(),
+			"AUTODEPLOY_NOTIFY_TOPIC_ARN":  notices.TopicArn(),
+		},
+	})
+	grantWatch(s, watcher.role, p.Rules, deployer.fn, notices, key)
+
+	deploymentDLQ := secureQueue(s, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher")
+	awsevents.NewRule(s, jsii.String("EcsDeploymentRule"), &awsevents.RuleProps{
+		Description: jsii.String("ECS deployment state changes of the services of autodeploy.yaml"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.ecs"),
+			DetailType: jsii.Strings("ECS Deployment State Change"),
+			Account:    &[]*string{s.Account()},
+			Resources:  subs(ServiceARNs(p.Rules)),
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(watcher.fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: deploymentDLQ,
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+			RetryAttempts:   jsii.Number(185),
+		})},
+	})
+	queueAlarm(s, "DeploymentEventsDLQ", deploymentDLQ, alarms)
+	deploymentAlarm(s, watcher.logGroup, alarms)
+
+	queries(s, deployer.logGroup, watcher.logGroup)
 	return s, nil
+}
+
+// subs turns Fn::Sub strings into tokens.
+func subs(arns []string) *[]*string {
+	out := make([]*string, len(arns))
+	for i, a := range arns {
+		out[i] = awscdk.Fn_Sub(jsii.String(a), nil)
+	}
+	return &out
+}
+
+// deploymentAlarm fires on any deployment the watcher saw fail or roll back.
+func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
+	mf := awslogs.NewMetricFilter(s, jsii.String("DeploymentsNotCompletedFilter"), &awslogs.MetricFilterProps{
+		LogGroup:        logGroup,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`)),
+		MetricNamespace: jsii.String("Autodeploy"),
+		MetricName:      jsii.String("DeploymentsNotCompleted"),
+		MetricValue:     jsii.String("1"),
+	})
+	a := awscloudwatch.NewAlarm(s, jsii.String("DeploymentsNotCompletedAlarm"), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String("An autodeploy deployment failed or was rolled back: query ecr-autodeploy/deployment-outcomes"),
+		Metric: mf.Metric(&awscloudwatch.MetricOptions{
+			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
+			Statistic: jsii.String("Sum"),
+		}),
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+}
+
+// grantWatch gives the watcher its table, ECR tagging on the repositories
+// of rules that promote, publishing notices, and invoking the deployer.
+func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
+	var repos []string
+	for _, r := range cfg.Rules {
+		arn := "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/" + r.Repository
+		if r.Promote != nil && !slices.Contains(repos, arn) {
+			repos = append(repos, arn)
+		}
+	}
+	if len(repos) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("PromoteDigests"),
+			Actions:   jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"),
+			Resources: subs(repos),
+		}))
+	}
+	notices.GrantPublish(role)
+	key.Grant(role, jsii.String("kms:GenerateDataKey*"), jsii.String("kms:Decrypt"))
+	deployer.GrantInvoke(role)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("Invoking the deployer is granted on its ARN and its versions (ARN:*), as CDK's grantInvoke does; " +
+			"kms:GenerateDataKey* names the two GenerateDataKey actions on the topic key only; log stream names are chosen by Lambda."),
+		AppliesTo: &[]any{"Action::kms:GenerateDataKey*", map[string]string{"regex": `/^Resource::<\w+\.Arn>:\*$/`}},
+	}}, jsii.Bool(true))
 }
 
 // bundle assembles a function's asset: its bootstrap with the rules file
@@ -157,6 +255,15 @@ type functionSpec struct {
 	table       awsdynamodb.Table
 	retention   awslogs.RetentionDays
 	alarms      awssns.ITopic
+	env         map[string]*string
+}
+
+func environment(spec functionSpec) *map[string]*string {
+	env := map[string]*string{"AUTODEPLOY_TABLE": spec.table.TableName()}
+	for k, v := range spec.env {
+		env[k] = v
+	}
+	return &env
 }
 
 type function struct {
@@ -195,12 +302,10 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 		LoggingFormat:         awslambda.LoggingFormat_JSON,
 		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
 		SystemLogLevelV2:      awslambda.SystemLogLevel_WARN,
-		Environment: &map[string]*string{
-			"AUTODEPLOY_TABLE": spec.table.TableName(),
-		},
-		RetryAttempts: jsii.Number(2),
-		MaxEventAge:   awscdk.Duration_Hours(jsii.Number(6)),
-		OnFailure:     awslambdadestinations.NewSqsDestination(failures),
+		Environment:           environment(spec),
+		RetryAttempts:         jsii.Number(2),
+		MaxEventAge:           awscdk.Duration_Hours(jsii.Number(6)),
+		OnFailure:             awslambdadestinations.NewSqsDestination(failures),
 	})
 	spec.table.Grant(role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"), jsii.String("dynamodb:DeleteItem"),
 		jsii.String("dynamodb:UpdateItem"), jsii.String("dynamodb:Query"), jsii.String("dynamodb:ConditionCheckItem"))
@@ -250,11 +355,11 @@ func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic
 	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
 }
 
-// alarmTopic is the encrypted topic alarms go to. The key is our own:
-// CloudWatch cannot publish to a topic under the AWS-managed SNS key.
-func alarmTopic(s awscdk.Stack, email string) awssns.Topic {
-	key := awskms.NewKey(s, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
-		Description:       jsii.String("ecr-autodeploy alarm topic"),
+// topicKey encrypts the topics. It is our own key: CloudWatch cannot
+// publish to a topic under the AWS-managed SNS key.
+func topicKey(s awscdk.Stack) awskms.Key {
+	key := awskms.NewKey(s, jsii.String("TopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("ecr-autodeploy topics"),
 		EnableKeyRotation: jsii.Bool(true),
 	})
 	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -262,15 +367,20 @@ func alarmTopic(s awscdk.Stack, email string) awssns.Topic {
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"),
 	}), nil)
-	topic := awssns.NewTopic(s, jsii.String("Alarms"), &awssns.TopicProps{
-		DisplayName: jsii.String("ecr-autodeploy alarms"),
+	return key
+}
+
+// topic is an encrypted, SSL-only topic with an optional e-mail subscriber.
+func topic(s awscdk.Stack, id, name string, key awskms.Key, email string) awssns.Topic {
+	t := awssns.NewTopic(s, jsii.String(id), &awssns.TopicProps{
+		DisplayName: jsii.String(name),
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
 	if email != "" {
-		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
+		t.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(email), nil))
 	}
-	return topic
+	return t
 }
 
 // grantDeploy gives the deployer exactly what a deploy needs: the services
@@ -278,14 +388,10 @@ func alarmTopic(s awscdk.Stack, email string) awssns.Topic {
 func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 	services, roles := ServiceARNs(cfg), AssumedRoles(cfg)
 	if len(services) > 0 {
-		var resources []*string
-		for _, arn := range services {
-			resources = append(resources, awscdk.Fn_Sub(jsii.String(arn), nil))
-		}
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RollConfiguredServices"),
 			Actions:   jsii.Strings("ecs:DescribeServices", "ecs:UpdateService"),
-			Resources: &resources,
+			Resources: subs(services),
 		}))
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
@@ -363,34 +469,41 @@ func sortedKeys(m map[string]bool) []string {
 }
 
 // queries saves the CloudWatch Logs Insights queries ops start from.
-func queries(s awscdk.Stack, logGroup awslogs.LogGroup) {
+func queries(s awscdk.Stack, deployer, watcher awslogs.LogGroup) {
 	for _, q := range []struct {
 		id, name string
+		logs     awslogs.LogGroup
 		props    awslogs.QueryStringProps
 	}{
-		{"RecentDeploysQuery", "ecr-autodeploy/recent-deploys", awslogs.QueryStringProps{
+		{"RecentDeploysQuery", "ecr-autodeploy/recent-deploys", deployer, awslogs.QueryStringProps{
 			Fields:           jsii.Strings("@timestamp", "outcome", "rule", "repository", "tag", "cluster", "service", "to_task_definition", "reason"),
 			FilterStatements: jsii.Strings(`msg = "deploy"`),
 			Sort:             jsii.String("@timestamp desc"),
 			Limit:            jsii.Number(100),
 		}},
-		{"FailedDeploysQuery", "ecr-autodeploy/failed-deploys", awslogs.QueryStringProps{
+		{"FailedDeploysQuery", "ecr-autodeploy/failed-deploys", deployer, awslogs.QueryStringProps{
 			Fields:           jsii.Strings("@timestamp", "rule", "repository", "tag", "cluster", "service", "reason", "event_id", "request_id"),
 			FilterStatements: jsii.Strings(`msg = "deploy" and outcome = "failed"`),
 			Sort:             jsii.String("@timestamp desc"),
 			Limit:            jsii.Number(100),
 		}},
-		{"WhereIsImageQuery", "ecr-autodeploy/where-is-each-image", awslogs.QueryStringProps{
+		{"WhereIsImageQuery", "ecr-autodeploy/where-is-each-image", deployer, awslogs.QueryStringProps{
 			// The latest deployed image per service; add `and tag = "…"` to the
 			// filter to find where one image runs.
 			FilterStatements: jsii.Strings(`msg = "deploy" and outcome = "deployed"`),
 			StatsStatements:  jsii.Strings("latest(tag) as tag, latest(digest) as digest, latest(to_task_definition) as task_definition, max(@timestamp) as deployed_at by repository, cluster, service"),
 		}},
+		{"DeploymentOutcomesQuery", "ecr-autodeploy/deployment-outcomes", watcher, awslogs.QueryStringProps{
+			Fields:           jsii.Strings("@timestamp", "outcome", "rule", "repository", "tag", "cluster", "service", "deployment_id", "push_to_completion_ms", "reason"),
+			FilterStatements: jsii.Strings(`msg = "deployment"`),
+			Sort:             jsii.String("@timestamp desc"),
+			Limit:            jsii.Number(100),
+		}},
 	} {
 		awslogs.NewQueryDefinition(s, jsii.String(q.id), &awslogs.QueryDefinitionProps{
 			QueryDefinitionName: jsii.String(q.name),
 			QueryString:         awslogs.NewQueryString(&q.props),
-			LogGroups:           &[]interfacesawslogs.ILogGroupRef{logGroup},
+			LogGroups:           &[]interfacesawslogs.ILogGroupRef{q.logs},
 		})
 	}
 }

@@ -28,6 +28,7 @@ rules:
     targets:
       - {cluster: staging, service: web}
       - {cluster: staging, service: web-worker, containers: [worker]}
+    promote: {tag: "verified-{tag}"}
   - name: web-prod
     repository: web
     semver: ">= 1.0.0"
@@ -120,6 +121,18 @@ func (s synthesized) one(t *testing.T, typ string) map[string]any {
 	return nil
 }
 
+// rule returns the EventBridge rule on events of one source.
+func (s synthesized) rule(t *testing.T, source string) map[string]any {
+	t.Helper()
+	for _, r := range s.resources("AWS::Events::Rule") {
+		if cmp.Equal([]any{source}, r["EventPattern"].(map[string]any)["source"]) {
+			return r
+		}
+	}
+	t.Fatalf("no rule on %s events", source)
+	return nil
+}
+
 // statements returns the deployer's policy statements by Sid (or first action).
 func (s synthesized) statements(t *testing.T) map[string]map[string]any {
 	t.Helper()
@@ -144,7 +157,7 @@ func jsonString(v any) string {
 
 func TestEventRule(t *testing.T) {
 	s := synth(t)
-	rule := s.one(t, "AWS::Events::Rule")
+	rule := s.rule(t, "aws.ecr")
 	want := map[string]any{
 		"source": []any{"aws.ecr"}, "detail-type": []any{"ECR Image Action"},
 		"account": []any{"111111111111"}, "region": []any{"eu-west-1"},
@@ -162,35 +175,99 @@ func TestEventRule(t *testing.T) {
 	}
 }
 
-func TestFunction(t *testing.T) {
+func TestFunctions(t *testing.T) {
 	s := synth(t)
-	fn := s.one(t, "AWS::Lambda::Function")
-	for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256.0, "Timeout": 180.0} {
-		if fn[k] != want {
-			t.Errorf("%s = %v, want %v", k, fn[k], want)
+	fns := s.resources("AWS::Lambda::Function")
+	if len(fns) != len(Functions) {
+		t.Fatalf("%d functions, want %d", len(fns), len(Functions))
+	}
+	for id, fn := range fns {
+		for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256.0} {
+			if fn[k] != want {
+				t.Errorf("%s: %s = %v, want %v", id, k, fn[k], want)
+			}
+		}
+		if diff := cmp.Diff([]any{"arm64"}, fn["Architectures"]); diff != "" {
+			t.Errorf("%s: architectures (-want +got):\n%s", id, diff)
+		}
+		logging := fn["LoggingConfig"].(map[string]any)
+		if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["LogGroup"] == nil {
+			t.Errorf("%s: logging config = %v", id, logging)
+		}
+		if env := jsonString(fn["Environment"]); !strings.Contains(env, "AUTODEPLOY_TABLE") {
+			t.Errorf("%s: environment = %s", id, env)
+		}
+		if strings.HasPrefix(id, "Watcher") {
+			env := jsonString(fn["Environment"])
+			if !strings.Contains(env, "AUTODEPLOY_DEPLOYER_FUNCTION") || !strings.Contains(env, "AUTODEPLOY_NOTIFY_TOPIC_ARN") {
+				t.Errorf("watcher environment = %s", env)
+			}
 		}
 	}
-	if diff := cmp.Diff([]any{"arm64"}, fn["Architectures"]); diff != "" {
-		t.Errorf("architectures (-want +got):\n%s", diff)
+	for id, lg := range s.resources("AWS::Logs::LogGroup") {
+		if lg["RetentionInDays"] != 30.0 {
+			t.Errorf("%s: log retention = %v", id, lg["RetentionInDays"])
+		}
 	}
-	logging := fn["LoggingConfig"].(map[string]any)
-	if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["LogGroup"] == nil {
-		t.Errorf("logging config = %v", logging)
+	invokes := s.resources("AWS::Lambda::EventInvokeConfig")
+	if len(invokes) != len(Functions) {
+		t.Errorf("%d async invoke configs, want one per function", len(invokes))
 	}
-	if env := jsonString(fn["Environment"]); !strings.Contains(env, "AUTODEPLOY_TABLE") {
-		t.Errorf("environment = %s", env)
+	for id, inv := range invokes {
+		if inv["MaximumRetryAttempts"] != 2.0 || inv["MaximumEventAgeInSeconds"] != 21600.0 ||
+			!strings.Contains(jsonString(inv["DestinationConfig"]), "FailedEvents") {
+			t.Errorf("%s: async invoke config = %v", id, inv)
+		}
 	}
-	if lg := s.one(t, "AWS::Logs::LogGroup"); lg["RetentionInDays"] != 30.0 {
-		t.Errorf("log retention = %v", lg["RetentionInDays"])
+	for id, role := range s.resources("AWS::IAM::Role") {
+		if _, managed := role["ManagedPolicyArns"]; managed {
+			t.Errorf("%s uses managed policies: %v", id, role["ManagedPolicyArns"])
+		}
 	}
-	inv := s.one(t, "AWS::Lambda::EventInvokeConfig")
-	if inv["MaximumRetryAttempts"] != 2.0 || inv["MaximumEventAgeInSeconds"] != 21600.0 ||
-		!strings.Contains(jsonString(inv["DestinationConfig"]), "DeployerFailedEvents") {
-		t.Errorf("async invoke config = %v", inv)
+}
+
+func TestEcsDeploymentRule(t *testing.T) {
+	s := synth(t)
+	rule := s.rule(t, "aws.ecs")
+	pattern := rule["EventPattern"].(map[string]any)
+	if diff := cmp.Diff([]any{"ECS Deployment State Change"}, pattern["detail-type"]); diff != "" {
+		t.Errorf("detail-type (-want +got):\n%s", diff)
 	}
-	role := s.one(t, "AWS::IAM::Role")
-	if _, managed := role["ManagedPolicyArns"]; managed {
-		t.Errorf("the function's role uses managed policies: %v", role["ManagedPolicyArns"])
+	resources := jsonString(pattern["resources"])
+	for _, svc := range []string{"service/staging/web\"", "service/staging/web-worker", "service/prod/web"} {
+		if !strings.Contains(resources, svc) {
+			t.Errorf("ECS rule does not follow %s: %s", svc, resources)
+		}
+	}
+	if strings.Contains(resources, "service/prod/api") {
+		t.Errorf("ECS rule follows a cross-account service whose events never reach this bus: %s", resources)
+	}
+	if !strings.Contains(jsonString(rule["Targets"]), "DeploymentEventsDLQ") {
+		t.Error("no dead-letter queue on the ECS rule's target")
+	}
+}
+
+func TestWatcherPermissions(t *testing.T) {
+	s := synth(t)
+	st := s.statements(t)
+	promote := st["PromoteDigests"]
+	if promote == nil {
+		t.Fatal("no ECR permission for the promoting rule")
+	}
+	if diff := cmp.Diff([]any{"ecr:BatchGetImage", "ecr:PutImage"}, promote["Action"]); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if res := jsonString(promote["Resource"]); !strings.Contains(res, "repository/web") || strings.Contains(res, "team/api") {
+		t.Errorf("ECR tagging must be limited to the repositories of rules that promote: %s", res)
+	}
+	var publish, invoke bool
+	for _, p := range s.resources("AWS::IAM::Policy") {
+		doc := jsonString(p)
+		publish = publish || strings.Contains(doc, `"sns:Publish"`)
+		invoke = invoke || strings.Contains(doc, `"lambda:InvokeFunction"`)
+	}
+	if !publish || !invoke {
+		t.Errorf("watcher cannot publish (%v) or hand off to the deployer (%v)", publish, invoke)
 	}
 }
 
@@ -258,24 +335,29 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 3 {
-		t.Errorf("%d alarms, want function errors + 2 queues", len(alarms))
+	if len(alarms) != 7 {
+		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed/rolled-back deployments", len(alarms))
+	}
+	filter := s.one(t, "AWS::Logs::MetricFilter")
+	if !strings.Contains(filter["FilterPattern"].(string), `$.outcome = "rolled_back"`) {
+		t.Errorf("deployment alarm filter = %v", filter["FilterPattern"])
 	}
 	for id, a := range alarms {
 		if !strings.Contains(jsonString(a["AlarmActions"]), "Alarms") {
 			t.Errorf("alarm %s does not notify the topic", id)
 		}
 	}
-	topic := s.one(t, "AWS::SNS::Topic")
-	if topic["KmsMasterKeyId"] == nil {
-		t.Error("alarm topic is not encrypted")
+	for id, topic := range s.resources("AWS::SNS::Topic") {
+		if topic["KmsMasterKeyId"] == nil {
+			t.Errorf("topic %s is not encrypted", id)
+		}
 	}
 	if sub := s.one(t, "AWS::SNS::Subscription"); sub["Protocol"] != "email" || sub["Endpoint"] != "ops@example.com" {
 		t.Errorf("subscription = %v", sub)
 	}
 	queues := s.resources("AWS::SQS::Queue")
-	if len(queues) != 2 {
-		t.Errorf("%d queues, want 2", len(queues))
+	if len(queues) != 4 {
+		t.Errorf("%d queues, want 4", len(queues))
 	}
 	for id, q := range queues {
 		if q["SqsManagedSseEnabled"] != true {
@@ -283,8 +365,8 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 		}
 	}
 	policies := s.resources("AWS::SQS::QueuePolicy")
-	if len(policies) != 2 {
-		t.Errorf("%d queue policies, want SSL enforcement on both queues", len(policies))
+	if len(policies) != len(queues) {
+		t.Errorf("%d queue policies, want SSL enforcement on every queue", len(policies))
 	}
 	for id, p := range policies {
 		if !strings.Contains(jsonString(p), `"aws:SecureTransport":"false"`) {
@@ -294,11 +376,11 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 	var names []string
 	for _, q := range s.resources("AWS::Logs::QueryDefinition") {
 		names = append(names, q["Name"].(string))
-		if !strings.Contains(q["QueryString"].(string), `msg = "deploy"`) {
+		if !strings.Contains(q["QueryString"].(string), `msg = "deploy`) {
 			t.Errorf("query %s = %s", q["Name"], q["QueryString"])
 		}
 	}
-	if diff := cmp.Diff([]string{"ecr-autodeploy/failed-deploys", "ecr-autodeploy/recent-deploys", "ecr-autodeploy/where-is-each-image"}, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+	if diff := cmp.Diff([]string{"ecr-autodeploy/deployment-outcomes", "ecr-autodeploy/failed-deploys", "ecr-autodeploy/recent-deploys", "ecr-autodeploy/where-is-each-image"}, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("saved queries (-want +got):\n%s", diff)
 	}
 }
