@@ -109,33 +109,41 @@ func (d *Deployer) Handle(ctx context.Context, raw json.RawMessage) (Summary, er
 	return d.Deploy(ctx, push)
 }
 
-type job struct {
-	rule   *rules.Rule
-	target rules.Target
+// Job is one target of one matching rule.
+type Job struct {
+	Rule   *rules.Rule
+	Target rules.Target
 }
 
-// Deploy deploys one push to every target of every matching rule.
-func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
-	sum := Summary{EventID: push.EventID}
-	var jobs []job
+// Match returns the targets a push deploys to, in file order, or why none.
+func Match(cfg *rules.Config, push ecrevent.Push) ([]Job, string) {
+	var jobs []Job
 	var why []string
-	for _, r := range d.Rules.RulesFor(push.Repository) {
+	for _, r := range cfg.RulesFor(push.Repository) {
 		ok, reason := r.Matches(push.Tag)
 		if !ok {
 			why = append(why, r.Name+": "+reason)
 			continue
 		}
 		for _, t := range r.Targets {
-			jobs = append(jobs, job{r, t})
+			jobs = append(jobs, Job{r, t})
 		}
 	}
+	if len(jobs) > 0 {
+		return jobs, ""
+	}
+	if len(why) == 0 {
+		return nil, fmt.Sprintf("no rule matches (no rule for repository %s)", push.Repository)
+	}
+	return nil, "no rule matches (" + strings.Join(why, "; ") + ")"
+}
+
+// Deploy deploys one push to every target of every matching rule.
+func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
+	sum := Summary{EventID: push.EventID}
+	jobs, ignored := Match(d.Rules, push)
 	if len(jobs) == 0 {
-		sum.Ignored = "no rule matches"
-		if len(why) > 0 {
-			sum.Ignored += " (" + strings.Join(why, "; ") + ")"
-		} else {
-			sum.Ignored += fmt.Sprintf(" (no rule for repository %s)", push.Repository)
-		}
+		sum.Ignored = ignored
 		d.Log.InfoContext(ctx, "ignored", "reason", sum.Ignored, "repository", push.Repository,
 			"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
 		return sum, nil
@@ -146,7 +154,7 @@ func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, err
 	g.SetLimit(max(d.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
-			sum.Results[i] = d.deployTarget(ctx, push, j.rule, j.target)
+			sum.Results[i] = d.deployTarget(ctx, push, j.Rule, j.Target)
 			return nil
 		})
 	}
@@ -231,38 +239,53 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	return res
 }
 
-// deployLocked does steps 2–7 of a deploy, under the service's lock.
-func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, res *Result) error {
+// Plan is what a deploy of one target would do, decided from read-only
+// calls: the register request it would send, or why it would skip.
+type Plan struct {
+	From       string            // the running task definition
+	Image      string            // the image reference to deploy
+	Containers []string          // containers to update (or chosen, when skipping)
+	Updates    map[string]string // container → new image; empty: skip
+	Skip       string            // why nothing would change
+	Running    *types.TaskDefinition
+	Register   *ecs.RegisterTaskDefinitionInput // nil when skipping
+}
+
+// PlanTarget decides a deploy of push to one target (steps 2–6 without
+// writing): describe the service and its task definition, choose the
+// containers, refuse downgrades, skip what already runs, build the next
+// revision. The deployer and `autodeploy plan` share it.
+func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target) (Plan, error) {
 	svc, err := describeService(ctx, client, t.Cluster, t.Service)
 	if err != nil {
-		return err
+		return Plan{}, err
 	}
-	res.From = aws.ToString(svc.TaskDefinition)
+	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest()}
+	if rule.Pin == rules.PinTag {
+		p.Image = push.ByTag()
+	}
 	tdOut, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
 		TaskDefinition: svc.TaskDefinition,
 		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
 	})
 	if err != nil {
-		return fmt.Errorf("describe task definition %s: %w", res.From, err)
+		return p, fmt.Errorf("describe task definition %s: %w", p.From, err)
 	}
 	td := tdOut.TaskDefinition
+	p.Running = td
 	containers, err := taskdef.ChooseContainers(td, t.Containers, push.Repo())
 	if err != nil {
-		return permanent("service %s: %v", t.Service, err)
+		return p, permanent("service %s: %v", t.Service, err)
 	}
-	res.Containers = containers
+	p.Containers = containers
 
-	image := push.ByDigest()
-	if rule.Pin == rules.PinTag {
-		image = push.ByTag()
-	}
 	candidate := rules.Image{Tag: push.Tag, PushedAt: push.Time}
-	updates := map[string]string{}
+	p.Updates = map[string]string{}
 	var refused []string
 	for _, c := range containers {
 		current := taskdef.Image(td, c)
 		recordedTag, recordedAt := taskdef.Recorded(tdOut.Tags, c)
-		if alreadyRunning(rule.Pin, current, image, recordedAt, push.Time) {
+		if alreadyRunning(rule.Pin, current, p.Image, recordedAt, push.Time) {
 			continue
 		}
 		var running rules.Image
@@ -273,34 +296,50 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 			refused = append(refused, c+": "+why)
 			continue
 		}
-		updates[c] = image
+		p.Updates[c] = p.Image
 	}
-	if len(updates) == 0 {
-		res.Outcome = Skipped
-		res.Reason = "already running " + image
-		if len(refused) > 0 {
-			res.Reason = "never downgrade: " + strings.Join(refused, "; ")
+	if len(refused) > 0 {
+		p.Skip = "never downgrade: " + strings.Join(refused, "; ")
+	}
+	if len(p.Updates) == 0 {
+		if p.Skip == "" {
+			p.Skip = "already running " + p.Image
 		}
-		return nil
+		return p, nil
 	}
-	res.Containers = containers[:0:0]
+	p.Containers = containers[:0:0]
 	for _, c := range containers {
-		if _, ok := updates[c]; ok {
-			res.Containers = append(res.Containers, c)
+		if _, ok := p.Updates[c]; ok {
+			p.Containers = append(p.Containers, c)
 		}
 	}
-
 	set := map[string]string{taskdef.TagRule: rule.Name, taskdef.TagEvent: push.EventID}
-	for c := range updates {
+	for c := range p.Updates {
 		set[taskdef.ContainerTagKey(c)] = push.Tag
 		set[taskdef.ContainerPushedAtKey(c)] = push.Time.UTC().Format(time.RFC3339)
 	}
 	tags, err := taskdef.MergeTags(tdOut.Tags, set)
 	if err != nil {
-		return permanent("task definition %s: %v", res.From, err)
+		return p, permanent("task definition %s: %v", p.From, err)
 	}
+	p.Register = taskdef.RegisterInput(taskdef.WithImages(td, p.Updates), tags)
+	return p, nil
+}
+
+// deployLocked does steps 2–7 of a deploy, under the service's lock.
+func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, res *Result) error {
+	p, err := PlanTarget(ctx, client, push, rule, t)
+	res.From, res.Containers = p.From, p.Containers
+	if err != nil {
+		return err
+	}
+	if p.Register == nil {
+		res.Outcome, res.Reason = Skipped, p.Skip
+		return nil
+	}
+	td := p.Running
 	family := aws.ToString(td.Family)
-	reg, err := client.RegisterTaskDefinition(ctx, taskdef.RegisterInput(taskdef.WithImages(td, updates), tags))
+	reg, err := client.RegisterTaskDefinition(ctx, p.Register)
 	if err != nil {
 		return fmt.Errorf("register task definition %s: %w", family, err)
 	}
@@ -317,10 +356,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		return fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
 	}
 	res.DeploymentID = primaryDeployment(upd.Service, res.To)
-	res.Outcome = Deployed
-	if len(refused) > 0 {
-		res.Reason = "never downgrade: " + strings.Join(refused, "; ")
-	}
+	res.Outcome, res.Reason = Deployed, p.Skip
 	return nil
 }
 
