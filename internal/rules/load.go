@@ -26,6 +26,25 @@ var (
 	placeholder  = regexp.MustCompile(`\{[^}]*\}`)
 )
 
+// Keys returns the keys the loader accepts in each mapping of the file: ""
+// (top level), "defaults", "rule", "target" and "promote". The JSON Schema
+// test holds the schema to the same lists.
+func Keys(mapping string) []string {
+	switch mapping {
+	case "":
+		return []string{"version", "defaults", "rules"}
+	case "defaults":
+		return []string{"pin", "order", "ignore-tags"}
+	case "rule":
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "targets", "promote"}
+	case "target":
+		return []string{"cluster", "service", "containers", "account", "region", "role"}
+	case "promote":
+		return []string{"tag"}
+	}
+	return nil
+}
+
 // Load reads and validates the rules file at path.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -143,7 +162,7 @@ type defaults struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.mapping(root, "", "version", "defaults", "rules")
+	top := p.mapping(root, "", Keys("")...)
 	if top == nil {
 		return &Config{}
 	}
@@ -186,7 +205,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 }
 
 func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
-	m := p.mapping(n, "defaults", "pin", "order", "ignore-tags")
+	m := p.mapping(n, "defaults", Keys("defaults")...)
 	if f, ok := m["pin"]; ok {
 		d.pin = p.pin(f, "defaults.pin")
 	}
@@ -233,7 +252,7 @@ func (p *parser) globs(f field, at string) []string {
 }
 
 func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
-	m := p.mapping(n, at, "name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "targets", "promote")
+	m := p.mapping(n, at, Keys("rule")...)
 	if m == nil {
 		return nil
 	}
@@ -342,7 +361,7 @@ func (p *parser) targets(f field, at string) []Target {
 }
 
 func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
-	m := p.mapping(n, at, "cluster", "service", "containers", "account", "region", "role")
+	m := p.mapping(n, at, Keys("target")...)
 	if m == nil {
 		return Target{}, false
 	}
@@ -446,7 +465,7 @@ func (p *parser) ecsRef(f field, at, s, kind string, t *Target) string {
 }
 
 func (p *parser) promote(f field, at string) *Promote {
-	m := p.mapping(f.value, at, "tag")
+	m := p.mapping(f.value, at, Keys("promote")...)
 	if m == nil {
 		return nil
 	}
