@@ -76,7 +76,7 @@ bench: ## benchmarks of the hot paths
 
 demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
-	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap
+	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
 
 synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/
 	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \

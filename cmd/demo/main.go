@@ -16,6 +16,7 @@ func main() {
 	flag.StringVar(&o.MotoServer, "moto", envOr("AUTODEPLOY_MOTO_SERVER", ".venv/bin/moto_server"), "moto_server binary")
 	flag.StringVar(&o.RIE, "rie", envOr("AUTODEPLOY_RIE", ".bin/aws-lambda-rie"), "aws-lambda-rie binary")
 	flag.StringVar(&o.Deployer, "deployer", ".cache/local/deployer/bootstrap", "the deployer bootstrap built for this machine")
+	flag.StringVar(&o.Watcher, "watcher", ".cache/local/watcher/bootstrap", "the watcher bootstrap built for this machine")
 	flag.StringVar(&o.EventsDir, "events", "events", "directory of sample events")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -1,11 +1,15 @@
-// Package demo shows the deployer at work with no AWS account: moto stands
-// in for AWS, the real bootstrap runs under the Lambda Runtime Interface
-// Emulator, and a sequence of pushes is narrated step by step.
+// Package demo shows ecr-autodeploy at work with no AWS account: moto
+// stands in for AWS, the real deployer and watcher bootstraps run under the
+// Lambda Runtime Interface Emulator, and a sequence of pushes is narrated
+// step by step. moto's ECS starts no tasks, so the demo plays ECS's part
+// and sends the watcher the deployment events ECS would.
 package demo
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
@@ -31,24 +37,37 @@ type Options struct {
 	MotoServer string // moto_server binary
 	RIE        string // aws-lambda-rie binary
 	Deployer   string // the deployer bootstrap, built for this machine
-	EventsDir  string // the repository's events/
+	Watcher    string // the watcher bootstrap, built for this machine
+	EventsDir  string // the repository's events/, used as templates
 }
+
+// ecsOutcome is what the demo, playing ECS, does with a deployment.
+type ecsOutcome int
+
+const (
+	ecsCompletes ecsOutcome = iota
+	ecsRollsBack
+)
 
 // step is one push of the demo.
 type step struct {
-	title string
-	event string
+	title    string
+	tag      string
+	minute   int    // push time, minutes after the first push
+	artifact string // artifact media type for non-image pushes
+	ecs      ecsOutcome
 }
 
 var steps = []step{
-	{"A main build is pushed: staging rolls to it, pinned by digest", "ecr-push-main.json"},
-	{"Release v1.4.0 is pushed: prod rolls to it", "ecr-push-release.json"},
-	{"v1.3.2 is pushed after it (a hotfix of an older line): prod must not go back", "ecr-push-older-release.json"},
-	{"cosign pushes the release's signature: not an image to run", "ecr-push-signature.json"},
-	{"EventBridge delivers v1.4.0 a second time: nothing changes", "ecr-push-release.json"},
+	{title: "A main build is pushed: staging rolls to it, pinned by digest, and it is promoted", tag: "main-4f2a9c1", minute: 0},
+	{title: "Release v1.4.0 is pushed: prod rolls to it", tag: "v1.4.0", minute: 5},
+	{title: "v1.3.2 (a fix on an older line) is pushed after it: prod must not go back", tag: "v1.3.2", minute: 6},
+	{title: "cosign pushes the release's signature: not an image to run", tag: "sig", minute: 7, artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
+	{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0", minute: 5},
+	{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", minute: 9, ecs: ecsRollsBack},
 }
 
-// Services are the demo's ECS services, as a platform team would have them.
+// services are the demo's ECS services, as a platform team would have them.
 var services = []emulator.Service{
 	{Cluster: "staging", Name: "web", Family: "web-staging", Containers: []emulator.Container{
 		{Name: "app", Image: emulator.Registry + "/web:main-0000000", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
@@ -60,99 +79,358 @@ var services = []emulator.Service{
 	}, Tags: map[string]string{"team": "web"}},
 }
 
+type demo struct {
+	p        printer
+	o        Options
+	cfg      *rules.Config
+	ecs      *ecs.Client
+	ecr      *ecr.Client
+	deployer *emulator.RIE
+	watcher  *emulator.RIE
+	digests  map[string]string
+	first    time.Time
+}
+
 // Run runs the whole demo, writing the narration to out, and stops all it
 // started before returning.
 func Run(ctx context.Context, out io.Writer, o Options) error {
-	p := printer{out}
-	cfg, err := rules.Parse("autodeploy.yaml (embedded)", Rules)
-	if err != nil {
+	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	var err error
+	if d.cfg, err = rules.Parse("autodeploy.yaml (embedded)", Rules); err != nil {
 		return err
 	}
-	p.head("The rules (autodeploy.yaml)")
-	for _, r := range cfg.Rules {
-		sel := strings.Join(r.Tags, ", ")
-		if r.SemverText != "" {
-			sel = "semver " + r.SemverText
-		}
+	d.p.head("The rules (internal/demo/autodeploy.yaml)")
+	for _, r := range d.cfg.Rules {
 		for _, t := range r.Targets {
-			p.line("  %-12s %s:%s  →  %s/%s", r.Name, r.Repository, sel, t.Cluster, t.Service)
+			d.p.line("  %-12s %s:%s  →  %s/%s", r.Name, r.Repository, selector(r), t.Cluster, t.Service)
 		}
 	}
 
-	p.head("Starting moto (AWS on 127.0.0.1) and seeding ECS")
+	d.p.head("Starting moto (AWS on 127.0.0.1) and seeding ECR and ECS")
 	moto, err := emulator.StartMoto(ctx, o.MotoServer)
 	if err != nil {
 		return err
 	}
 	defer moto.Stop()
-	p.line("  moto at %s", moto.Endpoint)
+	d.p.line("  moto at %s", moto.Endpoint)
 	const table = "autodeploy-demo"
 	if err := moto.CreateTable(ctx, table); err != nil {
 		return err
 	}
-	client := ecs.NewFromConfig(moto.AWSConfig())
+	d.ecs, d.ecr = ecs.NewFromConfig(moto.AWSConfig()), ecr.NewFromConfig(moto.AWSConfig())
+	if _, err := d.ecr.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
+		return fmt.Errorf("create repository: %w", err)
+	}
 	for _, s := range services {
-		arn, err := emulator.SeedService(ctx, client, s)
+		arn, err := emulator.SeedService(ctx, d.ecs, s)
 		if err != nil {
 			return err
 		}
-		p.line("  %s/%s runs %s", s.Cluster, s.Name, shortTD(arn))
+		d.p.line("  %s/%s runs %s with containers %s", s.Cluster, s.Name, shortTD(arn), containerNames(s))
 	}
 
-	p.head("Starting the deployer's bootstrap under aws-lambda-rie")
+	d.p.head("Starting the deployer and the watcher under aws-lambda-rie")
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table)
 	dir, err := os.MkdirTemp("", "autodeploy-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bootstrap := filepath.Join(dir, "bootstrap")
-	if err := copyFile(o.Deployer, bootstrap); err != nil {
+	if d.deployer, err = startFunction(ctx, o.RIE, o.Deployer, filepath.Join(dir, "deployer"), env); err != nil {
 		return err
+	}
+	defer d.deployer.Stop()
+	if d.watcher, err = startFunction(ctx, o.RIE, o.Watcher, filepath.Join(dir, "watcher"), env); err != nil {
+		return err
+	}
+	defer d.watcher.Stop()
+	d.p.line("  only the environment contract is set: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s", table, moto.Endpoint)
+
+	for i, s := range steps {
+		d.p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
+		if err := d.step(ctx, s); err != nil {
+			return fmt.Errorf("step %d: %w", i+1, err)
+		}
+	}
+	d.p.head("Done: every service ran what its rules allowed, and every deployment's end was told truthfully")
+	return nil
+}
+
+// startFunction runs a bootstrap under RIE from a directory of its own,
+// with the demo's rules beside it, as Lambda lays out a function.
+func startFunction(ctx context.Context, rie, bootstrap, dir string, env []string) (*emulator.RIE, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := copyFile(bootstrap, filepath.Join(dir, "bootstrap")); err != nil {
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), Rules, 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	rie, err := emulator.StartRIE(ctx, o.RIE, bootstrap, append(moto.Env(), "AUTODEPLOY_TABLE="+table))
+	return emulator.StartRIE(ctx, rie, filepath.Join(dir, "bootstrap"), env)
+}
+
+// step pushes one image (into moto's ECR, so the digest is real), delivers
+// the push event to the deployer and plays ECS for what it deployed.
+func (d *demo) step(ctx context.Context, s step) error {
+	tag, digest, err := d.push(ctx, s)
 	if err != nil {
 		return err
 	}
-	defer rie.Stop()
-	p.line("  only the environment contract is set: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s", table, moto.Endpoint)
-
-	for i, s := range steps {
-		event, err := os.ReadFile(filepath.Join(o.EventsDir, s.event))
-		if err != nil {
-			return err
-		}
-		p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
-		var ev struct {
-			Detail struct {
-				Repo string `json:"repository-name"`
-				Tag  string `json:"image-tag"`
-			} `json:"detail"`
-		}
-		_ = json.Unmarshal(event, &ev)
-		p.line("  push  %s:%s  (events/%s)", ev.Detail.Repo, ev.Detail.Tag, s.event)
-		before := countLines(rie.Logs())
-		body, err := rie.Invoke(ctx, event)
-		if err != nil {
-			return err
-		}
-		// The function wrote its log lines before answering; give the pipe
-		// a moment to deliver them.
-		time.Sleep(150 * time.Millisecond)
-		if err := p.summary(body); err != nil {
-			return err
-		}
-		p.line("  what ops see in CloudWatch Logs:")
-		for _, l := range newJSONLines(rie.Logs(), before) {
-			p.line("    %s", l)
-		}
-		if err := p.running(ctx, client); err != nil {
-			return err
+	d.p.line("  pushed web:%s  →  %s", tag, digest)
+	if s.artifact == "" {
+		for _, r := range d.cfg.RulesFor("web") {
+			if ok, why := r.Matches(tag); ok {
+				d.p.line("  rule %-12s matches", r.Name)
+			} else {
+				d.p.line("  rule %-12s does not match: %s", r.Name, why)
+			}
 		}
 	}
-	p.head("Done: every service ran what its rules allowed, and nothing else")
+	event, err := d.pushEvent(tag, digest, s)
+	if err != nil {
+		return err
+	}
+	before := lineCount(d.deployer.Logs())
+	body, err := d.deployer.Invoke(ctx, event)
+	if err != nil {
+		return err
+	}
+	sum, err := d.summary(body)
+	if err != nil {
+		return err
+	}
+	for _, r := range sum.Results {
+		if r.To != "" {
+			if err := d.diff(ctx, r.From, r.To); err != nil {
+				return err
+			}
+		}
+	}
+	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	for _, r := range sum.Results {
+		if r.Outcome == "deployed" {
+			r.Digest = digest
+			if err := d.playECS(ctx, s, r); err != nil {
+				return err
+			}
+		}
+	}
+	return d.running(ctx)
+}
+
+// push puts an image into moto's ECR; each tag gets its own layer, so its
+// own digest (moto derives digests from layers).
+func (d *demo) push(ctx context.Context, s step) (string, string, error) {
+	if s.artifact != "" {
+		release := d.digests["v1.4.0"]
+		return "sha256-" + strings.TrimPrefix(release, "sha256:") + ".sig", digestOf("signature of " + release), nil
+	}
+	if digest, ok := d.digests[s.tag]; ok {
+		return s.tag, digest, nil
+	}
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1470,"digest":"%s"},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":3623807,"digest":"%s"}]}`,
+		digestOf("config "+s.tag), digestOf("layer "+s.tag))
+	out, err := d.ecr.PutImage(ctx, &ecr.PutImageInput{
+		RepositoryName: aws.String("web"), ImageTag: aws.String(s.tag), ImageManifest: aws.String(manifest),
+		ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json"),
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("push web:%s: %w", s.tag, err)
+	}
+	digest := aws.ToString(out.Image.ImageId.ImageDigest)
+	d.digests[s.tag] = digest
+	return s.tag, digest, nil
+}
+
+// pushEvent is the event ECR sends for a push, from the sample in events/.
+func (d *demo) pushEvent(tag, digest string, s step) ([]byte, error) {
+	var ev map[string]any
+	if err := readJSON(filepath.Join(d.o.EventsDir, "ecr-push-main.json"), &ev); err != nil {
+		return nil, err
+	}
+	ev["id"] = fmt.Sprintf("demo-push-%s", tag)
+	ev["time"] = d.first.Add(time.Duration(s.minute) * time.Minute).Format(time.RFC3339)
+	detail := ev["detail"].(map[string]any)
+	detail["image-tag"], detail["image-digest"] = tag, digest
+	if s.artifact != "" {
+		detail["artifact-media-type"] = s.artifact
+	}
+	return json.Marshal(ev)
+}
+
+// playECS sends the watcher what ECS would send for a deployment.
+func (d *demo) playECS(ctx context.Context, s step, r result) error {
+	svcARN := fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", emulator.Region, emulator.Account, r.Cluster, r.Service)
+	at := d.first.Add(time.Duration(s.minute)*time.Minute + 90*time.Second)
+	type change struct{ name, deployment, reason string }
+	var changes []change
+	switch s.ecs {
+	case ecsCompletes:
+		d.p.line("  (playing ECS) the new tasks are healthy: deployment %s completed", r.DeploymentID)
+		changes = []change{{"SERVICE_DEPLOYMENT_COMPLETED", r.DeploymentID, "ECS deployment " + r.DeploymentID + " completed."}}
+	case ecsRollsBack:
+		d.p.line("  (playing ECS) the new tasks never become healthy: the circuit breaker fails %s and rolls back to %s", r.DeploymentID, shortTD(r.From))
+		changes = []change{
+			{"SERVICE_DEPLOYMENT_FAILED", r.DeploymentID, "ECS deployment circuit breaker: task failed to start."},
+			{"SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/9999999999999999999", "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0000000000000000000."},
+		}
+		// ECS puts the last good revision back; moto needs telling.
+		if _, err := d.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(r.Cluster), Service: aws.String(r.Service), TaskDefinition: aws.String(r.From)}); err != nil {
+			return fmt.Errorf("roll back %s/%s: %w", r.Cluster, r.Service, err)
+		}
+	}
+	for i, c := range changes {
+		var ev map[string]any
+		if err := readJSON(filepath.Join(d.o.EventsDir, "ecs-deployment-completed.json"), &ev); err != nil {
+			return err
+		}
+		ev["id"] = fmt.Sprintf("demo-ecs-%s-%d", c.deployment, i)
+		ev["resources"] = []string{svcARN}
+		ev["time"] = at.Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+		detail := ev["detail"].(map[string]any)
+		detail["eventName"], detail["deploymentId"], detail["reason"] = c.name, c.deployment, c.reason
+		detail["updatedAt"] = ev["time"]
+		data, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		before := lineCount(d.watcher.Logs())
+		body, err := d.watcher.Invoke(ctx, data)
+		if err != nil {
+			return err
+		}
+		var res struct {
+			Outcome, Ignored, Promoted string
+			Error                      string `json:"errorMessage"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return fmt.Errorf("watcher answered %s: %w", body, err)
+		}
+		switch {
+		case res.Error != "":
+			d.p.line("  watcher: the invocation failed (Lambda would retry): %s", res.Error)
+		case res.Outcome != "":
+			d.p.line("  watcher: deployment %s %s", r.DeploymentID, res.Outcome)
+		}
+		if res.Promoted != "" {
+			tags, err := d.tags(ctx, r.Digest)
+			if err != nil {
+				return err
+			}
+			d.p.line("  watcher: every target of %s completed, so the digest is promoted: ECR tags now %s", r.Rule, strings.Join(tags, ", "))
+		}
+		d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
+	}
+	return nil
+}
+
+func (d *demo) tags(ctx context.Context, digest string) ([]string, error) {
+	out, err := d.ecr.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: aws.String("web"),
+		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(digest)}}})
+	if err != nil {
+		return nil, fmt.Errorf("describe web@%s: %w", digest, err)
+	}
+	if len(out.ImageDetails) == 0 {
+		return nil, nil
+	}
+	return out.ImageDetails[0].ImageTags, nil
+}
+
+func digestOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+type result struct {
+	Rule, Cluster, Service, Outcome, Reason string
+	From                                    string `json:"from_task_definition"`
+	To                                      string `json:"to_task_definition"`
+	DeploymentID                            string `json:"deployment_id"`
+	Digest                                  string `json:"-"`
+}
+
+type summary struct {
+	Ignored string   `json:"ignored"`
+	Error   string   `json:"errorMessage"`
+	Results []result `json:"results"`
+}
+
+// summary prints the deployer's answer, target by target.
+func (d *demo) summary(body []byte) (summary, error) {
+	var sum summary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		return sum, fmt.Errorf("deployer answered %s: %w", body, err)
+	}
+	switch {
+	case sum.Error != "":
+		d.p.line("  the invocation failed (Lambda would retry): %s", sum.Error)
+	case sum.Ignored != "":
+		d.p.line("  deployer: ignored: %s", sum.Ignored)
+	}
+	for _, r := range sum.Results {
+		d.p.line("  deployer: %s %s/%s (rule %s)", r.Outcome, r.Cluster, r.Service, r.Rule)
+		if r.Reason != "" {
+			d.p.line("            %s", r.Reason)
+		}
+	}
+	return sum, nil
+}
+
+// diff prints the image lines that differ between two revisions.
+func (d *demo) diff(ctx context.Context, from, to string) error {
+	images := func(arn string) (map[string]string, []string, error) {
+		out, err := d.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(arn)})
+		if err != nil {
+			return nil, nil, err
+		}
+		m := map[string]string{}
+		var names []string
+		for _, c := range out.TaskDefinition.ContainerDefinitions {
+			m[aws.ToString(c.Name)] = aws.ToString(c.Image)
+			names = append(names, aws.ToString(c.Name))
+		}
+		return m, names, nil
+	}
+	a, names, err := images(from)
+	if err != nil {
+		return err
+	}
+	b, _, err := images(to)
+	if err != nil {
+		return err
+	}
+	d.p.line("  task definition %s → %s:", shortTD(from), shortTD(to))
+	for _, n := range names {
+		if a[n] != b[n] {
+			d.p.line("    - %-6s %s", n, a[n])
+			d.p.line("    + %-6s %s", n, b[n])
+		} else {
+			d.p.line("      %-6s %s (unchanged)", n, a[n])
+		}
+	}
+	return nil
+}
+
+// running prints what each service runs now.
+func (d *demo) running(ctx context.Context) error {
+	var parts []string
+	for _, s := range services {
+		svc, err := d.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(s.Cluster), Services: []string{s.Name}})
+		if err != nil {
+			return err
+		}
+		td, err := d.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.Services[0].TaskDefinition})
+		if err != nil {
+			return err
+		}
+		app := aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image)
+		parts = append(parts, fmt.Sprintf("%s/%s %s app=%s", s.Cluster, s.Name, shortTD(aws.ToString(svc.Services[0].TaskDefinition)), shortImage(app)))
+	}
+	d.p.line("  now running: %s", strings.Join(parts, "  |  "))
 	return nil
 }
 
@@ -163,55 +441,29 @@ func (p printer) line(format string, args ...any) {
 	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
-// summary prints the deployer's answer, target by target.
-func (p printer) summary(body []byte) error {
-	var sum struct {
-		Ignored string `json:"ignored"`
-		Error   string `json:"errorMessage"`
-		Results []struct {
-			Rule, Cluster, Service, Outcome, Reason string
-			From                                    string `json:"from_task_definition"`
-			To                                      string `json:"to_task_definition"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(body, &sum); err != nil {
-		return fmt.Errorf("deployer answered %s: %w", body, err)
-	}
-	switch {
-	case sum.Error != "":
-		p.line("  the invocation failed (Lambda would retry): %s", sum.Error)
-	case sum.Ignored != "":
-		p.line("  ignored: %s", sum.Ignored)
-	}
-	for _, r := range sum.Results {
-		p.line("  %-8s %s/%s by rule %s", r.Outcome, r.Cluster, r.Service, r.Rule)
-		if r.To != "" {
-			p.line("           %s  →  %s", shortTD(r.From), shortTD(r.To))
+// logs prints the JSON lines a function wrote, as ops would see them.
+func (p printer) logs(fn string, lines []string) {
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"metrics"`) {
+			continue // EMF records: CloudWatch turns them into metrics
 		}
-		if r.Reason != "" {
-			p.line("           %s", r.Reason)
-		}
+		p.line("    %s log: %s", fn, l)
 	}
-	return nil
 }
 
-// running prints the image lines each service runs now.
-func (p printer) running(ctx context.Context, client *ecs.Client) error {
-	p.line("  now running:")
-	for _, s := range services {
-		svc, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(s.Cluster), Services: []string{s.Name}})
-		if err != nil {
-			return err
-		}
-		td, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.Services[0].TaskDefinition})
-		if err != nil {
-			return err
-		}
-		for _, c := range td.TaskDefinition.ContainerDefinitions {
-			p.line("    %-8s %-6s %-16s %s", s.Cluster, aws.ToString(c.Name), shortTD(aws.ToString(svc.Services[0].TaskDefinition)), aws.ToString(c.Image))
-		}
+func selector(r *rules.Rule) string {
+	if r.SemverText != "" {
+		return "semver " + r.SemverText
 	}
-	return nil
+	return strings.Join(r.Tags, ",")
+}
+
+func containerNames(s emulator.Service) string {
+	var names []string
+	for _, c := range s.Containers {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, "+")
 }
 
 func shortTD(arn string) string {
@@ -221,10 +473,23 @@ func shortTD(arn string) string {
 	return arn
 }
 
-func countLines(s string) int { return strings.Count(s, "\n") }
+// shortImage drops the registry host and shortens a digest for the summary line.
+func shortImage(image string) string {
+	if i := strings.Index(image, "/"); i >= 0 {
+		image = image[i+1:]
+	}
+	if i := strings.Index(image, "@sha256:"); i >= 0 && len(image) > i+20 {
+		image = image[:i+20] + "…"
+	}
+	return image
+}
 
-// newJSONLines returns the function's JSON log lines after the first skip lines.
+func lineCount(s string) int { return strings.Count(s, "\n") }
+
+// newJSONLines returns the JSON log lines after the first skip lines; the
+// function wrote them before answering, but the pipe may still hold them.
 func newJSONLines(logs string, skip int) []string {
+	time.Sleep(100 * time.Millisecond)
 	var out []string
 	for i, l := range strings.Split(logs, "\n") {
 		if i >= skip && strings.HasPrefix(l, "{") {
@@ -234,10 +499,18 @@ func newJSONLines(logs string, skip int) []string {
 	return out
 }
 
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
 func copyFile(from, to string) error {
 	data, err := os.ReadFile(from)
 	if err != nil {
-		return fmt.Errorf("read %s (build it with make demo): %w", from, err)
+		return fmt.Errorf("read %s (make demo builds it): %w", from, err)
 	}
 	return os.WriteFile(to, data, 0o755)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ func TestDemoEndState(t *testing.T) {
 	err := Run(context.Background(), &out, Options{
 		MotoServer: testenv.MotoBinary(t), RIE: testenv.RIEBinary(t),
 		Deployer:  testenv.BuildFunction(t, "deployer", t.TempDir()),
+		Watcher:   testenv.BuildFunction(t, "watcher", t.TempDir()),
 		EventsDir: filepath.Join(root, "events"),
 	})
 	if err != nil {
@@ -25,18 +27,32 @@ func TestDemoEndState(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{
-		"deployed staging/web by rule web-staging",
-		"deployed prod/web by rule web-prod",
+		"deployer: deployed staging/web (rule web-staging)",
+		"rule web-prod     does not match: tag main-4f2a9c1 is not a semantic version",
+		"    + app    123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:",
+		"watcher: every target of web-staging completed, so the digest is promoted: ECR tags now main-4f2a9c1, verified-main-4f2a9c1",
+		"deployer: deployed prod/web (rule web-prod)",
 		"never downgrade: app: v1.3.2 is older than the running v1.4.0",
-		"ignored: tag sha256-",
-		"already running 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:3bd05339",
+		"deployer: ignored: tag sha256-",
+		"already running 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:",
 		`"msg":"deploy"`,
-		"prod     app    web-prod:2       123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:3bd05339",
+		"now running: staging/web web-staging:2 app=web@sha256:",
+		"prod/web web-prod:2 app=web@sha256:",
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+	for _, re := range []string{`watcher: deployment ecs-svc/\d+ failed\n`, `watcher: deployment ecs-svc/\d+ rolled_back\n`} {
+		if !regexp.MustCompile(re).MatchString(text) {
+			t.Errorf("demo output lacks %s", re)
+		}
+	}
+	// After the rollback prod runs the last good revision again.
+	running := strings.Split(text, "now running: ")
+	if last := running[len(running)-1]; !strings.Contains(last, "prod/web web-prod:2 ") {
+		t.Errorf("prod after the rollback: %s", last)
 	}
 	if strings.Contains(text, "never-logged") {
 		t.Error("a container environment value reached the demo's log lines")
