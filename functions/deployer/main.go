@@ -15,39 +15,24 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 func main() {
-	ctx := context.Background()
-	env, err := fnenv.Load(os.Getenv, fnenv.Executable())
-	log := logging.New(os.Stdout, env.LogLevel)
+	rt, err := fnenv.Init(context.Background())
 	if err != nil {
-		log.Error("init failed", "error", err.Error())
+		rt.Log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
-	cfg, err := rules.Load(env.ConfigPath)
-	if err != nil {
-		log.Error("init failed: rules file", "error", err.Error())
-		os.Exit(1)
-	}
-	awsCfg, err := awsenv.Load(ctx)
-	if err != nil {
-		log.Error("init failed", "error", err.Error())
-		os.Exit(1)
-	}
-	clients := awsenv.NewECSClients(awsCfg)
-	db := dynamodb.NewFromConfig(awsCfg)
+	clients := awsenv.NewECSClients(rt.AWS)
+	db := dynamodb.NewFromConfig(rt.AWS)
 	d := &deploy.Deployer{
-		Rules:       cfg,
+		Rules:       rt.Rules,
 		ECS:         func(region, role string) deploy.ECS { return clients.For(region, role) },
-		Locks:       lock.New(db, env.Table),
-		History:     history.NewStore(db, env.Table),
-		Log:         log,
-		Concurrency: env.Concurrency,
+		Locks:       lock.New(db, rt.Env.Table),
+		History:     history.NewStore(db, rt.Env.Table),
+		Log:         rt.Log,
+		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,
 	}
-	log.Debug("ready", "rules", len(cfg.Rules), "config", env.ConfigPath)
 	lambda.Start(d.Handle)
 }

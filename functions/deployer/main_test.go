@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,21 +27,9 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	bootstrap := testenv.BuildFunction(t, "deployer", dir)
-	rulesFile, err := os.ReadFile("testdata/autodeploy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesFile, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rie := testenv.StartRIE(t, bootstrap, append(m.Env(), "AUTODEPLOY_TABLE="+table))
+	rie := testenv.StartFunction(t, "deployer", "testdata/autodeploy.yaml", append(m.Env(), "AUTODEPLOY_TABLE="+table))
 
-	event, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "ecr-push-main.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	event := testenv.Event(t, "ecr-push-main.json")
 
 	// A malformed event is a clear error, and the function keeps serving.
 	body, err := rie.Invoke(ctx, []byte(`{"source": "aws.ecr", "detail-type": "ECR Image Action", "detail": 7}`))

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,16 +32,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	bootstrap := testenv.BuildFunction(t, "watcher", dir)
-	rulesFile, err := os.ReadFile("testdata/autodeploy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesFile, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rie := testenv.StartRIE(t, bootstrap, append(m.Env(), "AUTODEPLOY_TABLE="+table))
+	rie := testenv.StartFunction(t, "watcher", "testdata/autodeploy.yaml", append(m.Env(), "AUTODEPLOY_TABLE="+table))
 
 	for _, step := range []struct{ sample, want string }{
 		{"ecs-deployment-in-progress.json", `"ignored":"deployment still in progress"`},
@@ -51,11 +40,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		{"ecs-deployment-rollback.json", `"outcome":"rolled_back"`},
 		{"ecs-deployment-completed.json", `"ignored":"outcome already recorded"`},
 	} {
-		event, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", step.sample))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := rie.Invoke(ctx, event)
+		body, err := rie.Invoke(ctx, testenv.Event(t, step.sample))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -180,18 +180,9 @@ func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITo
 		MetricName:      jsii.String("DeploymentsNotCompleted"),
 		MetricValue:     jsii.String("1"),
 	})
-	a := awscloudwatch.NewAlarm(s, jsii.String("DeploymentsNotCompletedAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String("An autodeploy deployment failed or was rolled back: query ecr-autodeploy/deployment-outcomes"),
-		Metric: mf.Metric(&awscloudwatch.MetricOptions{
-			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
-			Statistic: jsii.String("Sum"),
-		}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	alarmOn(s, "DeploymentsNotCompletedAlarm", "An autodeploy deployment failed or was rolled back: query ecr-autodeploy/deployment-outcomes",
+		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		topic)
 }
 
 // grantWatch gives the watcher its table, ECR tagging on the repositories
@@ -310,18 +301,9 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 	spec.table.Grant(role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"), jsii.String("dynamodb:DeleteItem"),
 		jsii.String("dynamodb:UpdateItem"), jsii.String("dynamodb:Query"), jsii.String("dynamodb:ConditionCheckItem"))
 
-	errors := awscloudwatch.NewAlarm(s, jsii.String(name+"ErrorsAlarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String("The " + strings.ToLower(name) + " returned errors: see its log group for msg=deploy outcome=failed"),
-		Metric: fn.MetricErrors(&awscloudwatch.MetricOptions{
-			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
-			Statistic: jsii.String("Sum"),
-		}),
-		Threshold:          jsii.Number(1),
-		EvaluationPeriods:  jsii.Number(1),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	errors.AddAlarmAction(awscloudwatchactions.NewSnsAction(spec.alarms))
+	alarmOn(s, name+"ErrorsAlarm", "The "+strings.ToLower(name)+" returned errors: see its log group for level=ERROR lines",
+		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		spec.alarms)
 	queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
 	return function{fn: fn, role: role, logGroup: logGroup}
 }
@@ -341,12 +323,17 @@ func secureQueue(s awscdk.Stack, id, purpose string) awssqs.Queue {
 }
 
 func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic) {
-	a := awscloudwatch.NewAlarm(s, jsii.String(name+"Alarm"), &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String("A message is waiting in " + name + ": an event was not processed; inspect and redrive it"),
-		Metric: q.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
-			Period:    awscdk.Duration_Minutes(jsii.Number(5)),
-			Statistic: jsii.String("Maximum"),
-		}),
+	alarmOn(s, name+"Alarm", "A message is waiting in "+name+": an event was not processed; inspect and redrive it",
+		q.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}),
+		topic)
+}
+
+// alarmOn alarms the topic as soon as metric reaches 1 in a period; no
+// data is no trouble.
+func alarmOn(s awscdk.Stack, id, description string, metric awscloudwatch.IMetric, topic awssns.ITopic) {
+	a := awscloudwatch.NewAlarm(s, jsii.String(id), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(description),
+		Metric:             metric,
 		Threshold:          jsii.Number(1),
 		EvaluationPeriods:  jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

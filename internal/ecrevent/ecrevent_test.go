@@ -1,22 +1,18 @@
 package ecrevent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
 func readEvent(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testenv.Event(t, name)
 }
 
 func TestParseSamples(t *testing.T) {

@@ -1,19 +1,15 @@
 package ecsevent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
 func load(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+	return testenv.Event(t, name)
 }
 
 func TestParseSamples(t *testing.T) {

@@ -2,6 +2,7 @@
 package fnenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,7 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // Env is the functions' configuration.
@@ -67,4 +72,29 @@ func Executable() string {
 		return p
 	}
 	return os.Args[0]
+}
+
+// Runtime is what both functions load at init.
+type Runtime struct {
+	Env   Env
+	Log   *slog.Logger
+	Rules *rules.Config
+	AWS   aws.Config
+}
+
+// Init reads the environment, the rules file and the AWS SDK config. Log is
+// set even when it fails, so main can say why before exiting.
+func Init(ctx context.Context) (Runtime, error) {
+	env, err := Load(os.Getenv, Executable())
+	rt := Runtime{Env: env, Log: logging.New(os.Stdout, env.LogLevel)}
+	if err != nil {
+		return rt, err
+	}
+	if rt.Rules, err = rules.Load(env.ConfigPath); err != nil {
+		return rt, fmt.Errorf("rules file: %w", err)
+	}
+	if rt.AWS, err = awsenv.Load(ctx); err != nil {
+		return rt, err
+	}
+	return rt, nil
 }

@@ -1,7 +1,9 @@
 package fnenv
 
 import (
+	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -38,5 +40,29 @@ func TestLoad(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestInit(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	if err := os.WriteFile(good, []byte("version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("version: 1\nrules: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AUTODEPLOY_TABLE", "t")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AUTODEPLOY_CONFIG", good)
+	rt, err := Init(context.Background())
+	if err != nil || len(rt.Rules.Rules) != 1 || rt.AWS.Region != "eu-west-1" || rt.Log == nil {
+		t.Fatalf("Init = %+v, %v", rt, err)
+	}
+	t.Setenv("AUTODEPLOY_CONFIG", bad)
+	rt, err = Init(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "rules file: "+bad+":2: rules: must be a non-empty list of rules") || rt.Log == nil {
+		t.Fatalf("Init with a bad rules file = %v", err)
 	}
 }

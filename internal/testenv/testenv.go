@@ -137,3 +137,29 @@ func BuildFunction(t testing.TB, name, dir string) string {
 	}
 	return out
 }
+
+// StartFunction builds functions/<name>, lays it out as Lambda does with
+// rulesFile beside it as autodeploy.yaml, and runs it under aws-lambda-rie.
+func StartFunction(t testing.TB, name, rulesFile string, env []string) *emulator.RIE {
+	t.Helper()
+	dir := t.TempDir()
+	bootstrap := BuildFunction(t, name, dir)
+	data, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return StartRIE(t, bootstrap, env)
+}
+
+// Event reads a sample event from the repository's events/.
+func Event(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(RepoRoot(t), "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
