@@ -9,12 +9,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 )
 
 func main() {
@@ -33,6 +35,9 @@ func main() {
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,
+	}
+	if rt.Env.NotifyTopic != "" {
+		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}
 	lambda.Start(d.Handle)
 }

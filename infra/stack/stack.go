@@ -102,6 +102,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		alarms:    alarms,
 	})
 	grantDeploy(s, deployer.role, p.Rules)
+	deployer.fn.AddEnvironment(jsii.String("AUTODEPLOY_NOTIFY_TOPIC_ARN"), notices.TopicArn(), nil)
+	grantPublish(deployer.role, notices, key)
+	failedDeploysAlarm(s, deployer.logGroup, alarms)
 
 	pushDLQ := secureQueue(s, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer")
 	awsevents.NewRule(s, jsii.String("EcrPushRule"), &awsevents.RuleProps{
@@ -185,6 +188,32 @@ func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITo
 		topic)
 }
 
+// grantPublish lets a role publish to an encrypted topic.
+func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
+	topic.GrantPublish(role)
+	key.Grant(role, jsii.String("kms:GenerateDataKey*"), jsii.String("kms:Decrypt"))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("kms:GenerateDataKey* names the two GenerateDataKey actions, on the topic key only."),
+		AppliesTo: &[]any{"Action::kms:GenerateDataKey*"},
+	}}, jsii.Bool(true))
+}
+
+// failedDeploysAlarm fires on a deploy that failed permanently: it is not
+// retried, so a person has to act.
+func failedDeploysAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
+	mf := awslogs.NewMetricFilter(s, jsii.String("DeploysFailedFilter"), &awslogs.MetricFilterProps{
+		LogGroup:        logGroup,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "deploy" && $.outcome = "failed" }`)),
+		MetricNamespace: jsii.String("Autodeploy"),
+		MetricName:      jsii.String("DeploysFailed"),
+		MetricValue:     jsii.String("1"),
+	})
+	alarmOn(s, "DeploysFailedAlarm", "A push could not be deployed to a service: query ecr-autodeploy/failed-deploys",
+		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		topic)
+}
+
 // grantWatch gives the watcher its table, ECR tagging on the repositories
 // of rules that promote, publishing notices, and invoking the deployer.
 func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
@@ -202,14 +231,12 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer aw
 			Resources: subs(repos),
 		}))
 	}
-	notices.GrantPublish(role)
-	key.Grant(role, jsii.String("kms:GenerateDataKey*"), jsii.String("kms:Decrypt"))
+	grantPublish(role, notices, key)
 	deployer.GrantInvoke(role)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
-		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("Invoking the deployer is granted on its ARN and its versions (ARN:*), as CDK's grantInvoke does; " +
-			"kms:GenerateDataKey* names the two GenerateDataKey actions on the topic key only; log stream names are chosen by Lambda."),
-		AppliesTo: &[]any{"Action::kms:GenerateDataKey*", map[string]string{"regex": `/^Resource::<\w+\.Arn>:\*$/`}},
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("Invoking the deployer is granted on its ARN and its versions (ARN:*), as CDK's grantInvoke does."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::<\w+\.Arn>:\*$/`}},
 	}}, jsii.Bool(true))
 }
 

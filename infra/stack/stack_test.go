@@ -335,12 +335,16 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 7 {
-		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed/rolled-back deployments", len(alarms))
+	if len(alarms) != 8 {
+		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed deploys, failed/rolled-back deployments", len(alarms))
 	}
-	filter := s.one(t, "AWS::Logs::MetricFilter")
-	if !strings.Contains(filter["FilterPattern"].(string), `$.outcome = "rolled_back"`) {
-		t.Errorf("deployment alarm filter = %v", filter["FilterPattern"])
+	var patterns []string
+	for _, f := range s.resources("AWS::Logs::MetricFilter") {
+		patterns = append(patterns, f["FilterPattern"].(string))
+	}
+	want := []string{`{ $.msg = "deploy" && $.outcome = "failed" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
+	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
 	for id, a := range alarms {
 		if !strings.Contains(jsonString(a["AlarmActions"]), "Alarms") {

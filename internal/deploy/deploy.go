@@ -44,6 +44,11 @@ type History interface {
 	Put(ctx context.Context, r history.Record) error
 }
 
+// Notifier sends a short human-readable message.
+type Notifier interface {
+	Notify(ctx context.Context, subject, message string) error
+}
+
 // Outcome of one target.
 type Outcome string
 
@@ -85,6 +90,9 @@ type Deployer struct {
 	Locks   Locker
 	History History
 	Log     *slog.Logger
+	// Notifier, when set, is told of every permanent failure: those are not
+	// retried, so a person has to act.
+	Notifier Notifier
 	// Concurrency bounds the targets of one event deployed at once.
 	Concurrency int
 	Now         func() time.Time
@@ -235,6 +243,14 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	}
 	if res.Outcome == Deployed || (res.Outcome == Failed && !res.Retryable) {
 		d.record(ctx, push, res)
+	}
+	if res.Outcome == Failed && !res.Retryable && d.Notifier != nil {
+		subject := fmt.Sprintf("[autodeploy] %s/%s NOT deployed %s:%s", res.Cluster, res.Service, push.Repository, push.Tag)
+		body := fmt.Sprintf("%s/%s was not rolled to %s:%s (%s) by rule %s, and will not be retried:\n%s\nevent: %s\n",
+			res.Cluster, res.Service, push.Repository, push.Tag, push.Digest, res.Rule, res.Reason, push.EventID)
+		if err := d.Notifier.Notify(ctx, truncate(subject, 100), body); err != nil {
+			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
+		}
 	}
 	return res
 }
@@ -451,4 +467,12 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
 		metrics.Metric{Name: "Deploys", Unit: "Count", Value: 1},
 		metrics.Metric{Name: "DeployDuration", Unit: "Milliseconds", Value: float64(r.DurationMillis)})
+}
+
+// truncate cuts s to n bytes (SNS subjects take 100).
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

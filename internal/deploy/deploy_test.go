@@ -327,6 +327,8 @@ func TestPermanentFailures(t *testing.T) {
 			td.ContainerDefinitions = append([]types.ContainerDefinition(nil), td.ContainerDefinitions...)
 			f.ecs.services["prod/web"].TaskDefinition = aws.String(f.ecs.addTaskDef(td, nil))
 			tt.setup(f.ecs)
+			notices := &memNotifier{}
+			f.d.Notifier = notices
 			sum, err := f.d.Handle(context.Background(), pushEvent(t, "web", "v1.0.0", t0))
 			if err != nil {
 				t.Fatalf("a permanent failure must not fail the invocation (no retry): %v", err)
@@ -341,6 +343,10 @@ func TestPermanentFailures(t *testing.T) {
 			if len(f.history.records) != 1 || f.history.records[0].Outcome != "failed" {
 				t.Errorf("history = %+v, want the failure recorded", f.history.records)
 			}
+			if len(notices.messages) != 1 || !strings.Contains(notices.messages[0], "prod/web NOT deployed web:v1.0.0") ||
+				!strings.Contains(notices.messages[0], tt.reason) {
+				t.Errorf("notices = %q, want one naming the failure", notices.messages)
+			}
 		})
 	}
 }
@@ -350,6 +356,8 @@ func TestTransientFailureRetriesOnlyWhatFailed(t *testing.T) {
 	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded", Fault: smithy.FaultClient}
 	f.ecs.failures["UpdateService"] = []error{throttled}
 	f.d.Concurrency = 1 // the first target in order takes the throttle
+	notices := &memNotifier{}
+	f.d.Notifier = notices
 	ev := pushEvent(t, "web", "main-4f2a9c1", t0)
 	sum, err := f.d.Handle(context.Background(), ev)
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 targets failed transiently") {
@@ -361,6 +369,9 @@ func TestTransientFailureRetriesOnlyWhatFailed(t *testing.T) {
 	if !sum.Results[0].Retryable || !strings.HasSuffix(sum.Results[0].Reason, "(will retry)") {
 		t.Errorf("throttled result = %+v", sum.Results[0])
 	}
+	if len(notices.messages) != 0 {
+		t.Errorf("a transient failure, which Lambda retries, was notified: %q", notices.messages)
+	}
 	retry, err := f.d.Handle(context.Background(), ev)
 	if err != nil {
 		t.Fatalf("retry: %v", err)
@@ -368,6 +379,13 @@ func TestTransientFailureRetriesOnlyWhatFailed(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"staging/web/web-staging": "deployed", "staging/web-worker/web-staging": "skipped"}, outcomes(retry)); diff != "" {
 		t.Errorf("retry (-want +got):\n%s", diff)
 	}
+}
+
+type memNotifier struct{ messages []string }
+
+func (n *memNotifier) Notify(_ context.Context, subject, body string) error {
+	n.messages = append(n.messages, subject+"\n"+body)
+	return nil
 }
 
 func TestLockTimeoutIsTransient(t *testing.T) {

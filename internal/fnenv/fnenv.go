@@ -29,7 +29,8 @@ type Env struct {
 	// deployed at once (default 4: RegisterTaskDefinition bursts to 20, then 1/s).
 	Concurrency int
 	// NotifyTopic is AUTODEPLOY_NOTIFY_TOPIC_ARN, where the watcher sends a
-	// notice per finished deployment (optional: none is sent).
+	// notice per finished deployment and the deployer one per permanent
+	// failure (optional: none is sent).
 	NotifyTopic string
 	// DeployerFunction is AUTODEPLOY_DEPLOYER_FUNCTION, to which the watcher
 	// hands promoted tags (optional: ECR's own event for the tag remains).
