@@ -97,14 +97,17 @@ func (w *Watcher) classify(ctx context.Context, ev ecsevent.Deployment) (history
 		// The rollback is a new deployment; what it rolls back is the
 		// service's latest deploy, when that one is ours and unfinished.
 		key := history.ServiceKey(ev.Service.Account, ev.Service.Region, ev.Service.Cluster, ev.Service.Name)
-		recent, err := w.Store.Recent(ctx, key, 1)
+		recent, err := w.Store.Recent(ctx, key, 10)
 		if err != nil {
 			return history.Record{}, "", "", err
 		}
-		if len(recent) == 0 || recent[0].DeploymentID == "" || recent[0].DeploymentID == ev.DeploymentID {
+		// Failed deploys have no deployment; the latest one that has is the
+		// one being rolled back.
+		i := slices.IndexFunc(recent, func(r history.Record) bool { return r.DeploymentID != "" })
+		if i < 0 || recent[i].DeploymentID == ev.DeploymentID {
 			return history.Record{}, "", "rollback of a deployment autodeploy did not start", nil
 		}
-		rec := recent[0]
+		rec := recent[i]
 		if rec.DeploymentOutcome != "" && rec.DeploymentOutcome != history.Failed {
 			return history.Record{}, "", "rollback after the latest autodeploy deployment already ended " + rec.DeploymentOutcome, nil
 		}
@@ -205,6 +208,12 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, at time.Time)
 		}
 	}
 	tag := rules.RenderPromoteTag(rule.Promote.Tag, rec.Tag)
+	if ok, _ := rule.Matches(tag); ok {
+		// The rule would deploy its own promotion, and promote that again.
+		w.Log.WarnContext(ctx, "promote", "outcome", "refused", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
+			"reason", "the promoted tag matches the rule itself, which would promote it again without end")
+		return "", nil
+	}
 	if len(waiting) > 0 {
 		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "waiting_for", waiting)
 		return "", nil

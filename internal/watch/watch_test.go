@@ -299,3 +299,40 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestPromotionNeverFeedsItsOwnRule(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cfg, err := rules.Parse("loop.yaml", []byte("version: 1\nrules:\n  - name: any\n    repository: web\n    tags: [\"*\"]\n    pin: tag\n"+
+		"    targets: [{cluster: staging, service: web}]\n    promote: {tag: \"ok-{tag}\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.Rules = cfg
+	digest := f.pushImage(t, "main-loop")
+	f.deployed(t, "any", "staging", "web", "main-loop", digest, "ecs-svc/50")
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/50"))
+	if err != nil || res.Outcome != history.Completed || res.Promoted != "" || len(f.rec.invokes) != 0 {
+		t.Fatalf("a self-feeding promotion went ahead: %+v, %v", res, err)
+	}
+	if !strings.Contains(f.logs.String(), `"outcome":"refused"`) {
+		t.Errorf("the refusal is not logged:\n%s", f.logs)
+	}
+}
+
+func TestRollbackSkipsFailedDeploysWithoutDeployment(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	digest := f.pushImage(t, "main-x")
+	f.deployed(t, "web-staging", "staging", "web", "main-x", digest, "ecs-svc/60")
+	// A later push failed permanently: recorded, but it started no deployment.
+	failed := history.Record{Rule: "web-staging", Repository: "web", Tag: "main-y", Account: testenv.Account, Region: testenv.Region,
+		Cluster: "staging", Service: "web", EventID: "push-main-y", Outcome: "failed", PushedAt: t0.Add(time.Minute), DeployedAt: t0.Add(time.Hour)}
+	if err := f.store.Put(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-rollback.json", "staging", "web", "ecs-svc/61"))
+	if err != nil || res.Outcome != history.RolledBack || res.DeploymentID != "ecs-svc/60" {
+		t.Errorf("rollback: %+v, %v; want ecs-svc/60 rolled back", res, err)
+	}
+}
