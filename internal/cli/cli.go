@@ -360,9 +360,8 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	now := env.Now()
-	parts := strings.SplitN(key, "/", 4)
 	if err := store.Put(ctx, history.Record{
-		Rule: "rollback", Account: parts[0], Region: parts[1], Cluster: *sf.cluster, Service: *sf.service,
+		Rule: "rollback", Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
 		FromTaskDefinition: current, ToTaskDefinition: target, DeploymentID: deployment,
 		EventID: fmt.Sprintf("rollback-%d", now.UnixNano()), Outcome: string(deploy.Deployed),
 		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
