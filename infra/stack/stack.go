@@ -54,7 +54,7 @@ type Props struct {
 }
 
 // Functions are the Lambda functions the repository has.
-var Functions = []string{"deployer", "watcher"}
+func Functions() []string { return []string{"deployer", "watcher"} }
 
 // New builds the stack. It fails when a function is not built or the rules
 // name nothing to deploy.
@@ -63,7 +63,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		return nil, fmt.Errorf("stack %s: the rules file has no rules", id)
 	}
 	bundles := map[string]string{}
-	for _, fn := range Functions {
+	for _, fn := range Functions() {
 		dir, err := bundle(fn, p)
 		if err != nil {
 			return nil, err

@@ -56,7 +56,7 @@ func synth(t *testing.T) synthesized {
 		t.Fatal(err)
 	}
 	dist := filepath.Join(dir, "dist")
-	for _, fn := range Functions {
+	for _, fn := range Functions() {
 		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -178,8 +178,8 @@ func TestEventRule(t *testing.T) {
 func TestFunctions(t *testing.T) {
 	s := synth(t)
 	fns := s.resources("AWS::Lambda::Function")
-	if len(fns) != len(Functions) {
-		t.Fatalf("%d functions, want %d", len(fns), len(Functions))
+	if len(fns) != len(Functions()) {
+		t.Fatalf("%d functions, want %d", len(fns), len(Functions()))
 	}
 	for id, fn := range fns {
 		for k, want := range map[string]any{"Runtime": "provided.al2023", "Handler": "bootstrap", "MemorySize": 256.0} {
@@ -210,7 +210,7 @@ func TestFunctions(t *testing.T) {
 		}
 	}
 	invokes := s.resources("AWS::Lambda::EventInvokeConfig")
-	if len(invokes) != len(Functions) {
+	if len(invokes) != len(Functions()) {
 		t.Errorf("%d async invoke configs, want one per function", len(invokes))
 	}
 	for id, inv := range invokes {

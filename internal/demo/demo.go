@@ -58,25 +58,29 @@ type step struct {
 	ecs      ecsOutcome
 }
 
-var steps = []step{
-	{title: "A main build is pushed: staging rolls to it, pinned by digest, and it is promoted", tag: "main-4f2a9c1", minute: 0},
-	{title: "Release v1.4.0 is pushed: prod rolls to it", tag: "v1.4.0", minute: 5},
-	{title: "v1.3.2 (a fix on an older line) is pushed after it: prod must not go back", tag: "v1.3.2", minute: 6},
-	{title: "cosign pushes the release's signature: not an image to run", tag: "sig", minute: 7, artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
-	{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0", minute: 5},
-	{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", minute: 9, ecs: ecsRollsBack},
+func steps() []step {
+	return []step{
+		{title: "A main build is pushed: staging rolls to it, pinned by digest, and it is promoted", tag: "main-4f2a9c1", minute: 0},
+		{title: "Release v1.4.0 is pushed: prod rolls to it", tag: "v1.4.0", minute: 5},
+		{title: "v1.3.2 (a fix on an older line) is pushed after it: prod must not go back", tag: "v1.3.2", minute: 6},
+		{title: "cosign pushes the release's signature: not an image to run", tag: "sig", minute: 7, artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
+		{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0", minute: 5},
+		{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", minute: 9, ecs: ecsRollsBack},
+	}
 }
 
 // services are the demo's ECS services, as a platform team would have them.
-var services = []emulator.Service{
-	{Cluster: "staging", Name: "web", Family: "web-staging", Containers: []emulator.Container{
-		{Name: "app", Image: emulator.Registry + "/web:main-0000000", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
-		{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
-	}, Tags: map[string]string{"team": "web"}},
-	{Cluster: "prod", Name: "web", Family: "web-prod", Containers: []emulator.Container{
-		{Name: "app", Image: emulator.Registry + "/web:v1.2.0", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
-		{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
-	}, Tags: map[string]string{"team": "web"}},
+func services() []emulator.Service {
+	return []emulator.Service{
+		{Cluster: "staging", Name: "web", Family: "web-staging", Containers: []emulator.Container{
+			{Name: "app", Image: emulator.Registry + "/web:main-0000000", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
+			{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
+		}, Tags: map[string]string{"team": "web"}},
+		{Cluster: "prod", Name: "web", Family: "web-prod", Containers: []emulator.Container{
+			{Name: "app", Image: emulator.Registry + "/web:v1.2.0", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
+			{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
+		}, Tags: map[string]string{"team": "web"}},
+	}
 }
 
 type demo struct {
@@ -121,7 +125,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	if _, err := d.ecr.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		return fmt.Errorf("create repository: %w", err)
 	}
-	for _, s := range services {
+	for _, s := range services() {
 		arn, err := emulator.SeedService(ctx, d.ecs, s)
 		if err != nil {
 			return err
@@ -146,7 +150,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	defer d.watcher.Stop()
 	d.p.line("  only the environment contract is set: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s", table, moto.Endpoint)
 
-	for i, s := range steps {
+	for i, s := range steps() {
 		d.p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
 		if err := d.step(ctx, s); err != nil {
 			return fmt.Errorf("step %d: %w", i+1, err)
@@ -418,7 +422,7 @@ func (d *demo) diff(ctx context.Context, from, to string) error {
 // running prints what each service runs now.
 func (d *demo) running(ctx context.Context) error {
 	var parts []string
-	for _, s := range services {
+	for _, s := range services() {
 		svc, err := d.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(s.Cluster), Services: []string{s.Name}})
 		if err != nil {
 			return err

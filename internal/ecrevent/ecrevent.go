@@ -33,17 +33,23 @@ type Ignored struct {
 func (e *Ignored) Error() string { return "ignored: " + e.Reason }
 
 var (
-	digestRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	tagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	accountRE   = regexp.MustCompile(`^[0-9]{12}$`)
-	artifactTag = []string{"sha256-*.sig", "*.att", "*.sbom"}
-	// imageConfigTypes are the artifact media types of runnable images;
-	// anything else (Helm charts, signatures, SBOMs…) is not deployable.
-	imageConfigTypes = map[string]bool{
-		"application/vnd.docker.container.image.v1+json": true,
-		"application/vnd.oci.image.config.v1+json":       true,
-	}
+	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 )
+
+// artifactTags are the tags cosign and other OCI tools push beside images.
+func artifactTags() []string { return []string{"sha256-*.sig", "*.att", "*.sbom"} }
+
+// isImageConfig reports the artifact media types of runnable images;
+// anything else (Helm charts, signatures, SBOMs…) is not deployable.
+func isImageConfig(mediaType string) bool {
+	switch mediaType {
+	case "application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json":
+		return true
+	}
+	return false
+}
 
 // mediaTypes are the newer detail fields aws-lambda-go does not model yet.
 type mediaTypes struct {
@@ -108,12 +114,12 @@ func ignoreReason(d events.ECRImageActionEventDetailType, media mediaTypes) stri
 	case !digestRE.MatchString(d.ImageDigest):
 		return fmt.Sprintf("digest %q is not sha256:<64 hex>", d.ImageDigest)
 	}
-	for _, g := range artifactTag {
+	for _, g := range artifactTags() {
 		if ok, _ := path.Match(g, d.ImageTag); ok {
 			return fmt.Sprintf("tag %s is a signature or attestation artifact", d.ImageTag)
 		}
 	}
-	if at := media.Detail.ArtifactMediaType; at != "" && !imageConfigTypes[at] {
+	if at := media.Detail.ArtifactMediaType; at != "" && !isImageConfig(at) {
 		return fmt.Sprintf("artifact media type %s is not a container image", at)
 	}
 	return ""

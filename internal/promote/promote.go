@@ -45,11 +45,13 @@ type Promoter struct {
 }
 
 // manifestTypes are the manifests a tag may point at.
-var manifestTypes = []string{
-	"application/vnd.oci.image.manifest.v1+json",
-	"application/vnd.oci.image.index.v1+json",
-	"application/vnd.docker.distribution.manifest.v2+json",
-	"application/vnd.docker.distribution.manifest.list.v2+json",
+func manifestTypes() []string {
+	return []string{
+		"application/vnd.oci.image.manifest.v1+json",
+		"application/vnd.oci.image.index.v1+json",
+		"application/vnd.docker.distribution.manifest.v2+json",
+		"application/vnd.docker.distribution.manifest.list.v2+json",
+	}
 }
 
 // Promote tags rec's digest with tag (already-tagged is fine) and hands the
@@ -60,7 +62,7 @@ func (p *Promoter) Promote(ctx context.Context, rec history.Record, tag string) 
 		RegistryId:         aws.String(rec.RegistryAccount),
 		RepositoryName:     aws.String(rec.Repository),
 		ImageIds:           []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(rec.Digest)}},
-		AcceptedMediaTypes: manifestTypes,
+		AcceptedMediaTypes: manifestTypes(),
 	})
 	if err != nil {
 		return fmt.Errorf("get manifest of %s@%s: %w", rec.Repository, rec.Digest, err)
