@@ -1,0 +1,108 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+)
+
+var rec = history.Record{Rule: "web-staging", Repository: "team/web", RegistryAccount: "123456789012", RegistryRegion: "eu-west-1",
+	Tag: "main-1", Digest: "sha256:" + strings.Repeat("ab", 32)}
+
+type fakeECR struct {
+	images []ecrtypes.Image
+	putErr error
+	puts   []*ecr.PutImageInput
+}
+
+func (f *fakeECR) BatchGetImage(_ context.Context, in *ecr.BatchGetImageInput, _ ...func(*ecr.Options)) (*ecr.BatchGetImageOutput, error) {
+	if len(f.images) == 0 {
+		return &ecr.BatchGetImageOutput{Failures: []ecrtypes.ImageFailure{{FailureReason: aws.String("Requested image not found")}}}, nil
+	}
+	return &ecr.BatchGetImageOutput{Images: f.images}, nil
+}
+
+func (f *fakeECR) PutImage(_ context.Context, in *ecr.PutImageInput, _ ...func(*ecr.Options)) (*ecr.PutImageOutput, error) {
+	f.puts = append(f.puts, in)
+	return &ecr.PutImageOutput{}, f.putErr
+}
+
+type fakeLambda struct{ payloads [][]byte }
+
+func (f *fakeLambda) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
+	f.payloads = append(f.payloads, in.Payload)
+	return &lambda.InvokeOutput{}, nil
+}
+
+func TestPromote(t *testing.T) {
+	image := ecrtypes.Image{ImageManifest: aws.String(`{"schemaVersion":2}`), ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json")}
+	tests := []struct {
+		name     string
+		ecr      *fakeECR
+		function string
+		wantErr  string
+		invokes  int
+	}{
+		{"tags and hands off", &fakeECR{images: []ecrtypes.Image{image}}, "deployer", "", 1},
+		{"already tagged is fine", &fakeECR{images: []ecrtypes.Image{image}, putErr: &ecrtypes.ImageAlreadyExistsException{}}, "deployer", "", 1},
+		{"no deployer function: no hand-off", &fakeECR{images: []ecrtypes.Image{image}}, "", "", 0},
+		{"image gone", &fakeECR{}, "deployer", "Requested image not found", 0},
+		{"tagging refused", &fakeECR{images: []ecrtypes.Image{image}, putErr: errors.New("AccessDenied")}, "deployer", "tag team/web@sha256:", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &fakeLambda{}
+			p := &Promoter{ECR: func(string) ECR { return tt.ecr }, Lambda: l, DeployerFunction: tt.function,
+				Now: func() time.Time { return time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC) }}
+			err := p.Promote(context.Background(), rec, "verified-main-1")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.payloads) != tt.invokes {
+				t.Errorf("%d hand-offs, want %d", len(l.payloads), tt.invokes)
+			}
+			if len(tt.ecr.puts) > 0 {
+				put := tt.ecr.puts[0]
+				if aws.ToString(put.ImageTag) != "verified-main-1" || aws.ToString(put.ImageDigest) != rec.Digest || aws.ToString(put.ImageManifest) != `{"schemaVersion":2}` {
+					t.Errorf("PutImage = %+v", put)
+				}
+			}
+		})
+	}
+}
+
+// TestPushEventIsADeployablePush: what the watcher hands the deployer must
+// pass the deployer's own parser as a push of the new tag.
+func TestPushEventIsADeployablePush(t *testing.T) {
+	at := time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
+	data, err := PushEvent(rec, "verified-main-1", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push, err := ecrevent.Parse(data)
+	if err != nil {
+		t.Fatalf("the hand-off is not a deployable push: %v\n%s", err, data)
+	}
+	if push.Tag != "verified-main-1" || push.Digest != rec.Digest || push.Repository != "team/web" || !push.Time.Equal(at) ||
+		!strings.HasPrefix(push.EventID, "autodeploy-promote-") {
+		t.Errorf("push = %+v", push)
+	}
+	again, _ := PushEvent(rec, "verified-main-1", at)
+	if string(again) != string(data) {
+		t.Error("the same promotion gave another event id")
+	}
+}
