@@ -106,8 +106,7 @@ type Deployer struct {
 func (d *Deployer) Handle(ctx context.Context, raw json.RawMessage) (Summary, error) {
 	push, err := ecrevent.Parse(raw)
 	if ig, ok := ecrevent.IsIgnored(err); ok {
-		d.Log.InfoContext(ctx, "ignored", "reason", ig.Reason, "repository", push.Repository,
-			"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
+		d.logIgnored(ctx, push, ig.Reason)
 		return Summary{EventID: push.EventID, Ignored: ig.Reason}, nil
 	}
 	if err != nil {
@@ -152,8 +151,7 @@ func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, err
 	jobs, ignored := Match(d.Rules, push)
 	if len(jobs) == 0 {
 		sum.Ignored = ignored
-		d.Log.InfoContext(ctx, "ignored", "reason", sum.Ignored, "repository", push.Repository,
-			"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
+		d.logIgnored(ctx, push, ignored)
 		return sum, nil
 	}
 
@@ -449,6 +447,12 @@ func (d *Deployer) record(ctx context.Context, push ecrevent.Push, res Result) {
 		d.Log.ErrorContext(ctx, "history not written", "cluster", res.Cluster, "service", res.Service,
 			"event_id", push.EventID, "error", err.Error())
 	}
+}
+
+// logIgnored writes the line for an event that deploys nothing.
+func (d *Deployer) logIgnored(ctx context.Context, push ecrevent.Push, reason string) {
+	d.Log.InfoContext(ctx, "ignored", "reason", reason, "repository", push.Repository,
+		"tag", push.Tag, "digest", push.Digest, "event_id", push.EventID)
 }
 
 // logResult writes the one line per target and event that ops read.
