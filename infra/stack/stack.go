@@ -106,27 +106,17 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	grantPublish(deployer.role, notices, key)
 	failedDeploysAlarm(s, deployer.logGroup, alarms)
 
-	pushDLQ := secureQueue(s, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer")
-	awsevents.NewRule(s, jsii.String("EcrPushRule"), &awsevents.RuleProps{
-		Description: jsii.String("ECR pushes to the repositories of autodeploy.yaml"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ecr"),
-			DetailType: jsii.Strings("ECR Image Action"),
-			Account:    &[]*string{s.Account()},
-			Region:     &[]*string{s.Region()},
-			Detail: &map[string]any{
-				"action-type":     []string{"PUSH"},
-				"result":          []string{"SUCCESS"},
-				"repository-name": p.Rules.Repositories(),
-			},
+	ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.ecr"),
+		DetailType: jsii.Strings("ECR Image Action"),
+		Account:    &[]*string{s.Account()},
+		Region:     &[]*string{s.Region()},
+		Detail: &map[string]any{
+			"action-type":     []string{"PUSH"},
+			"result":          []string{"SUCCESS"},
+			"repository-name": p.Rules.Repositories(),
 		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(deployer.fn, &awseventstargets.LambdaFunctionProps{
-			DeadLetterQueue: pushDLQ,
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
-			RetryAttempts:   jsii.Number(185),
-		})},
-	})
-	queueAlarm(s, "PushEventsDLQ", pushDLQ, alarms)
+	}, deployer.fn, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer", alarms)
 
 	watcher := newFunction(s, "Watcher", functionSpec{
 		bundle:      bundles["watcher"],
@@ -143,26 +133,32 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, deployer.fn, notices, key)
 
-	deploymentDLQ := secureQueue(s, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher")
-	awsevents.NewRule(s, jsii.String("EcsDeploymentRule"), &awsevents.RuleProps{
-		Description: jsii.String("ECS deployment state changes of the services of autodeploy.yaml"),
-		EventPattern: &awsevents.EventPattern{
-			Source:     jsii.Strings("aws.ecs"),
-			DetailType: jsii.Strings("ECS Deployment State Change"),
-			Account:    &[]*string{s.Account()},
-			Resources:  subs(ServiceARNs(p.Rules)),
-		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(watcher.fn, &awseventstargets.LambdaFunctionProps{
-			DeadLetterQueue: deploymentDLQ,
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
-			RetryAttempts:   jsii.Number(185),
-		})},
-	})
-	queueAlarm(s, "DeploymentEventsDLQ", deploymentDLQ, alarms)
+	ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.ecs"),
+		DetailType: jsii.Strings("ECS Deployment State Change"),
+		Account:    &[]*string{s.Account()},
+		Resources:  subs(ServiceARNs(p.Rules)),
+	}, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
 	deploymentAlarm(s, watcher.logGroup, alarms)
 
 	queries(s, deployer.logGroup, watcher.logGroup)
 	return s, nil
+}
+
+// ruleTo sends matching events to fn, retrying for a day before leaving
+// them in a dead-letter queue that alarms on its first message.
+func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern, fn awslambda.Function, dlqID, dlqPurpose string, alarms awssns.ITopic) {
+	dlq := secureQueue(s, dlqID, dlqPurpose)
+	awsevents.NewRule(s, jsii.String(id), &awsevents.RuleProps{
+		Description:  jsii.String(description),
+		EventPattern: pattern,
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: dlq,
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+			RetryAttempts:   jsii.Number(185),
+		})},
+	})
+	queueAlarm(s, dlqID, dlq, alarms)
 }
 
 // subs turns Fn::Sub strings into tokens.
