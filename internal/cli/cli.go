@@ -129,7 +129,7 @@ func validate(_ context.Context, args []string, env Env) error {
 				if r.Promote != nil {
 					promote = r.Promote.Tag
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Repository, selects(r), r.EffectiveOrder(), r.Pin, target, promote)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Repository, r.Selector(), r.EffectiveOrder(), r.Pin, target, promote)
 			} else {
 				fmt.Fprintf(w, "\t\t\t\t\t%s\t\n", target)
 			}
@@ -140,16 +140,6 @@ func validate(_ context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d rules, valid\n", file, len(cfg.Rules))
 	return nil
-}
-
-func selects(r *rules.Rule) string {
-	switch {
-	case r.Semver != nil:
-		return "semver " + r.SemverText
-	case r.TagRegex != nil:
-		return "regex " + strings.TrimSuffix(strings.TrimPrefix(r.TagRegex.String(), "^(?:"), ")$")
-	}
-	return "tags " + strings.Join(r.Tags, ",")
 }
 
 func plan(ctx context.Context, args []string, env Env) error {
@@ -191,7 +181,8 @@ func plan(ctx context.Context, args []string, env Env) error {
 	clients := awsenv.NewECSClients(awsCfg)
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
-		p, err := deploy.PlanTarget(ctx, clients.For(cmp.Or(j.Target.Region, push.Region), j.Target.Role), push, j.Rule, j.Target)
+		_, region := j.Target.In(push.Account, push.Region)
+		p, err := deploy.PlanTarget(ctx, clients.For(region, j.Target.Role), push, j.Rule, j.Target)
 		switch {
 		case err != nil:
 			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)

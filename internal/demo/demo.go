@@ -106,7 +106,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	d.p.head("The rules (internal/demo/autodeploy.yaml)")
 	for _, r := range d.cfg.Rules {
 		for _, t := range r.Targets {
-			d.p.line("  %-12s %s:%s  →  %s/%s", r.Name, r.Repository, selector(r), t.Cluster, t.Service)
+			d.p.line("  %-12s %s %s  →  %s/%s", r.Name, r.Repository, r.Selector(), t.Cluster, t.Service)
 		}
 	}
 
@@ -453,13 +453,6 @@ func (p printer) logs(fn string, lines []string) {
 		}
 		p.line("    %s log: %s", fn, l)
 	}
-}
-
-func selector(r *rules.Rule) string {
-	if r.SemverText != "" {
-		return "semver " + r.SemverText
-	}
-	return strings.Join(r.Tags, ",")
 }
 
 func containerNames(s emulator.Service) string {

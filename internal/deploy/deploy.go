@@ -204,8 +204,8 @@ func IsPermanent(err error) bool {
 
 func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *rules.Rule, t rules.Target) (res Result) {
 	start := d.Now()
-	res = Result{Rule: rule.Name, Account: cmp.Or(t.Account, push.Account), Region: cmp.Or(t.Region, push.Region),
-		Cluster: t.Cluster, Service: t.Service}
+	res = Result{Rule: rule.Name, Cluster: t.Cluster, Service: t.Service}
+	res.Account, res.Region = t.In(push.Account, push.Region)
 	defer func() {
 		res.Duration = d.Now().Sub(start)
 		res.DurationMillis = res.Duration.Milliseconds()

@@ -70,7 +70,6 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
-	cfg.File = file
 	return cfg, nil
 }
 

@@ -135,3 +135,25 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("Load of a missing file = %v, want an error naming it", err)
 	}
 }
+
+func TestTargetInAndSelector(t *testing.T) {
+	cfg, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type where struct{ account, region string }
+	var got []where
+	var selectors []string
+	for _, r := range cfg.Rules {
+		selectors = append(selectors, r.Selector())
+		a, reg := r.Targets[0].In("111111111111", "us-east-1")
+		got = append(got, where{a, reg})
+	}
+	want := []where{{"111111111111", "us-east-1"}, {"111111111111", "us-east-1"}, {"222222222222", "eu-west-1"}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(where{})); diff != "" {
+		t.Errorf("In (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"tags main-*,latest", "semver >= 1.0.0", "regex build-(?P<version>[0-9]+)"}, selectors); diff != "" {
+		t.Errorf("Selector (-want +got):\n%s", diff)
+	}
+}

@@ -7,6 +7,7 @@ package rules
 
 import (
 	"regexp"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -36,8 +37,6 @@ const (
 
 // Config is a loaded, validated rules file.
 type Config struct {
-	// File is the path the config was read from, used in messages.
-	File  string
 	Rules []*Rule
 }
 
@@ -73,6 +72,30 @@ type Target struct {
 // Promote tags the deployed digest once every target of the rule completed.
 type Promote struct {
 	Tag string // template; {tag} is replaced by the pushed tag
+}
+
+// In returns the account and region of the target, given those of the
+// registry that pushed: a target's own settings win, else the registry's.
+func (t Target) In(registryAccount, registryRegion string) (account, region string) {
+	account, region = t.Account, t.Region
+	if account == "" {
+		account = registryAccount
+	}
+	if region == "" {
+		region = registryRegion
+	}
+	return account, region
+}
+
+// Selector describes how the rule selects tags, for people.
+func (r *Rule) Selector() string {
+	switch {
+	case r.Semver != nil:
+		return "semver " + r.SemverText
+	case r.TagRegex != nil:
+		return "regex " + strings.TrimSuffix(strings.TrimPrefix(r.TagRegex.String(), "^(?:"), ")$")
+	}
+	return "tags " + strings.Join(r.Tags, ",")
 }
 
 // RulesFor returns the rules of one repository, in file order.

@@ -5,7 +5,6 @@
 package watch
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -202,7 +201,8 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, at time.Time)
 	}
 	var waiting []string
 	for _, t := range rule.Targets {
-		key := history.ServiceKey(cmp.Or(t.Account, rec.RegistryAccount), cmp.Or(t.Region, rec.RegistryRegion), t.Cluster, t.Service)
+		account, region := t.In(rec.RegistryAccount, rec.RegistryRegion)
+		key := history.ServiceKey(account, region, t.Cluster, t.Service)
 		if !slices.Contains(done, key) {
 			waiting = append(waiting, t.Cluster+"/"+t.Service)
 		}
