@@ -246,7 +246,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		subject := fmt.Sprintf("[autodeploy] %s/%s NOT deployed %s:%s", res.Cluster, res.Service, push.Repository, push.Tag)
 		body := fmt.Sprintf("%s/%s was not rolled to %s:%s (%s) by rule %s, and will not be retried:\n%s\nevent: %s\n",
 			res.Cluster, res.Service, push.Repository, push.Tag, push.Digest, res.Rule, res.Reason, push.EventID)
-		if err := d.Notifier.Notify(ctx, truncate(subject, 100), body); err != nil {
+		if err := d.Notifier.Notify(ctx, subject, body); err != nil {
 			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
 		}
 	}
@@ -471,12 +471,4 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
 		metrics.Metric{Name: "Deploys", Unit: "Count", Value: 1},
 		metrics.Metric{Name: "DeployDuration", Unit: "Milliseconds", Value: float64(r.DurationMillis)})
-}
-
-// truncate cuts s to n bytes (SNS subjects take 100).
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

@@ -4,6 +4,7 @@ package notify
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -22,12 +23,24 @@ type Topic struct {
 // NewTopic returns a notifier on the topic.
 func NewTopic(client snsAPI, arn string) *Topic { return &Topic{client: client, arn: arn} }
 
-// Notify publishes one message.
+// maxSubject is SNS's limit on an e-mail subject, in characters.
+const maxSubject = 100
+
+// Notify publishes one message. The subject is made fit for SNS (one line,
+// at most 100 characters) here, so callers need not know its limits.
 func (t *Topic) Notify(ctx context.Context, subject, message string) error {
 	if _, err := t.client.Publish(ctx, &sns.PublishInput{
-		TopicArn: aws.String(t.arn), Subject: aws.String(subject), Message: aws.String(message),
+		TopicArn: aws.String(t.arn), Subject: aws.String(fitSubject(subject)), Message: aws.String(message),
 	}); err != nil {
 		return fmt.Errorf("publish to %s: %w", t.arn, err)
 	}
 	return nil
+}
+
+func fitSubject(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > maxSubject {
+		s = string(r[:maxSubject-1]) + "…"
+	}
+	return s
 }

@@ -29,6 +29,13 @@ func TestNotify(t *testing.T) {
 	if aws.ToString(f.in.TopicArn) != "arn:aws:sns:eu-west-1:123456789012:notices" || aws.ToString(f.in.Subject) != "subject" || aws.ToString(f.in.Message) != "body" {
 		t.Errorf("published %+v", f.in)
 	}
+	long := "[autodeploy] a-cluster-with-a-long-name/a-service-with-a-long-name is running\nrepository/with/a/long/path:main-0123456789abcdef"
+	if err := topic.Notify(context.Background(), long, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(f.in.Subject); len([]rune(got)) != 100 || strings.Contains(got, "\n") || !strings.HasSuffix(got, "…") {
+		t.Errorf("subject not fit for SNS (one line, 100 characters): %q", got)
+	}
 	f.err = errors.New("KMS key disabled")
 	if err := topic.Notify(context.Background(), "s", "b"); err == nil || !strings.Contains(err.Error(), "publish to arn:aws:sns:eu-west-1:123456789012:notices: KMS key disabled") {
 		t.Errorf("err = %v", err)

@@ -176,9 +176,6 @@ func metricSuffix(outcome string) string {
 func Message(rec history.Record, outcome, reason string, at time.Time) (subject, body string) {
 	verb := map[string]string{history.Completed: "is running", history.Failed: "FAILED", history.RolledBack: "was ROLLED BACK"}[outcome]
 	subject = fmt.Sprintf("[autodeploy] %s/%s %s %s:%s", rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag)
-	if len(subject) > 100 { // SNS subject limit
-		subject = subject[:100]
-	}
 	body = fmt.Sprintf("%s/%s %s %s:%s (%s)\nrule: %s\ntask definition: %s\ndeployment: %s\npushed %s, ended %s (%s later)\n",
 		rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag, rec.Digest, rec.Rule, rec.ToTaskDefinition,
 		rec.DeploymentID, rec.PushedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), at.Sub(rec.PushedAt).Round(time.Second))
