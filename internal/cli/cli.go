@@ -24,6 +24,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -199,7 +200,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 // the image lines and the tags it would set.
 func printRegister(w io.Writer, p deploy.Plan) {
 	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and point the service at it:\n",
-		aws.ToString(p.Running.Family), shortARN(p.From))
+		aws.ToString(p.Running.Family), ecsarn.Revision(p.From))
 	for _, c := range p.Containers {
 		fmt.Fprintf(w, "  - %s: %s\n", c, taskdef.Image(p.Running, c))
 		fmt.Fprintf(w, "  + %s: %s\n", c, p.Updates[c])
@@ -215,13 +216,6 @@ func printRegister(w io.Writer, p deploy.Plan) {
 	}
 	slices.Sort(tags)
 	fmt.Fprintf(w, "  tags: %s\n", strings.Join(tags, " "))
-}
-
-func shortARN(arn string) string {
-	if i := strings.LastIndex(arn, "/"); i >= 0 {
-		return arn[i+1:]
-	}
-	return arn
 }
 
 // serviceFlags are the flags history and rollback share.
@@ -295,7 +289,7 @@ func showHistory(ctx context.Context, args []string, env Env) error {
 			outcome += ", " + r.DeploymentOutcome
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", r.DeployedAt.UTC().Format(time.RFC3339), r.Rule, image,
-			outcome, cmp.Or(r.DeploymentID, "-"), shortARN(r.FromTaskDefinition), shortARN(r.ToTaskDefinition),
+			outcome, cmp.Or(r.DeploymentID, "-"), ecsarn.Revision(r.FromTaskDefinition), ecsarn.Revision(r.ToTaskDefinition),
 			cmp.Or(r.DeploymentReason, r.Reason))
 	}
 	return w.Flush()
@@ -338,7 +332,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	if target == current {
-		return fmt.Errorf("the service already runs %s", shortARN(current))
+		return fmt.Errorf("the service already runs %s", ecsarn.Revision(current))
 	}
 	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sf.cluster, Service: sf.service, TaskDefinition: aws.String(target)})
 	if err != nil {
@@ -359,7 +353,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	}); err != nil {
 		return fmt.Errorf("rolled back, but history not written: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "rolled %s/%s back: %s → %s (deployment %s)\n", *sf.cluster, *sf.service, shortARN(current), shortARN(target), cmp.Or(deployment, "-"))
+	fmt.Fprintf(env.Stdout, "rolled %s/%s back: %s → %s (deployment %s)\n", *sf.cluster, *sf.service, ecsarn.Revision(current), ecsarn.Revision(target), cmp.Or(deployment, "-"))
 	return nil
 }
 
@@ -370,7 +364,7 @@ func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Stor
 		if _, err := strconv.Atoi(to); err != nil {
 			return "", usageError{fmt.Sprintf("--to %q: want a revision number", to)}
 		}
-		family := shortARN(current)
+		family := ecsarn.Revision(current)
 		if i := strings.LastIndex(family, ":"); i >= 0 {
 			family = family[:i]
 		}
@@ -389,5 +383,5 @@ func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Stor
 			return r.FromTaskDefinition, nil
 		}
 	}
-	return "", fmt.Errorf("no recorded deploy put the running %s in place; name a revision with --to", shortARN(current))
+	return "", fmt.Errorf("no recorded deploy put the running %s in place; name a revision with --to", ecsarn.Revision(current))
 }

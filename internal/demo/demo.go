@@ -23,6 +23,7 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
@@ -130,7 +131,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		if err != nil {
 			return err
 		}
-		d.p.line("  %s/%s runs %s with containers %s", s.Cluster, s.Name, shortTD(arn), containerNames(s))
+		d.p.line("  %s/%s runs %s with containers %s", s.Cluster, s.Name, ecsarn.Revision(arn), containerNames(s))
 	}
 
 	d.p.head("Starting the deployer and the watcher under aws-lambda-rie")
@@ -277,7 +278,7 @@ func (d *demo) playECS(ctx context.Context, s step, r result) error {
 		d.p.line("  (playing ECS) the new tasks are healthy: deployment %s completed", r.DeploymentID)
 		changes = []change{{"SERVICE_DEPLOYMENT_COMPLETED", r.DeploymentID, "ECS deployment " + r.DeploymentID + " completed."}}
 	case ecsRollsBack:
-		d.p.line("  (playing ECS) the new tasks never become healthy: the circuit breaker fails %s and rolls back to %s", r.DeploymentID, shortTD(r.From))
+		d.p.line("  (playing ECS) the new tasks never become healthy: the circuit breaker fails %s and rolls back to %s", r.DeploymentID, ecsarn.Revision(r.From))
 		changes = []change{
 			{"SERVICE_DEPLOYMENT_FAILED", r.DeploymentID, "ECS deployment circuit breaker: task failed to start."},
 			{"SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/9999999999999999999", "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0000000000000000000."},
@@ -407,7 +408,7 @@ func (d *demo) diff(ctx context.Context, from, to string) error {
 	if err != nil {
 		return err
 	}
-	d.p.line("  task definition %s → %s:", shortTD(from), shortTD(to))
+	d.p.line("  task definition %s → %s:", ecsarn.Revision(from), ecsarn.Revision(to))
 	for _, n := range names {
 		if a[n] != b[n] {
 			d.p.line("    - %-6s %s", n, a[n])
@@ -432,7 +433,7 @@ func (d *demo) running(ctx context.Context) error {
 			return err
 		}
 		app := aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image)
-		parts = append(parts, fmt.Sprintf("%s/%s %s app=%s", s.Cluster, s.Name, shortTD(aws.ToString(svc.Services[0].TaskDefinition)), shortImage(app)))
+		parts = append(parts, fmt.Sprintf("%s/%s %s app=%s", s.Cluster, s.Name, ecsarn.Revision(aws.ToString(svc.Services[0].TaskDefinition)), shortImage(app)))
 	}
 	d.p.line("  now running: %s", strings.Join(parts, "  |  "))
 	return nil
@@ -461,13 +462,6 @@ func containerNames(s emulator.Service) string {
 		names = append(names, c.Name)
 	}
 	return strings.Join(names, "+")
-}
-
-func shortTD(arn string) string {
-	if i := strings.LastIndex(arn, "/"); i >= 0 {
-		return arn[i+1:]
-	}
-	return arn
 }
 
 // shortImage drops the registry host and shortens a digest for the summary line.

@@ -60,20 +60,19 @@ const (
 
 // Result is what happened to one target of one event.
 type Result struct {
-	Rule           string        `json:"rule"`
-	Account        string        `json:"account"`
-	Region         string        `json:"region"`
-	Cluster        string        `json:"cluster"`
-	Service        string        `json:"service"`
-	Containers     []string      `json:"containers,omitempty"`
-	From           string        `json:"from_task_definition,omitempty"`
-	To             string        `json:"to_task_definition,omitempty"`
-	DeploymentID   string        `json:"deployment_id,omitempty"`
-	Outcome        Outcome       `json:"outcome"`
-	Reason         string        `json:"reason,omitempty"`
-	Retryable      bool          `json:"retryable,omitempty"`
-	Duration       time.Duration `json:"-"`
-	DurationMillis int64         `json:"duration_ms"`
+	Rule           string   `json:"rule"`
+	Account        string   `json:"account"`
+	Region         string   `json:"region"`
+	Cluster        string   `json:"cluster"`
+	Service        string   `json:"service"`
+	Containers     []string `json:"containers,omitempty"`
+	From           string   `json:"from_task_definition,omitempty"`
+	To             string   `json:"to_task_definition,omitempty"`
+	DeploymentID   string   `json:"deployment_id,omitempty"`
+	Outcome        Outcome  `json:"outcome"`
+	Reason         string   `json:"reason,omitempty"`
+	Retryable      bool     `json:"retryable,omitempty"`
+	DurationMillis int64    `json:"duration_ms"`
 }
 
 // Summary is the function's answer for one event.
@@ -188,8 +187,8 @@ func permanent(format string, args ...any) error {
 	return &permanentError{msg: fmt.Sprintf(format, args...)}
 }
 
-// IsPermanent reports whether a deploy error will recur on retry.
-func IsPermanent(err error) bool {
+// isPermanent reports whether a deploy error will recur on retry.
+func isPermanent(err error) bool {
 	var pe *permanentError
 	var nc *taskdef.NoContainerError
 	var tm *taskdef.TooManyTagsError
@@ -207,12 +206,11 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	res = Result{Rule: rule.Name, Cluster: t.Cluster, Service: t.Service}
 	res.Account, res.Region = t.In(push.Account, push.Region)
 	defer func() {
-		res.Duration = d.Now().Sub(start)
-		res.DurationMillis = res.Duration.Milliseconds()
+		res.DurationMillis = d.Now().Sub(start).Milliseconds()
 		d.logResult(ctx, push, res)
 	}()
 	fail := func(err error) {
-		res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !IsPermanent(err)
+		res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !isPermanent(err)
 		if res.Retryable {
 			res.Reason += " (will retry)"
 		}

@@ -1,9 +1,13 @@
 package ecrevent
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+)
 
 func BenchmarkParse(b *testing.B) {
-	data := readEvent(b, "ecr-push-main.json")
+	data := testenv.Event(b, "ecr-push-main.json")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Parse(data); err != nil {

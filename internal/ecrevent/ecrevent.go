@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 )
 
 // Push is one tagged image pushed to ECR, as far as deploying it goes.
@@ -140,7 +142,7 @@ func (p Push) Registry() string {
 // RegistryHost is the ECR registry host of an account in a region.
 func RegistryHost(account, region string) string {
 	suffix := "amazonaws.com"
-	if len(region) > 3 && region[:3] == "cn-" {
+	if ecsarn.Partition(region) == "aws-cn" {
 		suffix = "amazonaws.com.cn"
 	}
 	return fmt.Sprintf("%s.dkr.ecr.%s.%s", account, region, suffix)

@@ -10,11 +10,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
-func readEvent(t testing.TB, name string) []byte {
-	t.Helper()
-	return testenv.Event(t, name)
-}
-
 func TestParseSamples(t *testing.T) {
 	tests := []struct {
 		file   string
@@ -33,7 +28,7 @@ func TestParseSamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			p, err := Parse(readEvent(t, tt.file))
+			p, err := Parse(testenv.Event(t, tt.file))
 			if tt.ignore == "" {
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
@@ -55,7 +50,7 @@ func TestParseSamples(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	valid := string(readEvent(t, "ecr-push-main.json"))
+	valid := string(testenv.Event(t, "ecr-push-main.json"))
 	tests := []struct {
 		name   string
 		data   string
@@ -108,7 +103,7 @@ func TestImageRefs(t *testing.T) {
 // artifact tag.
 func FuzzParse(f *testing.F) {
 	for _, name := range []string{"ecr-push-main.json", "ecr-push-signature.json", "ecr-push-by-digest.json", "ecr-delete.json", "ecr-push-helm-chart.json"} {
-		f.Add(readEvent(f, name))
+		f.Add(testenv.Event(f, name))
 	}
 	f.Add([]byte(`{"detail":null}`))
 	f.Add([]byte(`null`))

@@ -50,16 +50,11 @@ func Partition(region string) string {
 	return "aws"
 }
 
-// Service builds a service ARN in the long format, the one IAM and
-// DescribeServices accept.
-func Service(region, account, cluster, service string) string {
-	return fmt.Sprintf("arn:%s:ecs:%s:%s:service/%s/%s", Partition(region), region, account, cluster, service)
-}
-
-// Name returns the last path part of a name or ARN (cluster/service names).
-func Name(nameOrARN string) string {
-	if a, err := Parse(nameOrARN); err == nil {
-		return a.Name
+// Revision shortens a task definition ARN to "family:revision", the way
+// people name revisions; anything else is returned as it is.
+func Revision(taskDefinitionARN string) string {
+	if i := strings.LastIndex(taskDefinitionARN, ":task-definition/"); i >= 0 {
+		return taskDefinitionARN[i+len(":task-definition/"):]
 	}
-	return nameOrARN
+	return taskDefinitionARN
 }

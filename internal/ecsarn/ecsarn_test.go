@@ -32,14 +32,16 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestBuild(t *testing.T) {
-	if got, want := Service("cn-north-1", "123456789012", "prod", "web"), "arn:aws-cn:ecs:cn-north-1:123456789012:service/prod/web"; got != want {
-		t.Errorf("Service = %s, want %s", got, want)
+func TestPartitionAndRevision(t *testing.T) {
+	for region, want := range map[string]string{"eu-west-1": "aws", "cn-north-1": "aws-cn", "us-gov-west-1": "aws-us-gov"} {
+		if got := Partition(region); got != want {
+			t.Errorf("Partition(%s) = %s, want %s", region, got, want)
+		}
 	}
-	if got := Name("arn:aws:ecs:eu-west-1:123456789012:service/prod/web"); got != "web" {
-		t.Errorf("Name = %s", got)
+	if got := Revision("arn:aws:ecs:eu-west-1:123456789012:task-definition/web-prod:42"); got != "web-prod:42" {
+		t.Errorf("Revision = %s", got)
 	}
-	if got := Name("web"); got != "web" {
-		t.Errorf("Name(web) = %s", got)
+	if got := Revision("web-prod:42"); got != "web-prod:42" {
+		t.Errorf("Revision of a short name = %s", got)
 	}
 }

@@ -7,11 +7,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
-func load(t testing.TB, name string) []byte {
-	t.Helper()
-	return testenv.Event(t, name)
-}
-
 func TestParseSamples(t *testing.T) {
 	tests := []struct {
 		file, name, deployment string
@@ -23,7 +18,7 @@ func TestParseSamples(t *testing.T) {
 		{"ecs-deployment-rollback.json", InProgress, "ecs-svc/2222222222222222222", "ecs-svc/0000000000000000000"},
 	}
 	for _, tt := range tests {
-		d, err := Parse(load(t, tt.file))
+		d, err := Parse(testenv.Event(t, tt.file))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.file, err)
 		}
@@ -41,10 +36,10 @@ func TestParseSamples(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	valid := string(load(t, "ecs-deployment-completed.json"))
+	valid := string(testenv.Event(t, "ecs-deployment-completed.json"))
 	for _, tt := range []struct{ name, data, want string }{
 		{"not json", "{", "malformed ECS event"},
-		{"ecr event", string(load(t, "ecr-push-main.json")), "not an ECS Deployment State Change event"},
+		{"ecr event", string(testenv.Event(t, "ecr-push-main.json")), "not an ECS Deployment State Change event"},
 		{"no resources", strings.Replace(valid, `"resources": [`, `"resources": [], "x": [`, 1), "no service in resources"},
 		{"cluster ARN", strings.Replace(valid, "service/staging/web", "cluster/staging", 1), "is not a service ARN with its cluster"},
 		{"no deployment id", strings.Replace(valid, `"deploymentId": "ecs-svc/1111111111111111111"`, `"deploymentId": ""`, 1), "missing detail.deploymentId"},
@@ -57,7 +52,7 @@ func TestParseRejects(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, n := range []string{"ecs-deployment-completed.json", "ecs-deployment-rollback.json"} {
-		f.Add(load(f, n))
+		f.Add(testenv.Event(f, n))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse(data)
