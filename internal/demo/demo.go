@@ -23,9 +23,11 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 )
 
 // Rules is the demo's embedded rules file.
@@ -215,9 +217,8 @@ func (d *demo) step(ctx context.Context, s step) error {
 	}
 	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
 	for _, r := range sum.Results {
-		if r.Outcome == "deployed" {
-			r.Digest = digest
-			if err := d.playECS(ctx, s, r); err != nil {
+		if r.Outcome == deploy.Deployed {
+			if err := d.playECS(ctx, s, r, digest); err != nil {
 				return err
 			}
 		}
@@ -268,7 +269,7 @@ func (d *demo) pushEvent(tag, digest string, s step) ([]byte, error) {
 }
 
 // playECS sends the watcher what ECS would send for a deployment.
-func (d *demo) playECS(ctx context.Context, s step, r result) error {
+func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest string) error {
 	svcARN := fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", emulator.Region, emulator.Account, r.Cluster, r.Service)
 	at := d.first.Add(time.Duration(s.minute)*time.Minute + 90*time.Second)
 	type change struct{ name, deployment, reason string }
@@ -309,8 +310,8 @@ func (d *demo) playECS(ctx context.Context, s step, r result) error {
 			return err
 		}
 		var res struct {
-			Outcome, Ignored, Promoted string
-			Error                      string `json:"errorMessage"`
+			watch.Result
+			Error string `json:"errorMessage"` // Lambda's answer for a function error
 		}
 		if err := json.Unmarshal(body, &res); err != nil {
 			return fmt.Errorf("watcher answered %s: %w", body, err)
@@ -322,7 +323,7 @@ func (d *demo) playECS(ctx context.Context, s step, r result) error {
 			d.p.line("  watcher: deployment %s %s", r.DeploymentID, res.Outcome)
 		}
 		if res.Promoted != "" {
-			tags, err := d.tags(ctx, r.Digest)
+			tags, err := d.tags(ctx, digest)
 			if err != nil {
 				return err
 			}
@@ -350,25 +351,14 @@ func digestOf(s string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-type result struct {
-	Rule, Cluster, Service, Outcome, Reason string
-	From                                    string `json:"from_task_definition"`
-	To                                      string `json:"to_task_definition"`
-	DeploymentID                            string `json:"deployment_id"`
-	Digest                                  string `json:"-"`
-}
-
-type summary struct {
-	Ignored string   `json:"ignored"`
-	Error   string   `json:"errorMessage"`
-	Results []result `json:"results"`
-}
-
 // summary prints the deployer's answer, target by target.
-func (d *demo) summary(body []byte) (summary, error) {
-	var sum summary
+func (d *demo) summary(body []byte) (deploy.Summary, error) {
+	var sum struct {
+		deploy.Summary
+		Error string `json:"errorMessage"` // Lambda's answer for a function error
+	}
 	if err := json.Unmarshal(body, &sum); err != nil {
-		return sum, fmt.Errorf("deployer answered %s: %w", body, err)
+		return sum.Summary, fmt.Errorf("deployer answered %s: %w", body, err)
 	}
 	switch {
 	case sum.Error != "":
@@ -382,7 +372,7 @@ func (d *demo) summary(body []byte) (summary, error) {
 			d.p.line("            %s", r.Reason)
 		}
 	}
-	return sum, nil
+	return sum.Summary, nil
 }
 
 // diff prints the image lines that differ between two revisions.
