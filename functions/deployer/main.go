@@ -30,8 +30,7 @@ func main() {
 	d := &deploy.Deployer{
 		Rules:       rt.Rules,
 		ECS:         func(region, role string) deploy.ECS { return clients.For(region, role) },
-		Locks:       lock.New(db, rt.Env.Table),
-		History:     history.NewStore(db, rt.Env.Table),
+		Services:    history.NewServices(lock.New(db, rt.Env.Table), history.NewStore(db, rt.Env.Table)),
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,

@@ -241,6 +241,15 @@ func (f serviceFlags) resolve(ctx context.Context, env Env) (aws.Config, string,
 	if *f.table == "" {
 		return aws.Config{}, "", usageError{"--table or AUTODEPLOY_TABLE is required"}
 	}
+	// An ARN names the same service as its name (the deployer's lock and
+	// history use names), and gives the account and region.
+	for _, flag := range []*string{f.cluster, f.service} {
+		if a, err := ecsarn.Parse(*flag); err == nil {
+			*flag = a.Name
+			*f.account = cmp.Or(*f.account, a.Account)
+			*f.region = cmp.Or(*f.region, a.Region)
+		}
+	}
 	cfg, err := env.AWS(ctx)
 	if err != nil {
 		return aws.Config{}, "", err
@@ -310,12 +319,17 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	store := history.NewStore(db, *sf.table)
 	client := ecs.NewFromConfig(cfg)
 
-	unlock, err := lock.New(db, *sf.table).Lock(ctx, key, "autodeploy rollback")
+	// The deployer's own lock on the service, so no deploy runs meanwhile.
+	held, err := history.NewServices(lock.New(db, *sf.table), store).Take(ctx, key, "autodeploy rollback")
 	if err != nil {
 		return err
 	}
+	finished := false
 	defer func() {
-		if err := unlock(context.WithoutCancel(ctx)); err != nil {
+		if finished {
+			return
+		}
+		if err := held.Release(context.WithoutCancel(ctx)); err != nil {
 			fmt.Fprintf(env.Stderr, "warning: %v\n", err)
 		}
 	}()
@@ -345,8 +359,9 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	now := env.Now()
-	if err := store.Put(ctx, history.Record{
-		Rule: "rollback", Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
+	finished = true
+	if err := held.Finish(context.WithoutCancel(ctx), history.Record{
+		Rule: rollbackRule, Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
 		FromTaskDefinition: current, ToTaskDefinition: target, DeploymentID: deployment,
 		EventID: fmt.Sprintf("rollback-%d", now.UnixNano()), Outcome: string(deploy.Deployed),
 		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
@@ -357,8 +372,13 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
+// rollbackRule is the rule name history records a CLI rollback under.
+const rollbackRule = "rollback"
+
 // rollbackTarget is the named revision, or the revision the latest
-// autodeploy deploy of the running one replaced.
+// autodeploy deploy of the running one replaced. Rollbacks themselves are
+// passed over: after a rollback, the next one goes further back (to what the
+// deploy that put the restored revision in place replaced), never forward.
 func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Store, key, current, to string) (string, error) {
 	if to != "" {
 		if _, err := strconv.Atoi(to); err != nil {
@@ -379,9 +399,9 @@ func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Stor
 		return "", err
 	}
 	for _, r := range recs {
-		if r.Outcome == string(deploy.Deployed) && r.ToTaskDefinition == current && r.FromTaskDefinition != "" {
+		if r.Rule != rollbackRule && r.Outcome == string(deploy.Deployed) && r.ToTaskDefinition == current && r.FromTaskDefinition != "" {
 			return r.FromTaskDefinition, nil
 		}
 	}
-	return "", fmt.Errorf("no recorded deploy put the running %s in place; name a revision with --to", ecsarn.Revision(current))
+	return "", fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to", ecsarn.Revision(current))
 }

@@ -134,8 +134,8 @@ func (s motoSetup) deploy(t *testing.T, event string) {
 		t.Fatal(err)
 	}
 	db := dynamodb.NewFromConfig(s.moto.AWSConfig())
-	d := &deploy.Deployer{Rules: cfg, ECS: func(string, string) deploy.ECS { return s.ecs }, Locks: lock.New(db, s.table),
-		History: history.NewStore(db, s.table), Log: logging.New(io.Discard, slog.LevelError), Concurrency: 2, Now: time.Now}
+	d := &deploy.Deployer{Rules: cfg, ECS: func(string, string) deploy.ECS { return s.ecs }, Services: history.NewServices(lock.New(db, s.table), history.NewStore(db, s.table)),
+		Log: logging.New(io.Discard, slog.LevelError), Concurrency: 2, Now: time.Now}
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", event))
 	if err != nil {
 		t.Fatal(err)

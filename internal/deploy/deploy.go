@@ -34,14 +34,10 @@ type ECS interface {
 	UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, optFns ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
 }
 
-// Locker serialises deploys per service key; the returned func unlocks.
-type Locker interface {
-	Lock(ctx context.Context, key, holder string) (unlock func(context.Context) error, err error)
-}
-
-// History records finished deploys.
-type History interface {
-	Put(ctx context.Context, r history.Record) error
+// Services locks a service by its key and reads its state in the same call;
+// the lock's Finish records the deploy and unlocks in one call more.
+type Services interface {
+	Take(ctx context.Context, serviceKey, holder string) (history.Held, error)
 }
 
 // Notifier sends a short human-readable message.
@@ -84,11 +80,10 @@ type Summary struct {
 
 // Deployer handles ECR push events.
 type Deployer struct {
-	Rules   *rules.Config
-	ECS     func(region, role string) ECS
-	Locks   Locker
-	History History
-	Log     *slog.Logger
+	Rules    *rules.Config
+	ECS      func(region, role string) ECS
+	Services Services
+	Log      *slog.Logger
 	// Notifier, when set, is told of every permanent failure: those are not
 	// retried, so a person has to act.
 	Notifier Notifier
@@ -167,7 +162,7 @@ func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, err
 
 	var retry []string
 	for _, r := range sum.Results {
-		if r.Outcome == Failed && r.Retryable {
+		if r.Retryable {
 			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, r.Reason))
 		}
 	}
@@ -209,38 +204,50 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.DurationMillis = d.Now().Sub(start).Milliseconds()
 		d.logResult(ctx, push, res)
 	}()
-	fail := func(err error) {
-		res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !isPermanent(err)
-		if res.Retryable {
-			res.Reason += " (will retry)"
-		}
-	}
-	if res.Account != push.Account && t.Role == "" {
-		fail(permanent("service is in account %s, not the registry's %s, and the target names no role to assume", res.Account, push.Account))
-		return res
-	}
 	key := history.ServiceKey(res.Account, res.Region, t.Cluster, t.Service)
-	unlock, err := d.Locks.Lock(ctx, key, push.EventID+"/"+rule.Name)
+	held, err := d.Services.Take(ctx, key, push.EventID+"/"+rule.Name)
 	if err != nil {
-		fail(err)
+		res.fail(err)
 		return res
 	}
-	defer func() {
-		// Release even when the invocation's context ended.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := unlock(rctx); err != nil {
+	var repair *history.Record
+	if res.Account != push.Account && t.Role == "" {
+		res.fail(permanent("service is in account %s, not the registry's %s, and the target names no role to assume", res.Account, push.Account))
+	} else if repair, err = d.deployLocked(ctx, d.ECS(res.Region, t.Role), push, rule, t, held, &res); err != nil {
+		res.fail(err)
+	}
+
+	// Release even when the invocation's context ended.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	state := held.State()
+	permanentFailure := res.Outcome == Failed && !res.Retryable
+	reported := permanentFailure && state.LastFailure == history.FailureKey(push.EventID, rule.Name)
+	var rec *history.Record
+	switch {
+	case res.Outcome == Deployed, permanentFailure && !reported:
+		r := d.record(push, res)
+		rec = &r
+	case repair != nil:
+		rec = repair
+	}
+	if rec == nil {
+		if err := held.Release(rctx); err != nil {
 			d.Log.WarnContext(ctx, "lock release failed", "lock", key, "error", err.Error())
 		}
-	}()
-
-	if err := d.deployLocked(ctx, d.ECS(res.Region, t.Role), push, rule, t, &res); err != nil {
-		fail(err)
+	} else if err := held.Finish(rctx, *rec); err != nil {
+		// The deploy happened; only its record is missing. Retrying the
+		// event repairs it (the revision's tags name the event), so the
+		// invocation fails and Lambda retries.
+		d.Log.ErrorContext(ctx, "history not written", "cluster", res.Cluster, "service", res.Service,
+			"event_id", push.EventID, "error", err.Error())
+		if err := held.Release(rctx); err != nil {
+			d.Log.WarnContext(ctx, "lock release failed", "lock", key, "error", err.Error())
+		}
+		res.Retryable = true
+		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
 	}
-	if res.Outcome == Deployed || (res.Outcome == Failed && !res.Retryable) {
-		d.record(ctx, push, res)
-	}
-	if res.Outcome == Failed && !res.Retryable && d.Notifier != nil {
+	if permanentFailure && !reported && d.Notifier != nil {
 		subject := fmt.Sprintf("[autodeploy] %s/%s NOT deployed %s:%s", res.Cluster, res.Service, push.Repository, push.Tag)
 		body := fmt.Sprintf("%s/%s was not rolled to %s:%s (%s) by rule %s, and will not be retried:\n%s\nevent: %s\n",
 			res.Cluster, res.Service, push.Repository, push.Tag, push.Digest, res.Rule, res.Reason, push.EventID)
@@ -248,19 +255,32 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
 		}
 	}
+	if reported {
+		res.Reason += " (reported when this event first failed)"
+	}
 	return res
+}
+
+// fail sets a failed outcome from err, retryable unless it is permanent.
+func (res *Result) fail(err error) {
+	res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !isPermanent(err)
+	if res.Retryable {
+		res.Reason += " (will retry)"
+	}
 }
 
 // Plan is what a deploy of one target would do, decided from read-only
 // calls: the register request it would send, or why it would skip.
 type Plan struct {
-	From       string            // the running task definition
-	Image      string            // the image reference to deploy
-	Containers []string          // containers to update (or chosen, when skipping)
-	Updates    map[string]string // container → new image; empty: skip
-	Skip       string            // why nothing would change
-	Running    *types.TaskDefinition
-	Register   *ecs.RegisterTaskDefinitionInput // nil when skipping
+	From        string            // the running task definition
+	Image       string            // the image reference to deploy
+	Containers  []string          // containers to update (or chosen, when skipping)
+	Updates     map[string]string // container → new image; empty: skip
+	Skip        string            // why nothing would change
+	Service     *types.Service    // as described
+	Running     *types.TaskDefinition
+	RunningTags []types.Tag
+	Register    *ecs.RegisterTaskDefinitionInput // nil when skipping
 }
 
 // PlanTarget decides a deploy of push to one target (steps 2–6 without
@@ -272,7 +292,7 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest()}
+	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest(), Service: svc}
 	if rule.Pin == rules.PinTag {
 		p.Image = push.ByTag()
 	}
@@ -284,7 +304,7 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 		return p, fmt.Errorf("describe task definition %s: %w", p.From, err)
 	}
 	td := tdOut.TaskDefinition
-	p.Running = td
+	p.Running, p.RunningTags = td, tdOut.Tags
 	containers, err := taskdef.ChooseContainers(td, t.Containers, push.Repo())
 	if err != nil {
 		return p, permanent("service %s: %v", t.Service, err)
@@ -325,7 +345,7 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 			p.Containers = append(p.Containers, c)
 		}
 	}
-	set := map[string]string{taskdef.TagRule: rule.Name, taskdef.TagEvent: push.EventID}
+	set := map[string]string{taskdef.TagRule: rule.Name, taskdef.TagEvent: push.EventID, taskdef.TagFrom: p.From}
 	for c := range p.Updates {
 		set[taskdef.ContainerTagKey(c)] = push.Tag
 		set[taskdef.ContainerPushedAtKey(c)] = push.Time.UTC().Format(time.RFC3339)
@@ -338,24 +358,37 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 	return p, nil
 }
 
-// deployLocked does steps 2–7 of a deploy, under the service's lock.
-func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, res *Result) error {
+// deployLocked does steps 2–7 of a deploy, under the service's lock. When
+// the image already runs because an earlier attempt of this very event
+// deployed it but lost its history write, it returns the record to repair.
+func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*history.Record, error) {
+	if held.State().DigestFailed(push.Digest) {
+		// ECS rolled it back (or it failed) here; a retry, redrive or sweep
+		// of it would only fail again. A newer image moves the service.
+		res.Outcome, res.Reason = Skipped, "the latest deployment of "+push.Digest+" on this service failed or was rolled back; only a newer image is deployed here"
+		return nil, nil
+	}
 	p, err := PlanTarget(ctx, client, push, rule, t)
 	res.From, res.Containers = p.From, p.Containers
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if p.Register == nil {
 		res.Outcome, res.Reason = Skipped, p.Skip
-		return nil
+		return d.unrecorded(push, p, held.State(), res), nil
 	}
 	td := p.Running
 	family := aws.ToString(td.Family)
 	reg, err := client.RegisterTaskDefinition(ctx, p.Register)
 	if err != nil {
-		return fmt.Errorf("register task definition %s: %w", family, err)
+		return nil, fmt.Errorf("register task definition %s: %w", family, err)
 	}
 	res.To = aws.ToString(reg.TaskDefinition.TaskDefinitionArn)
+	// A holder whose lease was taken over must not move the service: the
+	// new holder may already have moved it further.
+	if err := held.Check(); err != nil {
+		return nil, fmt.Errorf("before updating service %s/%s: %w", t.Cluster, t.Service, err)
+	}
 
 	// Only the task definition: desired count, autoscaling, load balancers
 	// and deployment settings stay as their owners set them.
@@ -365,11 +398,30 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		TaskDefinition: aws.String(res.To),
 	})
 	if err != nil {
-		return fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
+		return nil, fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
 	}
 	res.DeploymentID = primaryDeployment(upd.Service, res.To)
 	res.Outcome, res.Reason = Deployed, p.Skip
-	return nil
+	return nil, nil
+}
+
+// unrecorded returns the history record of a deploy that already runs but
+// was never recorded: the running revision was registered for this very
+// event (its tags say so) and is not the service's last recorded revision.
+// That happens when a deploy's history write was lost; the retry repairs it.
+func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceState, res *Result) *history.Record {
+	if p.Running == nil || p.Service == nil || p.From == state.LastTaskDefinition ||
+		taskdef.TagValue(p.RunningTags, taskdef.TagEvent) != push.EventID ||
+		taskdef.TagValue(p.RunningTags, taskdef.TagRule) != res.Rule {
+		return nil
+	}
+	repaired := *res
+	repaired.Outcome, repaired.Reason = Deployed, "recorded by a retry: the deploy's own history write was lost"
+	repaired.From, repaired.To = taskdef.TagValue(p.RunningTags, taskdef.TagFrom), p.From
+	repaired.DeploymentID = primaryDeployment(p.Service, p.From)
+	rec := d.record(push, repaired)
+	res.Reason += "; recorded its deploy, whose history write had been lost"
+	return &rec
 }
 
 // alreadyRunning decides idempotency. By digest the reference says it all;
@@ -431,19 +483,15 @@ func primaryDeployment(svc *types.Service, taskDef string) string {
 	return primary
 }
 
-func (d *Deployer) record(ctx context.Context, push ecrevent.Push, res Result) {
-	err := d.History.Put(ctx, history.Record{
+// record is the history record of a target's result.
+func (d *Deployer) record(push ecrevent.Push, res Result) history.Record {
+	return history.Record{
 		Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
 		RegistryAccount: push.Account, RegistryRegion: push.Region,
 		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
 		Containers: res.Containers, FromTaskDefinition: res.From, ToTaskDefinition: res.To,
 		DeploymentID: res.DeploymentID, EventID: push.EventID, Outcome: string(res.Outcome),
 		Reason: res.Reason, PushedAt: push.Time, DeployedAt: d.Now(),
-	})
-	if err != nil {
-		// The deploy itself happened; retrying the event would only skip it.
-		d.Log.ErrorContext(ctx, "history not written", "cluster", res.Cluster, "service", res.Service,
-			"event_id", push.EventID, "error", err.Error())
 	}
 }
 

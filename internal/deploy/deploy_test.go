@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
@@ -58,11 +59,10 @@ func pushEvent(t testing.TB, repo, tag string, at time.Time) json.RawMessage {
 }
 
 type fixture struct {
-	ecs     *fakeECS
-	locks   *memLocks
-	history *memHistory
-	logs    *bytes.Buffer
-	d       *Deployer
+	ecs      *fakeECS
+	services *memServices
+	logs     *bytes.Buffer
+	d        *Deployer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -71,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{ecs: newFakeECS(), locks: newMemLocks(), history: &memHistory{}, logs: &bytes.Buffer{}}
+	f := &fixture{ecs: newFakeECS(), services: newMemServices(), logs: &bytes.Buffer{}}
 	webTD := types.TaskDefinition{
 		Family:      aws.String("web"),
 		NetworkMode: types.NetworkModeAwsvpc, IpcMode: types.IpcModeTask, PidMode: types.PidModeTask,
@@ -98,8 +98,7 @@ func newFixture(t *testing.T) *fixture {
 	f.d = &Deployer{
 		Rules:       cfg,
 		ECS:         func(string, string) ECS { return f.ecs },
-		Locks:       f.locks,
-		History:     f.history,
+		Services:    f.services,
 		Log:         logging.New(f.logs, slog.LevelDebug),
 		Concurrency: 4,
 		Now:         time.Now,
@@ -172,6 +171,7 @@ func TestDeployByDigest(t *testing.T) {
 		"team": "web", "autodeploy:rule": "web-staging", "autodeploy:event": "evt-web-main-4f2a9c1-" + fmt.Sprint(t0.Unix()),
 		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z",
 		"autodeploy:worker:tag": "main-4f2a9c1", "autodeploy:worker:pushed-at": "2026-11-25T10:00:00Z",
+		"autodeploy:from": "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1",
 	}
 	if diff := cmp.Diff(wantTags, tagMap(web.Tags)); diff != "" {
 		t.Errorf("staging/web tags (-want +got):\n%s", diff)
@@ -210,8 +210,8 @@ func TestDeployByDigest(t *testing.T) {
 	if !strings.HasPrefix(sum.Results[0].DeploymentID, "ecs-svc/") {
 		t.Errorf("deployment id %q not taken from UpdateService", sum.Results[0].DeploymentID)
 	}
-	if len(f.history.records) != 2 || f.history.records[0].Outcome != "deployed" {
-		t.Errorf("history = %+v, want two deployed records", f.history.records)
+	if len(f.services.recorded()) != 2 || f.services.recorded()[0].Outcome != "deployed" {
+		t.Errorf("history = %+v, want two deployed records", f.services.recorded())
 	}
 	if strings.Contains(f.logs.String(), secret) {
 		t.Error("a container environment value or secret reached the log")
@@ -340,8 +340,8 @@ func TestPermanentFailures(t *testing.T) {
 			if line := f.deployLines(t)["prod/web"]; line["outcome"] != "failed" || line["level"] != "ERROR" {
 				t.Errorf("deploy line = %v", line)
 			}
-			if len(f.history.records) != 1 || f.history.records[0].Outcome != "failed" {
-				t.Errorf("history = %+v, want the failure recorded", f.history.records)
+			if len(f.services.recorded()) != 1 || f.services.recorded()[0].Outcome != "failed" {
+				t.Errorf("history = %+v, want the failure recorded", f.services.recorded())
 			}
 			if len(notices.messages) != 1 || !strings.Contains(notices.messages[0], "prod/web NOT deployed web:v1.0.0") ||
 				!strings.Contains(notices.messages[0], tt.reason) {
@@ -390,7 +390,7 @@ func (n *memNotifier) Notify(_ context.Context, subject, body string) error {
 
 func TestLockTimeoutIsTransient(t *testing.T) {
 	f := newFixture(t)
-	f.locks.fail = errors.New("lock staging/web still held")
+	f.services.fail = errors.New("lock staging/web still held")
 	_, err := f.d.Handle(context.Background(), pushEvent(t, "web", "main-1", t0))
 	if err == nil {
 		t.Fatal("a lock that cannot be taken must make the invocation fail for a retry")
@@ -447,5 +447,91 @@ func TestConcurrentPushesToOneServiceLoseNothing(t *testing.T) {
 	tags := tagMap(f.ecs.current("staging", "web").Tags)
 	if tags[taskdef.ContainerTagKey("app")] != "main-4f2a9c1" || tags[taskdef.ContainerTagKey("api")] != "build-2" {
 		t.Errorf("a container's record was lost: %v", tags)
+	}
+}
+
+// TestRetryNeverRedeploysARolledBackDigest: ECS rolled the service back
+// (the watcher noted the digest on the service's state); the same event
+// delivered again, by Lambda's retry or a redrive, must leave it alone.
+func TestRetryNeverRedeploysARolledBackDigest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ev := pushEvent(t, "web", "main-4f2a9c1", t0)
+	before := aws.ToString(f.ecs.services["staging/web"].TaskDefinition)
+	if _, err := f.d.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	// The circuit breaker rolls staging/web back; the watcher records it.
+	f.ecs.services["staging/web"].TaskDefinition = aws.String(before)
+	f.services.fixState(history.ServiceKey("123456789012", "eu-west-1", "staging", "web"), func(s *history.ServiceState) {
+		s.FailedDigests = append(s.FailedDigests, digestOf("web:main-4f2a9c1"))
+	})
+	registered := f.ecs.calls["RegisterTaskDefinition"]
+
+	sum, err := f.d.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := sum.Results[0]
+	if web.Outcome != Skipped || !strings.Contains(web.Reason, "failed or was rolled back") {
+		t.Errorf("retry on the rolled-back service = %s %q, want skipped because it was rolled back", web.Outcome, web.Reason)
+	}
+	if f.ecs.calls["RegisterTaskDefinition"] != registered || aws.ToString(f.ecs.services["staging/web"].TaskDefinition) != before {
+		t.Error("the rolled-back image was deployed again")
+	}
+	// A newer image moves the service again.
+	newer, err := f.d.Handle(ctx, pushEvent(t, "web", "main-5b3c0d2", t0.Add(time.Minute)))
+	if err != nil || newer.Results[0].Outcome != Deployed {
+		t.Errorf("a newer push = %+v, %v; want deployed", newer.Results, err)
+	}
+}
+
+// TestPermanentFailureReportedOnce: an event with one permanent and one
+// transient failure is retried; the permanent one is recorded and notified
+// on the first attempt only.
+func TestPermanentFailureReportedOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	notices := &memNotifier{}
+	f.d.Notifier = notices
+	f.d.Concurrency = 1
+	delete(f.ecs.services, "staging/web-worker") // permanent: the service is gone
+	throttled := &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded", Fault: smithy.FaultClient}
+	f.ecs.failures["UpdateService"] = []error{throttled} // transient on staging/web
+	ev := pushEvent(t, "web", "main-4f2a9c1", t0)
+	for attempt := range 3 {
+		sum, err := f.d.Handle(ctx, ev)
+		if attempt == 0 && err == nil {
+			t.Fatal("the transient failure must fail the first attempt")
+		}
+		if got := outcomes(sum)["staging/web-worker/web-staging"]; got != "failed" {
+			t.Errorf("attempt %d: worker %s, want failed", attempt, got)
+		}
+	}
+	var failures int
+	for _, r := range f.services.recorded() {
+		if r.Outcome == "failed" {
+			failures++
+		}
+	}
+	if failures != 1 || len(notices.messages) != 1 {
+		t.Errorf("%d failure records and %d notices over three attempts, want one of each", failures, len(notices.messages))
+	}
+}
+
+// TestLostLeaseStopsBeforeUpdateService: a holder whose lease was taken over
+// must not move the service; it fails transiently and Lambda retries.
+func TestLostLeaseStopsBeforeUpdateService(t *testing.T) {
+	f := newFixture(t)
+	f.services.lost = true
+	sum, err := f.d.Handle(context.Background(), pushEvent(t, "web", "v1.0.0", t0))
+	if err == nil {
+		t.Fatal("a lost lease must fail the invocation for a retry")
+	}
+	if r := sum.Results[0]; r.Outcome != Failed || !r.Retryable || !strings.Contains(r.Reason, "lease lost") {
+		t.Errorf("result = %+v", r)
+	}
+	if f.ecs.calls["UpdateService"] != 0 {
+		t.Error("UpdateService was called after the lease was lost")
 	}
 }

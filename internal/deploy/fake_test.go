@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
 
@@ -141,50 +143,95 @@ func (f *fakeECS) current(cluster, service string) *ecs.DescribeTaskDefinitionOu
 	return f.taskDefs[aws.ToString(f.services[cluster+"/"+service].TaskDefinition)]
 }
 
-// memLocks is an in-process Locker.
-type memLocks struct {
-	mu    sync.Mutex
-	held  map[string]bool
-	cond  *sync.Cond
-	fail  error
-	taken []string
+// memServices is an in-process Services: per-service locks and state, with
+// failures to inject where DynamoDB can fail.
+type memServices struct {
+	mu        sync.Mutex
+	cond      *sync.Cond
+	held      map[string]bool
+	state     map[string]history.ServiceState
+	records   []history.Record
+	taken     []string
+	fail      error   // Take fails with it
+	finishErr []error // Finish fails with these, in order, writing nothing
+	lost      bool    // Check reports the lease lost
 }
 
-func newMemLocks() *memLocks {
-	l := &memLocks{held: map[string]bool{}}
-	l.cond = sync.NewCond(&l.mu)
-	return l
+func newMemServices() *memServices {
+	s := &memServices{held: map[string]bool{}, state: map[string]history.ServiceState{}}
+	s.cond = sync.NewCond(&s.mu)
+	return s
 }
 
-func (l *memLocks) Lock(_ context.Context, key, _ string) (func(context.Context) error, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail != nil {
-		return nil, l.fail
+func (s *memServices) Take(_ context.Context, key, _ string) (history.Held, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return nil, s.fail
 	}
-	for l.held[key] {
-		l.cond.Wait()
+	for s.held[key] {
+		s.cond.Wait()
 	}
-	l.held[key] = true
-	l.taken = append(l.taken, key)
-	return func(context.Context) error {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		delete(l.held, key)
-		l.cond.Broadcast()
-		return nil
-	}, nil
+	s.held[key] = true
+	s.taken = append(s.taken, key)
+	return &memHeld{s: s, key: key, state: s.state[key]}, nil
 }
 
-// memHistory records history in memory.
-type memHistory struct {
-	mu      sync.Mutex
-	records []history.Record
+// fixState changes a service's state as the watcher would.
+func (s *memServices) fixState(key string, change func(*history.ServiceState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state[key]
+	change(&st)
+	s.state[key] = st
 }
 
-func (h *memHistory) Put(_ context.Context, r history.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.records = append(h.records, r)
+func (s *memServices) recorded() []history.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.records)
+}
+
+type memHeld struct {
+	s     *memServices
+	key   string
+	state history.ServiceState
+}
+
+func (h *memHeld) State() history.ServiceState { return h.state }
+
+func (h *memHeld) Check() error {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	if h.s.lost {
+		return lock.ErrLeaseLost
+	}
 	return nil
+}
+
+func (h *memHeld) Release(context.Context) error {
+	h.s.mu.Lock()
+	defer h.s.mu.Unlock()
+	delete(h.s.held, h.key)
+	h.s.cond.Broadcast()
+	return nil
+}
+
+func (h *memHeld) Finish(ctx context.Context, r history.Record) error {
+	h.s.mu.Lock()
+	if errs := h.s.finishErr; len(errs) > 0 {
+		h.s.finishErr = errs[1:]
+		h.s.mu.Unlock()
+		return errs[0] // the lease is left to expire, as in DynamoDB
+	}
+	h.s.records = append(h.s.records, r)
+	st := h.s.state[h.key]
+	if r.Outcome == history.Failed {
+		st.LastFailure = history.FailureKey(r.EventID, r.Rule)
+	} else {
+		st.LastTaskDefinition = r.ToTaskDefinition
+	}
+	h.s.state[h.key] = st
+	h.s.mu.Unlock()
+	return h.Release(ctx)
 }

@@ -28,6 +28,7 @@ import (
 
 type motoFixture struct {
 	moto  *testenv.Moto
+	proxy *testenv.Proxy // the deployers reach moto through it
 	ecs   *ecs.Client
 	table string
 	cfg   *rules.Config
@@ -40,7 +41,8 @@ func newMotoFixture(t *testing.T) *motoFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &motoFixture{moto: m, ecs: ecs.NewFromConfig(m.AWSConfig()), table: m.CreateTable(t, "autodeploy"), cfg: cfg}
+	f := &motoFixture{moto: m, proxy: testenv.StartProxy(t, m.Endpoint), ecs: ecs.NewFromConfig(m.AWSConfig()),
+		table: m.CreateTable(t, "autodeploy"), cfg: cfg}
 	_, err = emulator.SeedService(context.Background(), f.ecs, emulator.Service{
 		Cluster: "staging", Name: "web", Family: "web",
 		Containers: []emulator.Container{
@@ -60,14 +62,14 @@ func newMotoFixture(t *testing.T) *motoFixture {
 // clients, so two of them behave like two Lambda instances.
 func (f *motoFixture) deployer(logs *bytes.Buffer) *Deployer {
 	awsCfg := f.moto.AWSConfig()
+	awsCfg.BaseEndpoint = aws.String(f.proxy.URL)
 	awsCfg.Retryer = awsenv.NewRetryer
 	clients := awsenv.NewECSClients(awsCfg)
 	db := dynamodb.NewFromConfig(awsCfg)
 	return &Deployer{
 		Rules:       f.cfg,
 		ECS:         func(region, role string) ECS { return clients.For(region, role) },
-		Locks:       lock.New(db, f.table),
-		History:     history.NewStore(db, f.table),
+		Services:    history.NewServices(lock.New(db, f.table), history.NewStore(db, f.table)),
 		Log:         logging.New(logs, slog.LevelInfo),
 		Concurrency: 4,
 		Now:         time.Now,
@@ -134,6 +136,7 @@ func TestDeployAgainstMoto(t *testing.T) {
 	}
 	wantTags := map[string]string{"team": "web", "cost-center": "42", "autodeploy:rule": "web-staging",
 		"autodeploy:event":   fmt.Sprintf("evt-web-main-4f2a9c1-%d", t0.Unix()),
+		"autodeploy:from":    "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1",
 		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z"}
 	if diff := cmp.Diff(wantTags, tagMap(after.Tags)); diff != "" {
 		t.Errorf("tags (-want +got):\n%s", diff)
@@ -189,11 +192,62 @@ func TestRacingDeployersLoseNoUpdate(t *testing.T) {
 		_, td := f.running(t)
 		got := images(td.TaskDefinition)
 		if got["app"] != registry+"/web@"+digestOf("web:"+webTag) || got["api"] != registry+"/api@"+digestOf("api:"+apiTag) {
-			t.Fatalf("round %d lost an update: %v", round, got)
+			t.Fatalf("round %d lost an update: %v\n%s", round, got, logs.String())
 		}
 		tags := tagMap(td.Tags)
 		if tags["autodeploy:app:tag"] != webTag || tags["autodeploy:api:tag"] != apiTag {
 			t.Fatalf("round %d lost a record: %v", round, tags)
 		}
+	}
+}
+
+// TestLostHistoryIsRepairedByTheRetry: the history write after UpdateService
+// fails (moto never sees it); the invocation fails so Lambda retries, and
+// the retry, finding the image running, records the deploy it made.
+func TestLostHistoryIsRepairedByTheRetry(t *testing.T) {
+	f := newMotoFixture(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	d := f.deployer(&logs)
+	event := pushEvent(t, "web", "main-4f2a9c1", t0)
+
+	f.proxy.Fail("TransactWriteItems", 1)
+	sum, err := d.Handle(ctx, event)
+	if err == nil || sum.Results[0].Outcome != Deployed || !sum.Results[0].Retryable {
+		t.Fatalf("first attempt = %+v, %v; want deployed, and an error so Lambda retries", sum.Results, err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"history not written"`) {
+		t.Errorf("no history-not-written line (it is alarmed on):\n%s", logs.String())
+	}
+	store := history.NewStore(dynamodb.NewFromConfig(f.moto.AWSConfig()), f.table)
+	key := history.ServiceKey(testenv.Account, testenv.Region, "staging", "web")
+	if recs, _ := store.Recent(ctx, key, 10); len(recs) != 0 {
+		t.Fatalf("history after the failed write = %+v, want none", recs)
+	}
+
+	sum, err = d.Handle(ctx, event) // Lambda's retry of the same event
+	if err != nil || sum.Results[0].Outcome != Skipped {
+		t.Fatalf("retry = %+v, %v; want skipped (already running)", sum.Results, err)
+	}
+	recs, err := store.Recent(ctx, key, 10)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("history after the retry = %+v, %v; want the deploy recorded", recs, err)
+	}
+	got := recs[0]
+	svc, _ := f.running(t)
+	if got.Outcome != "deployed" || got.Tag != "main-4f2a9c1" || got.ToTaskDefinition != aws.ToString(svc.TaskDefinition) ||
+		!strings.HasSuffix(got.FromTaskDefinition, "task-definition/web:1") || got.DeploymentID == "" {
+		t.Errorf("repaired record = %+v", got)
+	}
+	if _, found, _ := store.ByDeployment(ctx, got.DeploymentID); !found {
+		t.Errorf("the watcher cannot find deployment %s", got.DeploymentID)
+	}
+
+	sum, err = d.Handle(ctx, event) // and a redrive later: nothing more
+	if err != nil || sum.Results[0].Outcome != Skipped {
+		t.Fatalf("redrive = %+v, %v", sum.Results, err)
+	}
+	if recs, _ := store.Recent(ctx, key, 10); len(recs) != 1 {
+		t.Errorf("a second retry recorded again: %d records", len(recs))
 	}
 }

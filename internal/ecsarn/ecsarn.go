@@ -58,3 +58,11 @@ func Revision(taskDefinitionARN string) string {
 	}
 	return taskDefinitionARN
 }
+
+// Name is the name of a cluster or service given as a name or an ARN.
+func Name(nameOrARN string) string {
+	if a, err := Parse(nameOrARN); err == nil {
+		return a.Name
+	}
+	return nameOrARN
+}

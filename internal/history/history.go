@@ -10,7 +10,6 @@ package history
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 )
 
 // Retention is how long history items live before DynamoDB's TTL removes them.
@@ -57,9 +58,10 @@ func (r Record) serviceSK() string {
 }
 
 // ServiceKey identifies a service across accounts and regions; the lock
-// uses the same key.
+// uses the same key. A cluster or service given as an ARN counts by its
+// name, so every caller (rules, events, the CLI's flags) names it alike.
 func ServiceKey(account, region, cluster, service string) string {
-	return fmt.Sprintf("%s/%s/%s/%s", account, region, cluster, service)
+	return fmt.Sprintf("%s/%s/%s/%s", account, region, ecsarn.Name(cluster), ecsarn.Name(service))
 }
 
 // dynamoAPI is what the store needs of DynamoDB.
@@ -86,9 +88,24 @@ func NewStore(db dynamoAPI, table string) *Store {
 // Put writes a record, and its deployment-id index item when it has an id,
 // in one transaction so the watcher never sees half of it.
 func (w *Store) Put(ctx context.Context, r Record) error {
+	items, err := w.recordItems(r)
+	if err != nil {
+		return err
+	}
+	if _, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+		return fmt.Errorf("write history of %s: %w", r.serviceKey(), err)
+	}
+	return nil
+}
+
+func (r Record) serviceKey() string { return ServiceKey(r.Account, r.Region, r.Cluster, r.Service) }
+
+// recordItems are the writes of one record: its service item and, when it
+// has a deployment id, its index item.
+func (w *Store) recordItems(r Record) ([]types.TransactWriteItem, error) {
 	base, err := attributevalue.MarshalMap(r)
 	if err != nil {
-		return fmt.Errorf("marshal history record: %w", err)
+		return nil, fmt.Errorf("marshal history record: %w", err)
 	}
 	expires := &types.AttributeValueMemberN{Value: fmt.Sprint(r.DeployedAt.Add(Retention).Unix())}
 	item := func(pk, sk string) map[string]types.AttributeValue {
@@ -101,10 +118,9 @@ func (w *Store) Put(ctx context.Context, r Record) error {
 		m["expires_at"] = expires
 		return m
 	}
-	key := ServiceKey(r.Account, r.Region, r.Cluster, r.Service)
 	items := []types.TransactWriteItem{{Put: &types.Put{
 		TableName: aws.String(w.table),
-		Item:      item("service#"+key, r.serviceSK()),
+		Item:      item("service#"+r.serviceKey(), r.serviceSK()),
 	}}}
 	if r.DeploymentID != "" {
 		items = append(items, types.TransactWriteItem{Put: &types.Put{
@@ -112,10 +128,7 @@ func (w *Store) Put(ctx context.Context, r Record) error {
 			Item:      item("deployment#"+r.DeploymentID, "deploy"),
 		}})
 	}
-	if _, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
-		return fmt.Errorf("write history of %s: %w", key, err)
-	}
-	return nil
+	return items, nil
 }
 
 // Recent returns up to limit records of one service, newest first.
@@ -161,134 +174,4 @@ func (w *Store) ByDeployment(ctx context.Context, deploymentID string) (rec Reco
 		return Record{}, false, fmt.Errorf("read deployment %s: %w", deploymentID, err)
 	}
 	return rec, true, nil
-}
-
-// Deployment outcomes the watcher records.
-const (
-	Completed  = "completed"
-	Failed     = "failed"
-	RolledBack = "rolled_back"
-)
-
-// SetOutcome records how a deployment ended on both items of its record.
-// It is idempotent: recorded is false when the outcome (or a final one) was
-// already there, so a duplicate event is reported once. A rollback may
-// follow a failure; nothing overrides a rollback or a completion.
-func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string, at time.Time) (recorded bool, err error) {
-	cond := "attribute_not_exists(deployment_outcome)"
-	if outcome == RolledBack {
-		cond += " OR deployment_outcome = :failed"
-	}
-	values := map[string]types.AttributeValue{
-		":o": &types.AttributeValueMemberS{Value: outcome},
-		":r": &types.AttributeValueMemberS{Value: reason},
-		":f": &types.AttributeValueMemberS{Value: at.UTC().Format(time.RFC3339Nano)},
-	}
-	if outcome == RolledBack {
-		values[":failed"] = &types.AttributeValueMemberS{Value: Failed}
-	}
-	update := func(pk, sk string) types.TransactWriteItem {
-		return types.TransactWriteItem{Update: &types.Update{
-			TableName: aws.String(w.table),
-			Key: map[string]types.AttributeValue{
-				"pk": &types.AttributeValueMemberS{Value: pk},
-				"sk": &types.AttributeValueMemberS{Value: sk},
-			},
-			UpdateExpression:          aws.String("SET deployment_outcome = :o, deployment_reason = :r, finished_at = :f"),
-			ConditionExpression:       aws.String("attribute_exists(pk) AND (" + cond + ")"),
-			ExpressionAttributeValues: values,
-		}}
-	}
-	key := ServiceKey(r.Account, r.Region, r.Cluster, r.Service)
-	items := []types.TransactWriteItem{update("service#"+key, r.serviceSK())}
-	if r.DeploymentID != "" {
-		items = append(items, update("deployment#"+r.DeploymentID, "deploy"))
-	}
-	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) {
-		for _, reason := range cancelled.CancellationReasons {
-			if aws.ToString(reason.Code) == "ConditionalCheckFailed" {
-				return false, nil
-			}
-		}
-	}
-	if err != nil {
-		return false, fmt.Errorf("record outcome of deployment %s: %w", r.DeploymentID, err)
-	}
-	return true, nil
-}
-
-// MarkTargetCompleted notes that one target of a rule completed a digest
-// and returns the service keys of every target that completed it so far.
-func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, at time.Time) ([]string, error) {
-	pk := "promote#" + rule + "#" + digest
-	_, err := w.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(w.table),
-		Item: map[string]types.AttributeValue{
-			"pk":         &types.AttributeValueMemberS{Value: pk},
-			"sk":         &types.AttributeValueMemberS{Value: "target#" + serviceKey},
-			"expires_at": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mark %s completed for %s: %w", serviceKey, pk, err)
-	}
-	out, err := w.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              aws.String(w.table),
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :t)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: pk},
-			":t":  &types.AttributeValueMemberS{Value: "target#"},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read completions of %s: %w", pk, err)
-	}
-	var keys []string
-	for _, item := range out.Items {
-		if sk, ok := item["sk"].(*types.AttributeValueMemberS); ok {
-			keys = append(keys, sk.Value[len("target#"):])
-		}
-	}
-	return keys, nil
-}
-
-// ClaimPromotion returns true exactly once per rule and digest, so racing
-// completions promote once.
-func (w *Store) ClaimPromotion(ctx context.Context, rule, digest string, at time.Time) (bool, error) {
-	_, err := w.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(w.table),
-		Item: map[string]types.AttributeValue{
-			"pk":         &types.AttributeValueMemberS{Value: "promote#" + rule + "#" + digest},
-			"sk":         &types.AttributeValueMemberS{Value: "promoted"},
-			"expires_at": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
-		},
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	})
-	var taken *types.ConditionalCheckFailedException
-	if errors.As(err, &taken) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim promotion of %s for %s: %w", digest, rule, err)
-	}
-	return true, nil
-}
-
-// ReleasePromotion undoes a claim whose promotion failed, so a retry of the
-// event can promote.
-func (w *Store) ReleasePromotion(ctx context.Context, rule, digest string) error {
-	_, err := w.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: aws.String(w.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: "promote#" + rule + "#" + digest},
-			"sk": &types.AttributeValueMemberS{Value: "promoted"},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("release promotion of %s for %s: %w", digest, rule, err)
-	}
-	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -113,15 +115,171 @@ func TestOutcomesAndPromotionBookkeeping(t *testing.T) {
 			t.Errorf("after %d completions: %v", i+1, keys)
 		}
 	}
-	first, err1 := store.ClaimPromotion(ctx, "r", "sha256:d", at)
-	second, err2 := store.ClaimPromotion(ctx, "r", "sha256:d", at)
-	if !first || second || err1 != nil || err2 != nil {
-		t.Errorf("claims = %v, %v (%v, %v); want exactly one", first, second, err1, err2)
+}
+
+func TestPromotionClaims(t *testing.T) {
+	m := testenv.StartMoto(t)
+	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
+	ctx := context.Background()
+	now := time.Now()
+	steps := []struct {
+		name  string
+		owner string
+		at    time.Time
+		want  Claim
+		other string
+	}{
+		{"first event claims", "e1", now, Claimed, ""},
+		{"another event finds it claimed", "e2", now, ClaimedByOther, "e1"},
+		{"a retry of the claiming event takes its own claim again", "e1", now.Add(time.Minute), Claimed, ""},
+		{"a stale claim (its watcher died) is taken over", "e2", now.Add(time.Minute + ClaimStale + time.Second), Claimed, ""},
+		{"the dead watcher's retry now finds it claimed", "e1", now.Add(time.Minute + ClaimStale + 2*time.Second), ClaimedByOther, "e2"},
 	}
-	if err := store.ReleasePromotion(ctx, "r", "sha256:d"); err != nil {
+	for _, st := range steps {
+		got, other, err := store.ClaimPromotion(ctx, "r", "sha256:d", st.owner, st.at)
+		if err != nil || got != st.want || other != st.other {
+			t.Fatalf("%s: ClaimPromotion = %v, %q, %v; want %v, %q", st.name, got, other, err, st.want, st.other)
+		}
+	}
+	// Releasing someone else's claim leaves it; the owner's release frees it.
+	if err := store.ReleasePromotion(ctx, "r", "sha256:d", "e1"); err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := store.ClaimPromotion(ctx, "r", "sha256:d", at); !again {
-		t.Error("a released claim cannot be taken again")
+	if got, _, _ := store.ClaimPromotion(ctx, "r", "sha256:d", "e3", now); got != ClaimedByOther {
+		t.Fatalf("after a release by a non-owner: %v, want ClaimedByOther", got)
+	}
+	if err := store.ReleasePromotion(ctx, "r", "sha256:d", "e2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := store.ClaimPromotion(ctx, "r", "sha256:d", "e3", now); got != Claimed {
+		t.Fatalf("after the owner's release: %v, want Claimed", got)
+	}
+	if err := store.PromotionDone(ctx, "r", "sha256:d"); err != nil {
+		t.Fatal(err)
+	}
+	for _, owner := range []string{"e3", "e4"} {
+		if got, _, _ := store.ClaimPromotion(ctx, "r", "sha256:d", owner, now.Add(time.Hour)); got != AlreadyPromoted {
+			t.Fatalf("%s after done: %v, want AlreadyPromoted", owner, got)
+		}
+	}
+}
+
+// TestWritesWhoseResponseWasLost: moto applies each write, a proxy loses
+// its answer, the SDK retries the same request; each must count as done.
+func TestWritesWhoseResponseWasLost(t *testing.T) {
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	proxy := testenv.StartProxy(t, m.Endpoint)
+	cfg := m.AWSConfig()
+	cfg.BaseEndpoint = aws.String(proxy.URL)
+	store := NewStore(dynamodb.NewFromConfig(cfg), table)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	rec := Record{Rule: "r", Repository: "web", Digest: "sha256:d", Account: testenv.Account, Region: testenv.Region,
+		Cluster: "c", Service: "s", DeploymentID: "ecs-svc/1", EventID: "e1", Outcome: "deployed", PushedAt: at, DeployedAt: at}
+	if err := store.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Lose("TransactWriteItems", 1)
+	recorded, err := store.SetOutcome(ctx, rec, Completed, "", at)
+	if err != nil || !recorded || proxy.Lost("TransactWriteItems") != 1 {
+		t.Fatalf("SetOutcome whose answer was lost = %v, %v (lost %d); want recorded", recorded, err, proxy.Lost("TransactWriteItems"))
+	}
+	if again, err := store.SetOutcome(ctx, rec, Completed, "", at); again || err != nil {
+		t.Fatalf("a second delivery = %v, %v; want not recorded", again, err)
+	}
+
+	proxy.Lose("UpdateItem", 1)
+	claim, _, err := store.ClaimPromotion(ctx, "r", "sha256:d", "e1", time.Now())
+	if err != nil || claim != Claimed || proxy.Lost("UpdateItem") != 1 {
+		t.Fatalf("ClaimPromotion whose answer was lost = %v, %v; want Claimed", claim, err)
+	}
+}
+
+// TestServiceState: the state item a deploy reads when it locks, as the
+// deployer (Finish) and the watcher (SetOutcome) write it; against moto.
+func TestServiceState(t *testing.T) {
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	db := dynamodb.NewFromConfig(m.AWSConfig())
+	store := NewStore(db, table)
+	locks := lock.New(db, table)
+	services := NewServices(locks, store)
+	ctx := context.Background()
+	key := ServiceKey(testenv.Account, testenv.Region, "c", "s")
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	rec := Record{Rule: "r", Repository: "web", Digest: "sha256:bad", Account: testenv.Account, Region: testenv.Region,
+		Cluster: "c", Service: "s", ToTaskDefinition: "td:2", DeploymentID: "ecs-svc/2", EventID: "e1", Outcome: "deployed",
+		PushedAt: at, DeployedAt: at}
+
+	held, err := services.Take(ctx, key, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ServiceState{}, held.State()); diff != "" {
+		t.Errorf("new service's state (-want +got):\n%s", diff)
+	}
+	if err := held.Finish(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if recorded, err := store.SetOutcome(ctx, rec, RolledBack, "circuit breaker", at); !recorded || err != nil {
+		t.Fatalf("SetOutcome = %v, %v", recorded, err)
+	}
+	held, err = services.Take(ctx, key, "second")
+	if err != nil {
+		t.Fatalf("Finish did not release the lock: %v", err)
+	}
+	want := ServiceState{FailedDigests: []string{"sha256:bad"}, LastTaskDefinition: "td:2"}
+	if diff := cmp.Diff(want, held.State()); diff != "" {
+		t.Errorf("state after a rolled-back deploy (-want +got):\n%s", diff)
+	}
+	failure := rec
+	failure.Outcome, failure.EventID, failure.DeploymentID, failure.DeployedAt = "failed", "e2", "", at.Add(time.Minute)
+	if err := held.Finish(ctx, failure); err != nil {
+		t.Fatal(err)
+	}
+
+	// A later deploy of the digest that completes clears it.
+	again := rec
+	again.DeploymentID, again.EventID, again.DeployedAt = "ecs-svc/3", "e3", at.Add(2*time.Minute)
+	if err := store.Put(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if recorded, err := store.SetOutcome(ctx, again, Completed, "", at); !recorded || err != nil {
+		t.Fatalf("SetOutcome = %v, %v", recorded, err)
+	}
+	held, err = services.Take(ctx, key, "third")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = ServiceState{LastTaskDefinition: "td:2", LastFailure: FailureKey("e2", "r")}
+	if diff := cmp.Diff(want, held.State()); diff != "" {
+		t.Errorf("state after a failure and a completion (-want +got):\n%s", diff)
+	}
+
+	// A holder that lost its lock still writes its record.
+	brief := lock.New(db, table)
+	brief.Lease = 200 * time.Millisecond
+	_ = held.Release(ctx)
+	stale, err := NewServices(brief, store).Take(ctx, key, "stalled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*heldLock).lease.Stop() // stalls: no more renewals
+	next, err := NewServices(brief, store).Take(ctx, key, "next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := rec
+	late.EventID, late.DeploymentID, late.ToTaskDefinition, late.DeployedAt = "e4", "ecs-svc/4", "td:4", at.Add(3*time.Minute)
+	if err := stale.Finish(ctx, late); err != nil {
+		t.Fatalf("Finish after the lock was lost: %v", err)
+	}
+	if _, found, err := store.ByDeployment(ctx, "ecs-svc/4"); !found || err != nil {
+		t.Errorf("the stalled holder's record was lost: found=%v err=%v", found, err)
+	}
+	if err := next.Release(ctx); err != nil {
+		t.Errorf("the new holder's lock was released by the stalled one: %v", err)
 	}
 }

@@ -23,11 +23,11 @@ type Topic struct {
 // NewTopic returns a notifier on the topic.
 func NewTopic(client snsAPI, arn string) *Topic { return &Topic{client: client, arn: arn} }
 
-// maxSubject is SNS's limit on an e-mail subject, in characters.
-const maxSubject = 100
+// maxSubject keeps subjects under SNS's limit of 100 characters.
+const maxSubject = 99
 
 // Notify publishes one message. The subject is made fit for SNS (one line,
-// at most 100 characters) here, so callers need not know its limits.
+// under 100 characters) here, so callers need not know its limits.
 func (t *Topic) Notify(ctx context.Context, subject, message string) error {
 	if _, err := t.client.Publish(ctx, &sns.PublishInput{
 		TopicArn: aws.String(t.arn), Subject: aws.String(fitSubject(subject)), Message: aws.String(message),

@@ -33,8 +33,8 @@ func TestNotify(t *testing.T) {
 	if err := topic.Notify(context.Background(), long, "b"); err != nil {
 		t.Fatal(err)
 	}
-	if got := aws.ToString(f.in.Subject); len([]rune(got)) != 100 || strings.Contains(got, "\n") || !strings.HasSuffix(got, "…") {
-		t.Errorf("subject not fit for SNS (one line, 100 characters): %q", got)
+	if got := aws.ToString(f.in.Subject); len([]rune(got)) != 99 || strings.Contains(got, "\n") || !strings.HasSuffix(got, "…") {
+		t.Errorf("subject not fit for SNS (one line, under 100 characters): %q", got)
 	}
 	f.err = errors.New("KMS key disabled")
 	if err := topic.Notify(context.Background(), "s", "b"); err == nil || !strings.Contains(err.Error(), "publish to arn:aws:sns:eu-west-1:123456789012:notices: KMS key disabled") {

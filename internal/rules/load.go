@@ -289,9 +289,44 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	}
 	if f, ok := m["promote"]; ok {
 		r.Promote = p.promote(f, at+".promote")
+		if r.Promote != nil {
+			if longest, ok := r.longestTag(); ok {
+				if tag := RenderPromoteTag(r.Promote.Tag, longest); len(tag) > MaxTagLength {
+					p.errorf(m["promote"].value, at+".promote.tag", "renders %q (%d characters) for the longest tag this rule selects, %q; an image tag has at most %d",
+						tag, len(tag), longest, MaxTagLength)
+				}
+			}
+		}
 	}
 	return r
 }
+
+// MaxTagLength is the longest image tag ECR and the OCI reference grammar accept.
+const MaxTagLength = 128
+
+// longestTag is the longest tag the rule can select, when that is bounded:
+// only a tags list without '*' is (each '?' or [...] stands for one
+// character, shown as x). Regexes, semver and '*' select tags of any length;
+// their promotions are checked when they happen.
+func (r *Rule) longestTag() (string, bool) {
+	if len(r.Tags) == 0 {
+		return "", false
+	}
+	var longest string
+	for _, g := range r.Tags {
+		if strings.Contains(g, "*") {
+			return "", false
+		}
+		t := globClassRE.ReplaceAllString(g, "x")
+		t = strings.ReplaceAll(strings.ReplaceAll(t, "?", "x"), `\`, "")
+		if len(t) > len(longest) {
+			longest = t
+		}
+	}
+	return longest, true
+}
+
+var globClassRE = regexp.MustCompile(`\[[^\]]*\]`)
 
 // selector reads exactly one of tags, tag-regex and semver.
 func (p *parser) selector(n *yaml.Node, m map[string]field, at string, r *Rule) {

@@ -22,7 +22,20 @@ const MaxTags = 50
 const (
 	TagRule  = "autodeploy:rule"
 	TagEvent = "autodeploy:event"
+	// TagFrom is the revision this one was derived from, so a retry that
+	// finds the deploy done but unrecorded can record it whole.
+	TagFrom = "autodeploy:from"
 )
+
+// TagValue returns the value of the tag key, "" when absent.
+func TagValue(tags []types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
 
 // ContainerTagKey is the tag recording which image tag a container runs.
 func ContainerTagKey(container string) string { return "autodeploy:" + container + ":tag" }

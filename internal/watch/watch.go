@@ -24,8 +24,9 @@ type Store interface {
 	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
 	SetOutcome(ctx context.Context, r history.Record, outcome, reason string, at time.Time) (bool, error)
 	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, at time.Time) ([]string, error)
-	ClaimPromotion(ctx context.Context, rule, digest string, at time.Time) (bool, error)
-	ReleasePromotion(ctx context.Context, rule, digest string) error
+	ClaimPromotion(ctx context.Context, rule, digest, owner string, now time.Time) (history.Claim, string, error)
+	PromotionDone(ctx context.Context, rule, digest string) error
+	ReleasePromotion(ctx context.Context, rule, digest, owner string) error
 }
 
 // Notifier sends a short human-readable message; nil sends nothing.
@@ -45,6 +46,8 @@ type Watcher struct {
 	Notifier Notifier // optional
 	Promoter Promoter
 	Log      *slog.Logger
+	// Now is the clock promotion claims are timed by (nil: time.Now).
+	Now func() time.Time
 }
 
 // Result is the function's answer for one event.
@@ -77,14 +80,17 @@ func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, erro
 		return Result{}, err
 	}
 	res := Result{DeploymentID: rec.DeploymentID, Outcome: outcome}
-	if !recorded {
+	if recorded {
+		w.report(ctx, rec, outcome, ev.Reason, at)
+	} else {
 		w.Log.DebugContext(ctx, "ignored", "reason", "outcome already recorded", "deployment_id", rec.DeploymentID, "outcome", outcome)
 		res.Ignored = "outcome already recorded"
-		return res, nil
 	}
-	w.report(ctx, rec, outcome, ev.Reason, at)
-	if outcome == history.Completed {
-		res.Promoted, err = w.promote(ctx, rec, at)
+	// Promotion follows the recorded outcome, not this delivery: a retry or
+	// redrive of the event that recorded the completion finishes a
+	// promotion that did not finish (the claim makes it happen once).
+	if outcome == history.Completed && (recorded || rec.DeploymentOutcome == history.Completed) {
+		res.Promoted, err = w.promote(ctx, rec, ev.EventID, at)
 	}
 	return res, err
 }
@@ -92,25 +98,8 @@ func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, erro
 // classify finds the deploy an event is about and how it ended; an empty
 // outcome means the event is not news for a deployment of ours.
 func (w *Watcher) classify(ctx context.Context, ev ecsevent.Deployment) (history.Record, string, string, error) {
-	if _, rollback := ev.RollingBackTo(); rollback {
-		// The rollback is a new deployment; what it rolls back is the
-		// service's latest deploy, when that one is ours and unfinished.
-		key := history.ServiceKey(ev.Service.Account, ev.Service.Region, ev.Service.Cluster, ev.Service.Name)
-		recent, err := w.Store.Recent(ctx, key, 10)
-		if err != nil {
-			return history.Record{}, "", "", err
-		}
-		// Failed deploys have no deployment; the latest one that has is the
-		// one being rolled back.
-		i := slices.IndexFunc(recent, func(r history.Record) bool { return r.DeploymentID != "" })
-		if i < 0 || recent[i].DeploymentID == ev.DeploymentID {
-			return history.Record{}, "", "rollback of a deployment autodeploy did not start", nil
-		}
-		rec := recent[i]
-		if rec.DeploymentOutcome != "" && rec.DeploymentOutcome != history.Failed {
-			return history.Record{}, "", "rollback after the latest autodeploy deployment already ended " + rec.DeploymentOutcome, nil
-		}
-		return rec, history.RolledBack, "", nil
+	if to, rollback := ev.RollingBackTo(); rollback {
+		return w.rolledBack(ctx, ev, to)
 	}
 	var outcome string
 	switch ev.EventName {
@@ -131,6 +120,35 @@ func (w *Watcher) classify(ctx context.Context, ev ecsevent.Deployment) (history
 	return rec, outcome, "", nil
 }
 
+// rolledBack finds the deployment a circuit-breaker rollback undoes: the
+// service's latest autodeploy deployment started before the rollback (a
+// deploy recorded after it is a newer push, not the victim) — unless that
+// is the very deployment ECS rolls back to, in which case another
+// deployment failed and ours is the one restored.
+func (w *Watcher) rolledBack(ctx context.Context, ev ecsevent.Deployment, to string) (history.Record, string, string, error) {
+	key := history.ServiceKey(ev.Service.Account, ev.Service.Region, ev.Service.Cluster, ev.Service.Name)
+	recent, err := w.Store.Recent(ctx, key, 10)
+	if err != nil {
+		return history.Record{}, "", "", err
+	}
+	started := ev.When()
+	// Failed deploys have no deployment; they are passed over.
+	i := slices.IndexFunc(recent, func(r history.Record) bool {
+		return r.DeploymentID != "" && !r.DeployedAt.After(started)
+	})
+	if i < 0 || recent[i].DeploymentID == ev.DeploymentID {
+		return history.Record{}, "", "rollback of a deployment autodeploy did not start", nil
+	}
+	rec := recent[i]
+	if rec.DeploymentID == to {
+		return history.Record{}, "", "rollback to " + to + ", a deployment autodeploy started: the deployment that failed was not ours", nil
+	}
+	if rec.DeploymentOutcome != "" && rec.DeploymentOutcome != history.Failed {
+		return history.Record{}, "", "rollback after the latest autodeploy deployment already ended " + rec.DeploymentOutcome, nil
+	}
+	return rec, history.RolledBack, "", nil
+}
+
 // report writes the deployment line, its metrics and the notification.
 func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reason string, at time.Time) {
 	pushToEnd := at.Sub(rec.PushedAt).Milliseconds()
@@ -149,14 +167,18 @@ func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reaso
 		ms = append(ms, metrics.Metric{Name: "PushToRunning", Unit: "Milliseconds", Value: float64(pushToEnd)})
 	}
 	metrics.Emit(ctx, w.Log, at, dims, ms...)
+	subject, message := Message(rec, outcome, reason, at)
+	w.notify(ctx, rec.DeploymentID, subject, message)
+}
+
+// notify sends a notice when a notifier is set. A lost notice is logged and
+// does not fail the invocation: its retry would report twice.
+func (w *Watcher) notify(ctx context.Context, deploymentID, subject, message string) {
 	if w.Notifier == nil {
 		return
 	}
-	subject, message := Message(rec, outcome, reason, at)
 	if err := w.Notifier.Notify(ctx, subject, message); err != nil {
-		// The outcome is recorded and logged; a lost notice must not make
-		// the event retry and report twice.
-		w.Log.ErrorContext(ctx, "notification not sent", "deployment_id", rec.DeploymentID, "error", err.Error())
+		w.Log.ErrorContext(ctx, "notification not sent", "deployment_id", deploymentID, "error", err.Error())
 	}
 }
 
@@ -186,7 +208,8 @@ func Message(rec history.Record, outcome, reason string, at time.Time) (subject,
 }
 
 // promote tags the digest once every target of the rule completed it.
-func (w *Watcher) promote(ctx context.Context, rec history.Record, at time.Time) (string, error) {
+// owner is the event asking, so a retry of it takes its own claim again.
+func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string, at time.Time) (string, error) {
 	rule := w.ruleNamed(rec.Rule)
 	if rule == nil || rule.Promote == nil {
 		return "", nil
@@ -211,23 +234,52 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, at time.Time)
 			"reason", "the promoted tag matches the rule itself, which would promote it again without end")
 		return "", nil
 	}
+	if len(tag) > rules.MaxTagLength {
+		// No retry can shorten it: a permanent failure, said once.
+		reason := fmt.Sprintf("the promoted tag is %d characters, over the %d an image tag may have", len(tag), rules.MaxTagLength)
+		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", reason)
+		w.notify(ctx, rec.DeploymentID, "[autodeploy] "+rec.Repository+":"+rec.Tag+" NOT promoted by "+rule.Name,
+			fmt.Sprintf("%s@%s completed on every target of rule %s but cannot be promoted: %s.\ntag: %s\n", rec.Repository, rec.Digest, rule.Name, reason, tag))
+		return "", nil
+	}
 	if len(waiting) > 0 {
 		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "waiting_for", waiting)
 		return "", nil
 	}
-	claimed, err := w.Store.ClaimPromotion(ctx, rule.Name, rec.Digest, at)
-	if err != nil || !claimed {
+	claim, other, err := w.Store.ClaimPromotion(ctx, rule.Name, rec.Digest, owner, w.now())
+	if err != nil {
 		return "", err
 	}
+	switch claim {
+	case history.AlreadyPromoted:
+		w.Log.DebugContext(ctx, "promote", "outcome", "already_promoted", "rule", rule.Name, "digest", rec.Digest, "tag", tag)
+		return "", nil
+	case history.ClaimedByOther:
+		// That event's invocation promotes, or its retry does.
+		w.Log.InfoContext(ctx, "promote", "outcome", "in_progress", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "claimed_by", other)
+		return "", nil
+	}
 	if err := w.Promoter.Promote(ctx, rec, tag); err != nil {
-		if rerr := w.Store.ReleasePromotion(ctx, rule.Name, rec.Digest); rerr != nil {
+		if rerr := w.Store.ReleasePromotion(ctx, rule.Name, rec.Digest, owner); rerr != nil {
 			w.Log.ErrorContext(ctx, "promotion claim not released", "rule", rule.Name, "digest", rec.Digest, "error", rerr.Error())
 		}
-		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", err.Error())
+		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", err.Error()+" (will retry)")
 		return "", fmt.Errorf("promote %s@%s to %s: %w", rec.Repository, rec.Digest, tag, err)
+	}
+	// Until this is written a retry promotes again, which is harmless:
+	// tagging is idempotent and the deployer skips what already runs.
+	if err := w.Store.PromotionDone(ctx, rule.Name, rec.Digest); err != nil {
+		return "", err
 	}
 	w.Log.InfoContext(ctx, "promote", "outcome", "promoted", "rule", rule.Name, "repository", rec.Repository, "digest", rec.Digest, "tag", tag)
 	return tag, nil
+}
+
+func (w *Watcher) now() time.Time {
+	if w.Now == nil {
+		return time.Now()
+	}
+	return w.Now()
 }
 
 func (w *Watcher) ruleNamed(name string) *rules.Rule {

@@ -1,0 +1,128 @@
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+)
+
+// ServiceState is what a service's state item (pk "service#<key>", sk
+// "state") remembers besides its lock: enough for a deploy to decide, with
+// no call beyond the one that locks, whether a retry must repair history,
+// repeat a failure report, or stay away from a digest that failed there.
+type ServiceState struct {
+	// FailedDigests are the digests whose latest deployment on the service
+	// ended failed or rolled back (the watcher keeps this set).
+	FailedDigests []string `dynamodbav:"failed_digests,stringset,omitempty"`
+	// LastTaskDefinition is the revision of the latest deploy recorded.
+	LastTaskDefinition string `dynamodbav:"last_task_definition,omitempty"`
+	// LastFailure is "<event id>#<rule>" of the latest permanent failure
+	// recorded and notified, so a retry of that event reports it no more.
+	LastFailure string `dynamodbav:"last_failure,omitempty"`
+}
+
+// DigestFailed reports whether digest's latest deployment here failed.
+func (s ServiceState) DigestFailed(digest string) bool {
+	return slices.Contains(s.FailedDigests, digest)
+}
+
+// FailureKey names one event's permanent failure under one rule.
+func FailureKey(eventID, rule string) string { return eventID + "#" + rule }
+
+func stateKey(serviceKey string) lock.Key { return lock.Key{PK: "service#" + serviceKey, SK: "state"} }
+
+// Held is a service's lock, taken, with the state it guards.
+type Held interface {
+	// State is the service's state as it stood when the lock was taken.
+	State() ServiceState
+	// Check is nil while the lock is surely held; check before each write.
+	Check() error
+	// Finish writes rec and releases the lock in one DynamoDB call.
+	Finish(ctx context.Context, rec Record) error
+	// Release releases the lock, writing nothing else.
+	Release(ctx context.Context) error
+}
+
+// Services takes services' locks on their state items.
+type Services struct {
+	locks *lock.Locker
+	store *Store
+}
+
+// NewServices returns Services on the store's table.
+func NewServices(locks *lock.Locker, store *Store) *Services {
+	return &Services{locks: locks, store: store}
+}
+
+// Take locks the service and reads its state, in one call.
+func (s *Services) Take(ctx context.Context, serviceKey, holder string) (Held, error) {
+	lease, err := s.locks.Acquire(ctx, stateKey(serviceKey), holder)
+	if err != nil {
+		return nil, err
+	}
+	h := &heldLock{lease: lease, store: s.store}
+	if err := attributevalue.UnmarshalMap(lease.Item, &h.state); err != nil {
+		_ = lease.Release(ctx)
+		return nil, fmt.Errorf("read state of %s: %w", serviceKey, err)
+	}
+	return h, nil
+}
+
+type heldLock struct {
+	lease *lock.Lease
+	store *Store
+	state ServiceState
+}
+
+func (h *heldLock) State() ServiceState               { return h.state }
+func (h *heldLock) Check() error                      { return h.lease.Check() }
+func (h *heldLock) Release(ctx context.Context) error { return h.lease.Release(ctx) }
+
+// Finish writes the record, notes it on the state item and releases the
+// lock in one transaction. When the lock was lost meanwhile, the record is
+// still written (without the release): history is never dropped for it.
+func (h *heldLock) Finish(ctx context.Context, rec Record) error {
+	items, err := h.store.recordItems(rec)
+	if err != nil {
+		return err
+	}
+	set, values := "last_task_definition = :td", map[string]types.AttributeValue{
+		":td": &types.AttributeValueMemberS{Value: rec.ToTaskDefinition},
+	}
+	if rec.Outcome == Failed {
+		set, values = "last_failure = :lf", map[string]types.AttributeValue{
+			":lf": &types.AttributeValueMemberS{Value: FailureKey(rec.EventID, rec.Rule)},
+		}
+	}
+	release := h.lease.ReleaseUpdate(set, nil, values)
+	_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) && lockConditionFailed(cancelled, len(items)) {
+		// Lost the lock: keep the record and the state note, leave the lock.
+		note := *release.Update
+		note.UpdateExpression, note.ConditionExpression = aws.String("SET "+set), nil
+		note.ExpressionAttributeNames = nil
+		delete(note.ExpressionAttributeValues, ":owner")
+		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems: append(items, types.TransactWriteItem{Update: &note}),
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("write history of %s and release its lock: %w", rec.serviceKey(), err)
+	}
+	return nil
+}
+
+// lockConditionFailed reports whether the transaction failed on the lock's
+// condition, its item at index i.
+func lockConditionFailed(c *types.TransactionCanceledException, i int) bool {
+	return i < len(c.CancellationReasons) && aws.ToString(c.CancellationReasons[i].Code) == "ConditionalCheckFailed"
+}

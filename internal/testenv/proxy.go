@@ -1,0 +1,120 @@
+package testenv
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Proxy stands between clients and moto, on loopback, to give moto two
+// behaviours of real AWS it lacks or to break it on purpose:
+//
+//   - DynamoDB requests are handled one at a time: moto checks a condition
+//     and writes without a lock between, so two racing conditional writes
+//     can both pass, where DynamoDB applies each atomically.
+//   - Lose: for the next n requests of an operation it forwards the request
+//     (moto applies it) and then answers 500 instead of moto's response, as
+//     when AWS applied a write and the answer was lost on the way: the SDK
+//     retries the very same request.
+type Proxy struct {
+	URL    string
+	dynamo sync.Mutex
+	mu     sync.Mutex
+	lose   map[string]int
+	lost   map[string]int
+	fail   map[string]int
+}
+
+// StartProxy proxies to endpoint until the test ends.
+func StartProxy(t testing.TB, endpoint string) *Proxy {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{lose: map[string]int{}, lost: map[string]int{}, fail: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		op := operation(resp.Request.Header.Get("X-Amz-Target"))
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.lose[op] == 0 {
+			return nil
+		}
+		p.lose[op]--
+		p.lost[op]++
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		body := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the response was lost (test proxy)"}`)
+		resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		resp.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		return nil
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get("X-Amz-Target")
+		if p.failing(operation(target)) {
+			// Refused before moto sees it, with an error the SDK does not retry.
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"injected failure (test proxy)"}`)
+			return
+		}
+		if strings.HasPrefix(target, "DynamoDB_") {
+			p.dynamo.Lock()
+			defer p.dynamo.Unlock()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// Lose makes the next n responses to op (e.g. "UpdateItem") lost.
+func (p *Proxy) Lose(op string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lose[op] += n
+}
+
+// Lost says how many responses to op were lost so far.
+func (p *Proxy) Lost(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lost[op]
+}
+
+// Fail makes the next n requests of op fail without reaching moto.
+func (p *Proxy) Fail(op string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail[op] += n
+}
+
+func (p *Proxy) failing(op string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail[op] == 0 {
+		return false
+	}
+	p.fail[op]--
+	return true
+}
+
+// operation is the operation named by an X-Amz-Target header.
+func operation(target string) string {
+	if i := strings.LastIndex(target, "."); i >= 0 {
+		return target[i+1:]
+	}
+	return target
+}
