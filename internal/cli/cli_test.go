@@ -127,7 +127,8 @@ func (s motoSetup) running(t *testing.T, cluster string) string {
 	return aws.ToString(out.Services[0].TaskDefinition)
 }
 
-func (s motoSetup) deploy(t *testing.T, event string) {
+// deploy runs the deployer on a sample event, with text replacements.
+func (s motoSetup) deploy(t *testing.T, event string, edits ...[2]string) {
 	t.Helper()
 	cfg, err := rules.Load(s.rules)
 	if err != nil {
@@ -139,6 +140,9 @@ func (s motoSetup) deploy(t *testing.T, event string) {
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", event))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, edit := range edits {
+		data = []byte(strings.ReplaceAll(string(data), edit[0], edit[1]))
 	}
 	if _, err := d.Handle(context.Background(), data); err != nil {
 		t.Fatal(err)
@@ -212,5 +216,37 @@ func TestHistoryAndRollback(t *testing.T) {
 	}
 	if r := cli(t, s.moto, s.table, "history", "--cluster", "prod"); r.code != 2 {
 		t.Errorf("history without --service: %+v", r)
+	}
+}
+
+// TestSecondRollbackGoesFurtherBack: a rollback after a rollback returns to
+// the revision before, never forward to the bad one; named by ARN, the
+// service is the same service (same lock, same history).
+func TestSecondRollbackGoesFurtherBack(t *testing.T) {
+	s := setup(t)
+	s.deploy(t, "ecr-push-release.json") // prod: web-prod:1 → :2 (v1.4.0)
+	s.deploy(t, "ecr-push-release.json", [2]string{"v1.4.0", "v1.5.0"}, [2]string{"2026-11-25T10:05:00Z", "2026-11-25T11:05:00Z"},
+		[2]string{"sha256:3b", "sha256:4c"}) // :2 → :3 (v1.5.0)
+	if got := s.running(t, "prod"); !strings.HasSuffix(got, "web-prod:3") {
+		t.Fatalf("prod runs %s after two releases", got)
+	}
+	service := "arn:aws:ecs:" + testenv.Region + ":" + testenv.Account + ":service/prod/web"
+	cluster := "arn:aws:ecs:" + testenv.Region + ":" + testenv.Account + ":cluster/prod"
+	for _, want := range []string{"web-prod:3 → web-prod:2", "web-prod:2 → web-prod:1"} {
+		r := cli(t, s.moto, s.table, "rollback", "--cluster", cluster, "--service", service)
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Fatalf("rollback = %+v, want %s", r, want)
+		}
+	}
+	r := cli(t, s.moto, s.table, "rollback", "--cluster", "prod", "--service", "web")
+	if r.code != 1 || !strings.Contains(r.stderr, "nothing earlier to go back to") {
+		t.Errorf("a third rollback = %+v, want a refusal that says why", r)
+	}
+	if got := s.running(t, "prod"); !strings.HasSuffix(got, "web-prod:1") {
+		t.Errorf("prod runs %s, want web-prod:1", got)
+	}
+	r = cli(t, s.moto, s.table, "history", "--cluster", "prod", "--service", "web")
+	if n := strings.Count(r.stdout, "rollback by the autodeploy CLI"); n != 2 {
+		t.Errorf("history by name shows %d of the rollbacks made by ARN, want 2:\n%s", n, r.stdout)
 	}
 }

@@ -283,3 +283,12 @@ func TestServiceState(t *testing.T) {
 		t.Errorf("the new holder's lock was released by the stalled one: %v", err)
 	}
 }
+
+func TestServiceKeyNamesAServiceAlikeByNameOrARN(t *testing.T) {
+	byName := ServiceKey("123456789012", "eu-west-1", "prod", "web")
+	byARN := ServiceKey("123456789012", "eu-west-1", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
+		"arn:aws:ecs:eu-west-1:123456789012:service/prod/web")
+	if byName != byARN {
+		t.Errorf("ServiceKey by ARN = %q, by name = %q; the CLI and the deployer would lock different keys", byARN, byName)
+	}
+}

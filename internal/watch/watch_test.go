@@ -336,3 +336,185 @@ func TestRollbackSkipsFailedDeploysWithoutDeployment(t *testing.T) {
 		t.Errorf("rollback: %+v, %v; want ecs-svc/60 rolled back", res, err)
 	}
 }
+
+// rollbackEvent is the sample rollback, as deployment id, rolling back to
+// deployment to, at the given time.
+func rollbackEvent(t *testing.T, service, id, to string, at time.Time) json.RawMessage {
+	t.Helper()
+	var ev map[string]any
+	if err := json.Unmarshal(ecsEvent(t, "ecs-deployment-rollback.json", "staging", service, id), &ev); err != nil {
+		t.Fatal(err)
+	}
+	detail := ev["detail"].(map[string]any)
+	detail["reason"] = "ECS deployment circuit breaker: rolling back to deploymentId " + to + "."
+	detail["updatedAt"] = at.Format(time.RFC3339Nano)
+	out, _ := json.Marshal(ev)
+	return out
+}
+
+// TestRollbackBlamesTheRightDeployment: a rollback names the deployment it
+// returns to and when it happened; only the deployment it undoes is ours
+// to mark rolled back.
+func TestRollbackBlamesTheRightDeployment(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("another deployment failed and ECS rolls back to ours", func(t *testing.T) {
+		f := newFixture(t)
+		digest := f.pushImage(t, "main-good")
+		f.deployed(t, "web-staging", "staging", "web", "main-good", digest, "ecs-svc/20")
+		// Someone else's deployment (a CloudFormation update) fails; ECS returns to ours.
+		res, err := f.w.Handle(ctx, rollbackEvent(t, "web", "ecs-svc/22", "ecs-svc/20", t0.Add(10*time.Minute)))
+		if err != nil || res.Outcome != "" || !strings.Contains(res.Ignored, "the deployment that failed was not ours") {
+			t.Fatalf("rollback to ours = %+v, %v; want ignored", res, err)
+		}
+		res, err = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/20"))
+		if err != nil || res.Outcome != history.Completed || res.Ignored != "" {
+			t.Errorf("our late completion = %+v, %v; want completed", res, err)
+		}
+		if strings.Contains(f.logs.String(), `"rolled_back"`) {
+			t.Error("a rollback was reported for a deployment that was not rolled back")
+		}
+	})
+
+	t.Run("a newer push recorded before a delayed rollback event", func(t *testing.T) {
+		f := newFixture(t)
+		bad := f.pushImage(t, "main-bad")
+		f.deployed(t, "web-staging", "staging", "web", "main-bad", bad, "ecs-svc/30") // at t0+2s
+		newer := f.pushImage(t, "main-newer")
+		r := history.Record{Rule: "web-staging", Repository: "web", Tag: "main-newer", Digest: newer, Account: testenv.Account,
+			Region: testenv.Region, Cluster: "staging", Service: "web", DeploymentID: "ecs-svc/31", EventID: "push-main-newer",
+			Outcome: "deployed", PushedAt: t0.Add(9 * time.Minute), DeployedAt: t0.Add(9 * time.Minute)}
+		if err := f.store.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		// The rollback of ecs-svc/30 happened at t0+5m; its event arrives late.
+		res, err := f.w.Handle(ctx, rollbackEvent(t, "web", "ecs-svc/32", "ecs-svc/0", t0.Add(5*time.Minute)))
+		if err != nil || res.Outcome != history.RolledBack || res.DeploymentID != "ecs-svc/30" {
+			t.Fatalf("delayed rollback = %+v, %v; want ecs-svc/30 rolled back", res, err)
+		}
+		if got, _, _ := f.store.ByDeployment(ctx, "ecs-svc/31"); got.DeploymentOutcome != "" {
+			t.Errorf("the newer deployment was marked %q", got.DeploymentOutcome)
+		}
+	})
+}
+
+// failingPromoter fails its first n promotions, then promotes.
+type failingPromoter struct {
+	Promoter
+	n int
+}
+
+func (p *failingPromoter) Promote(ctx context.Context, rec history.Record, tag string) error {
+	if p.n > 0 {
+		p.n--
+		return fmt.Errorf("ThrottlingException: rate exceeded")
+	}
+	return p.Promoter.Promote(ctx, rec, tag)
+}
+
+// TestPromotionSurvivesRetries: promotion is exactly once even when the
+// tagging fails after the outcome was recorded, or the watcher dies after
+// claiming; Lambda's retry or a redrive of the same event finishes it.
+func TestPromotionSurvivesRetries(t *testing.T) {
+	ctx := context.Background()
+	single := "version: 1\nrules:\n  - name: web-staging\n    repository: web\n    tags: [\"main-*\"]\n" +
+		"    targets: [{cluster: staging, service: web}]\n    promote: {tag: \"verified-{tag}\"}\n"
+	setup := func(t *testing.T) (*fixture, string, json.RawMessage) {
+		f := newFixture(t)
+		cfg, err := rules.Parse("autodeploy.yaml", []byte(single))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.w.Rules = cfg
+		digest := f.pushImage(t, "main-abc")
+		f.deployed(t, "web-staging", "staging", "web", "main-abc", digest, "ecs-svc/40")
+		return f, digest, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/40")
+	}
+	promoted := func(t *testing.T, f *fixture, digest string) {
+		t.Helper()
+		if !strings.Contains(strings.Join(f.tagsOf(t, digest), ","), "verified-main-abc") || len(f.rec.invokes) != 1 {
+			t.Errorf("tags %v, %d hand-offs; want verified-main-abc handed off once", f.tagsOf(t, digest), len(f.rec.invokes))
+		}
+	}
+
+	t.Run("tagging failed after the outcome was recorded", func(t *testing.T) {
+		f, digest, ev := setup(t)
+		f.w.Promoter = &failingPromoter{Promoter: f.w.Promoter, n: 1}
+		if _, err := f.w.Handle(ctx, ev); err == nil {
+			t.Fatal("a failed promotion must fail the invocation for Lambda to retry it")
+		}
+		res, err := f.w.Handle(ctx, ev) // Lambda's retry
+		if err != nil || res.Promoted != "verified-main-abc" {
+			t.Fatalf("retry = %+v, %v; want the promotion finished", res, err)
+		}
+		promoted(t, f, digest)
+		if n := strings.Count(f.logs.String(), `"msg":"deployment"`); n != 1 {
+			t.Errorf("%d deployment lines, want the outcome reported once", n)
+		}
+		again, err := f.w.Handle(ctx, ev) // a redrive later: nothing more
+		if err != nil || again.Promoted != "" || len(f.rec.invokes) != 1 {
+			t.Errorf("redrive = %+v, %v, %d hand-offs", again, err, len(f.rec.invokes))
+		}
+	})
+
+	t.Run("the watcher died after claiming", func(t *testing.T) {
+		f, digest, ev := setup(t)
+		var id struct{ ID string }
+		_ = json.Unmarshal(ev, &id)
+		// The first attempt recorded the outcome, claimed, and died.
+		rec, _, _ := f.store.ByDeployment(ctx, "ecs-svc/40")
+		if _, err := f.store.SetOutcome(ctx, rec, history.Completed, "", t0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.store.MarkTargetCompleted(ctx, "web-staging", digest, history.ServiceKey(testenv.Account, testenv.Region, "staging", "web"), t0); err != nil {
+			t.Fatal(err)
+		}
+		if c, _, err := f.store.ClaimPromotion(ctx, "web-staging", digest, id.ID, time.Now()); c != history.Claimed || err != nil {
+			t.Fatal(c, err)
+		}
+		res, err := f.w.Handle(ctx, ev) // Lambda's retry of that event
+		if err != nil || res.Promoted != "verified-main-abc" {
+			t.Fatalf("retry = %+v, %v; want the promotion finished", res, err)
+		}
+		promoted(t, f, digest)
+	})
+
+	t.Run("a stale claim of another event is taken over", func(t *testing.T) {
+		f, digest, ev := setup(t)
+		if c, _, err := f.store.ClaimPromotion(ctx, "web-staging", digest, "some-dead-event", time.Now()); c != history.Claimed || err != nil {
+			t.Fatal(c, err)
+		}
+		res, err := f.w.Handle(ctx, ev)
+		if err != nil || res.Promoted != "" || !strings.Contains(f.logs.String(), `"outcome":"in_progress"`) {
+			t.Fatalf("with a live claim = %+v, %v; want it left to its owner", res, err)
+		}
+		f.w.Now = func() time.Time { return time.Now().Add(history.ClaimStale + time.Minute) }
+		res, err = f.w.Handle(ctx, ev) // a redrive, after the claim went stale
+		if err != nil || res.Promoted != "verified-main-abc" {
+			t.Fatalf("after the claim went stale = %+v, %v; want promoted", res, err)
+		}
+		promoted(t, f, digest)
+	})
+}
+
+// TestPromotedTagTooLong: a tag that renders past 128 characters is a
+// permanent failure, logged and notified once, never a retry loop.
+func TestPromotedTagTooLong(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	long := "main-" + strings.Repeat("a", 118) // 123 characters, a valid tag
+	digest := f.pushImage(t, long)
+	f.deployed(t, "web-staging", "staging", "web", long, digest, "ecs-svc/70")
+	f.deployed(t, "web-staging", "staging", "web-worker", long, digest, "ecs-svc/71")
+	_, _ = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/70"))
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web-worker", "ecs-svc/71"))
+	if err != nil || res.Promoted != "" || len(f.rec.invokes) != 0 {
+		t.Fatalf("promotion of an over-long tag = %+v, %v; want a permanent failure, no error", res, err)
+	}
+	if !strings.Contains(f.logs.String(), "over the 128 an image tag may have") {
+		t.Errorf("the failure is not logged:\n%s", f.logs)
+	}
+	if last := f.rec.messages[len(f.rec.messages)-1]; !strings.Contains(last, "NOT promoted") {
+		t.Errorf("no notice of the failed promotion: %q", last)
+	}
+}
