@@ -105,6 +105,8 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	deployer.fn.AddEnvironment(jsii.String("AUTODEPLOY_NOTIFY_TOPIC_ARN"), notices.TopicArn(), nil)
 	grantPublish(deployer.role, notices, key)
 	failedDeploysAlarm(s, deployer.logGroup, alarms)
+	logLineAlarm(s, "HistoryNotWritten", deployer.logGroup, `{ $.msg = "history not written" }`,
+		"A deploy happened but its history write failed: the invocation retries to record it; if this persists, check the table", alarms)
 
 	ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecr"),
@@ -195,19 +197,25 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 	}}, jsii.Bool(true))
 }
 
+// logLineAlarm fires on any log line the pattern matches.
+func logLineAlarm(s awscdk.Stack, name string, logGroup awslogs.LogGroup, pattern, description string, topic awssns.ITopic) {
+	mf := awslogs.NewMetricFilter(s, jsii.String(name+"Filter"), &awslogs.MetricFilterProps{
+		LogGroup:        logGroup,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(pattern)),
+		MetricNamespace: jsii.String("Autodeploy"),
+		MetricName:      jsii.String(name),
+		MetricValue:     jsii.String("1"),
+	})
+	alarmOn(s, name+"Alarm", description,
+		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		topic)
+}
+
 // failedDeploysAlarm fires on a deploy that failed permanently: it is not
 // retried, so a person has to act.
 func failedDeploysAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
-	mf := awslogs.NewMetricFilter(s, jsii.String("DeploysFailedFilter"), &awslogs.MetricFilterProps{
-		LogGroup:        logGroup,
-		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "deploy" && $.outcome = "failed" }`)),
-		MetricNamespace: jsii.String("Autodeploy"),
-		MetricName:      jsii.String("DeploysFailed"),
-		MetricValue:     jsii.String("1"),
-	})
-	alarmOn(s, "DeploysFailedAlarm", "A push could not be deployed to a service: query ecr-autodeploy/failed-deploys",
-		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
-		topic)
+	logLineAlarm(s, "DeploysFailed", logGroup, `{ $.msg = "deploy" && $.outcome = "failed" }`,
+		"A push could not be deployed to a service: query ecr-autodeploy/failed-deploys", topic)
 }
 
 // grantWatch gives the watcher its table, ECR tagging on the repositories
@@ -376,6 +384,11 @@ func topicKey(s awscdk.Stack) awskms.Key {
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"),
+		// Only this account's alarms may use the key (confused deputy).
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
+			"ArnLike":      map[string]any{"aws:SourceArn": awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"), nil)},
+		},
 	}), nil)
 	return key
 }
@@ -417,7 +430,7 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String("PassTaskRolesToEcsOnly"),
 			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  jsii.Strings("*"),
+			Resources:  subs(PassRoles(cfg)),
 			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
 		}))
 	}
@@ -431,9 +444,11 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
-			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition and iam:PassRole by iam:PassedToService=ecs-tasks.amazonaws.com " +
-			"(the task and execution roles of the running revision, unknown at synth); log stream names are chosen by Lambda."),
-		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`}},
+			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; iam:PassRole by iam:PassedToService=ecs-tasks.amazonaws.com " +
+			"and to the rules' pass-roles (default: the account's own roles; the running revision's roles are unknown at synth); " +
+			"log stream names are chosen by Lambda."),
+		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`},
+			map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
 	}}, jsii.Bool(true))
 }
 
@@ -451,6 +466,27 @@ func ServiceARNs(cfg *rules.Config) []string {
 				region = t.Region
 			}
 			seen[fmt.Sprintf("arn:${AWS::Partition}:ecs:%s:${AWS::AccountId}:service/%s/%s", region, t.Cluster, t.Service)] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// PassRoles are the roles the deployer may pass to ECS with its own
+// credentials: the pass-roles of the rules with own-account targets, and any
+// role of the account for such a rule that names none. ECS documents no
+// iam:AssociatedResourceArn for task definitions, so the role list is the
+// narrowing that IAM can enforce.
+func PassRoles(cfg *rules.Config) []string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if !slices.ContainsFunc(r.Targets, func(t rules.Target) bool { return t.Role == "" }) {
+			continue
+		}
+		if len(r.PassRoles) == 0 {
+			seen["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"] = true
+		}
+		for _, role := range r.PassRoles {
+			seen[role] = true
 		}
 	}
 	return sortedKeys(seen)

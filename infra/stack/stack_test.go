@@ -323,6 +323,10 @@ func TestLeastPrivilege(t *testing.T) {
 	if diff := cmp.Diff(map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}, st["PassTaskRolesToEcsOnly"]["Condition"]); diff != "" {
 		t.Errorf("PassRole condition (-want +got):\n%s", diff)
 	}
+	wantPass := map[string]any{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"}
+	if diff := cmp.Diff(wantPass, st["PassTaskRolesToEcsOnly"]["Resource"]); diff != "" {
+		t.Errorf("PassRole resources: only the account's own roles without pass-roles (-want +got):\n%s", diff)
+	}
 	if got := st["AssumeTargetRoles"]["Resource"]; got != "arn:aws:iam::222222222222:role/autodeploy-target" {
 		t.Errorf("AssumeRole resource = %v", got)
 	}
@@ -335,14 +339,14 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 8 {
-		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed deploys, failed/rolled-back deployments", len(alarms))
+	if len(alarms) != 9 {
+		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed deploys, history not written, failed/rolled-back deployments", len(alarms))
 	}
 	var patterns []string
 	for _, f := range s.resources("AWS::Logs::MetricFilter") {
 		patterns = append(patterns, f["FilterPattern"].(string))
 	}
-	want := []string{`{ $.msg = "deploy" && $.outcome = "failed" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
+	want := []string{`{ $.msg = "deploy" && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
 	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
@@ -457,4 +461,22 @@ func sortAny() cmp.Option {
 		slices.Sort(out)
 		return out
 	})
+}
+
+func TestPassRolesAndKeyPolicy(t *testing.T) {
+	cfg, err := rules.Parse("pass.yaml", []byte("version: 1\ndefaults:\n  pass-roles: [\"arn:aws:iam::123456789012:role/web-*\"]\n"+
+		"rules:\n  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n"+
+		"  - name: b\n    repository: api\n    tags: [x]\n    pass-roles: [\"arn:aws:iam::123456789012:role/api-task\"]\n    targets: [{cluster: c, service: api}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"arn:aws:iam::123456789012:role/api-task", "arn:aws:iam::123456789012:role/web-*"}, PassRoles(cfg)); diff != "" {
+		t.Errorf("PassRoles (-want +got):\n%s", diff)
+	}
+	s := synth(t)
+	key := s.one(t, "AWS::KMS::Key")
+	doc := jsonString(key["KeyPolicy"])
+	if !strings.Contains(doc, "cloudwatch.amazonaws.com") || !strings.Contains(doc, `"aws:SourceAccount"`) || !strings.Contains(doc, `"aws:SourceArn"`) {
+		t.Errorf("the CloudWatch grant on the topic key is not limited to this account's alarms: %s", doc)
+	}
 }

@@ -305,6 +305,11 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 	}
 	td := tdOut.TaskDefinition
 	p.Running, p.RunningTags = td, tdOut.Tags
+	for _, role := range []string{aws.ToString(td.TaskRoleArn), aws.ToString(td.ExecutionRoleArn)} {
+		if !rule.MayPass(role) {
+			return p, permanent("task definition %s uses role %s, which is not in rule %s's pass-roles: the deployer may not pass it to ECS", p.From, role, rule.Name)
+		}
+	}
 	containers, err := taskdef.ChooseContainers(td, t.Containers, push.Repo())
 	if err != nil {
 		return p, permanent("service %s: %v", t.Service, err)

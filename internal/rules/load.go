@@ -34,9 +34,9 @@ func Keys(mapping string) []string {
 	case "":
 		return []string{"version", "defaults", "rules"}
 	case "defaults":
-		return []string{"pin", "order", "ignore-tags"}
+		return []string{"pin", "order", "ignore-tags", "pass-roles"}
 	case "rule":
-		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "targets", "promote"}
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "targets", "promote"}
 	case "target":
 		return []string{"cluster", "service", "containers", "account", "region", "role"}
 	case "promote":
@@ -158,6 +158,7 @@ type defaults struct {
 	pin        Pin
 	order      Order
 	ignoreTags []string
+	passRoles  []string
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
@@ -214,8 +215,25 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 	if f, ok := m["ignore-tags"]; ok {
 		d.ignoreTags = p.globs(f, "defaults.ignore-tags")
 	}
+	if f, ok := m["pass-roles"]; ok {
+		d.passRoles = p.passRoles(f, "defaults.pass-roles")
+	}
 	return d
 }
+
+// passRoles reads IAM role ARNs, '*' allowed in the role's path and name.
+func (p *parser) passRoles(f field, at string) []string {
+	list, _ := p.strList(f, at)
+	for i, s := range list {
+		if !passRoleRE.MatchString(s) {
+			p.errorf(f.value.Content[i], fmt.Sprintf("%s[%d]", at, i),
+				"%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME; '*' may stand in the name, e.g. role/web-*)", s)
+		}
+	}
+	return list
+}
+
+var passRoleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/*-]{1,512}$`)
 
 func (p *parser) pin(f field, at string) Pin {
 	s, _ := p.str(f, at)
@@ -255,7 +273,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if m == nil {
 		return nil
 	}
-	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles}
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
@@ -281,6 +299,9 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	}
 	if f, ok := m["ignore-tags"]; ok {
 		r.IgnoreTags = p.globs(f, at+".ignore-tags")
+	}
+	if f, ok := m["pass-roles"]; ok {
+		r.PassRoles = p.passRoles(f, at+".pass-roles")
 	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")

@@ -60,7 +60,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad version", "version: 2\nrules: []\n", []string{"f.yaml:1: version: unsupported version \"2\"; this build reads version 1"}},
 		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, rules)"}},
 		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
-			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, targets, promote)"}},
+			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, targets, promote)"}},
 		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
 			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role)"}},
 		{"duplicate name", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n  - name: a\n    repository: web\n    tags: [y]\n    targets: [{cluster: c, service: s}]\n",
@@ -99,6 +99,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:7: rules[0].promote.tag: unknown placeholder {digest}; only {tag} is replaced"}},
 		{"promoted tag too long", head + "  - name: a\n    repository: web\n    tags: [short, \"release-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\", \"release-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx?\"]\n    targets: [{cluster: c, service: s}]\n    promote: {tag: \"verified-by-the-release-train-{tag}\"}\n",
 			[]string{"f.yaml:7: rules[0].promote.tag: renders \"verified-by-the-release-train-release-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" (138 characters) for the longest tag this rule selects, \"release-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; an image tag has at most 128"}},
+		{"bad pass-roles", "version: 1\ndefaults:\n  pass-roles: [\"arn:aws:iam::123456789012:role/web-*\", \"web-task\"]\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: defaults.pass-roles[1]: \"web-task\" is not an IAM role ARN"}},
 		{"cluster ARN in other region", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: arn:aws:ecs:eu-west-1:222222222222:cluster/c\n        service: s\n        region: us-east-1\n        role: arn:aws:iam::222222222222:role/r\n",
 			[]string{"f.yaml:7: rules[0].targets[0].cluster: ARN is in region eu-west-1 but the target's region is us-east-1"}},
 		{"same service twice", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - {cluster: c, service: s}\n      - {cluster: c, service: s}\n",
@@ -157,5 +159,24 @@ func TestTargetInAndSelector(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"tags main-*,latest", "semver >= 1.0.0", "regex build-(?P<version>[0-9]+)"}, selectors); diff != "" {
 		t.Errorf("Selector (-want +got):\n%s", diff)
+	}
+}
+
+func TestMayPass(t *testing.T) {
+	r := &Rule{PassRoles: []string{"arn:aws:iam::123456789012:role/web-*", "arn:aws:iam::123456789012:role/ecs/exec"}}
+	for role, want := range map[string]bool{
+		"": true,
+		"arn:aws:iam::123456789012:role/web-task":    true,
+		"arn:aws:iam::123456789012:role/ecs/exec":    true,
+		"arn:aws:iam::123456789012:role/admin":       false,
+		"arn:aws:iam::123456789012:role/web-x/admin": true, // as in IAM, * spans path segments
+		"arn:aws:iam::999999999999:role/web-task":    false,
+	} {
+		if got := r.MayPass(role); got != want {
+			t.Errorf("MayPass(%q) = %v, want %v", role, got, want)
+		}
+	}
+	if !(&Rule{}).MayPass("arn:aws:iam::123456789012:role/anything") {
+		t.Error("a rule without pass-roles refused a role")
 	}
 }

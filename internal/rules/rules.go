@@ -6,6 +6,7 @@
 package rules
 
 import (
+	"path"
 	"regexp"
 	"strings"
 
@@ -53,9 +54,13 @@ type Rule struct {
 	Pin        Pin
 	Order      Order // as written (auto stays auto); see EffectiveOrder
 	IgnoreTags []string
-	Targets    []Target
-	Promote    *Promote
-	Line       int
+	// PassRoles are the task and execution roles (ARN patterns, '*' in the
+	// name) the rule's revisions may carry: the deployer's iam:PassRole is
+	// limited to them. Empty: any role of the target's own account.
+	PassRoles []string
+	Targets   []Target
+	Promote   *Promote
+	Line      int
 }
 
 // Target is one ECS service a rule deploys to.
@@ -135,4 +140,18 @@ func (r *Rule) EffectiveOrder() Order {
 	default:
 		return OrderPushed
 	}
+}
+
+// MayPass reports whether a revision of this rule may carry role (a task or
+// execution role ARN); "" (no role) always may.
+func (r *Rule) MayPass(role string) bool {
+	if role == "" || len(r.PassRoles) == 0 {
+		return true
+	}
+	for _, pattern := range r.PassRoles {
+		if ok, _ := path.Match(strings.ReplaceAll(pattern, "/", "\x00"), strings.ReplaceAll(role, "/", "\x00")); ok {
+			return true
+		}
+	}
+	return false
 }
