@@ -101,7 +101,7 @@ type demo struct {
 // Run runs the whole demo, writing the narration to out, and stops all it
 // started before returning.
 func Run(ctx context.Context, out io.Writer, o Options) error {
-	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)}
 	var err error
 	if d.cfg, err = rules.Parse("autodeploy.yaml (embedded)", Rules); err != nil {
 		return err
@@ -271,7 +271,9 @@ func (d *demo) pushEvent(tag, digest string, s step) ([]byte, error) {
 // playECS sends the watcher what ECS would send for a deployment.
 func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest string) error {
 	svcARN := fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", emulator.Region, emulator.Account, r.Cluster, r.Service)
-	at := d.first.Add(time.Duration(s.minute)*time.Minute + 90*time.Second)
+	// ECS reports on the real clock, after the deploy the deployer recorded
+	// on it: the watcher places a rollback in time among the deploys.
+	at := time.Now().UTC()
 	type change struct{ name, deployment, reason string }
 	var changes []change
 	switch s.ecs {
