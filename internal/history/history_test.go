@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
@@ -170,9 +169,7 @@ func TestWritesWhoseResponseWasLost(t *testing.T) {
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	proxy := testenv.StartProxy(t, m.Endpoint)
-	cfg := m.AWSConfig()
-	cfg.BaseEndpoint = aws.String(proxy.URL)
-	store := NewStore(dynamodb.NewFromConfig(cfg), table)
+	store := NewStore(dynamodb.NewFromConfig(proxy.Config(m.AWSConfig())), table)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	rec := Record{Rule: "r", Repository: "web", Digest: "sha256:d", Account: testenv.Account, Region: testenv.Region,

@@ -15,13 +15,15 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
-// All of these run against moto's DynamoDB.
+// All of these run against moto's DynamoDB, through a proxy that makes
+// its conditional writes atomic as DynamoDB's are.
 
 func newLocker(t *testing.T) (*Locker, *testenv.Moto) {
 	t.Helper()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
-	return New(dynamodb.NewFromConfig(m.AWSConfig()), table), m
+	proxy := testenv.StartProxy(t, m.Endpoint)
+	return New(dynamodb.NewFromConfig(proxy.Config(m.AWSConfig())), table), m
 }
 
 func key(name string) Key { return Key{PK: "service#" + name, SK: "state"} }
@@ -202,9 +204,7 @@ func TestWritesWhoseResponseWasLost(t *testing.T) {
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	proxy := testenv.StartProxy(t, m.Endpoint)
-	cfg := m.AWSConfig()
-	cfg.BaseEndpoint = aws.String(proxy.URL)
-	l := New(dynamodb.NewFromConfig(cfg), table)
+	l := New(dynamodb.NewFromConfig(proxy.Config(m.AWSConfig())), table)
 	l.MaxWait = 2 * time.Second // the old lock waited its whole 90 s here
 	ctx := context.Background()
 

@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -117,4 +119,10 @@ func operation(target string) string {
 		return target[i+1:]
 	}
 	return target
+}
+
+// Config is cfg aimed at the proxy.
+func (p *Proxy) Config(cfg aws.Config) aws.Config {
+	cfg.BaseEndpoint = aws.String(p.URL)
+	return cfg
 }
