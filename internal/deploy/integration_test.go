@@ -251,3 +251,32 @@ func TestLostHistoryIsRepairedByTheRetry(t *testing.T) {
 		t.Errorf("a second retry recorded again: %d records", len(recs))
 	}
 }
+
+// TestCallsPerTarget holds the deploy path to the AWS calls the design
+// promises, counted at the proxy in front of moto: a deploy is the lock,
+// four ECS calls and one transaction (history and release); a duplicate
+// delivery stops after the two reads.
+func TestCallsPerTarget(t *testing.T) {
+	f := newMotoFixture(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	d := f.deployer(&logs)
+	event := pushEvent(t, "web", "main-4f2a9c1", t0)
+	f.proxy.Calls()
+	steps := []struct {
+		name string
+		want map[string]int
+	}{
+		{"deploy", map[string]int{"UpdateItem": 1, "DescribeServices": 1, "DescribeTaskDefinition": 1,
+			"RegisterTaskDefinition": 1, "UpdateService": 1, "TransactWriteItems": 1}},
+		{"duplicate delivery", map[string]int{"UpdateItem": 2, "DescribeServices": 1, "DescribeTaskDefinition": 1}},
+	}
+	for _, st := range steps {
+		if _, err := d.Handle(ctx, event); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st.want, f.proxy.Calls()); diff != "" {
+			t.Errorf("%s: AWS calls (-want +got):\n%s", st.name, diff)
+		}
+	}
+}

@@ -25,13 +25,19 @@ import (
 //     (moto applies it) and then answers 500 instead of moto's response, as
 //     when AWS applied a write and the answer was lost on the way: the SDK
 //     retries the very same request.
+//   - Fail: the next n requests of an operation are refused before moto
+//     sees them, with an error the SDK does not retry.
+//
+// It counts the requests of each operation, so a test can hold a code path
+// to the AWS calls it promises.
 type Proxy struct {
 	URL    string
 	dynamo sync.Mutex
 	mu     sync.Mutex
 	lose   map[string]int
-	lost   map[string]int
 	fail   map[string]int
+	lost   map[string]int
+	calls  map[string]int
 }
 
 // StartProxy proxies to endpoint until the test ends.
@@ -41,17 +47,14 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{lose: map[string]int{}, lost: map[string]int{}, fail: map[string]int{}}
+	p := &Proxy{lose: map[string]int{}, fail: map[string]int{}, lost: map[string]int{}, calls: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		op := operation(resp.Request.Header.Get("X-Amz-Target"))
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.lose[op] == 0 {
+		if !p.take(p.lose, op) {
 			return nil
 		}
-		p.lose[op]--
-		p.lost[op]++
+		p.add(p.lost, op, 1)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		body := []byte(`{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the response was lost (test proxy)"}`)
@@ -64,8 +67,9 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
-		if p.failing(operation(target)) {
-			// Refused before moto sees it, with an error the SDK does not retry.
+		op := operation(target)
+		p.count(op)
+		if p.take(p.fail, op) {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"injected failure (test proxy)"}`)
@@ -82,34 +86,51 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	return p
 }
 
-// Lose makes the next n responses to op (e.g. "UpdateItem") lost.
-func (p *Proxy) Lose(op string, n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.lose[op] += n
-}
-
-// Lost says how many responses to op were lost so far.
-func (p *Proxy) Lost(op string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lost[op]
-}
+// Lose makes the answers to the next n requests of op (e.g. "UpdateItem") lost.
+func (p *Proxy) Lose(op string, n int) { p.add(p.lose, op, n) }
 
 // Fail makes the next n requests of op fail without reaching moto.
-func (p *Proxy) Fail(op string, n int) {
+func (p *Proxy) Fail(op string, n int) { p.add(p.fail, op, n) }
+
+// Lost says how many answers to op were lost so far.
+func (p *Proxy) Lost(op string) int { return p.get(p.lost, op) }
+
+// Calls returns the requests made so far, by operation, and starts counting anew.
+func (p *Proxy) Calls() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.fail[op] += n
+	calls := p.calls
+	p.calls = map[string]int{}
+	return calls
 }
 
-func (p *Proxy) failing(op string) bool {
+// count notes a request; Calls swaps the map, so it is read under the lock.
+func (p *Proxy) count(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.fail[op] == 0 {
+	p.calls[op]++
+}
+
+func (p *Proxy) add(m map[string]int, op string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m[op] += n
+}
+
+func (p *Proxy) get(m map[string]int, op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return m[op]
+}
+
+// take uses up one of the pending n of op, if any is left.
+func (p *Proxy) take(pending map[string]int, op string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if pending[op] == 0 {
 		return false
 	}
-	p.fail[op]--
+	pending[op]--
 	return true
 }
 
