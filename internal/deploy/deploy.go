@@ -241,9 +241,6 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		// invocation fails and Lambda retries.
 		d.Log.ErrorContext(ctx, "history not written", "cluster", res.Cluster, "service", res.Service,
 			"event_id", push.EventID, "error", err.Error())
-		if err := held.Release(rctx); err != nil {
-			d.Log.WarnContext(ctx, "lock release failed", "lock", key, "error", err.Error())
-		}
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
 	}
@@ -415,7 +412,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 // event (its tags say so) and is not the service's last recorded revision.
 // That happens when a deploy's history write was lost; the retry repairs it.
 func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceState, res *Result) *history.Record {
-	if p.Running == nil || p.Service == nil || p.From == state.LastTaskDefinition ||
+	if p.From == state.LastTaskDefinition ||
 		taskdef.TagValue(p.RunningTags, taskdef.TagEvent) != push.EventID ||
 		taskdef.TagValue(p.RunningTags, taskdef.TagRule) != res.Rule {
 		return nil

@@ -146,15 +146,14 @@ func (f *fakeECS) current(cluster, service string) *ecs.DescribeTaskDefinitionOu
 // memServices is an in-process Services: per-service locks and state, with
 // failures to inject where DynamoDB can fail.
 type memServices struct {
-	mu        sync.Mutex
-	cond      *sync.Cond
-	held      map[string]bool
-	state     map[string]history.ServiceState
-	records   []history.Record
-	taken     []string
-	fail      error   // Take fails with it
-	finishErr []error // Finish fails with these, in order, writing nothing
-	lost      bool    // Check reports the lease lost
+	mu      sync.Mutex
+	cond    *sync.Cond
+	held    map[string]bool
+	state   map[string]history.ServiceState
+	records []history.Record
+	taken   []string
+	fail    error // Take fails with it
+	lost    bool  // Check reports the lease lost
 }
 
 func newMemServices() *memServices {
@@ -219,11 +218,6 @@ func (h *memHeld) Release(context.Context) error {
 
 func (h *memHeld) Finish(ctx context.Context, r history.Record) error {
 	h.s.mu.Lock()
-	if errs := h.s.finishErr; len(errs) > 0 {
-		h.s.finishErr = errs[1:]
-		h.s.mu.Unlock()
-		return errs[0] // the lease is left to expire, as in DynamoDB
-	}
 	h.s.records = append(h.s.records, r)
 	st := h.s.state[h.key]
 	if r.Outcome == history.Failed {

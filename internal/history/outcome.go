@@ -81,21 +81,12 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 // digestOutcome remembers (failed, rolled back) or forgets (completed) the
 // record's digest on its service's state item.
 func (w *Store) digestOutcome(r Record, outcome string, at time.Time) types.TransactWriteItem {
-	key := stateKey(r.serviceKey())
 	expr := "SET expires_at = :exp ADD failed_digests :d"
 	if outcome == Completed {
 		expr = "SET expires_at = :exp DELETE failed_digests :d"
 	}
-	return types.TransactWriteItem{Update: &types.Update{
-		TableName: aws.String(w.table),
-		Key: map[string]types.AttributeValue{
-			"pk": &types.AttributeValueMemberS{Value: key.PK},
-			"sk": &types.AttributeValueMemberS{Value: key.SK},
-		},
-		UpdateExpression: aws.String(expr),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":d":   &types.AttributeValueMemberSS{Value: []string{r.Digest}},
-			":exp": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
-		},
-	}}
+	return w.stateUpdate(r.serviceKey(), expr, map[string]types.AttributeValue{
+		":d":   &types.AttributeValueMemberSS{Value: []string{r.Digest}},
+		":exp": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
+	})
 }

@@ -57,8 +57,10 @@ type Services struct {
 	store *Store
 }
 
-// NewServices returns Services on the store's table.
+// NewServices returns Services on the store's table. The state item lives
+// as long as history after its last lock (the locker's ItemTTL is set so).
 func NewServices(locks *lock.Locker, store *Store) *Services {
+	locks.ItemTTL = Retention
 	return &Services{locks: locks, store: store}
 }
 
@@ -87,11 +89,14 @@ func (h *heldLock) Check() error                      { return h.lease.Check() }
 func (h *heldLock) Release(ctx context.Context) error { return h.lease.Release(ctx) }
 
 // Finish writes the record, notes it on the state item and releases the
-// lock in one transaction. When the lock was lost meanwhile, the record is
-// still written (without the release): history is never dropped for it.
+// lock in one transaction. When the lock was lost meanwhile, the record and
+// the note are still written (without the release): history is never
+// dropped for it. When the write fails, the lock is released all the same,
+// so the retry that will record it need not wait out the lease.
 func (h *heldLock) Finish(ctx context.Context, rec Record) error {
 	items, err := h.store.recordItems(rec)
 	if err != nil {
+		_ = h.lease.Release(ctx)
 		return err
 	}
 	set, values := "last_task_definition = :td", map[string]types.AttributeValue{
@@ -102,23 +107,29 @@ func (h *heldLock) Finish(ctx context.Context, rec Record) error {
 			":lf": &types.AttributeValueMemberS{Value: FailureKey(rec.EventID, rec.Rule)},
 		}
 	}
-	release := h.lease.ReleaseUpdate(set, nil, values)
+	release := h.lease.ReleaseUpdate(set, values)
 	_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) && lockConditionFailed(cancelled, len(items)) {
-		// Lost the lock: keep the record and the state note, leave the lock.
-		note := *release.Update
-		note.UpdateExpression, note.ConditionExpression = aws.String("SET "+set), nil
-		note.ExpressionAttributeNames = nil
-		delete(note.ExpressionAttributeValues, ":owner")
-		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-			TransactItems: append(items, types.TransactWriteItem{Update: &note}),
-		})
+		note := h.store.stateUpdate(rec.serviceKey(), "SET "+set, values)
+		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, note)})
+	} else if err != nil {
+		_ = h.lease.Release(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("write history of %s and release its lock: %w", rec.serviceKey(), err)
 	}
 	return nil
+}
+
+// stateUpdate is an unconditional update of a service's state item.
+func (w *Store) stateUpdate(serviceKey, expr string, values map[string]types.AttributeValue) types.TransactWriteItem {
+	return types.TransactWriteItem{Update: &types.Update{
+		TableName:                 aws.String(w.table),
+		Key:                       stateKey(serviceKey).Attributes(),
+		UpdateExpression:          aws.String(expr),
+		ExpressionAttributeValues: values,
+	}}
 }
 
 // lockConditionFailed reports whether the transaction failed on the lock's

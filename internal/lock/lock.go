@@ -83,7 +83,8 @@ type Key struct{ PK, SK string }
 
 func (k Key) String() string { return k.PK + "/" + k.SK }
 
-func (k Key) item() map[string]types.AttributeValue {
+// Attributes is the key as DynamoDB takes it.
+func (k Key) Attributes() map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		"pk": &types.AttributeValueMemberS{Value: k.PK},
 		"sk": &types.AttributeValueMemberS{Value: k.SK},
@@ -142,7 +143,7 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 		}
 		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:           aws.String(l.table),
-			Key:                 key.item(),
+			Key:                 key.Attributes(),
 			UpdateExpression:    aws.String("SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at, #exp = :exp"),
 			ConditionExpression: aws.String(cond),
 			ExpressionAttributeNames: map[string]string{
@@ -206,7 +207,7 @@ func (le *Lease) renew(ctx context.Context) error {
 	sent := le.l.Now()
 	_, err := le.l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(le.l.table),
-		Key:                       le.key.item(),
+		Key:                       le.key.Attributes(),
 		UpdateExpression:          aws.String("SET #rvn = :rvn"),
 		ConditionExpression:       aws.String("#owner = :owner"),
 		ExpressionAttributeNames:  map[string]string{"#rvn": attrRVN, "#owner": attrOwner},
@@ -265,7 +266,7 @@ func (le *Lease) Release(ctx context.Context) error {
 	remove, cond, names, values := le.releaseParts()
 	_, err := le.l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(le.l.table),
-		Key:                       le.key.item(),
+		Key:                       le.key.Attributes(),
 		UpdateExpression:          aws.String(remove),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
@@ -282,15 +283,12 @@ func (le *Lease) Release(ctx context.Context) error {
 }
 
 // ReleaseUpdate is a transaction item that releases the lease and applies
-// set (an UpdateExpression SET list, "" for none) with its names and values,
-// so a caller can write its results and unlock in one call. A caller whose
-// transaction is cancelled by this item's condition has lost the lease.
-func (le *Lease) ReleaseUpdate(set string, names map[string]string, values map[string]types.AttributeValue) types.TransactWriteItem {
+// set (an UpdateExpression SET list, "" for none) with its values, so a
+// caller can write its results and unlock in one call. A transaction
+// cancelled by this item's condition means the lease was lost.
+func (le *Lease) ReleaseUpdate(set string, values map[string]types.AttributeValue) types.TransactWriteItem {
 	le.Stop()
-	remove, cond, n, v := le.releaseParts()
-	for k, x := range names {
-		n[k] = x
-	}
+	remove, cond, names, v := le.releaseParts()
 	for k, x := range values {
 		v[k] = x
 	}
@@ -300,10 +298,10 @@ func (le *Lease) ReleaseUpdate(set string, names map[string]string, values map[s
 	}
 	return types.TransactWriteItem{Update: &types.Update{
 		TableName:                 aws.String(le.l.table),
-		Key:                       le.key.item(),
+		Key:                       le.key.Attributes(),
 		UpdateExpression:          aws.String(expr),
 		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  n,
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: v,
 	}}
 }
