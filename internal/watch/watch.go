@@ -234,14 +234,6 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 			"reason", "the promoted tag matches the rule itself, which would promote it again without end")
 		return "", nil
 	}
-	if len(tag) > rules.MaxTagLength {
-		// No retry can shorten it: a permanent failure, said once.
-		reason := fmt.Sprintf("the promoted tag is %d characters, over the %d an image tag may have", len(tag), rules.MaxTagLength)
-		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", reason)
-		w.notify(ctx, rec.DeploymentID, "[autodeploy] "+rec.Repository+":"+rec.Tag+" NOT promoted by "+rule.Name,
-			fmt.Sprintf("%s@%s completed on every target of rule %s but cannot be promoted: %s.\ntag: %s\n", rec.Repository, rec.Digest, rule.Name, reason, tag))
-		return "", nil
-	}
 	if len(waiting) > 0 {
 		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "waiting_for", waiting)
 		return "", nil
@@ -258,6 +250,15 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 		// That event's invocation promotes, or its retry does.
 		w.Log.InfoContext(ctx, "promote", "outcome", "in_progress", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "claimed_by", other)
 		return "", nil
+	}
+	if len(tag) > rules.MaxTagLength {
+		// No retry can shorten it: a permanent failure, said once (the
+		// claim is marked done, so no later delivery says it again).
+		reason := fmt.Sprintf("the promoted tag is %d characters, over the %d an image tag may have", len(tag), rules.MaxTagLength)
+		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", reason)
+		w.notify(ctx, rec.DeploymentID, "[autodeploy] "+rec.Repository+":"+rec.Tag+" NOT promoted by "+rule.Name,
+			fmt.Sprintf("%s@%s completed on every target of rule %s but cannot be promoted: %s.\ntag: %s\n", rec.Repository, rec.Digest, rule.Name, reason, tag))
+		return "", w.Store.PromotionDone(ctx, rule.Name, rec.Digest)
 	}
 	if err := w.Promoter.Promote(ctx, rec, tag); err != nil {
 		if rerr := w.Store.ReleasePromotion(ctx, rule.Name, rec.Digest, owner); rerr != nil {
