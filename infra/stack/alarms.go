@@ -1,0 +1,66 @@
+package stack
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// deploymentAlarm fires on any deployment the watcher saw fail or roll back.
+func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
+	mf := awslogs.NewMetricFilter(s, jsii.String("DeploymentsNotCompletedFilter"), &awslogs.MetricFilterProps{
+		LogGroup:        logGroup,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(`{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`)),
+		MetricNamespace: jsii.String("Autodeploy"),
+		MetricName:      jsii.String("DeploymentsNotCompleted"),
+		MetricValue:     jsii.String("1"),
+	})
+	alarmOn(s, "DeploymentsNotCompletedAlarm", "An autodeploy deployment failed or was rolled back: query ecr-autodeploy/deployment-outcomes",
+		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		topic)
+}
+
+// logLineAlarm fires on any log line the pattern matches.
+func logLineAlarm(s awscdk.Stack, name string, logGroup awslogs.LogGroup, pattern, description string, topic awssns.ITopic) {
+	mf := awslogs.NewMetricFilter(s, jsii.String(name+"Filter"), &awslogs.MetricFilterProps{
+		LogGroup:        logGroup,
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(pattern)),
+		MetricNamespace: jsii.String("Autodeploy"),
+		MetricName:      jsii.String(name),
+		MetricValue:     jsii.String("1"),
+	})
+	alarmOn(s, name+"Alarm", description,
+		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		topic)
+}
+
+// failedDeploysAlarm fires on a deploy that failed permanently: it is not
+// retried, so a person has to act.
+func failedDeploysAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
+	logLineAlarm(s, "DeploysFailed", logGroup, `{ $.msg = "deploy" && $.outcome = "failed" }`,
+		"A push could not be deployed to a service: query ecr-autodeploy/failed-deploys", topic)
+}
+
+func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic) {
+	alarmOn(s, name+"Alarm", "A message is waiting in "+name+": an event was not processed; inspect and redrive it",
+		q.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum")}),
+		topic)
+}
+
+// alarmOn alarms the topic as soon as metric reaches 1 in a period; no
+// data is no trouble.
+func alarmOn(s awscdk.Stack, id, description string, metric awscloudwatch.IMetric, topic awssns.ITopic) {
+	a := awscloudwatch.NewAlarm(s, jsii.String(id), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(description),
+		Metric:             metric,
+		Threshold:          jsii.Number(1),
+		EvaluationPeriods:  jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+}

@@ -1,0 +1,129 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+)
+
+// bundle assembles a function's asset: its bootstrap with the rules file
+// beside it, where the function looks for it by default.
+func bundle(fn string, p Props) (string, error) {
+	bootstrap := filepath.Join(p.DistDir, fn, "bootstrap")
+	bin, err := os.ReadFile(bootstrap)
+	if err != nil {
+		return "", fmt.Errorf("function %s is not built (%v): run `make build` first", fn, err)
+	}
+	rulesData, err := os.ReadFile(p.RulesFile)
+	if err != nil {
+		return "", fmt.Errorf("read rules file: %w", err)
+	}
+	dir := filepath.Join(p.BundleDir, fn)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), bin, 0o755); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesData, 0o644); err != nil {
+		return "", fmt.Errorf("bundle %s: %w", fn, err)
+	}
+	return dir, nil
+}
+
+type functionSpec struct {
+	bundle      string
+	description string
+	timeout     awscdk.Duration
+	memory      float64
+	table       awsdynamodb.Table
+	retention   awslogs.RetentionDays
+	alarms      awssns.ITopic
+	env         map[string]*string
+}
+
+func environment(spec functionSpec) *map[string]*string {
+	env := map[string]*string{"AUTODEPLOY_TABLE": spec.table.TableName()}
+	for k, v := range spec.env {
+		env[k] = v
+	}
+	return &env
+}
+
+type function struct {
+	fn       awslambda.Function
+	role     awsiam.Role
+	logGroup awslogs.LogGroup
+}
+
+// newFunction creates a function the way every function here is made:
+// provided.al2023 on arm64, JSON logs into its own log group with retention,
+// its own role (no managed policies), async retries with an on-failure
+// queue, and alarms on errors and on failed events.
+func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
+	logGroup := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
+		Retention:     spec.retention,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	role := awsiam.NewRole(s, jsii.String(name+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("ecr-autodeploy " + strings.ToLower(name)),
+	})
+	// Our own log permissions on our own log group instead of the managed
+	// AWSLambdaBasicExecutionRole, which allows every log group.
+	logGroup.GrantWrite(role)
+	failures := secureQueue(s, name+"FailedEvents", "events the "+strings.ToLower(name)+" failed after Lambda's retries")
+	fn := awslambda.NewFunction(s, jsii.String(name), &awslambda.FunctionProps{
+		Description:           jsii.String(spec.description),
+		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture:          awslambda.Architecture_ARM_64(),
+		Handler:               jsii.String("bootstrap"),
+		Code:                  awslambda.Code_FromAsset(jsii.String(spec.bundle), nil),
+		MemorySize:            jsii.Number(spec.memory),
+		Timeout:               spec.timeout,
+		Role:                  role,
+		LogGroup:              logGroup,
+		LoggingFormat:         awslambda.LoggingFormat_JSON,
+		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
+		SystemLogLevelV2:      awslambda.SystemLogLevel_WARN,
+		Environment:           environment(spec),
+		RetryAttempts:         jsii.Number(2),
+		MaxEventAge:           awscdk.Duration_Hours(jsii.Number(6)),
+		OnFailure:             awslambdadestinations.NewSqsDestination(failures),
+	})
+	spec.table.Grant(role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"), jsii.String("dynamodb:DeleteItem"),
+		jsii.String("dynamodb:UpdateItem"), jsii.String("dynamodb:Query"), jsii.String("dynamodb:ConditionCheckItem"))
+
+	alarmOn(s, name+"ErrorsAlarm", "The "+strings.ToLower(name)+" returned errors: see its log group for level=ERROR lines",
+		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		spec.alarms)
+	queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
+	return function{fn: fn, role: role, logGroup: logGroup}
+}
+
+// secureQueue is an encrypted, SSL-only queue that keeps messages 14 days.
+func secureQueue(s awscdk.Stack, id, purpose string) awssqs.Queue {
+	q := awssqs.NewQueue(s, jsii.String(id), &awssqs.QueueProps{
+		Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+		EnforceSSL:      jsii.Bool(true),
+		RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(q, &[]*cdknag.NagPackSuppression{{
+		Id:     jsii.String("AwsSolutions-SQS3"),
+		Reason: jsii.String("This queue is itself a dead-letter queue (" + purpose + "); an alarm fires on its first message."),
+	}}, jsii.Bool(false))
+	return q
+}

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+)
+
+func plan(ctx context.Context, args []string, env Env) error {
+	fs := flags("plan", env)
+	eventFile := fs.String("event", "", "ECR \"ECR Image Action\" event (JSON file)")
+	config := fs.String("config", "autodeploy.yaml", "rules file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *eventFile == "" {
+		return usageError{"--event is required"}
+	}
+	cfg, err := rules.Load(*config)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(*eventFile)
+	if err != nil {
+		return fmt.Errorf("read event: %w", err)
+	}
+	push, err := ecrevent.Parse(data)
+	if ig, ok := ecrevent.IsIgnored(err); ok {
+		fmt.Fprintf(env.Stdout, "ignored: %s\n", ig.Reason)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", *eventFile, err)
+	}
+	fmt.Fprintf(env.Stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
+	jobs, why := deploy.Match(cfg, push)
+	if len(jobs) == 0 {
+		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
+		return nil
+	}
+	awsCfg, err := env.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	clients := awsenv.NewECSClients(awsCfg)
+	for _, j := range jobs {
+		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
+		_, region := j.Target.In(push.Account, push.Region)
+		p, err := deploy.PlanTarget(ctx, clients.For(region, j.Target.Role), push, j.Rule, j.Target)
+		switch {
+		case err != nil:
+			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)
+		case p.Register == nil:
+			fmt.Fprintf(env.Stdout, "  skip: %s\n", p.Skip)
+		default:
+			printRegister(env.Stdout, p)
+		}
+	}
+	return nil
+}
+
+// printRegister shows the revision a deploy would register, as a diff of
+// the image lines and the tags it would set.
+func printRegister(w io.Writer, p deploy.Plan) {
+	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and point the service at it:\n",
+		aws.ToString(p.Running.Family), ecsarn.Revision(p.From))
+	for _, c := range p.Containers {
+		fmt.Fprintf(w, "  - %s: %s\n", c, taskdef.Image(p.Running, c))
+		fmt.Fprintf(w, "  + %s: %s\n", c, p.Updates[c])
+	}
+	if p.Skip != "" {
+		fmt.Fprintf(w, "  left alone: %s\n", p.Skip)
+	}
+	var tags []string
+	for _, t := range p.Register.Tags {
+		if strings.HasPrefix(aws.ToString(t.Key), "autodeploy:") {
+			tags = append(tags, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+		}
+	}
+	slices.Sort(tags)
+	fmt.Fprintf(w, "  tags: %s\n", strings.Join(tags, " "))
+}

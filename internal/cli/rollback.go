@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+)
+
+func rollback(ctx context.Context, args []string, env Env) error {
+	fs := flags("rollback", env)
+	sf := addServiceFlags(fs, env)
+	to := fs.String("to", "", "revision number of the service's family to return to (default: the one before the latest autodeploy deploy)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, key, err := sf.resolve(ctx, env)
+	if err != nil {
+		return err
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	store := history.NewStore(db, *sf.table)
+	client := ecs.NewFromConfig(cfg)
+
+	// The deployer's own lock on the service, so no deploy runs meanwhile.
+	held, err := history.NewServices(lock.New(db, *sf.table), store).Take(ctx, key, "autodeploy rollback")
+	if err != nil {
+		return err
+	}
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		if err := held.Release(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintf(env.Stderr, "warning: %v\n", err)
+		}
+	}()
+	svcs, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: sf.cluster, Services: []string{*sf.service}})
+	if err != nil {
+		return fmt.Errorf("describe service %s/%s: %w", *sf.cluster, *sf.service, err)
+	}
+	if len(svcs.Services) == 0 {
+		return fmt.Errorf("service %s not found in cluster %s", *sf.service, *sf.cluster)
+	}
+	current := aws.ToString(svcs.Services[0].TaskDefinition)
+	target, err := rollbackTarget(ctx, client, store, key, current, *to)
+	if err != nil {
+		return err
+	}
+	if target == current {
+		return fmt.Errorf("the service already runs %s", ecsarn.Revision(current))
+	}
+	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sf.cluster, Service: sf.service, TaskDefinition: aws.String(target)})
+	if err != nil {
+		return fmt.Errorf("update service %s/%s to %s: %w", *sf.cluster, *sf.service, target, err)
+	}
+	var deployment string
+	for _, d := range upd.Service.Deployments {
+		if aws.ToString(d.Status) == "PRIMARY" {
+			deployment = aws.ToString(d.Id)
+		}
+	}
+	now := env.Now()
+	finished = true
+	if err := held.Finish(context.WithoutCancel(ctx), history.Record{
+		Rule: rollbackRule, Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
+		FromTaskDefinition: current, ToTaskDefinition: target, DeploymentID: deployment,
+		EventID: fmt.Sprintf("rollback-%d", now.UnixNano()), Outcome: string(deploy.Deployed),
+		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
+	}); err != nil {
+		return fmt.Errorf("rolled back, but history not written: %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "rolled %s/%s back: %s → %s (deployment %s)\n", *sf.cluster, *sf.service, ecsarn.Revision(current), ecsarn.Revision(target), cmp.Or(deployment, "-"))
+	return nil
+}
+
+// rollbackRule is the rule name history records a CLI rollback under.
+const rollbackRule = "rollback"
+
+// rollbackTarget is the named revision, or the revision the latest
+// autodeploy deploy of the running one replaced. Rollbacks themselves are
+// passed over: after a rollback, the next one goes further back (to what the
+// deploy that put the restored revision in place replaced), never forward.
+func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Store, key, current, to string) (string, error) {
+	if to != "" {
+		if _, err := strconv.Atoi(to); err != nil {
+			return "", usageError{fmt.Sprintf("--to %q: want a revision number", to)}
+		}
+		family := ecsarn.Revision(current)
+		if i := strings.LastIndex(family, ":"); i >= 0 {
+			family = family[:i]
+		}
+		out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(family + ":" + to)})
+		if err != nil {
+			return "", fmt.Errorf("revision %s:%s: %w", family, to, err)
+		}
+		return aws.ToString(out.TaskDefinition.TaskDefinitionArn), nil
+	}
+	recs, err := store.Recent(ctx, key, 50)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range recs {
+		if r.Rule != rollbackRule && r.Outcome == string(deploy.Deployed) && r.ToTaskDefinition == current && r.FromTaskDefinition != "" {
+			return r.FromTaskDefinition, nil
+		}
+	}
+	return "", fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to", ecsarn.Revision(current))
+}

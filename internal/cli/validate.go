@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+func validate(_ context.Context, args []string, env Env) error {
+	fs := flags("validate", env)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	file := cmp.Or(fs.Arg(0), "autodeploy.yaml")
+	cfg, err := rules.Load(file)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RULE\tREPOSITORY\tSELECTS\tORDER\tPIN\tTARGET\tPROMOTE")
+	for _, r := range cfg.Rules {
+		for i, t := range r.Targets {
+			target := t.Cluster + "/" + t.Service
+			if len(t.Containers) > 0 {
+				target += " [" + strings.Join(t.Containers, ",") + "]"
+			}
+			if t.Account != "" || t.Region != "" {
+				target += " in " + strings.Trim(t.Account+" "+t.Region, " ")
+			}
+			if i == 0 {
+				promote := "-"
+				if r.Promote != nil {
+					promote = r.Promote.Tag
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Repository, r.Selector(), r.EffectiveOrder(), r.Pin, target, promote)
+			} else {
+				fmt.Fprintf(w, "\t\t\t\t\t%s\t\n", target)
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: %d rules, valid\n", file, len(cfg.Rules))
+	return nil
+}
