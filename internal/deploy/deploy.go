@@ -22,6 +22,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -40,9 +41,9 @@ type Services interface {
 	Take(ctx context.Context, serviceKey, holder string) (history.Held, error)
 }
 
-// Notifier sends a short human-readable message.
+// Notifier tells people about a target that was not deployed.
 type Notifier interface {
-	Notify(ctx context.Context, subject, message string) error
+	Notify(ctx context.Context, n notify.Notice) error
 }
 
 // Outcome of one target.
@@ -245,10 +246,10 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
 	}
 	if permanentFailure && !reported && d.Notifier != nil {
-		subject := fmt.Sprintf("[autodeploy] %s/%s NOT deployed %s:%s", res.Cluster, res.Service, push.Repository, push.Tag)
-		body := fmt.Sprintf("%s/%s was not rolled to %s:%s (%s) by rule %s, and will not be retried:\n%s\nevent: %s\n",
-			res.Cluster, res.Service, push.Repository, push.Tag, push.Digest, res.Rule, res.Reason, push.EventID)
-		if err := d.Notifier.Notify(ctx, subject, body); err != nil {
+		n := notify.Notice{Outcome: notify.NotDeployed, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
+			Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
+			EventID: push.EventID, Reason: res.Reason}
+		if err := d.Notifier.Notify(ctx, n); err != nil {
 			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
 		}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -383,8 +384,8 @@ func TestTransientFailureRetriesOnlyWhatFailed(t *testing.T) {
 
 type memNotifier struct{ messages []string }
 
-func (n *memNotifier) Notify(_ context.Context, subject, body string) error {
-	n.messages = append(n.messages, subject+"\n"+body)
+func (n *memNotifier) Notify(_ context.Context, notice notify.Notice) error {
+	n.messages = append(n.messages, notice.Email())
 	return nil
 }
 

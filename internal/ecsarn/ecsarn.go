@@ -66,3 +66,12 @@ func Name(nameOrARN string) string {
 	}
 	return nameOrARN
 }
+
+// ServiceARN is the ARN of a service in the long format, or "" when the
+// account or region is unknown.
+func ServiceARN(account, region, cluster, service string) string {
+	if account == "" || region == "" {
+		return ""
+	}
+	return "arn:" + Partition(region) + ":ecs:" + region + ":" + account + ":service/" + cluster + "/" + service
+}

@@ -45,3 +45,15 @@ func TestPartitionAndRevision(t *testing.T) {
 		t.Errorf("Revision of a short name = %s", got)
 	}
 }
+
+func TestServiceARN(t *testing.T) {
+	for _, tt := range []struct{ account, region, want string }{
+		{"123456789012", "eu-west-1", "arn:aws:ecs:eu-west-1:123456789012:service/prod/web"},
+		{"123456789012", "cn-north-1", "arn:aws-cn:ecs:cn-north-1:123456789012:service/prod/web"},
+		{"", "eu-west-1", ""},
+	} {
+		if got := ServiceARN(tt.account, tt.region, "prod", "web"); got != tt.want {
+			t.Errorf("ServiceARN(%q, %q) = %q, want %q", tt.account, tt.region, got, tt.want)
+		}
+	}
+}

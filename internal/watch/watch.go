@@ -12,9 +12,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
@@ -29,9 +31,9 @@ type Store interface {
 	ReleasePromotion(ctx context.Context, rule, digest, owner string) error
 }
 
-// Notifier sends a short human-readable message; nil sends nothing.
+// Notifier tells people how a deployment ended; nil tells no one.
 type Notifier interface {
-	Notify(ctx context.Context, subject, message string) error
+	Notify(ctx context.Context, n notify.Notice) error
 }
 
 // Promoter tags a deployed digest and hands the new tag to the deployer.
@@ -167,18 +169,17 @@ func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reaso
 		ms = append(ms, metrics.Metric{Name: "PushToRunning", Unit: "Milliseconds", Value: float64(pushToEnd)})
 	}
 	metrics.Emit(ctx, w.Log, at, dims, ms...)
-	subject, message := Message(rec, outcome, reason, at)
-	w.notify(ctx, rec.DeploymentID, subject, message)
+	w.notify(ctx, Notice(rec, outcome, reason, at))
 }
 
 // notify sends a notice when a notifier is set. A lost notice is logged and
 // does not fail the invocation: its retry would report twice.
-func (w *Watcher) notify(ctx context.Context, deploymentID, subject, message string) {
+func (w *Watcher) notify(ctx context.Context, n notify.Notice) {
 	if w.Notifier == nil {
 		return
 	}
-	if err := w.Notifier.Notify(ctx, subject, message); err != nil {
-		w.Log.ErrorContext(ctx, "notification not sent", "deployment_id", deploymentID, "error", err.Error())
+	if err := w.Notifier.Notify(ctx, n); err != nil {
+		w.Log.ErrorContext(ctx, "notification not sent", "deployment_id", n.DeploymentID, "error", err.Error())
 	}
 }
 
@@ -194,17 +195,14 @@ func metricSuffix(outcome string) string {
 	return "RolledBack"
 }
 
-// Message is the short notice for a finished deployment.
-func Message(rec history.Record, outcome, reason string, at time.Time) (subject, body string) {
-	verb := map[string]string{history.Completed: "is running", history.Failed: "FAILED", history.RolledBack: "was ROLLED BACK"}[outcome]
-	subject = fmt.Sprintf("[autodeploy] %s/%s %s %s:%s", rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag)
-	body = fmt.Sprintf("%s/%s %s %s:%s (%s)\nrule: %s\ntask definition: %s\ndeployment: %s\npushed %s, ended %s (%s later)\n",
-		rec.Cluster, rec.Service, verb, rec.Repository, rec.Tag, rec.Digest, rec.Rule, rec.ToTaskDefinition,
-		rec.DeploymentID, rec.PushedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), at.Sub(rec.PushedAt).Round(time.Second))
-	if reason != "" {
-		body += "ECS says: " + reason + "\n"
+// Notice is what people are told about a finished deployment.
+func Notice(rec history.Record, outcome, reason string, at time.Time) notify.Notice {
+	return notify.Notice{
+		Outcome: outcome, Account: rec.Account, Region: rec.Region, Cluster: rec.Cluster, Service: rec.Service,
+		Rule: rec.Rule, Repository: rec.Repository, Tag: rec.Tag, Digest: rec.Digest,
+		TaskDefinition: rec.ToTaskDefinition, DeploymentID: rec.DeploymentID, EventID: rec.EventID,
+		Reason: reason, PushedAt: rec.PushedAt, EndedAt: at, ServiceARN: ecsarn.ServiceARN(rec.Account, rec.Region, rec.Cluster, rec.Service),
 	}
-	return subject, body
 }
 
 // promote tags the digest once every target of the rule completed it.
@@ -256,8 +254,9 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 		// claim is marked done, so no later delivery says it again).
 		reason := fmt.Sprintf("the promoted tag is %d characters, over the %d an image tag may have", len(tag), rules.MaxTagLength)
 		w.Log.ErrorContext(ctx, "promote", "outcome", "failed", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "reason", reason)
-		w.notify(ctx, rec.DeploymentID, "[autodeploy] "+rec.Repository+":"+rec.Tag+" NOT promoted by "+rule.Name,
-			fmt.Sprintf("%s@%s completed on every target of rule %s but cannot be promoted: %s.\ntag: %s\n", rec.Repository, rec.Digest, rule.Name, reason, tag))
+		w.notify(ctx, notify.Notice{Outcome: notify.NotPromoted, Rule: rule.Name, Repository: rec.Repository, Tag: rec.Tag,
+			Digest: rec.Digest, DeploymentID: rec.DeploymentID, PromotedTag: tag,
+			Reason: reason + "; it completed on every target of the rule"})
 		return "", w.Store.PromotionDone(ctx, rule.Name, rec.Digest)
 	}
 	if err := w.Promoter.Promote(ctx, rec, tag); err != nil {

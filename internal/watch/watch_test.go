@@ -18,9 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
@@ -56,10 +58,10 @@ func (r *recorder) Invoke(_ context.Context, in *lambda.InvokeInput, _ ...func(*
 	return &lambda.InvokeOutput{StatusCode: 202}, nil
 }
 
-func (r *recorder) Notify(_ context.Context, subject, message string) error {
+func (r *recorder) Notify(_ context.Context, n notify.Notice) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.messages = append(r.messages, subject+"\n"+message)
+	r.messages = append(r.messages, n.Email())
 	return nil
 }
 
@@ -286,17 +288,22 @@ func TestIgnoresWhatItDidNotStart(t *testing.T) {
 	}
 }
 
-func TestMessage(t *testing.T) {
-	rec := history.Record{Cluster: "prod", Service: "web", Repository: "web", Tag: "v1.4.0", Digest: "sha256:abc", Rule: "web-prod",
-		DeploymentID: "ecs-svc/1", PushedAt: t0}
-	subject, body := Message(rec, history.RolledBack, "ECS deployment circuit breaker: rolling back", t0.Add(3*time.Minute))
-	if subject != "[autodeploy] prod/web was ROLLED BACK web:v1.4.0" {
-		t.Errorf("subject = %q", subject)
+// The watcher's notice carries what the record knows; notify's golden
+// files show how it reads.
+func TestNotice(t *testing.T) {
+	rec := history.Record{Account: "123456789012", Region: "eu-west-1", Cluster: "prod", Service: "web", Repository: "web",
+		Tag: "v1.4.0", Digest: "sha256:abc", Rule: "web-prod", DeploymentID: "ecs-svc/1", EventID: "e1", PushedAt: t0,
+		ToTaskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7"}
+	got := Notice(rec, history.RolledBack, "ECS deployment circuit breaker: rolling back", t0.Add(3*time.Minute))
+	want := notify.Notice{Outcome: notify.RolledBack, Account: "123456789012", Region: "eu-west-1", Cluster: "prod", Service: "web",
+		Rule: "web-prod", Repository: "web", Tag: "v1.4.0", Digest: "sha256:abc", TaskDefinition: rec.ToTaskDefinition,
+		DeploymentID: "ecs-svc/1", EventID: "e1", Reason: "ECS deployment circuit breaker: rolling back", PushedAt: t0,
+		EndedAt: t0.Add(3 * time.Minute), ServiceARN: "arn:aws:ecs:eu-west-1:123456789012:service/prod/web"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notice (-want +got):\n%s", diff)
 	}
-	for _, want := range []string{"rule: web-prod", "deployment: ecs-svc/1", "(3m0s later)", "ECS says: ECS deployment circuit breaker"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("body lacks %q:\n%s", want, body)
-		}
+	if got.Title() != "prod/web was ROLLED BACK from web:v1.4.0" {
+		t.Errorf("title = %q", got.Title())
 	}
 }
 
