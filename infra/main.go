@@ -1,7 +1,8 @@
 // Command infra is the CDK app of ecr-autodeploy: one stack, built from the
 // rules file. Context: config (rules file, default ../autodeploy.yaml),
 // dist (built functions, default ../dist), alarmEmail, notifyEmail,
-// logRetentionDays, stackName.
+// logRetentionDays, stackName, slackWorkspaceId + slackChannelId (both or
+// neither).
 package main
 
 import (
@@ -34,6 +35,10 @@ func build(app awscdk.App) error {
 	if err != nil {
 		return err
 	}
+	slack, err := slackContext(contextString(app, "slackWorkspaceId", ""), contextString(app, "slackChannelId", ""))
+	if err != nil {
+		return err
+	}
 	outdir := *app.Outdir()
 	_, err = stack.New(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
 		StackProps: awscdk.StackProps{
@@ -46,6 +51,7 @@ func build(app awscdk.App) error {
 		BundleDir:    filepath.Join(outdir, ".bundles"),
 		AlarmEmail:   contextString(app, "alarmEmail", ""),
 		NotifyEmail:  contextString(app, "notifyEmail", ""),
+		Slack:        slack,
 		LogRetention: retention(contextString(app, "logRetentionDays", "30")),
 	})
 	if err != nil {
@@ -53,6 +59,17 @@ func build(app awscdk.App) error {
 	}
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	return nil
+}
+
+// slackContext is the Slack channel to wire, if both ids are given.
+func slackContext(workspace, channel string) (*stack.Slack, error) {
+	switch {
+	case workspace == "" && channel == "":
+		return nil, nil
+	case workspace == "" || channel == "":
+		return nil, fmt.Errorf("context slackWorkspaceId and slackChannelId go together: got workspace %q, channel %q", workspace, channel)
+	}
+	return &stack.Slack{WorkspaceID: workspace, ChannelID: channel}, nil
 }
 
 // environment pins the stack to the CLI's account and region when known;

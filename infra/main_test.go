@@ -33,3 +33,15 @@ func TestBadRulesFileFailsSynthLikeTheLambda(t *testing.T) {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 }
+
+func TestSlackContextGoesInPairs(t *testing.T) {
+	if s, err := slackContext("", ""); s != nil || err != nil {
+		t.Errorf("no ids: %v, %v; want no channel", s, err)
+	}
+	if s, err := slackContext("T0123", "C0456"); err != nil || s.WorkspaceID != "T0123" || s.ChannelID != "C0456" {
+		t.Errorf("both ids: %+v, %v", s, err)
+	}
+	if _, err := slackContext("T0123", ""); err == nil {
+		t.Error("a workspace without a channel was accepted")
+	}
+}

@@ -67,6 +67,8 @@ type function struct {
 	fn       awslambda.Function
 	role     awsiam.Role
 	logGroup awslogs.LogGroup
+	// failures holds the events Lambda gave up on (its on-failure destination).
+	failures awssqs.Queue
 }
 
 // newFunction creates a function the way every function here is made:
@@ -111,7 +113,7 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
 		spec.alarms)
 	queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
-	return function{fn: fn, role: role, logGroup: logGroup}
+	return function{fn: fn, role: role, logGroup: logGroup, failures: failures}
 }
 
 // secureQueue is an encrypted, SSL-only queue that keeps messages 14 days.

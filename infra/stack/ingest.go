@@ -6,12 +6,13 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 )
 
 // ruleTo sends matching events to fn, retrying for a day before leaving
 // them in a dead-letter queue that alarms on its first message.
-func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern, fn awslambda.Function, dlqID, dlqPurpose string, alarms awssns.ITopic) {
+func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern, fn awslambda.Function, dlqID, dlqPurpose string, alarms awssns.ITopic) awssqs.Queue {
 	dlq := secureQueue(s, dlqID, dlqPurpose)
 	awsevents.NewRule(s, jsii.String(id), &awsevents.RuleProps{
 		Description:  jsii.String(description),
@@ -23,6 +24,7 @@ func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPatt
 		})},
 	})
 	queueAlarm(s, dlqID, dlq, alarms)
+	return dlq
 }
 
 // subs turns Fn::Sub strings into tokens.

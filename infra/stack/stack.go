@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -33,6 +34,9 @@ type Props struct {
 	// NotifyEmail, when set, subscribes an address to the notices the
 	// watcher sends per finished deployment.
 	NotifyEmail string
+	// Slack, when set, wires a Slack channel to the alarm and notice topics
+	// through AWS Chatbot.
+	Slack *Slack
 	// LogRetention of the functions' log groups (default one month).
 	LogRetention awslogs.RetentionDays
 }
@@ -92,7 +96,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	logLineAlarm(s, "HistoryNotWritten", deployer.logGroup, `{ $.msg = "history not written" }`,
 		"A deploy happened but its history write failed: the invocation retries to record it; if this persists, check the table", alarms)
 
-	ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
+	pushDLQ := ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecr"),
 		DetailType: jsii.Strings("ECR Image Action"),
 		Account:    &[]*string{s.Account()},
@@ -119,7 +123,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, deployer.fn, notices, key)
 
-	ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
+	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecs"),
 		DetailType: jsii.Strings("ECS Deployment State Change"),
 		Account:    &[]*string{s.Account()},
@@ -128,5 +132,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	deploymentAlarm(s, watcher.logGroup, alarms)
 
 	queries(s, deployer.logGroup, watcher.logGroup)
+	dashboard(s, p.Rules, []function{deployer, watcher}, map[string]awssqs.Queue{
+		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,
+		"deployer failed events": deployer.failures, "watcher failed events": watcher.failures,
+	})
+	if p.Slack != nil {
+		slackChannel(s, *p.Slack, alarms, notices)
+	}
+	outputs(s, deployer, pushDLQ)
 	return s, nil
 }

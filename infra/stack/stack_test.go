@@ -47,8 +47,9 @@ type synthesized struct {
 	templatePath string
 }
 
-// synth builds the stack from rulesYAML with a stand-in bootstrap.
-func synth(t *testing.T) synthesized {
+// synth builds the stack from rulesYAML with a stand-in bootstrap; options
+// change its props.
+func synth(t *testing.T, options ...func(*Props)) synthesized {
 	t.Helper()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "autodeploy.yaml")
@@ -70,11 +71,15 @@ func synth(t *testing.T) synthesized {
 	}
 	outdir := filepath.Join(dir, "cdk.out")
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(outdir)})
-	s, err := New(app, "Test", Props{
+	props := Props{
 		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111111111111"), Region: jsii.String("eu-west-1")}},
 		Rules:      cfg, RulesFile: rulesFile, DistDir: dist, BundleDir: filepath.Join(dir, "bundles"),
 		AlarmEmail: "ops@example.com",
-	})
+	}
+	for _, o := range options {
+		o(&props)
+	}
+	s, err := New(app, "Test", props)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +399,12 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 }
 
 func TestCdkNagAwsSolutions(t *testing.T) {
-	s := synth(t)
+	synth(t).nagClean(t)
+}
+
+// nagClean fails on any cdk-nag AwsSolutions finding not suppressed.
+func (s synthesized) nagClean(t *testing.T) {
+	t.Helper()
 	ann := assertions.Annotations_FromStack(s.stack)
 	nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
 	for _, m := range *ann.FindError(jsii.String("*"), nag) {
@@ -413,7 +423,12 @@ var acceptedLintWarnings = map[string]string{
 }
 
 func TestCfnLint(t *testing.T) {
-	s := synth(t)
+	synth(t).lintClean(t)
+}
+
+// lintClean runs cfn-lint on the template and fails on what is not accepted.
+func (s synthesized) lintClean(t *testing.T) {
+	t.Helper()
 	bin := testenv.CfnLintBinary(t)
 	out, err := exec.Command(bin, "--format", "parseable", s.templatePath).CombinedOutput()
 	code := 0

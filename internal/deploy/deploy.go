@@ -518,6 +518,7 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		"event_id", push.EventID)
 	metrics.Emit(ctx, d.Log, d.Now(),
 		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
-		metrics.Metric{Name: "Deploys", Unit: "Count", Value: 1},
-		metrics.Metric{Name: "DeployDuration", Unit: "Milliseconds", Value: float64(r.DurationMillis)})
+		[][]string{{"outcome"}}, // the dashboard's deploys by outcome
+		metrics.Metric{Name: metrics.Deploys, Unit: "Count", Value: 1},
+		metrics.Metric{Name: metrics.DeployDuration, Unit: "Milliseconds", Value: float64(r.DurationMillis)})
 }

@@ -13,6 +13,16 @@ import (
 // Namespace of every metric.
 const Namespace = "Autodeploy"
 
+// The metrics the functions write; the stack's dashboard graphs them.
+const (
+	Deploys               = "Deploys"        // per target and event, dimension outcome
+	DeployDuration        = "DeployDuration" // milliseconds, per target
+	PushToRunning         = "PushToRunning"  // milliseconds from push to a completed deployment
+	DeploymentsCompleted  = "DeploymentsCompleted"
+	DeploymentsFailed     = "DeploymentsFailed"
+	DeploymentsRolledBack = "DeploymentsRolledBack"
+)
+
 // Metric is one value; Unit is a CloudWatch unit (Count, Milliseconds…).
 type Metric struct {
 	Name  string
@@ -20,8 +30,11 @@ type Metric struct {
 	Value float64
 }
 
-// Emit writes one EMF record with the given dimensions through log.
-func Emit(ctx context.Context, log *slog.Logger, at time.Time, dims map[string]string, ms ...Metric) {
+// Emit writes one EMF record through log. CloudWatch files each metric
+// under every dimension set: all of dims, and each rollup (a subset of
+// dims' names, e.g. just "rule") for the graphs and alarms that sum over the
+// rest.
+func Emit(ctx context.Context, log *slog.Logger, at time.Time, dims map[string]string, rollups [][]string, ms ...Metric) {
 	names := make([]string, 0, len(dims))
 	for k := range dims {
 		names = append(names, k)
@@ -40,7 +53,7 @@ func Emit(ctx context.Context, log *slog.Logger, at time.Time, dims map[string]s
 		"Timestamp": at.UnixMilli(),
 		"CloudWatchMetrics": []map[string]any{{
 			"Namespace":  Namespace,
-			"Dimensions": [][]string{names},
+			"Dimensions": append([][]string{names}, rollups...),
 			"Metrics":    defs,
 		}},
 	}

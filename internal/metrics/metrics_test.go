@@ -16,6 +16,7 @@ func TestEmitIsEMF(t *testing.T) {
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	at := time.UnixMilli(1764064800123)
 	Emit(context.Background(), log, at, map[string]string{"service": "staging/web", "rule": "r", "outcome": "deployed"},
+		[][]string{{"outcome"}, {"rule"}},
 		Metric{"Deploys", "Count", 1}, Metric{"DeployDuration", "Milliseconds", 42})
 	var got map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
@@ -25,7 +26,7 @@ func TestEmitIsEMF(t *testing.T) {
 		"Timestamp": 1764064800123.0,
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  "Autodeploy",
-			"Dimensions": []any{[]any{"outcome", "rule", "service"}},
+			"Dimensions": []any{[]any{"outcome", "rule", "service"}, []any{"outcome"}, []any{"rule"}},
 			"Metrics":    []any{map[string]any{"Name": "Deploys", "Unit": "Count"}, map[string]any{"Name": "DeployDuration", "Unit": "Milliseconds"}},
 		}},
 	}

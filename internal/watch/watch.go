@@ -164,11 +164,11 @@ func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reaso
 		"task_definition", rec.ToTaskDefinition, "outcome", outcome, "reason", reason,
 		"push_to_completion_ms", pushToEnd, "event_id", rec.EventID)
 	dims := map[string]string{"rule": rec.Rule, "service": rec.Cluster + "/" + rec.Service}
-	ms := []metrics.Metric{{Name: "Deployments" + metricSuffix(outcome), Unit: "Count", Value: 1}}
+	ms := []metrics.Metric{{Name: deploymentMetric(outcome), Unit: "Count", Value: 1}}
 	if outcome == history.Completed {
-		ms = append(ms, metrics.Metric{Name: "PushToRunning", Unit: "Milliseconds", Value: float64(pushToEnd)})
+		ms = append(ms, metrics.Metric{Name: metrics.PushToRunning, Unit: "Milliseconds", Value: float64(pushToEnd)})
 	}
-	metrics.Emit(ctx, w.Log, at, dims, ms...)
+	metrics.Emit(ctx, w.Log, at, dims, [][]string{{"rule"}}, ms...) // the dashboard graphs per rule
 	w.notify(ctx, Notice(rec, outcome, reason, at))
 }
 
@@ -183,16 +183,16 @@ func (w *Watcher) notify(ctx context.Context, n notify.Notice) {
 	}
 }
 
-// metricSuffix names per-outcome deployment counters (DeploymentsCompleted…)
-// so an alarm can watch one without a dimension per service.
-func metricSuffix(outcome string) string {
+// deploymentMetric names per-outcome deployment counters so an alarm can
+// watch one without a dimension per service.
+func deploymentMetric(outcome string) string {
 	switch outcome {
 	case history.Completed:
-		return "Completed"
+		return metrics.DeploymentsCompleted
 	case history.Failed:
-		return "Failed"
+		return metrics.DeploymentsFailed
 	}
-	return "RolledBack"
+	return metrics.DeploymentsRolledBack
 }
 
 // Notice is what people are told about a finished deployment.

@@ -1,0 +1,87 @@
+package stack
+
+import (
+	"sort"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// DashboardName is the dashboard's name in the stack's region.
+const DashboardName = "ecr-autodeploy"
+
+// dashboard shows at a glance what ops ask first: did pushes deploy, how long
+// until running, what failed or rolled back, is anything parked in a queue,
+// are the functions healthy. Rules are known at synth, so each rule gets its
+// own lines (the functions file metrics per rule as well as per service).
+func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[string]awssqs.Queue) awscloudwatch.Dashboard {
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	custom := func(name, stat, label string, dims map[string]string) awscloudwatch.IMetric {
+		m := map[string]*string{}
+		for k, v := range dims {
+			m[k] = jsii.String(v)
+		}
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(metrics.Namespace), MetricName: jsii.String(name), DimensionsMap: &m,
+			Statistic: jsii.String(stat), Period: five, Label: jsii.String(label),
+		})
+	}
+	graph := func(title string, stacked bool, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(title), Left: &left, Width: jsii.Number(12), Height: jsii.Number(6), Stacked: jsii.Bool(stacked),
+		})
+	}
+
+	var byOutcome []awscloudwatch.IMetric
+	for _, o := range []deploy.Outcome{deploy.Deployed, deploy.Skipped, deploy.Failed} {
+		byOutcome = append(byOutcome, custom(metrics.Deploys, "Sum", string(o), map[string]string{"outcome": string(o)}))
+	}
+	var pushToRunning, notCompleted []awscloudwatch.IMetric
+	for _, r := range cfg.Rules {
+		dims := map[string]string{"rule": r.Name}
+		pushToRunning = append(pushToRunning,
+			custom(metrics.PushToRunning, "p50", r.Name+" p50", dims), custom(metrics.PushToRunning, "p90", r.Name+" p90", dims))
+		notCompleted = append(notCompleted,
+			custom(metrics.DeploymentsFailed, "Sum", r.Name+" failed", dims), custom(metrics.DeploymentsRolledBack, "Sum", r.Name+" rolled back", dims))
+	}
+	names := make([]string, 0, len(queues))
+	for n := range queues {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var depth []awscloudwatch.IMetric
+	for _, n := range names {
+		depth = append(depth, queues[n].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+			Statistic: jsii.String("Maximum"), Period: five, Label: jsii.String(n)}))
+	}
+	var errs, duration []awscloudwatch.IMetric
+	for _, f := range fns {
+		name := *f.fn.Node().Id()
+		errs = append(errs,
+			f.fn.MetricErrors(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: five, Label: jsii.String(name + " errors")}),
+			f.fn.MetricThrottles(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum"), Period: five, Label: jsii.String(name + " throttles")}))
+		duration = append(duration,
+			f.fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("p50"), Period: five, Label: jsii.String(name + " p50")}),
+			f.fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: five, Label: jsii.String(name + " max")}))
+	}
+
+	return awscloudwatch.NewDashboard(s, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName:   awscdk.Fn_Join(jsii.String("-"), &[]*string{jsii.String(DashboardName), awscdk.Aws_REGION()}),
+		DefaultInterval: awscdk.Duration_Days(jsii.Number(7)),
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{Width: jsii.Number(24), Height: jsii.Number(2), Markdown: jsii.String(
+				"## ecr-autodeploy\n" +
+					"Failed deploys: Logs Insights query `ecr-autodeploy/failed-deploys`. Events parked in a queue: " +
+					"`autodeploy redrive --queue push|deployer`. A service's story: `autodeploy history --cluster C --service S`.")})},
+			{graph("Deploys by outcome (targets per event)", true, byOutcome...), graph("Push to running per rule (ms)", false, pushToRunning...)},
+			{graph("Failed and rolled-back deployments", true, notCompleted...), graph("Dead-letter and failure queues (messages waiting)", false, depth...)},
+			{graph("Function errors and throttles", false, errs...), graph("Function duration (ms)", false, duration...)},
+		},
+	})
+}
