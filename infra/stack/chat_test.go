@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -37,9 +38,9 @@ func TestNoSlackChannelAndRedriveOutputs(t *testing.T) {
 	}
 	outputs := s.template["Outputs"].(map[string]any)
 	for name, want := range map[string]string{
-		OutputDeployerFunction:    `{"Ref":"Deployer`,
-		OutputPushEventsQueue:     `{"Ref":"PushEventsDLQ`,
-		OutputDeployerFailedQueue: `{"Ref":"DeployerFailedEvents`,
+		redrive.OutputDeployerFunction:    `{"Ref":"Deployer`,
+		redrive.OutputPushEventsQueue:     `{"Ref":"PushEventsDLQ`,
+		redrive.OutputDeployerFailedQueue: `{"Ref":"DeployerFailedEvents`,
 	} {
 		o, ok := outputs[name].(map[string]any)
 		if !ok || !strings.HasPrefix(jsonString(o["Value"]), want) {

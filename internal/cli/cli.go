@@ -25,9 +25,11 @@ Usage:
   autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy (read-only AWS calls)
   autodeploy history --cluster C --service S [--limit N]     recent deploys of a service, newest first
   autodeploy rollback --cluster C --service S [--to REV]     redeploy the previous (or named) revision
+  autodeploy redrive [--queue push|deployer] [--dry-run]      send parked events back to the deployer
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
-history and rollback read the state table from --table or AUTODEPLOY_TABLE.
+history and rollback read the state table from --table or AUTODEPLOY_TABLE; redrive reads
+the queues and the deployer from the stack's outputs (--stack, AUTODEPLOY_STACK).
 Run 'autodeploy COMMAND -h' for a command's flags.
 `
 
@@ -50,7 +52,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return 0
 	}
 	commands := map[string]func(context.Context, []string, Env) error{
-		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback,
+		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback, "redrive": redriveCmd,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

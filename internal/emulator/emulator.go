@@ -124,7 +124,10 @@ func (m *Moto) Env() []string {
 // RIE is a function running under the Lambda Runtime Interface Emulator.
 type RIE struct {
 	*Process
-	url string
+	// Endpoint serves Lambda's Invoke API for the function named "function",
+	// so an SDK Lambda client aimed here invokes it.
+	Endpoint string
+	url      string
 }
 
 // StartRIE runs bootstrap as Lambda runs it: under bin (aws-lambda-rie),
@@ -150,7 +153,7 @@ func StartRIE(ctx context.Context, bin, bootstrap string, env []string) (*RIE, e
 	if err != nil {
 		return nil, err
 	}
-	r := &RIE{Process: p, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations"}
+	r := &RIE{Process: p, Endpoint: "http://" + rieAddr, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations"}
 	if err := r.waitTCP(ctx, rieAddr, 30*time.Second); err != nil {
 		r.Stop()
 		return nil, err

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
+)
+
+// defaultStack is the stack name `make deploy` uses.
+const defaultStack = "EcrAutodeploy"
+
+type namedQueue struct{ name, url string }
+
+func redriveCmd(ctx context.Context, args []string, env Env) error {
+	fs := flags("redrive", env)
+	queue := fs.String("queue", "", "push (events EventBridge could not deliver) or deployer (events the deployer failed); default both")
+	stack := fs.String("stack", "", "the stack to read queues and the deployer from (default $AUTODEPLOY_STACK or "+defaultStack+")")
+	queueURL := fs.String("queue-url", "", "a queue URL, instead of the stack's")
+	function := fs.String("function", "", "the deployer's name or ARN, instead of the stack's")
+	dryRun := fs.Bool("dry-run", false, "only list what would be sent; nothing is invoked or deleted")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *queue != "" && *queue != "push" && *queue != "deployer" {
+		return usageError{fmt.Sprintf("--queue %q: want push or deployer", *queue)}
+	}
+	if *queueURL != "" && *queue != "" {
+		return usageError{"--queue and --queue-url exclude each other"}
+	}
+	cfg, err := env.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	var queues []namedQueue
+	if *queueURL != "" {
+		queues = []namedQueue{{"queue", *queueURL}}
+	}
+	if *queueURL == "" || (*function == "" && !*dryRun) {
+		name := cmp.Or(*stack, env.Getenv("AUTODEPLOY_STACK"), defaultStack)
+		outputs, err := stackOutputs(ctx, cloudformation.NewFromConfig(cfg), name)
+		if err != nil {
+			return err
+		}
+		if *function == "" {
+			*function = outputs[redrive.OutputDeployerFunction]
+		}
+		if *queueURL == "" {
+			for _, q := range []namedQueue{{"push", outputs[redrive.OutputPushEventsQueue]}, {"deployer", outputs[redrive.OutputDeployerFailedQueue]}} {
+				if *queue == "" || *queue == q.name {
+					queues = append(queues, q)
+				}
+			}
+		}
+		for _, q := range queues {
+			if q.url == "" {
+				return fmt.Errorf("stack %s has no output for the %s queue: deploy the current stack, or pass --queue-url", name, q.name)
+			}
+		}
+		if *function == "" && !*dryRun {
+			return fmt.Errorf("stack %s has no output %s: deploy the current stack, or pass --function", name, redrive.OutputDeployerFunction)
+		}
+	}
+	r := &redrive.Redriver{SQS: sqs.NewFromConfig(cfg), Lambda: lambda.NewFromConfig(cfg), Function: *function, DryRun: *dryRun}
+	left := 0
+	for _, q := range queues {
+		rep, err := r.Run(ctx, q.url)
+		printReport(env.Stdout, q, rep, *dryRun)
+		if err != nil {
+			return err
+		}
+		left += len(rep.Left)
+	}
+	if left > 0 && !*dryRun {
+		return fmt.Errorf("%d message(s) left in the queues: see why above", left)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, q namedQueue, rep redrive.Report, dryRun bool) {
+	if dryRun {
+		fmt.Fprintf(w, "%s queue (%s): %d to send (dry run)\n", q.name, q.url, len(rep.Left))
+	} else {
+		fmt.Fprintf(w, "%s queue (%s): %d moved, %d left\n", q.name, q.url, len(rep.Moved), len(rep.Left))
+	}
+	for _, group := range []struct {
+		label string
+		items []redrive.Item
+	}{{"moved", rep.Moved}, {"left", rep.Left}} {
+		label := group.label
+		if dryRun {
+			label = "send"
+		}
+		for _, it := range group.items {
+			fmt.Fprintf(w, "  %-5s  %s  [message %s]\n", label, it.Event, it.MessageID)
+			if it.Parked != "" {
+				fmt.Fprintf(w, "         parked: %s\n", it.Parked)
+			}
+			fmt.Fprintf(w, "         %s\n", it.Result)
+		}
+	}
+}
+
+type cfnAPI interface {
+	DescribeStacks(ctx context.Context, in *cloudformation.DescribeStacksInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
+}
+
+func stackOutputs(ctx context.Context, client cfnAPI, name string) (map[string]string, error) {
+	out, err := client.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil {
+		return nil, fmt.Errorf("describe stack %s (--stack or AUTODEPLOY_STACK names it): %w", name, err)
+	}
+	if len(out.Stacks) == 0 {
+		return nil, fmt.Errorf("stack %s not found", name)
+	}
+	outputs := map[string]string{}
+	for _, o := range out.Stacks[0].Outputs {
+		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	return outputs, nil
+}
