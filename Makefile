@@ -14,6 +14,7 @@ DIST    ?= dist
 RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME            ?= 10s
+BENCHTIME           ?= 5x
 
 # CDK's jsii kernel runs on Node; Node 20 would print an end-of-life banner on every call.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -71,8 +72,9 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-bench: ## benchmarks of the hot paths
+bench: tools ## micro-benchmarks, then the deployer under aws-lambda-rie beside its bare AWS calls (README: Benchmarks)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -run '^$$' -bench SideBySide -benchtime $(BENCHTIME) -timeout 30m ./functions/deployer
 
 demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -127,7 +128,9 @@ type RIE struct {
 	// Endpoint serves Lambda's Invoke API for the function named "function",
 	// so an SDK Lambda client aimed here invokes it.
 	Endpoint string
-	url      string
+	// Bootstrap is the function's binary.
+	Bootstrap string
+	url       string
 }
 
 // StartRIE runs bootstrap as Lambda runs it: under bin (aws-lambda-rie),
@@ -153,7 +156,7 @@ func StartRIE(ctx context.Context, bin, bootstrap string, env []string) (*RIE, e
 	if err != nil {
 		return nil, err
 	}
-	r := &RIE{Process: p, Endpoint: "http://" + rieAddr, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations"}
+	r := &RIE{Process: p, Endpoint: "http://" + rieAddr, Bootstrap: bootstrap, url: "http://" + rieAddr + "/2015-03-31/functions/function/invocations"}
 	if err := r.waitTCP(ctx, rieAddr, 30*time.Second); err != nil {
 		r.Stop()
 		return nil, err
@@ -182,6 +185,50 @@ func (r *RIE) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 		return body, fmt.Errorf("invoke: HTTP %d: %s", resp.StatusCode, body)
 	}
 	return body, nil
+}
+
+// PeakRSS is the most resident memory the function's process has used so
+// far (Linux's VmHWM), as Lambda's "Max Memory Used" would report it.
+func (r *RIE) PeakRSS() (bytes int64, err error) {
+	exe, err := filepath.EvalSymlinks(r.Bootstrap)
+	if err != nil {
+		return 0, err
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, proc := range procs {
+		if target, err := os.Readlink(filepath.Join(proc, "exe")); err != nil || target != exe {
+			continue
+		}
+		status, err := os.ReadFile(filepath.Join(proc, "status"))
+		if err != nil {
+			return 0, err
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")), 10, 64)
+				return n * 1024, err
+			}
+		}
+	}
+	return 0, fmt.Errorf("no running process of %s (PeakRSS reads Linux's /proc)", r.Bootstrap)
+}
+
+// InitDuration is how long the function's init took, from the emulator's
+// INIT REPORT line, once the first invocation started it.
+func (r *RIE) InitDuration() (time.Duration, error) {
+	const marker = "INIT REPORT(durationMs: "
+	logs := r.Logs()
+	i := strings.Index(logs, marker)
+	if i < 0 {
+		return 0, fmt.Errorf("no INIT REPORT in the emulator's output yet")
+	}
+	rest := logs[i+len(marker):]
+	end := strings.IndexByte(rest, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("INIT REPORT line cut short: %q", rest)
+	}
+	ms, err := strconv.ParseFloat(rest[:end], 64)
+	return time.Duration(ms * float64(time.Millisecond)), err
 }
 
 func (p *Process) waitHTTP(ctx context.Context, url string, limit time.Duration) error {

@@ -18,7 +18,7 @@ func TestLoad(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", map[string]string{"AUTODEPLOY_TABLE": "t"},
-			Env{ConfigPath: "/var/task/autodeploy.yaml", Table: "t", LogLevel: slog.LevelInfo, Concurrency: 4}, ""},
+			Env{ConfigPath: "/var/task/autodeploy.yaml", Table: "t", LogLevel: slog.LevelInfo, Concurrency: 10}, ""},
 		{"everything set", map[string]string{"AUTODEPLOY_TABLE": "t", "AUTODEPLOY_CONFIG": "/etc/a.yaml", "LOG_LEVEL": "debug", "AUTODEPLOY_CONCURRENCY": "8"},
 			Env{ConfigPath: "/etc/a.yaml", Table: "t", LogLevel: slog.LevelDebug, Concurrency: 8}, ""},
 		{"no table", map[string]string{}, Env{}, "AUTODEPLOY_TABLE is not set"},

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy stands between clients and moto, on loopback, to give moto two
@@ -29,15 +30,18 @@ import (
 //     sees them, with an error the SDK does not retry.
 //
 // It counts the requests of each operation, so a test can hold a code path
-// to the AWS calls it promises.
+// to the AWS calls it promises, and it can add the latency of a network
+// (Latency) for benchmarks.
 type Proxy struct {
-	URL    string
-	dynamo sync.Mutex
-	mu     sync.Mutex
-	lose   map[string]int
-	fail   map[string]int
-	lost   map[string]int
-	calls  map[string]int
+	URL      string
+	dynamo   sync.Mutex
+	mu       sync.Mutex
+	lose     map[string]int
+	fail     map[string]int
+	lost     map[string]int
+	calls    map[string]int
+	latency  time.Duration
+	parallel bool
 }
 
 // StartProxy proxies to endpoint until the test ends.
@@ -75,7 +79,11 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 			_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"injected failure (test proxy)"}`)
 			return
 		}
-		if strings.HasPrefix(target, "DynamoDB_") {
+		latency, parallel := p.settings()
+		if latency > 0 {
+			time.Sleep(latency)
+		}
+		if strings.HasPrefix(target, "DynamoDB_") && !parallel {
 			p.dynamo.Lock()
 			defer p.dynamo.Unlock()
 		}
@@ -84,6 +92,28 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+// Latency delays every request by d before it reaches moto, as the way to
+// AWS and back would.
+func (p *Proxy) Latency(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.latency = d
+}
+
+// Parallel lets DynamoDB requests reach moto at once, for benchmarks whose
+// writes never race on one item (moto would not apply such races atomically).
+func (p *Proxy) Parallel() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.parallel = true
+}
+
+func (p *Proxy) settings() (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.latency, p.parallel
 }
 
 // Lose makes the answers to the next n requests of op (e.g. "UpdateItem") lost.

@@ -124,12 +124,12 @@ func StartRIE(t testing.TB, bootstrap string, env []string) *emulator.RIE {
 	return r
 }
 
-// BuildFunction builds functions/<name> for this machine as Lambda's
-// provided runtime wants it (a binary named bootstrap) into dir.
+// BuildFunction builds functions/<name> for this machine as `make build`
+// builds it for Lambda (a stripped binary named bootstrap) into dir.
 func BuildFunction(t testing.TB, name, dir string) string {
 	t.Helper()
 	out := filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/"+name)
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out, "./functions/"+name)
 	cmd.Dir = RepoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
