@@ -45,7 +45,7 @@ func Unwrap(body string, attrs map[string]types.MessageAttributeValue) (Parked, 
 	}
 	if rec.RequestContext != nil && len(rec.RequestPayload) > 0 {
 		if _, err := parseEvent(rec.RequestPayload); err != nil {
-			return Parked{}, fmt.Errorf("Lambda failure record: %w", err)
+			return Parked{}, fmt.Errorf("requestPayload of a Lambda failure record: %w", err)
 		}
 		why := fmt.Sprintf("Lambda gave up (%s after %d attempts)", rec.RequestContext.Condition, rec.RequestContext.ApproximateInvokeCount)
 		var resp struct {

@@ -32,7 +32,7 @@ func TestUnwrap(t *testing.T) {
 		{name: "EventBridge dead letter without attributes", body: push, why: "EventBridge could not deliver it"},
 		{name: "not JSON", body: "hello", err: "not JSON"},
 		{name: "JSON but no event", body: `{"a": 1}`, err: "neither an EventBridge event nor a Lambda failure record"},
-		{name: "failure record around no event", body: `{"requestContext": {}, "requestPayload": {"x": 1}}`, err: "Lambda failure record: neither"},
+		{name: "failure record around no event", body: `{"requestContext": {}, "requestPayload": {"x": 1}}`, err: "requestPayload of a Lambda failure record: neither"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := Unwrap(tt.body, tt.attrs)
