@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -26,7 +25,7 @@ func main() {
 		os.Exit(1)
 	}
 	clients := awsenv.NewECSClients(rt.AWS)
-	db := dynamodb.NewFromConfig(rt.AWS)
+	db := awsenv.StateTable(rt.AWS)
 	d := &deploy.Deployer{
 		Rules:       rt.Rules,
 		ECS:         func(region, role string) deploy.ECS { return clients.For(region, role) },

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -29,7 +29,7 @@ func main() {
 	}
 	w := &watch.Watcher{
 		Rules: rt.Rules,
-		Store: history.NewStore(dynamodb.NewFromConfig(rt.AWS), rt.Env.Table),
+		Store: history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
 		Promoter: &promote.Promoter{
 			ECR: func(region string) promote.ECR {
 				return ecr.NewFromConfig(rt.AWS, func(o *ecr.Options) {

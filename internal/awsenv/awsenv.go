@@ -4,16 +4,20 @@
 package awsenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -32,21 +36,55 @@ func Load(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// NewRetryer is the SDK's adaptive retryer (client-side rate limiting once
-// throttled: RegisterTaskDefinition allows 1/s sustained), which also
-// retries ECS's refusal of concurrent revisions in one family.
-func NewRetryer() aws.Retryer {
+// NewRetryer is the retryer of ECS and every other client but the state
+// table's: the SDK's adaptive mode, which slows the client down once
+// throttled (RegisterTaskDefinition allows 1/s sustained), and also retries
+// ECS's refusal of concurrent revisions in one family.
+func NewRetryer() aws.Retryer { return Retry{Adaptive: true}.New() }
+
+// NewStateRetryer is the state table's retryer: the same retries without
+// adaptive mode's client-side rate limiter, because a lease renewal held
+// back by that limiter after a throttle loses the lease, and the deploy
+// holding it with it.
+func NewStateRetryer() aws.Retryer { return Retry{}.New() }
+
+// Retry is a retry policy. Backoff is the SDK's: full jitter doubling from
+// Base (default 1 s) to at most Max (default 20 s); tests that shrink the
+// lock's lease shrink these by as much. The SDK's retry quota stays on.
+type Retry struct {
+	Adaptive  bool
+	Base, Max time.Duration
+}
+
+// New builds the retryer.
+func (r Retry) New() aws.Retryer {
+	standard := func(so *retry.StandardOptions) {
+		so.MaxAttempts = MaxAttempts
+		so.Backoff = jitterBackoff{base: cmp.Or(r.Base, time.Second), max: cmp.Or(r.Max, 20*time.Second)}
+		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if IsConcurrentRevision(err) {
+				return aws.TrueTernary
+			}
+			return aws.UnknownTernary
+		}))
+	}
+	if !r.Adaptive {
+		return retry.NewStandard(standard)
+	}
 	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, func(so *retry.StandardOptions) {
-			so.MaxAttempts = MaxAttempts
-			so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-				if IsConcurrentRevision(err) {
-					return aws.TrueTernary
-				}
-				return aws.UnknownTernary
-			}))
-		})
+		o.StandardOptions = append(o.StandardOptions, standard)
 	})
+}
+
+// jitterBackoff waits a random time up to base·2^(attempt-1), capped at max.
+type jitterBackoff struct{ base, max time.Duration }
+
+func (b jitterBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	limit := b.max
+	if attempt >= 1 && attempt < 32 {
+		limit = min(b.max, b.base<<(attempt-1))
+	}
+	return time.Duration(rand.Float64() * float64(limit)), nil
 }
 
 // IsConcurrentRevision reports ECS's "Too many concurrent attempts to create
@@ -114,4 +152,10 @@ func (c *ECSClients) For(region, role string) *ecs.Client {
 	cl := ecs.NewFromConfig(cfg)
 	c.clients[key] = cl
 	return cl
+}
+
+// StateTable is the DynamoDB client for the state table, with the state
+// retryer (see NewStateRetryer).
+func StateTable(cfg aws.Config) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.Retryer = NewStateRetryer() })
 }

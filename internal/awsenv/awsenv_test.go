@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -68,4 +69,15 @@ func TestECSClientsAreCachedPerRegionAndRole(t *testing.T) {
 	var _ interface {
 		DescribeServices(context.Context, *ecs.DescribeServicesInput, ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
 	} = a
+}
+
+func TestBackoffDoublesUpToItsCap(t *testing.T) {
+	b := jitterBackoff{base: 50 * time.Millisecond, max: time.Second}
+	for attempt, limit := range map[int]time.Duration{1: 50 * time.Millisecond, 2: 100 * time.Millisecond, 4: 400 * time.Millisecond, 6: time.Second, 40: time.Second} {
+		for range 50 {
+			if d, _ := b.BackoffDelay(attempt, nil); d < 0 || d > limit {
+				t.Fatalf("attempt %d waited %s, want at most %s", attempt, d, limit)
+			}
+		}
+	}
 }

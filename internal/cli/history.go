@@ -7,8 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 )
@@ -24,7 +23,7 @@ func showHistory(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	recs, err := history.NewStore(dynamodb.NewFromConfig(cfg), *sf.table).Recent(ctx, key, int32(*limit))
+	recs, err := history.NewStore(awsenv.StateTable(cfg), *sf.table).Recent(ctx, key, int32(*limit))
 	if err != nil {
 		return err
 	}

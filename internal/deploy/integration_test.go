@@ -61,15 +61,32 @@ func newMotoFixture(t *testing.T) *motoFixture {
 // deployer builds a Deployer as the function's main does, on its own
 // clients, so two of them behave like two Lambda instances.
 func (f *motoFixture) deployer(logs *bytes.Buffer) *Deployer {
+	return f.deployerWithLease(logs, 0, 0)
+}
+
+// deployerWithLease is a deployer whose lock leases last lease and whose
+// waits for a held lock end after maxWait (zero: the defaults). Time shrinks
+// for all of it alike: the SDK's backoff (1 s doubling to 20 s beside a 20 s
+// lease) by the same factor as the lease.
+func (f *motoFixture) deployerWithLease(logs *bytes.Buffer, lease, maxWait time.Duration) *Deployer {
 	awsCfg := f.moto.AWSConfig()
 	awsCfg.BaseEndpoint = aws.String(f.proxy.URL)
-	awsCfg.Retryer = awsenv.NewRetryer
+	ecsRetry, stateRetry := awsenv.NewRetryer, awsenv.NewStateRetryer
+	if lease > 0 {
+		ecsRetry = awsenv.Retry{Adaptive: true, Base: lease / 20, Max: lease}.New
+		stateRetry = awsenv.Retry{Base: lease / 20, Max: lease}.New
+	}
+	awsCfg.Retryer = ecsRetry
 	clients := awsenv.NewECSClients(awsCfg)
-	db := dynamodb.NewFromConfig(awsCfg)
+	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.Retryer = stateRetry() })
+	locks := lock.New(db, f.table)
+	if lease > 0 {
+		locks.Lease, locks.MaxWait = lease, maxWait
+	}
 	return &Deployer{
 		Rules:       f.cfg,
 		ECS:         func(region, role string) ECS { return clients.For(region, role) },
-		Services:    history.NewServices(lock.New(db, f.table), history.NewStore(db, f.table)),
+		Services:    history.NewServices(locks, history.NewStore(db, f.table)),
 		Log:         logging.New(logs, slog.LevelInfo),
 		Concurrency: 4,
 		Now:         time.Now,
@@ -199,6 +216,73 @@ func TestRacingDeployersLoseNoUpdate(t *testing.T) {
 			t.Fatalf("round %d lost a record: %v", round, tags)
 		}
 	}
+}
+
+// Two environments race pushes to one service (each to its own container)
+// while 40% of all AWS calls fail — throttled, 5xx, dropped connections,
+// answers lost after the write — for fifteen rounds. Each event gets
+// Lambda's three attempts; every round both must be running by then. Leases
+// are short (1 s here, as 20 s in Lambda) and renewed, so a release lost to
+// a fault costs the other environment one lease, not minutes.
+func TestRacingUnderFaultsConverges(t *testing.T) {
+	t.Parallel() // a minute of backoff: let the package's other tests run beside it
+	f := newMotoFixture(t)
+	ctx := context.Background()
+	var logs syncBuffer
+	// Lambda's 20 s lease and 90 s wait, at 1/20 scale.
+	web, api := f.deployerWithLease(&logs.buf, time.Second, 4500*time.Millisecond), f.deployerWithLease(&logs.buf, time.Second, 4500*time.Millisecond)
+	web.Log, api.Log = logging.New(&logs, slog.LevelInfo), logging.New(&logs, slog.LevelInfo)
+	f.proxy.Faults(0.4, 20261126)
+	attempts := map[int]int{}
+	for round := range 15 {
+		at := t0.Add(time.Duration(round+1) * time.Minute)
+		webTag, apiTag := fmt.Sprintf("main-%07d", round+2), fmt.Sprintf("build-%d", round+2)
+		var wg sync.WaitGroup
+		used := make([]int, 2)
+		for i, job := range []struct {
+			d     *Deployer
+			event []byte
+		}{{web, pushEvent(t, "web", webTag, at)}, {api, pushEvent(t, "api", apiTag, at)}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Lambda's async invocation: the first attempt and two retries.
+				for used[i] = 1; used[i] <= 3; used[i]++ {
+					if _, err := job.d.Handle(ctx, job.event); err == nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, n := range used {
+			attempts[n]++
+		}
+		_, td := f.running(t)
+		got := images(td.TaskDefinition)
+		if used[0] > 3 || used[1] > 3 || got["app"] != registry+"/web@"+digestOf("web:"+webTag) || got["api"] != registry+"/api@"+digestOf("api:"+apiTag) {
+			t.Fatalf("round %d did not converge within three attempts (web %d, api %d): running %v\n%s", round, used[0], used[1], got, logs.String())
+		}
+	}
+	t.Logf("events by attempts needed: %v; faults injected: %v", attempts, f.proxy.Injected())
+}
+
+// syncBuffer is a log buffer two deployers write at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestLostHistoryIsRepairedByTheRetry: the history write after UpdateService

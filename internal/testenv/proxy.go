@@ -2,8 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"maps"
+	"math/rand/v2"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Proxy stands between clients and moto, on loopback, to give moto two
@@ -28,6 +31,9 @@ import (
 //     retries the very same request.
 //   - Fail: the next n requests of an operation are refused before moto
 //     sees them, with an error the SDK does not retry.
+//   - Faults: a share of all requests fails at random, in the ways AWS
+//     fails: throttled, a server error, a dropped connection, or a
+//     connection dropped after moto applied the request.
 //
 // It counts the requests of each operation, so a test can hold a code path
 // to the AWS calls it promises, and it can add the latency of a network
@@ -42,7 +48,19 @@ type Proxy struct {
 	calls    map[string]int
 	latency  time.Duration
 	parallel bool
+	// faults
+	faultRate float64
+	rng       *rand.Rand
+	injected  map[string]int
 }
+
+// Kinds of injected fault, as Injected counts them.
+const (
+	FaultThrottle  = "throttled"           // 400 ThrottlingException, before moto sees it
+	FaultServer    = "5xx"                 // 500 InternalFailure, before moto sees it
+	FaultDrop      = "dropped"             // connection closed, before moto sees it
+	FaultDropAfter = "dropped-after-apply" // moto applied it; the answer never came
+)
 
 // StartProxy proxies to endpoint until the test ends.
 func StartProxy(t testing.TB, endpoint string) *Proxy {
@@ -73,6 +91,10 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 		target := r.Header.Get("X-Amz-Target")
 		op := operation(target)
 		p.count(op)
+		if kind := p.fault(); kind != "" {
+			p.inject(w, r, rp, kind, target)
+			return
+		}
 		if p.take(p.fail, op) {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 			w.WriteHeader(http.StatusBadRequest)
@@ -92,6 +114,68 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+// Faults makes a share rate of all requests fail at random (seeded, so a
+// failing run can be replayed): throttled, a server error, a dropped
+// connection, or a connection dropped after the service applied the request.
+func (p *Proxy) Faults(rate float64, seed uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faultRate, p.rng, p.injected = rate, rand.New(rand.NewPCG(seed, seed)), map[string]int{}
+}
+
+// Injected counts the faults injected so far, by kind.
+func (p *Proxy) Injected() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.injected)
+}
+
+func (p *Proxy) fault() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rng == nil || p.rng.Float64() >= p.faultRate {
+		return ""
+	}
+	kind := []string{FaultThrottle, FaultServer, FaultDrop, FaultDropAfter}[p.rng.IntN(4)]
+	p.injected[kind]++
+	return kind
+}
+
+func (p *Proxy) inject(w http.ResponseWriter, r *http.Request, rp http.Handler, kind, target string) {
+	errorType := func(name string) string {
+		if strings.HasPrefix(target, "DynamoDB_") {
+			return "com.amazonaws.dynamodb.v20120810#" + name
+		}
+		return name
+	}
+	switch kind {
+	case FaultThrottle:
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"__type":"`+errorType("ThrottlingException")+`","message":"Rate exceeded (test proxy)"}`)
+	case FaultServer:
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"__type":"`+errorType("InternalFailure")+`","message":"injected (test proxy)"}`)
+	case FaultDropAfter:
+		if strings.HasPrefix(target, "DynamoDB_") && !p.isParallel() {
+			p.dynamo.Lock()
+			defer p.dynamo.Unlock()
+		}
+		rp.ServeHTTP(httptest.NewRecorder(), r)
+		fallthrough
+	case FaultDrop:
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+}
+
+func (p *Proxy) isParallel() bool {
+	_, parallel := p.settings()
+	return parallel
 }
 
 // Latency delays every request by d before it reaches moto, as the way to
