@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -96,6 +97,8 @@ type demo struct {
 	watcher  *emulator.RIE
 	digests  map[string]string
 	first    time.Time
+	sqs      *sqs.Client
+	chat     string // the queue standing in for Chatbot, subscribed to the notices topic
 }
 
 // Run runs the whole demo, writing the narration to out, and stops all it
@@ -136,8 +139,13 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		d.p.line("  %s/%s runs %s with containers %s", s.Cluster, s.Name, ecsarn.Revision(arn), containerNames(s))
 	}
 
+	topic, err := d.chatTopic(ctx, moto.AWSConfig())
+	if err != nil {
+		return err
+	}
+
 	d.p.head("Starting the deployer and the watcher under aws-lambda-rie")
-	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table)
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_NOTIFY_TOPIC_ARN="+topic)
 	dir, err := os.MkdirTemp("", "autodeploy-demo-")
 	if err != nil {
 		return err
@@ -151,13 +159,18 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return err
 	}
 	defer d.watcher.Stop()
-	d.p.line("  only the environment contract is set: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s", table, moto.Endpoint)
+	d.p.line("  the environment contract, and a notices topic: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s,", table, moto.Endpoint)
+	d.p.line("  AUTODEPLOY_NOTIFY_TOPIC_ARN=%s (a queue stands in for Slack's Chatbot subscription)", topic)
 
 	for i, s := range steps() {
 		d.p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
 		if err := d.step(ctx, s); err != nil {
 			return fmt.Errorf("step %d: %w", i+1, err)
 		}
+	}
+	d.p.head(fmt.Sprintf("Step %d: a push the deployer gave up on waits in its failure queue; autodeploy redrive sends it back", len(steps())+1))
+	if err := d.redrive(ctx, moto.AWSConfig()); err != nil {
+		return fmt.Errorf("redrive: %w", err)
 	}
 	d.p.head("Done: every service ran what its rules allowed, and every deployment's end was told truthfully")
 	return nil
@@ -333,7 +346,7 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 		}
 		d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
 	}
-	return nil
+	return d.chatMessages(ctx)
 }
 
 func (d *demo) tags(ctx context.Context, digest string) ([]string, error) {

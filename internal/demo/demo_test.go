@@ -38,6 +38,12 @@ func TestDemoEndState(t *testing.T) {
 		`"msg":"deploy"`,
 		"now running: staging/web web-staging:2 app=web@sha256:",
 		"prod/web web-prod:2 app=web@sha256:",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/staging/web): ✅ staging/web is running web:main-4f2a9c1",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/web): ↩️ prod/web was ROLLED BACK from web:v1.5.0",
+		"next: See what ran before: `autodeploy history --cluster prod --service web`",
+		"parked: Lambda gave up (RetriesExhausted after 3 attempts)",
+		"deployer: 1 deployed, 0 skipped, 0 failed\n  1 moved, 0 left",
+		"now running: staging/web web-staging:3 app=web@sha256:c4be16ad4b58",
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {
