@@ -22,6 +22,9 @@ export AUTODEPLOY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
 
 CONFIG  ?= autodeploy.yaml
+# Optional stack context: an address for alarms, a Slack channel for alarms and notices.
+CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
+           $(if $(SLACK_WORKSPACE),-c slackWorkspaceId=$(SLACK_WORKSPACE)) $(if $(SLACK_CHANNEL),-c slackChannelId=$(SLACK_CHANNEL))
 # The CDK CLI is installed outside the Go module's tree (go ./... would read its templates).
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
 CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
@@ -90,10 +93,10 @@ cdk-cli:
 	npm ci --prefix $(CDK_CLI) --no-audit --no-fund --loglevel=error
 
 diff: build cdk-cli ## cdk diff against the account of your AWS credentials
-	$(CDK) diff -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist
+	$(CDK) diff -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
-deploy: build cdk-cli ## cdk deploy to the account of your AWS credentials (ALARM_EMAIL=… to subscribe)
-	$(CDK) deploy -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL))
+deploy: build cdk-cli ## cdk deploy to the account of your AWS credentials (ALARM_EMAIL=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…)
+	$(CDK) deploy -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
 clean: ## remove build output and installed tools
 	rm -rf dist .cache cdk.out $(VENV) $(BIN)
