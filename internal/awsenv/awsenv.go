@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -50,7 +51,14 @@ func NewStateRetryer() aws.Retryer { return Retry{}.New() }
 
 // Retry is a retry policy. Backoff is the SDK's: full jitter doubling from
 // Base (default 1 s) to at most Max (default 20 s); tests that shrink the
-// lock's lease shrink these by as much. The SDK's retry quota stays on.
+// lock's lease shrink these by as much.
+//
+// The SDK's retry quota is off. It fails calls without retrying once a
+// client's recent calls failed often (500 tokens; a retry costs 5, a
+// dropped connection 10, a success returns 1): under 40 % faults the lock's
+// client ran dry ("retry quota exceeded, 1 available, 14 requested") and
+// whole events failed three times over. A deployer makes a handful of
+// calls per push; backoff and adaptive mode already keep it gentle.
 type Retry struct {
 	Adaptive  bool
 	Base, Max time.Duration
@@ -60,6 +68,7 @@ type Retry struct {
 func (r Retry) New() aws.Retryer {
 	standard := func(so *retry.StandardOptions) {
 		so.MaxAttempts = MaxAttempts
+		so.RateLimiter = ratelimit.None
 		so.Backoff = jitterBackoff{base: cmp.Or(r.Base, time.Second), max: cmp.Or(r.Max, 20*time.Second)}
 		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
 			if IsConcurrentRevision(err) {

@@ -81,3 +81,16 @@ func TestBackoffDoublesUpToItsCap(t *testing.T) {
 		}
 	}
 }
+
+// With the retry quota off, a client keeps retrying through a long run of
+// failures instead of failing calls outright once its quota is spent.
+func TestManyFailuresNeverExhaustRetries(t *testing.T) {
+	err := &smithy.GenericAPIError{Code: "InternalFailure", Fault: smithy.FaultServer}
+	for _, r := range []aws.Retryer{NewRetryer(), NewStateRetryer()} {
+		for i := range 1000 {
+			if _, err := r.GetRetryToken(context.Background(), err); err != nil {
+				t.Fatalf("retry %d refused: %v", i, err)
+			}
+		}
+	}
+}
