@@ -53,6 +53,35 @@ func isImageConfig(mediaType string) bool {
 	return false
 }
 
+// isImageIndex reports the manifest media types of a multi-arch image (what
+// `docker buildx --platform a,b` pushes under the tag): ECS picks the
+// platform from it, so it is deployable whatever the artifact type says.
+func isImageIndex(manifestMediaType string) bool {
+	switch manifestMediaType {
+	case "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	}
+	return false
+}
+
+// Unrunnable says why a tagged image is not one to run — a signature or
+// attestation tag, or an artifact that is not a container image — or ""
+// when it is. Push events and registry listings are judged alike.
+func Unrunnable(tag, manifestMediaType, artifactMediaType string) string {
+	for _, g := range artifactTags() {
+		if ok, _ := path.Match(g, tag); ok {
+			return fmt.Sprintf("tag %s is a signature or attestation artifact", tag)
+		}
+	}
+	if isImageIndex(manifestMediaType) {
+		return ""
+	}
+	if artifactMediaType != "" && !isImageConfig(artifactMediaType) {
+		return fmt.Sprintf("artifact media type %s is not a container image", artifactMediaType)
+	}
+	return ""
+}
+
 // mediaTypes are the newer detail fields aws-lambda-go does not model yet.
 type mediaTypes struct {
 	Detail struct {
@@ -116,15 +145,7 @@ func ignoreReason(d events.ECRImageActionEventDetailType, media mediaTypes) stri
 	case !digestRE.MatchString(d.ImageDigest):
 		return fmt.Sprintf("digest %q is not sha256:<64 hex>", d.ImageDigest)
 	}
-	for _, g := range artifactTags() {
-		if ok, _ := path.Match(g, d.ImageTag); ok {
-			return fmt.Sprintf("tag %s is a signature or attestation artifact", d.ImageTag)
-		}
-	}
-	if at := media.Detail.ArtifactMediaType; at != "" && !isImageConfig(at) {
-		return fmt.Sprintf("artifact media type %s is not a container image", at)
-	}
-	return ""
+	return Unrunnable(d.ImageTag, media.Detail.ManifestMediaType, media.Detail.ArtifactMediaType)
 }
 
 // IsIgnored reports whether err says the event is not a deployable push.

@@ -120,3 +120,41 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A multi-arch image is deployable by its manifest media type, whatever the
+// artifact media type says or omits; the sample is what buildx's tag push sends.
+func TestUnrunnable(t *testing.T) {
+	const (
+		ociIndex    = "application/vnd.oci.image.index.v1+json"
+		dockerList  = "application/vnd.docker.distribution.manifest.list.v2+json"
+		ociManifest = "application/vnd.oci.image.manifest.v1+json"
+		dockerV2    = "application/vnd.docker.distribution.manifest.v2+json"
+		ociConfig   = "application/vnd.oci.image.config.v1+json"
+		helm        = "application/vnd.cncf.helm.config.v1+json"
+	)
+	for _, tt := range []struct {
+		tag, manifest, artifact string
+		reason                  string // "" = deployable
+	}{
+		{"v1", ociIndex, ociIndex, ""},
+		{"v1", ociIndex, "", ""},
+		{"v1", ociIndex, ociConfig, ""},
+		{"v1", dockerList, "", ""},
+		{"v1", dockerList, dockerList, ""},
+		{"v1", ociManifest, ociConfig, ""},
+		{"v1", dockerV2, "application/vnd.docker.container.image.v1+json", ""},
+		{"v1", "", "", ""}, // events from before ECR sent media types
+		{"v1", ociManifest, helm, "artifact media type " + helm + " is not a container image"},
+		{"v1", ociManifest, ociIndex, "artifact media type " + ociIndex + " is not a container image"}, // an index type on a single manifest is not an index
+		{"sha256-abc.sig", ociIndex, "", "is a signature or attestation artifact"},
+	} {
+		got := Unrunnable(tt.tag, tt.manifest, tt.artifact)
+		if (tt.reason == "") != (got == "") || !strings.Contains(got, tt.reason) {
+			t.Errorf("Unrunnable(%q, %q, %q) = %q, want %q", tt.tag, tt.manifest, tt.artifact, got, tt.reason)
+		}
+	}
+	p, err := Parse(testenv.Event(t, "ecr-push-multi-arch.json"))
+	if err != nil || p.Tag != "main-multiarch" {
+		t.Errorf("the multi-arch push: %+v, %v; want it deployable", p, err)
+	}
+}
