@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
@@ -27,12 +28,14 @@ var (
 )
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
-// (top level), "defaults", "rule", "target" and "promote". The JSON Schema
+// (top level), "defaults", "reconcile", "rule", "target" and "promote". The JSON Schema
 // test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
 	case "":
-		return []string{"version", "defaults", "rules"}
+		return []string{"version", "defaults", "reconcile", "rules"}
+	case "reconcile":
+		return []string{"every"}
 	case "defaults":
 		return []string{"pin", "order", "ignore-tags", "pass-roles"}
 	case "rule":
@@ -175,7 +178,10 @@ func (p *parser) config(root *yaml.Node) *Config {
 	if f, ok := top["defaults"]; ok {
 		d = p.defaults(f.value, d)
 	}
-	cfg := &Config{}
+	cfg := &Config{Reconcile: Reconcile{Every: DefaultReconcileEvery}}
+	if f, ok := top["reconcile"]; ok {
+		cfg.Reconcile = p.reconcile(f.value)
+	}
 	f, ok := top["rules"]
 	if !ok {
 		p.errorf(root, "rules", "missing; at least one rule is needed")
@@ -202,6 +208,31 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.Rules = append(cfg.Rules, r)
 	}
 	return cfg
+}
+
+// reconcile reads `reconcile: {every: 10m}`: a duration of whole minutes
+// from 1m to 24h (EventBridge schedules count minutes), or off.
+func (p *parser) reconcile(n *yaml.Node) Reconcile {
+	m := p.mapping(n, "reconcile", Keys("reconcile")...)
+	f, ok := m["every"]
+	if !ok {
+		return Reconcile{Every: DefaultReconcileEvery}
+	}
+	s, ok := p.str(f, "reconcile.every")
+	if !ok {
+		return Reconcile{}
+	}
+	if s == "off" {
+		return Reconcile{}
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		p.errorf(f.value, "reconcile.every", "%q is not a duration like 10m or 1h, nor off", s)
+	case d < time.Minute || d > 24*time.Hour || d%time.Minute != 0:
+		p.errorf(f.value, "reconcile.every", "%s: want whole minutes from 1m to 24h (or off)", s)
+	}
+	return Reconcile{Every: d}
 }
 
 func (p *parser) defaults(n *yaml.Node, d defaults) defaults {

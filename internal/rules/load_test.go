@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -58,7 +59,7 @@ func TestLoadErrors(t *testing.T) {
 		{"not yaml", "version: [1\n", []string{"f.yaml:1: not valid YAML: did not find expected ',' or ']'"}},
 		{"missing version", "rules: []\n", []string{"f.yaml:1: version: missing; write version: 1", "f.yaml:1: rules: must be a non-empty list of rules"}},
 		{"bad version", "version: 2\nrules: []\n", []string{"f.yaml:1: version: unsupported version \"2\"; this build reads version 1"}},
-		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, rules)"}},
+		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, reconcile, rules)"}},
 		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, targets, promote)"}},
 		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
@@ -107,6 +108,12 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:8: rules[0].targets[1]: service c/s is listed twice in this rule (first at line 7)"}},
 		{"tags not a list", head + "  - name: a\n    repository: web\n    tags: latest\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:5: rules[0].tags: must be a list, got \"latest\""}},
+		{"bad reconcile interval", "version: 1\nreconcile: {every: 30s}\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
+			[]string{"f.yaml:2: reconcile.every: 30s: want whole minutes from 1m to 24h (or off)"}},
+		{"reconcile interval not a duration", "version: 1\nreconcile:\n  every: sometimes\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
+			[]string{"f.yaml:3: reconcile.every: \"sometimes\" is not a duration like 10m or 1h, nor off"}},
+		{"unknown reconcile key", "version: 1\nreconcile: {each: 5m}\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
+			[]string{"f.yaml:2: reconcile.each: unknown key (allowed: every)"}},
 		{"every error reported", head + "  - name: A\n    repository: web\n    tags: [x]\n    targets: []\n",
 			[]string{"f.yaml:3: rules[0].name:", "f.yaml:6: rules[0].targets:"}},
 	}
@@ -178,5 +185,26 @@ func TestMayPass(t *testing.T) {
 	}
 	if !(&Rule{}).MayPass("arn:aws:iam::123456789012:role/anything") {
 		t.Error("a rule without pass-roles refused a role")
+	}
+}
+
+func TestReconcileInterval(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", DefaultReconcileEvery},
+		{"reconcile: {every: 5m}\n", 5 * time.Minute},
+		{"reconcile: {every: 1h}\n", time.Hour},
+		{"reconcile: {every: \"off\"}\n", 0},
+		{"reconcile: {every: off}\n", 0},
+	} {
+		cfg, err := Parse("f.yaml", []byte("version: 1\n"+tt.yaml+"rules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if cfg.Reconcile.Every != tt.want {
+			t.Errorf("%q: every = %s, want %s", tt.yaml, cfg.Reconcile.Every, tt.want)
+		}
 	}
 }

@@ -50,10 +50,50 @@ func parseSemver(tag string) (*semver.Version, bool) {
 }
 
 // Image is what is known of one image for ordering: its tag and when it was
-// pushed. A zero field is unknown.
+// pushed (and, for a listed image, its digest). A zero field is unknown.
 type Image struct {
 	Tag      string
 	PushedAt time.Time
+	Digest   string
+}
+
+// Newest is the image the rule would deploy among images (one per tag, as a
+// registry lists them): of those whose tag the rule matches, the latest by
+// the rule's order — the highest version for semver and version-group
+// orders (a tag without one never wins over one with), else the latest
+// push; ties go to the later push, then to the greater tag. ok is false
+// when the rule matches none.
+func (r *Rule) Newest(images []Image) (newest Image, ok bool) {
+	for _, im := range images {
+		if match, _ := r.Matches(im.Tag); !match {
+			continue
+		}
+		if !ok || r.newer(im, newest) {
+			newest, ok = im, true
+		}
+	}
+	return newest, ok
+}
+
+// newer reports whether a sorts after b by the rule's order.
+func (r *Rule) newer(a, b Image) bool {
+	switch order := r.EffectiveOrder(); order {
+	case OrderSemver, orderVersionGroup:
+		av, aok := r.version(order, a.Tag)
+		bv, bok := r.version(order, b.Tag)
+		if aok != bok {
+			return aok
+		}
+		if aok {
+			if c := compareVersions(av, bv); c != 0 {
+				return c > 0
+			}
+		}
+	}
+	if !a.PushedAt.Equal(b.PushedAt) {
+		return a.PushedAt.After(b.PushedAt)
+	}
+	return a.Tag > b.Tag
 }
 
 // Replaces reports whether candidate may replace running under the rule's

@@ -126,3 +126,48 @@ func FuzzMatches(f *testing.F) {
 		}
 	})
 }
+
+func TestNewest(t *testing.T) {
+	at := func(min int) time.Time { return time.Date(2026, 11, 26, 10, min, 0, 0, time.UTC) }
+	parse := func(yaml string) *Rule {
+		t.Helper()
+		cfg, err := Parse("f.yaml", []byte("version: 1\nrules:\n  - {name: r, repository: web, targets: [{cluster: c, service: s}], "+yaml+"}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg.Rules[0]
+	}
+	for _, tt := range []struct {
+		name   string
+		rule   string
+		images []Image
+		want   string // tag; "" = none selected
+	}{
+		{"semver: highest version, not latest push", `semver: ">= 1.0.0"`,
+			[]Image{{Tag: "v1.10.0", PushedAt: at(1)}, {Tag: "v1.9.0", PushedAt: at(5)}, {Tag: "v0.9.0", PushedAt: at(9)}}, "v1.10.0"},
+		{"semver: pre-releases only when the constraint names one", `semver: ">= 1.0.0"`,
+			[]Image{{Tag: "v1.2.0", PushedAt: at(1)}, {Tag: "v1.3.0-rc.1", PushedAt: at(2)}}, "v1.2.0"},
+		{"semver: pre-release selected when asked", `semver: ">= 1.3.0-0"`,
+			[]Image{{Tag: "v1.2.0", PushedAt: at(1)}, {Tag: "v1.3.0-rc.1", PushedAt: at(2)}, {Tag: "v1.3.0-rc.2", PushedAt: at(3)}}, "v1.3.0-rc.2"},
+		{"semver: same version twice, the later push", `semver: ">= 1.0.0"`,
+			[]Image{{Tag: "1.2.0", PushedAt: at(1)}, {Tag: "v1.2.0", PushedAt: at(4)}}, "v1.2.0"},
+		{"pushed: latest push", `tags: ["main-*"]`,
+			[]Image{{Tag: "main-b", PushedAt: at(3)}, {Tag: "main-a", PushedAt: at(7)}, {Tag: "other", PushedAt: at(9)}}, "main-a"},
+		{"pushed: a tie goes to the greater tag", `tags: ["main-*"]`,
+			[]Image{{Tag: "main-a", PushedAt: at(3)}, {Tag: "main-b", PushedAt: at(3)}}, "main-b"},
+		{"version group: numeric, not text", `tag-regex: 'build-(?P<version>[0-9]+)'`,
+			[]Image{{Tag: "build-9", PushedAt: at(5)}, {Tag: "build-10", PushedAt: at(1)}}, "build-10"},
+		{"ignored tags never selected", `tags: ["*"], ignore-tags: ["*-debug"]`,
+			[]Image{{Tag: "main-1", PushedAt: at(1)}, {Tag: "main-2-debug", PushedAt: at(2)}}, "main-1"},
+		{"order none: the latest push", `tags: ["*"], order: none`,
+			[]Image{{Tag: "b", PushedAt: at(1)}, {Tag: "a", PushedAt: at(2)}}, "a"},
+		{"nothing matches", `semver: ">= 2.0.0"`, []Image{{Tag: "v1.0.0", PushedAt: at(1)}}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parse(tt.rule).Newest(tt.images)
+			if got.Tag != tt.want || ok != (tt.want != "") {
+				t.Errorf("Newest = %q, %v; want %q", got.Tag, ok, tt.want)
+			}
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -38,7 +39,16 @@ const (
 
 // Config is a loaded, validated rules file.
 type Config struct {
-	Rules []*Rule
+	Rules     []*Rule
+	Reconcile Reconcile
+}
+
+// DefaultReconcileEvery is how often sweeps run when the file does not say.
+const DefaultReconcileEvery = 10 * time.Minute
+
+// Reconcile is how often the stack sends the deployer a sweep; Every 0 is off.
+type Reconcile struct {
+	Every time.Duration
 }
 
 // Rule maps pushes to one repository, with tags selected one way, onto targets.

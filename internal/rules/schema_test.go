@@ -44,7 +44,7 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	defs := s["$defs"].(map[string]any)
 	props := s["properties"].(map[string]any)
 	objects := map[string]any{
-		"": s, "defaults": props["defaults"], "rule": defs["rule"], "target": defs["target"],
+		"": s, "defaults": props["defaults"], "reconcile": props["reconcile"], "rule": defs["rule"], "target": defs["target"],
 		"promote": defs["rule"].(map[string]any)["properties"].(map[string]any)["promote"],
 	}
 	for mapping, obj := range objects {
