@@ -142,14 +142,18 @@ func Match(cfg *rules.Config, push ecrevent.Push) ([]Job, string) {
 
 // Deploy deploys one push to every target of every matching rule.
 func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
-	sum := Summary{EventID: push.EventID}
 	jobs, ignored := Match(d.Rules, push)
 	if len(jobs) == 0 {
-		sum.Ignored = ignored
 		d.logIgnored(ctx, push, ignored)
-		return sum, nil
+		return Summary{EventID: push.EventID, Ignored: ignored}, nil
 	}
+	return d.DeployJobs(ctx, push, jobs)
+}
 
+// DeployJobs deploys push to the given targets, as a push event would: the
+// path a sweep takes for each target it finds behind.
+func (d *Deployer) DeployJobs(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
+	sum := Summary{EventID: push.EventID}
 	sum.Results = make([]Result, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(max(d.Concurrency, 1))
@@ -290,16 +294,23 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest(), Service: svc}
-	if rule.Pin == rules.PinTag {
-		p.Image = push.ByTag()
-	}
 	tdOut, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
 		TaskDefinition: svc.TaskDefinition,
 		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
 	})
 	if err != nil {
-		return p, fmt.Errorf("describe task definition %s: %w", p.From, err)
+		return Plan{From: aws.ToString(svc.TaskDefinition), Service: svc}, fmt.Errorf("describe task definition %s: %w", aws.ToString(svc.TaskDefinition), err)
+	}
+	return PlanFrom(svc, tdOut, push, rule, t)
+}
+
+// PlanFrom is PlanTarget's decision from a service and its task definition
+// (with tags) already described: a sweep describes many at once and keeps
+// task definitions, which never change, from one sweep to the next.
+func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push ecrevent.Push, rule *rules.Rule, t rules.Target) (Plan, error) {
+	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest(), Service: svc}
+	if rule.Pin == rules.PinTag {
+		p.Image = push.ByTag()
 	}
 	td := tdOut.TaskDefinition
 	p.Running, p.RunningTags = td, tdOut.Tags
@@ -365,6 +376,10 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 // the image already runs because an earlier attempt of this very event
 // deployed it but lost its history write, it returns the record to repair.
 func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*history.Record, error) {
+	if h := held.State().Hold; h != nil {
+		res.Outcome, res.Reason = Skipped, h.String()
+		return nil, nil
+	}
 	if held.State().DigestFailed(push.Digest) {
 		// ECS rolled it back (or it failed) here; a retry, redrive or sweep
 		// of it would only fail again. A newer image moves the service.
@@ -455,16 +470,22 @@ func describeService(ctx context.Context, client ECS, cluster, service string) (
 		return nil, permanent("service %s not found in cluster %s", service, cluster)
 	}
 	svc := &out.Services[0]
+	return svc, CheckService(svc, cluster, service)
+}
+
+// CheckService refuses, permanently, a service that cannot take a new task
+// definition from us: not ACTIVE, or on another deployment controller.
+func CheckService(svc *types.Service, cluster, service string) error {
 	if status := aws.ToString(svc.Status); status != "ACTIVE" {
-		return nil, permanent("service %s in cluster %s is %s, not ACTIVE", service, cluster, status)
+		return permanent("service %s in cluster %s is %s, not ACTIVE", service, cluster, status)
 	}
 	if dc := svc.DeploymentController; dc != nil && dc.Type != "" && dc.Type != types.DeploymentControllerTypeEcs {
-		return nil, permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled services can take a new task definition this way", service, cluster, dc.Type)
+		return permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled services can take a new task definition this way", service, cluster, dc.Type)
 	}
 	if svc.TaskDefinition == nil {
-		return nil, permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)
+		return permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)
 	}
-	return svc, nil
+	return nil
 }
 
 // primaryDeployment returns the id of the deployment running taskDef, else

@@ -536,3 +536,33 @@ func TestLostLeaseStopsBeforeUpdateService(t *testing.T) {
 		t.Error("UpdateService was called after the lease was lost")
 	}
 }
+
+// A held service is skipped by pushes (and, through the same path, by
+// promotions' hand-offs and sweeps) with a reason naming who, when and why.
+func TestHeldServiceIsSkipped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := history.ServiceKey("123456789012", "eu-west-1", "staging", "web")
+	f.services.fixState(key, func(s *history.ServiceState) {
+		s.Hold = &history.Hold{By: "alice", At: t0, Reason: "incident 4711"}
+	})
+	before := aws.ToString(f.ecs.services["staging/web"].TaskDefinition)
+	sum, err := f.d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "held by alice since " + t0.UTC().Format(time.RFC3339) + ": incident 4711"
+	if r := sum.Results[0]; r.Outcome != Skipped || r.Reason != want {
+		t.Errorf("held service: %s %q, want skipped %q", r.Outcome, r.Reason, want)
+	}
+	if aws.ToString(f.ecs.services["staging/web"].TaskDefinition) != before {
+		t.Error("a held service was moved")
+	}
+	if r := sum.Results[1]; r.Service != "web-worker" || r.Outcome != Deployed {
+		t.Errorf("the rule's other, unheld target: %+v; want deployed", r)
+	}
+	f.services.fixState(key, func(s *history.ServiceState) { s.Hold = nil })
+	if sum, err := f.d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0)); err != nil || sum.Results[0].Outcome != Deployed {
+		t.Errorf("after resume: %+v, %v; want deployed", sum.Results, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -27,6 +28,23 @@ type ServiceState struct {
 	// LastFailure is "<event id>#<rule>" of the latest permanent failure
 	// recorded and notified, so a retry of that event reports it no more.
 	LastFailure string `dynamodbav:"last_failure,omitempty"`
+	// Hold, when set, stops pushes, promotions and sweeps on the service.
+	Hold *Hold `dynamodbav:"hold,omitempty"`
+}
+
+// Hold is an operator's stop on a service's automation.
+type Hold struct {
+	By     string    `dynamodbav:"by"`
+	At     time.Time `dynamodbav:"at"`
+	Reason string    `dynamodbav:"reason"`
+}
+
+// String is the hold as a skip reason says it: it begins "held".
+func (h *Hold) String() string {
+	if h == nil {
+		return ""
+	}
+	return fmt.Sprintf("held by %s since %s: %s", h.By, h.At.UTC().Format(time.RFC3339), h.Reason)
 }
 
 // DigestFailed reports whether digest's latest deployment here failed.
