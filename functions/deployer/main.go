@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -16,6 +18,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 )
 
 func main() {
@@ -37,5 +40,16 @@ func main() {
 	if rt.Env.NotifyTopic != "" {
 		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}
-	lambda.Start(d.Handle)
+	registry := ecr.NewFromConfig(rt.AWS)
+	sweeper := &reconcile.Sweeper{
+		Rules: rt.Rules, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
+		States: history.NewStore(db, rt.Env.Table), Deployer: d, Log: rt.Log, Now: time.Now,
+	}
+	// EventBridge's schedule asks for a sweep; everything else is a push.
+	lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {
+		if o, ok := reconcile.Scheduled(raw); ok {
+			return sweeper.Sweep(ctx, o)
+		}
+		return d.Handle(ctx, raw)
+	})
 }

@@ -183,12 +183,16 @@ type permanentError struct{ msg string }
 
 func (e *permanentError) Error() string { return e.msg }
 
+// Permanent is an error no retry can fix, for callers beside the deployer
+// (the sweep) that find such problems themselves.
+func Permanent(format string, args ...any) error { return permanent(format, args...) }
+
 func permanent(format string, args ...any) error {
 	return &permanentError{msg: fmt.Sprintf(format, args...)}
 }
 
-// isPermanent reports whether a deploy error will recur on retry.
-func isPermanent(err error) bool {
+// IsPermanent reports whether a deploy error will recur on retry.
+func IsPermanent(err error) bool {
 	var pe *permanentError
 	var nc *taskdef.NoContainerError
 	var tm *taskdef.TooManyTagsError
@@ -265,7 +269,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 
 // fail sets a failed outcome from err, retryable unless it is permanent.
 func (res *Result) fail(err error) {
-	res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !isPermanent(err)
+	res.Outcome, res.Reason, res.Retryable = Failed, err.Error(), !IsPermanent(err)
 	if res.Retryable {
 		res.Reason += " (will retry)"
 	}

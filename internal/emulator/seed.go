@@ -2,9 +2,11 @@ package emulator
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
@@ -79,4 +81,23 @@ func SeedService(ctx context.Context, client *ecs.Client, s Service) (taskDefARN
 		return "", fmt.Errorf("create service %s/%s: %w", s.Cluster, s.Name, err)
 	}
 	return arn, nil
+}
+
+// PushImage puts a single-platform image under repository:tag into moto's
+// ECR and returns its digest. moto derives digests from layers, so each
+// repository:tag gets layers of its own. The repository must exist.
+func PushImage(ctx context.Context, client *ecr.Client, repository, tag string) (string, error) {
+	layer := sha256.Sum256([]byte("layer " + repository + ":" + tag))
+	config := sha256.Sum256([]byte("config " + repository + ":" + tag))
+	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1470,"digest":"sha256:%x"},`+
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":3623807,"digest":"sha256:%x"}]}`, config, layer)
+	out, err := client.PutImage(ctx, &ecr.PutImageInput{
+		RepositoryName: aws.String(repository), ImageTag: aws.String(tag), ImageManifest: aws.String(manifest),
+		ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json"),
+	})
+	if err != nil {
+		return "", fmt.Errorf("push %s:%s: %w", repository, tag, err)
+	}
+	return aws.ToString(out.Image.ImageId.ImageDigest), nil
 }

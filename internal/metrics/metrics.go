@@ -21,6 +21,7 @@ const (
 	DeploymentsCompleted  = "DeploymentsCompleted"
 	DeploymentsFailed     = "DeploymentsFailed"
 	DeploymentsRolledBack = "DeploymentsRolledBack"
+	Drift                 = "Drift" // per rule and sweep: targets found behind the newest image
 )
 
 // Metric is one value; Unit is a CloudWatch unit (Count, Milliseconds…).

@@ -1,0 +1,360 @@
+// Package reconcile is the sweep: it brings every target of every rule to
+// the newest image its rule selects in ECR, through the deployer's own path,
+// so that no missed event, late stack or hand-made change leaves a service
+// behind.
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+)
+
+// Outcomes of one target in a sweep.
+const (
+	InSync   = "in_sync"  // runs the newest image (or a newer one)
+	Behind   = "behind"   // a dry run found it behind; a sweep deploys it
+	Deployed = "deployed" // the sweep deployed the newest image
+	Skipped  = "skipped"  // held, the newest image failed there, nothing selected, or never downgrade
+	Failed   = "failed"   // see the reason; "(will retry)" when transient
+)
+
+// States reads services' state items (holds, failed digests) at once.
+type States interface {
+	States(ctx context.Context, serviceKeys []string) (map[string]history.ServiceState, error)
+}
+
+// Sweeper runs sweeps. It keeps task definitions it has described (they
+// never change) for the sweeps that follow in the same process.
+type Sweeper struct {
+	Rules    *rules.Config
+	ECR      func(account, region string) ECR
+	ECS      func(region, role string) deploy.ECS
+	States   States
+	Deployer *deploy.Deployer
+	Log      *slog.Logger
+	Now      func() time.Time
+
+	mu       sync.Mutex
+	taskDefs map[string]*ecs.DescribeTaskDefinitionOutput
+}
+
+// Line is what a sweep found and did for one target.
+type Line struct {
+	Rule         string `json:"rule"`
+	Repository   string `json:"repository"`
+	Account      string `json:"account"`
+	Region       string `json:"region"`
+	Cluster      string `json:"cluster"`
+	Service      string `json:"service"`
+	Running      string `json:"running,omitempty"` // image of the first chosen container
+	RunningTag   string `json:"running_tag,omitempty"`
+	NewestTag    string `json:"newest_tag,omitempty"`
+	NewestDigest string `json:"newest_digest,omitempty"`
+	Outcome      string `json:"outcome"`
+	Reason       string `json:"reason,omitempty"`
+	Retryable    bool   `json:"retryable,omitempty"`
+	// State is the service's state item as the sweep read it.
+	State history.ServiceState `json:"-"`
+}
+
+// Report is a sweep's answer.
+type Report struct {
+	EventID string `json:"event_id"`
+	Lines   []Line `json:"targets"`
+	Drift   int    `json:"drift"` // targets found behind
+}
+
+// Options of one sweep.
+type Options struct {
+	EventID string
+	// Account and Region of the registry (the scheduled event's own).
+	Account, Region string
+	// DryRun reports what is behind and deploys nothing.
+	DryRun bool
+}
+
+// Sweep reconciles every target once. A transient failure anywhere makes it
+// return an error after all targets were tried, so Lambda (or the next
+// sweep) tries again; permanent failures are logged per target.
+func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
+	rep := Report{EventID: o.EventID}
+	images := s.images(ctx, o)
+	services := s.describeServices(ctx, o)
+	var keys []string
+	for _, r := range s.Rules.Rules {
+		for _, t := range r.Targets {
+			acct, region := t.In(o.Account, o.Region)
+			keys = append(keys, history.ServiceKey(acct, region, t.Cluster, t.Service))
+		}
+	}
+	states, stateErr := s.States.States(ctx, keys)
+
+	for _, r := range s.Rules.Rules {
+		behind := 0
+		for _, t := range r.Targets {
+			line, wasBehind := s.target(ctx, o, r, t, images[r.Repository], services, states, stateErr)
+			if wasBehind {
+				behind++
+			}
+			s.log(ctx, o, line)
+			rep.Lines = append(rep.Lines, line)
+		}
+		rep.Drift += behind
+		if !o.DryRun {
+			metrics.Emit(ctx, s.Log, s.now(), map[string]string{"rule": r.Name}, nil,
+				metrics.Metric{Name: metrics.Drift, Unit: "Count", Value: float64(behind)})
+		}
+	}
+	var retry []string
+	for _, l := range rep.Lines {
+		if l.Retryable {
+			retry = append(retry, fmt.Sprintf("%s/%s: %s", l.Cluster, l.Service, l.Reason))
+		}
+	}
+	if len(retry) > 0 {
+		return rep, fmt.Errorf("sweep %s: %d of %d targets failed transiently: %s", o.EventID, len(retry), len(rep.Lines), strings.Join(retry, "; "))
+	}
+	return rep, nil
+}
+
+// listing is a repository's images, or why they could not be listed.
+type listing struct {
+	images []rules.Image
+	err    error
+}
+
+func (s *Sweeper) images(ctx context.Context, o Options) map[string]listing {
+	out := map[string]listing{}
+	for _, repo := range s.Rules.Repositories() {
+		imgs, err := listImages(ctx, s.ECR(o.Account, o.Region), repo)
+		out[repo] = listing{imgs, err}
+	}
+	return out
+}
+
+// serviceRef names a service as DescribeServices is asked: per account,
+// region, role and cluster.
+type serviceRef struct{ account, region, role, cluster, service string }
+
+type described struct {
+	svc *types.Service
+	err error
+}
+
+// describeServices describes every target's service, ten to a call per
+// cluster, as DescribeServices allows.
+func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRef]described {
+	type group struct{ account, region, role, cluster string }
+	groups := map[group][]string{}
+	var order []group
+	for _, r := range s.Rules.Rules {
+		for _, t := range r.Targets {
+			acct, region := t.In(o.Account, o.Region)
+			g := group{acct, region, t.Role, t.Cluster}
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
+			}
+			if name := ecsarn.Name(t.Service); !contains(groups[g], name) {
+				groups[g] = append(groups[g], name)
+			}
+		}
+	}
+	out := map[serviceRef]described{}
+	for _, g := range order {
+		names := groups[g]
+		for start := 0; start < len(names); start += 10 {
+			batch := names[start:min(start+10, len(names))]
+			res, err := s.ECS(g.region, g.role).DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(g.cluster), Services: batch})
+			for _, name := range batch {
+				ref := serviceRef{g.account, g.region, g.role, g.cluster, name}
+				if err != nil {
+					out[ref] = described{err: fmt.Errorf("describe services of cluster %s: %w", g.cluster, err)}
+					continue
+				}
+				out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s", name, g.cluster)}
+			}
+			if err != nil {
+				continue
+			}
+			for i := range res.Services {
+				svc := &res.Services[i]
+				ref := serviceRef{g.account, g.region, g.role, g.cluster, aws.ToString(svc.ServiceName)}
+				out[ref] = described{svc: svc, err: deploy.CheckService(svc, g.cluster, ref.service)}
+			}
+			for _, f := range res.Failures {
+				ref := serviceRef{g.account, g.region, g.role, g.cluster, ecsarn.Name(aws.ToString(f.Arn))}
+				out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s (%s)", ref.service, g.cluster, aws.ToString(f.Reason))}
+			}
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// target decides and, if behind, deploys one target; behind says whether it
+// was found behind the newest image.
+func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.Target, list listing,
+	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool) {
+	acct, region := t.In(o.Account, o.Region)
+	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
+	fail := func(err error) (Line, bool) {
+		line.Outcome, line.Reason, line.Retryable = Failed, err.Error(), !deploy.IsPermanent(err)
+		if line.Retryable {
+			line.Reason += " (will retry)"
+		}
+		return line, behind
+	}
+	switch {
+	case list.err != nil && repositoryMissing(list.err):
+		return fail(deploy.Permanent("repository %s does not exist in %s/%s", r.Repository, o.Account, o.Region))
+	case list.err != nil:
+		return fail(list.err)
+	case stateErr != nil:
+		return fail(stateErr)
+	}
+	newest, ok := r.Newest(list.images)
+	if !ok {
+		line.Outcome, line.Reason = Skipped, fmt.Sprintf("rule %s selects no image in repository %s (%s)", r.Name, r.Repository, r.Selector())
+		return line, false
+	}
+	line.NewestTag, line.NewestDigest = newest.Tag, newest.Digest
+	key := history.ServiceKey(acct, region, t.Cluster, t.Service)
+	line.State = states[key]
+	if h := line.State.Hold; h != nil {
+		line.Outcome, line.Reason = Skipped, h.String()
+		return line, false
+	}
+	d := services[serviceRef{acct, region, t.Role, t.Cluster, ecsarn.Name(t.Service)}]
+	if d.svc == nil && d.err == nil {
+		d.err = deploy.Permanent("service %s not described", t.Service)
+	}
+	if d.err != nil {
+		return fail(d.err)
+	}
+	td, err := s.taskDefinition(ctx, region, t.Role, aws.ToString(d.svc.TaskDefinition))
+	if err != nil {
+		return fail(err)
+	}
+	push := ecrevent.Push{EventID: EventID(newest.Digest), Account: o.Account, Region: o.Region, Time: newest.PushedAt,
+		Repository: r.Repository, Tag: newest.Tag, Digest: newest.Digest}
+	plan, err := deploy.PlanFrom(d.svc, td, push, r, t)
+	if len(plan.Containers) > 0 {
+		line.Running = taskdef.Image(td.TaskDefinition, plan.Containers[0])
+		line.RunningTag, _ = taskdef.Recorded(td.Tags, plan.Containers[0])
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if plan.Register == nil {
+		line.Outcome, line.Reason = InSync, plan.Skip
+		if strings.HasPrefix(plan.Skip, "never downgrade") {
+			line.Outcome = Skipped // it runs what the rule orders after the newest listed
+		}
+		return line, false
+	}
+	if line.State.DigestFailed(newest.Digest) {
+		line.Outcome, line.Reason = Skipped, "the latest deployment of "+newest.Digest+" on this service failed or was rolled back; only a newer image moves it"
+		return line, false
+	}
+	behind = true
+	if o.DryRun {
+		line.Outcome, line.Reason = Behind, "would deploy "+plan.Image
+		return line, behind
+	}
+	sum, _ := s.Deployer.DeployJobs(ctx, push, []deploy.Job{{Rule: r, Target: t}})
+	res := sum.Results[0]
+	line.Outcome, line.Reason, line.Retryable = string(res.Outcome), res.Reason, res.Retryable
+	return line, behind
+}
+
+// EventID names a sweep's deploy of one digest: stable across sweeps, so a
+// permanent failure of it is reported once, and a retry finds the revision
+// an earlier sweep registered for it.
+func EventID(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	return "reconcile-" + hex[:min(12, len(hex))]
+}
+
+// taskDefinition describes a task definition (with tags) once per process.
+func (s *Sweeper) taskDefinition(ctx context.Context, region, role, arn string) (*ecs.DescribeTaskDefinitionOutput, error) {
+	s.mu.Lock()
+	td, ok := s.taskDefs[arn]
+	s.mu.Unlock()
+	if ok {
+		return td, nil
+	}
+	td, err := s.ECS(region, role).DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(arn),
+		Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+	if err != nil {
+		return nil, fmt.Errorf("describe task definition %s: %w", arn, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taskDefs == nil || len(s.taskDefs) >= maxCachedTaskDefs {
+		s.taskDefs = map[string]*ecs.DescribeTaskDefinitionOutput{}
+	}
+	s.taskDefs[arn] = td
+	return td, nil
+}
+
+// maxCachedTaskDefs bounds the cache: well above the targets of any rules
+// file, and small (a few KB each).
+const maxCachedTaskDefs = 2000
+
+func (s *Sweeper) log(ctx context.Context, o Options, l Line) {
+	level := slog.LevelInfo
+	if l.Outcome == Failed {
+		level = slog.LevelError
+	}
+	s.Log.Log(ctx, level, "reconcile", "rule", l.Rule, "repository", l.Repository, "cluster", l.Cluster, "service", l.Service,
+		"newest_tag", l.NewestTag, "newest_digest", l.NewestDigest, "outcome", l.Outcome, "reason", l.Reason,
+		"dry_run", o.DryRun, "event_id", o.EventID)
+}
+
+func (s *Sweeper) now() time.Time {
+	if s.Now == nil {
+		return time.Now()
+	}
+	return s.Now()
+}
+
+// Scheduled reads EventBridge's "Scheduled Event", the stack's call for a
+// sweep: ok is false for any other event.
+func Scheduled(raw []byte) (o Options, ok bool) {
+	var ev struct {
+		ID         string `json:"id"`
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
+		Account    string `json:"account"`
+		Region     string `json:"region"`
+	}
+	if json.Unmarshal(raw, &ev) != nil || ev.Source != "aws.events" || ev.DetailType != "Scheduled Event" {
+		return Options{}, false
+	}
+	return Options{EventID: ev.ID, Account: ev.Account, Region: ev.Region}, true
+}
