@@ -24,7 +24,12 @@ Usage:
   autodeploy validate [FILE]                                 check a rules file (default autodeploy.yaml)
   autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy (read-only AWS calls)
   autodeploy history --cluster C --service S [--limit N]     recent deploys of a service, newest first
-  autodeploy rollback --cluster C --service S [--to REV]     redeploy the previous (or named) revision
+  autodeploy rollback --cluster C --service S [--to REV] [--no-hold]
+                                                             redeploy the previous (or named) revision, and hold
+  autodeploy hold --cluster C --service S --reason TEXT      stop pushes, promotions and sweeps on a service
+  autodeploy resume --cluster C --service S                  let them move it again
+  autodeploy status [--config FILE]                          each target: running, newest, in sync or not, last outcome
+  autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does
   autodeploy redrive [--queue push|deployer] [--dry-run]      send parked events back to the deployer
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
@@ -53,6 +58,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	commands := map[string]func(context.Context, []string, Env) error{
 		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback, "redrive": redriveCmd,
+		"hold": hold, "resume": resume, "status": status, "reconcile": reconcileCmd,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -93,7 +99,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// serviceFlags are the flags history and rollback share.
+// serviceFlags are the flags the per-service commands share.
 type serviceFlags struct {
 	cluster, service, account, region, table *string
 }
@@ -106,6 +112,11 @@ func addServiceFlags(fs *flag.FlagSet, env Env) serviceFlags {
 		region:  fs.String("region", "", "the service's region (default: the SDK's)"),
 		table:   fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)"),
 	}
+}
+
+// args repeats the service's flags, for a command to print.
+func (f serviceFlags) args() string {
+	return fmt.Sprintf("--cluster %s --service %s", *f.cluster, *f.service)
 }
 
 // resolve checks the flags and fills account and region from AWS.

@@ -21,6 +21,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	fs := flags("rollback", env)
 	sf := addServiceFlags(fs, env)
 	to := fs.String("to", "", "revision number of the service's family to return to (default: the one before the latest autodeploy deploy)")
+	noHold := fs.Bool("no-hold", false, "do not hold the service (the next push or sweep may roll it forward again)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +83,16 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("rolled back, but history not written: %w", err)
 	}
 	fmt.Fprintf(env.Stdout, "rolled %s/%s back: %s → %s (deployment %s)\n", *sf.cluster, *sf.service, ecsarn.Revision(current), ecsarn.Revision(target), cmp.Or(deployment, "-"))
+	if *noHold {
+		fmt.Fprintln(env.Stdout, "not held (--no-hold): the next push or sweep may roll it forward again")
+		return nil
+	}
+	// Without a hold the next sweep would put the newest image back.
+	h := history.Hold{By: who(ctx, cfg, env), At: now.UTC(), Reason: "rolled back from " + ecsarn.Revision(current) + " to " + ecsarn.Revision(target)}
+	if err := store.SetHold(ctx, key, h); err != nil {
+		return fmt.Errorf("rolled back, but not held (the next sweep may roll it forward): %w", err)
+	}
+	fmt.Fprintf(env.Stdout, "%s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", h.String(), sf.args())
 	return nil
 }
 
