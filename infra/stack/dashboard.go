@@ -42,13 +42,14 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 	for _, o := range []deploy.Outcome{deploy.Deployed, deploy.Skipped, deploy.Failed} {
 		byOutcome = append(byOutcome, custom(metrics.Deploys, "Sum", string(o), map[string]string{"outcome": string(o)}))
 	}
-	var pushToRunning, notCompleted []awscloudwatch.IMetric
+	var pushToRunning, notCompleted, drift []awscloudwatch.IMetric
 	for _, r := range cfg.Rules {
 		dims := map[string]string{"rule": r.Name}
 		pushToRunning = append(pushToRunning,
 			custom(metrics.PushToRunning, "p50", r.Name+" p50", dims), custom(metrics.PushToRunning, "p90", r.Name+" p90", dims))
 		notCompleted = append(notCompleted,
 			custom(metrics.DeploymentsFailed, "Sum", r.Name+" failed", dims), custom(metrics.DeploymentsRolledBack, "Sum", r.Name+" rolled back", dims))
+		drift = append(drift, custom(metrics.Drift, "Maximum", r.Name, dims))
 	}
 	names := make([]string, 0, len(queues))
 	for n := range queues {
@@ -71,17 +72,21 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 			f.fn.MetricDuration(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: five, Label: jsii.String(name + " max")}))
 	}
 
+	rows := []*[]awscloudwatch.IWidget{
+		{awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{Width: jsii.Number(24), Height: jsii.Number(2), Markdown: jsii.String(
+			"## ecr-autodeploy\n" +
+				"Failed deploys: Logs Insights query `ecr-autodeploy/failed-deploys`. Events parked in a queue: " +
+				"`autodeploy redrive --queue push|deployer`. A service's story: `autodeploy history --cluster C --service S`.")})},
+		{graph("Deploys by outcome (targets per event)", true, byOutcome...), graph("Push to running per rule (ms)", false, pushToRunning...)},
+		{graph("Failed and rolled-back deployments", true, notCompleted...), graph("Dead-letter and failure queues (messages waiting)", false, depth...)},
+		{graph("Function errors and throttles", false, errs...), graph("Function duration (ms)", false, duration...)},
+	}
+	if cfg.Reconcile.Every > 0 {
+		rows = append(rows, &[]awscloudwatch.IWidget{graph("Sweep drift: targets found behind, per rule", true, drift...)})
+	}
 	return awscloudwatch.NewDashboard(s, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
 		DashboardName:   awscdk.Fn_Join(jsii.String("-"), &[]*string{jsii.String(DashboardName), awscdk.Aws_REGION()}),
 		DefaultInterval: awscdk.Duration_Days(jsii.Number(7)),
-		Widgets: &[]*[]awscloudwatch.IWidget{
-			{awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{Width: jsii.Number(24), Height: jsii.Number(2), Markdown: jsii.String(
-				"## ecr-autodeploy\n" +
-					"Failed deploys: Logs Insights query `ecr-autodeploy/failed-deploys`. Events parked in a queue: " +
-					"`autodeploy redrive --queue push|deployer`. A service's story: `autodeploy history --cluster C --service S`.")})},
-			{graph("Deploys by outcome (targets per event)", true, byOutcome...), graph("Push to running per rule (ms)", false, pushToRunning...)},
-			{graph("Failed and rolled-back deployments", true, notCompleted...), graph("Dead-letter and failure queues (messages waiting)", false, depth...)},
-			{graph("Function errors and throttles", false, errs...), graph("Function duration (ms)", false, duration...)},
-		},
+		Widgets:         &rows,
 	})
 }

@@ -85,6 +85,8 @@ func TestDashboardWidgets(t *testing.T) {
 		"Function errors and throttles": {
 			"AWS/Lambda Errors FunctionName=${Deployer} Sum", "AWS/Lambda Throttles FunctionName=${Deployer} Sum",
 			"AWS/Lambda Errors FunctionName=${Watcher} Sum", "AWS/Lambda Throttles FunctionName=${Watcher} Sum"},
+		"Sweep drift: targets found behind, per rule": {
+			"Autodeploy Drift rule=web-staging Maximum", "Autodeploy Drift rule=web-prod Maximum", "Autodeploy Drift rule=api Maximum"},
 		"Function duration (ms)": {
 			"AWS/Lambda Duration FunctionName=${Deployer} p50", "AWS/Lambda Duration FunctionName=${Deployer} Maximum",
 			"AWS/Lambda Duration FunctionName=${Watcher} p50", "AWS/Lambda Duration FunctionName=${Watcher} Maximum"},

@@ -29,13 +29,7 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 // grantWatch gives the watcher its table, ECR tagging on the repositories
 // of rules that promote, publishing notices, and invoking the deployer.
 func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
-	var repos []string
-	for _, r := range cfg.Rules {
-		arn := "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/" + r.Repository
-		if r.Promote != nil && !slices.Contains(repos, arn) {
-			repos = append(repos, arn)
-		}
-	}
+	repos := RepositoryARNs(cfg, func(r *rules.Rule) bool { return r.Promote != nil })
 	if len(repos) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("PromoteDigests"),
@@ -78,6 +72,13 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 			Actions:    jsii.Strings("iam:PassRole"),
 			Resources:  subs(PassRoles(cfg)),
 			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+		}))
+	}
+	if cfg.Reconcile.Every > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ListImagesForSweeps"),
+			Actions:   jsii.Strings("ecr:DescribeImages"),
+			Resources: subs(RepositoryARNs(cfg, nil)),
 		}))
 	}
 	if len(roles) > 0 {
@@ -133,6 +134,18 @@ func PassRoles(cfg *rules.Config) []string {
 		}
 		for _, role := range r.PassRoles {
 			seen[role] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// RepositoryARNs are the repositories of the rules keep selects (all, when
+// nil), as Fn::Sub strings in the stack's account and region, sorted.
+func RepositoryARNs(cfg *rules.Config, keep func(*rules.Rule) bool) []string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if keep == nil || keep(r) {
+			seen["arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"+r.Repository] = true
 		}
 	}
 	return sortedKeys(seen)

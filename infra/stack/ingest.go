@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"fmt"
+	"time"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -34,4 +37,19 @@ func subs(arns []string) *[]*string {
 		out[i] = awscdk.Fn_Sub(jsii.String(a), nil)
 	}
 	return &out
+}
+
+// reconcileSchedule sends the deployer EventBridge's "Scheduled Event" every
+// interval: a sweep. A sweep that fails is retried by Lambda and then parked
+// in the deployer's failure queue (alarmed); the next sweep comes anyway, so
+// a stale one is dropped rather than delivered late.
+func reconcileSchedule(s awscdk.Stack, every time.Duration, fn awslambda.Function) {
+	awsevents.NewRule(s, jsii.String("ReconcileSchedule"), &awsevents.RuleProps{
+		Description: jsii.String(fmt.Sprintf("ecr-autodeploy sweep every %s: every target to the newest image its rule selects", every)),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(every.Minutes()))),
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
+			MaxEventAge:   awscdk.Duration_Minutes(jsii.Number(max(1, every.Minutes()))),
+			RetryAttempts: jsii.Number(2),
+		})},
+	})
 }

@@ -32,6 +32,12 @@ func queries(s awscdk.Stack, deployer, watcher awslogs.LogGroup) {
 			FilterStatements: jsii.Strings(`msg = "deploy" and outcome = "deployed"`),
 			StatsStatements:  jsii.Strings("latest(tag) as tag, latest(digest) as digest, latest(to_task_definition) as task_definition, max(@timestamp) as deployed_at by repository, cluster, service"),
 		}},
+		{"SweepsQuery", "ecr-autodeploy/sweeps", deployer, awslogs.QueryStringProps{
+			Fields:           jsii.Strings("@timestamp", "outcome", "rule", "repository", "cluster", "service", "newest_tag", "reason", "event_id"),
+			FilterStatements: jsii.Strings(`msg = "reconcile"`),
+			Sort:             jsii.String("@timestamp desc"),
+			Limit:            jsii.Number(200),
+		}},
 		{"DeploymentOutcomesQuery", "ecr-autodeploy/deployment-outcomes", watcher, awslogs.QueryStringProps{
 			Fields:           jsii.Strings("@timestamp", "outcome", "rule", "repository", "tag", "cluster", "service", "deployment_id", "push_to_completion_ms", "reason"),
 			FilterStatements: jsii.Strings(`msg = "deployment"`),

@@ -90,6 +90,10 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		alarms:    alarms,
 	})
 	grantDeploy(s, deployer.role, p.Rules)
+	table.Grant(deployer.role, jsii.String("dynamodb:BatchGetItem")) // a sweep reads every target's state at once
+	if p.Rules.Reconcile.Every > 0 {
+		reconcileSchedule(s, p.Rules.Reconcile.Every, deployer.fn)
+	}
 	deployer.fn.AddEnvironment(jsii.String("AUTODEPLOY_NOTIFY_TOPIC_ARN"), notices.TopicArn(), nil)
 	grantPublish(deployer.role, notices, key)
 	failedDeploysAlarm(s, deployer.logGroup, alarms)

@@ -351,7 +351,7 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 	for _, f := range s.resources("AWS::Logs::MetricFilter") {
 		patterns = append(patterns, f["FilterPattern"].(string))
 	}
-	want := []string{`{ $.msg = "deploy" && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
+	want := []string{`{ ($.msg = "deploy" || $.msg = "reconcile") && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
 	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
@@ -389,11 +389,11 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 	var names []string
 	for _, q := range s.resources("AWS::Logs::QueryDefinition") {
 		names = append(names, q["Name"].(string))
-		if !strings.Contains(q["QueryString"].(string), `msg = "deploy`) {
+		if !strings.Contains(q["QueryString"].(string), `msg = "deploy`) && !strings.Contains(q["QueryString"].(string), `msg = "reconcile"`) {
 			t.Errorf("query %s = %s", q["Name"], q["QueryString"])
 		}
 	}
-	if diff := cmp.Diff([]string{"ecr-autodeploy/deployment-outcomes", "ecr-autodeploy/failed-deploys", "ecr-autodeploy/recent-deploys", "ecr-autodeploy/where-is-each-image"}, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+	if diff := cmp.Diff([]string{"ecr-autodeploy/deployment-outcomes", "ecr-autodeploy/failed-deploys", "ecr-autodeploy/recent-deploys", "ecr-autodeploy/sweeps", "ecr-autodeploy/where-is-each-image"}, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("saved queries (-want +got):\n%s", diff)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -106,20 +108,41 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	}
 	states, stateErr := s.States.States(ctx, keys)
 
+	// Targets go at once, as many as the deployer runs for one push: a sweep
+	// after a stack's first deploy may find every target behind.
+	type job struct {
+		rule   *rules.Rule
+		target rules.Target
+	}
+	var jobs []job
 	for _, r := range s.Rules.Rules {
-		behind := 0
 		for _, t := range r.Targets {
-			line, wasBehind := s.target(ctx, o, r, t, images[r.Repository], services, states, stateErr)
-			if wasBehind {
-				behind++
-			}
-			s.log(ctx, o, line)
-			rep.Lines = append(rep.Lines, line)
+			jobs = append(jobs, job{r, t})
 		}
-		rep.Drift += behind
-		if !o.DryRun {
+	}
+	rep.Lines = make([]Line, len(jobs))
+	behind := make([]bool, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(max(s.Deployer.Concurrency, 1))
+	for i, j := range jobs {
+		g.Go(func() error {
+			rep.Lines[i], behind[i] = s.target(ctx, o, j.rule, j.target, images[j.rule.Repository], services, states, stateErr)
+			s.log(ctx, o, rep.Lines[i])
+			return nil
+		})
+	}
+	_ = g.Wait()
+	drift := map[string]int{}
+	for i, j := range jobs {
+		if behind[i] {
+			drift[j.rule.Name]++
+			rep.Drift++
+		}
+	}
+	if !o.DryRun {
+		for _, r := range s.Rules.Rules {
 			metrics.Emit(ctx, s.Log, s.now(), map[string]string{"rule": r.Name}, nil,
-				metrics.Metric{Name: metrics.Drift, Unit: "Count", Value: float64(behind)})
+				metrics.Metric{Name: metrics.Drift, Unit: "Count", Value: float64(drift[r.Name])})
 		}
 	}
 	var retry []string
