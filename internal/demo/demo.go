@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -27,6 +28,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 )
@@ -104,7 +106,7 @@ type demo struct {
 // Run runs the whole demo, writing the narration to out, and stops all it
 // started before returning.
 func Run(ctx context.Context, out io.Writer, o Options) error {
-	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)}
+	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Now().UTC().Truncate(time.Second).Add(-20 * time.Minute)}
 	var err error
 	if d.cfg, err = rules.Parse("autodeploy.yaml (embedded)", Rules); err != nil {
 		return err
@@ -171,6 +173,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	d.p.head(fmt.Sprintf("Step %d: a push the deployer gave up on waits in its failure queue; autodeploy redrive sends it back", len(steps())+1))
 	if err := d.redrive(ctx, moto.AWSConfig()); err != nil {
 		return fmt.Errorf("redrive: %w", err)
+	}
+	if err := d.sweeps(ctx, history.NewStore(dynamodb.NewFromConfig(moto.AWSConfig()), table), len(steps())+2); err != nil {
+		return fmt.Errorf("sweeps: %w", err)
 	}
 	d.p.head("Done: every service ran what its rules allowed, and every deployment's end was told truthfully")
 	return nil

@@ -44,6 +44,10 @@ func TestDemoEndState(t *testing.T) {
 		"parked: Lambda gave up (RetriesExhausted after 3 attempts)",
 		"deployer: 1 deployed, 0 skipped, 0 failed\n  1 moved, 0 left",
 		"now running: staging/web web-staging:3 app=web@sha256:c4be16ad4b58",
+		"sweep: deployed  staging/web (rule web-staging, newest main-8e9f0a1)",
+		"sweep: skipped   prod/web (rule web-prod, newest v1.6.0) held by ops@example.com since ",
+		"sweep: deployed  prod/web (rule web-prod, newest v1.6.0)",
+		`"msg":"reconcile"`,
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {
@@ -55,10 +59,15 @@ func TestDemoEndState(t *testing.T) {
 			t.Errorf("demo output lacks %s", re)
 		}
 	}
-	// After the rollback prod runs the last good revision again.
+	// After the rollback prod runs the last good revision again, until the
+	// sweep after the hold rolls it to v1.6.0.
+	steps := strings.Split(text, "\n== Step ")
+	if rollback := steps[6]; !strings.Contains(rollback, "now running: staging/web web-staging:2 app=web@sha256:fe63") || !strings.Contains(rollback, "prod/web web-prod:2 ") {
+		t.Errorf("after the rollback: %s", rollback)
+	}
 	running := strings.Split(text, "now running: ")
-	if last := running[len(running)-1]; !strings.Contains(last, "prod/web web-prod:2 ") {
-		t.Errorf("prod after the rollback: %s", last)
+	if last := running[len(running)-1]; !strings.Contains(last, "prod/web web-prod:4 ") {
+		t.Errorf("prod at the end: %s", last)
 	}
 	if strings.Contains(text, "never-logged") {
 		t.Error("a container environment value reached the demo's log lines")

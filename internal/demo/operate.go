@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -11,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 )
 
@@ -114,5 +119,73 @@ func (d *demo) redrive(ctx context.Context, cfg aws.Config) error {
 		d.p.line("  left   %s: %s", it.Event, it.Result)
 	}
 	d.p.line("  %d moved, %d left", len(rep.Moved), len(rep.Left))
+	return d.running(ctx)
+}
+
+// sweeps shows the schedule's sweep healing a push whose event never came,
+// and a hold keeping a sweep away from a service until it is resumed.
+func (d *demo) sweeps(ctx context.Context, store *history.Store, n int) error {
+	d.p.head(fmt.Sprintf("Step %d: ECR's event for main-8e9f0a1 never arrives; the scheduled sweep finds staging behind and rolls it", n))
+	tag, digest, err := d.push(ctx, step{tag: "main-8e9f0a1", minute: 12})
+	if err != nil {
+		return err
+	}
+	d.p.line("  pushed web:%s → %s (no event is delivered)", tag, digest)
+	if err := d.sweep(ctx); err != nil {
+		return err
+	}
+
+	d.p.head(fmt.Sprintf("Step %d: an operator holds prod; v1.6.0 is pushed with no event; sweeps leave prod alone until it is resumed", n+1))
+	key := history.ServiceKey(emulator.Account, emulator.Region, "prod", "web")
+	hold := history.Hold{By: "ops@example.com", At: time.Now().UTC().Truncate(time.Second), Reason: "database migration in progress"}
+	if err := store.SetHold(ctx, key, hold); err != nil {
+		return err
+	}
+	d.p.line("  $ autodeploy hold --cluster prod --service web --reason %q", hold.Reason)
+	if _, _, err := d.push(ctx, step{tag: "v1.6.0", minute: 13}); err != nil {
+		return err
+	}
+	d.p.line("  pushed web:v1.6.0 (no event is delivered)")
+	if err := d.sweep(ctx); err != nil {
+		return err
+	}
+	if _, err := store.Resume(ctx, key); err != nil {
+		return err
+	}
+	d.p.line("  $ autodeploy resume --cluster prod --service web")
+	return d.sweep(ctx)
+}
+
+// sweep sends the deployer the schedule's event and prints its lines.
+func (d *demo) sweep(ctx context.Context) error {
+	var ev map[string]any
+	if err := readJSON(filepath.Join(d.o.EventsDir, "scheduled-reconcile.json"), &ev); err != nil {
+		return err
+	}
+	ev["id"] = fmt.Sprintf("demo-sweep-%d", time.Now().UnixNano())
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	before := lineCount(d.deployer.Logs())
+	body, err := d.deployer.Invoke(ctx, data)
+	if err != nil {
+		return err
+	}
+	var rep reconcile.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		return fmt.Errorf("deployer answered %s: %w", body, err)
+	}
+	d.p.line("  (EventBridge's schedule) sweep: %d of %d targets behind", rep.Drift, len(rep.Lines))
+	for _, l := range rep.Lines {
+		d.p.line("  sweep: %-9s %s/%s (rule %s, newest %s) %s", l.Outcome, l.Cluster, l.Service, l.Rule, l.NewestTag, l.Reason)
+	}
+	var reconcileLines []string
+	for _, l := range newJSONLines(d.deployer.Logs(), before) {
+		if strings.Contains(l, `"msg":"reconcile"`) {
+			reconcileLines = append(reconcileLines, l)
+		}
+	}
+	d.p.logs("deployer", reconcileLines[:min(1, len(reconcileLines))])
 	return d.running(ctx)
 }
