@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"golang.org/x/sync/errgroup"
@@ -247,4 +248,63 @@ func (c bareClients) one(ctx context.Context, service, repo string, n int64) err
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":o": &ddbtypes.AttributeValueMemberS{Value: "bench"}}}},
 	}})
 	return err
+}
+
+// BenchmarkSweepInSync times the scheduled sweep of 50 targets already in
+// sync, under aws-lambda-rie against moto with callLatency per call: after
+// the first sweep (which describes each task definition once), a sweep is a
+// handful of calls whatever the number of targets.
+func BenchmarkSweepInSync(b *testing.B) {
+	ctx := context.Background()
+	m := testenv.StartMoto(b)
+	table := m.CreateTable(b, "autodeploy-state")
+	registry := ecr.NewFromConfig(m.AWSConfig())
+	if _, err := registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("fleet")}); err != nil {
+		b.Fatal(err)
+	}
+	digest, err := emulator.PushImage(ctx, registry, "fleet", "v1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	direct := ecs.NewFromConfig(m.AWSConfig())
+	var targets []string
+	for i := range 50 {
+		name := fmt.Sprintf("s%02d", i)
+		if _, err := emulator.SeedService(ctx, direct, emulator.Service{Cluster: "bench", Name: name, Family: name,
+			Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/fleet@" + digest}}}); err != nil {
+			b.Fatal(err)
+		}
+		targets = append(targets, fmt.Sprintf("{cluster: bench, service: %s}", name))
+	}
+	rulesFile := filepath.Join(b.TempDir(), "autodeploy.yaml")
+	if err := os.WriteFile(rulesFile, []byte("version: 1\nrules:\n  - {name: fleet, repository: fleet, tags: [\"*\"], targets: ["+
+		strings.Join(targets, ", ")+"]}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	proxy := testenv.StartProxy(b, m.Endpoint)
+	proxy.Latency(callLatency)
+	rie := testenv.StartFunction(b, "deployer", rulesFile, append(m.Env(), "AWS_ENDPOINT_URL="+proxy.URL, "AUTODEPLOY_TABLE="+table))
+	event := testenv.Event(b, "scheduled-reconcile.json")
+	sweep := func() {
+		body, err := rie.Invoke(ctx, event)
+		if err != nil || strings.Count(string(body), `"outcome":"in_sync"`) != 50 {
+			b.Fatalf("sweep: %s, %v", body, err)
+		}
+	}
+	sweep() // the cold sweep: each task definition described once
+	_ = proxy.Calls()
+	n := 0
+	for b.Loop() {
+		sweep()
+		n++
+	}
+	calls := 0
+	for op, c := range proxy.Calls() {
+		if op == "RegisterTaskDefinition" || op == "UpdateService" {
+			b.Errorf("an in-sync sweep called %s", op)
+		}
+		calls += c
+	}
+	b.ReportMetric(float64(calls)/float64(n), "calls/sweep")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(n), "ms/sweep")
 }
