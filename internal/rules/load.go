@@ -28,7 +28,8 @@ var (
 )
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
-// (top level), "defaults", "reconcile", "rule", "target" and "promote". The JSON Schema
+// (top level), "defaults", "reconcile", "rule", "target", "promote" and
+// "publish". The JSON Schema
 // test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
@@ -37,9 +38,11 @@ func Keys(mapping string) []string {
 	case "reconcile":
 		return []string{"every"}
 	case "defaults":
-		return []string{"pin", "order", "ignore-tags", "pass-roles"}
+		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish"}
 	case "rule":
-		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "targets", "promote"}
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "targets", "promote"}
+	case "publish":
+		return []string{"ssm-prefix"}
 	case "target":
 		return []string{"cluster", "service", "containers", "account", "region", "role"}
 	case "promote":
@@ -162,6 +165,7 @@ type defaults struct {
 	order      Order
 	ignoreTags []string
 	passRoles  []string
+	publish    *Publish
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
@@ -249,7 +253,47 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 	if f, ok := m["pass-roles"]; ok {
 		d.passRoles = p.passRoles(f, "defaults.pass-roles")
 	}
+	if f, ok := m["publish"]; ok {
+		d.publish = p.publish(f, "defaults.publish")
+	}
 	return d
+}
+
+// ssmPrefixRE is a parameter path: /-separated segments of the characters
+// Parameter Store allows in names.
+var ssmPrefixRE = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
+
+// publish reads `publish: {ssm-prefix: /ecr-autodeploy}`.
+func (p *parser) publish(f field, at string) *Publish {
+	m := p.mapping(f.value, at, Keys("publish")...)
+	if m == nil {
+		return nil
+	}
+	pf, ok := m["ssm-prefix"]
+	if !ok {
+		p.errorf(f.value, at+".ssm-prefix", "missing; e.g. ssm-prefix: /ecr-autodeploy")
+		return nil
+	}
+	s, ok := p.str(pf, at+".ssm-prefix")
+	if !ok {
+		return nil
+	}
+	lower := strings.ToLower(s)
+	switch {
+	case !strings.HasPrefix(s, "/"):
+		p.errorf(pf.value, at+".ssm-prefix", "%q must start with /", s)
+	case strings.HasSuffix(s, "/"):
+		p.errorf(pf.value, at+".ssm-prefix", "%q must not end with / (the deployer adds /<cluster>/<service>/<container>)", s)
+	case !ssmPrefixRE.MatchString(s):
+		p.errorf(pf.value, at+".ssm-prefix", "%q: a parameter path is /-separated names of a-z, A-Z, 0-9, _, . and -", s)
+	case strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"):
+		p.errorf(pf.value, at+".ssm-prefix", "%q: names beginning with aws or ssm are reserved by Parameter Store", s)
+	case strings.Count(s, "/") > 12 || len(s) > 500:
+		p.errorf(pf.value, at+".ssm-prefix", "%q is too deep or long: a parameter name has at most 15 levels (the deployer adds 3) and 1011 characters", s)
+	default:
+		return &Publish{SSMPrefix: s}
+	}
+	return nil
 }
 
 // passRoles reads IAM role ARNs, '*' allowed in the role's path and name.
@@ -304,7 +348,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if m == nil {
 		return nil
 	}
-	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish}
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
@@ -333,6 +377,9 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	}
 	if f, ok := m["pass-roles"]; ok {
 		r.PassRoles = p.passRoles(f, at+".pass-roles")
+	}
+	if f, ok := m["publish"]; ok {
+		r.Publish = p.publish(f, at+".publish")
 	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")

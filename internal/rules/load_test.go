@@ -61,7 +61,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad version", "version: 2\nrules: []\n", []string{"f.yaml:1: version: unsupported version \"2\"; this build reads version 1"}},
 		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, reconcile, rules)"}},
 		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
-			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, targets, promote)"}},
+			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, publish, targets, promote)"}},
 		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
 			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role)"}},
 		{"duplicate name", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n  - name: a\n    repository: web\n    tags: [y]\n    targets: [{cluster: c, service: s}]\n",
@@ -114,6 +114,18 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:3: reconcile.every: \"sometimes\" is not a duration like 10m or 1h, nor off"}},
 		{"unknown reconcile key", "version: 1\nreconcile: {each: 5m}\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
 			[]string{"f.yaml:2: reconcile.each: unknown key (allowed: every)"}},
+		{"publish prefix without slash", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {ssm-prefix: ecr-autodeploy}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].publish.ssm-prefix: \"ecr-autodeploy\" must start with /"}},
+		{"publish prefix trailing slash", "version: 1\ndefaults:\n  publish:\n    ssm-prefix: /ecr-autodeploy/\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
+			[]string{"f.yaml:4: defaults.publish.ssm-prefix: \"/ecr-autodeploy/\" must not end with /"}},
+		{"publish prefix bad characters", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {ssm-prefix: \"/ecr autodeploy\"}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].publish.ssm-prefix: \"/ecr autodeploy\": a parameter path is /-separated names"}},
+		{"publish prefix reserved", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {ssm-prefix: /aws/images}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].publish.ssm-prefix: \"/aws/images\": names beginning with aws or ssm are reserved"}},
+		{"publish without prefix", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].publish.ssm-prefix: missing; e.g. ssm-prefix: /ecr-autodeploy"}},
+		{"publish unknown key", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {prefix: /x}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].publish.prefix: unknown key (allowed: ssm-prefix)"}},
 		{"every error reported", head + "  - name: A\n    repository: web\n    tags: [x]\n    targets: []\n",
 			[]string{"f.yaml:3: rules[0].name:", "f.yaml:6: rules[0].targets:"}},
 	}
@@ -206,5 +218,24 @@ func TestReconcileInterval(t *testing.T) {
 		if cfg.Reconcile.Every != tt.want {
 			t.Errorf("%q: every = %s, want %s", tt.yaml, cfg.Reconcile.Every, tt.want)
 		}
+	}
+}
+
+func TestPublish(t *testing.T) {
+	cfg, err := Parse("f.yaml", []byte("version: 1\ndefaults:\n  publish: {ssm-prefix: /ecr-autodeploy}\nrules:\n"+
+		"  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"+
+		"  - {name: b, repository: web, tags: [y], publish: {ssm-prefix: /teams/web}, targets: [{cluster: c, service: s}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Rules[0].Publish.Parameter("prod", "web", "app"); got != "/ecr-autodeploy/prod/web/app" {
+		t.Errorf("default prefix: %q", got)
+	}
+	if got := cfg.Rules[1].Publish.Parameter("prod", "web", "app"); got != "/teams/web/prod/web/app" {
+		t.Errorf("rule's own prefix: %q", got)
+	}
+	cfg, err = Parse("f.yaml", []byte("version: 1\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"))
+	if err != nil || cfg.Rules[0].Publish != nil {
+		t.Errorf("no publish: %+v, %v", cfg.Rules[0].Publish, err)
 	}
 }

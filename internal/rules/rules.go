@@ -70,7 +70,20 @@ type Rule struct {
 	PassRoles []string
 	Targets   []Target
 	Promote   *Promote
-	Line      int
+	// Publish, when set, makes every deploy write the running image to
+	// Parameter Store, for infrastructure code to read instead of an image.
+	Publish *Publish
+	Line    int
+}
+
+// Publish says where the running image is published.
+type Publish struct {
+	SSMPrefix string // "/ecr-autodeploy": parameters <prefix>/<cluster>/<service>/<container>
+}
+
+// Parameter is the name of the parameter holding a container's image.
+func (p *Publish) Parameter(cluster, service, container string) string {
+	return p.SSMPrefix + "/" + cluster + "/" + service + "/" + container
 }
 
 // Target is one ECS service a rule deploys to.

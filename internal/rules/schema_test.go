@@ -46,6 +46,7 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	objects := map[string]any{
 		"": s, "defaults": props["defaults"], "reconcile": props["reconcile"], "rule": defs["rule"], "target": defs["target"],
 		"promote": defs["rule"].(map[string]any)["properties"].(map[string]any)["promote"],
+		"publish": defs["publish"],
 	}
 	for mapping, obj := range objects {
 		want := slices.Sorted(slices.Values(Keys(mapping)))
