@@ -27,11 +27,11 @@ func main() {
 		rt.Log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
-	clients := awsenv.NewECSClients(rt.AWS)
+	clients := awsenv.NewClients(rt.AWS)
 	db := awsenv.StateTable(rt.AWS)
 	d := &deploy.Deployer{
 		Rules:       rt.Rules,
-		ECS:         func(region, role string) deploy.ECS { return clients.For(region, role) },
+		ECS:         func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services:    history.NewServices(lock.New(db, rt.Env.Table), history.NewStore(db, rt.Env.Table)),
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,

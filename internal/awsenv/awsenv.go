@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 )
@@ -126,40 +127,65 @@ func IsTransient(err error) bool {
 	return apiErr.ErrorFault() != smithy.FaultClient
 }
 
-// ECSClients hands out one ECS client per region and role, created on first
-// use; a role's credentials are cached and refreshed by the SDK.
-type ECSClients struct {
+// Clients hands out the clients of a target's account and region: one
+// config per region and role, created on first use (a role's credentials are
+// cached and refreshed by the SDK), and one ECS and one SSM client on it.
+type Clients struct {
 	base    aws.Config
 	mu      sync.Mutex
-	clients map[[2]string]*ecs.Client
+	configs map[[2]string]aws.Config
+	ecs     map[[2]string]*ecs.Client
+	ssm     map[[2]string]*ssm.Client
 }
 
-// NewECSClients returns a client cache on top of base.
-func NewECSClients(base aws.Config) *ECSClients {
-	return &ECSClients{base: base, clients: map[[2]string]*ecs.Client{}}
+// NewClients returns a client cache on top of base.
+func NewClients(base aws.Config) *Clients {
+	return &Clients{base: base, configs: map[[2]string]aws.Config{}, ecs: map[[2]string]*ecs.Client{}, ssm: map[[2]string]*ssm.Client{}}
 }
 
-// For returns the client for a region ("" = the base region) and role ("" =
-// the base credentials).
-func (c *ECSClients) For(region, role string) *ecs.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := [2]string{region, role}
-	if cl, ok := c.clients[key]; ok {
-		return cl
+// config is the SDK config for a region ("" = the base region) and role
+// ("" = the base credentials); the caller holds mu.
+func (c *Clients) config(key [2]string) aws.Config {
+	if cfg, ok := c.configs[key]; ok {
+		return cfg
 	}
 	cfg := c.base.Copy()
-	if region != "" {
-		cfg.Region = region
+	if key[0] != "" {
+		cfg.Region = key[0]
 	}
-	if role != "" {
-		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(c.base), role, func(o *stscreds.AssumeRoleOptions) {
+	if key[1] != "" {
+		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(c.base), key[1], func(o *stscreds.AssumeRoleOptions) {
 			o.RoleSessionName = "ecr-autodeploy"
 		})
 		cfg.Credentials = aws.NewCredentialsCache(provider)
 	}
-	cl := ecs.NewFromConfig(cfg)
-	c.clients[key] = cl
+	c.configs[key] = cfg
+	return cfg
+}
+
+// ECS returns the ECS client for a region and role.
+func (c *Clients) ECS(region, role string) *ecs.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := [2]string{region, role}
+	if cl, ok := c.ecs[key]; ok {
+		return cl
+	}
+	cl := ecs.NewFromConfig(c.config(key))
+	c.ecs[key] = cl
+	return cl
+}
+
+// SSM returns the Parameter Store client for a region and role.
+func (c *Clients) SSM(region, role string) *ssm.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := [2]string{region, role}
+	if cl, ok := c.ssm[key]; ok {
+		return cl
+	}
+	cl := ssm.NewFromConfig(c.config(key))
+	c.ssm[key] = cl
 	return cl
 }
 

@@ -54,17 +54,20 @@ func TestRetryerRetriesConcurrentRevision(t *testing.T) {
 	}
 }
 
-func TestECSClientsAreCachedPerRegionAndRole(t *testing.T) {
-	c := NewECSClients(aws.Config{Region: "eu-west-1"})
-	a := c.For("", "")
-	if c.For("", "") != a {
+func TestClientsAreCachedPerRegionAndRole(t *testing.T) {
+	c := NewClients(aws.Config{Region: "eu-west-1"})
+	a := c.ECS("", "")
+	if c.ECS("", "") != a || c.SSM("", "") != c.SSM("", "") {
 		t.Error("same region and role gave a new client")
 	}
-	if c.For("us-east-1", "") == a || c.For("", "arn:aws:iam::222222222222:role/x") == a {
+	if c.ECS("us-east-1", "") == a || c.ECS("", "arn:aws:iam::222222222222:role/x") == a {
 		t.Error("a different region or role reused a client")
 	}
-	if got := c.For("us-east-1", "").Options().Region; got != "us-east-1" {
+	if got := c.ECS("us-east-1", "").Options().Region; got != "us-east-1" {
 		t.Errorf("region = %s", got)
+	}
+	if got := c.SSM("us-east-1", "").Options().Region; got != "us-east-1" {
+		t.Errorf("SSM region = %s", got)
 	}
 	var _ interface {
 		DescribeServices(context.Context, *ecs.DescribeServicesInput, ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)

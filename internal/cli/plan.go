@@ -55,11 +55,11 @@ func plan(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	clients := awsenv.NewECSClients(awsCfg)
+	clients := awsenv.NewClients(awsCfg)
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
 		_, region := j.Target.In(push.Account, push.Region)
-		p, err := deploy.PlanTarget(ctx, clients.For(region, j.Target.Role), push, j.Rule, j.Target)
+		p, err := deploy.PlanTarget(ctx, clients.ECS(region, j.Target.Role), push, j.Rule, j.Target)
 		switch {
 		case err != nil:
 			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)

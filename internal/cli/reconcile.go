@@ -69,11 +69,11 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	if err != nil {
 		return nil, reconcile.Options{}, fmt.Errorf("find the account: %w", err)
 	}
-	clients := awsenv.NewECSClients(awsCfg)
+	clients := awsenv.NewClients(awsCfg)
 	db := awsenv.StateTable(awsCfg)
 	store := history.NewStore(db, table)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the table printed is the report
-	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.For(region, role) },
+	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now}
 	registry := ecr.NewFromConfig(awsCfg)
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,

@@ -77,7 +77,7 @@ func (f *motoFixture) deployerWithLease(logs *bytes.Buffer, lease, maxWait time.
 		stateRetry = awsenv.Retry{Base: lease / 20, Max: lease}.New
 	}
 	awsCfg.Retryer = ecsRetry
-	clients := awsenv.NewECSClients(awsCfg)
+	clients := awsenv.NewClients(awsCfg)
 	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.Retryer = stateRetry() })
 	locks := lock.New(db, f.table)
 	if lease > 0 {
@@ -85,7 +85,7 @@ func (f *motoFixture) deployerWithLease(logs *bytes.Buffer, lease, maxWait time.
 	}
 	return &Deployer{
 		Rules:       f.cfg,
-		ECS:         func(region, role string) ECS { return clients.For(region, role) },
+		ECS:         func(region, role string) ECS { return clients.ECS(region, role) },
 		Services:    history.NewServices(locks, history.NewStore(db, f.table)),
 		Log:         logging.New(logs, slog.LevelInfo),
 		Concurrency: 4,

@@ -50,11 +50,11 @@ func newFixture(t *testing.T, rulesYAML string) *fixture {
 	table := m.CreateTable(t, "autodeploy")
 	proxied := f.proxy.Config(m.AWSConfig())
 	proxied.Retryer = awsenv.NewRetryer
-	clients := awsenv.NewECSClients(proxied)
+	clients := awsenv.NewClients(proxied)
 	db := dynamodb.NewFromConfig(proxied)
 	f.store = history.NewStore(db, table)
 	log := logging.New(f.logs, slog.LevelInfo)
-	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.For(region, role) },
+	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), f.store), Log: log, Concurrency: 4, Now: time.Now}
 	registry := ecr.NewFromConfig(proxied)
 	f.sweeper = &Sweeper{Rules: cfg, ECR: func(string, string) ECR { return registry }, ECS: d.ECS,
