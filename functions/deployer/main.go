@@ -36,6 +36,7 @@ func main() {
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,
+		SSM:         func(region, role string) deploy.SSM { return clients.SSM(region, role) },
 	}
 	if rt.Env.NotifyTopic != "" {
 		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
@@ -44,6 +45,7 @@ func main() {
 	sweeper := &reconcile.Sweeper{
 		Rules: rt.Rules, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
 		States: history.NewStore(db, rt.Env.Table), Deployer: d, Log: rt.Log, Now: time.Now,
+		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) },
 	}
 	// EventBridge's schedule asks for a sweep; everything else is a push.
 	lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {

@@ -74,10 +74,12 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	store := history.NewStore(db, table)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the table printed is the report
 	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
-		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now}
+		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now,
+		SSM: func(region, role string) deploy.SSM { return clients.SSM(region, role) }}
 	registry := ecr.NewFromConfig(awsCfg)
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
-		States: store, Deployer: d, Log: quiet, Now: env.Now}
+		States: store, Deployer: d, Log: quiet, Now: env.Now,
+		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) }}
 	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano()), Account: aws.ToString(id.Account), Region: awsCfg.Region}
 	return sw, o, nil
 }
@@ -101,7 +103,7 @@ func status(ctx context.Context, args []string, env Env) error {
 	}
 	store := history.NewStore(awsenv.StateTable(awsCfg), *table)
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "RULE\tTARGET\tRUNNING\tNEWEST\tSTATE\tLAST DEPLOY")
+	fmt.Fprintln(w, "RULE\tTARGET\tRUNNING\tNEWEST\tSTATE\tPUBLISHED\tLAST DEPLOY")
 	for _, l := range rep.Lines {
 		last := "-"
 		recs, err := store.Recent(ctx, history.ServiceKey(l.Account, l.Region, l.Cluster, l.Service), 1)
@@ -119,8 +121,8 @@ func status(ctx context.Context, args []string, env Env) error {
 				last += " (" + r.Tag + ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, dash(running(l)),
-			dash(image(l.NewestTag, l.NewestDigest)), stateOf(l), last)
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, dash(running(l)),
+			dash(image(l.NewestTag, l.NewestDigest)), stateOf(l), dash(l.Published), last)
 	}
 	if err := w.Flush(); err != nil {
 		return err

@@ -70,6 +70,13 @@ type Result struct {
 	Reason         string   `json:"reason,omitempty"`
 	Retryable      bool     `json:"retryable,omitempty"`
 	DurationMillis int64    `json:"duration_ms"`
+	// Image is the reference deployed (or found running), as the task
+	// definition holds it.
+	Image string `json:"image,omitempty"`
+
+	// republish: this event deployed the running image, but a retry is
+	// under way, so its publishing may have failed: publish again.
+	republish bool
 }
 
 // Summary is the function's answer for one event.
@@ -88,6 +95,8 @@ type Deployer struct {
 	// Notifier, when set, is told of every permanent failure: those are not
 	// retried, so a person has to act.
 	Notifier Notifier
+	// SSM, when set, publishes running images for rules that ask (publish).
+	SSM func(region, role string) SSM
 	// Concurrency bounds the targets of one event deployed at once.
 	Concurrency int
 	Now         func() time.Time
@@ -253,6 +262,9 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
 	}
+	if res.Outcome == Deployed || res.republish {
+		d.publish(ctx, push, rule, t, &res)
+	}
 	if permanentFailure && !reported && d.Notifier != nil {
 		n := notify.Notice{Outcome: notify.NotDeployed, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
 			Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
@@ -395,8 +407,11 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	if err != nil {
 		return nil, err
 	}
+	res.Image = p.Image
 	if p.Register == nil {
 		res.Outcome, res.Reason = Skipped, p.Skip
+		res.republish = rule.Publish != nil && strings.HasPrefix(p.Skip, "already running") &&
+			taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID
 		return d.unrecorded(push, p, held.State(), res), nil
 	}
 	td := p.Running

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -362,5 +363,55 @@ func TestCallsPerTarget(t *testing.T) {
 		if diff := cmp.Diff(st.want, f.proxy.Calls()); diff != "" {
 			t.Errorf("%s: AWS calls (-want +got):\n%s", st.name, diff)
 		}
+	}
+}
+
+// Against moto: a deploy of a publishing rule writes the running image to
+// Parameter Store in the target's account — here another account, reached
+// through the target's role (moto is multi-account through sts:AssumeRole).
+func TestPublishAgainstMoto(t *testing.T) {
+	m := testenv.StartMoto(t)
+	ctx := context.Background()
+	const role = "arn:aws:iam::222222222222:role/autodeploy-target"
+	cfg, err := rules.Parse("p.yaml", []byte("version: 1\ndefaults:\n  publish: {ssm-prefix: /ecr-autodeploy}\nrules:\n"+
+		"  - {name: web, repository: web, tags: [\"main-*\"], targets: [{cluster: staging, service: web}, "+
+		"{cluster: prod, service: web, account: \"222222222222\", role: \""+role+"\"}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := awsenv.NewClients(m.AWSConfig())
+	for _, where := range []*ecs.Client{clients.ECS("", ""), clients.ECS("", role)} {
+		cluster := "staging"
+		if where == clients.ECS("", role) {
+			cluster = "prod"
+		}
+		if _, err := emulator.SeedService(ctx, where, emulator.Service{Cluster: cluster, Name: "web", Family: "web",
+			Containers: []emulator.Container{{Name: "app", Image: registry + "/web:main-0000001"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := dynamodb.NewFromConfig(m.AWSConfig())
+	table := m.CreateTable(t, "autodeploy")
+	var logs bytes.Buffer
+	d := &Deployer{Rules: cfg, ECS: func(region, role string) ECS { return clients.ECS(region, role) },
+		SSM:      func(region, role string) SSM { return clients.SSM(region, role) },
+		Services: history.NewServices(lock.New(db, table), history.NewStore(db, table)), Log: logging.New(&logs, slog.LevelInfo),
+		Concurrency: 2, Now: time.Now}
+	sum, err := d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0))
+	if err != nil || len(sum.Results) != 2 || sum.Results[0].Outcome != Deployed || sum.Results[1].Outcome != Deployed {
+		t.Fatalf("%+v, %v\n%s", sum.Results, err, logs.String())
+	}
+	want := registry + "/web@" + digestOf("web:main-4f2a9c1")
+	for _, c := range []struct {
+		role, name string
+	}{{"", "/ecr-autodeploy/staging/web/app"}, {role, "/ecr-autodeploy/prod/web/app"}} {
+		out, err := clients.SSM("", c.role).GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(c.name)})
+		if err != nil || aws.ToString(out.Parameter.Value) != want {
+			t.Errorf("%s (role %q): %v, %v; want %s", c.name, c.role, out, err, want)
+		}
+	}
+	// The other account's parameter is not in this account.
+	if _, err := clients.SSM("", "").GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/ecr-autodeploy/prod/web/app")}); err == nil {
+		t.Error("the prod parameter was written in the registry's account")
 	}
 }

@@ -9,11 +9,12 @@ import (
 
 // What a notice reports.
 const (
-	Completed   = "completed"    // a deployment finished and runs the image
-	Failed      = "failed"       // ECS or CodeDeploy said the deployment failed
-	RolledBack  = "rolled_back"  // the deployment was rolled back
-	NotDeployed = "not_deployed" // the deployer gave up on a target (permanent failure)
-	NotPromoted = "not_promoted" // a digest that completed everywhere cannot be promoted
+	Completed    = "completed"     // a deployment finished and runs the image
+	Failed       = "failed"        // ECS or CodeDeploy said the deployment failed
+	RolledBack   = "rolled_back"   // the deployment was rolled back
+	NotDeployed  = "not_deployed"  // the deployer gave up on a target (permanent failure)
+	NotPromoted  = "not_promoted"  // a digest that completed everywhere cannot be promoted
+	NotPublished = "not_published" // deployed, but the running image could not be written to Parameter Store
 )
 
 // Notice is one thing that happened to one service, rendered for chat
@@ -48,6 +49,8 @@ func (n Notice) Title() string {
 		return fmt.Sprintf("%s NOT deployed %s", n.service(), image)
 	case NotPromoted:
 		return fmt.Sprintf("%s NOT promoted by rule %s", image, n.Rule)
+	case NotPublished:
+		return fmt.Sprintf("%s runs %s, NOT published to Parameter Store", n.service(), image)
 	}
 	return fmt.Sprintf("%s %s %s", n.service(), n.Outcome, image)
 }
@@ -61,7 +64,7 @@ func (n Notice) icon() string {
 		return "✅"
 	case RolledBack:
 		return "↩️"
-	case Failed, NotDeployed:
+	case Failed, NotDeployed, NotPublished:
 		return "❌"
 	}
 	return "⚠️"
@@ -118,6 +121,12 @@ func (n Notice) NextSteps() []string {
 		}
 	case NotPromoted:
 		return []string{"Fix the rule's promote template in autodeploy.yaml (`autodeploy validate`), or tag the digest by hand."}
+	case NotPublished:
+		return []string{
+			"Until the parameter holds this image, a deploy of your infrastructure code would put the old one back.",
+			"Fix the cause above (the deployer's ssm:PutParameter permission, the parameter's versions); the next sweep writes it.",
+			"Check it: `autodeploy status`",
+		}
 	}
 	return []string{history}
 }

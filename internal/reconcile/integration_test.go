@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
@@ -55,10 +56,12 @@ func newFixture(t *testing.T, rulesYAML string) *fixture {
 	f.store = history.NewStore(db, table)
 	log := logging.New(f.logs, slog.LevelInfo)
 	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
-		Services: history.NewServices(lock.New(db, table), f.store), Log: log, Concurrency: 4, Now: time.Now}
+		Services: history.NewServices(lock.New(db, table), f.store), Log: log, Concurrency: 4, Now: time.Now,
+		SSM: func(region, role string) deploy.SSM { return clients.SSM(region, role) }}
 	registry := ecr.NewFromConfig(proxied)
 	f.sweeper = &Sweeper{Rules: cfg, ECR: func(string, string) ECR { return registry }, ECS: d.ECS,
-		States: f.store, Deployer: d, Log: log}
+		States: f.store, Deployer: d, Log: log,
+		SSM: func(region, role string) ParameterStore { return clients.SSM(region, role) }}
 	return f
 }
 
@@ -255,6 +258,52 @@ func (f *fixture) repo2(t *testing.T, repo, tag string) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// A sweep writes a publishing target's parameter when it is missing or holds
+// another image, and only then; a dry run says so and writes nothing.
+func TestSweepPublishes(t *testing.T) {
+	f := newFixture(t, "version: 1\nrules:\n  - {name: web, repository: web, tags: [\"*\"], publish: {ssm-prefix: /images}, targets: [{cluster: c, service: web}]}\n")
+	ctx := context.Background()
+	digest := f.repo(t, "web", "v1")["v1"]
+	image := emulator.Registry + "/web@" + digest
+	f.service(t, "c", "web", image) // in sync from the start, never published
+	params := ssm.NewFromConfig(f.moto.AWSConfig())
+	value := func() string {
+		out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/images/c/web/app")})
+		if err != nil {
+			return ""
+		}
+		return aws.ToString(out.Parameter.Value)
+	}
+	published := func(o Options) string {
+		o.Account, o.Region = testenv.Account, testenv.Region
+		rep, err := f.sweeper.Sweep(ctx, o)
+		if err != nil || len(rep.Lines) != 1 || rep.Lines[0].Outcome != InSync {
+			t.Fatalf("sweep: %+v, %v\n%s", rep, err, f.logs)
+		}
+		return rep.Lines[0].Published
+	}
+	if got := published(Options{EventID: "dry", DryRun: true}); got != "missing" || value() != "" {
+		t.Errorf("dry run: %q, parameter %q", got, value())
+	}
+	if got := published(Options{EventID: "1"}); got != "written" || value() != image {
+		t.Errorf("missing: %q, parameter %q", got, value())
+	}
+	_ = f.proxy.Calls()
+	if got := published(Options{EventID: "2"}); got != "ok" {
+		t.Errorf("in place: %q", got)
+	}
+	if calls := f.proxy.Calls(); calls["PutParameter"] != 0 || calls["GetParameter"] != 1 {
+		t.Errorf("a sweep with the parameter in place: %v", calls)
+	}
+	if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/images/c/web/app"), Value: aws.String("web:old"),
+		Type: "String", Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := published(Options{EventID: "3"}); got != "written" || value() != image {
+		t.Errorf("stale: %q, parameter %q", got, value())
+	}
 }
 
 // throttledECR refuses to list one repository, as ECR does under load.

@@ -52,6 +52,9 @@ type Sweeper struct {
 	Deployer *deploy.Deployer
 	Log      *slog.Logger
 	Now      func() time.Time
+	// SSM, when set, checks the published image of in-sync targets of rules
+	// that publish, and writes it when missing or stale.
+	SSM func(region, role string) ParameterStore
 
 	mu       sync.Mutex
 	taskDefs map[string]*ecs.DescribeTaskDefinitionOutput
@@ -72,6 +75,9 @@ type Line struct {
 	Outcome      string `json:"outcome"`
 	Reason       string `json:"reason,omitempty"`
 	Retryable    bool   `json:"retryable,omitempty"`
+	// Published is the state of the published image for a rule that
+	// publishes: ok, written, missing or stale (dry run), or failed.
+	Published string `json:"published,omitempty"`
 	// State is the service's state item as the sweep read it.
 	State history.ServiceState `json:"-"`
 }
@@ -298,6 +304,9 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 		if strings.HasPrefix(plan.Skip, "never downgrade") {
 			line.Outcome = Skipped // it runs what the rule orders after the newest listed
 		}
+		if err := s.checkPublished(ctx, o, r, t, td, plan.Containers, &line); err != nil {
+			return fail(err)
+		}
 		return line, false
 	}
 	if line.State.DigestFailed(newest.Digest) {
@@ -312,6 +321,9 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	sum, _ := s.Deployer.DeployJobs(ctx, push, []deploy.Job{{Rule: r, Target: t}})
 	res := sum.Results[0]
 	line.Outcome, line.Reason, line.Retryable = string(res.Outcome), res.Reason, res.Retryable
+	if r.Publish != nil && res.Outcome == deploy.Deployed && !strings.Contains(res.Reason, "not published") {
+		line.Published = "written"
+	}
 	return line, behind
 }
 
