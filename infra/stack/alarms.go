@@ -41,8 +41,8 @@ func logLineAlarm(s awscdk.Stack, name string, logGroup awslogs.LogGroup, patter
 // failedDeploysAlarm fires on a deploy that failed permanently: it is not
 // retried, so a person has to act.
 func failedDeploysAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
-	logLineAlarm(s, "DeploysFailed", logGroup, `{ ($.msg = "deploy" || $.msg = "reconcile") && $.outcome = "failed" }`,
-		"A push or a sweep could not bring a service to its image: query ecr-autodeploy/failed-deploys and ecr-autodeploy/sweeps", topic)
+	logLineAlarm(s, "DeploysFailed", logGroup, `{ ($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed" }`,
+		"A push or a sweep could not bring a service to its image, or publish it: query ecr-autodeploy/failed-deploys and ecr-autodeploy/sweeps", topic)
 }
 
 func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic) {

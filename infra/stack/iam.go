@@ -12,6 +12,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
@@ -74,6 +75,13 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
 		}))
 	}
+	if params := PublishedParameters(cfg); len(params) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("PublishRunningImages"),
+			Actions:   jsii.Strings("ssm:PutParameter", "ssm:GetParameter"),
+			Resources: subs(params),
+		}))
+	}
 	if cfg.Reconcile.Every > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("ListImagesForSweeps"),
@@ -93,8 +101,10 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
 			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; iam:PassRole by iam:PassedToService=ecs-tasks.amazonaws.com " +
 			"and to the rules' pass-roles (default: the account's own roles; the running revision's roles are unknown at synth); " +
+			"published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time); " +
 			"log stream names are chosen by Lambda."),
 		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`},
+			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`},
 			map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
 	}}, jsii.Bool(true))
 }
@@ -134,6 +144,32 @@ func PassRoles(cfg *rules.Config) []string {
 		}
 		for _, role := range r.PassRoles {
 			seen[role] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// PublishedParameters are the parameters the deployer writes with its own
+// credentials: <prefix>/<cluster>/<service>/* of each own-account target of
+// a publishing rule, in its region (containers are known only at deploy
+// time), as Fn::Sub strings, sorted. Targets behind a role publish with it.
+func PublishedParameters(cfg *rules.Config) []string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if r.Publish == nil {
+			continue
+		}
+		for _, t := range r.Targets {
+			if t.Role != "" {
+				continue
+			}
+			region := "${AWS::Region}"
+			if t.Region != "" {
+				region = t.Region
+			}
+			// The ARN of "/a/b" is ...:parameter/a/b: the name's leading / is the ARN's.
+			name := r.Publish.Parameter(ecsarn.Name(t.Cluster), ecsarn.Name(t.Service), "*")
+			seen[fmt.Sprintf("arn:${AWS::Partition}:ssm:%s:${AWS::AccountId}:parameter%s", region, name)] = true
 		}
 	}
 	return sortedKeys(seen)

@@ -130,7 +130,8 @@ func (s synthesized) one(t *testing.T, typ string) map[string]any {
 func (s synthesized) rule(t *testing.T, source string) map[string]any {
 	t.Helper()
 	for _, r := range s.resources("AWS::Events::Rule") {
-		if cmp.Equal([]any{source}, r["EventPattern"].(map[string]any)["source"]) {
+		pattern, _ := r["EventPattern"].(map[string]any) // a schedule has none
+		if cmp.Equal([]any{source}, pattern["source"]) {
 			return r
 		}
 	}
@@ -351,7 +352,7 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 	for _, f := range s.resources("AWS::Logs::MetricFilter") {
 		patterns = append(patterns, f["FilterPattern"].(string))
 	}
-	want := []string{`{ ($.msg = "deploy" || $.msg = "reconcile") && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
+	want := []string{`{ ($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
 	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
