@@ -24,6 +24,7 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -100,6 +101,7 @@ type demo struct {
 	digests  map[string]string
 	first    time.Time
 	sqs      *sqs.Client
+	ssm      *ssm.Client
 	chat     string // the queue standing in for Chatbot, subscribed to the notices topic
 }
 
@@ -129,7 +131,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	if err := moto.CreateTable(ctx, table); err != nil {
 		return err
 	}
-	d.ecs, d.ecr = ecs.NewFromConfig(moto.AWSConfig()), ecr.NewFromConfig(moto.AWSConfig())
+	d.ecs, d.ecr, d.ssm = ecs.NewFromConfig(moto.AWSConfig()), ecr.NewFromConfig(moto.AWSConfig()), ssm.NewFromConfig(moto.AWSConfig())
 	if _, err := d.ecr.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		return fmt.Errorf("create repository: %w", err)
 	}
@@ -234,6 +236,9 @@ func (d *demo) step(ctx context.Context, s step) error {
 		}
 	}
 	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	if err := d.published(ctx, sum); err != nil {
+		return err
+	}
 	for _, r := range sum.Results {
 		if r.Outcome == deploy.Deployed {
 			if err := d.playECS(ctx, s, r, digest); err != nil {

@@ -48,6 +48,8 @@ func TestDemoEndState(t *testing.T) {
 		"sweep: skipped   prod/web (rule web-prod, newest v1.6.0) held by ops@example.com since ",
 		"sweep: deployed  prod/web (rule web-prod, newest v1.6.0)",
 		`"msg":"reconcile"`,
+		"published: /ecr-autodeploy/prod/web/app = 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:c973adf8",
+		"published /ecr-autodeploy/prod/web/app (it was stale)",
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {

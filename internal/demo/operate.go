@@ -12,11 +12,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // chatTopic creates the notices topic with a queue subscribed where Chatbot's
@@ -188,4 +191,33 @@ func (d *demo) sweep(ctx context.Context) error {
 	}
 	d.p.logs("deployer", reconcileLines[:min(1, len(reconcileLines))])
 	return d.running(ctx)
+}
+
+// published prints the parameters of the rules that publish, for the
+// targets this push deployed: what CDK or Terraform would read.
+func (d *demo) published(ctx context.Context, sum deploy.Summary) error {
+	for _, r := range sum.Results {
+		rule := d.ruleNamed(r.Rule)
+		if r.Outcome != deploy.Deployed || rule == nil || rule.Publish == nil {
+			continue
+		}
+		for _, c := range r.Containers {
+			name := rule.Publish.Parameter(r.Cluster, r.Service, c)
+			out, err := d.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+			if err != nil {
+				return fmt.Errorf("read %s: %w", name, err)
+			}
+			d.p.line("  published: %s = %s (CDK, Terraform and CloudFormation read it instead of an image)", name, aws.ToString(out.Parameter.Value))
+		}
+	}
+	return nil
+}
+
+func (d *demo) ruleNamed(name string) *rules.Rule {
+	for _, r := range d.cfg.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
 }

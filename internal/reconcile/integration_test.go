@@ -276,10 +276,11 @@ func TestSweepPublishes(t *testing.T) {
 		}
 		return aws.ToString(out.Parameter.Value)
 	}
+	outcome := InSync
 	published := func(o Options) string {
 		o.Account, o.Region = testenv.Account, testenv.Region
 		rep, err := f.sweeper.Sweep(ctx, o)
-		if err != nil || len(rep.Lines) != 1 || rep.Lines[0].Outcome != InSync {
+		if err != nil || len(rep.Lines) != 1 || rep.Lines[0].Outcome != outcome {
 			t.Fatalf("sweep: %+v, %v\n%s", rep, err, f.logs)
 		}
 		return rep.Lines[0].Published
@@ -303,6 +304,20 @@ func TestSweepPublishes(t *testing.T) {
 	}
 	if got := published(Options{EventID: "3"}); got != "written" || value() != image {
 		t.Errorf("stale: %q, parameter %q", got, value())
+	}
+	// Held (after an operator's rollback, say): nothing moves, but the
+	// parameter is put back to what runs, or infrastructure code would
+	// deploy the image rolled back from.
+	if err := f.store.SetHold(ctx, history.ServiceKey(testenv.Account, testenv.Region, "c", "web"), history.Hold{By: "a", At: time.Now(), Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/images/c/web/app"), Value: aws.String("web:bad"),
+		Type: "String", Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	outcome = Skipped
+	if got := published(Options{EventID: "4"}); got != "written" || value() != image {
+		t.Errorf("held and stale: %q, parameter %q", got, value())
 	}
 }
 

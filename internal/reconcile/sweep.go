@@ -274,10 +274,6 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	line.NewestTag, line.NewestDigest = newest.Tag, newest.Digest
 	key := history.ServiceKey(acct, region, t.Cluster, t.Service)
 	line.State = states[key]
-	if h := line.State.Hold; h != nil {
-		line.Outcome, line.Reason = Skipped, h.String()
-		return line, false
-	}
 	d := services[serviceRef{acct, region, t.Role, t.Cluster, ecsarn.Name(t.Service)}]
 	if d.svc == nil && d.err == nil {
 		d.err = deploy.Permanent("service %s not described", t.Service)
@@ -299,19 +295,25 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	if err != nil {
 		return fail(err)
 	}
-	if plan.Register == nil {
-		line.Outcome, line.Reason = InSync, plan.Skip
-		if strings.HasPrefix(plan.Skip, "never downgrade") {
-			line.Outcome = Skipped // it runs what the rule orders after the newest listed
-		}
+	// Whatever the sweep leaves as it is, the published image must say what
+	// runs: after ECS's or an operator's rollback it names the image rolled
+	// back from until a sweep puts it right.
+	stay := func(outcome, reason string) (Line, bool) {
+		line.Outcome, line.Reason = outcome, reason
 		if err := s.checkPublished(ctx, o, r, t, td, plan.Containers, &line); err != nil {
 			return fail(err)
 		}
 		return line, false
 	}
-	if line.State.DigestFailed(newest.Digest) {
-		line.Outcome, line.Reason = Skipped, "the latest deployment of "+newest.Digest+" on this service failed or was rolled back; only a newer image moves it"
-		return line, false
+	switch {
+	case line.State.Hold != nil:
+		return stay(Skipped, line.State.Hold.String())
+	case plan.Register == nil && strings.HasPrefix(plan.Skip, "never downgrade"):
+		return stay(Skipped, plan.Skip) // it runs what the rule orders after the newest listed
+	case plan.Register == nil:
+		return stay(InSync, plan.Skip)
+	case line.State.DigestFailed(newest.Digest):
+		return stay(Skipped, "the latest deployment of "+newest.Digest+" on this service failed or was rolled back; only a newer image moves it")
 	}
 	behind = true
 	if o.DryRun {
