@@ -58,7 +58,7 @@ func TestGoldenMessages(t *testing.T) {
 		{"not_published", Notice{Outcome: NotPublished, Account: "123456789012", Region: "eu-west-1", Cluster: "prod", Service: "web",
 			Rule: "prod-releases", Repository: "web", Tag: "v1.4.0", Digest: "sha256:4a5c0e1f", EventID: "0f6a1e3c",
 			TaskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:42",
-			Reason: "publish 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4a5c0e1f to /ecr-autodeploy/prod/web/app: AccessDeniedException"}},
+			Reason:         "publish 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:4a5c0e1f to /ecr-autodeploy/prod/web/app: AccessDeniedException"}},
 		{"not_promoted", Notice{Outcome: NotPromoted, Rule: "staging", Repository: "web", Tag: "v1.4.0-rc.1",
 			Digest: "sha256:4a5c0e1f", DeploymentID: "ecs-svc/1234567890123456789", PromotedTag: strings.Repeat("x", 130),
 			Reason: "the promoted tag is 130 characters, over the 128 an image tag may have"}},

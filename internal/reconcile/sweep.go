@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -103,29 +104,25 @@ type Options struct {
 // sweep) tries again; permanent failures are logged per target.
 func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	rep := Report{EventID: o.EventID}
-	images := s.images(ctx, o)
-	services := s.describeServices(ctx, o)
-	var keys []string
-	for _, r := range s.Rules.Rules {
-		for _, t := range r.Targets {
-			acct, region := t.In(o.Account, o.Region)
-			keys = append(keys, history.ServiceKey(acct, region, t.Cluster, t.Service))
-		}
-	}
-	states, stateErr := s.States.States(ctx, keys)
-
-	// Targets go at once, as many as the deployer runs for one push: a sweep
-	// after a stack's first deploy may find every target behind.
 	type job struct {
 		rule   *rules.Rule
 		target rules.Target
 	}
 	var jobs []job
+	var keys []string
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			jobs = append(jobs, job{r, t})
+			acct, region := t.In(o.Account, o.Region)
+			keys = append(keys, history.ServiceKey(acct, region, t.Cluster, t.Service))
 		}
 	}
+	images := s.images(ctx, o)
+	services := s.describeServices(ctx, o)
+	states, stateErr := s.States.States(ctx, keys)
+
+	// Targets go at once, as many as the deployer runs for one push: a sweep
+	// after a stack's first deploy may find every target behind.
 	rep.Lines = make([]Line, len(jobs))
 	behind := make([]bool, len(jobs))
 	var g errgroup.Group
@@ -200,7 +197,7 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 			if _, ok := groups[g]; !ok {
 				order = append(order, g)
 			}
-			if name := ecsarn.Name(t.Service); !contains(groups[g], name) {
+			if name := ecsarn.Name(t.Service); !slices.Contains(groups[g], name) {
 				groups[g] = append(groups[g], name)
 			}
 		}
@@ -234,15 +231,6 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // target decides and, if behind, deploys one target; behind says whether it
