@@ -56,8 +56,8 @@ func TestRetryerRetriesConcurrentRevision(t *testing.T) {
 
 func TestClientsAreCachedPerRegionAndRole(t *testing.T) {
 	c := NewClients(aws.Config{Region: "eu-west-1"})
-	a := c.ECS("", "")
-	if c.ECS("", "") != a || c.SSM("", "") != c.SSM("", "") {
+	a, p := c.ECS("", ""), c.SSM("", "")
+	if c.ECS("", "") != a || c.SSM("", "") != p {
 		t.Error("same region and role gave a new client")
 	}
 	if c.ECS("us-east-1", "") == a || c.ECS("", "arn:aws:iam::222222222222:role/x") == a {
