@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"golang.org/x/sync/errgroup"
@@ -258,14 +257,7 @@ func BenchmarkSweepInSync(b *testing.B) {
 	ctx := context.Background()
 	m := testenv.StartMoto(b)
 	table := m.CreateTable(b, "autodeploy-state")
-	registry := ecr.NewFromConfig(m.AWSConfig())
-	if _, err := registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("fleet")}); err != nil {
-		b.Fatal(err)
-	}
-	digest, err := emulator.PushImage(ctx, registry, "fleet", "v1")
-	if err != nil {
-		b.Fatal(err)
-	}
+	digest := m.Repository(b, "fleet", "v1")["v1"]
 	direct := ecs.NewFromConfig(m.AWSConfig())
 	var targets []string
 	for i := range 50 {

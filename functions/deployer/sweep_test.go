@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
@@ -21,14 +19,7 @@ func TestScheduledSweepUnderRIE(t *testing.T) {
 	m := testenv.StartMoto(t)
 	ctx := context.Background()
 	table := m.CreateTable(t, "autodeploy-state")
-	registry := ecr.NewFromConfig(m.AWSConfig())
-	if _, err := registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
-		t.Fatal(err)
-	}
-	digest, err := emulator.PushImage(ctx, registry, "web", "main-9f8e7d6")
-	if err != nil {
-		t.Fatal(err)
-	}
+	digest := m.Repository(t, "web", "main-9f8e7d6")["main-9f8e7d6"]
 	client := ecs.NewFromConfig(m.AWSConfig())
 	if _, err := emulator.SeedService(ctx, client, emulator.Service{Cluster: "staging", Name: "web", Family: "web",
 		Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web:main-0000000"}}}); err != nil {

@@ -165,27 +165,24 @@ func (c *Clients) config(key [2]string) aws.Config {
 
 // ECS returns the ECS client for a region and role.
 func (c *Clients) ECS(region, role string) *ecs.Client {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := [2]string{region, role}
-	if cl, ok := c.ecs[key]; ok {
-		return cl
-	}
-	cl := ecs.NewFromConfig(c.config(key))
-	c.ecs[key] = cl
-	return cl
+	return cached(c, c.ecs, region, role, func(cfg aws.Config) *ecs.Client { return ecs.NewFromConfig(cfg) })
 }
 
 // SSM returns the Parameter Store client for a region and role.
 func (c *Clients) SSM(region, role string) *ssm.Client {
+	return cached(c, c.ssm, region, role, func(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) })
+}
+
+// cached returns the client of clients for region and role, made on first use.
+func cached[T any](c *Clients, clients map[[2]string]T, region, role string, newClient func(aws.Config) T) T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := [2]string{region, role}
-	if cl, ok := c.ssm[key]; ok {
+	if cl, ok := clients[key]; ok {
 		return cl
 	}
-	cl := ssm.NewFromConfig(c.config(key))
-	c.ssm[key] = cl
+	cl := newClient(c.config(key))
+	clients[key] = cl
 	return cl
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
@@ -21,18 +20,7 @@ func TestStatusReconcileHoldResume(t *testing.T) {
 	m := testenv.StartMoto(t)
 	ctx := context.Background()
 	table := m.CreateTable(t, "autodeploy")
-	registry := ecr.NewFromConfig(m.AWSConfig())
-	if _, err := registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
-		t.Fatal(err)
-	}
-	var newest string
-	for _, tag := range []string{"main-1", "main-2"} {
-		d, err := emulator.PushImage(ctx, registry, "web", tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		newest = d
-	}
+	newest := m.Repository(t, "web", "main-1", "main-2")["main-2"]
 	client := ecs.NewFromConfig(m.AWSConfig())
 	if _, err := emulator.SeedService(ctx, client, emulator.Service{Cluster: "staging", Name: "web", Family: "web",
 		Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web:seed"}}}); err != nil {

@@ -65,22 +65,12 @@ func newFixture(t *testing.T, rulesYAML string) *fixture {
 	return f
 }
 
+// repo creates a repository with images under tags. moto's imagePushedAt
+// has whole seconds: pushes in one second tie, and ties go to the greater
+// tag, which the tests push last.
 func (f *fixture) repo(t *testing.T, name string, tags ...string) map[string]string {
 	t.Helper()
-	if _, err := f.ecr.CreateRepository(context.Background(), &ecr.CreateRepositoryInput{RepositoryName: aws.String(name)}); err != nil {
-		t.Fatal(err)
-	}
-	digests := map[string]string{}
-	for _, tag := range tags {
-		d, err := emulator.PushImage(context.Background(), f.ecr, name, tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// moto's imagePushedAt has whole seconds: pushes in one second tie,
-		// and ties go to the greater tag, which the tests push last.
-		digests[tag] = d
-	}
-	return digests
+	return f.moto.Repository(t, name, tags...)
 }
 
 func (f *fixture) service(t *testing.T, cluster, name, image string) string {

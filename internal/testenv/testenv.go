@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 )
 
@@ -162,4 +164,24 @@ func Event(t testing.TB, name string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// Repository creates an ECR repository in this moto server and pushes an
+// image under each tag, in order; it returns each tag's digest.
+func (m *Moto) Repository(t testing.TB, name string, tags ...string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	client := ecr.NewFromConfig(m.AWSConfig())
+	if _, err := client.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String(name)}); err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string]string{}
+	for _, tag := range tags {
+		d, err := emulator.PushImage(ctx, client, name, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[tag] = d
+	}
+	return digests
 }
