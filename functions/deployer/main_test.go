@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -77,7 +78,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 
 	// The log ops read: one JSON deploy line with the request id.
 	var deployLine map[string]any
-	for _, line := range strings.Split(rie.Logs(), "\n") {
+	for _, line := range strings.Split(rie.WaitLogs(`"msg":"deploy"`, 1, 5*time.Second), "\n") {
 		if strings.HasPrefix(line, "{") && strings.Contains(line, `"msg":"deploy"`) {
 			if err := json.Unmarshal([]byte(line), &deployLine); err != nil {
 				t.Fatalf("deploy line is not JSON: %s", line)

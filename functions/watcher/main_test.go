@@ -53,7 +53,7 @@ func TestBootstrapUnderRIE(t *testing.T) {
 		t.Errorf("history outcome = %q (found %v, %v), want rolled_back", rec.DeploymentOutcome, found, err)
 	}
 	var outcomes []string
-	for _, line := range strings.Split(rie.Logs(), "\n") {
+	for _, line := range strings.Split(rie.WaitLogs(`"msg":"deployment"`, 2, 5*time.Second), "\n") {
 		if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"msg":"deployment"`) {
 			continue
 		}

@@ -187,6 +187,20 @@ func (r *RIE) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	return body, nil
 }
 
+// WaitLogs returns the function's output once it holds at least n lines
+// containing substr, or after within. The function writes its lines before
+// it answers, but the pipe from the emulator may hold them a moment longer.
+func (r *RIE) WaitLogs(substr string, n int, within time.Duration) string {
+	deadline := time.Now().Add(within)
+	for {
+		logs := r.Logs()
+		if strings.Count(logs, substr) >= n || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // PeakRSS is the most resident memory the function's process has used so
 // far (Linux's VmHWM), as Lambda's "Max Memory Used" would report it.
 func (r *RIE) PeakRSS() (bytes int64, err error) {
