@@ -495,7 +495,7 @@ func lineCount(s string) int { return strings.Count(s, "\n") }
 // newJSONLines returns the JSON log lines after the first skip lines; the
 // function wrote them before answering, but the pipe may still hold them.
 func newJSONLines(logs string, skip int) []string {
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	var out []string
 	for i, l := range strings.Split(logs, "\n") {
 		if i >= skip && strings.HasPrefix(l, "{") {
