@@ -119,3 +119,26 @@ func PushEvent(rec history.Record, tag string, at time.Time) ([]byte, error) {
 		},
 	})
 }
+
+// RequestSweep asks the deployer for a sweep now, with the event the
+// schedule sends; the id names why. With no deployer function it does
+// nothing (the schedule's next sweep comes anyway).
+func (p *Promoter) RequestSweep(ctx context.Context, rec history.Record, why string) error {
+	if p.DeployerFunction == "" {
+		return nil
+	}
+	event, err := json.Marshal(map[string]any{
+		"version": "0", "id": why, "detail-type": "Scheduled Event", "source": "aws.events",
+		"account": rec.RegistryAccount, "region": rec.RegistryRegion, "time": p.Now().UTC().Format(time.RFC3339),
+		"resources": []string{}, "detail": map[string]string{},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := p.Lambda.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName: aws.String(p.DeployerFunction), InvocationType: lambdatypes.InvocationTypeEvent, Payload: event,
+	}); err != nil {
+		return fmt.Errorf("ask the deployer for a sweep (%s): %w", why, err)
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -36,9 +37,11 @@ type Notifier interface {
 	Notify(ctx context.Context, n notify.Notice) error
 }
 
-// Promoter tags a deployed digest and hands the new tag to the deployer.
+// Promoter tags a deployed digest and hands the new tag to the deployer;
+// it also asks the deployer for a sweep.
 type Promoter interface {
 	Promote(ctx context.Context, rec history.Record, tag string) error
+	RequestSweep(ctx context.Context, rec history.Record, why string) error
 }
 
 // Watcher handles ECS Deployment State Change events.
@@ -84,6 +87,7 @@ func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, erro
 	res := Result{DeploymentID: rec.DeploymentID, Outcome: outcome}
 	if recorded {
 		w.report(ctx, rec, outcome, ev.Reason, at)
+		w.republishAfterRollback(ctx, rec, outcome)
 	} else {
 		w.Log.DebugContext(ctx, "ignored", "reason", "outcome already recorded", "deployment_id", rec.DeploymentID, "outcome", outcome)
 		res.Ignored = "outcome already recorded"
@@ -203,6 +207,22 @@ func Notice(rec history.Record, outcome, reason string, at time.Time) notify.Not
 		TaskDefinition: rec.ToTaskDefinition, DeploymentID: rec.DeploymentID, EventID: rec.EventID,
 		Reason: reason, PushedAt: rec.PushedAt, EndedAt: at, ServiceARN: ecsarn.ServiceARN(rec.Account, rec.Region, rec.Cluster, rec.Service),
 	}
+}
+
+// republishAfterRollback asks for a sweep when ECS rolled back a deploy of
+// a rule that publishes: the parameter still names the image rolled back
+// from, which an infrastructure deploy would bring back; the sweep writes
+// what runs now instead of waiting for the schedule.
+func (w *Watcher) republishAfterRollback(ctx context.Context, rec history.Record, outcome string) {
+	rule := w.ruleNamed(rec.Rule)
+	if outcome != history.RolledBack || rule == nil || rule.Publish == nil || w.Promoter == nil {
+		return
+	}
+	if err := w.Promoter.RequestSweep(ctx, rec, "after-rollback-"+strings.ReplaceAll(rec.DeploymentID, "/", "-")); err != nil {
+		w.Log.ErrorContext(ctx, "sweep not requested", "deployment_id", rec.DeploymentID, "error", err.Error())
+		return
+	}
+	w.Log.InfoContext(ctx, "sweep requested", "reason", "rolled back a deploy of a rule that publishes", "deployment_id", rec.DeploymentID)
 }
 
 // promote tags the digest once every target of the rule completed it.

@@ -24,6 +24,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
@@ -534,5 +535,33 @@ func TestPromotedTagTooLong(t *testing.T) {
 	}
 	if notices != 1 || strings.Count(f.logs.String(), "over the 128 an image tag may have") != 1 {
 		t.Errorf("%d notices of the failed promotion, want one:\n%s", notices, f.logs)
+	}
+}
+
+// ECS rolled back a deploy of a rule that publishes: the watcher asks the
+// deployer for a sweep at once (the parameter names the image rolled back
+// from until one runs), once, however often the event comes.
+func TestRollbackOfAPublishingRuleRequestsASweep(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(rulesYAML+"    publish: {ssm-prefix: /ecr-autodeploy}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.Rules = cfg
+	digest := f.pushImage(t, "v1.5.0")
+	f.deployed(t, "web-prod", "prod", "web", "v1.5.0", digest, "ecs-svc/20")
+	for i := range 2 {
+		res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-rollback.json", "prod", "web", "ecs-svc/99"))
+		if err != nil || (i == 0 && res.Outcome != history.RolledBack) {
+			t.Fatalf("rollback, delivery %d: %+v, %v", i+1, res, err)
+		}
+	}
+	if len(f.rec.invokes) != 1 {
+		t.Fatalf("%d invocations of the deployer, want one sweep", len(f.rec.invokes))
+	}
+	o, ok := reconcile.Scheduled(f.rec.invokes[0])
+	if !ok || o.EventID != "after-rollback-ecs-svc-20" || o.Account != testenv.Account || o.Region != testenv.Region {
+		t.Errorf("the deployer was sent %s, want a sweep", f.rec.invokes[0])
 	}
 }
