@@ -58,5 +58,9 @@ func Emit(ctx context.Context, log *slog.Logger, at time.Time, dims map[string]s
 			"Metrics":    defs,
 		}},
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "metrics", append([]slog.Attr{slog.Any("_aws", meta)}, attrs...)...)
+	// Past the logger's level: LOG_LEVEL=warn quiets the log, not the
+	// metrics the dashboard and alarms are drawn from.
+	r := slog.NewRecord(at, slog.LevelInfo, "metrics", 0)
+	r.AddAttrs(append([]slog.Attr{slog.Any("_aws", meta)}, attrs...)...)
+	_ = log.Handler().Handle(ctx, r)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +38,16 @@ func TestEmitIsEMF(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// A logger set to WARN (LOG_LEVEL=warn) still writes the metrics: the level
+// quiets the log, not the dashboard.
+func TestEmitIgnoresTheLogLevel(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	Emit(context.Background(), log, time.Now(), map[string]string{"rule": "r"}, nil, Metric{Drift, "Count", 2})
+	if !strings.Contains(buf.String(), `"Drift":2`) {
+		t.Errorf("no metrics line at WARN: %q", buf.String())
 	}
 }
