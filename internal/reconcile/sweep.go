@@ -117,9 +117,16 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 			keys = append(keys, history.ServiceKey(acct, region, t.Cluster, t.Service))
 		}
 	}
-	images := s.images(ctx, o)
-	services := s.describeServices(ctx, o)
-	states, stateErr := s.States.States(ctx, keys)
+	// The reads are independent: one round trip instead of three.
+	var images map[string]listing
+	var services map[serviceRef]described
+	var states map[string]history.ServiceState
+	var stateErr error
+	var reads errgroup.Group
+	reads.Go(func() error { images = s.images(ctx, o); return nil })
+	reads.Go(func() error { services = s.describeServices(ctx, o); return nil })
+	reads.Go(func() error { states, stateErr = s.States.States(ctx, keys); return nil })
+	_ = reads.Wait()
 
 	// Targets go at once, as many as the deployer runs for one push: a sweep
 	// after a stack's first deploy may find every target behind.
@@ -203,34 +210,51 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 		}
 	}
 	out := map[serviceRef]described{}
+	var mu sync.Mutex
+	var batches errgroup.Group
+	batches.SetLimit(max(s.Deployer.Concurrency, 1))
 	for _, g := range order {
 		names := groups[g]
 		for start := 0; start < len(names); start += 10 {
 			batch := names[start:min(start+10, len(names))]
-			res, err := s.ECS(g.region, g.role).DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(g.cluster), Services: batch})
-			for _, name := range batch {
-				ref := serviceRef{g.account, g.region, g.role, g.cluster, name}
-				if err != nil {
-					out[ref] = described{err: fmt.Errorf("describe services of cluster %s: %w", g.cluster, err)}
-					continue
-				}
-				out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s", name, g.cluster)}
-			}
-			if err != nil {
-				continue
-			}
-			for i := range res.Services {
-				svc := &res.Services[i]
-				ref := serviceRef{g.account, g.region, g.role, g.cluster, aws.ToString(svc.ServiceName)}
-				out[ref] = described{svc: svc, err: deploy.CheckService(svc, g.cluster, ref.service)}
-			}
-			for _, f := range res.Failures {
-				ref := serviceRef{g.account, g.region, g.role, g.cluster, ecsarn.Name(aws.ToString(f.Arn))}
-				out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s (%s)", ref.service, g.cluster, aws.ToString(f.Reason))}
-			}
+			batches.Go(func() error {
+				res, err := s.ECS(g.region, g.role).DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(g.cluster), Services: batch})
+				mu.Lock()
+				defer mu.Unlock()
+				noteDescribed(out, serviceRef{account: g.account, region: g.region, role: g.role, cluster: g.cluster}, batch, res, err)
+				return nil
+			})
 		}
 	}
+	_ = batches.Wait()
 	return out
+}
+
+// noteDescribed files one DescribeServices answer (or its error) by
+// service: a name it does not return is not found.
+func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, res *ecs.DescribeServicesOutput, err error) {
+	for _, name := range batch {
+		ref := at
+		ref.service = name
+		if err != nil {
+			out[ref] = described{err: fmt.Errorf("describe services of cluster %s: %w", at.cluster, err)}
+		} else {
+			out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s", name, at.cluster)}
+		}
+	}
+	if err != nil {
+		return
+	}
+	for i := range res.Services {
+		ref := at
+		ref.service = aws.ToString(res.Services[i].ServiceName)
+		out[ref] = described{svc: &res.Services[i], err: deploy.CheckService(&res.Services[i], at.cluster, ref.service)}
+	}
+	for _, f := range res.Failures {
+		ref := at
+		ref.service = ecsarn.Name(aws.ToString(f.Arn))
+		out[ref] = described{err: deploy.Permanent("service %s not found in cluster %s (%s)", ref.service, at.cluster, aws.ToString(f.Reason))}
+	}
 }
 
 // target decides and, if behind, deploys one target; behind says whether it
