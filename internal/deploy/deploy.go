@@ -73,6 +73,9 @@ type Result struct {
 	// Image is the reference deployed (or found running), as the task
 	// definition holds it.
 	Image string `json:"image,omitempty"`
+	// Published is "written" or "failed" for a rule that publishes the
+	// running image, when this deploy wrote (or tried to write) it.
+	Published string `json:"published,omitempty"`
 
 	// republish: this event deployed the running image, but a retry is
 	// under way, so its publishing may have failed: publish again.
@@ -295,6 +298,7 @@ type Plan struct {
 	Containers  []string          // containers to update (or chosen, when skipping)
 	Updates     map[string]string // container → new image; empty: skip
 	Skip        string            // why nothing would change
+	Refused     bool              // a container was refused as a downgrade (else a skip means it runs the image)
 	Service     *types.Service    // as described
 	Running     *types.TaskDefinition
 	RunningTags []types.Tag
@@ -361,7 +365,7 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 		p.Updates[c] = p.Image
 	}
 	if len(refused) > 0 {
-		p.Skip = "never downgrade: " + strings.Join(refused, "; ")
+		p.Skip, p.Refused = "never downgrade: "+strings.Join(refused, "; "), true
 	}
 	if len(p.Updates) == 0 {
 		if p.Skip == "" {
@@ -410,7 +414,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	res.Image = p.Image
 	if p.Register == nil {
 		res.Outcome, res.Reason = Skipped, p.Skip
-		res.republish = rule.Publish != nil && strings.HasPrefix(p.Skip, "already running") &&
+		res.republish = rule.Publish != nil && !p.Refused &&
 			taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID
 		return d.unrecorded(push, p, held.State(), res), nil
 	}

@@ -58,8 +58,10 @@ func (d *Deployer) publish(ctx context.Context, push ecrevent.Push, rule *rules.
 	}
 	err := Publish(ctx, d.SSM(res.Region, t.Role), d.Log, rule, t, res.Containers, res.Image)
 	if err == nil {
+		res.Published = "written"
 		return
 	}
+	res.Published = "failed"
 	if !IsPermanent(err) {
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (deployed, but the image was not published; will retry to publish it)")

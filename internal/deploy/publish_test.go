@@ -59,7 +59,7 @@ func TestPublishAfterDeploy(t *testing.T) {
 		if err != nil || sum.Results[0].Outcome != Deployed {
 			t.Fatalf("%+v, %v", sum, err)
 		}
-		if store.calls != 1 || store.params[param] != registry+"/web@"+digestOf("web:main-4f2a9c1") {
+		if store.calls != 1 || store.params[param] != registry+"/web@"+digestOf("web:main-4f2a9c1") || sum.Results[0].Published != "written" {
 			t.Errorf("%d calls, parameters %v", store.calls, store.params)
 		}
 		// Another event for the image that runs is skipped and writes nothing.
@@ -95,7 +95,7 @@ func TestPublishAfterDeploy(t *testing.T) {
 		notices := &memNotifier{}
 		f.d.Notifier = notices
 		sum, err := f.d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0))
-		if err != nil || sum.Results[0].Outcome != Deployed || sum.Results[0].Retryable {
+		if err != nil || sum.Results[0].Outcome != Deployed || sum.Results[0].Retryable || sum.Results[0].Published != "failed" {
 			t.Fatalf("%+v, %v", sum.Results, err)
 		}
 		if len(notices.messages) != 1 || !strings.Contains(notices.messages[0], "NOT published to Parameter Store") ||

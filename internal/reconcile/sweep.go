@@ -320,7 +320,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	switch {
 	case line.State.Hold != nil:
 		return stay(Skipped, line.State.Hold.String())
-	case plan.Register == nil && strings.HasPrefix(plan.Skip, "never downgrade"):
+	case plan.Register == nil && plan.Refused:
 		return stay(Skipped, plan.Skip) // it runs what the rule orders after the newest listed
 	case plan.Register == nil:
 		return stay(InSync, plan.Skip)
@@ -334,10 +334,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	}
 	sum, _ := s.Deployer.DeployJobs(ctx, push, []deploy.Job{{Rule: r, Target: t}})
 	res := sum.Results[0]
-	line.Outcome, line.Reason, line.Retryable = string(res.Outcome), res.Reason, res.Retryable
-	if r.Publish != nil && res.Outcome == deploy.Deployed && !strings.Contains(res.Reason, "not published") {
-		line.Published = "written"
-	}
+	line.Outcome, line.Reason, line.Retryable, line.Published = string(res.Outcome), res.Reason, res.Retryable, res.Published
 	return line, behind
 }
 
