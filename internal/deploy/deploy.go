@@ -268,18 +268,27 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	if res.Outcome == Deployed || res.republish {
 		d.publish(ctx, push, rule, t, &res)
 	}
-	if permanentFailure && !reported && d.Notifier != nil {
-		n := notify.Notice{Outcome: notify.NotDeployed, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
-			Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
-			EventID: push.EventID, Reason: res.Reason}
-		if err := d.Notifier.Notify(ctx, n); err != nil {
-			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
-		}
+	if permanentFailure && !reported {
+		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}
 	if reported {
 		res.Reason += " (reported when this event first failed)"
 	}
 	return res
+}
+
+// notify tells people about a target, when a notifier is set. A notice that
+// cannot be sent is logged; it never fails the deploy.
+func (d *Deployer) notify(ctx context.Context, push ecrevent.Push, res Result, outcome, reason string) {
+	if d.Notifier == nil {
+		return
+	}
+	n := notify.Notice{Outcome: outcome, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
+		Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
+		EventID: push.EventID, Reason: reason, TaskDefinition: res.To}
+	if err := d.Notifier.Notify(ctx, n); err != nil {
+		d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
+	}
 }
 
 // fail sets a failed outcome from err, retryable unless it is permanent.

@@ -68,12 +68,5 @@ func (d *Deployer) publish(ctx context.Context, push ecrevent.Push, rule *rules.
 		return
 	}
 	res.Reason = strings.TrimSpace(res.Reason + " (deployed, but the image was not published: " + err.Error() + ")")
-	if d.Notifier != nil {
-		n := notify.Notice{Outcome: notify.NotPublished, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
-			Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
-			EventID: push.EventID, Reason: err.Error(), TaskDefinition: res.To}
-		if nerr := d.Notifier.Notify(ctx, n); nerr != nil {
-			d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", nerr.Error())
-		}
-	}
+	d.notify(ctx, push, *res, notify.NotPublished, err.Error())
 }

@@ -94,12 +94,16 @@ func (p *Promoter) Promote(ctx context.Context, rec history.Record, tag string) 
 	if err != nil {
 		return err
 	}
+	return p.handOff(ctx, event, fmt.Sprintf("hand %s:%s to the deployer", rec.Repository, tag))
+}
+
+// handOff invokes the deployer asynchronously with event; what names it in
+// an error.
+func (p *Promoter) handOff(ctx context.Context, event []byte, what string) error {
 	if _, err := p.Lambda.Invoke(ctx, &lambda.InvokeInput{
-		FunctionName:   aws.String(p.DeployerFunction),
-		InvocationType: lambdatypes.InvocationTypeEvent,
-		Payload:        event,
+		FunctionName: aws.String(p.DeployerFunction), InvocationType: lambdatypes.InvocationTypeEvent, Payload: event,
 	}); err != nil {
-		return fmt.Errorf("hand %s:%s to the deployer: %w", rec.Repository, tag, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
@@ -135,10 +139,5 @@ func (p *Promoter) RequestSweep(ctx context.Context, rec history.Record, why str
 	if err != nil {
 		return err
 	}
-	if _, err := p.Lambda.Invoke(ctx, &lambda.InvokeInput{
-		FunctionName: aws.String(p.DeployerFunction), InvocationType: lambdatypes.InvocationTypeEvent, Payload: event,
-	}); err != nil {
-		return fmt.Errorf("ask the deployer for a sweep (%s): %w", why, err)
-	}
-	return nil
+	return p.handOff(ctx, event, "ask the deployer for a sweep ("+why+")")
 }
