@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 )
 
 // The stack's outputs that name what a redrive needs.
@@ -152,11 +153,19 @@ func functionError(out *lambda.InvokeOutput) string {
 	return ""
 }
 
-// summarize counts the deployer's outcomes per target.
+// summarize counts the deployer's outcomes per target: a push's summary or,
+// for a parked scheduled event, the sweep's report.
 func summarize(payload []byte) string {
-	var sum deploy.Summary
+	var sum struct {
+		deploy.Summary
+		Sweep []reconcile.Line `json:"targets"`
+		Drift int              `json:"drift"`
+	}
 	if err := json.Unmarshal(payload, &sum); err != nil {
 		return "answered " + string(payload)
+	}
+	if sum.Sweep != nil {
+		return fmt.Sprintf("swept %d targets, %d behind", len(sum.Sweep), sum.Drift)
 	}
 	if sum.Ignored != "" {
 		return "ignored: " + sum.Ignored

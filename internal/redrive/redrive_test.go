@@ -171,3 +171,19 @@ func results(items []Item) []string {
 	}
 	return out
 }
+
+// A parked sweep (a scheduled event Lambda gave up on) is redriven like a
+// push, and the report says what the sweep did.
+func TestRedriveASweep(t *testing.T) {
+	q := newQueue(string(testenv.Event(t, "scheduled-reconcile.json")))
+	d := &fakeDeployer{answer: func([]byte) (*lambda.InvokeOutput, error) {
+		return &lambda.InvokeOutput{StatusCode: 200, Payload: []byte(`{"event_id":"e","targets":[{"outcome":"in_sync"},{"outcome":"deployed"}],"drift":1}`)}, nil
+	}}
+	rep, err := (&Redriver{SQS: q, Lambda: d, Function: "deployer"}).Run(context.Background(), "q")
+	if err != nil || len(rep.Moved) != 1 || rep.Moved[0].Result != "deployer: swept 2 targets, 1 behind" {
+		t.Errorf("report = %+v, %v", rep, err)
+	}
+	if !strings.Contains(rep.Moved[0].Event, `aws.events "Scheduled Event"`) {
+		t.Errorf("event described as %q", rep.Moved[0].Event)
+	}
+}
