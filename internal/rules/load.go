@@ -28,8 +28,8 @@ var (
 )
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
-// (top level), "defaults", "reconcile", "rule", "target", "promote" and
-// "publish". The JSON Schema
+// (top level), "defaults", "reconcile", "rule", "target", "promote",
+// "publish", "codedeploy" and "hooks". The JSON Schema
 // test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
@@ -44,7 +44,11 @@ func Keys(mapping string) []string {
 	case "publish":
 		return []string{"ssm-prefix"}
 	case "target":
-		return []string{"cluster", "service", "containers", "account", "region", "role"}
+		return []string{"cluster", "service", "containers", "account", "region", "role", "codedeploy"}
+	case "codedeploy":
+		return []string{"application", "deployment-group", "hooks"}
+	case "hooks":
+		return HookEvents
 	case "promote":
 		return []string{"tag"}
 	}
@@ -563,7 +567,69 @@ func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
 		}
 		t.Containers = list
 	}
+	if f, ok := m["codedeploy"]; ok {
+		t.CodeDeploy = p.codeDeploy(f, at+".codedeploy")
+	}
 	return t, len(p.errs) == before
+}
+
+var (
+	// CodeDeploy names: letters, digits, '.', '_', '-'; up to 100.
+	codeDeployNameRE = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,100}$`)
+	// A hook is a Lambda function name, partial or full ARN, or alias.
+	lambdaFunctionRE = regexp.MustCompile(`^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$`)
+)
+
+// codeDeploy reads a target's blue/green settings: the application and
+// deployment group together (or neither, to find the group by the
+// service) and the lifecycle hooks.
+func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
+	cd := &CodeDeploy{}
+	if f.value.Tag == "!!null" || (f.value.Kind == yaml.MappingNode && len(f.value.Content) == 0) {
+		return cd // `codedeploy: {}`: blue/green, group found by the service
+	}
+	m := p.mapping(f.value, at, Keys("codedeploy")...)
+	for _, k := range []struct {
+		key string
+		to  *string
+	}{{"application", &cd.Application}, {"deployment-group", &cd.DeploymentGroup}} {
+		kf, ok := m[k.key]
+		if !ok {
+			continue
+		}
+		if s, ok := p.str(kf, at+"."+k.key); ok {
+			if !codeDeployNameRE.MatchString(s) {
+				p.errorf(kf.value, at+"."+k.key, "%q is not a CodeDeploy name (1-100 letters, digits, '.', '_', '+', '-')", s)
+			}
+			*k.to = s
+		}
+	}
+	_, app := m["application"]
+	_, group := m["deployment-group"]
+	if app != group {
+		p.errorf(f.value, at, "application and deployment-group go together: name both, or neither to find the group that deploys this service")
+	}
+	if hf, ok := m["hooks"]; ok {
+		hm := p.mapping(hf.value, at+".hooks", Keys("hooks")...)
+		if hm != nil && len(hm) == 0 {
+			p.errorf(hf.value, at+".hooks", "must name at least one lifecycle hook (%s), or be left out", strings.Join(HookEvents, ", "))
+		}
+		for _, event := range HookEvents {
+			ef, ok := hm[event]
+			if !ok {
+				continue
+			}
+			s, ok := p.str(ef, at+".hooks."+event)
+			if !ok {
+				continue
+			}
+			if !lambdaFunctionRE.MatchString(s) {
+				p.errorf(ef.value, at+".hooks."+event, "%q is not a Lambda function name or ARN", s)
+			}
+			cd.Hooks = append(cd.Hooks, Hook{Event: event, Function: s})
+		}
+	}
+	return cd
 }
 
 // ecsRef accepts a cluster or service as a name or an ARN. An ARN's account

@@ -63,7 +63,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, publish, targets, promote)"}},
 		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
-			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role)"}},
+			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role, codedeploy)"}},
 		{"duplicate name", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n  - name: a\n    repository: web\n    tags: [y]\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:7: rules[1].name: duplicate rule name \"a\" (first at line 3)"}},
 		{"bad name", head + "  - name: Web_Staging\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
@@ -126,6 +126,20 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:6: rules[0].publish.ssm-prefix: missing; e.g. ssm-prefix: /ecr-autodeploy"}},
 		{"publish unknown key", head + "  - name: a\n    repository: web\n    tags: [x]\n    publish: {prefix: /x}\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:6: rules[0].publish.prefix: unknown key (allowed: ssm-prefix)"}},
+		{"codedeploy unknown hook", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          hooks: {BeforeTraffic: check}\n",
+			[]string{"f.yaml:10: rules[0].targets[0].codedeploy.hooks.BeforeTraffic: unknown key (allowed: BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic)"}},
+		{"codedeploy empty hook", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          hooks:\n            AfterAllowTestTraffic: \"\"\n",
+			[]string{"f.yaml:11: rules[0].targets[0].codedeploy.hooks.AfterAllowTestTraffic: must not be empty"}},
+		{"codedeploy hook not a function", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          hooks: {BeforeAllowTraffic: \"my check\"}\n",
+			[]string{"f.yaml:10: rules[0].targets[0].codedeploy.hooks.BeforeAllowTraffic: \"my check\" is not a Lambda function name or ARN"}},
+		{"codedeploy no hooks", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          hooks: {}\n",
+			[]string{"f.yaml:10: rules[0].targets[0].codedeploy.hooks: must name at least one lifecycle hook"}},
+		{"codedeploy application alone", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          application: web\n",
+			[]string{"f.yaml:10: rules[0].targets[0].codedeploy: application and deployment-group go together"}},
+		{"codedeploy empty group", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          application: web\n          deployment-group: \"\"\n",
+			[]string{"f.yaml:11: rules[0].targets[0].codedeploy.deployment-group: must not be empty"}},
+		{"codedeploy unknown key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          group: web\n",
+			[]string{"f.yaml:10: rules[0].targets[0].codedeploy.group: unknown key (allowed: application, deployment-group, hooks)"}},
 		{"every error reported", head + "  - name: A\n    repository: web\n    tags: [x]\n    targets: []\n",
 			[]string{"f.yaml:3: rules[0].name:", "f.yaml:6: rules[0].targets:"}},
 	}
@@ -237,5 +251,52 @@ func TestPublish(t *testing.T) {
 	cfg, err = Parse("f.yaml", []byte("version: 1\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"))
 	if err != nil || cfg.Rules[0].Publish != nil {
 		t.Errorf("no publish: %+v, %v", cfg.Rules[0].Publish, err)
+	}
+}
+
+func TestLoadCodeDeploy(t *testing.T) {
+	const file = `version: 1
+rules:
+  - name: a
+    repository: web
+    tags: [x]
+    targets:
+      - cluster: c
+        service: named
+        codedeploy:
+          application: web
+          deployment-group: web-prod
+          hooks:
+            AfterAllowTraffic: arn:aws:lambda:eu-west-1:111111111111:function:smoke:live
+            BeforeInstall: prepare
+      - cluster: c
+        service: found
+        codedeploy: {}
+      - cluster: c
+        service: found-with-hooks
+        codedeploy: {hooks: {AfterAllowTestTraffic: check}}
+      - {cluster: c, service: rolling}
+`
+	cfg, err := Parse("f.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []*CodeDeploy
+	for _, tg := range cfg.Rules[0].Targets {
+		got = append(got, tg.CodeDeploy)
+	}
+	want := []*CodeDeploy{
+		{Application: "web", DeploymentGroup: "web-prod", Hooks: []Hook{ // lifecycle order, not file order
+			{"BeforeInstall", "prepare"},
+			{"AfterAllowTraffic", "arn:aws:lambda:eu-west-1:111111111111:function:smoke:live"}}},
+		{},
+		{Hooks: []Hook{{"AfterAllowTestTraffic", "check"}}},
+		nil,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("codedeploy (-want +got):\n%s", diff)
+	}
+	if !got[1].Discovers() || got[0].Discovers() {
+		t.Errorf("Discovers: named %v, empty %v", got[0].Discovers(), got[1].Discovers())
 	}
 }

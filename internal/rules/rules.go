@@ -94,8 +94,33 @@ type Target struct {
 	Account    string   // empty: the event's account (or the role's account)
 	Region     string   // empty: the event's region
 	Role       string   // empty: the function's own credentials
+	// CodeDeploy, when set, says the service is blue/green (CODE_DEPLOY
+	// controller): it is deployed through a CodeDeploy deployment.
+	CodeDeploy *CodeDeploy
 	Line       int
 }
+
+// CodeDeploy names the deployment group that deploys a blue/green service,
+// or leaves both names empty to find it by the service.
+type CodeDeploy struct {
+	Application     string
+	DeploymentGroup string
+	Hooks           []Hook // in lifecycle order
+}
+
+// Discovers reports whether the group is found by listing, not named.
+func (c *CodeDeploy) Discovers() bool { return c.Application == "" }
+
+// Hook is one AppSpec lifecycle hook: the Lambda function CodeDeploy
+// invokes at that event.
+type Hook struct {
+	Event    string
+	Function string
+}
+
+// HookEvents are the AppSpec lifecycle events of an ECS deployment, in the
+// order CodeDeploy runs them.
+var HookEvents = []string{"BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"}
 
 // Promote tags the deployed digest once every target of the rule completed.
 type Promote struct {

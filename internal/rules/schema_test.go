@@ -46,7 +46,8 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	objects := map[string]any{
 		"": s, "defaults": props["defaults"], "reconcile": props["reconcile"], "rule": defs["rule"], "target": defs["target"],
 		"promote": defs["rule"].(map[string]any)["properties"].(map[string]any)["promote"],
-		"publish": defs["publish"],
+		"publish": defs["publish"], "codedeploy": defs["codedeploy"],
+		"hooks": defs["codedeploy"].(map[string]any)["properties"].(map[string]any)["hooks"],
 	}
 	for mapping, obj := range objects {
 		want := slices.Sorted(slices.Values(Keys(mapping)))
