@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
@@ -100,9 +101,14 @@ type Deployer struct {
 	Notifier Notifier
 	// SSM, when set, publishes running images for rules that ask (publish).
 	SSM func(region, role string) SSM
+	// CodeDeploy deploys blue/green services (the CODE_DEPLOY controller).
+	CodeDeploy func(region, role string) bluegreen.CodeDeploy
 	// Concurrency bounds the targets of one event deployed at once.
 	Concurrency int
 	Now         func() time.Time
+
+	// groups keeps each blue/green service's deployment group.
+	groups bluegreen.Groups
 }
 
 // Handle is the Lambda handler: it deploys every target the push matches.
@@ -205,10 +211,14 @@ func permanent(format string, args ...any) error {
 
 // IsPermanent reports whether a deploy error will recur on retry.
 func IsPermanent(err error) bool {
+	if bluegreen.IsActiveDeployment(err) {
+		return false // the group's deployment ends; a retry or sweep follows
+	}
 	var pe *permanentError
+	var bg *bluegreen.PermanentError
 	var nc *taskdef.NoContainerError
 	var tm *taskdef.TooManyTagsError
-	if errors.As(err, &pe) || errors.As(err, &nc) || errors.As(err, &tm) {
+	if errors.As(err, &pe) || errors.As(err, &bg) || errors.As(err, &nc) || errors.As(err, &tm) {
 		return true
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -308,6 +318,7 @@ type Plan struct {
 	Updates     map[string]string // container → new image; empty: skip
 	Skip        string            // why nothing would change
 	Refused     bool              // a container was refused as a downgrade (else a skip means it runs the image)
+	BlueGreen   bool              // the service is deployed through CodeDeploy
 	Service     *types.Service    // as described
 	Running     *types.TaskDefinition
 	RunningTags []types.Tag
@@ -323,12 +334,13 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 	if err != nil {
 		return Plan{}, err
 	}
+	running := bluegreen.RunningTaskDefinition(svc)
 	tdOut, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
-		TaskDefinition: svc.TaskDefinition,
+		TaskDefinition: aws.String(running),
 		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
 	})
 	if err != nil {
-		return Plan{From: aws.ToString(svc.TaskDefinition), Service: svc}, fmt.Errorf("describe task definition %s: %w", aws.ToString(svc.TaskDefinition), err)
+		return Plan{From: running, Service: svc}, fmt.Errorf("describe task definition %s: %w", running, err)
 	}
 	return PlanFrom(svc, tdOut, push, rule, t)
 }
@@ -337,9 +349,12 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 // (with tags) already described: a sweep describes many at once and keeps
 // task definitions, which never change, from one sweep to the next.
 func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push ecrevent.Push, rule *rules.Rule, t rules.Target) (Plan, error) {
-	p := Plan{From: aws.ToString(svc.TaskDefinition), Image: push.ByDigest(), Service: svc}
+	p := Plan{From: bluegreen.RunningTaskDefinition(svc), Image: push.ByDigest(), Service: svc, BlueGreen: IsBlueGreen(svc)}
 	if rule.Pin == rules.PinTag {
 		p.Image = push.ByTag()
+	}
+	if p.BlueGreen && t.CodeDeploy == nil {
+		return p, permanent("service %s in cluster %s is blue/green (CODE_DEPLOY controller): give its target codedeploy: {} (or name application and deployment-group) to deploy it through CodeDeploy; the stack grants CodeDeploy access only to such targets", t.Service, t.Cluster)
 	}
 	td := tdOut.TaskDefinition
 	p.Running, p.RunningTags = td, tdOut.Tags
@@ -427,6 +442,13 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 			taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID
 		return d.unrecorded(push, p, held.State(), res), nil
 	}
+	var bg blueGreen
+	if p.BlueGreen {
+		// Before registering: a missing group fails without a revision.
+		if bg, err = d.blueGreen(ctx, res.Region, t); err != nil {
+			return nil, err
+		}
+	}
 	td := p.Running
 	family := aws.ToString(td.Family)
 	reg, err := client.RegisterTaskDefinition(ctx, p.Register)
@@ -438,6 +460,15 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	// new holder may already have moved it further.
 	if err := held.Check(); err != nil {
 		return nil, fmt.Errorf("before updating service %s/%s: %w", t.Cluster, t.Service, err)
+	}
+	if p.BlueGreen {
+		// CodeDeploy owns the task definition of such a service; an
+		// UpdateService with one is refused.
+		if res.DeploymentID, err = bg.start(ctx, res.To, p.Service, t, push.EventID, rule.Name); err != nil {
+			return nil, err
+		}
+		res.Outcome, res.Reason = Deployed, p.Skip
+		return nil, nil
 	}
 
 	// Only the task definition: desired count, autoscaling, load balancers
@@ -506,15 +537,15 @@ func describeService(ctx context.Context, client ECS, cluster, service string) (
 }
 
 // CheckService refuses, permanently, a service that cannot take a new task
-// definition from us: not ACTIVE, or on another deployment controller.
+// definition from us: not ACTIVE, or on the EXTERNAL deployment controller.
 func CheckService(svc *types.Service, cluster, service string) error {
 	if status := aws.ToString(svc.Status); status != "ACTIVE" {
 		return permanent("service %s in cluster %s is %s, not ACTIVE", service, cluster, status)
 	}
-	if dc := svc.DeploymentController; dc != nil && dc.Type != "" && dc.Type != types.DeploymentControllerTypeEcs {
-		return permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled services can take a new task definition this way", service, cluster, dc.Type)
+	if dc := svc.DeploymentController; dc != nil && dc.Type != "" && dc.Type != types.DeploymentControllerTypeEcs && dc.Type != types.DeploymentControllerTypeCodeDeploy {
+		return permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled and blue/green (CODE_DEPLOY) services can be deployed", service, cluster, dc.Type)
 	}
-	if svc.TaskDefinition == nil {
+	if bluegreen.RunningTaskDefinition(svc) == "" {
 		return permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)
 	}
 	return nil

@@ -3,9 +3,12 @@ package emulator
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	cdtypes "github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -27,6 +30,9 @@ type Service struct {
 	Family     string
 	Containers []Container
 	Tags       map[string]string
+	// BlueGreen creates the service on the CODE_DEPLOY controller behind a
+	// load balancer sending port 8080 to its first container.
+	BlueGreen bool
 }
 
 // Registry is moto's ECR registry host in the default account and region.
@@ -71,13 +77,21 @@ func SeedService(ctx context.Context, client *ecs.Client, s Service) (taskDefARN
 		return "", fmt.Errorf("register task definition %s: %w", s.Family, err)
 	}
 	arn := aws.ToString(td.TaskDefinition.TaskDefinitionArn)
-	if _, err := client.CreateService(ctx, &ecs.CreateServiceInput{
+	in := &ecs.CreateServiceInput{
 		Cluster:        aws.String(s.Cluster),
 		ServiceName:    aws.String(s.Name),
 		TaskDefinition: aws.String(arn),
 		DesiredCount:   aws.Int32(2),
 		LaunchType:     types.LaunchTypeEc2,
-	}); err != nil {
+	}
+	if s.BlueGreen {
+		in.DeploymentController = &types.DeploymentController{Type: types.DeploymentControllerTypeCodeDeploy}
+		in.LoadBalancers = []types.LoadBalancer{{
+			TargetGroupArn: aws.String("arn:aws:elasticloadbalancing:" + Region + ":" + Account + ":targetgroup/" + s.Name + "-blue/0123456789abcdef"),
+			ContainerName:  aws.String(s.Containers[0].Name), ContainerPort: aws.Int32(8080),
+		}}
+	}
+	if _, err := client.CreateService(ctx, in); err != nil {
 		return "", fmt.Errorf("create service %s/%s: %w", s.Cluster, s.Name, err)
 	}
 	return arn, nil
@@ -100,4 +114,34 @@ func PushImage(ctx context.Context, client *ecr.Client, repository, tag string) 
 		return "", fmt.Errorf("push %s:%s: %w", repository, tag, err)
 	}
 	return aws.ToString(out.Image.ImageId.ImageDigest), nil
+}
+
+// SeedDeploymentGroup creates an ECS CodeDeploy application (if needed) and
+// a blue/green deployment group that deploys cluster/service.
+func SeedDeploymentGroup(ctx context.Context, client *codedeploy.Client, app, group, cluster, service string) error {
+	_, err := client.CreateApplication(ctx, &codedeploy.CreateApplicationInput{
+		ApplicationName: aws.String(app), ComputePlatform: cdtypes.ComputePlatformEcs,
+	})
+	var exists *cdtypes.ApplicationAlreadyExistsException
+	if err != nil && !errors.As(err, &exists) {
+		return fmt.Errorf("create application %s: %w", app, err)
+	}
+	_, err = client.CreateDeploymentGroup(ctx, &codedeploy.CreateDeploymentGroupInput{
+		ApplicationName:      aws.String(app),
+		DeploymentGroupName:  aws.String(group),
+		ServiceRoleArn:       aws.String("arn:aws:iam::" + Account + ":role/codedeploy-ecs"),
+		DeploymentConfigName: aws.String("CodeDeployDefault.ECSAllAtOnce"),
+		DeploymentStyle: &cdtypes.DeploymentStyle{
+			DeploymentType: cdtypes.DeploymentTypeBlueGreen, DeploymentOption: cdtypes.DeploymentOptionWithTrafficControl,
+		},
+		EcsServices: []cdtypes.ECSService{{ClusterName: aws.String(cluster), ServiceName: aws.String(service)}},
+		LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupPairInfoList: []cdtypes.TargetGroupPairInfo{{
+			TargetGroups: []cdtypes.TargetGroupInfo{{Name: aws.String(service + "-blue")}, {Name: aws.String(service + "-green")}},
+			ProdTrafficRoute: &cdtypes.TrafficRoute{ListenerArns: []string{"arn:aws:elasticloadbalancing:" + Region + ":" + Account + ":listener/app/" + service + "/0123456789abcdef/0123456789abcdef"}},
+		}}},
+	})
+	if err != nil {
+		return fmt.Errorf("create deployment group %s/%s: %w", app, group, err)
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -293,7 +294,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	if d.err != nil {
 		return fail(d.err)
 	}
-	td, err := s.taskDefinition(ctx, region, t.Role, aws.ToString(d.svc.TaskDefinition))
+	td, err := s.taskDefinition(ctx, region, t.Role, bluegreen.RunningTaskDefinition(d.svc))
 	if err != nil {
 		return fail(err)
 	}
