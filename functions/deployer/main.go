@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -37,6 +38,7 @@ func main() {
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,
 		SSM:         func(region, role string) deploy.SSM { return clients.SSM(region, role) },
+		CodeDeploy:  func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
 	}
 	if rt.Env.NotifyTopic != "" {
 		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)

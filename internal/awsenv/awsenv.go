@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -136,11 +137,12 @@ type Clients struct {
 	configs map[[2]string]aws.Config
 	ecs     map[[2]string]*ecs.Client
 	ssm     map[[2]string]*ssm.Client
+	cd      map[[2]string]*codedeploy.Client
 }
 
 // NewClients returns a client cache on top of base.
 func NewClients(base aws.Config) *Clients {
-	return &Clients{base: base, configs: map[[2]string]aws.Config{}, ecs: map[[2]string]*ecs.Client{}, ssm: map[[2]string]*ssm.Client{}}
+	return &Clients{base: base, configs: map[[2]string]aws.Config{}, ecs: map[[2]string]*ecs.Client{}, ssm: map[[2]string]*ssm.Client{}, cd: map[[2]string]*codedeploy.Client{}}
 }
 
 // config is the SDK config for a region ("" = the base region) and role
@@ -171,6 +173,11 @@ func (c *Clients) ECS(region, role string) *ecs.Client {
 // SSM returns the Parameter Store client for a region and role.
 func (c *Clients) SSM(region, role string) *ssm.Client {
 	return cached(c, c.ssm, region, role, func(cfg aws.Config) *ssm.Client { return ssm.NewFromConfig(cfg) })
+}
+
+// CodeDeploy returns the CodeDeploy client for a region and role.
+func (c *Clients) CodeDeploy(region, role string) *codedeploy.Client {
+	return cached(c, c.cd, region, role, func(cfg aws.Config) *codedeploy.Client { return codedeploy.NewFromConfig(cfg) })
 }
 
 // cached returns the client of clients for region and role, made on first use.

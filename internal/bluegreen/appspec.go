@@ -23,6 +23,16 @@ type AppSpec struct {
 	SHA256  string
 }
 
+// TaskDefinition is the task definition the AppSpec deploys ("" if it
+// cannot be read).
+func (a AppSpec) TaskDefinition() string {
+	var doc appSpecDoc
+	if json.Unmarshal([]byte(a.Content), &doc) != nil || len(doc.Resources) == 0 {
+		return ""
+	}
+	return doc.Resources[0]["TargetService"].Properties.TaskDefinition
+}
+
 // The AppSpec's JSON form, fields in the order AWS documents them.
 type appSpecDoc struct {
 	Version   json.RawMessage            `json:"version"`

@@ -61,7 +61,8 @@ func TestAgainstMoto(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := bluegreen.Start(ctx, cd, grp, spec, bluegreen.Marker("event-1", "web-prod"))
+	started, err := bluegreen.Start(ctx, cd, grp, spec, bluegreen.Marker("event-1", "web-prod"))
+	id := started.ID
 	if err != nil || id == "" { // moto ids are UUIDs; CodeDeploy's are d-…
 		t.Fatalf("Start = %q, %v", id, err)
 	}

@@ -11,12 +11,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 )
 
-// Start creates the deployment of spec in grp and returns its id (d-…).
-// marker, written into the deployment's description, names the event and
-// rule: when CodeDeploy refuses because the group already deploys, a
-// deployment carrying the same marker is this very deploy, created by an
-// earlier attempt whose answer was lost, and its id is returned.
-func Start(ctx context.Context, client CodeDeploy, grp Group, spec AppSpec, marker string) (string, error) {
+// Started is a deployment Start created (or found).
+type Started struct {
+	ID string // d-…
+	// TaskDefinition is the one the deployment deploys: the AppSpec's, or,
+	// for a deployment an earlier attempt created, that attempt's.
+	TaskDefinition string
+}
+
+// Start creates the deployment of spec in grp. marker, written into the
+// deployment's description, names the event and rule: when CodeDeploy
+// refuses because the group already deploys, a deployment carrying the
+// same marker is this very deploy, created by an earlier attempt whose
+// answer was lost, and it is returned instead.
+func Start(ctx context.Context, client CodeDeploy, grp Group, spec AppSpec, marker string) (Started, error) {
 	out, err := client.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{
 		ApplicationName:     aws.String(grp.Application),
 		DeploymentGroupName: aws.String(grp.Name),
@@ -27,20 +35,20 @@ func Start(ctx context.Context, client CodeDeploy, grp Group, spec AppSpec, mark
 		},
 	})
 	if err == nil {
-		return aws.ToString(out.DeploymentId), nil
+		return Started{ID: aws.ToString(out.DeploymentId), TaskDefinition: spec.TaskDefinition()}, nil
 	}
 	var limit *types.DeploymentLimitExceededException
 	if !errors.As(err, &limit) {
-		return "", fmt.Errorf("create deployment in %s: %w", grp, err)
+		return Started{}, fmt.Errorf("create deployment in %s: %w", grp, err)
 	}
-	id, found, ferr := activeWith(ctx, client, grp, marker)
+	own, found, ferr := activeWith(ctx, client, grp, marker)
 	switch {
 	case ferr != nil:
-		return "", &ActiveDeploymentError{Group: grp, Err: errors.Join(err, ferr)}
+		return Started{}, &ActiveDeploymentError{Group: grp, Err: errors.Join(err, ferr)}
 	case found:
-		return id, nil
+		return own, nil
 	}
-	return "", &ActiveDeploymentError{Group: grp, Err: err}
+	return Started{}, &ActiveDeploymentError{Group: grp, Err: err}
 }
 
 // activeStatuses are the states of a deployment that still holds its group.
@@ -50,7 +58,7 @@ var activeStatuses = []types.DeploymentStatus{
 }
 
 // activeWith finds the group's active deployment whose description is marker.
-func activeWith(ctx context.Context, client CodeDeploy, grp Group, marker string) (string, bool, error) {
+func activeWith(ctx context.Context, client CodeDeploy, grp Group, marker string) (Started, bool, error) {
 	p := codedeploy.NewListDeploymentsPaginator(client, &codedeploy.ListDeploymentsInput{
 		ApplicationName: aws.String(grp.Application), DeploymentGroupName: aws.String(grp.Name),
 		IncludeOnlyStatuses: activeStatuses,
@@ -58,19 +66,25 @@ func activeWith(ctx context.Context, client CodeDeploy, grp Group, marker string
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return "", false, fmt.Errorf("list active deployments of %s: %w", grp, err)
+			return Started{}, false, fmt.Errorf("list active deployments of %s: %w", grp, err)
 		}
 		for _, id := range page.Deployments {
 			d, err := client.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(id)})
 			if err != nil {
-				return "", false, fmt.Errorf("get deployment %s: %w", id, err)
+				return Started{}, false, fmt.Errorf("get deployment %s: %w", id, err)
 			}
-			if d.DeploymentInfo != nil && aws.ToString(d.DeploymentInfo.Description) == marker {
-				return id, true, nil
+			info := d.DeploymentInfo
+			if info == nil || aws.ToString(info.Description) != marker {
+				continue
 			}
+			own := Started{ID: id}
+			if rev := info.Revision; rev != nil && rev.AppSpecContent != nil {
+				own.TaskDefinition = AppSpec{Content: aws.ToString(rev.AppSpecContent.Content)}.TaskDefinition()
+			}
+			return own, true, nil
 		}
 	}
-	return "", false, nil
+	return Started{}, false, nil
 }
 
 // Marker is the description a deploy gives its deployment: the event and

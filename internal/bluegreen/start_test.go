@@ -15,15 +15,18 @@ import (
 
 var webProd = bluegreen.Group{Application: "web", Name: "web-prod"}
 
-func spec() bluegreen.AppSpec { return bluegreen.AppSpec{Content: `{"version": 0.0}`, SHA256: "abc"} }
+func spec() bluegreen.AppSpec {
+	return bluegreen.AppSpec{Content: `{"version": 0.0, "Resources": [{"TargetService": {"Properties": {"TaskDefinition": "web:2"}}}]}`, SHA256: "abc"}
+}
 
 func TestStart(t *testing.T) {
 	ctx := context.Background()
 	f := fakeWithGroups()
 	marker := bluegreen.Marker("event-1", "web-prod")
-	id, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
-	if err != nil || id != "d-FAKE00001" {
-		t.Fatalf("Start = %q, %v", id, err)
+	started, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
+	id := started.ID
+	if err != nil || started != (bluegreen.Started{ID: "d-FAKE00001", TaskDefinition: "web:2"}) {
+		t.Fatalf("Start = %+v, %v", started, err)
 	}
 	d := f.Deployments()[0]
 	rev := d.Revision
@@ -34,9 +37,9 @@ func TestStart(t *testing.T) {
 
 	// A retry of the same event while its deployment runs: the group is
 	// busy with this very deployment, which is returned, not a new one.
-	id2, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
-	if err != nil || id2 != id {
-		t.Fatalf("retry = %q, %v; want %q", id2, err, id)
+	again, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
+	if err != nil || again != started {
+		t.Fatalf("retry = %+v, %v; want %+v", again, err, started)
 	}
 
 	// Another event while it runs: transient, retried later.
@@ -51,8 +54,8 @@ func TestStart(t *testing.T) {
 
 	// Once it ended, the next event deploys.
 	f.End(id, types.DeploymentStatusSucceeded, "", "")
-	if id3, err := bluegreen.Start(ctx, f, webProd, spec(), bluegreen.Marker("event-2", "web-prod")); err != nil || id3 == id {
-		t.Fatalf("after the first ended: %q, %v", id3, err)
+	if next, err := bluegreen.Start(ctx, f, webProd, spec(), bluegreen.Marker("event-2", "web-prod")); err != nil || next.ID == id {
+		t.Fatalf("after the first ended: %+v, %v", next, err)
 	}
 	if n := len(f.Deployments()); n != 2 {
 		t.Errorf("%d deployments, want 2", n)
@@ -69,9 +72,9 @@ func TestStartLostAnswer(t *testing.T) {
 	if _, err := bluegreen.Start(ctx, f, webProd, spec(), marker); err == nil {
 		t.Fatal("the lost answer was not an error")
 	}
-	id, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
-	if err != nil || id != "d-FAKE00001" || len(f.Deployments()) != 1 {
-		t.Fatalf("retry = %q, %v with %d deployments; want the first one", id, err, len(f.Deployments()))
+	got, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
+	if err != nil || got.ID != "d-FAKE00001" || got.TaskDefinition != "web:2" || len(f.Deployments()) != 1 {
+		t.Fatalf("retry = %+v, %v with %d deployments; want the first one", got, err, len(f.Deployments()))
 	}
 }
 
@@ -98,11 +101,18 @@ func TestStartFailures(t *testing.T) {
 func TestEnded(t *testing.T) {
 	ctx := context.Background()
 	f := fakeWithGroups()
-	ok, _ := bluegreen.Start(ctx, f, webProd, spec(), "a")
+	start := func(marker string) string {
+		s, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.ID
+	}
+	ok := start("a")
 	f.End(ok, types.DeploymentStatusSucceeded, "", "")
-	bad, _ := bluegreen.Start(ctx, f, webProd, spec(), "b")
+	bad := start("b")
 	f.End(bad, types.DeploymentStatusFailed, "The ECS service cannot be updated due to an unexpected error", "d-ROLLBACK1")
-	failed, _ := bluegreen.Start(ctx, f, webProd, spec(), "c")
+	failed := start("c")
 	f.End(failed, types.DeploymentStatusFailed, "hook BeforeAllowTraffic failed", "")
 	tests := []struct {
 		id   string

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
@@ -75,7 +76,8 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the table printed is the report
 	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now,
-		SSM: func(region, role string) deploy.SSM { return clients.SSM(region, role) }}
+		SSM:        func(region, role string) deploy.SSM { return clients.SSM(region, role) },
+		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }}
 	registry := ecr.NewFromConfig(awsCfg)
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
 		States: store, Deployer: d, Log: quiet, Now: env.Now,

@@ -32,12 +32,11 @@ func (d *Deployer) blueGreen(ctx context.Context, region string, t rules.Target)
 	return blueGreen{client, grp}, err
 }
 
-// start creates the CodeDeploy deployment of taskDefinition and returns
-// its id.
-func (bg blueGreen) start(ctx context.Context, taskDefinition string, svc *types.Service, t rules.Target, eventID, rule string) (string, error) {
+// start creates the CodeDeploy deployment of taskDefinition.
+func (bg blueGreen) start(ctx context.Context, taskDefinition string, svc *types.Service, t rules.Target, eventID, rule string) (bluegreen.Started, error) {
 	spec, err := bluegreen.BuildAppSpec(taskDefinition, svc, t.CodeDeploy.Hooks)
 	if err != nil {
-		return "", err
+		return bluegreen.Started{}, err
 	}
 	return bluegreen.Start(ctx, bg.client, bg.group, spec, bluegreen.Marker(eventID, rule))
 }

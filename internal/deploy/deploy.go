@@ -464,9 +464,13 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	if p.BlueGreen {
 		// CodeDeploy owns the task definition of such a service; an
 		// UpdateService with one is refused.
-		if res.DeploymentID, err = bg.start(ctx, res.To, p.Service, t, push.EventID, rule.Name); err != nil {
+		started, err := bg.start(ctx, res.To, p.Service, t, push.EventID, rule.Name)
+		if err != nil {
 			return nil, err
 		}
+		// A deployment an earlier attempt of this event created (its answer
+		// lost) deploys that attempt's revision, not the one just made.
+		res.DeploymentID, res.To = started.ID, cmp.Or(started.TaskDefinition, res.To)
 		res.Outcome, res.Reason = Deployed, p.Skip
 		return nil, nil
 	}

@@ -305,7 +305,10 @@ func TestPermanentFailures(t *testing.T) {
 		{"inactive service", func(f *fakeECS) { f.services["prod/web"].Status = aws.String("INACTIVE") }, "service web in cluster prod is INACTIVE, not ACTIVE"},
 		{"code deploy", func(f *fakeECS) {
 			f.services["prod/web"].DeploymentController = &types.DeploymentController{Type: types.DeploymentControllerTypeCodeDeploy}
-		}, "uses the CODE_DEPLOY deployment controller"},
+		}, "is blue/green (CODE_DEPLOY controller): give its target codedeploy: {}"},
+		{"external controller", func(f *fakeECS) {
+			f.services["prod/web"].DeploymentController = &types.DeploymentController{Type: types.DeploymentControllerTypeExternal}
+		}, "uses the EXTERNAL deployment controller"},
 		{"no container from repository", func(f *fakeECS) {
 			td := f.taskDefs[aws.ToString(f.services["prod/web"].TaskDefinition)].TaskDefinition
 			td.ContainerDefinitions = td.ContainerDefinitions[2:]

@@ -127,6 +127,9 @@ func (f *fakeECS) UpdateService(_ context.Context, in *ecs.UpdateServiceInput, _
 		return nil, fmt.Errorf("UpdateService must only change the task definition, got %+v", in)
 	}
 	svc := f.services[aws.ToString(in.Cluster)+"/"+aws.ToString(in.Service)]
+	if dc := svc.DeploymentController; dc != nil && dc.Type == types.DeploymentControllerTypeCodeDeploy && in.TaskDefinition != nil {
+		return nil, &smithy.GenericAPIError{Code: "InvalidParameterException", Message: "Unable to update task definition on services with a CODE_DEPLOY deployment controller. Use AWS CodeDeploy to trigger a new deployment.", Fault: smithy.FaultClient}
+	}
 	f.deploys++
 	svc.TaskDefinition = in.TaskDefinition
 	svc.Deployments = []types.Deployment{

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
@@ -413,5 +415,73 @@ func TestPublishAgainstMoto(t *testing.T) {
 	// The other account's parameter is not in this account.
 	if _, err := clients.SSM("", "").GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/ecr-autodeploy/prod/web/app")}); err == nil {
 		t.Error("the prod parameter was written in the registry's account")
+	}
+}
+
+// TestBlueGreenAgainstMoto: a push rolls a blue/green service through
+// moto's CodeDeploy (applications, a named group with ecsServices,
+// CreateDeployment); the service's task definition is left to CodeDeploy.
+// moto's deployments never end, so endings are tested against the fake
+// (bluegreen_test.go).
+func TestBlueGreenAgainstMoto(t *testing.T) {
+	ctx := context.Background()
+	f := newMotoFixture(t)
+	cfg, err := rules.Parse("bluegreen.yaml", []byte(`version: 1
+rules:
+  - name: web-prod
+    repository: web
+    semver: ">= 1.0.0"
+    targets:
+      - cluster: prod
+        service: web
+        codedeploy: {application: web, deployment-group: web-prod, hooks: {BeforeAllowTraffic: web-check}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	from, err := emulator.SeedService(ctx, f.ecs, emulator.Service{Cluster: "prod", Name: "web", Family: "web-prod",
+		Containers: []emulator.Container{{Name: "app", Image: registry + "/web:1.0.0"}}, BlueGreen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := codedeploy.NewFromConfig(f.moto.AWSConfig())
+	if err := emulator.SeedDeploymentGroup(ctx, cd, "web", "web-prod", "prod", "web"); err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	d := f.deployer(logs)
+	d.Rules = cfg
+	clients := awsenv.NewClients(f.moto.AWSConfig())
+	d.CodeDeploy = func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }
+
+	sum, err := d.Handle(ctx, pushEvent(t, "web", "v1.1.0", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := sum.Results[0]
+	if r.Outcome != Deployed || r.DeploymentID == "" || r.From != from || r.To == from {
+		t.Fatalf("result = %+v", r)
+	}
+	svcs, err := f.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}})
+	if err != nil || aws.ToString(svcs.Services[0].TaskDefinition) != from {
+		t.Errorf("the service's task definition moved without CodeDeploy: %v", err)
+	}
+	dep, err := cd.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(r.DeploymentID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := bluegreen.AppSpec{Content: aws.ToString(dep.DeploymentInfo.Revision.AppSpecContent.Content)}
+	if spec.TaskDefinition() != r.To || !strings.Contains(spec.Content, `"BeforeAllowTraffic": "web-check"`) ||
+		!strings.Contains(spec.Content, `"ContainerName": "app"`) {
+		t.Errorf("AppSpec = %s", spec.Content)
+	}
+	reg, err := f.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(r.To)})
+	if err != nil || !strings.HasSuffix(aws.ToString(reg.TaskDefinition.ContainerDefinitions[0].Image), "@"+digestOf("web:v1.1.0")) {
+		t.Errorf("registered revision: %v", err)
+	}
+	store := history.NewStore(dynamodb.NewFromConfig(f.moto.AWSConfig()), f.table)
+	rec, found, err := store.ByDeployment(ctx, r.DeploymentID)
+	if err != nil || !found || rec.ToTaskDefinition != r.To {
+		t.Errorf("history by deployment id: %+v %v %v", rec, found, err)
 	}
 }

@@ -136,7 +136,7 @@ func SeedDeploymentGroup(ctx context.Context, client *codedeploy.Client, app, gr
 		},
 		EcsServices: []cdtypes.ECSService{{ClusterName: aws.String(cluster), ServiceName: aws.String(service)}},
 		LoadBalancerInfo: &cdtypes.LoadBalancerInfo{TargetGroupPairInfoList: []cdtypes.TargetGroupPairInfo{{
-			TargetGroups: []cdtypes.TargetGroupInfo{{Name: aws.String(service + "-blue")}, {Name: aws.String(service + "-green")}},
+			TargetGroups:     []cdtypes.TargetGroupInfo{{Name: aws.String(service + "-blue")}, {Name: aws.String(service + "-green")}},
 			ProdTrafficRoute: &cdtypes.TrafficRoute{ListenerArns: []string{"arn:aws:elasticloadbalancing:" + Region + ":" + Account + ":listener/app/" + service + "/0123456789abcdef/0123456789abcdef"}},
 		}}},
 	})
