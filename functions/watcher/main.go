@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -27,6 +28,7 @@ func main() {
 		rt.Log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
+	clients := awsenv.NewClients(rt.AWS)
 	w := &watch.Watcher{
 		Rules: rt.Rules,
 		Store: history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
@@ -42,7 +44,8 @@ func main() {
 			DeployerFunction: rt.Env.DeployerFunction,
 			Now:              time.Now,
 		},
-		Log: rt.Log,
+		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
+		Log:        rt.Log,
 	}
 	if rt.Env.NotifyTopic != "" {
 		w.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)

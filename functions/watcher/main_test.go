@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
@@ -68,5 +71,61 @@ func TestBootstrapUnderRIE(t *testing.T) {
 	}
 	if strings.Join(outcomes, ",") != "failed,rolled_back" {
 		t.Errorf("deployment lines = %v, want failed then rolled_back", outcomes)
+	}
+}
+
+// TestBlueGreenUnderRIE: the built watcher on CodeDeploy's sample events,
+// for deployments made in moto's CodeDeploy (whose GetDeployment it reads
+// to learn whether a failure was rolled back).
+func TestBlueGreenUnderRIE(t *testing.T) {
+	m := testenv.StartMoto(t)
+	ctx := context.Background()
+	table := m.CreateTable(t, "autodeploy-state")
+	store := history.NewStore(dynamodb.NewFromConfig(m.AWSConfig()), table)
+	cd := codedeploy.NewFromConfig(m.AWSConfig())
+	if err := emulator.SeedDeploymentGroup(ctx, cd, "web", "web-staging", "staging", "web"); err != nil {
+		t.Fatal(err)
+	}
+	pushed := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	ids := map[string]string{}
+	for _, tag := range []string{"main-good", "main-bad"} {
+		out, err := cd.CreateDeployment(ctx, &codedeploy.CreateDeploymentInput{ApplicationName: aws.String("web"), DeploymentGroupName: aws.String("web-staging")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[tag] = aws.ToString(out.DeploymentId)
+		if err := store.Put(ctx, history.Record{
+			Rule: "web-staging", Repository: "web", RegistryAccount: testenv.Account, RegistryRegion: testenv.Region,
+			Tag: tag, Digest: "sha256:" + strings.Repeat(tag[5:6], 64), Account: testenv.Account, Region: testenv.Region,
+			Cluster: "staging", Service: "web", DeploymentID: ids[tag], EventID: "push-" + tag,
+			Outcome: "deployed", PushedAt: pushed, DeployedAt: pushed.Add(3 * time.Second),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rie := testenv.StartFunction(t, "watcher", "testdata/autodeploy.yaml", append(m.Env(), "AUTODEPLOY_TABLE="+table))
+	for _, step := range []struct{ sample, tag, want string }{
+		{"codedeploy-start.json", "main-good", `"ignored":"deployment still in progress"`},
+		{"codedeploy-success.json", "main-good", `"outcome":"completed"`},
+		{"codedeploy-success.json", "main-good", `"ignored":"outcome already recorded"`},
+		{"codedeploy-failure.json", "main-bad", `"outcome":"failed"`},
+	} {
+		var ev map[string]any
+		if err := json.Unmarshal(testenv.Event(t, step.sample), &ev); err != nil {
+			t.Fatal(err)
+		}
+		ev["detail"].(map[string]any)["deploymentId"] = ids[step.tag]
+		data, _ := json.Marshal(ev)
+		body, err := rie.Invoke(ctx, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), step.want) {
+			t.Errorf("%s for %s answered %s, want %s", step.sample, step.tag, body, step.want)
+		}
+	}
+	rec, _, err := store.ByDeployment(ctx, ids["main-bad"])
+	if err != nil || rec.DeploymentOutcome != history.Failed || rec.DeploymentReason != "CodeDeploy deployment failed" {
+		t.Errorf("failed deployment recorded as %q %q (%v)", rec.DeploymentOutcome, rec.DeploymentReason, err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/codedeployevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -44,13 +46,17 @@ type Promoter interface {
 	RequestSweep(ctx context.Context, rec history.Record, why string) error
 }
 
-// Watcher handles ECS Deployment State Change events.
+// Watcher handles ECS Deployment State Change and CodeDeploy Deployment
+// State-change events.
 type Watcher struct {
 	Rules    *rules.Config
 	Store    Store
 	Notifier Notifier // optional
 	Promoter Promoter
-	Log      *slog.Logger
+	// CodeDeploy reads how a blue/green deployment ended (rolled back or
+	// not) in a target's region, through its role.
+	CodeDeploy func(region, role string) bluegreen.CodeDeploy
+	Log        *slog.Logger
 	// Now is the clock promotion claims are timed by (nil: time.Now).
 	Now func() time.Time
 }
@@ -63,30 +69,65 @@ type Result struct {
 	Promoted     string `json:"promoted,omitempty"`
 }
 
-// Handle is the Lambda handler.
+// Handle is the Lambda handler: ECS deployment events and CodeDeploy
+// deployment events alike.
 func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, error) {
+	var head struct {
+		Source string `json:"source"`
+	}
+	_ = json.Unmarshal(raw, &head) // a malformed event fails in its parser
+	var e ending
+	var err error
+	if head.Source == codedeployevent.Source {
+		e, err = w.codeDeployEnding(ctx, raw)
+	} else {
+		e, err = w.ecsEnding(ctx, raw)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return w.conclude(ctx, e)
+}
+
+// ending is what one event says about a deployment of ours: its record and
+// how it ended; an empty outcome means the event is not news (ignored says
+// why).
+type ending struct {
+	rec          history.Record
+	outcome      string
+	reason       string
+	ignored      string
+	at           time.Time
+	eventID      string
+	deploymentID string // as the event names it
+	log          []any  // what the ignored line says of the event
+}
+
+func (w *Watcher) ecsEnding(ctx context.Context, raw json.RawMessage) (ending, error) {
 	ev, err := ecsevent.Parse(raw)
 	if err != nil {
 		w.Log.ErrorContext(ctx, "invalid event", "error", err.Error())
-		return Result{}, err
+		return ending{}, err
 	}
 	rec, outcome, why, err := w.classify(ctx, ev)
-	if err != nil {
-		return Result{}, err
+	return ending{rec: rec, outcome: outcome, reason: ev.Reason, ignored: why, at: ev.When(), eventID: ev.EventID,
+		deploymentID: ev.DeploymentID, log: []any{"event", ev.EventName, "service", ev.ServiceARN}}, err
+}
+
+// conclude records an ending, reports it once and promotes after it.
+func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
+	if e.outcome == "" {
+		w.Log.DebugContext(ctx, "ignored", append([]any{"reason", e.ignored, "deployment_id", e.deploymentID}, e.log...)...)
+		return Result{DeploymentID: e.deploymentID, Ignored: e.ignored}, nil
 	}
-	if outcome == "" {
-		w.Log.DebugContext(ctx, "ignored", "reason", why, "deployment_id", ev.DeploymentID,
-			"event", ev.EventName, "service", ev.ServiceARN)
-		return Result{DeploymentID: ev.DeploymentID, Ignored: why}, nil
-	}
-	at := ev.When()
-	recorded, err := w.Store.SetOutcome(ctx, rec, outcome, ev.Reason, at)
+	rec, outcome, at := e.rec, e.outcome, e.at
+	recorded, err := w.Store.SetOutcome(ctx, rec, outcome, e.reason, at)
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{DeploymentID: rec.DeploymentID, Outcome: outcome}
 	if recorded {
-		w.report(ctx, rec, outcome, ev.Reason, at)
+		w.report(ctx, rec, outcome, e.reason, at)
 		w.republishAfterRollback(ctx, rec, outcome)
 	} else {
 		w.Log.DebugContext(ctx, "ignored", "reason", "outcome already recorded", "deployment_id", rec.DeploymentID, "outcome", outcome)
@@ -96,7 +137,7 @@ func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, erro
 	// redrive of the event that recorded the completion finishes a
 	// promotion that did not finish (the claim makes it happen once).
 	if outcome == history.Completed && (recorded || rec.DeploymentOutcome == history.Completed) {
-		res.Promoted, err = w.promote(ctx, rec, ev.EventID, at)
+		res.Promoted, err = w.promote(ctx, rec, e.eventID, at)
 	}
 	return res, err
 }
