@@ -51,12 +51,23 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer aw
 // of the rules and nothing else; roles to assume for targets elsewhere.
 func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 	services, roles := ServiceARNs(cfg), AssumedRoles(cfg)
-	if len(services) > 0 {
+	// CodeDeploy moves a blue/green service; the deployer only reads it.
+	rolling := serviceARNs(cfg, func(t rules.Target) bool { return t.CodeDeploy == nil })
+	if blueGreen := serviceARNs(cfg, func(t rules.Target) bool { return t.CodeDeploy != nil }); len(blueGreen) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("DescribeBlueGreenServices"),
+			Actions:   jsii.Strings("ecs:DescribeServices"),
+			Resources: subs(blueGreen),
+		}))
+	}
+	if len(rolling) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RollConfiguredServices"),
 			Actions:   jsii.Strings("ecs:DescribeServices", "ecs:UpdateService"),
-			Resources: subs(services),
+			Resources: subs(rolling),
 		}))
+	}
+	if len(services) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
 			Actions:   jsii.Strings("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"),
@@ -111,11 +122,14 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 
 // ServiceARNs are the services the deployer reaches with its own
 // credentials, as CloudFormation Fn::Sub strings, sorted.
-func ServiceARNs(cfg *rules.Config) []string {
+func ServiceARNs(cfg *rules.Config) []string { return serviceARNs(cfg, nil) }
+
+// serviceARNs are ServiceARNs of the targets keep accepts (nil: all).
+func serviceARNs(cfg *rules.Config, keep func(rules.Target) bool) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if t.Role != "" {
+			if t.Role != "" || (keep != nil && !keep(t)) {
 				continue
 			}
 			region := "${AWS::Region}"

@@ -134,12 +134,16 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Resources:  subs(ServiceARNs(p.Rules)),
 	}, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
 	deploymentAlarm(s, watcher.logGroup, alarms)
-
-	queries(s, deployer.logGroup, watcher.logGroup)
-	dashboard(s, p.Rules, []function{deployer, watcher}, map[string]awssqs.Queue{
+	queues := map[string]awssqs.Queue{
 		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,
 		"deployer failed events": deployer.failures, "watcher failed events": watcher.failures,
-	})
+	}
+	if q := blueGreen(s, p.Rules, deployer, watcher, alarms); q != nil {
+		queues["CodeDeploy events (watcher)"] = q
+	}
+
+	queries(s, deployer.logGroup, watcher.logGroup)
+	dashboard(s, p.Rules, []function{deployer, watcher}, queues)
 	if p.Slack != nil {
 		slackChannel(s, *p.Slack, alarms, notices)
 	}
