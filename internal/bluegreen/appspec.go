@@ -5,6 +5,7 @@
 package bluegreen
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
@@ -121,10 +122,14 @@ func BuildAppSpec(taskDefinition string, svc *ecstypes.Service, hooks []rules.Ho
 	for _, h := range hooks {
 		doc.Hooks = append(doc.Hooks, map[string]string{h.Event: h.Function})
 	}
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // content people read in plans and the console
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
 		return AppSpec{}, fmt.Errorf("encode AppSpec: %w", err)
 	}
+	data := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	sum := sha256.Sum256(data)
 	return AppSpec{Content: string(data), SHA256: hex.EncodeToString(sum[:])}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -56,6 +57,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	clients := awsenv.NewClients(awsCfg)
+	var groups bluegreen.Groups
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
 		_, region := j.Target.In(push.Account, push.Region)
@@ -67,6 +69,9 @@ func plan(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stdout, "  skip: %s\n", p.Skip)
 		default:
 			printRegister(env.Stdout, p)
+			if p.BlueGreen {
+				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, j.Target.Role), &groups, region+"|"+j.Target.Role, p, j.Target)
+			}
 		}
 	}
 	return nil
@@ -75,8 +80,12 @@ func plan(ctx context.Context, args []string, env Env) error {
 // printRegister shows the revision a deploy would register, as a diff of
 // the image lines and the tags it would set.
 func printRegister(w io.Writer, p deploy.Plan) {
-	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and point the service at it:\n",
-		aws.ToString(p.Running.Family), ecsarn.Revision(p.From))
+	then := "point the service at it"
+	if p.BlueGreen {
+		then = "deploy it through CodeDeploy"
+	}
+	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and %s:\n",
+		aws.ToString(p.Running.Family), ecsarn.Revision(p.From), then)
 	for _, c := range p.Containers {
 		fmt.Fprintf(w, "  - %s: %s\n", c, taskdef.Image(p.Running, c))
 		fmt.Fprintf(w, "  + %s: %s\n", c, p.Updates[c])
@@ -92,4 +101,28 @@ func printRegister(w io.Writer, p deploy.Plan) {
 	}
 	slices.Sort(tags)
 	fmt.Fprintf(w, "  tags: %s\n", strings.Join(tags, " "))
+}
+
+// printAppSpec shows the CodeDeploy deployment a blue/green deploy would
+// create: its group (found as the deployer finds it) and AppSpec, naming
+// the revision still to be registered by its family.
+func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy, groups *bluegreen.Groups, scope string, p deploy.Plan, t rules.Target) {
+	grp, err := groups.Find(ctx, client, scope, t.Cluster, t.Service, t.CodeDeploy)
+	if err != nil {
+		fmt.Fprintf(w, "  would fail: %v\n", err)
+		return
+	}
+	next := aws.ToString(p.Running.TaskDefinitionArn)
+	if i := strings.LastIndex(next, ":"); i >= 0 {
+		next = next[:i] + ":<new revision>"
+	}
+	spec, err := bluegreen.BuildAppSpec(next, p.Service, t.CodeDeploy.Hooks)
+	if err != nil {
+		fmt.Fprintf(w, "  would fail: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "  CodeDeploy deployment in %s with AppSpec:\n", grp)
+	for _, line := range strings.Split(spec.Content, "\n") {
+		fmt.Fprintf(w, "    %s\n", line)
+	}
 }

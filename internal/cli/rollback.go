@@ -8,13 +8,17 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 func rollback(ctx context.Context, args []string, env Env) error {
@@ -22,6 +26,8 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	sf := addServiceFlags(fs, env)
 	to := fs.String("to", "", "revision number of the service's family to return to (default: the one before the latest autodeploy deploy)")
 	noHold := fs.Bool("no-hold", false, "do not hold the service (the next push or sweep may roll it forward again)")
+	application := fs.String("application", "", "blue/green service: CodeDeploy application (default: found by the service)")
+	group := fs.String("deployment-group", "", "blue/green service: CodeDeploy deployment group (with --application)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -54,7 +60,8 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	if len(svcs.Services) == 0 {
 		return fmt.Errorf("service %s not found in cluster %s", *sf.service, *sf.cluster)
 	}
-	current := aws.ToString(svcs.Services[0].TaskDefinition)
+	svc := &svcs.Services[0]
+	current := bluegreen.RunningTaskDefinition(svc)
 	target, err := rollbackTarget(ctx, client, store, key, current, *to)
 	if err != nil {
 		return err
@@ -62,22 +69,26 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	if target == current {
 		return fmt.Errorf("the service already runs %s", ecsarn.Revision(current))
 	}
-	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sf.cluster, Service: sf.service, TaskDefinition: aws.String(target)})
-	if err != nil {
-		return fmt.Errorf("update service %s/%s to %s: %w", *sf.cluster, *sf.service, target, err)
-	}
-	var deployment string
-	for _, d := range upd.Service.Deployments {
-		if aws.ToString(d.Status) == "PRIMARY" {
-			deployment = aws.ToString(d.Id)
-		}
-	}
 	now := env.Now()
+	eventID := fmt.Sprintf("rollback-%d", now.UnixNano())
+	var deployment string
+	if deploy.IsBlueGreen(svc) {
+		if (*application == "") != (*group == "") {
+			return usageError{"--application and --deployment-group go together"}
+		}
+		cd := &rules.CodeDeploy{Application: *application, DeploymentGroup: *group}
+		deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, target, cd, eventID)
+	} else {
+		deployment, err = rollBackRolling(ctx, client, *sf.cluster, *sf.service, target)
+	}
+	if err != nil {
+		return err
+	}
 	finished = true
 	if err := held.Finish(context.WithoutCancel(ctx), history.Record{
 		Rule: rollbackRule, Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
 		FromTaskDefinition: current, ToTaskDefinition: target, DeploymentID: deployment,
-		EventID: fmt.Sprintf("rollback-%d", now.UnixNano()), Outcome: string(deploy.Deployed),
+		EventID: eventID, Outcome: string(deploy.Deployed),
 		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
 	}); err != nil {
 		return fmt.Errorf("rolled back, but history not written: %w", err)
@@ -94,6 +105,41 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", h.String(), sf.args())
 	return nil
+}
+
+// rollBackRolling points an ECS-controlled service at target and returns
+// the deployment that rolls it.
+func rollBackRolling(ctx context.Context, client *ecs.Client, cluster, service, target string) (string, error) {
+	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(cluster), Service: aws.String(service), TaskDefinition: aws.String(target)})
+	if err != nil {
+		return "", fmt.Errorf("update service %s/%s to %s: %w", cluster, service, target, err)
+	}
+	var deployment string
+	for _, d := range upd.Service.Deployments {
+		if aws.ToString(d.Status) == "PRIMARY" {
+			deployment = aws.ToString(d.Id)
+		}
+	}
+	return deployment, nil
+}
+
+// rollBackBlueGreen creates the CodeDeploy deployment of target on a
+// blue/green service (ECS refuses it a task definition) and returns its id.
+func rollBackBlueGreen(ctx context.Context, client *codedeploy.Client, svc *types.Service, cluster, service, target string, cd *rules.CodeDeploy, eventID string) (string, error) {
+	var groups bluegreen.Groups
+	grp, err := groups.Find(ctx, client, "", cluster, service, cd)
+	if err != nil {
+		return "", err
+	}
+	spec, err := bluegreen.BuildAppSpec(target, svc, nil)
+	if err != nil {
+		return "", err
+	}
+	started, err := bluegreen.Start(ctx, client, grp, spec, bluegreen.Marker(eventID, rollbackRule))
+	if err != nil {
+		return "", fmt.Errorf("roll %s/%s back to %s: %w", cluster, service, target, err)
+	}
+	return started.ID, nil
 }
 
 // rollbackRule is the rule name history records a CLI rollback under.
