@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
@@ -54,6 +55,7 @@ type ecsOutcome int
 const (
 	ecsCompletes ecsOutcome = iota
 	ecsRollsBack
+	codeDeployCompletes // a blue/green service: CodeDeploy shifts its traffic
 )
 
 // step is one push of the demo.
@@ -73,6 +75,7 @@ func steps() []step {
 		{title: "cosign pushes the release's signature: not an image to run", tag: "sig", minute: 7, artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
 		{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0", minute: 5},
 		{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", minute: 9, ecs: ecsRollsBack},
+		{title: "A canary build is pushed: the blue/green service goes through CodeDeploy, and the watcher reports its end", tag: "canary-7c1d2e3", minute: 10, ecs: codeDeployCompletes},
 	}
 }
 
@@ -87,6 +90,9 @@ func services() []emulator.Service {
 			{Name: "app", Image: emulator.Registry + "/web:v1.2.0", Env: map[string]string{"DATABASE_PASSWORD": "never-logged"}},
 			{Name: "envoy", Image: "public.ecr.aws/envoyproxy/envoy:v1.31"},
 		}, Tags: map[string]string{"team": "web"}},
+		{Cluster: "prod", Name: "web-canary", Family: "web-canary", Containers: []emulator.Container{
+			{Name: "app", Image: emulator.Registry + "/web:canary-0000000"},
+		}, BlueGreen: true},
 	}
 }
 
@@ -103,6 +109,8 @@ type demo struct {
 	sqs      *sqs.Client
 	ssm      *ssm.Client
 	chat     string // the queue standing in for Chatbot, subscribed to the notices topic
+
+	codeDeploy *codedeploy.Client
 }
 
 // Run runs the whole demo, writing the narration to out, and stops all it
@@ -132,6 +140,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return err
 	}
 	d.ecs, d.ecr, d.ssm = ecs.NewFromConfig(moto.AWSConfig()), ecr.NewFromConfig(moto.AWSConfig()), ssm.NewFromConfig(moto.AWSConfig())
+	d.codeDeploy = codedeploy.NewFromConfig(moto.AWSConfig())
 	if _, err := d.ecr.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		return fmt.Errorf("create repository: %w", err)
 	}
@@ -141,6 +150,12 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 			return err
 		}
 		d.p.line("  %s/%s runs %s with containers %s", s.Cluster, s.Name, ecsarn.Revision(arn), containerNames(s))
+		if s.BlueGreen {
+			if err := emulator.SeedDeploymentGroup(ctx, d.codeDeploy, "web", s.Name, s.Cluster, s.Name); err != nil {
+				return err
+			}
+			d.p.line("    blue/green: CodeDeploy application web, deployment group %s shifts its traffic", s.Name)
+		}
 	}
 
 	topic, err := d.chatTopic(ctx, moto.AWSConfig())
@@ -300,6 +315,8 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 	type change struct{ name, deployment, reason string }
 	var changes []change
 	switch s.ecs {
+	case codeDeployCompletes:
+		return d.playCodeDeploy(ctx, r, digest)
 	case ecsCompletes:
 		d.p.line("  (playing ECS) the new tasks are healthy: deployment %s completed", r.DeploymentID)
 		changes = []change{{"SERVICE_DEPLOYMENT_COMPLETED", r.DeploymentID, "ECS deployment " + r.DeploymentID + " completed."}}
@@ -329,32 +346,76 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 		if err != nil {
 			return err
 		}
-		before := lineCount(d.watcher.Logs())
-		body, err := d.watcher.Invoke(ctx, data)
+		if err := d.tellWatcher(ctx, data, r, digest); err != nil {
+			return err
+		}
+	}
+	return d.chatMessages(ctx)
+}
+
+// tellWatcher invokes the watcher with one deployment event and narrates
+// its answer.
+func (d *demo) tellWatcher(ctx context.Context, event []byte, r deploy.Result, digest string) error {
+	before := lineCount(d.watcher.Logs())
+	body, err := d.watcher.Invoke(ctx, event)
+	if err != nil {
+		return err
+	}
+	var res struct {
+		watch.Result
+		Error string `json:"errorMessage"` // Lambda's answer for a function error
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return fmt.Errorf("watcher answered %s: %w", body, err)
+	}
+	switch {
+	case res.Error != "":
+		d.p.line("  watcher: the invocation failed (Lambda would retry): %s", res.Error)
+	case res.Outcome != "":
+		d.p.line("  watcher: deployment %s %s", r.DeploymentID, res.Outcome)
+	}
+	if res.Promoted != "" {
+		tags, err := d.tags(ctx, digest)
 		if err != nil {
 			return err
 		}
-		var res struct {
-			watch.Result
-			Error string `json:"errorMessage"` // Lambda's answer for a function error
-		}
-		if err := json.Unmarshal(body, &res); err != nil {
-			return fmt.Errorf("watcher answered %s: %w", body, err)
-		}
-		switch {
-		case res.Error != "":
-			d.p.line("  watcher: the invocation failed (Lambda would retry): %s", res.Error)
-		case res.Outcome != "":
-			d.p.line("  watcher: deployment %s %s", r.DeploymentID, res.Outcome)
-		}
-		if res.Promoted != "" {
-			tags, err := d.tags(ctx, digest)
-			if err != nil {
-				return err
-			}
-			d.p.line("  watcher: every target of %s completed, so the digest is promoted: ECR tags now %s", r.Rule, strings.Join(tags, ", "))
-		}
-		d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
+		d.p.line("  watcher: every target of %s completed, so the digest is promoted: ECR tags now %s", r.Rule, strings.Join(tags, ", "))
+	}
+	d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
+	return nil
+}
+
+// playCodeDeploy shows the deployment the deployer created, plays
+// CodeDeploy shifting the traffic (moto's deployments never move), and
+// sends the watcher CodeDeploy's SUCCESS.
+func (d *demo) playCodeDeploy(ctx context.Context, r deploy.Result, digest string) error {
+	dep, err := d.codeDeploy.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(r.DeploymentID)})
+	if err != nil {
+		return fmt.Errorf("get deployment %s: %w", r.DeploymentID, err)
+	}
+	info := dep.DeploymentInfo
+	d.p.line("  CodeDeploy deployment %s in %s/%s, AppSpec:", r.DeploymentID, aws.ToString(info.ApplicationName), aws.ToString(info.DeploymentGroupName))
+	for _, line := range strings.Split(aws.ToString(info.Revision.AppSpecContent.Content), "\n") {
+		d.p.line("    %s", line)
+	}
+	d.p.line("  (playing CodeDeploy) green tasks healthy, traffic shifted: %s now runs %s", r.Service, ecsarn.Revision(r.To))
+	if _, err := d.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(r.Cluster), Service: aws.String(r.Service), TaskDefinition: aws.String(r.To)}); err != nil {
+		return fmt.Errorf("shift %s/%s: %w", r.Cluster, r.Service, err)
+	}
+	var ev map[string]any
+	if err := readJSON(filepath.Join(d.o.EventsDir, "codedeploy-success.json"), &ev); err != nil {
+		return err
+	}
+	ev["id"] = "demo-codedeploy-" + r.DeploymentID
+	ev["time"] = time.Now().UTC().Format(time.RFC3339)
+	detail := ev["detail"].(map[string]any)
+	detail["deploymentId"], detail["application"], detail["deploymentGroup"] = r.DeploymentID, aws.ToString(info.ApplicationName), aws.ToString(info.DeploymentGroupName)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := d.tellWatcher(ctx, data, r, digest); err != nil {
+		return err
 	}
 	return d.chatMessages(ctx)
 }

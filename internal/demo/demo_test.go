@@ -50,13 +50,19 @@ func TestDemoEndState(t *testing.T) {
 		`"msg":"reconcile"`,
 		"published: /ecr-autodeploy/prod/web/app = 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:c973adf8",
 		"published /ecr-autodeploy/prod/web/app (it was stale)",
+		"deployer: deployed prod/web-canary (rule web-canary)",
+		`"TaskDefinition": "arn:aws:ecs:eu-west-1:123456789012:task-definition/web-canary:2"`,
+		"(playing CodeDeploy) green tasks healthy, traffic shifted: web-canary now runs web-canary:2",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/web-canary): ✅ prod/web-canary is running web:canary-7c1d2e3",
+		"sweep: in_sync   prod/web-canary (rule web-canary, newest canary-7c1d2e3)",
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
 	}
-	for _, re := range []string{`watcher: deployment ecs-svc/\d+ failed\n`, `watcher: deployment ecs-svc/\d+ rolled_back\n`} {
+	for _, re := range []string{`watcher: deployment ecs-svc/\d+ failed\n`, `watcher: deployment ecs-svc/\d+ rolled_back\n`,
+		`CodeDeploy deployment [0-9a-f-]+ in web/web-canary, AppSpec:`, `watcher: deployment [0-9a-f-]{36} completed\n`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("demo output lacks %s", re)
 		}
