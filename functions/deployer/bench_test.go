@@ -95,7 +95,7 @@ func sideBySide(b *testing.B, backend string) {
 	scenario := func(name, repo string, services []string, concurrency int) {
 		b.Run(name, func(b *testing.B) {
 			rie := testenv.StartFunction(b, "deployer", rulesFile, append(m.Env(),
-				"AWS_ENDPOINT_URL="+proxy.URL, "AUTODEPLOY_TABLE="+table, fmt.Sprintf("AUTODEPLOY_CONCURRENCY=%d", concurrency)))
+				"AWS_ENDPOINT_URL="+proxy.URL, "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_ACCOUNT="+testenv.Account, fmt.Sprintf("AUTODEPLOY_CONCURRENCY=%d", concurrency)))
 			// The first invocation starts the function (its init); it is
 			// reported apart, as Lambda reports a cold start.
 			invoke(b, rie, repo, pushes.Add(1), len(services))
@@ -275,7 +275,7 @@ func BenchmarkSweepInSync(b *testing.B) {
 	}
 	proxy := testenv.StartProxy(b, m.Endpoint)
 	proxy.Latency(callLatency)
-	rie := testenv.StartFunction(b, "deployer", rulesFile, append(m.Env(), "AWS_ENDPOINT_URL="+proxy.URL, "AUTODEPLOY_TABLE="+table))
+	rie := testenv.StartFunction(b, "deployer", rulesFile, append(m.Env(), "AWS_ENDPOINT_URL="+proxy.URL, "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_ACCOUNT="+testenv.Account))
 	event := testenv.Event(b, "scheduled-reconcile.json")
 	sweep := func() {
 		body, err := rie.Invoke(ctx, event)

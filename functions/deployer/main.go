@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -32,6 +31,7 @@ func main() {
 	db := awsenv.StateTable(rt.AWS)
 	d := &deploy.Deployer{
 		Rules:       rt.Rules,
+		Central:     rt.Central,
 		ECS:         func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services:    history.NewServices(lock.New(db, rt.Env.Table), history.NewStore(db, rt.Env.Table)),
 		Log:         rt.Log,
@@ -43,9 +43,8 @@ func main() {
 	if rt.Env.NotifyTopic != "" {
 		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}
-	registry := ecr.NewFromConfig(rt.AWS)
 	sweeper := &reconcile.Sweeper{
-		Rules: rt.Rules, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
+		Rules: rt.Rules, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: history.NewStore(db, rt.Env.Table), Deployer: d, Log: rt.Log, Now: time.Now,
 		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) },
 	}

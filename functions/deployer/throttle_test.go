@@ -30,7 +30,7 @@ func TestThrottledRegistrationsAllDeploy(t *testing.T) {
 		strings.Join(targets, ", ")+"]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rie := testenv.StartFunction(t, "deployer", rulesFile, append(m.Env(), "AWS_ENDPOINT_URL="+fake.URL, "AUTODEPLOY_TABLE=t"))
+	rie := testenv.StartFunction(t, "deployer", rulesFile, append(m.Env(), "AWS_ENDPOINT_URL="+fake.URL, "AUTODEPLOY_TABLE=t", "AUTODEPLOY_ACCOUNT="+testenv.Account))
 	event := `{"version":"0","id":"throttle-1","detail-type":"ECR Image Action","source":"aws.ecr","account":"` + testenv.Account +
 		`","time":"2026-11-26T10:00:00Z","region":"` + testenv.Region + `","resources":[],"detail":{"result":"SUCCESS",` +
 		`"repository-name":"fleet","image-digest":"sha256:` + strings.Repeat("ab", 32) + `","action-type":"PUSH","image-tag":"v2"}}`

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -30,16 +29,12 @@ func main() {
 	}
 	clients := awsenv.NewClients(rt.AWS)
 	w := &watch.Watcher{
-		Rules: rt.Rules,
-		Store: history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
+		Rules:   rt.Rules,
+		Central: rt.Central,
+		Store:   history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
 		Promoter: &promote.Promoter{
-			ECR: func(region string) promote.ECR {
-				return ecr.NewFromConfig(rt.AWS, func(o *ecr.Options) {
-					if region != "" {
-						o.Region = region
-					}
-				})
-			},
+			ECR:              func(region, role string) promote.ECR { return clients.ECR(region, role) },
+			Central:          rt.Central,
 			Lambda:           awslambda.NewFromConfig(rt.AWS),
 			DeployerFunction: rt.Env.DeployerFunction,
 			Now:              time.Now,

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -138,11 +139,12 @@ type Clients struct {
 	ecs     map[[2]string]*ecs.Client
 	ssm     map[[2]string]*ssm.Client
 	cd      map[[2]string]*codedeploy.Client
+	ecr     map[[2]string]*ecr.Client
 }
 
 // NewClients returns a client cache on top of base.
 func NewClients(base aws.Config) *Clients {
-	return &Clients{base: base, configs: map[[2]string]aws.Config{}, ecs: map[[2]string]*ecs.Client{}, ssm: map[[2]string]*ssm.Client{}, cd: map[[2]string]*codedeploy.Client{}}
+	return &Clients{base: base, configs: map[[2]string]aws.Config{}, ecs: map[[2]string]*ecs.Client{}, ssm: map[[2]string]*ssm.Client{}, cd: map[[2]string]*codedeploy.Client{}, ecr: map[[2]string]*ecr.Client{}}
 }
 
 // config is the SDK config for a region ("" = the base region) and role
@@ -178,6 +180,20 @@ func (c *Clients) SSM(region, role string) *ssm.Client {
 // CodeDeploy returns the CodeDeploy client for a region and role.
 func (c *Clients) CodeDeploy(region, role string) *codedeploy.Client {
 	return cached(c, c.cd, region, role, func(cfg aws.Config) *codedeploy.Client { return codedeploy.NewFromConfig(cfg) })
+}
+
+// Account is the account of cfg's credentials.
+func Account(ctx context.Context, cfg aws.Config) (string, error) {
+	out, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("get caller identity: %w", err)
+	}
+	return aws.ToString(out.Account), nil
+}
+
+// ECR returns the ECR client for a region and role.
+func (c *Clients) ECR(region, role string) *ecr.Client {
+	return cached(c, c.ecr, region, role, func(cfg aws.Config) *ecr.Client { return ecr.NewFromConfig(cfg) })
 }
 
 // cached returns the client of clients for region and role, made on first use.

@@ -79,7 +79,7 @@ func TestBlueGreenPlanAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := dynamodb.NewFromConfig(m.AWSConfig())
-	d := &deploy.Deployer{Rules: cfg, ECS: func(string, string) deploy.ECS { return ecsClient },
+	d := &deploy.Deployer{Rules: cfg, Central: rules.Place{Account: testenv.Account, Region: testenv.Region}, ECS: func(string, string) deploy.ECS { return ecsClient },
 		CodeDeploy: func(string, string) bluegreen.CodeDeploy { return cd },
 		Services:   history.NewServices(lock.New(db, table), history.NewStore(db, table)),
 		Log:        logging.New(io.Discard, slog.LevelError), Concurrency: 1, Now: time.Now}

@@ -135,7 +135,7 @@ func (s motoSetup) deploy(t *testing.T, event string, edits ...[2]string) {
 		t.Fatal(err)
 	}
 	db := dynamodb.NewFromConfig(s.moto.AWSConfig())
-	d := &deploy.Deployer{Rules: cfg, ECS: func(string, string) deploy.ECS { return s.ecs }, Services: history.NewServices(lock.New(db, s.table), history.NewStore(db, s.table)),
+	d := &deploy.Deployer{Rules: cfg, Central: rules.Place{Account: testenv.Account, Region: testenv.Region}, ECS: func(string, string) deploy.ECS { return s.ecs }, Services: history.NewServices(lock.New(db, s.table), history.NewStore(db, s.table)),
 		Log: logging.New(io.Discard, slog.LevelError), Concurrency: 2, Now: time.Now}
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", event))
 	if err != nil {

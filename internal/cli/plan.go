@@ -47,21 +47,26 @@ func plan(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%s: %w", *eventFile, err)
 	}
 	fmt.Fprintf(env.Stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
-	jobs, why := deploy.Match(cfg, push)
-	if len(jobs) == 0 {
-		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
-		return nil
-	}
 	awsCfg, err := env.AWS(ctx)
 	if err != nil {
 		return err
+	}
+	account, err := awsenv.Account(ctx, awsCfg)
+	if err != nil {
+		return fmt.Errorf("find the central account: %w", err)
+	}
+	central := rules.Place{Account: account, Region: awsCfg.Region}
+	jobs, why := deploy.Match(cfg, central, push)
+	if len(jobs) == 0 {
+		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
+		return nil
 	}
 	clients := awsenv.NewClients(awsCfg)
 	var groups bluegreen.Groups
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
-		_, region := j.Target.In(push.Account, push.Region)
-		p, err := deploy.PlanTarget(ctx, clients.ECS(region, j.Target.Role), push, j.Rule, j.Target)
+		region, role := j.Target.Where(central).Region, j.Target.RoleFor(central)
+		p, err := deploy.PlanTarget(ctx, clients.ECS(region, role), push, j.Rule, j.Target)
 		switch {
 		case err != nil:
 			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)
@@ -70,7 +75,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 		default:
 			printRegister(env.Stdout, p)
 			if p.BlueGreen {
-				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, j.Target.Role), &groups, region+"|"+j.Target.Role, p, j.Target)
+				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, role), &groups, region+"|"+role, p, j.Target)
 			}
 		}
 	}

@@ -7,10 +7,6 @@ import (
 	"log/slog"
 	"text/tabwriter"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
@@ -66,22 +62,22 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	if err != nil {
 		return nil, nil, none, err
 	}
-	id, err := sts.NewFromConfig(awsCfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	account, err := awsenv.Account(ctx, awsCfg)
 	if err != nil {
-		return nil, nil, none, fmt.Errorf("find the account: %w", err)
+		return nil, nil, none, fmt.Errorf("find the central account: %w", err)
 	}
+	central := rules.Place{Account: account, Region: awsCfg.Region}
 	clients := awsenv.NewClients(awsCfg)
 	db := awsenv.StateTable(awsCfg)
 	store := history.NewStore(db, table)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the table printed is the report
-	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
+	d := &deploy.Deployer{Rules: cfg, Central: central, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now,
 		SSM:        func(region, role string) deploy.SSM { return clients.SSM(region, role) },
 		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }}
-	registry := ecr.NewFromConfig(awsCfg)
-	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(string, string) reconcile.ECR { return registry }, ECS: d.ECS,
+	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: store, Deployer: d, Log: quiet, Now: env.Now,
 		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) }}
-	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano()), Account: aws.ToString(id.Account), Region: awsCfg.Region}
+	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano()), Account: central.Account, Region: central.Region}
 	return sw, store, o, nil
 }

@@ -27,8 +27,9 @@ func (d *Deployer) blueGreen(ctx context.Context, region string, t rules.Target)
 	if d.CodeDeploy == nil {
 		return blueGreen{}, permanent("service %s/%s is blue/green but this deployer has no CodeDeploy client", t.Cluster, t.Service)
 	}
-	client := d.CodeDeploy(region, t.Role)
-	grp, err := d.groups.Find(ctx, client, region+"|"+t.Role, t.Cluster, t.Service, t.CodeDeploy)
+	role := t.RoleFor(d.Central)
+	client := d.CodeDeploy(region, role)
+	grp, err := d.groups.Find(ctx, client, region+"|"+role, t.Cluster, t.Service, t.CodeDeploy)
 	return blueGreen{client, grp}, err
 }
 

@@ -92,7 +92,10 @@ type Summary struct {
 
 // Deployer handles ECR push events.
 type Deployer struct {
-	Rules    *rules.Config
+	Rules *rules.Config
+	// Central is where the functions run: rules default registries and
+	// targets to it.
+	Central  rules.Place
 	ECS      func(region, role string) ECS
 	Services Services
 	Log      *slog.Logger
@@ -136,10 +139,15 @@ type Job struct {
 }
 
 // Match returns the targets a push deploys to, in file order, or why none.
-func Match(cfg *rules.Config, push ecrevent.Push) ([]Job, string) {
+// A rule matches pushes to its repository in its registry only.
+func Match(cfg *rules.Config, central rules.Place, push ecrevent.Push) ([]Job, string) {
 	var jobs []Job
 	var why []string
 	for _, r := range cfg.RulesFor(push.Repository) {
+		if reg := r.RegistryOf(central); reg != (rules.Place{Account: push.Account, Region: push.Region}) {
+			why = append(why, fmt.Sprintf("%s: its registry is %s, the push was to %s/%s", r.Name, reg, push.Account, push.Region))
+			continue
+		}
 		ok, reason := r.Matches(push.Tag)
 		if !ok {
 			why = append(why, r.Name+": "+reason)
@@ -160,7 +168,7 @@ func Match(cfg *rules.Config, push ecrevent.Push) ([]Job, string) {
 
 // Deploy deploys one push to every target of every matching rule.
 func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
-	jobs, ignored := Match(d.Rules, push)
+	jobs, ignored := Match(d.Rules, d.Central, push)
 	if len(jobs) == 0 {
 		d.logIgnored(ctx, push, ignored)
 		return Summary{EventID: push.EventID, Ignored: ignored}, nil
@@ -230,7 +238,8 @@ func IsPermanent(err error) bool {
 func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *rules.Rule, t rules.Target) (res Result) {
 	start := d.Now()
 	res = Result{Rule: rule.Name, Cluster: t.Cluster, Service: t.Service}
-	res.Account, res.Region = t.In(push.Account, push.Region)
+	at, role := t.Where(d.Central), t.RoleFor(d.Central)
+	res.Account, res.Region = at.Account, at.Region
 	defer func() {
 		res.DurationMillis = d.Now().Sub(start).Milliseconds()
 		d.logResult(ctx, push, res)
@@ -241,10 +250,8 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.fail(err)
 		return res
 	}
-	var repair *history.Record
-	if res.Account != push.Account && t.Role == "" {
-		res.fail(permanent("service is in account %s, not the registry's %s, and the target names no role to assume", res.Account, push.Account))
-	} else if repair, err = d.deployLocked(ctx, d.ECS(res.Region, t.Role), push, rule, t, held, &res); err != nil {
+	repair, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, &res)
+	if err != nil {
 		res.fail(err)
 	}
 

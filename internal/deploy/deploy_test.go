@@ -97,6 +97,7 @@ func newFixture(t *testing.T) *fixture {
 		f.ecs.addService(svc.cluster, svc.name, f.ecs.addTaskDef(td, userTags))
 	}
 	f.d = &Deployer{
+		Central:     rules.Place{Account: "123456789012", Region: "eu-west-1"},
 		Rules:       cfg,
 		ECS:         func(string, string) ECS { return f.ecs },
 		Services:    f.services,

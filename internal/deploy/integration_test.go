@@ -87,6 +87,7 @@ func (f *motoFixture) deployerWithLease(logs *bytes.Buffer, lease, maxWait time.
 		locks.Lease, locks.MaxWait = lease, maxWait
 	}
 	return &Deployer{
+		Central:     rules.Place{Account: testenv.Account, Region: testenv.Region},
 		Rules:       f.cfg,
 		ECS:         func(region, role string) ECS { return clients.ECS(region, role) },
 		Services:    history.NewServices(locks, history.NewStore(db, f.table)),
@@ -395,7 +396,7 @@ func TestPublishAgainstMoto(t *testing.T) {
 	db := dynamodb.NewFromConfig(m.AWSConfig())
 	table := m.CreateTable(t, "autodeploy")
 	var logs bytes.Buffer
-	d := &Deployer{Rules: cfg, ECS: func(region, role string) ECS { return clients.ECS(region, role) },
+	d := &Deployer{Rules: cfg, Central: rules.Place{Account: testenv.Account, Region: testenv.Region}, ECS: func(region, role string) ECS { return clients.ECS(region, role) },
 		SSM:      func(region, role string) SSM { return clients.SSM(region, role) },
 		Services: history.NewServices(lock.New(db, table), history.NewStore(db, table)), Log: logging.New(&logs, slog.LevelInfo),
 		Concurrency: 2, Now: time.Now}

@@ -56,7 +56,7 @@ func (d *Deployer) publish(ctx context.Context, push ecrevent.Push, rule *rules.
 	if rule.Publish == nil || d.SSM == nil || len(res.Containers) == 0 {
 		return
 	}
-	err := Publish(ctx, d.SSM(res.Region, t.Role), d.Log, rule, t, res.Containers, res.Image)
+	err := Publish(ctx, d.SSM(res.Region, t.RoleFor(d.Central)), d.Log, rule, t, res.Containers, res.Image)
 	if err == nil {
 		res.Published = "written"
 		return

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,6 +44,10 @@ type Env struct {
 	// DeployerFunction is AUTODEPLOY_DEPLOYER_FUNCTION, to which the watcher
 	// hands promoted tags (optional: ECR's own event for the tag remains).
 	DeployerFunction string
+	// Account is AUTODEPLOY_ACCOUNT, the central account the rules default
+	// to (optional: the function's own account, asked of STS at init; the
+	// stack sets it to spare that call).
+	Account string
 }
 
 // Load reads the environment through getenv; executable is the running
@@ -56,6 +61,7 @@ func Load(getenv func(string) string, executable string) (Env, error) {
 
 		NotifyTopic:      getenv("AUTODEPLOY_NOTIFY_TOPIC_ARN"),
 		DeployerFunction: getenv("AUTODEPLOY_DEPLOYER_FUNCTION"),
+		Account:          getenv("AUTODEPLOY_ACCOUNT"),
 	}
 	if env.ConfigPath == "" {
 		env.ConfigPath = filepath.Join(filepath.Dir(executable), "autodeploy.yaml")
@@ -63,6 +69,9 @@ func Load(getenv func(string) string, executable string) (Env, error) {
 	var errs []error
 	if env.Table == "" {
 		errs = append(errs, errors.New("AUTODEPLOY_TABLE is not set: name the DynamoDB state table"))
+	}
+	if env.Account != "" && !accountRE.MatchString(env.Account) {
+		errs = append(errs, fmt.Errorf("AUTODEPLOY_ACCOUNT=%q: want a 12-digit account id", env.Account))
 	}
 	if v := getenv("AUTODEPLOY_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -83,12 +92,17 @@ func Executable() string {
 	return os.Args[0]
 }
 
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
 // Runtime is what both functions load at init.
 type Runtime struct {
 	Env   Env
 	Log   *slog.Logger
 	Rules *rules.Config
 	AWS   aws.Config
+	// Central is the account and region the functions run in, which rules
+	// default registries and targets to.
+	Central rules.Place
 }
 
 // Init reads the environment, the rules file and the AWS SDK config. Log is
@@ -104,6 +118,12 @@ func Init(ctx context.Context) (Runtime, error) {
 	}
 	if rt.AWS, err = awsenv.Load(ctx); err != nil {
 		return rt, err
+	}
+	rt.Central = rules.Place{Account: env.Account, Region: rt.AWS.Region}
+	if rt.Central.Account == "" {
+		if rt.Central.Account, err = awsenv.Account(ctx, rt.AWS); err != nil {
+			return rt, fmt.Errorf("central account (set AUTODEPLOY_ACCOUNT to skip asking STS): %w", err)
+		}
 	}
 	return rt, nil
 }

@@ -20,6 +20,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // ECR is what a promotion needs of ECR.
@@ -35,8 +36,12 @@ type Invoker interface {
 
 // Promoter retags images and hands them to the deployer.
 type Promoter struct {
-	// ECR returns the client for a registry's region.
-	ECR func(region string) ECR
+	// ECR returns the client for a registry's region, through role ("" for
+	// the function's own credentials).
+	ECR func(region, role string) ECR
+	// Central is where the functions run: a registry in another account is
+	// reached through its registry stack's role.
+	Central rules.Place
 	// Lambda and DeployerFunction hand the new tag to the deployer; with no
 	// function name the hand-off is skipped (ECR's own event, if any, remains).
 	Lambda           Invoker
@@ -57,7 +62,8 @@ func manifestTypes() []string {
 // Promote tags rec's digest with tag (already-tagged is fine) and hands the
 // tag to the deployer.
 func (p *Promoter) Promote(ctx context.Context, rec history.Record, tag string) error {
-	client := p.ECR(rec.RegistryRegion)
+	registry := rules.Place{Account: rec.RegistryAccount, Region: rec.RegistryRegion}
+	client := p.ECR(rec.RegistryRegion, rules.RegistryRole(registry, p.Central))
 	got, err := client.BatchGetImage(ctx, &ecr.BatchGetImageInput{
 		RegistryId:         aws.String(rec.RegistryAccount),
 		RepositoryName:     aws.String(rec.Repository),

@@ -62,7 +62,7 @@ func TestPromote(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &fakeLambda{}
-			p := &Promoter{ECR: func(string) ECR { return tt.ecr }, Lambda: l, DeployerFunction: tt.function,
+			p := &Promoter{ECR: func(string, string) ECR { return tt.ecr }, Lambda: l, DeployerFunction: tt.function,
 				Now: func() time.Time { return time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC) }}
 			err := p.Promote(context.Background(), rec, "verified-main-1")
 			if tt.wantErr != "" {

@@ -55,7 +55,7 @@ func newFixture(t *testing.T, rulesYAML string) *fixture {
 	db := dynamodb.NewFromConfig(proxied)
 	f.store = history.NewStore(db, table)
 	log := logging.New(f.logs, slog.LevelInfo)
-	d := &deploy.Deployer{Rules: cfg, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
+	d := &deploy.Deployer{Rules: cfg, Central: rules.Place{Account: testenv.Account, Region: testenv.Region}, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), f.store), Log: log, Concurrency: 4, Now: time.Now,
 		SSM: func(region, role string) deploy.SSM { return clients.SSM(region, role) }}
 	registry := ecr.NewFromConfig(proxied)

@@ -47,8 +47,10 @@ type States interface {
 // Sweeper runs sweeps. It keeps task definitions it has described (they
 // never change) for the sweeps that follow in the same process.
 type Sweeper struct {
-	Rules    *rules.Config
-	ECR      func(account, region string) ECR
+	Rules *rules.Config
+	// ECR lists a registry's images, in its region, through role ("" for
+	// the function's own credentials).
+	ECR      func(region, role string) ECR
 	ECS      func(region, role string) deploy.ECS
 	States   States
 	Deployer *deploy.Deployer
@@ -94,7 +96,8 @@ type Report struct {
 // Options of one sweep.
 type Options struct {
 	EventID string
-	// Account and Region of the registry (the scheduled event's own).
+	// Account and Region of the scheduled event: the central ones, unless
+	// the deployer names them (Deployer.Central).
 	Account, Region string
 	// DryRun reports what is behind and deploys nothing.
 	DryRun bool
@@ -111,15 +114,16 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	}
 	var jobs []job
 	var keys []string
+	central := s.central(o)
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			jobs = append(jobs, job{r, t})
-			acct, region := t.In(o.Account, o.Region)
-			keys = append(keys, history.ServiceKey(acct, region, t.Cluster, t.Service))
+			at := t.Where(central)
+			keys = append(keys, history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service))
 		}
 	}
 	// The reads are independent: one round trip instead of three.
-	var images map[string]listing
+	var images map[repository]listing
 	var services map[serviceRef]described
 	var states map[string]history.ServiceState
 	var stateErr error
@@ -137,7 +141,8 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	g.SetLimit(max(s.Deployer.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
-			rep.Lines[i], behind[i] = s.target(ctx, o, j.rule, j.target, images[j.rule.Repository], services, states, stateErr)
+			list := images[repository{j.rule.RegistryOf(central), j.rule.Repository}]
+			rep.Lines[i], behind[i] = s.target(ctx, o, j.rule, j.target, list, services, states, stateErr)
 			s.log(ctx, o, rep.Lines[i])
 			return nil
 		})
@@ -174,13 +179,31 @@ type listing struct {
 	err    error
 }
 
-func (s *Sweeper) images(ctx context.Context, o Options) map[string]listing {
-	out := map[string]listing{}
-	for _, repo := range s.Rules.Repositories() {
-		imgs, err := listImages(ctx, s.ECR(o.Account, o.Region), repo)
+// repository is a repository in its registry.
+type repository struct {
+	registry rules.Place
+	name     string
+}
+
+// images lists each rule's repository once, in the rule's registry.
+func (s *Sweeper) images(ctx context.Context, o Options) map[repository]listing {
+	central := s.central(o)
+	out := map[repository]listing{}
+	for _, r := range s.Rules.Rules {
+		repo := repository{r.RegistryOf(central), r.Repository}
+		if _, done := out[repo]; done {
+			continue
+		}
+		imgs, err := listImages(ctx, s.ECR(repo.registry.Region, r.RegistryRole(central)), repo.name)
 		out[repo] = listing{imgs, err}
 	}
 	return out
+}
+
+// central is where the functions run: the deployer's, else the scheduled
+// event's account and region.
+func (s *Sweeper) central(o Options) rules.Place {
+	return s.Deployer.Central.Or(rules.Place{Account: o.Account, Region: o.Region})
 }
 
 // serviceRef names a service as DescribeServices is asked: per account,
@@ -198,10 +221,11 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 	type group struct{ account, region, role, cluster string }
 	groups := map[group][]string{}
 	var order []group
+	central := s.central(o)
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
-			acct, region := t.In(o.Account, o.Region)
-			g := group{acct, region, t.Role, t.Cluster}
+			at := t.Where(central)
+			g := group{at.Account, at.Region, t.RoleFor(central), t.Cluster}
 			if _, ok := groups[g]; !ok {
 				order = append(order, g)
 			}
@@ -262,7 +286,9 @@ func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, 
 // was found behind the newest image.
 func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.Target, list listing,
 	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool) {
-	acct, region := t.In(o.Account, o.Region)
+	central := s.central(o)
+	at, role, registry := t.Where(central), t.RoleFor(central), r.RegistryOf(central)
+	acct, region := at.Account, at.Region
 	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
 	fail := func(err error) (Line, bool) {
 		line.Outcome, line.Reason, line.Retryable = Failed, err.Error(), !deploy.IsPermanent(err)
@@ -273,7 +299,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	}
 	switch {
 	case list.err != nil && repositoryMissing(list.err):
-		return fail(deploy.Permanent("repository %s does not exist in %s/%s", r.Repository, o.Account, o.Region))
+		return fail(deploy.Permanent("repository %s does not exist in %s", r.Repository, registry))
 	case list.err != nil:
 		return fail(list.err)
 	case stateErr != nil:
@@ -287,18 +313,18 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 	line.NewestTag, line.NewestDigest = newest.Tag, newest.Digest
 	key := history.ServiceKey(acct, region, t.Cluster, t.Service)
 	line.State = states[key]
-	d := services[serviceRef{acct, region, t.Role, t.Cluster, ecsarn.Name(t.Service)}]
+	d := services[serviceRef{acct, region, role, t.Cluster, ecsarn.Name(t.Service)}]
 	if d.svc == nil && d.err == nil {
 		d.err = deploy.Permanent("service %s not described", t.Service)
 	}
 	if d.err != nil {
 		return fail(d.err)
 	}
-	td, err := s.taskDefinition(ctx, region, t.Role, bluegreen.RunningTaskDefinition(d.svc))
+	td, err := s.taskDefinition(ctx, region, role, bluegreen.RunningTaskDefinition(d.svc))
 	if err != nil {
 		return fail(err)
 	}
-	push := ecrevent.Push{EventID: EventID(newest.Digest), Account: o.Account, Region: o.Region, Time: newest.PushedAt,
+	push := ecrevent.Push{EventID: EventID(newest.Digest), Account: registry.Account, Region: registry.Region, Time: newest.PushedAt,
 		Repository: r.Repository, Tag: newest.Tag, Digest: newest.Digest}
 	plan, err := deploy.PlanFrom(d.svc, td, push, r, t)
 	if len(plan.Containers) > 0 {

@@ -29,7 +29,7 @@ var (
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
 // (top level), "defaults", "reconcile", "rule", "target", "promote",
-// "publish", "codedeploy" and "hooks". The JSON Schema
+// "publish", "registry", "codedeploy" and "hooks". The JSON Schema
 // test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
@@ -38,9 +38,11 @@ func Keys(mapping string) []string {
 	case "reconcile":
 		return []string{"every"}
 	case "defaults":
-		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish"}
+		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish", "registry"}
 	case "rule":
-		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "targets", "promote"}
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "targets", "promote"}
+	case "registry":
+		return []string{"account", "region"}
 	case "publish":
 		return []string{"ssm-prefix"}
 	case "target":
@@ -170,6 +172,7 @@ type defaults struct {
 	ignoreTags []string
 	passRoles  []string
 	publish    *Publish
+	registry   Place
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
@@ -260,7 +263,57 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 	if f, ok := m["publish"]; ok {
 		d.publish = p.publish(f, "defaults.publish")
 	}
+	if f, ok := m["registry"]; ok {
+		d.registry = p.registry(f, "defaults.registry")
+	}
 	return d
+}
+
+// registry reads `registry: {account: "…", region: …}`; either may be
+// left out for the central one.
+func (p *parser) registry(f field, at string) Place {
+	m := p.mapping(f.value, at, Keys("registry")...)
+	if m != nil && len(m) == 0 {
+		p.errorf(f.value, at, "must name an account, a region or both (leave it out for the central registry)")
+	}
+	var reg Place
+	if af, ok := m["account"]; ok {
+		reg.Account = p.account(af, at+".account")
+	}
+	if rf, ok := m["region"]; ok {
+		reg.Region = p.region(rf, at+".region")
+	}
+	return reg
+}
+
+// account reads a 12-digit account id (quoted or not).
+func (p *parser) account(f field, at string) string {
+	s, ok := p.str(f, at)
+	if !ok {
+		return ""
+	}
+	if !accountRE.MatchString(s) {
+		p.errorf(f.value, at, "%q is not a 12-digit AWS account id (quote it to keep leading zeros)", s)
+		return ""
+	}
+	return s
+}
+
+// region reads a region name AWS has.
+func (p *parser) region(f field, at string) string {
+	s, ok := p.str(f, at)
+	if !ok {
+		return ""
+	}
+	if !KnownRegion(s) {
+		if regionRE.MatchString(s) {
+			p.errorf(f.value, at, "unknown AWS region %q", s)
+		} else {
+			p.errorf(f.value, at, "%q is not an AWS region name (like eu-west-1)", s)
+		}
+		return ""
+	}
+	return s
 }
 
 // ssmPrefixRE is a parameter path: /-separated segments of the characters
@@ -352,7 +405,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if m == nil {
 		return nil
 	}
-	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish, Registry: d.registry}
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
@@ -384,6 +437,9 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	}
 	if f, ok := m["publish"]; ok {
 		r.Publish = p.publish(f, at+".publish")
+	}
+	if f, ok := m["registry"]; ok {
+		r.Registry = p.registry(f, at+".registry")
 	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")
@@ -510,18 +566,10 @@ func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
 		}
 	}
 	if f, ok := m["account"]; ok {
-		if s, ok := p.str(f, at+".account"); ok && !accountRE.MatchString(s) {
-			p.errorf(f.value, at+".account", "%q is not a 12-digit AWS account id", s)
-		} else {
-			t.Account = s
-		}
+		t.Account = p.account(f, at+".account")
 	}
 	if f, ok := m["region"]; ok {
-		if s, ok := p.str(f, at+".region"); ok && !regionRE.MatchString(s) {
-			p.errorf(f.value, at+".region", "%q is not an AWS region name", s)
-		} else {
-			t.Region = s
-		}
+		t.Region = p.region(f, at+".region")
 	}
 	if f, ok := m["role"]; ok {
 		s, ok := p.str(f, at+".role")
@@ -536,12 +584,6 @@ func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
 				p.errorf(f.value, at+".role", "role is in account %s but the target's account is %s", mm[1], t.Account)
 			}
 		}
-	}
-	if f, ok := m["account"]; ok && t.Role == "" && len(p.errs) == before {
-		// Without a role the function's own credentials are used, which only
-		// reach its own account: naming another account would fail at deploy
-		// time, naming its own adds nothing.
-		p.errorf(f.key, at+".account", "account %s is given without role; a target in another account needs a role to assume (leave both out for the event's account)", t.Account)
 	}
 	if f, ok := m["cluster"]; ok {
 		if s, ok := p.str(f, at+".cluster"); ok {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad version", "version: 2\nrules: []\n", []string{"f.yaml:1: version: unsupported version \"2\"; this build reads version 1"}},
 		{"unknown top key", "version: 1\nrulez: []\n", []string{"f.yaml:2: rulez: unknown key (allowed: version, defaults, reconcile, rules)"}},
 		{"unknown rule key", head + "  - name: a\n    repository: web\n    tags: [x]\n    target: []\n    targets: [{cluster: c, service: s}]\n",
-			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, publish, targets, promote)"}},
+			[]string{"f.yaml:6: rules[0].target: unknown key (allowed: name, repository, tags, tag-regex, semver, pin, order, ignore-tags, pass-roles, publish, registry, targets, promote)"}},
 		{"unknown target key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        containr: [app]\n",
 			[]string{"f.yaml:9: rules[0].targets[0].containr: unknown key (allowed: cluster, service, containers, account, region, role, codedeploy)"}},
 		{"duplicate name", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n  - name: a\n    repository: web\n    tags: [y]\n    targets: [{cluster: c, service: s}]\n",
@@ -84,8 +85,6 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:6: rules[0].targets: must be a non-empty list of targets"}},
 		{"missing service", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c}]\n",
 			[]string{"f.yaml:6: rules[0].targets[0].service: missing"}},
-		{"account without role", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        account: \"222222222222\"\n",
-			[]string{"f.yaml:9: rules[0].targets[0].account: account 222222222222 is given without role; a target in another account needs a role to assume (leave both out for the event's account)"}},
 		{"role in other account", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        account: \"222222222222\"\n        role: arn:aws:iam::333333333333:role/r\n",
 			[]string{"f.yaml:10: rules[0].targets[0].role: role is in account 333333333333 but the target's account is 222222222222"}},
 		{"bad account", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - {cluster: c, service: s, account: \"12\", role: \"arn:aws:iam::222222222222:role/r\"}\n",
@@ -140,6 +139,20 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:11: rules[0].targets[0].codedeploy.deployment-group: must not be empty"}},
 		{"codedeploy unknown key", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        codedeploy:\n          group: web\n",
 			[]string{"f.yaml:10: rules[0].targets[0].codedeploy.group: unknown key (allowed: application, deployment-group, hooks)"}},
+		{"registry account malformed", head + "  - name: a\n    repository: web\n    tags: [x]\n    registry: {account: \"3333\"}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].registry.account: \"3333\" is not a 12-digit AWS account id"}},
+		{"registry region unknown", "version: 1\ndefaults:\n  registry: {account: \"333333333333\", region: eu-west-9}\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n",
+			[]string{"f.yaml:3: defaults.registry.region: unknown AWS region \"eu-west-9\""}},
+		{"registry empty", head + "  - name: a\n    repository: web\n    tags: [x]\n    registry: {}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].registry: must name an account, a region or both"}},
+		{"registry unknown key", head + "  - name: a\n    repository: web\n    tags: [x]\n    registry: {acount: \"333333333333\"}\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:6: rules[0].registry.acount: unknown key (allowed: account, region)"}},
+		{"target region not a region", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s, region: Ireland}]\n",
+			[]string{"f.yaml:6: rules[0].targets[0].region: \"Ireland\" is not an AWS region name (like eu-west-1)"}},
+		{"target region unknown", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s, region: us-middle-1}]\n",
+			[]string{"f.yaml:6: rules[0].targets[0].region: unknown AWS region \"us-middle-1\""}},
+		{"role in another account", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: s\n        account: \"222222222222\"\n        role: arn:aws:iam::444444444444:role/deploy\n",
+			[]string{"f.yaml:10: rules[0].targets[0].role: role is in account 444444444444 but the target's account is 222222222222"}},
 		{"every error reported", head + "  - name: A\n    repository: web\n    tags: [x]\n    targets: []\n",
 			[]string{"f.yaml:3: rules[0].name:", "f.yaml:6: rules[0].targets:"}},
 	}
@@ -173,22 +186,21 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
-func TestTargetInAndSelector(t *testing.T) {
+func TestTargetWhereAndSelector(t *testing.T) {
 	cfg, err := Load("testdata/full.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	type where struct{ account, region string }
-	var got []where
+	central := Place{"111111111111", "us-east-1"}
+	var got []Place
 	var selectors []string
 	for _, r := range cfg.Rules {
 		selectors = append(selectors, r.Selector())
-		a, reg := r.Targets[0].In("111111111111", "us-east-1")
-		got = append(got, where{a, reg})
+		got = append(got, r.Targets[0].Where(central))
 	}
-	want := []where{{"111111111111", "us-east-1"}, {"111111111111", "us-east-1"}, {"222222222222", "eu-west-1"}}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(where{})); diff != "" {
-		t.Errorf("In (-want +got):\n%s", diff)
+	want := []Place{{"111111111111", "us-east-1"}, {"111111111111", "us-east-1"}, {"222222222222", "eu-west-1"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Where (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]string{"tags main-*,latest", "semver >= 1.0.0", "regex build-(?P<version>[0-9]+)"}, selectors); diff != "" {
 		t.Errorf("Selector (-want +got):\n%s", diff)
@@ -298,5 +310,71 @@ rules:
 	}
 	if !got[1].Discovers() || got[0].Discovers() {
 		t.Errorf("Discovers: named %v, empty %v", got[0].Discovers(), got[1].Discovers())
+	}
+}
+
+func TestRegionsSorted(t *testing.T) {
+	if !slices.IsSorted(knownRegions) {
+		t.Error("knownRegions must stay sorted: KnownRegion searches it")
+	}
+	for _, r := range []string{"eu-west-1", "us-gov-west-1", "us-west-2", "cn-north-1"} {
+		if !KnownRegion(r) {
+			t.Errorf("%s unknown", r)
+		}
+	}
+}
+
+// TestSeveralAccounts: registries per rule or in defaults, targets
+// defaulting to the central account and region, roles derived for targets
+// and registries in other accounts, an explicit role winning.
+func TestSeveralAccounts(t *testing.T) {
+	cfg, err := Parse("f.yaml", []byte(`version: 1
+defaults:
+  registry: {account: "333333333333", region: eu-central-1}
+rules:
+  - name: shared
+    repository: web
+    tags: [x]
+    targets:
+      - {cluster: dev, service: web}
+      - {cluster: stage, service: web, account: "222222222222"}
+      - {cluster: prod, service: web, account: "444444444444", region: us-east-1}
+      - {cluster: prod, service: api, account: "444444444444", role: "arn:aws:iam::444444444444:role/custom"}
+  - name: local
+    repository: api
+    tags: [x]
+    registry: {account: "111111111111"}
+    targets: [{cluster: dev, service: api, region: eu-west-1}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	central := Place{"111111111111", "eu-west-1"}
+	shared, local := cfg.Rules[0], cfg.Rules[1]
+	if got := shared.RegistryOf(central); got != (Place{"333333333333", "eu-central-1"}) {
+		t.Errorf("shared registry = %v", got)
+	}
+	if got := shared.RegistryRole(central); got != "arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-central-1" {
+		t.Errorf("shared registry role = %q", got)
+	}
+	if got := local.RegistryOf(central); got != (Place{"111111111111", "eu-west-1"}) || local.RegistryRole(central) != "" {
+		t.Errorf("local registry = %v, role %q", got, local.RegistryRole(central))
+	}
+	type where struct {
+		At   Place
+		Role string
+	}
+	var got []where
+	for _, tg := range shared.Targets {
+		got = append(got, where{tg.Where(central), tg.RoleFor(central)})
+	}
+	want := []where{
+		{Place{"111111111111", "eu-west-1"}, ""},
+		{Place{"222222222222", "eu-west-1"}, "arn:aws:iam::222222222222:role/ecr-autodeploy-target-eu-west-1"},
+		{Place{"444444444444", "us-east-1"}, "arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1"},
+		{Place{"444444444444", "eu-west-1"}, "arn:aws:iam::444444444444:role/custom"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
 	}
 }

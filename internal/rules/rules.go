@@ -73,7 +73,10 @@ type Rule struct {
 	// Publish, when set, makes every deploy write the running image to
 	// Parameter Store, for infrastructure code to read instead of an image.
 	Publish *Publish
-	Line    int
+	// Registry is where the repository is (zero: the central account and
+	// region); only pushes from there match the rule.
+	Registry Place
+	Line     int
 }
 
 // Publish says where the running image is published.
@@ -91,9 +94,9 @@ type Target struct {
 	Cluster    string
 	Service    string
 	Containers []string // empty: every container whose image is in the rule's repository
-	Account    string   // empty: the event's account (or the role's account)
-	Region     string   // empty: the event's region
-	Role       string   // empty: the function's own credentials
+	Account    string   // empty: the central account (or the role's account)
+	Region     string   // empty: the central region
+	Role       string   // empty: derived (see RoleFor)
 	// CodeDeploy, when set, says the service is blue/green (CODE_DEPLOY
 	// controller): it is deployed through a CodeDeploy deployment.
 	CodeDeploy *CodeDeploy
@@ -125,19 +128,6 @@ var HookEvents = []string{"BeforeInstall", "AfterInstall", "AfterAllowTestTraffi
 // Promote tags the deployed digest once every target of the rule completed.
 type Promote struct {
 	Tag string // template; {tag} is replaced by the pushed tag
-}
-
-// In returns the account and region of the target, given those of the
-// registry that pushed: a target's own settings win, else the registry's.
-func (t Target) In(registryAccount, registryRegion string) (account, region string) {
-	account, region = t.Account, t.Region
-	if account == "" {
-		account = registryAccount
-	}
-	if region == "" {
-		region = registryRegion
-	}
-	return account, region
 }
 
 // Selector describes how the rule selects tags, for people.

@@ -46,7 +46,7 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	objects := map[string]any{
 		"": s, "defaults": props["defaults"], "reconcile": props["reconcile"], "rule": defs["rule"], "target": defs["target"],
 		"promote": defs["rule"].(map[string]any)["properties"].(map[string]any)["promote"],
-		"publish": defs["publish"], "codedeploy": defs["codedeploy"],
+		"publish": defs["publish"], "codedeploy": defs["codedeploy"], "registry": defs["registry"],
 		"hooks": defs["codedeploy"].(map[string]any)["properties"].(map[string]any)["hooks"],
 	}
 	for mapping, obj := range objects {

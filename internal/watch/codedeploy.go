@@ -83,9 +83,9 @@ func (w *Watcher) roleOf(rec history.Record) string {
 		return ""
 	}
 	for _, t := range rule.Targets {
-		account, region := t.In(rec.RegistryAccount, rec.RegistryRegion)
-		if t.Cluster == rec.Cluster && t.Service == rec.Service && account == rec.Account && region == rec.Region {
-			return t.Role
+		at := t.Where(w.Central)
+		if t.Cluster == rec.Cluster && t.Service == rec.Service && at.Account == rec.Account && at.Region == rec.Region {
+			return t.RoleFor(w.Central)
 		}
 	}
 	return ""

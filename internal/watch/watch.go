@@ -49,7 +49,9 @@ type Promoter interface {
 // Watcher handles ECS Deployment State Change and CodeDeploy Deployment
 // State-change events.
 type Watcher struct {
-	Rules    *rules.Config
+	Rules *rules.Config
+	// Central is where the functions run: rules default targets to it.
+	Central  rules.Place
 	Store    Store
 	Notifier Notifier // optional
 	Promoter Promoter
@@ -280,8 +282,8 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 	}
 	var waiting []string
 	for _, t := range rule.Targets {
-		account, region := t.In(rec.RegistryAccount, rec.RegistryRegion)
-		key := history.ServiceKey(account, region, t.Cluster, t.Service)
+		at := t.Where(w.Central)
+		key := history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service)
 		if !slices.Contains(done, key) {
 			waiting = append(waiting, t.Cluster+"/"+t.Service)
 		}

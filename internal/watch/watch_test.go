@@ -44,7 +44,10 @@ rules:
     targets: [{cluster: prod, service: web}]
 `
 
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+var (
+	t0      = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	central = rules.Place{Account: testenv.Account, Region: testenv.Region}
+)
 
 type recorder struct {
 	mu       sync.Mutex
@@ -89,8 +92,9 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.w = &Watcher{
 		Rules: cfg, Store: f.store, Notifier: f.rec, Log: logging.New(f.logs, slog.LevelDebug),
+		Central: central,
 		Promoter: &promote.Promoter{
-			ECR:    func(string) promote.ECR { return f.ecr },
+			ECR: func(string, string) promote.ECR { return f.ecr }, Central: central,
 			Lambda: f.rec, DeployerFunction: "autodeploy-deployer", Now: func() time.Time { return t0.Add(time.Hour) },
 		},
 	}
