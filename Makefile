@@ -22,8 +22,9 @@ export AUTODEPLOY_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
 
 CONFIG  ?= autodeploy.yaml
+COMMA   := ,
 # Optional stack context: an address for alarms, a Slack channel for alarms and notices.
-CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) \
+CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION)) \
            $(if $(SLACK_WORKSPACE),-c slackWorkspaceId=$(SLACK_WORKSPACE)) $(if $(SLACK_CHANNEL),-c slackChannelId=$(SLACK_CHANNEL))
 # The CDK CLI is installed outside the Go module's tree (go ./... would read its templates).
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
@@ -83,20 +84,20 @@ demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
 	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
 
-synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/
+synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/ (ACCOUNT=… REGION=…: the central stack's)
 	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \
-	  CDK_CONTEXT_JSON='{"config":"$(abspath $(CONFIG))","dist":"$(CURDIR)/dist"}' $(GO) run .
-	@echo "==> cdk.out/EcrAutodeploy.template.json"
+	  CDK_CONTEXT_JSON='{"config":"$(abspath $(CONFIG))","dist":"$(CURDIR)/dist"$(if $(ACCOUNT),$(COMMA)"account":"$(ACCOUNT)")$(if $(REGION),$(COMMA)"region":"$(REGION)")}' $(GO) run .
+	@ls cdk.out/*.template.json | sed 's/^/==> /'
 
 cdk-cli:
 	mkdir -p $(CDK_CLI) && cp infra/package.json infra/package-lock.json $(CDK_CLI)/
 	npm ci --prefix $(CDK_CLI) --no-audit --no-fund --loglevel=error
 
 diff: build cdk-cli ## cdk diff against the account of your AWS credentials
-	$(CDK) diff -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
+	$(CDK) diff --all -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
-deploy: build cdk-cli ## cdk deploy to the account of your AWS credentials (ALARM_EMAIL=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…)
-	$(CDK) deploy -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
+deploy: build cdk-cli ## cdk deploy every stack, the central one first (ALARM_EMAIL=…, ACCOUNT=… REGION=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…)
+	$(CDK) deploy --all --require-approval broadening -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
 clean: ## remove build output and installed tools
 	rm -rf dist .cache cdk.out $(VENV) $(BIN)

@@ -1,6 +1,8 @@
-// Command infra is the CDK app of ecr-autodeploy: one stack, built from the
-// rules file. Context: config (rules file, default ../autodeploy.yaml),
-// dist (built functions, default ../dist), alarmEmail, notifyEmail,
+// Command infra is the CDK app of ecr-autodeploy: the central stack, and a
+// registry or target stack per other account and region the rules file
+// names. Context: config (rules file, default ../autodeploy.yaml), dist
+// (built functions, default ../dist), account and region (the central
+// stack's; default the CLI's credentials), alarmEmail, notifyEmail,
 // logRetentionDays, stackName, slackWorkspaceId + slackChannelId (both or
 // neither).
 package main
@@ -40,10 +42,10 @@ func build(app awscdk.App) error {
 		return err
 	}
 	outdir := *app.Outdir()
-	_, err = stack.New(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
+	_, err = stack.NewAll(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
 		StackProps: awscdk.StackProps{
 			Description: jsii.String("ecr-autodeploy: ECS services roll to images pushed to ECR"),
-			Env:         environment(),
+			Env:         environment(contextString(app, "account", os.Getenv("CDK_DEFAULT_ACCOUNT")), contextString(app, "region", os.Getenv("CDK_DEFAULT_REGION"))),
 		},
 		Rules:        cfg,
 		RulesFile:    configPath,
@@ -72,15 +74,17 @@ func slackContext(workspace, channel string) (*stack.Slack, error) {
 	return &stack.Slack{WorkspaceID: workspace, ChannelID: channel}, nil
 }
 
-// environment pins the stack to the CLI's account and region when known;
-// without them the stack stays environment-agnostic (pseudo parameters).
-func environment() *awscdk.Environment {
+// environment pins the central stack to an account and region when known
+// (context, else the CLI's credentials); without them it stays
+// environment-agnostic (pseudo parameters), which only a rules file naming
+// no other account or region allows.
+func environment(account, region string) *awscdk.Environment {
 	env := &awscdk.Environment{}
-	if a := os.Getenv("CDK_DEFAULT_ACCOUNT"); a != "" {
-		env.Account = jsii.String(a)
+	if account != "" {
+		env.Account = jsii.String(account)
 	}
-	if r := os.Getenv("CDK_DEFAULT_REGION"); r != "" {
-		env.Region = jsii.String(r)
+	if region != "" {
+		env.Region = jsii.String(region)
 	}
 	return env
 }

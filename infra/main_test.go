@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -43,5 +45,45 @@ func TestSlackContextGoesInPairs(t *testing.T) {
 	}
 	if _, err := slackContext("T0123", ""); err == nil {
 		t.Error("a workspace without a channel was accepted")
+	}
+}
+
+// TestSynthWritesEveryStack: from the example rules file, with the central
+// account and region as context, the app writes the central stack and the
+// registry and target stacks; without them it says what is missing.
+func TestSynthWritesEveryStack(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := t.TempDir()
+	for _, fn := range []string{"deployer", "watcher"} {
+		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := map[string]any{"config": filepath.Join(root, "autodeploy.example.yaml"), "dist": dist, "account": "111111111111", "region": "eu-west-1"}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+	if err := build(app); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range *app.Synth(nil).Stacks() {
+		got = append(got, *s.StackName()+" "+*s.Environment().Account+"/"+*s.Environment().Region)
+	}
+	slices.Sort(got)
+	want := []string{"EcrAutodeploy 111111111111/eu-west-1", "EcrAutodeploy-Registry-333333333333-eu-west-1 333333333333/eu-west-1",
+		"EcrAutodeploy-Target-222222222222-eu-central-1 222222222222/eu-central-1"}
+	if !slices.Equal(want, got) {
+		t.Errorf("stacks = %q, want %q", got, want)
+	}
+	delete(ctx, "account")
+	t.Setenv("CDK_DEFAULT_ACCOUNT", "")
+	app = awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+	if err := build(app); err == nil || !strings.Contains(err.Error(), "central stack's account and region must be known") {
+		t.Errorf("without the central account: %v", err)
 	}
 }

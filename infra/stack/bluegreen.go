@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -14,14 +15,12 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// blueGreenTargets are the targets deployed through CodeDeploy with the
-// functions' own credentials (a target with a role is granted in its own
-// account).
-func blueGreenTargets(cfg *rules.Config) []rules.Target {
+// blueGreenTargets are the blue/green targets keep selects.
+func blueGreenTargets(cfg *rules.Config, keep reach) []rules.Target {
 	var out []rules.Target
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if t.CodeDeploy != nil && t.Role == "" {
+			if t.CodeDeploy != nil && keep(r, t) {
 				out = append(out, t)
 			}
 		}
@@ -30,16 +29,13 @@ func blueGreenTargets(cfg *rules.Config) []rules.Target {
 }
 
 // codeDeployARNs are, as Fn::Sub strings, the deployment groups and
-// applications of the blue/green targets — every one of the region for a
-// target that finds its group by listing — and whether any target does.
-func codeDeployARNs(cfg *rules.Config) (groups, apps []string, discovers bool) {
+// applications of the blue/green targets keep selects — every one of the
+// region for a target that finds its group by listing — and whether any
+// target does.
+func codeDeployARNs(cfg *rules.Config, keep reach) (groups, apps []string, discovers bool) {
 	g, a := map[string]bool{}, map[string]bool{}
-	for _, t := range blueGreenTargets(cfg) {
-		region := "${AWS::Region}"
-		if t.Region != "" {
-			region = t.Region
-		}
-		base := fmt.Sprintf("arn:${AWS::Partition}:codedeploy:%s:${AWS::AccountId}:", region)
+	for _, t := range blueGreenTargets(cfg, keep) {
+		base := fmt.Sprintf("arn:${AWS::Partition}:codedeploy:%s:${AWS::AccountId}:", regionOf(t))
 		if t.CodeDeploy.Discovers() {
 			discovers = true
 			g[base+"deploymentgroup:*"], a[base+"application:*"] = true, true
@@ -51,15 +47,15 @@ func codeDeployARNs(cfg *rules.Config) (groups, apps []string, discovers bool) {
 	return sortedKeys(g), sortedKeys(a), discovers
 }
 
-// blueGreen lets the deployer start CodeDeploy deployments of the blue/green
-// targets and the watcher read how they ended, and sends the watcher those
-// deployments' endings. Nothing when no target is blue/green.
-func blueGreen(s awscdk.Stack, cfg *rules.Config, deployer, watcher function, alarms awssns.ITopic) awssqs.Queue {
-	groups, apps, discovers := codeDeployARNs(cfg)
+// grantCodeDeploy lets role start CodeDeploy deployments of the blue/green
+// targets keep selects, and read how they ended (the watcher assumes a
+// target stack's role for that).
+func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
+	groups, apps, discovers := codeDeployARNs(cfg, keep)
 	if len(groups) == 0 {
-		return nil
+		return
 	}
-	deployer.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String("DeployBlueGreenGroups"),
 		// ListDeployments and GetDeployment find a deployment whose answer
 		// was lost.
@@ -67,55 +63,83 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, deployer, watcher function, al
 			"codedeploy:ListDeployments"),
 		Resources: subs(groups),
 	}))
-	deployer.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("RegisterBlueGreenRevisions"),
 		Actions:   jsii.Strings("codedeploy:RegisterApplicationRevision", "codedeploy:GetApplicationRevision"),
 		Resources: subs(apps),
 	}))
-	deployer.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:     jsii.String("ReadDeploymentConfigs"),
 		Actions: jsii.Strings("codedeploy:GetDeploymentConfig"),
 		// The group's configuration is chosen in CodeDeploy, not here.
-		Resources: jsii.Strings("arn:" + *awscdk.Aws_PARTITION() + ":codedeploy:*:" + *awscdk.Aws_ACCOUNT_ID() + ":deploymentconfig:*"),
+		Resources: subs([]string{"arn:${AWS::Partition}:codedeploy:*:${AWS::AccountId}:deploymentconfig:*"}),
 	}))
 	if discovers {
-		deployer.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("FindBlueGreenGroups"),
 			Actions: jsii.Strings("codedeploy:ListApplications", "codedeploy:BatchGetApplications",
 				"codedeploy:ListDeploymentGroups", "codedeploy:BatchGetDeploymentGroups"),
 			Resources: subs(apps),
 		}))
 	}
-	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadBlueGreenEndings"),
-		Actions:   jsii.Strings("codedeploy:GetDeployment"),
-		Resources: subs(groups),
-	}))
-	for _, fn := range []function{deployer, watcher} {
-		cdknag.NagSuppressions_AddResourceSuppressions(fn.role, &[]*cdknag.NagPackSuppression{{
-			Id: jsii.String("AwsSolutions-IAM5"),
-			Reason: jsii.String("CodeDeploy: a target that finds its deployment group by listing needs the region's applications and groups " +
-				"(application:*, deploymentgroup:*); the deployment configuration is the group's, chosen in CodeDeploy (deploymentconfig:*)."),
-			AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:.*:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
-		}}, jsii.Bool(true))
-	}
+	suppressCodeDeployWildcards(role)
+}
 
+func suppressCodeDeployWildcards(role awsiam.Role) {
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("CodeDeploy: a target that finds its deployment group by listing needs the region's applications and groups " +
+			"(application:*, deploymentgroup:*); the deployment configuration is the group's, chosen in CodeDeploy (deploymentconfig:*)."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:.*:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
+	}}, jsii.Bool(true))
+}
+
+// codeDeployPattern matches the ended deployments of the blue/green targets
+// keep selects: only their applications, unless one finds its group.
+func codeDeployPattern(cfg *rules.Config, keep reach, accounts []string) *awsevents.EventPattern {
 	detail := map[string]any{"state": []string{"SUCCESS", "FAILURE", "STOP"}}
-	if !discovers {
-		var names []string
-		seen := map[string]bool{}
-		for _, t := range blueGreenTargets(cfg) {
-			if !seen[t.CodeDeploy.Application] {
-				seen[t.CodeDeploy.Application] = true
-				names = append(names, t.CodeDeploy.Application)
-			}
+	var names []string
+	discovers := false
+	for _, t := range blueGreenTargets(cfg, keep) {
+		discovers = discovers || t.CodeDeploy.Discovers()
+		if !t.CodeDeploy.Discovers() && !slices.Contains(names, t.CodeDeploy.Application) {
+			names = append(names, t.CodeDeploy.Application)
 		}
+	}
+	if !discovers {
 		detail["application"] = names
 	}
-	return ruleTo(s, "CodeDeployDeploymentRule", "CodeDeploy deployments of the blue/green services of autodeploy.yaml, once ended", &awsevents.EventPattern{
+	return &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.codedeploy"),
 		DetailType: jsii.Strings("CodeDeploy Deployment State-change Notification"),
-		Account:    &[]*string{s.Account()},
+		Account:    jsii.Strings(accounts...),
 		Detail:     &detail,
-	}, watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
+	}
+}
+
+// blueGreen lets the watcher read how its own blue/green targets' deployments
+// ended and sends it every blue/green target's endings (those of other
+// accounts and regions forwarded by their target stacks). Nothing when no
+// target is blue/green.
+func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher function, alarms awssns.ITopic) awssqs.Queue {
+	all := blueGreenTargets(cfg, everyTarget)
+	if len(all) == 0 {
+		return nil
+	}
+	if groups, _, _ := codeDeployARNs(cfg, own(central)); len(groups) > 0 {
+		watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadBlueGreenEndings"),
+			Actions:   jsii.Strings("codedeploy:GetDeployment"),
+			Resources: subs(groups),
+		}))
+		suppressCodeDeployWildcards(watcher.role)
+	}
+	accounts := []string{*s.Account()}
+	for _, t := range all {
+		if a := t.Where(central).Account; a != "" && a != central.Account && !slices.Contains(accounts, a) {
+			accounts = append(accounts, a)
+		}
+	}
+	return ruleTo(s, "CodeDeployDeploymentRule", "CodeDeploy deployments of the blue/green services of autodeploy.yaml, once ended",
+		codeDeployPattern(cfg, everyTarget, accounts), watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
 }

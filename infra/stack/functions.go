@@ -53,6 +53,9 @@ type functionSpec struct {
 	retention   awslogs.RetentionDays
 	alarms      awssns.ITopic
 	env         map[string]*string
+	// roleName, when set, names the role: stacks in other accounts trust it
+	// by name.
+	roleName string
 }
 
 func environment(spec functionSpec) *map[string]*string {
@@ -84,6 +87,7 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 	role := awsiam.NewRole(s, jsii.String(name+"Role"), &awsiam.RoleProps{
 		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Description: jsii.String("ecr-autodeploy " + strings.ToLower(name)),
+		RoleName:    optional(spec.roleName),
 	})
 	// Our own log permissions on our own log group instead of the managed
 	// AWSLambdaBasicExecutionRole, which allows every log group.
@@ -129,4 +133,12 @@ func secureQueue(s awscdk.Stack, id, purpose string) awssqs.Queue {
 		Reason: jsii.String("This queue is itself a dead-letter queue (" + purpose + "); an alarm fires on its first message."),
 	}}, jsii.Bool(false))
 	return q
+}
+
+// optional is nil for "" (CloudFormation picks), else the string.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return jsii.String(s)
 }

@@ -28,14 +28,24 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 }
 
 // grantWatch gives the watcher its table, ECR tagging on the repositories
-// of rules that promote, publishing notices, and invoking the deployer.
-func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
-	repos := RepositoryARNs(cfg, func(r *rules.Rule) bool { return r.Promote != nil })
-	if len(repos) > 0 {
+// of rules that promote, publishing notices, invoking the deployer, and the
+// roles of registries and blue/green targets in other accounts.
+func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
+	promotes := func(r *rules.Rule) bool { return r.Promote != nil }
+	if repos := RepositoryARNs(cfg, central, promotes); len(repos) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("PromoteDigests"),
 			Actions:   jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"),
 			Resources: subs(repos),
+		}))
+	}
+	roles := registryRoles(cfg, central, promotes)
+	roles = append(roles, targetRoles(cfg, central, func(t rules.Target) bool { return t.CodeDeploy != nil })...)
+	if len(roles) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("AssumeRegistryAndTargetRoles"),
+			Actions:   jsii.Strings("sts:AssumeRole"),
+			Resources: jsii.Strings(sortedKeys(setOf(roles))...),
 		}))
 	}
 	grantPublish(role, notices, key)
@@ -47,13 +57,42 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, deployer aw
 	}}, jsii.Bool(true))
 }
 
-// grantDeploy gives the deployer exactly what a deploy needs: the services
-// of the rules and nothing else; roles to assume for targets elsewhere.
-func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
-	services, roles := ServiceARNs(cfg), AssumedRoles(cfg)
+// grantDeploy gives the deployer exactly what a deploy needs with its own
+// credentials, listing the central registry's images for sweeps, and the
+// roles of targets and registries elsewhere.
+func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place) {
+	grantTargets(role, cfg, own(central))
+	if cfg.Reconcile.Every > 0 {
+		if repos := RepositoryARNs(cfg, central, nil); len(repos) > 0 {
+			role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Sid:       jsii.String("ListImagesForSweeps"),
+				Actions:   jsii.Strings("ecr:DescribeImages"),
+				Resources: subs(repos),
+			}))
+		}
+	}
+	roles := targetRoles(cfg, central, nil)
+	if cfg.Reconcile.Every > 0 {
+		roles = append(roles, registryRoles(cfg, central, nil)...)
+	}
+	if len(roles) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("AssumeTargetRoles"),
+			Actions:   jsii.Strings("sts:AssumeRole"),
+			Resources: jsii.Strings(sortedKeys(setOf(roles))...),
+		}))
+	}
+}
+
+// grantTargets gives role what deploying the targets keep selects needs:
+// describing and rolling exactly their services, registering (and tagging)
+// revisions, passing only task roles to ECS, writing only their published
+// parameters, and their CodeDeploy groups. The central deployer gets it for
+// its own targets; a target stack's role for that account and region's.
+func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
 	// CodeDeploy moves a blue/green service; the deployer only reads it.
-	rolling := serviceARNs(cfg, func(t rules.Target) bool { return t.CodeDeploy == nil })
-	if blueGreen := serviceARNs(cfg, func(t rules.Target) bool { return t.CodeDeploy != nil }); len(blueGreen) > 0 {
+	rolling := serviceARNs(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy == nil }))
+	if blueGreen := serviceARNs(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy != nil })); len(blueGreen) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("DescribeBlueGreenServices"),
 			Actions:   jsii.Strings("ecs:DescribeServices"),
@@ -67,7 +106,7 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 			Resources: subs(rolling),
 		}))
 	}
-	if len(services) > 0 {
+	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
 			Actions:   jsii.Strings("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"),
@@ -82,31 +121,18 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:        jsii.String("PassTaskRolesToEcsOnly"),
 			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  subs(PassRoles(cfg)),
+			Resources:  subs(passRoles(cfg, keep)),
 			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
 		}))
 	}
-	if params := PublishedParameters(cfg); len(params) > 0 {
+	if params := publishedParameters(cfg, keep); len(params) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("PublishRunningImages"),
 			Actions:   jsii.Strings("ssm:PutParameter", "ssm:GetParameter"),
 			Resources: subs(params),
 		}))
 	}
-	if cfg.Reconcile.Every > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ListImagesForSweeps"),
-			Actions:   jsii.Strings("ecr:DescribeImages"),
-			Resources: subs(RepositoryARNs(cfg, nil)),
-		}))
-	}
-	if len(roles) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("AssumeTargetRoles"),
-			Actions:   jsii.Strings("sts:AssumeRole"),
-			Resources: jsii.Strings(roles...),
-		}))
-	}
+	grantCodeDeploy(role, cfg, keep)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
@@ -120,37 +146,36 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config) {
 	}}, jsii.Bool(true))
 }
 
-// ServiceARNs are the services the deployer reaches with its own
-// credentials, as CloudFormation Fn::Sub strings, sorted.
-func ServiceARNs(cfg *rules.Config) []string { return serviceARNs(cfg, nil) }
+// ServiceARNs are the services of every target, in whatever account and
+// region, as CloudFormation Fn::Sub strings, sorted: the services whose
+// deployment events the watcher hears.
+func ServiceARNs(cfg *rules.Config) []string { return serviceARNs(cfg, everyTarget) }
 
-// serviceARNs are ServiceARNs of the targets keep accepts (nil: all).
-func serviceARNs(cfg *rules.Config, keep func(rules.Target) bool) []string {
+// serviceARNs are the services of the targets keep selects.
+func serviceARNs(cfg *rules.Config, keep reach) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if t.Role != "" || (keep != nil && !keep(t)) {
-				continue
+			if keep(r, t) {
+				seen[serviceARN(t)] = true
 			}
-			region := "${AWS::Region}"
-			if t.Region != "" {
-				region = t.Region
-			}
-			seen[fmt.Sprintf("arn:${AWS::Partition}:ecs:%s:${AWS::AccountId}:service/%s/%s", region, t.Cluster, t.Service)] = true
 		}
 	}
 	return sortedKeys(seen)
 }
 
 // PassRoles are the roles the deployer may pass to ECS with its own
-// credentials: the pass-roles of the rules with own-account targets, and any
-// role of the account for such a rule that names none. ECS documents no
+// credentials (central the functions' account and region, "" when not
+// pinned): the pass-roles of the rules with such targets, and any role of
+// the account for such a rule that names none. ECS documents no
 // iam:AssociatedResourceArn for task definitions, so the role list is the
 // narrowing that IAM can enforce.
-func PassRoles(cfg *rules.Config) []string {
+func PassRoles(cfg *rules.Config, central rules.Place) []string { return passRoles(cfg, own(central)) }
+
+func passRoles(cfg *rules.Config, keep reach) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
-		if !slices.ContainsFunc(r.Targets, func(t rules.Target) bool { return t.Role == "" }) {
+		if !slices.ContainsFunc(r.Targets, func(t rules.Target) bool { return keep(r, t) }) {
 			continue
 		}
 		if len(r.PassRoles) == 0 {
@@ -163,55 +188,75 @@ func PassRoles(cfg *rules.Config) []string {
 	return sortedKeys(seen)
 }
 
-// PublishedParameters are the parameters the deployer writes with its own
-// credentials: <prefix>/<cluster>/<service>/* of each own-account target of
-// a publishing rule, in its region (containers are known only at deploy
-// time), as Fn::Sub strings, sorted. Targets behind a role publish with it.
-func PublishedParameters(cfg *rules.Config) []string {
+// publishedParameters are the parameters written for the targets keep
+// selects: <prefix>/<cluster>/<service>/* of each target of a publishing
+// rule, in its region (containers are known only at deploy time), as
+// Fn::Sub strings, sorted.
+func publishedParameters(cfg *rules.Config, keep reach) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
 		if r.Publish == nil {
 			continue
 		}
 		for _, t := range r.Targets {
-			if t.Role != "" {
+			if !keep(r, t) {
 				continue
-			}
-			region := "${AWS::Region}"
-			if t.Region != "" {
-				region = t.Region
 			}
 			// The ARN of "/a/b" is ...:parameter/a/b: the name's leading / is the ARN's.
 			name := r.Publish.Parameter(ecsarn.Name(t.Cluster), ecsarn.Name(t.Service), "*")
-			seen[fmt.Sprintf("arn:${AWS::Partition}:ssm:%s:${AWS::AccountId}:parameter%s", region, name)] = true
+			seen[fmt.Sprintf("arn:${AWS::Partition}:ssm:%s:${AWS::AccountId}:parameter%s", regionOf(t), name)] = true
 		}
 	}
 	return sortedKeys(seen)
 }
 
-// RepositoryARNs are the repositories of the rules keep selects (all, when
-// nil), as Fn::Sub strings in the stack's account and region, sorted.
-func RepositoryARNs(cfg *rules.Config, keep func(*rules.Rule) bool) []string {
+// RepositoryARNs are the repositories, in the central account, of the rules
+// keep selects (all, when nil), in their registry's region, as Fn::Sub
+// strings, sorted. Repositories in other accounts are reached through their
+// registry stack's role.
+func RepositoryARNs(cfg *rules.Config, central rules.Place, keep func(*rules.Rule) bool) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
-		if keep == nil || keep(r) {
-			seen["arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"+r.Repository] = true
+		if (keep == nil || keep(r)) && r.RegistryRole(central) == "" {
+			region := orPseudo(r.Registry.Region, "${AWS::Region}")
+			seen["arn:${AWS::Partition}:ecr:"+region+":${AWS::AccountId}:repository/"+r.Repository] = true
 		}
 	}
 	return sortedKeys(seen)
 }
 
-// AssumedRoles are the roles the rules name, sorted.
-func AssumedRoles(cfg *rules.Config) []string {
-	seen := map[string]bool{}
+// targetRoles are the roles assumed for targets (those keep selects; all
+// when nil): named in the file or derived for other accounts.
+func targetRoles(cfg *rules.Config, central rules.Place, keep func(rules.Target) bool) []string {
+	var out []string
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if t.Role != "" {
-				seen[t.Role] = true
+			if role := t.RoleFor(central); role != "" && (keep == nil || keep(t)) {
+				out = append(out, role)
 			}
 		}
 	}
-	return sortedKeys(seen)
+	return out
+}
+
+// registryRoles are the registry stacks' roles of the rules keep selects
+// (all when nil) whose registry is in another account.
+func registryRoles(cfg *rules.Config, central rules.Place, keep func(*rules.Rule) bool) []string {
+	var out []string
+	for _, r := range cfg.Rules {
+		if role := r.RegistryRole(central); role != "" && (keep == nil || keep(r)) {
+			out = append(out, role)
+		}
+	}
+	return out
+}
+
+func setOf(items []string) map[string]bool {
+	m := map[string]bool{}
+	for _, i := range items {
+		m[i] = true
+	}
+	return m
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -41,6 +41,23 @@ type Props struct {
 	LogRetention awslogs.RetentionDays
 }
 
+// central is the stack's account and region where pinned ("" where the
+// stack is environment-agnostic).
+func (p Props) central() rules.Place {
+	var c rules.Place
+	if e := p.Env; e != nil {
+		c.Account, c.Region = deref(e.Account), deref(e.Region)
+	}
+	return c
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
 // Functions are the Lambda functions the repository has.
 func Functions() []string { return []string{"deployer", "watcher"} }
 
@@ -60,6 +77,14 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	}
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_MONTH
+	}
+	tp, err := NewTopology(p.Rules, p.central())
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", id, err)
+	}
+	var deployerRole, watcherRole string
+	if tp.Multi() {
+		deployerRole, watcherRole = deployerRoleName(id, tp.Central), watcherRoleName(id, tp.Central)
 	}
 
 	s := awscdk.NewStack(scope, jsii.String(id), &p.StackProps)
@@ -88,8 +113,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		table:     table,
 		retention: p.LogRetention,
 		alarms:    alarms,
+		roleName:  deployerRole,
 	})
-	grantDeploy(s, deployer.role, p.Rules)
+	grantDeploy(s, deployer.role, p.Rules, p.central())
 	table.Grant(deployer.role, jsii.String("dynamodb:BatchGetItem")) // a sweep reads every target's state at once
 	if p.Rules.Reconcile.Every > 0 {
 		reconcileSchedule(s, p.Rules.Reconcile.Every, deployer.fn)
@@ -103,8 +129,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	pushDLQ := ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecr"),
 		DetailType: jsii.Strings("ECR Image Action"),
-		Account:    &[]*string{s.Account()},
-		Region:     &[]*string{s.Region()},
+		// Pushes forwarded by the registry stacks keep their account and region.
+		Account: jsii.Strings(withOthers(*s.Account(), accountsOf(tp.Registries, tp.Central))...),
+		Region:  jsii.Strings(withOthers(*s.Region(), regionsOf(tp.Registries, tp.Central))...),
 		Detail: &map[string]any{
 			"action-type":     []string{"PUSH"},
 			"result":          []string{"SUCCESS"},
@@ -120,17 +147,18 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		table:       table,
 		retention:   p.LogRetention,
 		alarms:      alarms,
+		roleName:    watcherRole,
 		env: map[string]*string{
 			"AUTODEPLOY_DEPLOYER_FUNCTION": deployer.fn.FunctionName(),
 			"AUTODEPLOY_NOTIFY_TOPIC_ARN":  notices.TopicArn(),
 		},
 	})
-	grantWatch(s, watcher.role, p.Rules, deployer.fn, notices, key)
+	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 
 	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecs"),
 		DetailType: jsii.Strings("ECS Deployment State Change"),
-		Account:    &[]*string{s.Account()},
+		Account:    jsii.Strings(withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))...),
 		Resources:  subs(ServiceARNs(p.Rules)),
 	}, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
 	deploymentAlarm(s, watcher.logGroup, alarms)
@@ -138,12 +166,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,
 		"deployer failed events": deployer.failures, "watcher failed events": watcher.failures,
 	}
-	if q := blueGreen(s, p.Rules, deployer, watcher, alarms); q != nil {
+	if q := blueGreen(s, p.Rules, p.central(), watcher, alarms); q != nil {
 		queues["CodeDeploy events (watcher)"] = q
 	}
 
 	queries(s, deployer.logGroup, watcher.logGroup)
 	dashboard(s, p.Rules, []function{deployer, watcher}, queues)
+	admitToBus(s, tp)
 	if p.Slack != nil {
 		slackChannel(s, *p.Slack, alarms, notices)
 	}

@@ -47,9 +47,29 @@ type synthesized struct {
 	templatePath string
 }
 
-// synth builds the stack from rulesYAML with a stand-in bootstrap; options
-// change its props.
+// synth builds the central stack from rulesYAML with a stand-in bootstrap;
+// options change its props.
 func synth(t *testing.T, options ...func(*Props)) synthesized {
+	t.Helper()
+	return synthStacks(t, func(app awscdk.App, p Props) ([]awscdk.Stack, error) {
+		s, err := New(app, "Test", p)
+		return []awscdk.Stack{s}, err
+	}, options...)["Test"]
+}
+
+// synthAll builds every stack of rules (NewAll), by stack id.
+func synthAll(t *testing.T, rulesText string) map[string]synthesized {
+	t.Helper()
+	return synthStacks(t, func(app awscdk.App, p Props) ([]awscdk.Stack, error) { return NewAll(app, "Test", p) }, func(p *Props) {
+		cfg, err := rules.Parse("all.yaml", []byte(rulesText))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Rules = cfg
+	})
+}
+
+func synthStacks(t *testing.T, build func(awscdk.App, Props) ([]awscdk.Stack, error), options ...func(*Props)) map[string]synthesized {
 	t.Helper()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "autodeploy.yaml")
@@ -79,26 +99,30 @@ func synth(t *testing.T, options ...func(*Props)) synthesized {
 	for _, o := range options {
 		o(&props)
 	}
-	s, err := New(app, "Test", props)
+	stacks, err := build(app, props)
 	if err != nil {
 		t.Fatal(err)
 	}
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	assembly := app.Synth(nil)
-	path := *assembly.GetStackArtifact(jsii.String("Test")).TemplateFullPath()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl map[string]any
-	if err := json.Unmarshal(data, &tmpl); err != nil {
-		t.Fatal(err)
+	out := map[string]synthesized{}
+	for _, s := range stacks {
+		path := *assembly.GetStackArtifact(s.ArtifactId()).TemplateFullPath()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tmpl map[string]any
+		if err := json.Unmarshal(data, &tmpl); err != nil {
+			t.Fatal(err)
+		}
+		out[*s.StackName()] = synthesized{stack: s, template: tmpl, templatePath: path}
 	}
 	// The bundled asset carries the rules file beside the bootstrap.
 	if got, err := os.ReadFile(filepath.Join(dir, "bundles", "deployer", "autodeploy.yaml")); err != nil || string(got) != rulesYAML {
 		t.Errorf("rules file not bundled beside bootstrap: %v", err)
 	}
-	return synthesized{stack: s, template: tmpl, templatePath: path}
+	return out
 }
 
 // resources returns the properties of every resource of a type.
@@ -240,13 +264,14 @@ func TestEcsDeploymentRule(t *testing.T) {
 		t.Errorf("detail-type (-want +got):\n%s", diff)
 	}
 	resources := jsonString(pattern["resources"])
-	for _, svc := range []string{"service/staging/web\"", "service/staging/web-worker", "service/prod/web"} {
+	// prod/api's events come forwarded by its target stack, keeping its account.
+	for _, svc := range []string{"service/staging/web\"", "service/staging/web-worker", "service/prod/web", "222222222222:service/prod/api"} {
 		if !strings.Contains(resources, svc) {
 			t.Errorf("ECS rule does not follow %s: %s", svc, resources)
 		}
 	}
-	if strings.Contains(resources, "service/prod/api") {
-		t.Errorf("ECS rule follows a cross-account service whose events never reach this bus: %s", resources)
+	if diff := cmp.Diff([]any{"111111111111", "222222222222"}, pattern["account"]); diff != "" {
+		t.Errorf("accounts (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(jsonString(rule["Targets"]), "DeploymentEventsDLQ") {
 		t.Error("no dead-letter queue on the ECS rule's target")
@@ -486,7 +511,7 @@ func TestPassRolesAndKeyPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"arn:aws:iam::123456789012:role/api-task", "arn:aws:iam::123456789012:role/web-*"}, PassRoles(cfg)); diff != "" {
+	if diff := cmp.Diff([]string{"arn:aws:iam::123456789012:role/api-task", "arn:aws:iam::123456789012:role/web-*"}, PassRoles(cfg, rules.Place{})); diff != "" {
 		t.Errorf("PassRoles (-want +got):\n%s", diff)
 	}
 	s := synth(t)
