@@ -69,6 +69,7 @@ fuzz: ## short bounded fuzz runs of event parsing and tag matching
 	$(GO) test ./internal/ecrevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/rules -run '^$$' -fuzz FuzzMatches -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/ecsevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/codedeployevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

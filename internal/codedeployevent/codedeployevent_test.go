@@ -44,3 +44,19 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, n := range []string{"codedeploy-success.json", "codedeploy-failure.json"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "events", n))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := Parse(data)
+		if err == nil && (d.DeploymentID == "" || d.State == "") {
+			t.Fatalf("accepted %+v", d)
+		}
+	})
+}

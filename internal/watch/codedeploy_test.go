@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -164,5 +166,36 @@ func TestCodeDeployUnreadable(t *testing.T) {
 	}
 	if _, err := f.w.Handle(ctx, json.RawMessage(`{"source":"aws.codedeploy","detail-type":"CodeDeploy Deployment State-change Notification"}`)); err == nil {
 		t.Error("a malformed CodeDeploy event was accepted")
+	}
+}
+
+// TestCodeDeployInAnotherAccount: a forwarded CodeDeploy event of a target
+// in another account is read there, through its target stack's role.
+func TestCodeDeployInAnotherAccount(t *testing.T) {
+	f := newFixture(t)
+	cd := f.withCodeDeploy(t, 1)
+	cfg, err := rules.Parse("a.yaml", []byte("version: 1\nrules:\n  - name: web-prod\n    repository: web\n    tags: [\"main-*\"]\n"+
+		"    targets:\n      - {cluster: prod, service: web, account: \"222222222222\", region: us-east-1, codedeploy: {}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.w.Rules = cfg
+	var asked []string
+	f.w.CodeDeploy = func(region, role string) bluegreen.CodeDeploy {
+		asked = append(asked, region+" "+role)
+		return cd
+	}
+	rec := f.deployed(t, "web-prod", "prod", "web", "main-x", f.pushImage(t, "main-x"), "d-FAKE00001")
+	rec.Account, rec.Region = "222222222222", "us-east-1"
+	if err := f.store.Put(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	cd.End("d-FAKE00001", cdtypes.DeploymentStatusFailed, "health checks failed", "d-FAKE00002")
+	res, err := f.w.Handle(context.Background(), codeDeployEvent(t, "codedeploy-failure.json", "d-FAKE00001"))
+	if err != nil || res.Outcome != history.RolledBack {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if want := []string{"us-east-1 arn:aws:iam::222222222222:role/ecr-autodeploy-target-us-east-1"}; !slices.Equal(asked, want) {
+		t.Errorf("CodeDeploy asked in %q, want %q", asked, want)
 	}
 }
