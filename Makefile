@@ -30,7 +30,7 @@ CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(ACCOUNT),-c 
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
 CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
 
-.PHONY: help tools build test unit fuzz lint bench demo synth diff deploy cdk-cli clean
+.PHONY: help tools build test unit fuzz lint bench demo demo-accounts synth diff deploy cdk-cli clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -84,6 +84,10 @@ bench: tools ## micro-benchmarks, then the deployer under aws-lambda-rie beside 
 demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
 	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
+
+demo-accounts: tools ## the same, across accounts: a registry account, a target account in another region
+	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
+	$(GO) run ./cmd/demo -accounts -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
 
 synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/ (ACCOUNT=… REGION=…: the central stack's)
 	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \

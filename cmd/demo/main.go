@@ -1,4 +1,5 @@
-// Command demo runs the deployer locally against moto; see `make demo`.
+// Command demo runs the deployer locally against moto; see `make demo` and
+// `make demo-accounts`.
 package main
 
 import (
@@ -18,10 +19,15 @@ func main() {
 	flag.StringVar(&o.Deployer, "deployer", ".cache/local/deployer/bootstrap", "the deployer bootstrap built for this machine")
 	flag.StringVar(&o.Watcher, "watcher", ".cache/local/watcher/bootstrap", "the watcher bootstrap built for this machine")
 	flag.StringVar(&o.EventsDir, "events", "events", "directory of sample events")
+	accounts := flag.Bool("accounts", false, "the two-account demo: a registry account, a target account in another region")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := demo.Run(ctx, os.Stdout, o); err != nil {
+	run := demo.Run
+	if *accounts {
+		run = demo.RunAccounts
+	}
+	if err := run(ctx, os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}

@@ -201,13 +201,18 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 // startFunction runs a bootstrap under RIE from a directory of its own,
 // with the demo's rules beside it, as Lambda lays out a function.
 func startFunction(ctx context.Context, rie, bootstrap, dir string, env []string) (*emulator.RIE, error) {
+	return startWithRules(ctx, rie, bootstrap, dir, Rules, env)
+}
+
+// startWithRules is startFunction with another rules file.
+func startWithRules(ctx context.Context, rie, bootstrap, dir string, rulesFile []byte, env []string) (*emulator.RIE, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := copyFile(bootstrap, filepath.Join(dir, "bootstrap")); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), Rules, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesFile, 0o644); err != nil {
 		return nil, err
 	}
 	return emulator.StartRIE(ctx, rie, filepath.Join(dir, "bootstrap"), env)

@@ -84,3 +84,37 @@ func TestDemoEndState(t *testing.T) {
 		t.Log(text)
 	}
 }
+
+// TestAccountsDemoEndState runs `make demo-accounts` and checks its end:
+// deployed in the target account, promoted in the registry account, caught
+// up by a sweep.
+func TestAccountsDemoEndState(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	var out bytes.Buffer
+	err := RunAccounts(context.Background(), &out, Options{
+		MotoServer: testenv.MotoBinary(t), RIE: testenv.RIEBinary(t),
+		Deployer:  testenv.BuildFunction(t, "deployer", t.TempDir()),
+		Watcher:   testenv.BuildFunction(t, "watcher", t.TempDir()),
+		EventsDir: filepath.Join(root, "events"),
+	})
+	text := out.String()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, text)
+	}
+	for _, want := range []string{
+		"deployer: deployed prod/web in 222222222222/us-east-1 through arn:aws:iam::222222222222:role/ecr-autodeploy-target-us-east-1",
+		"now running in 222222222222/us-east-1: prod/web web-prod:2 app=web@sha256:",
+		`"outcome":"completed","promoted":"verified-main-1"`,
+		"tags now: main-1, verified-main-1 (through arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-west-1)",
+		`"msg":"reconcile","rule":"web-prod"`,
+		"now running in 222222222222/us-east-1: prod/web web-prod:3 app=web@sha256:",
+		"Done:",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(text)
+	}
+}

@@ -1,0 +1,245 @@
+package demo
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// AccountsRules is the two-account demo's embedded rules file.
+//
+//go:embed accounts.yaml
+var AccountsRules []byte
+
+// The two-account demo's places; the central account is moto's default.
+var (
+	central      = rules.Place{Account: emulator.Account, Region: emulator.Region}
+	registryAt   = rules.Place{Account: "333333333333", Region: emulator.Region}
+	targetAt     = rules.Place{Account: "222222222222", Region: "us-east-1"}
+	registryHost = registryAt.Account + ".dkr.ecr." + registryAt.Region + ".amazonaws.com"
+)
+
+// accountsDemo runs both functions in the central account against a
+// registry account and a target account of one moto server (moto is
+// multi-account through sts:AssumeRole, standing in for the roles the
+// registry and target stacks make).
+type accountsDemo struct {
+	p        printer
+	o        Options
+	registry *ecr.Client
+	target   *ecs.Client
+}
+
+// RunAccounts runs the two-account demo, writing the narration to out.
+func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
+	d := &accountsDemo{p: printer{out}, o: o}
+	cfg, err := rules.Parse("accounts.yaml (embedded)", AccountsRules)
+	if err != nil {
+		return err
+	}
+	d.topology(cfg)
+
+	d.p.head("Starting moto (three accounts on 127.0.0.1): a registry in 333333333333, a service in 222222222222/us-east-1")
+	moto, err := emulator.StartMoto(ctx, o.MotoServer)
+	if err != nil {
+		return err
+	}
+	defer moto.Stop()
+	const table = "autodeploy-demo"
+	if err := moto.CreateTable(ctx, table); err != nil {
+		return err
+	}
+	regCfg, err := moto.InAccount(ctx, registryAt.Account, registryAt.Region)
+	if err != nil {
+		return err
+	}
+	tgtCfg, err := moto.InAccount(ctx, targetAt.Account, targetAt.Region)
+	if err != nil {
+		return err
+	}
+	d.registry, d.target = ecr.NewFromConfig(regCfg), ecs.NewFromConfig(tgtCfg)
+	if _, err := d.registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
+		return fmt.Errorf("create repository: %w", err)
+	}
+	arn, err := emulator.SeedService(ctx, d.target, emulator.Service{Cluster: "prod", Name: "web", Family: "web-prod",
+		Containers: []emulator.Container{{Name: "app", Image: registryHost + "/web:main-0000000"}}})
+	if err != nil {
+		return err
+	}
+	d.p.line("  %s: repository web", registryAt)
+	d.p.line("  %s: prod/web runs %s (app=web:main-0000000)", targetAt, ecsarn.Revision(arn))
+
+	dir, err := os.MkdirTemp("", "autodeploy-accounts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_ACCOUNT="+central.Account)
+	deployer, err := startWithRules(ctx, o.RIE, o.Deployer, filepath.Join(dir, "deployer"), AccountsRules, env)
+	if err != nil {
+		return err
+	}
+	defer deployer.Stop()
+	watcher, err := startWithRules(ctx, o.RIE, o.Watcher, filepath.Join(dir, "watcher"), AccountsRules, env)
+	if err != nil {
+		return err
+	}
+	defer watcher.Stop()
+	d.p.line("  the deployer and the watcher run in the central account %s under aws-lambda-rie", central)
+
+	d.p.head("Step 1: main-1 is pushed in the registry account; its stack forwards the event; prod rolls in the other account")
+	digest, err := emulator.PushImage(ctx, d.registry, "web", "main-1")
+	if err != nil {
+		return err
+	}
+	d.p.line("  pushed %s/web:main-1 → %s", registryAt.Account, digest)
+	var push map[string]any
+	if err := readJSON(filepath.Join(o.EventsDir, "ecr-push-main.json"), &push); err != nil {
+		return err
+	}
+	push["id"], push["account"], push["time"] = "demo-accounts-main-1", registryAt.Account, time.Now().UTC().Format(time.RFC3339)
+	detail := push["detail"].(map[string]any)
+	detail["repository-name"], detail["image-tag"], detail["image-digest"] = "web", "main-1", digest
+	before := lineCount(deployer.Logs())
+	body, err := invokeJSON(ctx, deployer, push)
+	if err != nil {
+		return err
+	}
+	var sum struct {
+		Results []struct {
+			Outcome      string `json:"outcome"`
+			Account      string `json:"account"`
+			Region       string `json:"region"`
+			DeploymentID string `json:"deployment_id"`
+			Reason       string `json:"reason"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(body, &sum); err != nil || len(sum.Results) != 1 {
+		return fmt.Errorf("deployer answered %s", body)
+	}
+	r := sum.Results[0]
+	d.p.line("  deployer: %s prod/web in %s/%s through %s", r.Outcome, r.Account, r.Region, cfg.Rules[0].Targets[0].RoleFor(central))
+	d.p.logs("deployer", newJSONLines(deployer.Logs(), before))
+	if err := d.running(ctx); err != nil {
+		return err
+	}
+
+	d.p.head("Step 2: ECS in the target account reports the deployment; its stack forwards it; the watcher promotes in the registry")
+	var ev map[string]any
+	if err := readJSON(filepath.Join(o.EventsDir, "ecs-deployment-completed.json"), &ev); err != nil {
+		return err
+	}
+	ev["id"], ev["account"], ev["region"] = "demo-accounts-ecs-1", targetAt.Account, targetAt.Region
+	ev["time"] = time.Now().UTC().Format(time.RFC3339)
+	ev["resources"] = []string{"arn:aws:ecs:" + targetAt.Region + ":" + targetAt.Account + ":service/prod/web"}
+	ev["detail"].(map[string]any)["deploymentId"] = r.DeploymentID
+	ev["detail"].(map[string]any)["updatedAt"] = ev["time"]
+	ev["detail"].(map[string]any)["reason"] = "ECS deployment " + r.DeploymentID + " completed."
+	before = lineCount(watcher.Logs())
+	body, err = invokeJSON(ctx, watcher, ev)
+	if err != nil {
+		return err
+	}
+	d.p.line("  watcher: %s", strings.TrimSpace(string(body)))
+	d.p.logs("watcher", newJSONLines(watcher.Logs(), before))
+	tags, err := d.tags(ctx, digest)
+	if err != nil {
+		return err
+	}
+	d.p.line("  %s/web@%s… tags now: %s (through %s)", registryAt.Account, digest[7:19], strings.Join(tags, ", "), rules.RegistryRole(registryAt, central))
+
+	d.p.head("Step 3: main-2's event is lost; the sweep lists the registry account's images and rolls the target account")
+	next, err := emulator.PushImage(ctx, d.registry, "web", "main-2")
+	if err != nil {
+		return err
+	}
+	d.p.line("  pushed %s/web:main-2 → %s (no event is delivered)", registryAt.Account, next)
+	var sched map[string]any
+	if err := readJSON(filepath.Join(o.EventsDir, "scheduled-reconcile.json"), &sched); err != nil {
+		return err
+	}
+	sched["id"] = "demo-accounts-sweep"
+	before = lineCount(deployer.Logs())
+	if _, err := invokeJSON(ctx, deployer, sched); err != nil {
+		return err
+	}
+	d.p.logs("deployer", newJSONLines(deployer.Logs(), before))
+	if err := d.running(ctx); err != nil {
+		return err
+	}
+	d.p.head("Done: one rules file, three accounts: pushed in one, deployed in another, reported and promoted from the central one")
+	return nil
+}
+
+// topology prints the stacks `make synth` would write for the rules, and
+// the roles the central functions assume.
+func (d *accountsDemo) topology(cfg *rules.Config) {
+	d.p.head("The rules (internal/demo/accounts.yaml) and the stacks `make synth ACCOUNT=" + central.Account + " REGION=" + central.Region + "` writes for them")
+	d.p.line(topologyPicture, "registry account "+registryAt.Account, "central account "+central.Account, "target account "+targetAt.Account,
+		"("+registryAt.Region+")", "("+central.Region+")", "("+targetAt.Region+")",
+		"role "+rules.RegistryRoleName(registryAt.Region), "role "+rules.TargetRoleName(targetAt.Region))
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			d.p.line("  rule %s: %s/%s %s  →  %s/%s in %s (role %s)", r.Name, r.RegistryOf(central).Account, r.Repository, r.Selector(),
+				t.Cluster, t.Service, t.Where(central), t.RoleFor(central))
+		}
+	}
+}
+
+// topologyPicture is README's picture of the stacks: accounts, regions,
+// then the two derived role names.
+const topologyPicture = `
+   %-35s%-37s%s
+   %-35s%-37s%s
+   ┌─────────────────────────┐        ┌───────────────────────────┐        ┌──────────────────────────┐
+   │ ECR repository web      │ pushes │ default bus               │ deploy │ ECS service prod/web     │
+   │ rule: pushes of web ────┼───────▶│  ECR rule ──▶ deployer ───┼───────▶│ role (target stack)      │
+   │ role (registry stack) ◀─┼────────┼── watcher ◀── ECS rule ◀──┼────────┼─ rule: ECS deployments   │
+   └─────────────────────────┘  tags  └───────────────────────────┘ events └──────────────────────────┘
+   %-72s%s`
+
+func (d *accountsDemo) running(ctx context.Context) error {
+	svc, err := d.target.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}})
+	if err != nil {
+		return err
+	}
+	td, err := d.target.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.Services[0].TaskDefinition})
+	if err != nil {
+		return err
+	}
+	d.p.line("  now running in %s: prod/web %s app=%s", targetAt, ecsarn.Revision(aws.ToString(svc.Services[0].TaskDefinition)),
+		shortImage(aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image)))
+	return nil
+}
+
+func (d *accountsDemo) tags(ctx context.Context, digest string) ([]string, error) {
+	out, err := d.registry.DescribeImages(ctx, &ecr.DescribeImagesInput{RepositoryName: aws.String("web"),
+		ImageIds: []ecrtypes.ImageIdentifier{{ImageDigest: aws.String(digest)}}})
+	if err != nil {
+		return nil, err
+	}
+	return out.ImageDetails[0].ImageTags, nil
+}
+
+func invokeJSON(ctx context.Context, fn *emulator.RIE, event map[string]any) ([]byte, error) {
+	data, err := json.Marshal(event)
+	if err != nil {
+		return nil, err
+	}
+	return fn.Invoke(ctx, data)
+}
