@@ -62,7 +62,9 @@ func sortedPlaces(m map[rules.Place]bool) []rules.Place {
 	for p := range m {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b rules.Place) int { return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region)) })
+	slices.SortFunc(out, func(a, b rules.Place) int {
+		return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region))
+	})
 	return out
 }
 
