@@ -141,12 +141,7 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	}
 	t.Run("registry stack", func(t *testing.T) {
 		reg := all["Test-Registry-333333333333-eu-west-1"]
-		var role map[string]any
-		for _, r := range reg.resources("AWS::IAM::Role") {
-			if r["RoleName"] == "ecr-autodeploy-registry-eu-west-1" {
-				role = r
-			}
-		}
+		role := reg.roleNamed("ecr-autodeploy-registry-eu-west-1")
 		if diff := cmp.Diff(trust, role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
@@ -171,12 +166,7 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	})
 	t.Run("target stack in another account", func(t *testing.T) {
 		tgt := all["Test-Target-222222222222-eu-west-1"]
-		var role map[string]any
-		for _, r := range tgt.resources("AWS::IAM::Role") {
-			if r["RoleName"] == "ecr-autodeploy-target-eu-west-1" {
-				role = r
-			}
-		}
+		role := tgt.roleNamed("ecr-autodeploy-target-eu-west-1")
 		if diff := cmp.Diff(trust, role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
@@ -251,4 +241,14 @@ func mustParse(t *testing.T, text string) *rules.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// roleNamed is the properties of the role of that name (nil if none).
+func (s synthesized) roleNamed(name string) map[string]any {
+	for _, r := range s.resources("AWS::IAM::Role") {
+		if r["RoleName"] == name {
+			return r
+		}
+	}
+	return nil
 }

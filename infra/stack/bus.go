@@ -35,21 +35,18 @@ func admitToBus(s awscdk.Stack, tp Topology) {
 // accountsOf and regionsOf are the accounts and regions of places, besides
 // central's, sorted.
 func accountsOf(places []rules.Place, central rules.Place) []string {
-	var out []string
-	for _, p := range places {
-		if p.Account != central.Account && !slices.Contains(out, p.Account) {
-			out = append(out, p.Account)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return distinct(places, func(p rules.Place) string { return p.Account }, central)
 }
 
 func regionsOf(places []rules.Place, central rules.Place) []string {
+	return distinct(places, func(p rules.Place) string { return p.Region }, central)
+}
+
+func distinct(places []rules.Place, part func(rules.Place) string, central rules.Place) []string {
 	var out []string
 	for _, p := range places {
-		if p.Region != central.Region && !slices.Contains(out, p.Region) {
-			out = append(out, p.Region)
+		if v := part(p); v != part(central) && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	slices.Sort(out)

@@ -44,14 +44,7 @@ func NewTopology(cfg *rules.Config, central rules.Place) (Topology, error) {
 // OtherAccounts are the accounts, besides the central one, whose registry
 // or target stacks send events to the central bus, sorted.
 func (tp Topology) OtherAccounts() []string {
-	var out []string
-	for _, p := range append(slices.Clone(tp.Registries), tp.Targets...) {
-		if p.Account != tp.Central.Account && !slices.Contains(out, p.Account) {
-			out = append(out, p.Account)
-		}
-	}
-	slices.Sort(out)
-	return out
+	return accountsOf(append(slices.Clone(tp.Registries), tp.Targets...), tp.Central)
 }
 
 // Multi reports whether anything lives outside the central place.

@@ -41,18 +41,21 @@ var (
 type accountsDemo struct {
 	p        printer
 	o        Options
+	cfg      *rules.Config
 	registry *ecr.Client
 	target   *ecs.Client
+	deployer *emulator.RIE
+	watcher  *emulator.RIE
 }
 
 // RunAccounts runs the two-account demo, writing the narration to out.
 func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
 	d := &accountsDemo{p: printer{out}, o: o}
-	cfg, err := rules.Parse("accounts.yaml (embedded)", AccountsRules)
-	if err != nil {
+	var err error
+	if d.cfg, err = rules.Parse("accounts.yaml (embedded)", AccountsRules); err != nil {
 		return err
 	}
-	d.topology(cfg)
+	d.topology()
 
 	d.p.head("Starting moto (three accounts on 127.0.0.1): a registry in 333333333333, a service in 222222222222/us-east-1")
 	moto, err := emulator.StartMoto(ctx, o.MotoServer)
@@ -64,6 +67,44 @@ func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
 	if err := moto.CreateTable(ctx, table); err != nil {
 		return err
 	}
+	if err := d.seed(ctx, moto); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "autodeploy-accounts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_ACCOUNT="+central.Account)
+	if d.deployer, err = startWithRules(ctx, o.RIE, o.Deployer, filepath.Join(dir, "deployer"), AccountsRules, env); err != nil {
+		return err
+	}
+	defer d.deployer.Stop()
+	if d.watcher, err = startWithRules(ctx, o.RIE, o.Watcher, filepath.Join(dir, "watcher"), AccountsRules, env); err != nil {
+		return err
+	}
+	defer d.watcher.Stop()
+	d.p.line("  the deployer and the watcher run in the central account %s under aws-lambda-rie", central)
+
+	d.p.head("Step 1: main-1 is pushed in the registry account; its stack forwards the event; prod rolls in the other account")
+	digest, deployment, err := d.push(ctx)
+	if err != nil {
+		return err
+	}
+	d.p.head("Step 2: ECS in the target account reports the deployment; its stack forwards it; the watcher promotes in the registry")
+	if err := d.report(ctx, digest, deployment); err != nil {
+		return err
+	}
+	d.p.head("Step 3: main-2's event is lost; the sweep lists the registry account's images and rolls the target account")
+	if err := d.sweep(ctx); err != nil {
+		return err
+	}
+	d.p.head("Done: one rules file, three accounts: pushed in one, deployed in another, reported and promoted from the central one")
+	return nil
+}
+
+// seed makes the registry's repository and the target account's service.
+func (d *accountsDemo) seed(ctx context.Context, moto *emulator.Moto) error {
 	regCfg, err := moto.InAccount(ctx, registryAt.Account, registryAt.Region)
 	if err != nil {
 		return err
@@ -83,42 +124,27 @@ func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
 	}
 	d.p.line("  %s: repository web", registryAt)
 	d.p.line("  %s: prod/web runs %s (app=web:main-0000000)", targetAt, ecsarn.Revision(arn))
+	return nil
+}
 
-	dir, err := os.MkdirTemp("", "autodeploy-accounts-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_ACCOUNT="+central.Account)
-	deployer, err := startWithRules(ctx, o.RIE, o.Deployer, filepath.Join(dir, "deployer"), AccountsRules, env)
-	if err != nil {
-		return err
-	}
-	defer deployer.Stop()
-	watcher, err := startWithRules(ctx, o.RIE, o.Watcher, filepath.Join(dir, "watcher"), AccountsRules, env)
-	if err != nil {
-		return err
-	}
-	defer watcher.Stop()
-	d.p.line("  the deployer and the watcher run in the central account %s under aws-lambda-rie", central)
-
-	d.p.head("Step 1: main-1 is pushed in the registry account; its stack forwards the event; prod rolls in the other account")
-	digest, err := emulator.PushImage(ctx, d.registry, "web", "main-1")
-	if err != nil {
-		return err
+// push pushes main-1 in the registry account and delivers its event, as
+// the registry stack's rule forwards it (keeping the registry's account).
+func (d *accountsDemo) push(ctx context.Context) (digest, deployment string, err error) {
+	if digest, err = emulator.PushImage(ctx, d.registry, "web", "main-1"); err != nil {
+		return "", "", err
 	}
 	d.p.line("  pushed %s/web:main-1 → %s", registryAt.Account, digest)
-	var push map[string]any
-	if err := readJSON(filepath.Join(o.EventsDir, "ecr-push-main.json"), &push); err != nil {
-		return err
+	push, err := d.event("ecr-push-main.json", "demo-accounts-main-1")
+	if err != nil {
+		return "", "", err
 	}
-	push["id"], push["account"], push["time"] = "demo-accounts-main-1", registryAt.Account, time.Now().UTC().Format(time.RFC3339)
+	push["account"] = registryAt.Account
 	detail := push["detail"].(map[string]any)
 	detail["repository-name"], detail["image-tag"], detail["image-digest"] = "web", "main-1", digest
-	before := lineCount(deployer.Logs())
-	body, err := invokeJSON(ctx, deployer, push)
+	before := lineCount(d.deployer.Logs())
+	body, err := invokeJSON(ctx, d.deployer, push)
 	if err != nil {
-		return err
+		return "", "", err
 	}
 	var sum struct {
 		Results []struct {
@@ -126,74 +152,80 @@ func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
 			Account      string `json:"account"`
 			Region       string `json:"region"`
 			DeploymentID string `json:"deployment_id"`
-			Reason       string `json:"reason"`
 		} `json:"results"`
 	}
 	if err := json.Unmarshal(body, &sum); err != nil || len(sum.Results) != 1 {
-		return fmt.Errorf("deployer answered %s", body)
+		return "", "", fmt.Errorf("deployer answered %s", body)
 	}
 	r := sum.Results[0]
-	d.p.line("  deployer: %s prod/web in %s/%s through %s", r.Outcome, r.Account, r.Region, cfg.Rules[0].Targets[0].RoleFor(central))
-	d.p.logs("deployer", newJSONLines(deployer.Logs(), before))
-	if err := d.running(ctx); err != nil {
-		return err
-	}
+	d.p.line("  deployer: %s prod/web in %s/%s through %s", r.Outcome, r.Account, r.Region, d.cfg.Rules[0].Targets[0].RoleFor(central))
+	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	return digest, r.DeploymentID, d.running(ctx)
+}
 
-	d.p.head("Step 2: ECS in the target account reports the deployment; its stack forwards it; the watcher promotes in the registry")
-	var ev map[string]any
-	if err := readJSON(filepath.Join(o.EventsDir, "ecs-deployment-completed.json"), &ev); err != nil {
+// report sends the watcher the target account's ECS event, as its stack
+// forwards it, and shows the promotion in the registry account.
+func (d *accountsDemo) report(ctx context.Context, digest, deployment string) error {
+	ev, err := d.event("ecs-deployment-completed.json", "demo-accounts-ecs-1")
+	if err != nil {
 		return err
 	}
-	ev["id"], ev["account"], ev["region"] = "demo-accounts-ecs-1", targetAt.Account, targetAt.Region
-	ev["time"] = time.Now().UTC().Format(time.RFC3339)
+	ev["account"], ev["region"] = targetAt.Account, targetAt.Region
 	ev["resources"] = []string{"arn:aws:ecs:" + targetAt.Region + ":" + targetAt.Account + ":service/prod/web"}
-	ev["detail"].(map[string]any)["deploymentId"] = r.DeploymentID
-	ev["detail"].(map[string]any)["updatedAt"] = ev["time"]
-	ev["detail"].(map[string]any)["reason"] = "ECS deployment " + r.DeploymentID + " completed."
-	before = lineCount(watcher.Logs())
-	body, err = invokeJSON(ctx, watcher, ev)
+	detail := ev["detail"].(map[string]any)
+	detail["deploymentId"], detail["updatedAt"], detail["reason"] = deployment, ev["time"], "ECS deployment "+deployment+" completed."
+	before := lineCount(d.watcher.Logs())
+	body, err := invokeJSON(ctx, d.watcher, ev)
 	if err != nil {
 		return err
 	}
 	d.p.line("  watcher: %s", strings.TrimSpace(string(body)))
-	d.p.logs("watcher", newJSONLines(watcher.Logs(), before))
+	d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
 	tags, err := d.tags(ctx, digest)
 	if err != nil {
 		return err
 	}
 	d.p.line("  %s/web@%s… tags now: %s (through %s)", registryAt.Account, digest[7:19], strings.Join(tags, ", "), rules.RegistryRole(registryAt, central))
+	return nil
+}
 
-	d.p.head("Step 3: main-2's event is lost; the sweep lists the registry account's images and rolls the target account")
+// sweep pushes main-2 without an event and runs a scheduled sweep.
+func (d *accountsDemo) sweep(ctx context.Context) error {
 	next, err := emulator.PushImage(ctx, d.registry, "web", "main-2")
 	if err != nil {
 		return err
 	}
 	d.p.line("  pushed %s/web:main-2 → %s (no event is delivered)", registryAt.Account, next)
-	var sched map[string]any
-	if err := readJSON(filepath.Join(o.EventsDir, "scheduled-reconcile.json"), &sched); err != nil {
+	sched, err := d.event("scheduled-reconcile.json", "demo-accounts-sweep")
+	if err != nil {
 		return err
 	}
-	sched["id"] = "demo-accounts-sweep"
-	before = lineCount(deployer.Logs())
-	if _, err := invokeJSON(ctx, deployer, sched); err != nil {
+	before := lineCount(d.deployer.Logs())
+	if _, err := invokeJSON(ctx, d.deployer, sched); err != nil {
 		return err
 	}
-	d.p.logs("deployer", newJSONLines(deployer.Logs(), before))
-	if err := d.running(ctx); err != nil {
-		return err
+	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	return d.running(ctx)
+}
+
+// event is a sample event with its own id, timed now.
+func (d *accountsDemo) event(sample, id string) (map[string]any, error) {
+	var ev map[string]any
+	if err := readJSON(filepath.Join(d.o.EventsDir, sample), &ev); err != nil {
+		return nil, err
 	}
-	d.p.head("Done: one rules file, three accounts: pushed in one, deployed in another, reported and promoted from the central one")
-	return nil
+	ev["id"], ev["time"] = id, time.Now().UTC().Format(time.RFC3339)
+	return ev, nil
 }
 
 // topology prints the stacks `make synth` would write for the rules, and
 // the roles the central functions assume.
-func (d *accountsDemo) topology(cfg *rules.Config) {
+func (d *accountsDemo) topology() {
 	d.p.head("The rules (internal/demo/accounts.yaml) and the stacks `make synth ACCOUNT=" + central.Account + " REGION=" + central.Region + "` writes for them")
 	d.p.line(topologyPicture, "registry account "+registryAt.Account, "central account "+central.Account, "target account "+targetAt.Account,
 		"("+registryAt.Region+")", "("+central.Region+")", "("+targetAt.Region+")",
 		"role "+rules.RegistryRoleName(registryAt.Region), "role "+rules.TargetRoleName(targetAt.Region))
-	for _, r := range cfg.Rules {
+	for _, r := range d.cfg.Rules {
 		for _, t := range r.Targets {
 			d.p.line("  rule %s: %s/%s %s  →  %s/%s in %s (role %s)", r.Name, r.RegistryOf(central).Account, r.Repository, r.Selector(),
 				t.Cluster, t.Service, t.Where(central), t.RoleFor(central))
