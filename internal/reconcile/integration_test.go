@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -57,7 +59,8 @@ func newFixture(t *testing.T, rulesYAML string) *fixture {
 	log := logging.New(f.logs, slog.LevelInfo)
 	d := &deploy.Deployer{Rules: cfg, Central: rules.Place{Account: testenv.Account, Region: testenv.Region}, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
 		Services: history.NewServices(lock.New(db, table), f.store), Log: log, Concurrency: 4, Now: time.Now,
-		SSM: func(region, role string) deploy.SSM { return clients.SSM(region, role) }}
+		SSM:        func(region, role string) deploy.SSM { return clients.SSM(region, role) },
+		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }}
 	registry := ecr.NewFromConfig(proxied)
 	f.sweeper = &Sweeper{Rules: cfg, ECR: func(string, string) ECR { return registry }, ECS: d.ECS,
 		States: f.store, Deployer: d, Log: log,
@@ -383,5 +386,49 @@ func TestSweepOfTargetsInSyncCalls(t *testing.T) {
 	f.sweep(t, "warm")
 	if diff := cmp.Diff(map[string]int{"DescribeImages": 1, "DescribeServices": 5, "BatchGetItem": 1}, f.proxy.Calls()); diff != "" {
 		t.Errorf("next sweep's calls (-want +got):\n%s", diff)
+	}
+}
+
+// TestSweepRollsABlueGreenService: a blue/green service behind the newest
+// image is caught up through CodeDeploy (moto's), never UpdateService.
+func TestSweepRollsABlueGreenService(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, `version: 1
+rules:
+  - name: web-prod
+    repository: web
+    semver: ">= 1.0.0"
+    targets:
+      - {cluster: prod, service: web, codedeploy: {application: web, deployment-group: web-prod}}
+`)
+	digests := f.repo(t, "web", "v1.0.0", "v1.1.0")
+	from, err := emulator.SeedService(ctx, f.ecs, emulator.Service{Cluster: "prod", Name: "web", Family: "prod-web",
+		Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web:v1.0.0"}}, BlueGreen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := codedeploy.NewFromConfig(f.moto.AWSConfig())
+	if err := emulator.SeedDeploymentGroup(ctx, cd, "web", "web-prod", "prod", "web"); err != nil {
+		t.Fatal(err)
+	}
+	rep, outcomes := f.sweep(t, "sweep-bg")
+	if outcomes["prod/web"] != Deployed {
+		t.Fatalf("sweep: %+v", rep.Lines)
+	}
+	if arn, _ := f.running(t, "prod", "web"); arn != from {
+		t.Errorf("the sweep moved a blue/green service's task definition itself: %s", arn)
+	}
+	deps, err := cd.ListDeployments(ctx, &codedeploy.ListDeploymentsInput{ApplicationName: aws.String("web"), DeploymentGroupName: aws.String("web-prod")})
+	if err != nil || len(deps.Deployments) != 1 {
+		t.Fatalf("deployments: %v, %v", deps, err)
+	}
+	dep, err := cd.GetDeployment(ctx, &codedeploy.GetDeploymentInput{DeploymentId: aws.String(deps.Deployments[0])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := bluegreen.AppSpec{Content: aws.ToString(dep.DeploymentInfo.Revision.AppSpecContent.Content)}
+	td, err := f.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(spec.TaskDefinition())})
+	if err != nil || aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image) != emulator.Registry+"/web@"+digests["v1.1.0"] {
+		t.Errorf("the deployment's revision: %v", err)
 	}
 }
