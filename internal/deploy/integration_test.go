@@ -452,12 +452,20 @@ rules:
 	logs := &bytes.Buffer{}
 	d := f.deployer(logs)
 	d.Rules = cfg
-	clients := awsenv.NewClients(f.moto.AWSConfig())
+	clients := awsenv.NewClients(f.proxy.Config(f.moto.AWSConfig()))
 	d.CodeDeploy = func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }
 
+	f.proxy.Calls()
 	sum, err := d.Handle(ctx, pushEvent(t, "web", "v1.1.0", t0))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The six calls of any deploy, CreateDeployment for UpdateService, and
+	// the group's one read, kept for the next deploys of this environment.
+	want := map[string]int{"UpdateItem": 1, "DescribeServices": 1, "DescribeTaskDefinition": 1, "RegisterTaskDefinition": 1,
+		"GetDeploymentGroup": 1, "CreateDeployment": 1, "TransactWriteItems": 1}
+	if diff := cmp.Diff(want, f.proxy.Calls()); diff != "" {
+		t.Errorf("first deploy: AWS calls (-want +got):\n%s", diff)
 	}
 	r := sum.Results[0]
 	if r.Outcome != Deployed || r.DeploymentID == "" || r.From != from || r.To == from {
@@ -484,5 +492,13 @@ rules:
 	rec, found, err := store.ByDeployment(ctx, r.DeploymentID)
 	if err != nil || !found || rec.ToTaskDefinition != r.To {
 		t.Errorf("history by deployment id: %+v %v %v", rec, found, err)
+	}
+	// moto's deployments never end, so it takes a second one at once.
+	if _, err := d.Handle(ctx, pushEvent(t, "web", "v1.2.0", t0.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, "GetDeploymentGroup")
+	if diff := cmp.Diff(want, f.proxy.Calls()); diff != "" {
+		t.Errorf("next deploy: AWS calls (-want +got):\n%s", diff)
 	}
 }
