@@ -78,6 +78,6 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: store, Deployer: d, Log: quiet, Now: env.Now,
 		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) }}
-	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano()), Account: central.Account, Region: central.Region}
+	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano())}
 	return sw, store, o, nil
 }

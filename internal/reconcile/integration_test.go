@@ -103,7 +103,7 @@ func (f *fixture) running(t *testing.T, cluster, name string) (arn, image string
 
 func (f *fixture) sweep(t *testing.T, id string) (Report, map[string]string) {
 	t.Helper()
-	rep, err := f.sweeper.Sweep(context.Background(), Options{EventID: id, Account: testenv.Account, Region: testenv.Region})
+	rep, err := f.sweeper.Sweep(context.Background(), Options{EventID: id})
 	if err != nil {
 		t.Fatalf("sweep %s: %v\n%s", id, err, f.logs)
 	}
@@ -271,7 +271,6 @@ func TestSweepPublishes(t *testing.T) {
 	}
 	outcome := InSync
 	published := func(o Options) string {
-		o.Account, o.Region = testenv.Account, testenv.Region
 		rep, err := f.sweeper.Sweep(ctx, o)
 		if err != nil || len(rep.Lines) != 1 || rep.Lines[0].Outcome != outcome {
 			t.Fatalf("sweep: %+v, %v\n%s", rep, err, f.logs)
@@ -338,7 +337,7 @@ func TestThrottledRegistry(t *testing.T) {
 	f.service(t, "c", "api", emulator.Registry+"/api:seed")
 	registry := f.sweeper.ECR("", "")
 	f.sweeper.ECR = func(string, string) ECR { return throttledECR{registry, "api"} }
-	rep, err := f.sweeper.Sweep(context.Background(), Options{EventID: "s", Account: testenv.Account, Region: testenv.Region})
+	rep, err := f.sweeper.Sweep(context.Background(), Options{EventID: "s"})
 	if err == nil || !strings.Contains(err.Error(), "1 of 2 targets failed transiently") {
 		t.Errorf("sweep error = %v", err)
 	}

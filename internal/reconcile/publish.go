@@ -29,7 +29,7 @@ func (s *Sweeper) checkPublished(ctx context.Context, o Options, r *rules.Rule, 
 	if r.Publish == nil || s.SSM == nil {
 		return nil
 	}
-	client := s.SSM(line.Region, t.RoleFor(s.central(o)))
+	client := s.SSM(line.Region, t.RoleFor(s.central()))
 	line.Published = "ok"
 	for _, c := range containers {
 		running := taskdef.Image(td.TaskDefinition, c)

@@ -96,9 +96,6 @@ type Report struct {
 // Options of one sweep.
 type Options struct {
 	EventID string
-	// Account and Region of the scheduled event: the central ones, unless
-	// the deployer names them (Deployer.Central).
-	Account, Region string
 	// DryRun reports what is behind and deploys nothing.
 	DryRun bool
 }
@@ -114,7 +111,7 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	}
 	var jobs []job
 	var keys []string
-	central := s.central(o)
+	central := s.central()
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			jobs = append(jobs, job{r, t})
@@ -187,7 +184,7 @@ type repository struct {
 
 // images lists each rule's repository once, in the rule's registry.
 func (s *Sweeper) images(ctx context.Context, o Options) map[repository]listing {
-	central := s.central(o)
+	central := s.central()
 	out := map[repository]listing{}
 	for _, r := range s.Rules.Rules {
 		repo := repository{r.RegistryOf(central), r.Repository}
@@ -200,11 +197,8 @@ func (s *Sweeper) images(ctx context.Context, o Options) map[repository]listing 
 	return out
 }
 
-// central is where the functions run: the deployer's, else the scheduled
-// event's account and region.
-func (s *Sweeper) central(o Options) rules.Place {
-	return s.Deployer.Central.Or(rules.Place{Account: o.Account, Region: o.Region})
-}
+// central is where the functions run, which rules default to.
+func (s *Sweeper) central() rules.Place { return s.Deployer.Central }
 
 // serviceRef names a service as DescribeServices is asked: per account,
 // region, role and cluster.
@@ -221,7 +215,7 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 	type group struct{ account, region, role, cluster string }
 	groups := map[group][]string{}
 	var order []group
-	central := s.central(o)
+	central := s.central()
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			at := t.Where(central)
@@ -286,7 +280,7 @@ func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, 
 // was found behind the newest image.
 func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.Target, list listing,
 	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool) {
-	central := s.central(o)
+	central := s.central()
 	at, role, registry := t.Where(central), t.RoleFor(central), r.RegistryOf(central)
 	acct, region := at.Account, at.Region
 	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
@@ -423,11 +417,9 @@ func Scheduled(raw []byte) (o Options, ok bool) {
 		ID         string `json:"id"`
 		Source     string `json:"source"`
 		DetailType string `json:"detail-type"`
-		Account    string `json:"account"`
-		Region     string `json:"region"`
 	}
 	if json.Unmarshal(raw, &ev) != nil || ev.Source != "aws.events" || ev.DetailType != "Scheduled Event" {
 		return Options{}, false
 	}
-	return Options{EventID: ev.ID, Account: ev.Account, Region: ev.Region}, true
+	return Options{EventID: ev.ID}, true
 }
