@@ -2,7 +2,6 @@ package stack
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -81,94 +80,4 @@ func (p SiteProps) trustCentral() awsiam.IPrincipal {
 			"arn:aws:iam::" + c.Account + ":role/" + watcherRoleName(p.Central, c),
 		}},
 	})
-}
-
-// NewRegistryStack forwards pushes to the configured repositories of a
-// registry elsewhere to the central bus and, in another account, makes the
-// role the central functions assume there: listing images for sweeps,
-// tagging promoted digests.
-func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
-	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy registry %s: forwards pushes to the central account %s", p.Place, p.Topology.Central))
-	central := p.Topology.Central
-	var repos, promoted []string
-	for _, r := range p.Rules.Rules {
-		if r.RegistryOf(central) != p.Place {
-			continue
-		}
-		repos = appendNew(repos, r.Repository)
-		if r.Promote != nil {
-			promoted = appendNew(promoted, r.Repository)
-		}
-	}
-	p.forward(s, "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.ecr"),
-		DetailType: jsii.Strings("ECR Image Action"),
-		Account:    jsii.Strings(p.Place.Account),
-		Region:     jsii.Strings(p.Place.Region),
-		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}, "repository-name": repos},
-	})
-	if p.Place.Account == central.Account {
-		return s // the central functions reach it with their own credentials
-	}
-	role := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
-		RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
-		AssumedBy:   p.trustCentral(),
-		Description: jsii.String("ecr-autodeploy: the central functions list and promote images here"),
-	})
-	arns := func(names []string) []string {
-		var out []string
-		for _, n := range names {
-			out = append(out, "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"+n)
-		}
-		return out
-	}
-	if p.Rules.Reconcile.Every > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("ListImagesForSweeps"), Actions: jsii.Strings("ecr:DescribeImages"), Resources: subs(arns(repos)),
-		}))
-	}
-	if len(promoted) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("PromoteDigests"), Actions: jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"), Resources: subs(arns(promoted)),
-		}))
-	}
-	return s
-}
-
-// NewTargetStack forwards the deployment events (ECS and CodeDeploy) of the
-// targets at its place to the central bus and, in another account, makes
-// the role the central functions assume there, with the same least
-// privilege as at home.
-func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
-	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy targets %s: deployed from the central account %s", p.Place, p.Topology.Central))
-	central := p.Topology.Central
-	here := at(central, p.Place)
-	p.forward(s, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.ecs"),
-		DetailType: jsii.Strings("ECS Deployment State Change"),
-		Account:    jsii.Strings(p.Place.Account),
-		Resources:  subs(serviceARNs(p.Rules, here)),
-	})
-	if len(blueGreenTargets(p.Rules, here)) > 0 {
-		p.forward(s, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml",
-			codeDeployPattern(p.Rules, here, []string{p.Place.Account}))
-	}
-	mine := siteRole(central, p.Place)
-	if p.Place.Account == central.Account || len(serviceARNs(p.Rules, mine)) == 0 {
-		return s // own credentials, or every target here names its own role
-	}
-	role := awsiam.NewRole(s, jsii.String("TargetRole"), &awsiam.RoleProps{
-		RoleName:    jsii.String(rules.TargetRoleName(p.Place.Region)),
-		AssumedBy:   p.trustCentral(),
-		Description: jsii.String("ecr-autodeploy: the central functions deploy the listed services here"),
-	})
-	grantTargets(role, p.Rules, mine)
-	return s
-}
-
-func appendNew(list []string, s string) []string {
-	if slices.Contains(list, s) {
-		return list
-	}
-	return append(list, s)
 }

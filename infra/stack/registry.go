@@ -1,0 +1,73 @@
+package stack
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// NewRegistryStack forwards pushes to the configured repositories of a
+// registry elsewhere to the central bus and, in another account, makes the
+// role the central functions assume there: listing images for sweeps,
+// tagging promoted digests.
+func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
+	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy registry %s: forwards pushes to the central account %s", p.Place, p.Topology.Central))
+	central := p.Topology.Central
+	var repos, promoted []string
+	for _, r := range p.Rules.Rules {
+		if r.RegistryOf(central) != p.Place {
+			continue
+		}
+		repos = appendNew(repos, r.Repository)
+		if r.Promote != nil {
+			promoted = appendNew(promoted, r.Repository)
+		}
+	}
+	p.forward(s, "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.ecr"),
+		DetailType: jsii.Strings("ECR Image Action"),
+		Account:    jsii.Strings(p.Place.Account),
+		Region:     jsii.Strings(p.Place.Region),
+		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}, "repository-name": repos},
+	})
+	if p.Place.Account == central.Account {
+		return s // the central functions reach it with their own credentials
+	}
+	role := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
+		AssumedBy:   p.trustCentral(),
+		Description: jsii.String("ecr-autodeploy: the central functions list and promote images here"),
+	})
+	arns := func(names []string) []string {
+		var out []string
+		for _, n := range names {
+			out = append(out, "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/"+n)
+		}
+		return out
+	}
+	if p.Rules.Reconcile.Every > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("ListImagesForSweeps"), Actions: jsii.Strings("ecr:DescribeImages"), Resources: subs(arns(repos)),
+		}))
+	}
+	if len(promoted) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("PromoteDigests"), Actions: jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"), Resources: subs(arns(promoted)),
+		}))
+	}
+	return s
+}
+
+func appendNew(list []string, s string) []string {
+	if slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
