@@ -19,8 +19,10 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -50,15 +52,10 @@ rules:
 func TestRegistryAndTargetInOtherAccounts(t *testing.T) {
 	ctx := context.Background()
 	m := testenv.StartMoto(t)
-	registryCfg, err := m.InAccount(ctx, registryAccount, testenv.Region)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targetCfg, err := m.InAccount(ctx, targetAccount, targetRegion)
-	if err != nil {
-		t.Fatal(err)
-	}
-	registry := ecr.NewFromConfig(registryCfg)
+	// Act in the other accounts as the functions do: through the roles the
+	// registry and target stacks would make (moto gives any role's account).
+	clients := awsenv.NewClients(m.AWSConfig())
+	registry := clients.ECR(testenv.Region, "arn:aws:iam::"+registryAccount+":role/"+rules.RegistryRoleName(testenv.Region))
 	if _, err := registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +63,7 @@ func TestRegistryAndTargetInOtherAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targetECS := ecs.NewFromConfig(targetCfg)
+	targetECS := clients.ECS(targetRegion, "arn:aws:iam::"+targetAccount+":role/"+rules.TargetRoleName(targetRegion))
 	if _, err := emulator.SeedService(ctx, targetECS, emulator.Service{Cluster: "prod", Name: "web", Family: "web-prod",
 		Containers: []emulator.Container{{Name: "app", Image: registryHost + "/web:main-0"}}}); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 )
@@ -144,11 +144,11 @@ func (f serviceFlags) resolve(ctx context.Context, env Env) (aws.Config, string,
 		cfg.Region = *f.region
 	}
 	if *f.account == "" {
-		id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		account, err := awsenv.Account(ctx, cfg)
 		if err != nil {
 			return aws.Config{}, "", fmt.Errorf("find the account (or pass --account): %w", err)
 		}
-		*f.account = aws.ToString(id.Account)
+		*f.account = account
 	}
 	return cfg, history.ServiceKey(*f.account, cfg.Region, *f.cluster, *f.service), nil
 }

@@ -16,6 +16,7 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -105,15 +106,11 @@ func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
 
 // seed makes the registry's repository and the target account's service.
 func (d *accountsDemo) seed(ctx context.Context, moto *emulator.Moto) error {
-	regCfg, err := moto.InAccount(ctx, registryAt.Account, registryAt.Region)
-	if err != nil {
-		return err
-	}
-	tgtCfg, err := moto.InAccount(ctx, targetAt.Account, targetAt.Region)
-	if err != nil {
-		return err
-	}
-	d.registry, d.target = ecr.NewFromConfig(regCfg), ecs.NewFromConfig(tgtCfg)
+	// The roles the registry and target stacks would make; moto acts in any
+	// role's account.
+	clients := awsenv.NewClients(moto.AWSConfig())
+	d.registry = clients.ECR(registryAt.Region, rules.RegistryRole(registryAt, central))
+	d.target = clients.ECS(targetAt.Region, d.cfg.Rules[0].Targets[0].RoleFor(central))
 	if _, err := d.registry.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		return fmt.Errorf("create repository: %w", err)
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Account and Region are moto's defaults, used by every emulated resource.
@@ -320,22 +319,4 @@ func (m *Moto) CreateTable(ctx context.Context, name string) error {
 		return fmt.Errorf("create table %s: %w", name, err)
 	}
 	return nil
-}
-
-// InAccount is an SDK config acting in another account of this moto server
-// in region: moto gives credentials of sts:AssumeRole into a role of that
-// account to it, as AWS would.
-func (m *Moto) InAccount(ctx context.Context, account, region string) (aws.Config, error) {
-	cfg := m.AWSConfig()
-	out, err := sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{
-		RoleArn:         aws.String("arn:aws:iam::" + account + ":role/emulator-admin"),
-		RoleSessionName: aws.String("emulator"),
-	})
-	if err != nil {
-		return aws.Config{}, fmt.Errorf("assume a role in %s: %w", account, err)
-	}
-	c := out.Credentials
-	cfg.Credentials = credentials.NewStaticCredentialsProvider(aws.ToString(c.AccessKeyId), aws.ToString(c.SecretAccessKey), aws.ToString(c.SessionToken))
-	cfg.Region = region
-	return cfg, nil
 }
