@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -63,7 +64,7 @@ func newMotoFixture(t *testing.T) *motoFixture {
 
 // deployer builds a Deployer as the function's main does, on its own
 // clients, so two of them behave like two Lambda instances.
-func (f *motoFixture) deployer(logs *bytes.Buffer) *Deployer {
+func (f *motoFixture) deployer(logs io.Writer) *Deployer {
 	return f.deployerWithLease(logs, 0, 0)
 }
 
@@ -71,7 +72,7 @@ func (f *motoFixture) deployer(logs *bytes.Buffer) *Deployer {
 // waits for a held lock end after maxWait (zero: the defaults). Time shrinks
 // for all of it alike: the SDK's backoff (1 s doubling to 20 s beside a 20 s
 // lease) by the same factor as the lease.
-func (f *motoFixture) deployerWithLease(logs *bytes.Buffer, lease, maxWait time.Duration) *Deployer {
+func (f *motoFixture) deployerWithLease(logs io.Writer, lease, maxWait time.Duration) *Deployer {
 	awsCfg := f.moto.AWSConfig()
 	awsCfg.BaseEndpoint = aws.String(f.proxy.URL)
 	ecsRetry, stateRetry := awsenv.NewRetryer, awsenv.NewStateRetryer
@@ -194,7 +195,7 @@ func TestDeployAgainstMoto(t *testing.T) {
 func TestRacingDeployersLoseNoUpdate(t *testing.T) {
 	f := newMotoFixture(t)
 	ctx := context.Background()
-	var logs bytes.Buffer
+	var logs syncBuffer // both deployers log into it at once
 	web, api := f.deployer(&logs), f.deployer(&logs)
 	for round := range 4 {
 		at := t0.Add(time.Duration(round+1) * time.Minute)
@@ -234,8 +235,7 @@ func TestRacingUnderFaultsConverges(t *testing.T) {
 	ctx := context.Background()
 	var logs syncBuffer
 	// Lambda's 20 s lease and 90 s wait, at 1/20 scale.
-	web, api := f.deployerWithLease(&logs.buf, time.Second, 4500*time.Millisecond), f.deployerWithLease(&logs.buf, time.Second, 4500*time.Millisecond)
-	web.Log, api.Log = logging.New(&logs, slog.LevelInfo), logging.New(&logs, slog.LevelInfo)
+	web, api := f.deployerWithLease(&logs, time.Second, 4500*time.Millisecond), f.deployerWithLease(&logs, time.Second, 4500*time.Millisecond)
 	f.proxy.Faults(0.4, 20261126)
 	attempts := map[int]int{}
 	for round := range 15 {
