@@ -156,7 +156,7 @@ func (d *accountsDemo) push(ctx context.Context) (digest, deployment string, err
 	}
 	r := sum.Results[0]
 	d.p.line("  deployer: %s prod/web in %s/%s through %s", r.Outcome, r.Account, r.Region, d.cfg.Rules[0].Targets[0].RoleFor(central))
-	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	d.p.logs("deployer", newJSONLines(d.deployer.LogsAfter(before), before))
 	return digest, r.DeploymentID, d.running(ctx)
 }
 
@@ -177,7 +177,7 @@ func (d *accountsDemo) report(ctx context.Context, digest, deployment string) er
 		return err
 	}
 	d.p.line("  watcher: %s", strings.TrimSpace(string(body)))
-	d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
+	d.p.logs("watcher", newJSONLines(d.watcher.LogsAfter(before), before))
 	tags, err := d.tags(ctx, digest)
 	if err != nil {
 		return err
@@ -201,7 +201,7 @@ func (d *accountsDemo) sweep(ctx context.Context) error {
 	if _, err := invokeJSON(ctx, d.deployer, sched); err != nil {
 		return err
 	}
-	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	d.p.logs("deployer", newJSONLines(d.deployer.LogsAfter(before), before))
 	return d.running(ctx)
 }
 

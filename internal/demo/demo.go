@@ -255,7 +255,7 @@ func (d *demo) step(ctx context.Context, s step) error {
 			}
 		}
 	}
-	d.p.logs("deployer", newJSONLines(d.deployer.Logs(), before))
+	d.p.logs("deployer", newJSONLines(d.deployer.LogsAfter(before), before))
 	if err := d.published(ctx, sum); err != nil {
 		return err
 	}
@@ -386,7 +386,7 @@ func (d *demo) tellWatcher(ctx context.Context, event []byte, r deploy.Result, d
 		}
 		d.p.line("  watcher: every target of %s completed, so the digest is promoted: ECR tags now %s", r.Rule, strings.Join(tags, ", "))
 	}
-	d.p.logs("watcher", newJSONLines(d.watcher.Logs(), before))
+	d.p.logs("watcher", newJSONLines(d.watcher.LogsAfter(before), before))
 	return nil
 }
 
@@ -558,10 +558,9 @@ func shortImage(image string) string {
 
 func lineCount(s string) int { return strings.Count(s, "\n") }
 
-// newJSONLines returns the JSON log lines after the first skip lines; the
-// function wrote them before answering, but the pipe may still hold them.
+// newJSONLines returns the JSON log lines after the first skip lines (the
+// caller waits for them with RIE.LogsAfter).
 func newJSONLines(logs string, skip int) []string {
-	time.Sleep(200 * time.Millisecond)
 	var out []string
 	for i, l := range strings.Split(logs, "\n") {
 		if i >= skip && strings.HasPrefix(l, "{") {

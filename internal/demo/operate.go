@@ -184,7 +184,7 @@ func (d *demo) sweep(ctx context.Context) error {
 		d.p.line("  sweep: %-9s %s/%s (rule %s, newest %s) %s", l.Outcome, l.Cluster, l.Service, l.Rule, l.NewestTag, l.Reason)
 	}
 	var reconcileLines []string
-	for _, l := range newJSONLines(d.deployer.Logs(), before) {
+	for _, l := range newJSONLines(d.deployer.LogsAfter(before), before) {
 		if strings.Contains(l, `"msg":"reconcile"`) {
 			reconcileLines = append(reconcileLines, l)
 		}

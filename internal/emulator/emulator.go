@@ -201,6 +201,22 @@ func (r *RIE) WaitLogs(substr string, n int, within time.Duration) string {
 	}
 }
 
+// LogsAfter returns the function's output once the invocation that began
+// after line before has been reported (RIE writes its "REPORT RequestId"
+// line after the function's own lines), or after five seconds: an answer
+// can arrive before the pipe from the emulator delivered the lines.
+func (r *RIE) LogsAfter(before int) string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logs := r.Logs()
+		lines := strings.Split(logs, "\n")
+		if before < len(lines) && strings.Contains(strings.Join(lines[before:], "\n"), "REPORT RequestId") || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // PeakRSS is the most resident memory the function's process has used so
 // far (Linux's VmHWM), as Lambda's "Max Memory Used" would report it.
 func (r *RIE) PeakRSS() (bytes int64, err error) {
