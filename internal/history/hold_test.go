@@ -2,12 +2,14 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
@@ -74,4 +76,60 @@ func TestHoldsAndStates(t *testing.T) {
 		t.Errorf("after resume: %+v", held.State())
 	}
 	_ = held.Release(ctx)
+}
+
+// Against moto, through a proxy that can lose answers: a second hold is
+// refused, a replacing one keeps the first in its event, resume lifts it;
+// each write whose answer was lost counts as done once; the events list
+// newest first and never appear among the deploys the watcher, rollback and
+// status read.
+func TestPlaceAndLiftHold(t *testing.T) {
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	proxy := testenv.StartProxy(t, m.Endpoint)
+	db := dynamodb.NewFromConfig(proxy.Config(m.AWSConfig()))
+	store := NewStore(db, table)
+	ctx := context.Background()
+	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
+	at := time.Date(2026, 11, 26, 10, 0, 0, 123456789, time.UTC)
+	alice := Hold{By: "alice", At: at, Reason: "incident 4711"}
+	bob := Hold{By: "bob", At: at.Add(time.Minute), Reason: "load test"}
+
+	proxy.Lose("TransactWriteItems", 1)
+	if prev, err := store.PlaceHold(ctx, key, alice, false); err != nil || prev != nil || proxy.Lost("TransactWriteItems") != 1 {
+		t.Fatalf("PlaceHold whose answer was lost = %v, %v (lost %d); want placed", prev, err, proxy.Lost("TransactWriteItems"))
+	}
+	_, err := store.PlaceHold(ctx, key, bob, false)
+	var already *AlreadyHeldError
+	if !errors.As(err, &already) || already.Hold.By != "alice" {
+		t.Fatalf("second PlaceHold = %v; want refused, naming alice's hold", err)
+	}
+	prev, err := store.PlaceHold(ctx, key, bob, true)
+	if err != nil || prev == nil || *prev != alice {
+		t.Fatalf("replacing PlaceHold = %+v, %v; want alice's hold replaced", prev, err)
+	}
+	proxy.Lose("TransactWriteItems", 1)
+	lifted, err := store.LiftHold(ctx, key, "carol", at.Add(2*time.Minute))
+	if err != nil || lifted == nil || *lifted != bob || proxy.Lost("TransactWriteItems") != 2 {
+		t.Fatalf("LiftHold whose answer was lost = %+v, %v; want bob's hold lifted", lifted, err)
+	}
+	if again, err := store.LiftHold(ctx, key, "carol", at.Add(3*time.Minute)); err != nil || again != nil {
+		t.Fatalf("second LiftHold = %+v, %v; want nothing to lift", again, err)
+	}
+
+	evs, err := store.HoldEvents(ctx, key, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []HoldEvent{
+		{Action: HoldLifted, By: "carol", At: at.Add(2 * time.Minute), Previous: &bob},
+		{Action: HoldPlaced, By: "bob", At: bob.At, Reason: "load test", Previous: &alice},
+		{Action: HoldPlaced, By: "alice", At: at, Reason: "incident 4711"},
+	}
+	if diff := cmp.Diff(want, evs, cmpopts.IgnoreFields(HoldEvent{}, "Token")); diff != "" {
+		t.Errorf("hold events, newest first (-want +got):\n%s", diff)
+	}
+	if recs, err := store.Recent(ctx, key, 10); err != nil || len(recs) != 0 {
+		t.Errorf("Recent = %+v, %v; want no deploys (holds are not deploys)", recs, err)
+	}
 }
