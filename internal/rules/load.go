@@ -203,12 +203,14 @@ func (p *parser) config(root *yaml.Node) *Config {
 		return cfg
 	}
 	names := map[string]int{}
+	var ats []string
 	for i, n := range f.value.Content {
 		at := fmt.Sprintf("rules[%d]", i)
 		r := p.rule(n, at, d)
 		if r == nil {
 			continue
 		}
+		ats = append(ats, at)
 		if r.Name != "" {
 			if line, dup := names[r.Name]; dup {
 				p.errorf(n, at+".name", "duplicate rule name %q (first at line %d)", r.Name, line)
@@ -218,6 +220,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		}
 		cfg.Rules = append(cfg.Rules, r)
 	}
+	p.checkOwners(cfg.Rules, ats)
 	return cfg
 }
 

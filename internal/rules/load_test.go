@@ -250,7 +250,7 @@ func TestReconcileInterval(t *testing.T) {
 func TestPublish(t *testing.T) {
 	cfg, err := Parse("f.yaml", []byte("version: 1\ndefaults:\n  publish: {ssm-prefix: /ecr-autodeploy}\nrules:\n"+
 		"  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"+
-		"  - {name: b, repository: web, tags: [y], publish: {ssm-prefix: /teams/web}, targets: [{cluster: c, service: s}]}\n"))
+		"  - {name: b, repository: web, tags: [y], publish: {ssm-prefix: /teams/web}, targets: [{cluster: c, service: s2}]}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

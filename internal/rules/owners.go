@@ -1,0 +1,85 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+)
+
+// claim is one rule's claim on the containers of one target service.
+type claim struct {
+	rule   *Rule
+	target Target
+	at     string // key path of the target, for the error
+}
+
+// serviceOf names a target's service as the loader can know it: the
+// account and region as written ("" is the central one, unknown here).
+func serviceOf(t Target) string {
+	return strings.Join([]string{t.Account, t.Region, ecsarn.Name(t.Cluster), ecsarn.Name(t.Service)}, "|")
+}
+
+// checkOwners makes two rules that can put an image into the same
+// container of one service a load error: their orders fight (a tags rule
+// and a semver rule each see the other's image as older, and every sweep
+// flips the service). Rules on different containers of one service are
+// fine. A rule without `containers` chooses every container whose image is
+// from its repository, so two such rules clash exactly when they name the
+// same repository in the same registry, and one clashes with a rule naming
+// containers of that same repository.
+func (p *parser) checkOwners(rules []*Rule, ats []string) {
+	byService := map[string][]claim{}
+	var order []string
+	for i, r := range rules {
+		for j, t := range r.Targets {
+			k := serviceOf(t)
+			if _, ok := byService[k]; !ok {
+				order = append(order, k)
+			}
+			byService[k] = append(byService[k], claim{r, t, fmt.Sprintf("%s.targets[%d]", ats[i], j)})
+		}
+	}
+	for _, k := range order {
+		claims := byService[k]
+		for i := 1; i < len(claims); i++ {
+			for _, first := range claims[:i] {
+				later := claims[i]
+				if first.rule == later.rule {
+					continue // listed twice in one rule: reported by targets
+				}
+				if shared, ok := clash(first, later); ok {
+					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: later.at,
+						Msg: fmt.Sprintf("%s of service %s/%s is also deployed by rule %s (line %d, its target at line %d): "+
+							"one owner per container, or the two rules' orders fight and every sweep flips the service; "+
+							"give each rule its own containers (containers: [...])",
+							shared, later.target.Cluster, later.target.Service, first.rule.Name, first.rule.Line, first.target.Line)})
+					break
+				}
+			}
+		}
+	}
+}
+
+// clash reports whether two claims on one service can choose one container,
+// and names it ("container app", or "every container from repository web").
+func clash(a, b claim) (string, bool) {
+	sameRepo := a.rule.Repository == b.rule.Repository && a.rule.Registry == b.rule.Registry
+	switch {
+	case len(a.target.Containers) > 0 && len(b.target.Containers) > 0:
+		for _, c := range a.target.Containers {
+			if slices.Contains(b.target.Containers, c) {
+				return "container " + c, true
+			}
+		}
+		return "", false
+	case len(a.target.Containers) > 0 && sameRepo:
+		return "container " + a.target.Containers[0] + " (from repository " + a.rule.Repository + ")", true
+	case len(b.target.Containers) > 0 && sameRepo:
+		return "container " + b.target.Containers[0] + " (from repository " + b.rule.Repository + ")", true
+	case len(a.target.Containers) == 0 && len(b.target.Containers) == 0 && sameRepo:
+		return "every container from repository " + a.rule.Repository, true
+	}
+	return "", false
+}

@@ -1,0 +1,62 @@
+package rules
+
+import (
+	"strings"
+	"testing"
+)
+
+// One owner per container: two rules that can put an image into one
+// container of one service are a load error naming both rules and lines.
+func TestOneOwnerPerContainer(t *testing.T) {
+	const head = "version: 1\nrules:\n"
+	rule := func(name, repo, selector, target string) string {
+		return "  - name: " + name + "\n    repository: " + repo + "\n    " + selector + "\n    targets:\n      - " + target + "\n"
+	}
+	tests := []struct {
+		name string
+		yaml string
+		want string // "" for a valid file, else the whole error line
+	}{
+		{"tags and semver rules on one service fight",
+			head + rule("web-main", "web", "tags: [main-*]", "{cluster: prod, service: web}") +
+				rule("web-release", "web", "semver: '>= 1.0.0'", "{cluster: prod, service: web}"),
+			"f.yaml:12: rules[1].targets[0]: every container from repository web of service prod/web is also deployed by rule web-main (line 3, its target at line 7): " +
+				"one owner per container, or the two rules' orders fight and every sweep flips the service; give each rule its own containers (containers: [...])"},
+		{"same named container",
+			head + rule("a", "web", "tags: [x]", "{cluster: prod, service: web, containers: [app, log]}") +
+				rule("b", "logs", "tags: [y]", "{cluster: prod, service: web, containers: [log]}"),
+			"f.yaml:12: rules[1].targets[0]: container log of service prod/web is also deployed by rule a (line 3, its target at line 7)"},
+		{"named container of the repository the other rule chooses by",
+			head + rule("a", "web", "tags: [x]", "{cluster: prod, service: web}") +
+				rule("b", "web", "tags: [y]", "{cluster: prod, service: web, containers: [app]}"),
+			"f.yaml:12: rules[1].targets[0]: container app (from repository web) of service prod/web is also deployed by rule a"},
+		{"ARN and name of one service",
+			head + rule("a", "web", "tags: [x]", "{cluster: prod, service: web}") +
+				rule("b", "web", "tags: [y]", "{cluster: prod, service: 'arn:aws:ecs:eu-west-1:123456789012:service/prod/web', region: eu-west-1, account: '123456789012'}"),
+			""}, // the first names no account or region: the loader cannot know they are one service
+		{"two containers, two rules", head + rule("app", "web", "tags: [x]", "{cluster: prod, service: web, containers: [app]}") +
+			rule("sidecar", "log-router", "tags: [y]", "{cluster: prod, service: web, containers: [log]}"), ""},
+		{"two repositories by default", head + rule("app", "web", "tags: [x]", "{cluster: prod, service: web}") +
+			rule("sidecar", "log-router", "tags: [y]", "{cluster: prod, service: web}"), ""},
+		{"a named container of another repository", head + rule("app", "web", "tags: [x]", "{cluster: prod, service: web}") +
+			rule("sidecar", "log-router", "tags: [y]", "{cluster: prod, service: web, containers: [log]}"), ""},
+		{"same repository, other services", head + rule("a", "web", "tags: [x]", "{cluster: prod, service: web}") +
+			rule("b", "web", "tags: [y]", "{cluster: staging, service: web}"), ""},
+		{"same service name, other region", head + rule("a", "web", "tags: [x]", "{cluster: prod, service: web, region: eu-west-1}") +
+			rule("b", "web", "tags: [y]", "{cluster: prod, service: web, region: us-east-1}"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.yaml))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Parse: %v", err)
+			case tt.want == "":
+			case err == nil:
+				t.Fatalf("Parse succeeded, want %q", tt.want)
+			case !strings.HasPrefix(err.Error(), tt.want):
+				t.Errorf("error:\n got %q\nwant %q", err, tt.want)
+			}
+		})
+	}
+}
