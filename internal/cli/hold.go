@@ -3,10 +3,12 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -18,6 +20,7 @@ func hold(ctx context.Context, args []string, env Env) error {
 	sf := addServiceFlags(fs, env)
 	reason := fs.String("reason", "", "why (required): it is shown wherever the service is skipped")
 	by := fs.String("by", "", "who holds it (default: your AWS identity)")
+	force := fs.Bool("force", false, "replace the service's current hold (its holder and reason stay in history)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -28,12 +31,28 @@ func hold(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	h := history.Hold{By: cmp.Or(*by, who(ctx, cfg, env)), At: env.Now().UTC(), Reason: *reason}
-	if err := history.NewStore(awsenv.StateTable(cfg), *sf.table).SetHold(ctx, key, h); err != nil {
-		return err
+	if _, err := describeService(ctx, ecs.NewFromConfig(cfg), sf, cfg.Region); err != nil {
+		return fmt.Errorf("not held: %w", err)
 	}
-	fmt.Fprintf(env.Stdout, "%s/%s %s\npushes, promotions and sweeps skip it until: autodeploy resume %s\n",
-		*sf.cluster, *sf.service, h.String(), sf.args())
+	h := history.Hold{By: cmp.Or(*by, who(ctx, cfg, env)), At: env.Now().UTC(), Reason: *reason}
+	replaced, err := history.NewStore(awsenv.StateTable(cfg), *sf.table).PlaceHold(ctx, key, h, *force)
+	var already *history.AlreadyHeldError
+	switch {
+	case errors.As(err, &already) && already.Hold.By == h.By && already.Hold.Reason == h.Reason:
+		// The same command again (its first answer lost, say): done already.
+		fmt.Fprintf(env.Stdout, "%s/%s already %s\n", *sf.cluster, *sf.service, already.Hold.String())
+		return nil
+	case errors.As(err, &already):
+		return fmt.Errorf("%s/%s is already %s\nit stays held so; to replace that hold (it stays in history): autodeploy hold %s --reason %q --force",
+			*sf.cluster, *sf.service, already.Hold.String(), sf.args(), *reason)
+	case err != nil:
+		return fmt.Errorf("%s/%s not held: %w", *sf.cluster, *sf.service, err)
+	}
+	fmt.Fprintf(env.Stdout, "%s/%s %s\n", *sf.cluster, *sf.service, h.String())
+	if replaced != nil {
+		fmt.Fprintf(env.Stdout, "it replaces: %s (kept in history)\n", replaced.String())
+	}
+	fmt.Fprintf(env.Stdout, "pushes, promotions and sweeps skip it until: autodeploy resume %s\n", sf.args())
 	return nil
 }
 
@@ -47,9 +66,12 @@ func resume(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	was, err := history.NewStore(awsenv.StateTable(cfg), *sf.table).Resume(ctx, key)
+	if _, err := describeService(ctx, ecs.NewFromConfig(cfg), sf, cfg.Region); err != nil {
+		return fmt.Errorf("not resumed: %w", err)
+	}
+	was, err := history.NewStore(awsenv.StateTable(cfg), *sf.table).LiftHold(ctx, key, who(ctx, cfg, env), env.Now().UTC())
 	if err != nil {
-		return err
+		return fmt.Errorf("%s/%s not resumed: %w", *sf.cluster, *sf.service, err)
 	}
 	if was == nil {
 		fmt.Fprintf(env.Stdout, "%s/%s was not held\n", *sf.cluster, *sf.service)
