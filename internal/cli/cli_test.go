@@ -203,13 +203,17 @@ func TestHistoryAndRollback(t *testing.T) {
 	}
 	r = cli(t, s.moto, s.table, "history", "--cluster", "prod", "--service", "web")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[1], "rollback") || !strings.Contains(lines[2], "web:v1.4.0") {
+	// The rollback names the image it restores; its hold is a row of its own.
+	if len(lines) != 4 || !strings.Contains(flat(lines[1]), "rollback web:main-0000000 deployed") ||
+		!strings.Contains(flat(lines[2]), "hold - held - - by ") || !strings.Contains(lines[3], "web:v1.4.0") {
 		t.Errorf("history after rollback, newest first:\n%s", r.stdout)
 	}
-	// Forward again by revision number; a second rollback without --to has
-	// nothing recorded to return to.
-	if r := cli(t, s.moto, s.table, "rollback", "--cluster", "prod", "--service", "web", "--to", "2"); r.code != 0 {
+	// Forward again by revision number only with --force, and it says so.
+	if r := cli(t, s.moto, s.table, "rollback", "--cluster", "prod", "--service", "web", "--to", "2"); r.code != 1 || !strings.Contains(r.stderr, "web-prod:2 is newer than the running web-prod:1") {
 		t.Errorf("rollback --to 2: %+v", r)
+	}
+	if r := cli(t, s.moto, s.table, "rollback", "--cluster", "prod", "--service", "web", "--to", "2", "--force"); r.code != 0 || !strings.Contains(r.stdout, "rolled prod/web forward: web-prod:1 → web-prod:2") {
+		t.Errorf("rollback --to 2 --force: %+v", r)
 	}
 	if r := cli(t, s.moto, s.table, "rollback", "--cluster", "prod", "--service", "web", "--to", "2"); r.code != 1 || !strings.Contains(r.stderr, "already runs web-prod:2") {
 		t.Errorf("rollback to the running revision: %+v", r)

@@ -3,9 +3,9 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
@@ -26,10 +26,20 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	sf := addServiceFlags(fs, env)
 	to := fs.String("to", "", "revision number of the service's family to return to (default: the one before the latest autodeploy deploy)")
 	noHold := fs.Bool("no-hold", false, "do not hold the service (the next push or sweep may roll it forward again)")
+	force := fs.Bool("force", false, "deploy the revision even when it is newer than the running one, or runs an image the last rollback took out")
+	dryRun := fs.Bool("dry-run", false, "say what the rollback would do, and do nothing (no lock, no write)")
 	application := fs.String("application", "", "blue/green service: CodeDeploy application (default: found by the service)")
 	group := fs.String("deployment-group", "", "blue/green service: CodeDeploy deployment group (with --application)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *to != "" {
+		if n, err := strconv.Atoi(*to); err != nil || n < 1 {
+			return usageError{fmt.Sprintf("--to %q: want a revision number, 1 or more", *to)}
+		}
+	}
+	if (*application == "") != (*group == "") {
+		return usageError{"--application and --deployment-group go together"}
 	}
 	cfg, key, err := sf.resolve(ctx, env)
 	if err != nil {
@@ -38,6 +48,35 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	db := awsenv.StateTable(cfg)
 	store := history.NewStore(db, *sf.table)
 	client := ecs.NewFromConfig(cfg)
+	name := *sf.cluster + "/" + *sf.service
+
+	if *dryRun {
+		svc, err := describeService(ctx, client, sf, cfg.Region)
+		if err != nil {
+			return err
+		}
+		p, err := planRollback(ctx, client, store, key, bluegreen.RunningTaskDefinition(svc), *to, *force)
+		if err != nil {
+			return err
+		}
+		how := "a rolling deployment"
+		if deploy.IsBlueGreen(svc) {
+			how = "a CodeDeploy deployment"
+		}
+		fmt.Fprintf(env.Stdout, "would roll %s %s: %s → %s, by %s (dry run: nothing done)\n", name, p.direction(), ecsarn.Revision(p.current), ecsarn.Revision(p.target), how)
+		p.printRestores(env.Stdout)
+		switch states, err := store.States(ctx, []string{key}); {
+		case err != nil:
+			return err
+		case *noHold:
+			fmt.Fprintln(env.Stdout, "would not hold it (--no-hold): the next push or sweep may roll it forward again")
+		case states[key].Hold != nil:
+			fmt.Fprintf(env.Stdout, "it stays %s\n", states[key].Hold.String())
+		default:
+			fmt.Fprintln(env.Stdout, "would hold it, so that pushes, promotions and sweeps leave it there")
+		}
+		return nil
+	}
 
 	// The deployer's own lock on the service, so no deploy runs meanwhile.
 	held, err := history.NewServices(lock.New(db, *sf.table), store).Take(ctx, key, "autodeploy rollback")
@@ -53,57 +92,63 @@ func rollback(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stderr, "warning: %v\n", err)
 		}
 	}()
-	svcs, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: sf.cluster, Services: []string{*sf.service}})
-	if err != nil {
-		return fmt.Errorf("describe service %s/%s: %w", *sf.cluster, *sf.service, err)
-	}
-	if len(svcs.Services) == 0 {
-		return fmt.Errorf("service %s not found in cluster %s", *sf.service, *sf.cluster)
-	}
-	svc := &svcs.Services[0]
-	current := bluegreen.RunningTaskDefinition(svc)
-	target, err := rollbackTarget(ctx, client, store, key, current, *to)
+	svc, err := describeService(ctx, client, sf, cfg.Region)
 	if err != nil {
 		return err
 	}
-	if target == current {
-		return fmt.Errorf("the service already runs %s", ecsarn.Revision(current))
+	current := bluegreen.RunningTaskDefinition(svc)
+	p, err := planRollback(ctx, client, store, key, current, *to, *force)
+	if err != nil {
+		return err
 	}
 	now := env.Now()
 	eventID := fmt.Sprintf("rollback-%d", now.UnixNano())
 	var deployment string
 	if deploy.IsBlueGreen(svc) {
-		if (*application == "") != (*group == "") {
-			return usageError{"--application and --deployment-group go together"}
-		}
 		cd := &rules.CodeDeploy{Application: *application, DeploymentGroup: *group}
-		deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, target, cd, eventID)
+		deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, p.target, cd, eventID)
 	} else {
-		deployment, err = rollBackRolling(ctx, client, *sf.cluster, *sf.service, target)
+		deployment, err = rollBackRolling(ctx, client, *sf.cluster, *sf.service, p.target)
 	}
 	if err != nil {
 		return err
 	}
+
+	// The hold is placed while the lock is still ours: a deploy waiting on
+	// the lock (a retry, a sweep) takes it only after, and sees the hold.
+	// Without one the next sweep would put the newest image back.
+	var holdErr error
+	var kept *history.Hold
+	h := history.Hold{By: who(ctx, cfg, env), At: now.UTC(), Reason: "rolled " + p.direction() + " from " + ecsarn.Revision(current) + " to " + ecsarn.Revision(p.target)}
+	if !*noHold {
+		var already *history.AlreadyHeldError
+		if _, holdErr = store.PlaceHold(ctx, key, h, false); errors.As(holdErr, &already) {
+			// An operator's hold stays as it is: its reason is theirs.
+			kept, holdErr = &already.Hold, nil
+		}
+	}
 	finished = true
-	if err := held.Finish(context.WithoutCancel(ctx), history.Record{
+	rec := p.record(history.Record{
 		Rule: rollbackRule, Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
-		FromTaskDefinition: current, ToTaskDefinition: target, DeploymentID: deployment,
+		FromTaskDefinition: current, ToTaskDefinition: p.target, DeploymentID: deployment,
 		EventID: eventID, Outcome: string(deploy.Deployed),
 		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
-	}); err != nil {
-		return fmt.Errorf("rolled back, but history not written: %w", err)
+	})
+	if err := held.Finish(context.WithoutCancel(ctx), rec); err != nil {
+		return fmt.Errorf("rolled %s %s, but its history was not written (run `autodeploy history` to check): %w", name, p.direction(), err)
 	}
-	fmt.Fprintf(env.Stdout, "rolled %s/%s back: %s → %s (deployment %s)\n", *sf.cluster, *sf.service, ecsarn.Revision(current), ecsarn.Revision(target), cmp.Or(deployment, "-"))
-	if *noHold {
+	fmt.Fprintf(env.Stdout, "rolled %s %s: %s → %s (deployment %s)\n", name, p.direction(), ecsarn.Revision(current), ecsarn.Revision(p.target), cmp.Or(deployment, "-"))
+	p.printRestores(env.Stdout)
+	switch {
+	case *noHold:
 		fmt.Fprintln(env.Stdout, "not held (--no-hold): the next push or sweep may roll it forward again")
-		return nil
+	case holdErr != nil:
+		return fmt.Errorf("rolled back, but not held (the next sweep may roll it forward; hold it with: autodeploy hold %s --reason …): %w", sf.args(), holdErr)
+	case kept != nil:
+		fmt.Fprintf(env.Stdout, "it stays %s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", kept.String(), sf.args())
+	default:
+		fmt.Fprintf(env.Stdout, "%s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", h.String(), sf.args())
 	}
-	// Without a hold the next sweep would put the newest image back.
-	h := history.Hold{By: who(ctx, cfg, env), At: now.UTC(), Reason: "rolled back from " + ecsarn.Revision(current) + " to " + ecsarn.Revision(target)}
-	if err := store.SetHold(ctx, key, h); err != nil {
-		return fmt.Errorf("rolled back, but not held (the next sweep may roll it forward): %w", err)
-	}
-	fmt.Fprintf(env.Stdout, "%s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", h.String(), sf.args())
 	return nil
 }
 
@@ -144,34 +189,3 @@ func rollBackBlueGreen(ctx context.Context, client *codedeploy.Client, svc *type
 
 // rollbackRule is the rule name history records a CLI rollback under.
 const rollbackRule = "rollback"
-
-// rollbackTarget is the named revision, or the revision the latest
-// autodeploy deploy of the running one replaced. Rollbacks themselves are
-// passed over: after a rollback, the next one goes further back (to what the
-// deploy that put the restored revision in place replaced), never forward.
-func rollbackTarget(ctx context.Context, client *ecs.Client, store *history.Store, key, current, to string) (string, error) {
-	if to != "" {
-		if _, err := strconv.Atoi(to); err != nil {
-			return "", usageError{fmt.Sprintf("--to %q: want a revision number", to)}
-		}
-		family := ecsarn.Revision(current)
-		if i := strings.LastIndex(family, ":"); i >= 0 {
-			family = family[:i]
-		}
-		out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(family + ":" + to)})
-		if err != nil {
-			return "", fmt.Errorf("revision %s:%s: %w", family, to, err)
-		}
-		return aws.ToString(out.TaskDefinition.TaskDefinitionArn), nil
-	}
-	recs, err := store.Recent(ctx, key, 50)
-	if err != nil {
-		return "", err
-	}
-	for _, r := range recs {
-		if r.Rule != rollbackRule && r.Outcome == string(deploy.Deployed) && r.ToTaskDefinition == current && r.FromTaskDefinition != "" {
-			return r.FromTaskDefinition, nil
-		}
-	}
-	return "", fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to", ecsarn.Revision(current))
-}
