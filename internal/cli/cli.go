@@ -23,10 +23,12 @@ const usage = `autodeploy: operate ecr-autodeploy
 Usage:
   autodeploy validate [FILE]                                 check a rules file (default autodeploy.yaml)
   autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy (read-only AWS calls)
-  autodeploy history --cluster C --service S [--limit N]     recent deploys of a service, newest first
-  autodeploy rollback --cluster C --service S [--to REV] [--no-hold]
-                                                             redeploy the previous (or named) revision, and hold
-  autodeploy hold --cluster C --service S --reason TEXT      stop pushes, promotions and sweeps on a service
+  autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
+  autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
+                                                             redeploy the previous (or named) revision, and hold;
+                                                             never forward without --force
+  autodeploy hold --cluster C --service S --reason TEXT [--force]
+                                                             stop pushes, promotions and sweeps on a service
   autodeploy resume --cluster C --service S                  let them move it again
   autodeploy status [--config FILE]                          each target: running, newest, in sync or not, last outcome
   autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does
