@@ -382,7 +382,7 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 	for _, c := range containers {
 		current := taskdef.Image(td, c)
 		recordedTag, recordedAt := taskdef.Recorded(tdOut.Tags, c)
-		if alreadyRunning(rule.Pin, current, p.Image, recordedAt, push.Time) {
+		if alreadyRunning(rule.Pin, current, p.Image, recorded{taskdef.RecordedDigest(tdOut.Tags, c), recordedAt}, push) {
 			continue
 		}
 		var running rules.Image
@@ -413,7 +413,10 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 	set := map[string]string{taskdef.TagRule: rule.Name, taskdef.TagEvent: push.EventID, taskdef.TagFrom: p.From}
 	for c := range p.Updates {
 		set[taskdef.ContainerTagKey(c)] = push.Tag
-		set[taskdef.ContainerPushedAtKey(c)] = push.Time.UTC().Format(time.RFC3339)
+		set[taskdef.ContainerPushedAtKey(c)] = taskdef.PushedAtValue(push.Time)
+		if rule.Pin == rules.PinTag {
+			set[taskdef.ContainerDigestKey(c)] = push.Digest
+		}
 	}
 	tags, err := taskdef.MergeTags(tdOut.Tags, set)
 	if err != nil {
@@ -516,17 +519,29 @@ func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceS
 	return &rec
 }
 
+// recorded is what an earlier deploy noted about a container's image.
+type recorded struct {
+	digest   string    // deploys by tag since the digest was recorded
+	pushedAt time.Time // whole seconds from older versions, else milliseconds
+}
+
 // alreadyRunning decides idempotency. By digest the reference says it all;
-// by tag the same reference may name a newer image, so the recorded push
-// time must show this push (or a later one) is what runs.
-func alreadyRunning(pin rules.Pin, current, image string, recordedAt, pushedAt time.Time) bool {
+// by tag the same reference may name a newer image, so the recorded digest
+// must be the push's. A revision from before digests were recorded has
+// only the push time, in whole seconds: compared at that precision, since
+// ECR's imagePushedAt has milliseconds and would always read as newer
+// (every sweep would redeploy a pin: tag service).
+func alreadyRunning(pin rules.Pin, current, image string, rec recorded, push ecrevent.Push) bool {
 	if current != image {
 		return false
 	}
-	if pin == rules.PinDigest {
+	switch {
+	case pin == rules.PinDigest:
 		return true
+	case rec.digest != "":
+		return rec.digest == push.Digest
 	}
-	return !recordedAt.IsZero() && !recordedAt.Before(pushedAt)
+	return !rec.pushedAt.IsZero() && !rec.pushedAt.Before(push.Time.Truncate(time.Second))
 }
 
 func describeService(ctx context.Context, client ECS, cluster, service string) (*types.Service, error) {

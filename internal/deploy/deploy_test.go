@@ -20,6 +20,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -171,8 +172,8 @@ func TestDeployByDigest(t *testing.T) {
 	}
 	wantTags := map[string]string{
 		"team": "web", "autodeploy:rule": "web-staging", "autodeploy:event": "evt-web-main-4f2a9c1-" + fmt.Sprint(t0.Unix()),
-		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z",
-		"autodeploy:worker:tag": "main-4f2a9c1", "autodeploy:worker:pushed-at": "2026-11-25T10:00:00Z",
+		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00.000Z",
+		"autodeploy:worker:tag": "main-4f2a9c1", "autodeploy:worker:pushed-at": "2026-11-25T10:00:00.000Z",
 		"autodeploy:from": "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1",
 	}
 	if diff := cmp.Diff(wantTags, tagMap(web.Tags)); diff != "" {
@@ -290,7 +291,12 @@ func TestPinByTagRedeploysAMovedTag(t *testing.T) {
 	if again.Results[0].Outcome != Skipped {
 		t.Errorf("duplicate delivery of the same latest push: %+v", again.Results[0])
 	}
-	moved, _ := f.d.Handle(ctx, pushEvent(t, "web", "latest", t0.Add(time.Hour)))
+	// The same tag pushed again as another image (the digest moved).
+	var ev map[string]any
+	_ = json.Unmarshal(pushEvent(t, "web", "latest", t0.Add(time.Hour)), &ev)
+	ev["detail"].(map[string]any)["image-digest"] = digestOf("web:latest, rebuilt")
+	raw, _ := json.Marshal(ev)
+	moved, _ := f.d.Handle(ctx, raw)
 	if moved.Results[0].Outcome != Deployed {
 		t.Errorf("latest pushed again an hour later was not rolled: %+v", moved.Results[0])
 	}
@@ -568,5 +574,52 @@ func TestHeldServiceIsSkipped(t *testing.T) {
 	f.services.fixState(key, func(s *history.ServiceState) { s.Hold = nil })
 	if sum, err := f.d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0)); err != nil || sum.Results[0].Outcome != Deployed {
 		t.Errorf("after resume: %+v, %v; want deployed", sum.Results, err)
+	}
+}
+
+// Real ECR reports imagePushedAt with milliseconds (moto rounds to whole
+// seconds); a sweep deploys with that time. A pin: tag target deployed from
+// such a push must count as running it on the next delivery or sweep, and a
+// revision an older version tagged with whole seconds must too.
+func TestPinByTagAtECRPrecision(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rule := f.d.Rules.Rules[2] // web-latest, pin: tag
+	job := []Job{{Rule: rule, Target: rule.Targets[0]}}
+	push := ecrevent.Push{EventID: "reconcile-abc", Account: "123456789012", Region: "eu-west-1", Repository: "web",
+		Tag: "latest", Digest: digestOf("web:latest"), Time: t0.Add(777 * time.Millisecond)}
+	first, err := f.d.DeployJobs(ctx, push, job)
+	if err != nil || first.Results[0].Outcome != Deployed {
+		t.Fatalf("first sweep of latest: %+v, %v", first.Results, err)
+	}
+	tags := tagMap(f.ecs.current("dev", "web").Tags)
+	if tags["autodeploy:app:pushed-at"] != "2026-11-25T10:00:00.777Z" || tags["autodeploy:app:digest"] != push.Digest {
+		t.Errorf("recorded pushed-at %q, digest %q: want ECR's milliseconds and the digest", tags["autodeploy:app:pushed-at"], tags["autodeploy:app:digest"])
+	}
+	again, err := f.d.DeployJobs(ctx, push, job)
+	if err != nil || again.Results[0].Outcome != Skipped {
+		t.Errorf("next sweep of the same image: %+v, %v; want skipped (already running)", again.Results, err)
+	}
+	moved := push
+	moved.Digest, moved.Time = digestOf("web:latest moved"), push.Time.Add(10*time.Millisecond)
+	if res, _ := f.d.DeployJobs(ctx, moved, job); res.Results[0].Outcome != Deployed {
+		t.Errorf("latest re-pushed 10 ms later (another digest): %+v; want deployed", res.Results[0])
+	}
+
+	// A revision tagged by an older version: whole seconds, no digest.
+	legacy := f.ecs.current("dev", "web")
+	var kept []types.Tag
+	for _, tg := range legacy.Tags {
+		switch aws.ToString(tg.Key) {
+		case "autodeploy:app:digest":
+		case "autodeploy:app:pushed-at":
+			kept = append(kept, types.Tag{Key: tg.Key, Value: aws.String("2026-11-25T10:00:00Z")})
+		default:
+			kept = append(kept, tg)
+		}
+	}
+	f.ecs.addService("dev", "web", f.ecs.addTaskDef(*legacy.TaskDefinition, kept))
+	if res, _ := f.d.DeployJobs(ctx, push, job); res.Results[0].Outcome != Skipped {
+		t.Errorf("revision recorded in whole seconds, swept with ECR's milliseconds: %+v; want skipped", res.Results[0])
 	}
 }

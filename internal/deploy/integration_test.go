@@ -159,7 +159,7 @@ func TestDeployAgainstMoto(t *testing.T) {
 	wantTags := map[string]string{"team": "web", "cost-center": "42", "autodeploy:rule": "web-staging",
 		"autodeploy:event":   fmt.Sprintf("evt-web-main-4f2a9c1-%d", t0.Unix()),
 		"autodeploy:from":    "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:1",
-		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00Z"}
+		"autodeploy:app:tag": "main-4f2a9c1", "autodeploy:app:pushed-at": "2026-11-25T10:00:00.000Z"}
 	if diff := cmp.Diff(wantTags, tagMap(after.Tags)); diff != "" {
 		t.Errorf("tags (-want +got):\n%s", diff)
 	}
@@ -460,10 +460,11 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The six calls of any deploy, CreateDeployment for UpdateService, and
-	// the group's one read, kept for the next deploys of this environment.
+	// The six calls of any deploy, CreateDeployment for UpdateService, the
+	// group's one read, kept for the next deploys of this environment, and
+	// its active deployments, read before registering anything.
 	want := map[string]int{"UpdateItem": 1, "DescribeServices": 1, "DescribeTaskDefinition": 1, "RegisterTaskDefinition": 1,
-		"GetDeploymentGroup": 1, "CreateDeployment": 1, "TransactWriteItems": 1}
+		"GetDeploymentGroup": 1, "ListDeployments": 1, "CreateDeployment": 1, "TransactWriteItems": 1}
 	if diff := cmp.Diff(want, f.proxy.Calls()); diff != "" {
 		t.Errorf("first deploy: AWS calls (-want +got):\n%s", diff)
 	}

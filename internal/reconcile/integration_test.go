@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
@@ -429,5 +430,40 @@ rules:
 	td, err := f.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(spec.TaskDefinition())})
 	if err != nil || aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image) != emulator.Registry+"/web@"+digests["v1.1.0"] {
 		t.Errorf("the deployment's revision: %v", err)
+	}
+}
+
+// Against moto behind a proxy that gives imagePushedAt ECR's milliseconds
+// (moto has whole seconds): a pin: tag target a sweep deployed is in sync on
+// the next sweep, not redeployed on every one.
+func TestSweepPinByTagAtECRPrecision(t *testing.T) {
+	f := newFixture(t, "version: 1\nrules:\n  - {name: dev, repository: web, tags: [latest], pin: tag, targets: [{cluster: dev, service: web}]}\n")
+	f.proxy.SubSecondPushTimes(777 * time.Millisecond)
+	f.repo(t, "web", "latest")
+	f.service(t, "dev", "web", emulator.Registry+"/web:seed")
+	if _, got := f.sweep(t, "sweep-1"); got["dev/web"] != Deployed {
+		t.Fatalf("first sweep: %v\n%s", got, f.logs)
+	}
+	_ = f.proxy.Calls()
+	rep, got := f.sweep(t, "sweep-2")
+	if got["dev/web"] != InSync {
+		t.Errorf("second sweep of the same image: %v (%q); want in_sync", got, reason(rep, "dev", "web"))
+	}
+	if calls := f.proxy.Calls(); calls["RegisterTaskDefinition"] != 0 || calls["UpdateService"] != 0 {
+		t.Errorf("the second sweep wrote: %v", calls)
+	}
+	// The tag moved to another image: the next sweep rolls it.
+	ctx := context.Background()
+	f.repo2(t, "web", "rebuilt")
+	got2, err := f.ecr.BatchGetImage(ctx, &ecr.BatchGetImageInput{RepositoryName: aws.String("web"), ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String("rebuilt")}}})
+	if err != nil || len(got2.Images) != 1 {
+		t.Fatalf("get rebuilt: %v", err)
+	}
+	if _, err := f.ecr.PutImage(ctx, &ecr.PutImageInput{RepositoryName: aws.String("web"), ImageTag: aws.String("latest"),
+		ImageManifest: got2.Images[0].ImageManifest, ImageManifestMediaType: got2.Images[0].ImageManifestMediaType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := f.sweep(t, "sweep-3"); got["dev/web"] != Deployed {
+		t.Errorf("latest moved: %v\n%s", got, f.logs)
 	}
 }

@@ -43,6 +43,23 @@ func ContainerTagKey(container string) string { return "autodeploy:" + container
 // ContainerPushedAtKey is the tag recording when that image was pushed.
 func ContainerPushedAtKey(container string) string { return "autodeploy:" + container + ":pushed-at" }
 
+// ContainerDigestKey is the tag recording the digest of an image deployed
+// by tag (pin: tag), whose reference alone does not say which image it was.
+func ContainerDigestKey(container string) string { return "autodeploy:" + container + ":digest" }
+
+// pushedAtLayout keeps ECR's precision: imagePushedAt has milliseconds, and
+// a time cut to whole seconds reads as older than the push it records.
+const pushedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// PushedAtValue is a push time as the pushed-at tag holds it.
+func PushedAtValue(t time.Time) string { return t.UTC().Format(pushedAtLayout) }
+
+// RecordedDigest returns the digest an earlier deploy by tag recorded for a
+// container, "" when none was (a deploy by digest, or an older version).
+func RecordedDigest(tags []types.Tag, container string) string {
+	return TagValue(tags, ContainerDigestKey(container))
+}
+
 // RegisterInput turns a described task definition back into a registration
 // request. Read-only fields (ARN, revision, status, requiresAttributes,
 // compatibilities, registration and deregistration data) are dropped;

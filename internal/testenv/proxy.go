@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"maps"
+	"math"
 	"math/rand/v2"
 
 	"io"
@@ -31,6 +33,9 @@ import (
 //     retries the very same request.
 //   - Fail: the next n requests of an operation are refused before moto
 //     sees them, with an error the SDK does not retry.
+//   - SubSecondPushTimes: ECR's DescribeImages reports imagePushedAt with
+//     milliseconds, moto with whole seconds; the proxy adds a fraction, so
+//     a comparison that only holds at whole seconds fails here as in AWS.
 //   - Faults: a share of all requests fails at random, in the ways AWS
 //     fails: throttled, a server error, a dropped connection, or a
 //     connection dropped after moto applied the request.
@@ -48,6 +53,8 @@ type Proxy struct {
 	calls    map[string]int
 	latency  time.Duration
 	parallel bool
+	// pushFraction is added to every imagePushedAt moto reports.
+	pushFraction time.Duration
 	// faults
 	faultRate float64
 	rng       *rand.Rand
@@ -73,6 +80,11 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		op := operation(resp.Request.Header.Get("X-Amz-Target"))
+		if op == "DescribeImages" {
+			if err := p.pushTimesAtECRPrecision(resp); err != nil {
+				return err
+			}
+		}
 		if !p.take(p.lose, op) {
 			return nil
 		}
@@ -254,6 +266,48 @@ func operation(target string) string {
 		return target[i+1:]
 	}
 	return target
+}
+
+// SubSecondPushTimes adds fraction (under a second) to every imagePushedAt
+// of DescribeImages answers, as real ECR's milliseconds would read.
+func (p *Proxy) SubSecondPushTimes(fraction time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pushFraction = fraction
+}
+
+// pushTimesAtECRPrecision rewrites a DescribeImages answer's push times
+// (epoch seconds as JSON numbers) with the fraction set, if any.
+func (p *Proxy) pushTimesAtECRPrecision(resp *http.Response) error {
+	p.mu.Lock()
+	fraction := p.pushFraction
+	p.mu.Unlock()
+	if fraction == 0 || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err == nil {
+		details, _ := out["imageDetails"].([]any)
+		for _, d := range details {
+			if m, ok := d.(map[string]any); ok {
+				if at, ok := m["imagePushedAt"].(float64); ok {
+					m["imagePushedAt"] = math.Floor(at) + fraction.Seconds()
+				}
+			}
+		}
+		if rewritten, err := json.Marshal(out); err == nil {
+			body = rewritten
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return nil
 }
 
 // Config is cfg aimed at the proxy.
