@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
@@ -49,10 +50,7 @@ type Groups struct {
 // else the only group of an ECS application whose ecsServices name it.
 // scope tells apart clients of different accounts and regions.
 func (g *Groups) Find(ctx context.Context, client CodeDeploy, scope, cluster, service string, cd *rules.CodeDeploy) (Group, error) {
-	key := strings.Join([]string{scope, cluster, service}, "|")
-	if cd != nil {
-		key += "|" + cd.Application + "/" + cd.DeploymentGroup
-	}
+	key := cacheKey(scope, cluster, service, cd)
 	g.mu.Lock()
 	grp, ok := g.found[key]
 	g.mu.Unlock()
@@ -75,6 +73,60 @@ func (g *Groups) Find(ctx context.Context, client CodeDeploy, scope, cluster, se
 	g.found[key] = grp
 	g.mu.Unlock()
 	return grp, nil
+}
+
+// With runs fn with the group of cluster/service (Find's). When fn finds
+// the group (or its application) gone, the kept one is stale — deleted, or
+// re-created under another name — so it is forgotten, found again, and fn
+// runs once more with what was found. It returns the group fn last ran with.
+func (g *Groups) With(ctx context.Context, client CodeDeploy, scope, cluster, service string, cd *rules.CodeDeploy, fn func(Group) error) (Group, error) {
+	grp, err := g.Find(ctx, client, scope, cluster, service, cd)
+	if err != nil {
+		return Group{}, err
+	}
+	err = fn(grp)
+	if !IsGroupMissing(err) {
+		return grp, err
+	}
+	g.forget(cacheKey(scope, cluster, service, cd), grp)
+	again, ferr := g.Find(ctx, client, scope, cluster, service, cd)
+	if ferr != nil {
+		return Group{}, fmt.Errorf("deployment group %s is gone (%v); finding it again: %w", grp, err, ferr)
+	}
+	return again, fn(again)
+}
+
+// forget drops the kept group of key if it is still grp (a concurrent
+// deploy may have found the new one already).
+func (g *Groups) forget(key string, grp Group) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.found[key] == grp {
+		delete(g.found, key)
+	}
+}
+
+func cacheKey(scope, cluster, service string, cd *rules.CodeDeploy) string {
+	key := strings.Join([]string{scope, cluster, service}, "|")
+	if cd != nil {
+		key += "|" + cd.Application + "/" + cd.DeploymentGroup
+	}
+	return key
+}
+
+// IsGroupMissing reports whether CodeDeploy said a deployment group or its
+// application does not exist (by the error's code, which typed and generic
+// API errors both carry).
+func IsGroupMissing(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case (&types.DeploymentGroupDoesNotExistException{}).ErrorCode(), (&types.ApplicationDoesNotExistException{}).ErrorCode():
+		return true
+	}
+	return false
 }
 
 func named(ctx context.Context, client CodeDeploy, grp Group, cluster, service string) (Group, error) {

@@ -8,11 +8,14 @@ package bluegreen_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -122,5 +125,75 @@ func TestFindGroupCachesWhatItFound(t *testing.T) {
 	}
 	if f.Calls("ListApplications") == before {
 		t.Error("a group found in one region answered for another")
+	}
+}
+
+// TestGroupsWithFindsAgain: a kept group that CodeDeploy says is gone (it
+// was deleted and re-created under another name, the fake's doing; moto
+// cannot delete one) is forgotten and found again, once, in the same call.
+func TestGroupsWithFindsAgain(t *testing.T) {
+	ctx := context.Background()
+	f := fakeWithGroups()
+	var groups bluegreen.Groups
+	find := &rules.CodeDeploy{}
+	var ran []string
+	use := func(g bluegreen.Group) error {
+		ran = append(ran, g.String())
+		_, err := bluegreen.Active(ctx, f, g)
+		return err
+	}
+	if _, err := groups.With(ctx, f, "eu-west-1|", "prod", "web", find, use); err != nil {
+		t.Fatal(err)
+	}
+	f.DeleteGroup("web", "web-prod")
+	f.AddGroup("web", "web-prod-2", "prod", "web", true)
+	got, err := groups.With(ctx, f, "eu-west-1|", "prod", "web", find, use)
+	if err != nil || got.Name != "web-prod-2" {
+		t.Fatalf("With = %v, %v; want the re-created group", got, err)
+	}
+	if diff := cmp.Diff([]string{"web/web-prod", "web/web-prod", "web/web-prod-2"}, ran); diff != "" {
+		t.Errorf("ran with (-want +got):\n%s", diff)
+	}
+	// The new group is kept.
+	if g, err := groups.Find(ctx, f, "eu-west-1|", "prod", "web", find); err != nil || g.Name != "web-prod-2" {
+		t.Errorf("kept %v, %v", g, err)
+	}
+
+	// Gone again on the second try: that error is returned, no third try.
+	ran = nil
+	stillGone := func(g bluegreen.Group) error {
+		ran = append(ran, g.String())
+		return &types.DeploymentGroupDoesNotExistException{Message: aws.String("No Deployment Group found")}
+	}
+	if _, err := groups.With(ctx, f, "eu-west-1|", "prod", "web", find, stillGone); !bluegreen.IsGroupMissing(err) || len(ran) != 2 {
+		t.Errorf("err = %v after %d tries, want the missing group after 2", err, len(ran))
+	}
+
+	// Deleted and not re-created: finding it again says what was searched.
+	f.DeleteGroup("web", "web-prod-2")
+	_, err = groups.With(ctx, f, "eu-west-1|", "prod", "web", find, use)
+	var pe *bluegreen.PermanentError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "no CodeDeploy deployment group deploys service prod/web") {
+		t.Errorf("err = %v, want a permanent failure", err)
+	}
+}
+
+func TestIsGroupMissing(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"group", fmt.Errorf("create deployment: %w", &types.DeploymentGroupDoesNotExistException{}), true},
+		{"application", &types.ApplicationDoesNotExistException{}, true},
+		{"by code only", &smithy.GenericAPIError{Code: "DeploymentGroupDoesNotExistException"}, true},
+		{"the text is not enough", errors.New("DeploymentGroupDoesNotExistException"), false},
+		{"another error", &types.DeploymentLimitExceededException{}, false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		if got := bluegreen.IsGroupMissing(tt.err); got != tt.want {
+			t.Errorf("%s: IsGroupMissing = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

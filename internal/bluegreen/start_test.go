@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy/types"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 )
@@ -75,6 +76,47 @@ func TestStartLostAnswer(t *testing.T) {
 	got, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
 	if err != nil || got.ID != "d-FAKE00001" || got.TaskDefinition != "web:2" || len(f.Deployments()) != 1 {
 		t.Fatalf("retry = %+v, %v with %d deployments; want the first one", got, err, len(f.Deployments()))
+	}
+}
+
+// TestStartFindsDeploymentOfAnOlderVersion: a deployment an older version
+// made for this event and rule (its description names no digest) is still
+// this deploy's own.
+func TestStartFindsDeploymentOfAnOlderVersion(t *testing.T) {
+	ctx := context.Background()
+	f := fakeWithGroups()
+	f.LoseCreate = 1
+	if _, err := bluegreen.Start(ctx, f, webProd, spec(), bluegreen.Marker("event-1", "web-prod")); err == nil {
+		t.Fatal("the lost answer was not an error")
+	}
+	marker := bluegreen.Mark{Event: "event-1", Rule: "web-prod", Digest: "sha256:abc"}.String()
+	got, err := bluegreen.Start(ctx, f, webProd, spec(), marker)
+	if err != nil || got.ID != "d-FAKE00001" || len(f.Deployments()) != 1 {
+		t.Fatalf("retry = %+v, %v with %d deployments; want the first one", got, err, len(f.Deployments()))
+	}
+}
+
+func TestActive(t *testing.T) {
+	ctx := context.Background()
+	f := fakeWithGroups()
+	if got, err := bluegreen.Active(ctx, f, webProd); err != nil || len(got) != 0 {
+		t.Fatalf("Active = %+v, %v; want none", got, err)
+	}
+	ended, _ := bluegreen.Start(ctx, f, webProd, spec(), "by hand")
+	f.End(ended.ID, types.DeploymentStatusSucceeded, "", "")
+	mark := bluegreen.Mark{Event: "event-1", Rule: "web-prod", Digest: "sha256:abc"}
+	running, err := bluegreen.Start(ctx, f, webProd, spec(), mark.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bluegreen.Active(ctx, f, webProd)
+	want := []bluegreen.Deployment{{ID: running.ID, Description: mark.String(), Mark: mark, Marked: true, TaskDefinition: "web:2"}}
+	if diff := cmp.Diff(want, got); diff != "" || err != nil {
+		t.Errorf("Active: %v (-want +got):\n%s", err, diff)
+	}
+	// A group that is gone says so, for Groups.With to find it again.
+	if _, err := bluegreen.Active(ctx, f, bluegreen.Group{Application: "web", Name: "gone"}); !bluegreen.IsGroupMissing(err) {
+		t.Errorf("missing group: %v", err)
 	}
 }
 

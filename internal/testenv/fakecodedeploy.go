@@ -13,8 +13,9 @@ import (
 
 // FakeCodeDeploy is an in-memory CodeDeploy client for what moto lacks:
 // deployments that change state (moto's stay "Created"), the one active
-// deployment per group (DeploymentLimitExceededException) and
-// BatchGetDeploymentGroups. Failures can be injected per operation, and
+// deployment per group (DeploymentLimitExceededException),
+// BatchGetDeploymentGroups, and a group deleted and re-created under another
+// name (DeleteGroup, then AddGroup). Failures can be injected per operation, and
 // LoseCreate applies a CreateDeployment but loses its answer.
 type FakeCodeDeploy struct {
 	mu          sync.Mutex
@@ -57,6 +58,16 @@ func (f *FakeCodeDeploy) AddGroup(app, group, cluster, service string, withLB bo
 		}}}
 	}
 	f.groups[app] = append(f.groups[app], info)
+}
+
+// DeleteGroup deletes a group, as an operator re-creating it under another
+// name would (AddGroup makes the new one). Its deployments stay readable.
+func (f *FakeCodeDeploy) DeleteGroup(app, group string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.groups[app] = slices.DeleteFunc(f.groups[app], func(g types.DeploymentGroupInfo) bool {
+		return aws.ToString(g.DeploymentGroupName) == group
+	})
 }
 
 // FailNext makes the next calls of op fail with errs, in order.
@@ -242,6 +253,10 @@ func (f *FakeCodeDeploy) ListDeployments(_ context.Context, in *codedeploy.ListD
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.fail("ListDeployments"); err != nil {
+		return nil, err
+	}
+	// As CodeDeploy: a group that does not exist is an error, not an empty list.
+	if _, err := f.group(aws.ToString(in.ApplicationName), aws.ToString(in.DeploymentGroupName)); err != nil {
 		return nil, err
 	}
 	out := &codedeploy.ListDeploymentsOutput{}
