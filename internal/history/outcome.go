@@ -61,7 +61,7 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 		items = append(items, update("deployment#"+r.DeploymentID, "deploy"))
 	}
 	if r.Digest != "" {
-		items = append(items, w.digestOutcome(r, outcome, at))
+		items = append(items, w.digestOutcome(r, outcome))
 	}
 	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	var cancelled *types.TransactionCanceledException
@@ -79,14 +79,14 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 }
 
 // digestOutcome remembers (failed, rolled back) or forgets (completed) the
-// record's digest on its service's state item.
-func (w *Store) digestOutcome(r Record, outcome string, at time.Time) types.TransactWriteItem {
-	expr := "SET expires_at = :exp ADD failed_digests :d"
+// record's digest on its service's state item, which never expires (see
+// NewServices; an expiry left by an older version is removed).
+func (w *Store) digestOutcome(r Record, outcome string) types.TransactWriteItem {
+	expr := "ADD failed_digests :d REMOVE expires_at"
 	if outcome == Completed {
-		expr = "SET expires_at = :exp DELETE failed_digests :d"
+		expr = "DELETE failed_digests :d REMOVE expires_at"
 	}
 	return w.stateUpdate(r.serviceKey(), expr, map[string]types.AttributeValue{
-		":d":   &types.AttributeValueMemberSS{Value: []string{r.Digest}},
-		":exp": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
+		":d": &types.AttributeValueMemberSS{Value: []string{r.Digest}},
 	})
 }

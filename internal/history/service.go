@@ -75,10 +75,13 @@ type Services struct {
 	store *Store
 }
 
-// NewServices returns Services on the store's table. The state item lives
-// as long as history after its last lock (the locker's ItemTTL is set so).
+// NewServices returns Services on the store's table. A service's state
+// item never expires: a hold must outlast any quiet spell of the service,
+// and a failed digest's mark must outlive the chance that it is still the
+// newest image (a sweep would deploy it again the day the mark expired).
+// It is one small item per service the rules ever named.
 func NewServices(locks *lock.Locker, store *Store) *Services {
-	locks.ItemTTL = Retention
+	locks.ItemTTL = 0
 	return &Services{locks: locks, store: store}
 }
 

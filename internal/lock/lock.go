@@ -47,7 +47,9 @@ type Locker struct {
 	Lease time.Duration
 	// MaxWait bounds waiting for a held lease; the context may end it sooner.
 	MaxWait time.Duration
-	// ItemTTL is how long the item outlives its last taking (expires_at).
+	// ItemTTL is how long the item outlives its last taking (expires_at);
+	// 0 leaves the item without an expiry (taking removes one it had), for
+	// items whose other attributes must not vanish with time.
 	ItemTTL time.Duration
 	// Now and Sleep are the clock, replaceable in tests. Only durations
 	// measured on this one clock are ever used.
@@ -134,7 +136,13 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 			":rvn":    &types.AttributeValueMemberS{Value: NewToken()},
 			":lease":  &types.AttributeValueMemberN{Value: strconv.FormatInt(l.Lease.Milliseconds(), 10)},
 			":at":     &types.AttributeValueMemberS{Value: sent.UTC().Format(time.RFC3339Nano)},
-			":exp":    &types.AttributeValueMemberN{Value: strconv.FormatInt(sent.Add(l.ItemTTL).Unix(), 10)},
+		}
+		update := "SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at"
+		if l.ItemTTL > 0 {
+			update += ", #exp = :exp"
+			values[":exp"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(sent.Add(l.ItemTTL).Unix(), 10)}
+		} else {
+			update += " REMOVE #exp"
 		}
 		if seenRVN != "" && sent.Sub(seenAt) >= seenLease {
 			// The holder has not renewed for a whole lease: it is gone.
@@ -144,7 +152,7 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:           aws.String(l.table),
 			Key:                 key.Attributes(),
-			UpdateExpression:    aws.String("SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at, #exp = :exp"),
+			UpdateExpression:    aws.String(update),
 			ConditionExpression: aws.String(cond),
 			ExpressionAttributeNames: map[string]string{
 				"#owner": attrOwner, "#holder": attrHolder, "#rvn": attrRVN, "#lease": attrLeaseMS,
