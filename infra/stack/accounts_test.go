@@ -11,7 +11,9 @@ import (
 )
 
 // severalAccounts: a shared registry account, two target accounts in two
-// regions (one blue/green), and a central-account target in another region.
+// regions (one with two blue/green services, one of them behind a role of
+// its own), and a central-account target in another region; one rule
+// names its pass-roles.
 const severalAccounts = `version: 1
 defaults:
   registry: {account: "333333333333"}
@@ -33,8 +35,15 @@ rules:
     repository: team/api
     tags: ["main-*"]
     publish: {ssm-prefix: /ecr-autodeploy}
+    pass-roles: ["arn:aws:iam::222222222222:role/api-*"]
     targets:
       - {cluster: stage, service: api, account: "222222222222"}
+      - cluster: prod
+        service: api
+        account: "444444444444"
+        region: us-east-1
+        role: "arn:aws:iam::444444444444:role/custom-deployer"
+        codedeploy: {application: api, deployment-group: api-prod}
 `
 
 func TestSeveralAccountsStacks(t *testing.T) {
@@ -65,19 +74,66 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	}
 
 	central := all["Test"]
-	t.Run("central bus admits exactly the other accounts", func(t *testing.T) {
-		var admitted []string
+	t.Run("central bus admits exactly what the other accounts forward", func(t *testing.T) {
+		admitted := map[string]any{}
 		for _, p := range central.resources("AWS::Events::EventBusPolicy") {
 			st := p["Statement"].(map[string]any)
 			if p["EventBusName"] != "default" || st["Action"] != "events:PutEvents" || st["Effect"] != "Allow" ||
-				st["Resource"] != "arn:aws:events:eu-west-1:111111111111:event-bus/default" {
+				st["Resource"] != "arn:aws:events:eu-west-1:111111111111:event-bus/default" || st["Sid"] != p["StatementId"] {
 				t.Errorf("bus policy %v", p)
 			}
-			admitted = append(admitted, st["Principal"].(map[string]any)["AWS"].(string))
+			admitted[st["Principal"].(map[string]any)["AWS"].(string)+" "+st["Sid"].(string)] = st["Condition"]
 		}
-		slices.Sort(admitted)
-		if diff := cmp.Diff([]string{"arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root", "arn:aws:iam::444444444444:root"}, admitted); diff != "" {
+		when := func(roles, sources, detailTypes []any) map[string]any {
+			return map[string]any{
+				"ArnEquals":                 map[string]any{"aws:PrincipalArn": roles},
+				"ForAllValues:StringEquals": map[string]any{"events:source": sources},
+				"StringEquals":              map[string]any{"events:detail-type": detailTypes},
+			}
+		}
+		want := map[string]any{
+			"arn:aws:iam::222222222222:root ecr-autodeploy-222222222222-deployments": when(
+				[]any{"arn:aws:iam::222222222222:role/ecr-autodeploy-forward-deployments-eu-west-1"},
+				[]any{"aws.ecs"}, []any{"ECS Deployment State Change"}),
+			"arn:aws:iam::333333333333:root ecr-autodeploy-333333333333-pushes": when(
+				[]any{"arn:aws:iam::333333333333:role/ecr-autodeploy-forward-pushes-eu-west-1"},
+				[]any{"aws.ecr"}, []any{"ECR Image Action"}),
+			"arn:aws:iam::444444444444:root ecr-autodeploy-444444444444-deployments": when(
+				[]any{"arn:aws:iam::444444444444:role/ecr-autodeploy-forward-deployments-us-east-1"},
+				[]any{"aws.ecs", "aws.codedeploy"}, []any{"ECS Deployment State Change", "CodeDeploy Deployment State-change Notification"}),
+		}
+		if diff := cmp.Diff(want, admitted); diff != "" {
 			t.Errorf("admitted (-want +got):\n%s", diff)
+		}
+		// Each forwarding rule puts events as its stack's named role, of a
+		// source and detail type its account's statement admits.
+		for id, site := range all {
+			if id == "Test" {
+				continue
+			}
+			account := *site.stack.Account()
+			for _, r := range site.resources("AWS::Events::Rule") {
+				pattern := r["EventPattern"].(map[string]any)
+				roleID := r["Targets"].([]any)[0].(map[string]any)["RoleArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+				roleName, _ := site.template["Resources"].(map[string]any)[roleID].(map[string]any)["Properties"].(map[string]any)["RoleName"].(string)
+				if account == "111111111111" {
+					if !strings.HasPrefix(roleName, "ecr-autodeploy-forward-") {
+						t.Errorf("%s forwards as %q", id, roleName)
+					}
+					continue // the central account's own: no statement needed
+				}
+				ok := false
+				for key, c := range admitted {
+					c := c.(map[string]any)
+					ok = ok || strings.HasPrefix(key, "arn:aws:iam::"+account+":root ") &&
+						slices.Contains(c["ArnEquals"].(map[string]any)["aws:PrincipalArn"].([]any), any("arn:aws:iam::"+account+":role/"+roleName)) &&
+						slices.Contains(c["ForAllValues:StringEquals"].(map[string]any)["events:source"].([]any), pattern["source"].([]any)[0]) &&
+						slices.Contains(c["StringEquals"].(map[string]any)["events:detail-type"].([]any), pattern["detail-type"].([]any)[0])
+				}
+				if !ok {
+					t.Errorf("%s forwards %v as %q, which the central bus does not admit", id, pattern["source"], roleName)
+				}
+			}
 		}
 	})
 	t.Run("central rules hear forwarded events", func(t *testing.T) {
@@ -99,13 +155,14 @@ func TestSeveralAccountsStacks(t *testing.T) {
 		if diff := cmp.Diff([]any{
 			"arn:aws:iam::222222222222:role/ecr-autodeploy-target-eu-west-1",
 			"arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-west-1",
+			"arn:aws:iam::444444444444:role/custom-deployer",
 			"arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1",
 		}, st["AssumeTargetRoles"]["Resource"]); diff != "" {
 			t.Errorf("deployer assumes (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff([]any{
-			"arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-west-1",
-			"arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1",
+			"arn:aws:iam::333333333333:role/ecr-autodeploy-promote-eu-west-1",
+			"arn:aws:iam::444444444444:role/ecr-autodeploy-watcher-us-east-1",
 		}, st["AssumeRegistryAndTargetRoles"]["Resource"]); diff != "" {
 			t.Errorf("watcher assumes (-want +got):\n%s", diff)
 		}
@@ -130,27 +187,39 @@ func TestSeveralAccountsStacks(t *testing.T) {
 		}
 	})
 
-	trust := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Action": "sts:AssumeRole", "Effect": "Allow",
-			"Principal": map[string]any{"AWS": map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::111111111111:root"}}}},
-			"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": []any{
-				"arn:aws:iam::111111111111:role/Test-deployer-eu-west-1", "arn:aws:iam::111111111111:role/Test-watcher-eu-west-1"}}},
-		}},
+	// Each role in another account trusts one central function's role.
+	trust := func(function string) map[string]any {
+		return map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []any{map[string]any{
+				"Action": "sts:AssumeRole", "Effect": "Allow",
+				"Principal": map[string]any{"AWS": map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::111111111111:root"}}}},
+				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": []any{
+					"arn:aws:iam::111111111111:role/Test-" + function + "-eu-west-1"}}},
+			}},
+		}
 	}
-	t.Run("registry stack", func(t *testing.T) {
+	t.Run("registry stack: the deployer reads, the watcher promotes", func(t *testing.T) {
 		reg := all["Test-Registry-333333333333-eu-west-1"]
-		role := reg.roleNamed("ecr-autodeploy-registry-eu-west-1")
-		if diff := cmp.Diff(trust, role["AssumeRolePolicyDocument"]); diff != "" {
-			t.Errorf("trust (-want +got):\n%s", diff)
+		if diff := cmp.Diff(trust("deployer"), reg.roleNamed("ecr-autodeploy-registry-eu-west-1")["AssumeRolePolicyDocument"]); diff != "" {
+			t.Errorf("read role's trust (-want +got):\n%s", diff)
 		}
-		st := reg.statements(t)
-		if diff := cmp.Diff(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/web"}, st["PromoteDigests"]["Resource"]); diff != "" {
+		if diff := cmp.Diff(trust("watcher"), reg.roleNamed("ecr-autodeploy-promote-eu-west-1")["AssumeRolePolicyDocument"]); diff != "" {
+			t.Errorf("promote role's trust (-want +got):\n%s", diff)
+		}
+		read := reg.roleStatements(t, "ecr-autodeploy-registry-eu-west-1")
+		if diff := cmp.Diff([]string{"ListImagesForSweeps"}, sortedKeys(setOf(mapKeys(read)))); diff != "" {
+			t.Errorf("the deployer's read role may do more than list images (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff("ecr:DescribeImages", read["ListImagesForSweeps"]["Action"]); diff != "" || len(read["ListImagesForSweeps"]["Resource"].([]any)) != 2 {
+			t.Errorf("sweeps list both repositories: %v", read["ListImagesForSweeps"])
+		}
+		promote := reg.roleStatements(t, "ecr-autodeploy-promote-eu-west-1")
+		if diff := cmp.Diff([]string{"PromoteDigests"}, sortedKeys(setOf(mapKeys(promote)))); diff != "" {
+			t.Errorf("the watcher's promote role may do more than promote (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/web"}, promote["PromoteDigests"]["Resource"]); diff != "" {
 			t.Errorf("promotion (-want +got):\n%s", diff)
-		}
-		if diff := cmp.Diff(2, len(st["ListImagesForSweeps"]["Resource"].([]any))); diff != "" {
-			t.Errorf("sweeps list both repositories: %v", st["ListImagesForSweeps"])
 		}
 		fwd := reg.rule(t, "aws.ecr")
 		pattern := fwd["EventPattern"].(map[string]any)
@@ -167,10 +236,13 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	t.Run("target stack in another account", func(t *testing.T) {
 		tgt := all["Test-Target-222222222222-eu-west-1"]
 		role := tgt.roleNamed("ecr-autodeploy-target-eu-west-1")
-		if diff := cmp.Diff(trust, role["AssumeRolePolicyDocument"]); diff != "" {
+		if diff := cmp.Diff(trust("deployer"), role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
-		st := tgt.statements(t)
+		if tgt.roleNamed("ecr-autodeploy-watcher-eu-west-1") != nil {
+			t.Error("a watcher role where no target is blue/green")
+		}
+		st := tgt.roleStatements(t, "ecr-autodeploy-target-eu-west-1")
 		if diff := cmp.Diff([]any{
 			map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:222222222222:service/stage/api"},
 			map[string]any{"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:222222222222:service/stage/web"},
@@ -196,12 +268,28 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	})
 	t.Run("blue/green target stack", func(t *testing.T) {
 		tgt := all["Test-Target-444444444444-us-east-1"]
-		st := tgt.statements(t)
+		st := tgt.roleStatements(t, "ecr-autodeploy-target-us-east-1")
+		// The deployer's role: only the target without a role of its own.
 		if diff := cmp.Diff(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:codedeploy:us-east-1:${AWS::AccountId}:deploymentgroup:web/web-prod"}, st["DeployBlueGreenGroups"]["Resource"]); diff != "" {
 			t.Errorf("groups (-want +got):\n%s", diff)
 		}
 		if _, ok := st["RollConfiguredServices"]; ok {
 			t.Error("UpdateService granted on a blue/green service")
+		}
+		// The watcher's: GetDeployment on every blue/green group here, the
+		// one behind a named role too, and nothing else.
+		watcher := tgt.roleNamed("ecr-autodeploy-watcher-us-east-1")
+		if diff := cmp.Diff(trust("watcher"), watcher["AssumeRolePolicyDocument"]); diff != "" {
+			t.Errorf("watcher role's trust (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(map[string]map[string]any{"ReadBlueGreenEndings": {
+			"Sid": "ReadBlueGreenEndings", "Effect": "Allow", "Action": "codedeploy:GetDeployment",
+			"Resource": []any{
+				map[string]any{"Fn::Sub": "arn:${AWS::Partition}:codedeploy:us-east-1:${AWS::AccountId}:deploymentgroup:api/api-prod"},
+				map[string]any{"Fn::Sub": "arn:${AWS::Partition}:codedeploy:us-east-1:${AWS::AccountId}:deploymentgroup:web/web-prod"},
+			},
+		}}, tgt.roleStatements(t, "ecr-autodeploy-watcher-us-east-1")); diff != "" {
+			t.Errorf("the watcher's role may do more than read endings (-want +got):\n%s", diff)
 		}
 		cd := tgt.rule(t, "aws.codedeploy")["EventPattern"].(map[string]any)
 		if diff := cmp.Diff([]any{"444444444444"}, cd["account"]); diff != "" {
@@ -211,7 +299,7 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	t.Run("target stack in the central account, another region", func(t *testing.T) {
 		tgt := all["Test-Target-111111111111-us-west-2"]
 		for _, r := range tgt.resources("AWS::IAM::Role") {
-			if n, _ := r["RoleName"].(string); strings.HasPrefix(n, "ecr-autodeploy-target") {
+			if n, _ := r["RoleName"].(string); !strings.HasPrefix(n, "ecr-autodeploy-forward-") {
 				t.Errorf("a role in the central account, whose functions need none: %v", r)
 			}
 		}
@@ -241,6 +329,44 @@ func mustParse(t *testing.T, text string) *rules.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// roleStatements are the statements, by Sid (or first action), of the
+// policies attached to the role of that name.
+func (s synthesized) roleStatements(t *testing.T, name string) map[string]map[string]any {
+	t.Helper()
+	var id string
+	for rid, r := range s.resources("AWS::IAM::Role") {
+		if r["RoleName"] == name {
+			id = rid
+		}
+	}
+	if id == "" {
+		t.Fatalf("no role %s", name)
+	}
+	out := map[string]map[string]any{}
+	for _, p := range s.resources("AWS::IAM::Policy") {
+		if !cmp.Equal([]any{map[string]any{"Ref": id}}, p["Roles"]) {
+			continue
+		}
+		for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			m := st.(map[string]any)
+			key, _ := m["Sid"].(string)
+			if key == "" {
+				key = jsonString(m["Action"])
+			}
+			out[key] = m
+		}
+	}
+	return out
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
 
 // roleNamed is the properties of the role of that name (nil if none).

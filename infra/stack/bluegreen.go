@@ -47,9 +47,9 @@ func codeDeployARNs(cfg *rules.Config, keep reach) (groups, apps []string, disco
 	return sortedKeys(g), sortedKeys(a), discovers
 }
 
-// grantCodeDeploy lets role start CodeDeploy deployments of the blue/green
-// targets keep selects, and read how they ended (the watcher assumes a
-// target stack's role for that).
+// grantCodeDeploy lets role (the deployer's) start CodeDeploy deployments
+// of the blue/green targets keep selects, and find one whose answer was
+// lost.
 func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
 	groups, apps, discovers := codeDeployARNs(cfg, keep)
 	if len(groups) == 0 {
@@ -85,6 +85,17 @@ func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
 	suppressCodeDeployWildcards(role)
 }
 
+// readBlueGreenEndings lets role (the watcher's) read how deployments of
+// groups ended: GetDeployment, nothing else.
+func readBlueGreenEndings(role awsiam.Role, groups []string) {
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadBlueGreenEndings"),
+		Actions:   jsii.Strings("codedeploy:GetDeployment"),
+		Resources: subs(groups),
+	}))
+	suppressCodeDeployWildcards(role)
+}
+
 func suppressCodeDeployWildcards(role awsiam.Role) {
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
@@ -110,8 +121,8 @@ func codeDeployPattern(cfg *rules.Config, keep reach, accounts []string) *awseve
 		detail["application"] = names
 	}
 	return &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.codedeploy"),
-		DetailType: jsii.Strings("CodeDeploy Deployment State-change Notification"),
+		Source:     jsii.Strings(codeDeploySource),
+		DetailType: jsii.Strings(codeDeployEnding),
 		Account:    jsii.Strings(accounts...),
 		Detail:     &detail,
 	}
@@ -126,13 +137,11 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher f
 	if len(all) == 0 {
 		return nil
 	}
-	if groups, _, _ := codeDeployARNs(cfg, own(central)); len(groups) > 0 {
-		watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ReadBlueGreenEndings"),
-			Actions:   jsii.Strings("codedeploy:GetDeployment"),
-			Resources: subs(groups),
-		}))
-		suppressCodeDeployWildcards(watcher.role)
+	// The watcher reads the central account's endings with its own
+	// credentials, whatever role the deployer uses (rules.WatcherRole).
+	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
+	if groups, _, _ := codeDeployARNs(cfg, inCentral); len(groups) > 0 {
+		readBlueGreenEndings(watcher.role, groups)
 	}
 	accounts := []string{*s.Account()}
 	for _, t := range all {

@@ -28,8 +28,9 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 }
 
 // grantWatch gives the watcher its table, ECR tagging on the repositories
-// of rules that promote, publishing notices, invoking the deployer, and the
-// roles of registries and blue/green targets in other accounts.
+// of rules that promote, publishing notices, invoking the deployer, and its
+// own roles in other accounts: the promote roles of registries and the
+// watcher roles of blue/green targets (never the deployer's).
 func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
 	promotes := func(r *rules.Rule) bool { return r.Promote != nil }
 	if repos := RepositoryARNs(cfg, central, promotes); len(repos) > 0 {
@@ -39,8 +40,17 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 			Resources: subs(repos),
 		}))
 	}
-	roles := registryRoles(cfg, central, promotes)
-	roles = append(roles, targetRoles(cfg, central, func(t rules.Target) bool { return t.CodeDeploy != nil })...)
+	var roles []string
+	for _, r := range cfg.Rules {
+		if role := rules.PromoteRole(r.RegistryOf(central), central); role != "" && promotes(r) {
+			roles = append(roles, role)
+		}
+		for _, t := range r.Targets {
+			if role := t.WatcherRoleFor(central); role != "" && t.CodeDeploy != nil {
+				roles = append(roles, role)
+			}
+		}
+	}
 	if len(roles) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("AssumeRegistryAndTargetRoles"),
@@ -71,9 +81,9 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central ru
 			}))
 		}
 	}
-	roles := targetRoles(cfg, central, nil)
+	roles := targetRoles(cfg, central)
 	if cfg.Reconcile.Every > 0 {
-		roles = append(roles, registryRoles(cfg, central, nil)...)
+		roles = append(roles, registryRoles(cfg, central)...)
 	}
 	if len(roles) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -225,13 +235,13 @@ func RepositoryARNs(cfg *rules.Config, central rules.Place, keep func(*rules.Rul
 	return sortedKeys(seen)
 }
 
-// targetRoles are the roles assumed for targets (those keep selects; all
-// when nil): named in the file or derived for other accounts.
-func targetRoles(cfg *rules.Config, central rules.Place, keep func(rules.Target) bool) []string {
+// targetRoles are the roles the deployer assumes for targets: named in the
+// file or derived for other accounts.
+func targetRoles(cfg *rules.Config, central rules.Place) []string {
 	var out []string
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if role := t.RoleFor(central); role != "" && (keep == nil || keep(t)) {
+			if role := t.RoleFor(central); role != "" {
 				out = append(out, role)
 			}
 		}
@@ -239,12 +249,12 @@ func targetRoles(cfg *rules.Config, central rules.Place, keep func(rules.Target)
 	return out
 }
 
-// registryRoles are the registry stacks' roles of the rules keep selects
-// (all when nil) whose registry is in another account.
-func registryRoles(cfg *rules.Config, central rules.Place, keep func(*rules.Rule) bool) []string {
+// registryRoles are the read roles of the registry stacks of the rules
+// whose registry is in another account: the deployer lists images there.
+func registryRoles(cfg *rules.Config, central rules.Place) []string {
 	var out []string
 	for _, r := range cfg.Rules {
-		if role := r.RegistryRole(central); role != "" && (keep == nil || keep(r)) {
+		if role := r.RegistryRole(central); role != "" {
 			out = append(out, role)
 		}
 	}

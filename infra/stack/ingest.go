@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -30,11 +31,14 @@ func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPatt
 	return dlq
 }
 
-// subs turns Fn::Sub strings into tokens.
+// subs turns Fn::Sub strings into tokens (and leaves literal ARNs alone).
 func subs(arns []string) *[]*string {
 	out := make([]*string, len(arns))
 	for i, a := range arns {
-		out[i] = awscdk.Fn_Sub(jsii.String(a), nil)
+		out[i] = jsii.String(a)
+		if strings.Contains(a, "${") { // a literal ARN (a pass-roles entry) needs no Sub: cfn-lint W1020
+			out[i] = awscdk.Fn_Sub(jsii.String(a), nil)
+		}
 	}
 	return &out
 }

@@ -14,9 +14,10 @@ import (
 )
 
 // NewRegistryStack forwards pushes to the configured repositories of a
-// registry elsewhere to the central bus and, in another account, makes the
-// role the central functions assume there: listing images for sweeps,
-// tagging promoted digests.
+// registry elsewhere to the central bus and, in another account, makes a
+// role for each central function that reaches it: the deployer's lists
+// images for sweeps, the watcher's tags promoted digests. Neither has the
+// other's permissions.
 func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy registry %s: forwards pushes to the central account %s", p.Place, p.Topology.Central))
 	central := p.Topology.Central
@@ -30,9 +31,9 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 			promoted = appendNew(promoted, r.Repository)
 		}
 	}
-	p.forward(s, "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.ecr"),
-		DetailType: jsii.Strings("ECR Image Action"),
+	p.forward(s, p.forwarder(s, forwardsPushes), "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
+		Source:     jsii.Strings(ecrSource),
+		DetailType: jsii.Strings(ecrPush),
 		Account:    jsii.Strings(p.Place.Account),
 		Region:     jsii.Strings(p.Place.Region),
 		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}, "repository-name": repos},
@@ -40,11 +41,6 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 	if p.Place.Account == central.Account {
 		return s // the central functions reach it with their own credentials
 	}
-	role := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
-		RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
-		AssumedBy:   p.trustCentral(),
-		Description: jsii.String("ecr-autodeploy: the central functions list and promote images here"),
-	})
 	arns := func(names []string) []string {
 		var out []string
 		for _, n := range names {
@@ -52,13 +48,23 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 		}
 		return out
 	}
-	if p.Rules.Reconcile.Every > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	if p.Rules.Reconcile.Every > 0 { // the deployer reads a registry only to sweep
+		read := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
+			RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
+			AssumedBy:   p.trustCentral(deployerRoleName),
+			Description: jsii.String("ecr-autodeploy: the central deployer lists images here for sweeps"),
+		})
+		read.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("ListImagesForSweeps"), Actions: jsii.Strings("ecr:DescribeImages"), Resources: subs(arns(repos)),
 		}))
 	}
 	if len(promoted) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		promote := awsiam.NewRole(s, jsii.String("PromoteRole"), &awsiam.RoleProps{
+			RoleName:    jsii.String(rules.PromoteRoleName(p.Place.Region)),
+			AssumedBy:   p.trustCentral(watcherRoleName),
+			Description: jsii.String("ecr-autodeploy: the central watcher tags promoted digests here"),
+		})
+		promote.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("PromoteDigests"), Actions: jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"), Resources: subs(arns(promoted)),
 		}))
 	}

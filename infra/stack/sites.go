@@ -56,28 +56,40 @@ func (p SiteProps) stack(scope constructs.Construct, id, description string) aws
 	})
 }
 
-// forward sends the events of pattern to the central bus, parking what it
-// cannot deliver in a dead-letter queue.
-func (p SiteProps) forward(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern) {
+// forwarder is the role the stack's rules forward events of kind (pushes,
+// deployments) to the central bus with. Its name is fixed so that the
+// central bus policy admits exactly it, by ARN, before it exists.
+func (p SiteProps) forwarder(s awscdk.Stack, kind string) awsiam.Role {
+	return awsiam.NewRole(s, jsii.String("ForwardRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(forwardRoleName(kind, p.Place.Region)),
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
+		Description: jsii.String("ecr-autodeploy: EventBridge forwards " + kind + " to the central bus " + centralBusARN(p.Topology.Central)),
+	})
+}
+
+// forward sends the events of pattern to the central bus as role, parking
+// what it cannot deliver in a dead-letter queue.
+func (p SiteProps) forward(s awscdk.Stack, role awsiam.IRole, id, description string, pattern *awsevents.EventPattern) {
 	bus := awsevents.EventBus_FromEventBusArn(s, jsii.String(id+"CentralBus"), jsii.String(centralBusARN(p.Topology.Central)))
 	dlq := secureQueue(s, id+"DLQ", description+" that EventBridge could not forward")
 	awsevents.NewRule(s, jsii.String(id), &awsevents.RuleProps{
 		Description:  jsii.String(description + ", forwarded to ecr-autodeploy's central bus"),
 		EventPattern: pattern,
-		Targets:      &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(bus, &awseventstargets.EventBusProps{DeadLetterQueue: dlq})},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(bus, &awseventstargets.EventBusProps{
+			DeadLetterQueue: dlq, Role: role})},
 	})
 }
 
-// trustCentral is a principal for exactly the central deployer's and
-// watcher's roles: the central account, on condition of the caller's role
-// ARN (a role ARN as principal would have to exist when this stack is
-// deployed; the condition does not).
-func (p SiteProps) trustCentral() awsiam.IPrincipal {
+// trustCentral is a principal for exactly one central function's role (a
+// role name from deployerRoleName or watcherRoleName): the central account,
+// on condition of the caller's role ARN (a role ARN as principal would have
+// to exist when this stack is deployed; the condition does not). Each role
+// here trusts one function, so neither may use what only the other needs.
+func (p SiteProps) trustCentral(function func(stack string, central rules.Place) string) awsiam.IPrincipal {
 	c := p.Topology.Central
 	return awsiam.NewPrincipalWithConditions(awsiam.NewAccountPrincipal(jsii.String(c.Account)), &map[string]any{
 		"ArnEquals": map[string]any{"aws:PrincipalArn": []string{
-			"arn:aws:iam::" + c.Account + ":role/" + deployerRoleName(p.Central, c),
-			"arn:aws:iam::" + c.Account + ":role/" + watcherRoleName(p.Central, c),
+			"arn:aws:iam::" + c.Account + ":role/" + function(p.Central, c),
 		}},
 	})
 }

@@ -172,7 +172,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 
 	queries(s, deployer.logGroup, watcher.logGroup)
 	dashboard(s, p.Rules, []function{deployer, watcher}, queues)
-	admitToBus(s, tp)
+	admitToBus(s, p.Rules, tp)
 	if p.Slack != nil {
 		slackChannel(s, *p.Slack, alarms, notices)
 	}

@@ -14,31 +14,54 @@ import (
 
 // NewTargetStack forwards the deployment events (ECS and CodeDeploy) of the
 // targets at its place to the central bus and, in another account, makes
-// the role the central functions assume there, with the same least
-// privilege as at home.
+// the role the central deployer assumes there, with the same least
+// privilege as at home, and the role the central watcher assumes there to
+// read how CodeDeploy deployments ended (nothing that deploys).
 func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy targets %s: deployed from the central account %s", p.Place, p.Topology.Central))
 	central := p.Topology.Central
 	here := at(central, p.Place)
-	p.forward(s, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.ecs"),
-		DetailType: jsii.Strings("ECS Deployment State Change"),
+	forwarder := p.forwarder(s, forwardsDeployments)
+	p.forward(s, forwarder, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
+		Source:     jsii.Strings(ecsSource),
+		DetailType: jsii.Strings(ecsDeployment),
 		Account:    jsii.Strings(p.Place.Account),
 		Resources:  subs(serviceARNs(p.Rules, here)),
 	})
 	if len(blueGreenTargets(p.Rules, here)) > 0 {
-		p.forward(s, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml",
+		p.forward(s, forwarder, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml",
 			codeDeployPattern(p.Rules, here, []string{p.Place.Account}))
 	}
+	if p.Place.Account == central.Account {
+		return s // the central functions' own credentials
+	}
+	watcherRole(s, p, here)
 	mine := siteRole(central, p.Place)
-	if p.Place.Account == central.Account || len(serviceARNs(p.Rules, mine)) == 0 {
-		return s // own credentials, or every target here names its own role
+	if len(serviceARNs(p.Rules, mine)) == 0 {
+		return s // every target here names its own role
 	}
 	role := awsiam.NewRole(s, jsii.String("TargetRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(rules.TargetRoleName(p.Place.Region)),
-		AssumedBy:   p.trustCentral(),
-		Description: jsii.String("ecr-autodeploy: the central functions deploy the listed services here"),
+		AssumedBy:   p.trustCentral(deployerRoleName),
+		Description: jsii.String("ecr-autodeploy: the central deployer deploys the listed services here"),
 	})
 	grantTargets(role, p.Rules, mine)
 	return s
+}
+
+// watcherRole makes the role the central watcher reads the CodeDeploy
+// deployments of the blue/green targets here with: GetDeployment on their
+// groups, for every such target, whether or not it names a role (that one
+// is the deployer's). Nothing when no target here is blue/green.
+func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
+	groups, _, _ := codeDeployARNs(p.Rules, here)
+	if len(groups) == 0 {
+		return
+	}
+	role := awsiam.NewRole(s, jsii.String("WatcherRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(rules.WatcherRoleName(p.Place.Region)),
+		AssumedBy:   p.trustCentral(watcherRoleName),
+		Description: jsii.String("ecr-autodeploy: the central watcher reads how CodeDeploy deployments of the listed services ended"),
+	})
+	readBlueGreenEndings(role, groups)
 }

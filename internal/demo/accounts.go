@@ -182,7 +182,7 @@ func (d *accountsDemo) report(ctx context.Context, digest, deployment string) er
 	if err != nil {
 		return err
 	}
-	d.p.line("  %s/web@%s… tags now: %s (through %s)", registryAt.Account, digest[7:19], strings.Join(tags, ", "), rules.RegistryRole(registryAt, central))
+	d.p.line("  %s/web@%s… tags now: %s (through %s)", registryAt.Account, digest[7:19], strings.Join(tags, ", "), rules.PromoteRole(registryAt, central))
 	return nil
 }
 
@@ -221,7 +221,11 @@ func (d *accountsDemo) topology() {
 	d.p.head("The rules (internal/demo/accounts.yaml) and the stacks `make synth ACCOUNT=" + central.Account + " REGION=" + central.Region + "` writes for them")
 	d.p.line(topologyPicture, "registry account "+registryAt.Account, "central account "+central.Account, "target account "+targetAt.Account,
 		"("+registryAt.Region+")", "("+central.Region+")", "("+targetAt.Region+")",
-		"role "+rules.RegistryRoleName(registryAt.Region), "role "+rules.TargetRoleName(targetAt.Region))
+		"role "+rules.PromoteRoleName(registryAt.Region), "role "+rules.TargetRoleName(targetAt.Region))
+	d.p.line("  each function has its own role there: the deployer deploys through %s and lists images (sweeps) through %s;",
+		rules.TargetRoleName(targetAt.Region), rules.RegistryRoleName(registryAt.Region))
+	d.p.line("  the watcher tags through %s and reads CodeDeploy (blue/green targets) through %s",
+		rules.PromoteRoleName(registryAt.Region), rules.WatcherRoleName(targetAt.Region))
 	for _, r := range d.cfg.Rules {
 		for _, t := range r.Targets {
 			d.p.line("  rule %s: %s/%s %s  →  %s/%s in %s (role %s)", r.Name, r.RegistryOf(central).Account, r.Repository, r.Selector(),
@@ -231,7 +235,8 @@ func (d *accountsDemo) topology() {
 }
 
 // topologyPicture is README's picture of the stacks: accounts, regions,
-// then the two derived role names.
+// then the derived role names of the two arrows (the watcher's promote
+// role, the deployer's target role).
 const topologyPicture = `
    %-35s%-37s%s
    %-35s%-37s%s

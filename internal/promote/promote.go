@@ -63,7 +63,7 @@ func manifestTypes() []string {
 // tag to the deployer.
 func (p *Promoter) Promote(ctx context.Context, rec history.Record, tag string) error {
 	registry := rules.Place{Account: rec.RegistryAccount, Region: rec.RegistryRegion}
-	client := p.ECR(rec.RegistryRegion, rules.RegistryRole(registry, p.Central))
+	client := p.ECR(rec.RegistryRegion, rules.PromoteRole(registry, p.Central))
 	got, err := client.BatchGetImage(ctx, &ecr.BatchGetImageInput{
 		RegistryId:         aws.String(rec.RegistryAccount),
 		RepositoryName:     aws.String(rec.Repository),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 var rec = history.Record{Rule: "web-staging", Repository: "team/web", RegistryAccount: "123456789012", RegistryRegion: "eu-west-1",
@@ -104,5 +105,35 @@ func TestPushEventIsADeployablePush(t *testing.T) {
 	again, _ := PushEvent(rec, "verified-main-1", at)
 	if string(again) != string(data) {
 		t.Error("the same promotion gave another event id")
+	}
+}
+
+// TestPromoteThroughThePromoteRole: in a registry in another account the
+// tag is written through its registry stack's promote role, not the read
+// role the deployer lists images with (which may not write).
+func TestPromoteThroughThePromoteRole(t *testing.T) {
+	image := ecrtypes.Image{ImageManifest: aws.String(`{"schemaVersion":2}`), ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json")}
+	for _, tt := range []struct {
+		name    string
+		central rules.Place
+		want    string
+	}{
+		{"registry in the central account", rules.Place{Account: "123456789012", Region: "eu-west-1"}, "eu-west-1 "},
+		{"registry in another account", rules.Place{Account: "111111111111", Region: "us-east-1"},
+			"eu-west-1 arn:aws:iam::123456789012:role/ecr-autodeploy-promote-eu-west-1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked []string
+			p := &Promoter{Central: tt.central, ECR: func(region, role string) ECR {
+				asked = append(asked, region+" "+role)
+				return &fakeECR{images: []ecrtypes.Image{image}}
+			}}
+			if err := p.Promote(context.Background(), rec, "verified-main-1"); err != nil {
+				t.Fatal(err)
+			}
+			if len(asked) != 1 || asked[0] != tt.want {
+				t.Errorf("ECR asked as %q, want [%q]", asked, tt.want)
+			}
+		})
 	}
 }

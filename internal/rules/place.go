@@ -24,17 +24,32 @@ func (p Place) String() string { return p.Account + "/" + p.Region }
 
 // Role names the stacks give what they make in other accounts. The region
 // is in the name because IAM is global to an account that may host target
-// or registry stacks in several regions.
+// or registry stacks in several regions. Each central function has its own
+// role there, with only what it calls: the deployer deploys (target) and
+// lists images (registry); the watcher reads CodeDeploy deployments
+// (watcher) and tags promoted digests (promote).
 const (
 	targetRolePrefix   = "ecr-autodeploy-target-"
+	watcherRolePrefix  = "ecr-autodeploy-watcher-"
 	registryRolePrefix = "ecr-autodeploy-registry-"
+	promoteRolePrefix  = "ecr-autodeploy-promote-"
 )
 
-// TargetRoleName is the name of the role a target stack makes in region.
+// TargetRoleName is the name of the role a target stack makes in region for
+// the deployer.
 func TargetRoleName(region string) string { return targetRolePrefix + region }
 
-// RegistryRoleName is the name of the role a registry stack makes in region.
+// WatcherRoleName is the name of the role a target stack makes in region for
+// the watcher: it reads how CodeDeploy deployments ended, nothing else.
+func WatcherRoleName(region string) string { return watcherRolePrefix + region }
+
+// RegistryRoleName is the name of the role a registry stack makes in region
+// for the deployer: it lists images for sweeps, nothing else.
 func RegistryRoleName(region string) string { return registryRolePrefix + region }
+
+// PromoteRoleName is the name of the role a registry stack makes in region
+// for the watcher: it tags promoted digests.
+func PromoteRoleName(region string) string { return promoteRolePrefix + region }
 
 func roleARN(account, name string) string {
 	return fmt.Sprintf("arn:aws:iam::%s:role/%s", account, name)
@@ -43,19 +58,31 @@ func roleARN(account, name string) string {
 // RegistryOf is where the rule's images are pushed.
 func (r *Rule) RegistryOf(central Place) Place { return r.Registry.Or(central) }
 
-// RegistryRole is the role that reaches the rule's registry: "" (the
-// functions' own credentials) in the central account, else the registry
-// stack's role there.
+// RegistryRole is the role the deployer assumes to list the rule's images:
+// "" (the functions' own credentials) in the central account, else the
+// registry stack's read role there.
 func (r *Rule) RegistryRole(central Place) string {
 	return RegistryRole(r.RegistryOf(central), central)
 }
 
-// RegistryRole is the role that reaches registry from central.
+// RegistryRole is the role that lets the deployer read registry from
+// central.
 func RegistryRole(registry, central Place) string {
+	return registryRole(registry, central, RegistryRoleName)
+}
+
+// PromoteRole is the role the watcher assumes to tag a promoted digest in
+// registry: "" in the central account, else the registry stack's promote
+// role there.
+func PromoteRole(registry, central Place) string {
+	return registryRole(registry, central, PromoteRoleName)
+}
+
+func registryRole(registry, central Place, name func(region string) string) string {
 	if registry.Account == central.Account {
 		return ""
 	}
-	return roleARN(registry.Account, RegistryRoleName(registry.Region))
+	return roleARN(registry.Account, name(registry.Region))
 }
 
 // Where is the target's account and region.
@@ -73,4 +100,23 @@ func (t Target) RoleFor(central Place) string {
 		return ""
 	}
 	return roleARN(at.Account, TargetRoleName(at.Region))
+}
+
+// WatcherRoleFor is the role the watcher assumes to read the target's
+// CodeDeploy deployments (see WatcherRole). A role the file names is the
+// deployer's alone.
+func (t Target) WatcherRoleFor(central Place) string { return WatcherRole(t.Where(central), central) }
+
+// WatcherRole is the role the watcher assumes to read CodeDeploy at place:
+// in another account than the central one, the watcher role of its target
+// stack, else "" (the functions' own credentials). The target stack makes
+// that role for every blue/green target of its place, whether or not the
+// target names a role, so the watcher never holds what deploys; and it
+// depends on the place only, which every deployment record carries.
+func WatcherRole(at, central Place) string {
+	at = at.Or(central)
+	if at.Account == central.Account {
+		return ""
+	}
+	return roleARN(at.Account, WatcherRoleName(at.Region))
 }

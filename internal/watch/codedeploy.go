@@ -9,6 +9,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/codedeployevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // codeDeployEnding reads a CodeDeploy deployment state change: SUCCESS is
@@ -75,18 +76,9 @@ func (w *Watcher) readEnding(ctx context.Context, rec history.Record) (bluegreen
 	return bluegreen.Ended(ctx, w.CodeDeploy(rec.Region, w.roleOf(rec)), rec.DeploymentID)
 }
 
-// roleOf is the role the rules give the target rec deployed ("" for the
-// function's own credentials).
+// roleOf is the role that reads CodeDeploy where rec deployed: the target
+// stack's watcher role in another account (never the deployer's, which may
+// deploy), else "" (the function's own credentials).
 func (w *Watcher) roleOf(rec history.Record) string {
-	rule := w.ruleNamed(rec.Rule)
-	if rule == nil {
-		return ""
-	}
-	for _, t := range rule.Targets {
-		at := t.Where(w.Central)
-		if t.Cluster == rec.Cluster && t.Service == rec.Service && at.Account == rec.Account && at.Region == rec.Region {
-			return t.RoleFor(w.Central)
-		}
-	}
-	return ""
+	return rules.WatcherRole(rules.Place{Account: rec.Account, Region: rec.Region}, w.Central)
 }

@@ -170,32 +170,40 @@ func TestCodeDeployUnreadable(t *testing.T) {
 }
 
 // TestCodeDeployInAnotherAccount: a forwarded CodeDeploy event of a target
-// in another account is read there, through its target stack's role.
+// in another account is read there, through its target stack's watcher role
+// (GetDeployment only), never the deployer's role, even one the file names.
 func TestCodeDeployInAnotherAccount(t *testing.T) {
-	f := newFixture(t)
-	cd := f.withCodeDeploy(t, 1)
-	cfg, err := rules.Parse("a.yaml", []byte("version: 1\nrules:\n  - name: web-prod\n    repository: web\n    tags: [\"main-*\"]\n"+
-		"    targets:\n      - {cluster: prod, service: web, account: \"222222222222\", region: us-east-1, codedeploy: {}}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.w.Rules = cfg
-	var asked []string
-	f.w.CodeDeploy = func(region, role string) bluegreen.CodeDeploy {
-		asked = append(asked, region+" "+role)
-		return cd
-	}
-	rec := f.deployed(t, "web-prod", "prod", "web", "main-x", f.pushImage(t, "main-x"), "d-FAKE00001")
-	rec.Account, rec.Region = "222222222222", "us-east-1"
-	if err := f.store.Put(context.Background(), rec); err != nil {
-		t.Fatal(err)
-	}
-	cd.End("d-FAKE00001", cdtypes.DeploymentStatusFailed, "health checks failed", "d-FAKE00002")
-	res, err := f.w.Handle(context.Background(), codeDeployEvent(t, "codedeploy-failure.json", "d-FAKE00001"))
-	if err != nil || res.Outcome != history.RolledBack {
-		t.Fatalf("%+v, %v", res, err)
-	}
-	if want := []string{"us-east-1 arn:aws:iam::222222222222:role/ecr-autodeploy-target-us-east-1"}; !slices.Equal(asked, want) {
-		t.Errorf("CodeDeploy asked in %q, want %q", asked, want)
+	for _, tc := range []struct{ name, role string }{
+		{"derived role", ""},
+		{"named role", `, role: "arn:aws:iam::222222222222:role/custom-deployer"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			cd := f.withCodeDeploy(t, 1)
+			cfg, err := rules.Parse("a.yaml", []byte("version: 1\nrules:\n  - name: web-prod\n    repository: web\n    tags: [\"main-*\"]\n"+
+				"    targets:\n      - {cluster: prod, service: web, account: \"222222222222\", region: us-east-1, codedeploy: {}"+tc.role+"}\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.w.Rules = cfg
+			var asked []string
+			f.w.CodeDeploy = func(region, role string) bluegreen.CodeDeploy {
+				asked = append(asked, region+" "+role)
+				return cd
+			}
+			rec := f.deployed(t, "web-prod", "prod", "web", "main-x", f.pushImage(t, "main-x"), "d-FAKE00001")
+			rec.Account, rec.Region = "222222222222", "us-east-1"
+			if err := f.store.Put(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			cd.End("d-FAKE00001", cdtypes.DeploymentStatusFailed, "health checks failed", "d-FAKE00002")
+			res, err := f.w.Handle(context.Background(), codeDeployEvent(t, "codedeploy-failure.json", "d-FAKE00001"))
+			if err != nil || res.Outcome != history.RolledBack {
+				t.Fatalf("%+v, %v", res, err)
+			}
+			if want := []string{"us-east-1 arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-us-east-1"}; !slices.Equal(asked, want) {
+				t.Errorf("CodeDeploy asked in %q, want %q", asked, want)
+			}
+		})
 	}
 }
