@@ -296,6 +296,18 @@ func TestSeveralAccountsStacks(t *testing.T) {
 			t.Errorf("forwarded CodeDeploy accounts (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("warnings of any pass role, where granted", func(t *testing.T) {
+		for id, want := range map[string][]string{
+			"Test":                               {"web"}, // api names pass-roles
+			"Test-Target-222222222222-eu-west-1": {"web"},
+			"Test-Target-444444444444-us-east-1": {"web"}, // api's target there names its role
+			"Test-Target-111111111111-us-west-2": nil,     // reached with the central functions' own
+		} {
+			if got := all[id].anyPassRoleWarnings(t); !slices.Equal(got, want) {
+				t.Errorf("%s warns for %q, want %q", id, got, want)
+			}
+		}
+	})
 	t.Run("target stack in the central account, another region", func(t *testing.T) {
 		tgt := all["Test-Target-111111111111-us-west-2"]
 		for _, r := range tgt.resources("AWS::IAM::Role") {

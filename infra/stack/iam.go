@@ -135,6 +135,7 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
 			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
 		}))
 	}
+	warnAnyPassRole(role, cfg, keep)
 	if params := publishedParameters(cfg, keep); len(params) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("PublishRunningImages"),
@@ -154,6 +155,25 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
 			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`},
 			map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
 	}}, jsii.Bool(true))
+}
+
+// warnAnyPassRole warns, at synth, for every rule whose targets keep
+// selects that names no pass-roles: role may then pass any role of the
+// account to ECS tasks, so a compromised deployer could run any role that
+// trusts ECS tasks inside a target service. No scanner flags it (the grant
+// is conditioned on ecs-tasks), hence a CDK warning, one per rule, that
+// `make synth` prints; its id names the rule, so it can be acknowledged
+// per rule.
+func warnAnyPassRole(role awsiam.Role, cfg *rules.Config, keep reach) {
+	for _, r := range cfg.Rules {
+		if len(r.PassRoles) > 0 || !slices.ContainsFunc(r.Targets, func(t rules.Target) bool { return keep(r, t) }) {
+			continue
+		}
+		awscdk.Annotations_Of(role).AddWarningV2(jsii.String("ecr-autodeploy:any-pass-role:"+r.Name),
+			jsii.String(fmt.Sprintf("rule %s (line %d) sets no pass-roles: the deployer may pass any role of the target account to ECS tasks; "+
+				"list the task and execution roles its services use in pass-roles (rule or defaults) so that a compromised deployer "+
+				"cannot run another role inside them", r.Name, r.Line)), nil)
+	}
 }
 
 // ServiceARNs are the services of every target, in whatever account and
