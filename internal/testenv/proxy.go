@@ -268,6 +268,12 @@ func operation(target string) string {
 	return target
 }
 
+// Config is cfg aimed at the proxy.
+func (p *Proxy) Config(cfg aws.Config) aws.Config {
+	cfg.BaseEndpoint = aws.String(p.URL)
+	return cfg
+}
+
 // SubSecondPushTimes adds fraction (under a second) to every imagePushedAt
 // of DescribeImages answers, as real ECR's milliseconds would read.
 func (p *Proxy) SubSecondPushTimes(fraction time.Duration) {
@@ -308,10 +314,4 @@ func (p *Proxy) pushTimesAtECRPrecision(resp *http.Response) error {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	return nil
-}
-
-// Config is cfg aimed at the proxy.
-func (p *Proxy) Config(cfg aws.Config) aws.Config {
-	cfg.BaseEndpoint = aws.String(p.URL)
-	return cfg
 }
