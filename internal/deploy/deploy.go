@@ -260,7 +260,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	defer cancel()
 	state := held.State()
 	permanentFailure := res.Outcome == Failed && !res.Retryable
-	reported := permanentFailure && state.LastFailure == history.FailureKey(push.EventID, rule.Name)
+	reported := permanentFailure && state.Reported(push.EventID, rule.Name)
 	var rec *history.Record
 	switch {
 	case res.Outcome == Deployed, permanentFailure && !reported:

@@ -224,7 +224,10 @@ func (h *memHeld) Finish(ctx context.Context, r history.Record) error {
 	h.s.records = append(h.s.records, r)
 	st := h.s.state[h.key]
 	if r.Outcome == history.Failed {
-		st.LastFailure = history.FailureKey(r.EventID, r.Rule)
+		if st.LastFailures == nil {
+			st.LastFailures = map[string]string{}
+		}
+		st.LastFailures[r.Rule] = history.FailureKey(r.EventID, r.Rule)
 	} else {
 		st.LastTaskDefinition = r.ToTaskDefinition
 	}

@@ -250,7 +250,7 @@ func TestServiceState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ServiceState{LastTaskDefinition: "td:2", LastFailure: FailureKey("e2", "r")}
+	want = ServiceState{LastTaskDefinition: "td:2", LastFailures: map[string]string{"r": FailureKey("e2", "r")}}
 	if diff := cmp.Diff(want, held.State()); diff != "" {
 		t.Errorf("state after a failure and a completion (-want +got):\n%s", diff)
 	}

@@ -89,8 +89,8 @@ func (w *Store) States(ctx context.Context, serviceKeys []string) (map[string]Se
 				return nil, fmt.Errorf("read service states: %w", err)
 			}
 			for _, item := range res.Responses[w.table] {
-				var st ServiceState
-				if err := attributevalue.UnmarshalMap(item, &st); err != nil {
+				st, err := stateOf(item)
+				if err != nil {
 					return nil, fmt.Errorf("read service states: %w", err)
 				}
 				pk, _ := item["pk"].(*types.AttributeValueMemberS)

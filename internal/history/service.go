@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,9 +26,13 @@ type ServiceState struct {
 	FailedDigests []string `dynamodbav:"failed_digests,stringset,omitempty"`
 	// LastTaskDefinition is the revision of the latest deploy recorded.
 	LastTaskDefinition string `dynamodbav:"last_task_definition,omitempty"`
-	// LastFailure is "<event id>#<rule>" of the latest permanent failure
-	// recorded and notified, so a retry of that event reports it no more.
-	LastFailure string `dynamodbav:"last_failure,omitempty"`
+	// LastFailures holds, per rule, "<event id>#<rule>" of that rule's
+	// latest permanent failure recorded and notified, so a retry or the next
+	// sweep of that event reports it no more. Per rule: two rules on two
+	// containers of one service would otherwise overwrite each other's, and
+	// each failure be reported again on every sweep. Stored as one attribute
+	// per rule (last_failure#<rule>), see stateOf.
+	LastFailures map[string]string `dynamodbav:"-"`
 	// Hold, when set, stops pushes, promotions and sweeps on the service.
 	Hold *Hold `dynamodbav:"hold,omitempty"`
 }
@@ -54,6 +59,48 @@ func (s ServiceState) DigestFailed(digest string) bool {
 
 // FailureKey names one event's permanent failure under one rule.
 func FailureKey(eventID, rule string) string { return eventID + "#" + rule }
+
+// Reported reports whether this event's permanent failure under rule was
+// already recorded and notified.
+func (s ServiceState) Reported(eventID, rule string) bool {
+	return s.LastFailures[rule] == FailureKey(eventID, rule)
+}
+
+// failureAttr is the state item's attribute of one rule's last failure.
+func failureAttr(rule string) string { return "last_failure#" + rule }
+
+// legacyFailureAttr is the one last failure of every rule that versions
+// before per-rule failures kept: "<event id>#<rule>".
+const legacyFailureAttr = "last_failure"
+
+// stateOf reads a state item.
+func stateOf(item map[string]types.AttributeValue) (ServiceState, error) {
+	var st ServiceState
+	if err := attributevalue.UnmarshalMap(item, &st); err != nil {
+		return st, err
+	}
+	for name, v := range item {
+		s, ok := v.(*types.AttributeValueMemberS)
+		if !ok {
+			continue
+		}
+		rule, per := strings.CutPrefix(name, failureAttr(""))
+		if !per && name == legacyFailureAttr {
+			if i := strings.LastIndex(s.Value, "#"); i >= 0 {
+				rule = s.Value[i+1:]
+			}
+		} else if !per {
+			continue
+		}
+		if st.LastFailures == nil {
+			st.LastFailures = map[string]string{}
+		}
+		if _, seen := st.LastFailures[rule]; !seen || per {
+			st.LastFailures[rule] = s.Value
+		}
+	}
+	return st, nil
+}
 
 func stateKey(serviceKey string) lock.Key { return lock.Key{PK: "service#" + serviceKey, SK: "state"} }
 
@@ -92,7 +139,7 @@ func (s *Services) Take(ctx context.Context, serviceKey, holder string) (Held, e
 		return nil, err
 	}
 	h := &heldLock{lease: lease, store: s.store}
-	if err := attributevalue.UnmarshalMap(lease.Item, &h.state); err != nil {
+	if h.state, err = stateOf(lease.Item); err != nil {
 		_ = lease.Release(ctx)
 		return nil, fmt.Errorf("read state of %s: %w", serviceKey, err)
 	}
@@ -120,19 +167,20 @@ func (h *heldLock) Finish(ctx context.Context, rec Record) error {
 		_ = h.lease.Release(ctx)
 		return err
 	}
-	set, values := "last_task_definition = :td", map[string]types.AttributeValue{
+	set, names, values := "last_task_definition = :td", map[string]string(nil), map[string]types.AttributeValue{
 		":td": &types.AttributeValueMemberS{Value: rec.ToTaskDefinition},
 	}
 	if rec.Outcome == Failed {
-		set, values = "last_failure = :lf", map[string]types.AttributeValue{
+		set, names, values = "#lf = :lf", map[string]string{"#lf": failureAttr(rec.Rule)}, map[string]types.AttributeValue{
 			":lf": &types.AttributeValueMemberS{Value: FailureKey(rec.EventID, rec.Rule)},
 		}
 	}
-	release := h.lease.ReleaseUpdate(set, values)
+	release := h.lease.ReleaseUpdate(set, names, values)
 	_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) && lockConditionFailed(cancelled, len(items)) {
 		note := h.store.stateUpdate(rec.serviceKey(), "SET "+set, values)
+		note.Update.ExpressionAttributeNames = names
 		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, note)})
 	} else if err != nil {
 		_ = h.lease.Release(ctx)

@@ -291,14 +291,17 @@ func (le *Lease) Release(ctx context.Context) error {
 }
 
 // ReleaseUpdate is a transaction item that releases the lease and applies
-// set (an UpdateExpression SET list, "" for none) with its values, so a
+// set (an UpdateExpression SET list, "" for none) with its names and values, so a
 // caller can write its results and unlock in one call. A transaction
 // cancelled by this item's condition means the lease was lost.
-func (le *Lease) ReleaseUpdate(set string, values map[string]types.AttributeValue) types.TransactWriteItem {
+func (le *Lease) ReleaseUpdate(set string, names map[string]string, values map[string]types.AttributeValue) types.TransactWriteItem {
 	le.Stop()
-	remove, cond, names, v := le.releaseParts()
+	remove, cond, n, v := le.releaseParts()
 	for k, x := range values {
 		v[k] = x
+	}
+	for k, x := range names {
+		n[k] = x
 	}
 	expr := remove
 	if set != "" {
@@ -309,7 +312,7 @@ func (le *Lease) ReleaseUpdate(set string, values map[string]types.AttributeValu
 		Key:                       le.key.Attributes(),
 		UpdateExpression:          aws.String(expr),
 		ConditionExpression:       aws.String(cond),
-		ExpressionAttributeNames:  names,
+		ExpressionAttributeNames:  n,
 		ExpressionAttributeValues: v,
 	}}
 }
