@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
@@ -122,9 +124,10 @@ func TestBlueGreenDeploy(t *testing.T) {
 	}
 }
 
-// TestBlueGreenActiveDeployment: a push while the group deploys is a
-// transient failure (Lambda retries it; the sweep catches up), and goes
-// through once the deployment ended.
+// TestBlueGreenActiveDeployment: a push of another image while the group
+// deploys is a transient failure (Lambda retries it; the sweep catches up)
+// that registers nothing, and goes through once the deployment ended. The
+// refusal (DeploymentLimitExceededException) is the fake's: moto has none.
 func TestBlueGreenActiveDeployment(t *testing.T) {
 	ctx := context.Background()
 	f := newBlueGreenFixture(t)
@@ -141,6 +144,9 @@ func TestBlueGreenActiveDeployment(t *testing.T) {
 	if len(notices.messages) != 0 {
 		t.Errorf("a transient failure was notified: %q", notices.messages)
 	}
+	if n := f.ecs.calls["RegisterTaskDefinition"]; n != 1 {
+		t.Errorf("%d revisions registered, want 1: a retry while the group deploys must not register one CodeDeploy refuses", n)
+	}
 	f.cd.End("d-FAKE00001", cdtypes.DeploymentStatusSucceeded, "", "")
 	retry, err := f.d.Handle(ctx, ev)
 	if err != nil || retry.Results[0].Outcome != Deployed || retry.Results[0].DeploymentID != "d-FAKE00002" {
@@ -148,29 +154,233 @@ func TestBlueGreenActiveDeployment(t *testing.T) {
 	}
 }
 
-// TestBlueGreenLostAnswer: CreateDeployment was applied but its answer
-// lost; Lambda's retry records that deployment (and its revision), starts
-// no second one.
-func TestBlueGreenLostAnswer(t *testing.T) {
-	ctx := context.Background()
-	f := newBlueGreenFixture(t)
-	f.cd.LoseCreate = 1
-	ev := pushEvent(t, "web", "v1.2.0", t0)
-	if _, err := f.d.Handle(ctx, ev); err == nil {
-		t.Fatal("a lost answer did not fail the invocation")
+// TestBlueGreenRetryRecordsOnce: an earlier attempt's deployment runs but
+// was never recorded — CreateDeployment was applied and its answer lost, or
+// the history write was lost. The retry records that deployment (and its
+// revision) once, registers no revision and starts no deployment; the next
+// retry finds it recorded and writes nothing. The lost answer and the
+// deployment that keeps running are the fake's (moto's never end either,
+// but it cannot lose an answer).
+func TestBlueGreenRetryRecordsOnce(t *testing.T) {
+	tests := []struct {
+		name string
+		lose func(blueGreenFixture) // before the first attempt
+		lost func(blueGreenFixture) // after it
+	}{
+		{name: "CreateDeployment applied, its answer lost", lose: func(f blueGreenFixture) { f.cd.LoseCreate = 1 }},
+		{name: "history write lost", lost: func(f blueGreenFixture) {
+			f.services = newMemServices() // as if Finish never happened
+			f.d.Services = f.services
+		}},
 	}
-	sum, err := f.d.Handle(ctx, ev)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newBlueGreenFixture(t)
+			if tt.lose != nil {
+				tt.lose(f)
+			}
+			ev := pushEvent(t, "web", "v1.2.0", t0)
+			_, _ = f.d.Handle(ctx, ev)
+			if tt.lost != nil {
+				tt.lost(f)
+			}
+			sum, err := f.d.Handle(ctx, ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := sum.Results[0]
+			deps := f.cd.Deployments()
+			first := bluegreen.AppSpec{Content: aws.ToString(deps[0].Revision.AppSpecContent.Content)}.TaskDefinition()
+			if len(deps) != 1 || r.Outcome != Deployed || r.DeploymentID != "d-FAKE00001" || r.To != first {
+				t.Fatalf("retry = %+v; deployments %d, first deploys %s", r, len(deps), first)
+			}
+			if n := f.ecs.calls["RegisterTaskDefinition"]; n != 1 {
+				t.Errorf("%d revisions registered, want 1 (the retry registers none)", n)
+			}
+			recs := f.services.recorded()
+			if len(recs) != 1 || recs[0].DeploymentID != "d-FAKE00001" || recs[0].ToTaskDefinition != first {
+				t.Fatalf("history = %+v", recs)
+			}
+			// Once recorded, a further retry writes nothing.
+			again, err := f.d.Handle(ctx, ev)
+			if err != nil || again.Results[0].Outcome != Skipped || !strings.HasPrefix(again.Results[0].Reason, "deploying") {
+				t.Fatalf("next retry = %+v, %v", again.Results, err)
+			}
+			if n := len(f.services.recorded()); n != 1 {
+				t.Errorf("%d records, want 1", n)
+			}
+		})
 	}
-	r := sum.Results[0]
-	deps := f.cd.Deployments()
-	first := bluegreen.AppSpec{Content: aws.ToString(deps[0].Revision.AppSpecContent.Content)}.TaskDefinition()
-	if len(deps) != 1 || r.Outcome != Deployed || r.DeploymentID != "d-FAKE00001" || r.To != first {
-		t.Fatalf("retry = %+v; deployments %d, first deploys %s", r, len(deps), first)
+}
+
+// TestBlueGreenWhileItsImageDeploys: while the group deploys the image a
+// deploy would deploy, under the same rule — a duplicate delivery of the
+// push, a sweep of that digest during the push's deployment, the next
+// sweep during the sweep's own — the deploy is "deploying": skipped, no
+// revision registered, nothing recorded, no failure, no notice. The
+// deployment that keeps running is the fake's.
+func TestBlueGreenWhileItsImageDeploys(t *testing.T) {
+	push := func(t *testing.T, eventID string) ecrevent.Push {
+		p, err := ecrevent.Parse(pushEvent(t, "web", "v1.2.0", t0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eventID != "" {
+			p.EventID = eventID
+		}
+		return p
 	}
-	if recs := f.services.recorded(); len(recs) != 1 || recs[0].DeploymentID != "d-FAKE00001" {
-		t.Errorf("history = %+v", recs)
+	sweepID := "reconcile-" + strings.TrimPrefix(digestOf("web:v1.2.0"), "sha256:")[:12] // reconcile.EventID's form
+	tests := []struct {
+		name          string
+		first, second string // event ids; "" is the push's
+	}{
+		{name: "duplicate delivery of the push"},
+		{name: "sweep during the push's deployment", second: sweepID},
+		{name: "next sweep during the sweep's deployment", first: sweepID, second: sweepID},
+		{name: "push during the sweep's deployment", first: sweepID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newBlueGreenFixture(t)
+			notices := &memNotifier{}
+			f.d.Notifier = notices
+			deploy := func(eventID string) (Result, error) {
+				p := push(t, eventID)
+				jobs, _ := Match(f.d.Rules, f.d.Central, p)
+				sum, err := f.d.DeployJobs(ctx, p, jobs)
+				return sum.Results[0], err
+			}
+			if r, err := deploy(tt.first); err != nil || r.Outcome != Deployed {
+				t.Fatalf("first = %+v, %v", r, err)
+			}
+			r, err := deploy(tt.second)
+			if err != nil || r.Outcome != Skipped || r.Retryable || !strings.HasPrefix(r.Reason, "deploying") || !strings.Contains(r.Reason, "d-FAKE00001") {
+				t.Fatalf("second = %+v, %v; want skipped, deploying", r, err)
+			}
+			if n := f.ecs.calls["RegisterTaskDefinition"]; n != 1 {
+				t.Errorf("%d revisions registered, want 1", n)
+			}
+			if n := len(f.cd.Deployments()); n != 1 {
+				t.Errorf("%d deployments, want 1", n)
+			}
+			if recs := f.services.recorded(); len(recs) != 1 {
+				t.Errorf("history = %+v, want the first deploy's record only", recs)
+			}
+			if len(notices.messages) != 0 {
+				t.Errorf("notified: %q", notices.messages)
+			}
+		})
+	}
+}
+
+// TestWhileActive: what a deploy does while its group has an active
+// deployment, by that deployment's description.
+func TestWhileActive(t *testing.T) {
+	grp := bluegreen.Group{Application: "web", Name: "web-prod"}
+	const digest, other = "sha256:aaa", "sha256:bbb"
+	mark := bluegreen.Mark{Event: "evt-1", Rule: "web-prod", Digest: digest}
+	dep := func(desc string) bluegreen.Deployment {
+		m, ok := bluegreen.ParseMark(desc)
+		return bluegreen.Deployment{ID: "d-1", Description: desc, Mark: m, Marked: ok, TaskDefinition: "web:7"}
+	}
+	recorded := history.ServiceState{LastTaskDefinition: "web:7"}
+	type want struct {
+		Outcome      Outcome
+		Reason       string // prefix
+		DeploymentID string
+		To           string
+		Done         bool
+		Transient    bool
+	}
+	tests := []struct {
+		name   string
+		active []bluegreen.Deployment
+		state  history.ServiceState
+		want   want
+	}{
+		{name: "none", want: want{}},
+		{name: "own, recorded", active: []bluegreen.Deployment{dep(mark.String())}, state: recorded,
+			want: want{Outcome: Skipped, Reason: "deploying", Done: true}},
+		{name: "own, not recorded", active: []bluegreen.Deployment{dep(mark.String())},
+			want: want{Outcome: Deployed, Reason: "recorded by a retry", DeploymentID: "d-1", To: "web:7", Done: true}},
+		{name: "own, made by an older version (no digest), not recorded", active: []bluegreen.Deployment{dep("ecr-autodeploy event=evt-1 rule=web-prod")},
+			want: want{Outcome: Deployed, Reason: "recorded by a retry", DeploymentID: "d-1", To: "web:7", Done: true}},
+		{name: "same image, another event", active: []bluegreen.Deployment{dep("ecr-autodeploy event=reconcile-aaa rule=web-prod digest=" + digest)},
+			want: want{Outcome: Skipped, Reason: "deploying", Done: true}},
+		{name: "same image, another rule", active: []bluegreen.Deployment{dep("ecr-autodeploy event=evt-1 rule=web-canary digest=" + digest)},
+			want: want{Transient: true}},
+		{name: "another image", active: []bluegreen.Deployment{dep("ecr-autodeploy event=evt-0 rule=web-prod digest=" + other)},
+			want: want{Transient: true}},
+		{name: "another event, made by an older version (no digest)", active: []bluegreen.Deployment{dep("ecr-autodeploy event=evt-0 rule=web-prod")},
+			want: want{Transient: true}},
+		{name: "started by hand", active: []bluegreen.Deployment{dep("hotfix")}, want: want{Transient: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res Result
+			done, err := whileActive(grp, tt.active, mark, digest, tt.state, &res)
+			got := want{Outcome: res.Outcome, DeploymentID: res.DeploymentID, To: res.To, Done: done, Transient: bluegreen.IsActiveDeployment(err) && !IsPermanent(err)}
+			if strings.HasPrefix(res.Reason, tt.want.Reason) {
+				got.Reason = tt.want.Reason
+			} else {
+				got.Reason = res.Reason
+			}
+			if err != nil && !got.Transient {
+				t.Fatalf("err = %v, want a transient active deployment error", err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBlueGreenGroupRecreated: a discovered group kept by this execution
+// environment is deleted and re-created under another name (both the
+// fake's: moto cannot delete a group). The next push finds the new one in
+// the same attempt; with none left it is a permanent failure that
+// registers nothing.
+func TestBlueGreenGroupRecreated(t *testing.T) {
+	tests := []struct {
+		name     string
+		recreate bool
+	}{
+		{name: "re-created under another name", recreate: true},
+		{name: "deleted"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newBlueGreenFixture(t)
+			if _, err := f.d.Handle(ctx, pushEvent(t, "web", "v1.2.0", t0)); err != nil {
+				t.Fatal(err)
+			}
+			f.cd.End("d-FAKE00001", cdtypes.DeploymentStatusSucceeded, "", "")
+			f.cd.DeleteGroup("web", "web-prod")
+			if tt.recreate {
+				f.cd.AddGroup("web", "web-prod-v2", "prod", "web", true)
+			}
+			sum, err := f.d.Handle(ctx, pushEvent(t, "web", "v1.3.0", t0.Add(time.Minute)))
+			r := sum.Results[0]
+			if !tt.recreate {
+				if err != nil || r.Outcome != Failed || r.Retryable || !strings.Contains(r.Reason, "no CodeDeploy deployment group deploys service prod/web") {
+					t.Fatalf("result = %+v, %v; want a permanent failure", r, err)
+				}
+				if n := f.ecs.calls["RegisterTaskDefinition"]; n != 1 {
+					t.Errorf("%d revisions registered, want 1 (none for the failed push)", n)
+				}
+				return
+			}
+			if err != nil || r.Outcome != Deployed || r.DeploymentID != "d-FAKE00002" {
+				t.Fatalf("result = %+v, %v", r, err)
+			}
+			if got := aws.ToString(f.cd.Deployments()[1].DeploymentGroupName); got != "web-prod-v2" {
+				t.Errorf("deployed in %s, want web-prod-v2", got)
+			}
+		})
 	}
 }
 

@@ -454,8 +454,10 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	}
 	var bg blueGreen
 	if p.BlueGreen {
-		// Before registering: a missing group fails without a revision.
-		if bg, err = d.blueGreen(ctx, res.Region, t); err != nil {
+		// Before registering: a missing group, or a group still deploying,
+		// leaves no unused revision (see blueGreen).
+		var done bool
+		if bg, done, err = d.blueGreen(ctx, push, rule, t, held.State(), res); err != nil || done {
 			return nil, err
 		}
 	}
@@ -474,7 +476,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	if p.BlueGreen {
 		// CodeDeploy owns the task definition of such a service; an
 		// UpdateService with one is refused.
-		started, err := bg.start(ctx, res.To, p.Service, t, push.EventID, rule.Name)
+		started, err := bg.start(ctx, res.To, p.Service)
 		if err != nil {
 			return nil, err
 		}

@@ -494,12 +494,30 @@ rules:
 	if err != nil || !found || rec.ToTaskDefinition != r.To {
 		t.Errorf("history by deployment id: %+v %v %v", rec, found, err)
 	}
-	// moto's deployments never end, so it takes a second one at once.
-	if _, err := d.Handle(ctx, pushEvent(t, "web", "v1.2.0", t0.Add(time.Minute))); err != nil {
-		t.Fatal(err)
+	// moto's deployments stay "Created", an active status (moto would take
+	// a second one at once; CodeDeploy's refusal is the fake's, in
+	// bluegreen_test.go), so they stand for a deployment that still runs.
+	// Another image waits for it, transiently, with no revision registered.
+	next, err := d.Handle(ctx, pushEvent(t, "web", "v1.2.0", t0.Add(time.Minute)))
+	if err == nil || !next.Results[0].Retryable || !strings.Contains(next.Results[0].Reason, "already has an active deployment") {
+		t.Fatalf("another image while deploying: %+v, %v", next.Results, err)
 	}
-	delete(want, "GetDeploymentGroup")
-	if diff := cmp.Diff(want, f.proxy.Calls()); diff != "" {
-		t.Errorf("next deploy: AWS calls (-want +got):\n%s", diff)
+	wantWaiting := map[string]int{"DescribeServices": 1, "DescribeTaskDefinition": 1,
+		"ListDeployments": 1, "GetDeployment": 1, "UpdateItem": 2} // take and release the lock
+	if diff := cmp.Diff(wantWaiting, f.proxy.Calls()); diff != "" {
+		t.Errorf("another image while deploying: AWS calls (-want +got):\n%s", diff)
+	}
+	// A duplicate delivery of the push: its deployment runs and is
+	// recorded, so nothing is registered or written (the deployment index
+	// keeps naming the first record).
+	dup, err := d.Handle(ctx, pushEvent(t, "web", "v1.1.0", t0))
+	if err != nil || dup.Results[0].Outcome != Skipped || !strings.HasPrefix(dup.Results[0].Reason, "deploying") {
+		t.Fatalf("duplicate delivery: %+v, %v", dup.Results, err)
+	}
+	if diff := cmp.Diff(wantWaiting, f.proxy.Calls()); diff != "" {
+		t.Errorf("duplicate delivery: AWS calls (-want +got):\n%s", diff)
+	}
+	if again, _, err := store.ByDeployment(ctx, r.DeploymentID); err != nil || again.EventID != rec.EventID || !again.DeployedAt.Equal(rec.DeployedAt) {
+		t.Errorf("history by deployment id after the duplicate: %+v %v", again, err)
 	}
 }
