@@ -254,6 +254,11 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	if err != nil {
 		res.fail(err)
 	}
+	// Publish under the lock: once it is free, a newer deploy may run, and
+	// a late write of this image would name one that no longer runs.
+	if res.Outcome == Deployed || res.republish {
+		d.publish(ctx, push, rule, t, held, &res)
+	}
 
 	// Release even when the invocation's context ended.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -281,9 +286,6 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 			"event_id", push.EventID, "error", err.Error())
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
-	}
-	if res.Outcome == Deployed || res.republish {
-		d.publish(ctx, push, rule, t, &res)
 	}
 	if permanentFailure && !reported {
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)

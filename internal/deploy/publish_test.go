@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -19,11 +20,17 @@ import (
 type fakeSSM struct {
 	params map[string]string
 	errs   []error
-	calls  int
+	calls  int // writes
+	reads  int
+	// whileWriting, when set, runs at each write (to look at the lock).
+	whileWriting func()
 }
 
 func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ ...func(*ssm.Options)) (*ssm.PutParameterOutput, error) {
 	f.calls++
+	if f.whileWriting != nil {
+		f.whileWriting()
+	}
 	if len(f.errs) > 0 {
 		err := f.errs[0]
 		f.errs = f.errs[1:]
@@ -31,6 +38,15 @@ func (f *fakeSSM) PutParameter(_ context.Context, in *ssm.PutParameterInput, _ .
 	}
 	f.params[aws.ToString(in.Name)] = aws.ToString(in.Value)
 	return &ssm.PutParameterOutput{}, nil
+}
+
+func (f *fakeSSM) GetParameter(_ context.Context, in *ssm.GetParameterInput, _ ...func(*ssm.Options)) (*ssm.GetParameterOutput, error) {
+	f.reads++
+	v, ok := f.params[aws.ToString(in.Name)]
+	if !ok {
+		return nil, &ssmtypes.ParameterNotFound{Message: aws.String("not found")}
+	}
+	return &ssm.GetParameterOutput{Parameter: &ssmtypes.Parameter{Name: in.Name, Value: aws.String(v)}}, nil
 }
 
 func publishingFixture(t *testing.T, store *fakeSSM) *fixture {
@@ -84,6 +100,11 @@ func TestPublishAfterDeploy(t *testing.T) {
 		if err != nil || sum.Results[0].Outcome != Skipped || store.params[param] == "" {
 			t.Errorf("retry: %+v, %v, parameters %v", sum.Results, err, store.params)
 		}
+		// A duplicate delivery after that finds it published: no new version.
+		store.calls = 0
+		if sum, err = f.d.Handle(ctx, ev); err != nil || sum.Results[0].Outcome != Skipped || store.calls != 0 || sum.Results[0].Published != "" {
+			t.Errorf("duplicate delivery of a published deploy: %+v, %v, %d writes", sum.Results, err, store.calls)
+		}
 		if !strings.Contains(f.logs.String(), `"msg":"publish"`) {
 			t.Error("no publish line")
 		}
@@ -106,4 +127,49 @@ func TestPublishAfterDeploy(t *testing.T) {
 			t.Error("the deploy was undone")
 		}
 	})
+}
+
+// Publishing happens under the service's lock: once it is free a newer
+// deploy may run, and a late write would name an image no longer running.
+func TestPublishUnderTheLock(t *testing.T) {
+	store := &fakeSSM{params: map[string]string{}}
+	f := publishingFixture(t, store)
+	var heldWhileWriting []bool
+	store.whileWriting = func() {
+		f.services.mu.Lock()
+		defer f.services.mu.Unlock()
+		heldWhileWriting = append(heldWhileWriting, f.services.held["123456789012/eu-west-1/staging/web"])
+	}
+	if sum, err := f.d.Handle(context.Background(), pushEvent(t, "web", "main-4f2a9c1", t0)); err != nil || sum.Results[0].Published != "written" {
+		t.Fatalf("%+v, %v", sum.Results, err)
+	}
+	if len(heldWhileWriting) != 1 || !heldWhileWriting[0] {
+		t.Errorf("lock held at each write: %v, want [true]", heldWhileWriting)
+	}
+}
+
+// A repair (a sweep found a parameter missing or stale) reads what runs
+// under the lock and writes only what differs from it.
+func TestRepairPublished(t *testing.T) {
+	ctx := context.Background()
+	const param = "/ecr-autodeploy/staging/web/app"
+	store := &fakeSSM{params: map[string]string{}}
+	f := publishingFixture(t, store)
+	if _, err := f.d.Handle(ctx, pushEvent(t, "web", "main-4f2a9c1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	running := registry + "/web@" + digestOf("web:main-4f2a9c1")
+	rule := f.d.Rules.Rules[0]
+	store.calls = 0
+	if written, err := f.d.RepairPublished(ctx, rule, rule.Targets[0], "sweep"); err != nil || len(written) != 0 || store.calls != 0 {
+		t.Errorf("repair of a parameter that names what runs: %v, %v, %d writes", written, err, store.calls)
+	}
+	store.params[param] = registry + "/web@sha256:older"
+	written, err := f.d.RepairPublished(ctx, rule, rule.Targets[0], "sweep")
+	if err != nil || len(written) != 1 || written[0].State != "stale" || store.params[param] != running {
+		t.Errorf("repair of a stale parameter: %v, %v, parameter %s", written, err, store.params[param])
+	}
+	if f.services.held["123456789012/eu-west-1/staging/web"] {
+		t.Error("the repair kept the lock")
+	}
 }

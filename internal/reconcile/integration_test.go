@@ -467,3 +467,45 @@ func TestSweepPinByTagAtECRPrecision(t *testing.T) {
 		t.Errorf("latest moved: %v\n%s", got, f.logs)
 	}
 }
+
+// Against moto: a sweep whose snapshot of a service predates a concurrent
+// deploy (the deploy moved it and published the new image) must not "repair"
+// the parameter back to the snapshot's image: the repair reads what runs
+// under the service's lock.
+func TestSweepRepairsOnlyWhatRunsUnderTheLock(t *testing.T) {
+	f := newFixture(t, "version: 1\nrules:\n  - {name: web, repository: web, tags: [\"*\"], publish: {ssm-prefix: /images}, targets: [{cluster: c, service: web}]}\n")
+	ctx := context.Background()
+	images := f.repo(t, "web", "v1")
+	seed := f.service(t, "c", "web", emulator.Registry+"/web:seed")
+	snapshot, err := f.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(seed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got := f.sweep(t, "sweep-1"); got["c/web"] != Deployed {
+		t.Fatalf("first sweep: %v\n%s", got, f.logs)
+	}
+	params := ssm.NewFromConfig(f.moto.AWSConfig())
+	value := func() string {
+		out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/images/c/web/app")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Parameter.Value)
+	}
+	running := emulator.Registry + "/web@" + images["v1"]
+	if value() != running {
+		t.Fatalf("parameter %q after the deploy, want %q", value(), running)
+	}
+	r := f.sweeper.Rules.Rules[0]
+	line := Line{Region: testenv.Region}
+	_ = f.proxy.Calls()
+	if err := f.sweeper.checkPublished(ctx, Options{EventID: "late"}, r, r.Targets[0], snapshot, []string{"app"}, &line); err != nil {
+		t.Fatal(err)
+	}
+	if value() != running || line.Published != "ok" {
+		t.Errorf("a sweep with a stale snapshot set the parameter to %q (published %q); want it left at %q", value(), line.Published, running)
+	}
+	if calls := f.proxy.Calls(); calls["PutParameter"] != 0 {
+		t.Errorf("it wrote: %v", calls)
+	}
+}
