@@ -60,7 +60,7 @@ func twoReleases(t *testing.T, s motoSetup) [][2]string {
 }
 
 // lockGate stands in the CLI's HTTP client. When the CLI first calls ECS
-// (it holds the service's lock then) it starts a deploy that waits on that
+// while it holds the service's lock, it starts a deploy that waits on that
 // lock; whenever an answer of the CLI's shows the lock free, it lets that
 // deploy run to its end before the CLI goes on. So the waiting deploy acts
 // exactly in the window between the lock's release and whatever the CLI
@@ -77,7 +77,9 @@ type lockGate struct {
 func (g *lockGate) Do(req *http.Request) (*http.Response, error) {
 	target := req.Header.Get("X-Amz-Target")
 	resp, err := g.inner.Do(req)
-	if strings.HasPrefix(target, "AmazonEC2ContainerService") {
+	// Only once the CLI holds the lock: it describes the service before it
+	// locks too, and a deploy started then could take the lock first.
+	if strings.HasPrefix(target, "AmazonEC2ContainerService") && !g.free() {
 		g.once.Do(func() { go g.start() })
 	}
 	if strings.HasPrefix(target, "DynamoDB_") && !g.waited && g.free() {
@@ -118,7 +120,10 @@ func TestRollbackHoldsBeforeItUnlocks(t *testing.T) {
 	gate.free = func() bool {
 		out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(s.table),
 			Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "service#" + key}, "sk": &types.AttributeValueMemberS{Value: "state"}}, ConsistentRead: aws.Bool(true)})
-		return err == nil && out.Item["lock_owner"] == nil
+		// Free of the CLI: unlocked, or already taken by the waiting deploy
+		// (it may take the lock before this read).
+		holder, _ := out.Item["lock_holder"].(*types.AttributeValueMemberS)
+		return err == nil && (holder == nil || holder.Value != "autodeploy rollback")
 	}
 	gate.start = func() {
 		defer close(gate.done)
