@@ -182,6 +182,45 @@ func TestPlanIsReadOnly(t *testing.T) {
 	}
 }
 
+// Against moto: plan decides as the deployer does — a held service and a
+// digest that failed there are skipped, with the deployer's own reasons —
+// and without a table it says what it could not check.
+func TestPlanDecidesAsTheDeployer(t *testing.T) {
+	s := setup(t)
+	ctx := context.Background()
+	event := filepath.Join(testenv.RepoRoot(t), "events", "ecr-push-main.json")
+	store := history.NewStore(dynamodb.NewFromConfig(s.moto.AWSConfig()), s.table)
+	key := history.ServiceKey(testenv.Account, testenv.Region, "staging", "web")
+	if err := store.SetHold(ctx, key, history.Hold{By: "alice", At: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Reason: "incident"}); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, s.moto, s.table, "plan", "--event", event, "--config", s.rules)
+	if r.code != 0 || !strings.Contains(r.stdout, "rule web-staging → staging/web\n  skip: held by alice since 2026-11-26T09:00:00Z: incident") ||
+		strings.Contains(r.stdout, "would register") {
+		t.Errorf("plan of a held service:\n%s%s", r.stdout, r.stderr)
+	}
+	if _, err := store.Resume(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// ECS rolled this digest back here (the watcher's mark).
+	rec := history.Record{Rule: "web-staging", Account: testenv.Account, Region: testenv.Region, Cluster: "staging", Service: "web",
+		Digest: "sha256:15794219de6dc381cac7805b3e96683d02e81b9cb72265b5cb8c1f501c21d71c", EventID: "e1", Outcome: "deployed", DeployedAt: time.Now()}
+	if err := store.Put(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SetOutcome(ctx, rec, history.RolledBack, "circuit breaker", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r = cli(t, s.moto, s.table, "plan", "--event", event, "--config", s.rules)
+	if !strings.Contains(r.stdout, "skip: the latest deployment of sha256:15794219de6dc381cac7805b3e96683d02e81b9cb72265b5cb8c1f501c21d71c on this service failed or was rolled back") {
+		t.Errorf("plan of a rolled-back digest:\n%s%s", r.stdout, r.stderr)
+	}
+	r = cli(t, s.moto, "", "plan", "--event", event, "--config", s.rules)
+	if r.code != 0 || !strings.Contains(r.stdout, "not checked: holds and failed digests") || !strings.Contains(r.stdout, "would register") {
+		t.Errorf("plan without a table:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
 func TestHistoryAndRollback(t *testing.T) {
 	s := setup(t)
 	s.deploy(t, "ecr-push-release.json")       // prod: web-prod:1 → :2 (v1.4.0)

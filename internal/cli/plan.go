@@ -16,6 +16,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -24,6 +25,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 	fs := flags("plan", env)
 	eventFile := fs.String("event", "", "ECR \"ECR Image Action\" event (JSON file)")
 	config := fs.String("config", "autodeploy.yaml", "rules file")
+	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table, for holds and failed digests (default $AUTODEPLOY_TABLE)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,11 +63,24 @@ func plan(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
 		return nil
 	}
+	states, err := planStates(ctx, awsCfg, *table, central, jobs)
+	if err != nil {
+		return err
+	}
+	if states == nil {
+		fmt.Fprintln(env.Stdout, "not checked: holds and failed digests (give --table or set AUTODEPLOY_TABLE to decide as the deployer does)")
+	}
 	clients := awsenv.NewClients(awsCfg)
 	var groups bluegreen.Groups
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
-		region, role := j.Target.Where(central).Region, j.Target.RoleFor(central)
+		at, role := j.Target.Where(central), j.Target.RoleFor(central)
+		region := at.Region
+		// The deployer's order: the service's state first, then the plan.
+		if why := deploy.Blocked(states[history.ServiceKey(at.Account, at.Region, j.Target.Cluster, j.Target.Service)], push.Digest); why != "" {
+			fmt.Fprintf(env.Stdout, "  skip: %s\n", why)
+			continue
+		}
 		p, err := deploy.PlanTarget(ctx, clients.ECS(region, role), push, j.Rule, j.Target)
 		switch {
 		case err != nil:
@@ -130,4 +145,23 @@ func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy,
 	for _, line := range strings.Split(spec.Content, "\n") {
 		fmt.Fprintf(w, "    %s\n", line)
 	}
+}
+
+// planStates reads the state of every target the push reaches (holds,
+// failed digests), as the deployer reads it when it locks; nil without a
+// table.
+func planStates(ctx context.Context, cfg aws.Config, table string, central rules.Place, jobs []deploy.Job) (map[string]history.ServiceState, error) {
+	if table == "" {
+		return nil, nil
+	}
+	var keys []string
+	for _, j := range jobs {
+		at := j.Target.Where(central)
+		keys = append(keys, history.ServiceKey(at.Account, at.Region, j.Target.Cluster, j.Target.Service))
+	}
+	states, err := history.NewStore(awsenv.StateTable(cfg), table).States(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read the services' holds and failed digests from table %s: %w", table, err)
+	}
+	return states, nil
 }

@@ -318,6 +318,22 @@ func (res *Result) fail(err error) {
 	}
 }
 
+// Blocked says why a service's state keeps digest from being deployed
+// there, "" when nothing does: an operator's hold (the reason begins
+// "held"), or the digest's latest deployment there failed or was rolled
+// back, so a retry, redrive or sweep of it would only fail again (a newer
+// image moves the service). The deployer, the sweep and `autodeploy plan`
+// decide by it alike.
+func Blocked(state history.ServiceState, digest string) string {
+	switch {
+	case state.Hold != nil:
+		return state.Hold.String()
+	case state.DigestFailed(digest):
+		return "the latest deployment of " + digest + " on this service failed or was rolled back; only a newer image moves it"
+	}
+	return ""
+}
+
 // Plan is what a deploy of one target would do, decided from read-only
 // calls: the register request it would send, or why it would skip.
 type Plan struct {
@@ -432,14 +448,8 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 // the image already runs because an earlier attempt of this very event
 // deployed it but lost its history write, it returns the record to repair.
 func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*history.Record, error) {
-	if h := held.State().Hold; h != nil {
-		res.Outcome, res.Reason = Skipped, h.String()
-		return nil, nil
-	}
-	if held.State().DigestFailed(push.Digest) {
-		// ECS rolled it back (or it failed) here; a retry, redrive or sweep
-		// of it would only fail again. A newer image moves the service.
-		res.Outcome, res.Reason = Skipped, "the latest deployment of "+push.Digest+" on this service failed or was rolled back; only a newer image is deployed here"
+	if why := Blocked(held.State(), push.Digest); why != "" {
+		res.Outcome, res.Reason = Skipped, why
 		return nil, nil
 	}
 	p, err := PlanTarget(ctx, client, push, rule, t)

@@ -338,15 +338,18 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 		}
 		return line, false
 	}
+	// The deployer's own decision: a hold is said whatever runs; a failed
+	// digest only matters to a target it would move.
+	blocked := deploy.Blocked(line.State, newest.Digest)
 	switch {
 	case line.State.Hold != nil:
-		return stay(Skipped, line.State.Hold.String())
+		return stay(Skipped, blocked)
 	case plan.Register == nil && plan.Refused:
 		return stay(Skipped, plan.Skip) // it runs what the rule orders after the newest listed
 	case plan.Register == nil:
 		return stay(InSync, plan.Skip)
-	case line.State.DigestFailed(newest.Digest):
-		return stay(Skipped, "the latest deployment of "+newest.Digest+" on this service failed or was rolled back; only a newer image moves it")
+	case blocked != "":
+		return stay(Skipped, blocked)
 	}
 	behind = true
 	if o.DryRun {
