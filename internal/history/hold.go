@@ -28,7 +28,7 @@ func (w *Store) SetHold(ctx context.Context, serviceKey string, h Hold) error {
 	}
 	if _, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(w.table), Key: stateKey(serviceKey).Attributes(),
-		UpdateExpression:          aws.String("SET #hold = :hold"),
+		UpdateExpression:          aws.String("SET #hold = :hold REMOVE expires_at"),
 		ExpressionAttributeNames:  map[string]string{"#hold": "hold"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":hold": v},
 	}); err != nil {
@@ -191,7 +191,9 @@ func (w *Store) changeHold(ctx context.Context, serviceKey string, ev *HoldEvent
 		item["expires_at"] = &types.AttributeValueMemberN{Value: fmt.Sprint(ev.At.Add(Retention).Unix())}
 		update := &types.Update{
 			TableName: aws.String(w.table), Key: stateKey(serviceKey).Attributes(),
-			UpdateExpression:          aws.String("REMOVE #hold"),
+			// The state item never expires (see NewServices): an expiry an
+			// older version left on it goes with this write.
+			UpdateExpression:          aws.String("REMOVE #hold, expires_at"),
 			ExpressionAttributeNames:  map[string]string{"#hold": "hold"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{},
 		}
@@ -200,7 +202,7 @@ func (w *Store) changeHold(ctx context.Context, serviceKey string, ev *HoldEvent
 			if err != nil {
 				return nil, err
 			}
-			update.UpdateExpression = aws.String("SET #hold = :hold")
+			update.UpdateExpression = aws.String("SET #hold = :hold REMOVE expires_at")
 			update.ExpressionAttributeValues[":hold"] = v
 		}
 		if prev == nil {

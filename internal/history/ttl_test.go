@@ -68,3 +68,30 @@ func TestStateOutlivesRetention(t *testing.T) {
 		t.Errorf("the state item expired (%d items)", n)
 	}
 }
+
+// A state item an older version left with an expiry loses it when a hold
+// is placed, so the hold does not vanish with it.
+func TestHoldClearsAnOlderExpiry(t *testing.T) {
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	db := dynamodb.NewFromConfig(m.AWSConfig())
+	store := NewStore(db, table)
+	ctx := context.Background()
+	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
+	old := lock.New(db, table) // an older version's locker: ItemTTL 90 days
+	old.Now = func() time.Time { return time.Now().Add(-89 * 24 * time.Hour) }
+	lease, err := old.Acquire(ctx, stateKey(key), "evt-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PlaceHold(ctx, key, Hold{By: "alice", At: time.Now(), Reason: "incident"}, false); err != nil {
+		t.Fatal(err)
+	}
+	testenv.ExpireTTL(t, db, table, time.Now().Add(2*24*time.Hour))
+	if h, err := store.readHold(ctx, key); err != nil || h == nil {
+		t.Errorf("hold after the older expiry passed: %v, %v", h, err)
+	}
+}
