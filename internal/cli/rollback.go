@@ -188,4 +188,4 @@ func rollBackBlueGreen(ctx context.Context, client *codedeploy.Client, svc *type
 }
 
 // rollbackRule is the rule name history records a CLI rollback under.
-const rollbackRule = "rollback"
+const rollbackRule = rules.RollbackRule

@@ -414,6 +414,8 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	} else if s, ok := p.str(f, at+".name"); ok {
 		if !ruleNameRE.MatchString(s) {
 			p.errorf(f.value, at+".name", "%q must be 1-64 characters of a-z, 0-9 and -", s)
+		} else if s == RollbackRule {
+			p.errorf(f.value, at+".name", "%q is reserved: history records the CLI's rollbacks under it, and the watcher would take them for this rule's deploys", s)
 		}
 		r.Name = s
 	}

@@ -69,6 +69,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:7: rules[1].name: duplicate rule name \"a\" (first at line 3)"}},
 		{"bad name", head + "  - name: Web_Staging\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:3: rules[0].name: \"Web_Staging\" must be 1-64 characters of a-z, 0-9 and -"}},
+		{"reserved name", head + "  - name: rollback\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+			[]string{"f.yaml:3: rules[0].name: \"rollback\" is reserved: history records the CLI's rollbacks under it"}},
 		{"bad glob", head + "  - name: a\n    repository: web\n    tags: [\"main-[\"]\n    targets: [{cluster: c, service: s}]\n",
 			[]string{"f.yaml:5: rules[0].tags[0]: bad glob \"main-[\": syntax error in pattern"}},
 		{"bad regex", head + "  - name: a\n    repository: web\n    tag-regex: 'v(\\d+'\n    targets: [{cluster: c, service: s}]\n",

@@ -37,6 +37,10 @@ const (
 	orderVersionGroup Order = "version-group"
 )
 
+// RollbackRule is the rule name history records `autodeploy rollback`
+// under; no rule of a file may take it.
+const RollbackRule = "rollback"
+
 // Config is a loaded, validated rules file.
 type Config struct {
 	Rules     []*Rule
