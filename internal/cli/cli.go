@@ -22,7 +22,8 @@ const usage = `autodeploy: operate ecr-autodeploy
 
 Usage:
   autodeploy validate [FILE]                                 check a rules file (default autodeploy.yaml)
-  autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy (read-only AWS calls)
+  autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy, decided as the deployer
+                                                             does (read-only AWS calls; holds from the table)
   autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
   autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
                                                              redeploy the previous (or named) revision, and hold;
@@ -35,7 +36,8 @@ Usage:
   autodeploy redrive [--queue push|deployer] [--dry-run]      send parked events back to the deployer
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
-history and rollback read the state table from --table or AUTODEPLOY_TABLE; redrive reads
+history, rollback, hold, resume, status, reconcile and plan read the state table from --table
+or AUTODEPLOY_TABLE (plan decides without it, and says so); redrive reads
 the queues and the deployer from the stack's outputs (--stack, AUTODEPLOY_STACK).
 Run 'autodeploy COMMAND -h' for a command's flags.
 `
