@@ -78,6 +78,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_MONTH
 	}
+	if err := p.Rules.CheckOwners(p.central()); err != nil {
+		return nil, fmt.Errorf("stack %s: %w", id, err)
+	}
 	tp, err := NewTopology(p.Rules, p.central())
 	if err != nil {
 		return nil, fmt.Errorf("stack %s: %w", id, err)

@@ -58,6 +58,9 @@ func plan(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("find the central account: %w", err)
 	}
 	central := rules.Place{Account: account, Region: awsCfg.Region}
+	if err := cfg.CheckOwners(central); err != nil {
+		return err
+	}
 	jobs, why := deploy.Match(cfg, central, push)
 	if len(jobs) == 0 {
 		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)

@@ -67,6 +67,9 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 		return nil, nil, none, fmt.Errorf("find the central account: %w", err)
 	}
 	central := rules.Place{Account: account, Region: awsCfg.Region}
+	if err := cfg.CheckOwners(central); err != nil {
+		return nil, nil, none, err
+	}
 	clients := awsenv.NewClients(awsCfg)
 	db := awsenv.StateTable(awsCfg)
 	store := history.NewStore(db, table)

@@ -125,5 +125,8 @@ func Init(ctx context.Context) (Runtime, error) {
 			return rt, fmt.Errorf("central account (set AUTODEPLOY_ACCOUNT to skip asking STS): %w", err)
 		}
 	}
+	if err := rt.Rules.CheckOwners(rt.Central); err != nil {
+		return rt, fmt.Errorf("rules file: %w", err)
+	}
 	return rt, nil
 }

@@ -82,6 +82,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
+	cfg.File = file
 	return cfg, nil
 }
 
@@ -220,7 +221,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		}
 		cfg.Rules = append(cfg.Rules, r)
 	}
-	p.checkOwners(cfg.Rules, ats)
+	p.checkOwners(cfg.Rules, ats, Place{})
 	return cfg
 }
 

@@ -15,10 +15,28 @@ type claim struct {
 	at     string // key path of the target, for the error
 }
 
-// serviceOf names a target's service as the loader can know it: the
-// account and region as written ("" is the central one, unknown here).
-func serviceOf(t Target) string {
-	return strings.Join([]string{t.Account, t.Region, ecsarn.Name(t.Cluster), ecsarn.Name(t.Service)}, "|")
+// serviceAt names a target's service in place at (its account and region).
+func serviceAt(at Place, t Target) string {
+	return strings.Join([]string{at.Account, at.Region, ecsarn.Name(t.Cluster), ecsarn.Name(t.Service)}, "|")
+}
+
+// CheckOwners checks one owner per container again with every target and
+// registry resolved against the central place: a target that names the
+// central region (or account, or gives an ARN) and one that leaves it out are
+// one service, which the loader cannot know. The functions, synth and the CLI
+// call it once they know where they run; a zero central leaves those fields
+// as written.
+func (c *Config) CheckOwners(central Place) error {
+	p := &parser{file: c.File}
+	ats := make([]string, len(c.Rules))
+	for i := range c.Rules {
+		ats[i] = fmt.Sprintf("rules[%d]", i)
+	}
+	p.checkOwners(c.Rules, ats, central)
+	if len(p.errs) > 0 {
+		return p.errs
+	}
+	return nil
 }
 
 // checkOwners makes two rules that can put an image into the same
@@ -29,12 +47,12 @@ func serviceOf(t Target) string {
 // from its repository, so two such rules clash exactly when they name the
 // same repository in the same registry, and one clashes with a rule naming
 // containers of that same repository.
-func (p *parser) checkOwners(rules []*Rule, ats []string) {
+func (p *parser) checkOwners(rules []*Rule, ats []string, central Place) {
 	byService := map[string][]claim{}
 	var order []string
 	for i, r := range rules {
 		for j, t := range r.Targets {
-			k := serviceOf(t)
+			k := serviceAt(t.Where(central), t)
 			if _, ok := byService[k]; !ok {
 				order = append(order, k)
 			}
@@ -49,7 +67,7 @@ func (p *parser) checkOwners(rules []*Rule, ats []string) {
 				if first.rule == later.rule {
 					continue // listed twice in one rule: reported by targets
 				}
-				if shared, ok := clash(first, later); ok {
+				if shared, ok := clash(first, later, central); ok {
 					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: later.at,
 						Msg: fmt.Sprintf("%s of service %s/%s is also deployed by rule %s (line %d, its target at line %d): "+
 							"one owner per container, or the two rules' orders fight and every sweep flips the service; "+
@@ -64,8 +82,8 @@ func (p *parser) checkOwners(rules []*Rule, ats []string) {
 
 // clash reports whether two claims on one service can choose one container,
 // and names it ("container app", or "every container from repository web").
-func clash(a, b claim) (string, bool) {
-	sameRepo := a.rule.Repository == b.rule.Repository && a.rule.Registry == b.rule.Registry
+func clash(a, b claim, central Place) (string, bool) {
+	sameRepo := a.rule.Repository == b.rule.Repository && a.rule.RegistryOf(central) == b.rule.RegistryOf(central)
 	switch {
 	case len(a.target.Containers) > 0 && len(b.target.Containers) > 0:
 		for _, c := range a.target.Containers {

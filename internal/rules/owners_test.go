@@ -60,3 +60,36 @@ func TestOneOwnerPerContainer(t *testing.T) {
 		})
 	}
 }
+
+// Once the central place is known (the functions, synth, the CLI), a target
+// that names the central region, account or an ARN is the same service as
+// one that leaves them out, and a registry naming the central account the
+// same registry as none.
+func TestOneOwnerPerContainerResolved(t *testing.T) {
+	central := Place{Account: "123456789012", Region: "eu-west-1"}
+	const head = "version: 1\nrules:\n  - {name: web-main, repository: web, tags: [main-*], targets: [{cluster: prod, service: web}]}\n"
+	tests := []struct{ name, second, want string }{
+		{"central region named", "  - {name: web-release, repository: web, semver: '>= 1.0.0', targets: [{cluster: prod, service: web, region: eu-west-1}]}\n",
+			"f.yaml:4: rules[1].targets[0]: every container from repository web of service prod/web is also deployed by rule web-main (line 3"},
+		{"service ARN", "  - {name: web-release, repository: web, semver: '>= 1.0.0', targets: [{cluster: prod, service: 'arn:aws:ecs:eu-west-1:123456789012:service/prod/web'}]}\n",
+			"f.yaml:4: rules[1].targets[0]: every container from repository web"},
+		{"central registry named", "  - {name: web-release, repository: web, semver: '>= 1.0.0', registry: {account: '123456789012'}, targets: [{cluster: prod, service: web, account: '123456789012'}]}\n",
+			"f.yaml:4: rules[1].targets[0]: every container from repository web"},
+		{"another region", "  - {name: web-release, repository: web, semver: '>= 1.0.0', targets: [{cluster: prod, service: web, region: us-east-1}]}\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("f.yaml", []byte(head+tt.second))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			err = cfg.CheckOwners(central)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("CheckOwners: %v", err)
+			case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+				t.Errorf("CheckOwners: %v\nwant prefix %q", err, tt.want)
+			}
+		})
+	}
+}

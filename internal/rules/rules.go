@@ -45,6 +45,7 @@ const RollbackRule = "rollback"
 type Config struct {
 	Rules     []*Rule
 	Reconcile Reconcile
+	File      string // as loaded, for errors found later (CheckOwners)
 }
 
 // DefaultReconcileEvery is how often sweeps run when the file does not say.
