@@ -56,6 +56,9 @@ func (w *Store) Resume(ctx context.Context, serviceKey string) (*Hold, error) {
 	return old.Hold, nil
 }
 
+// sortableTime is a UTC time whose text sorts as the time does.
+const sortableTime = "2006-01-02T15:04:05.000000000Z"
+
 // maxBatchGet is DynamoDB's BatchGetItem limit.
 const maxBatchGet = 100
 
@@ -170,7 +173,9 @@ func (w *Store) LiftHold(ctx context.Context, serviceKey, by string, at time.Tim
 // remove) with ev, conditional on the hold read. It returns the hold read.
 func (w *Store) changeHold(ctx context.Context, serviceKey string, ev *HoldEvent, check func(*Hold) error, next *Hold) (*Hold, error) {
 	ev.Token = lock.NewToken()
-	evKey := lock.Key{PK: "service#" + serviceKey, SK: fmt.Sprintf("hold#%s#%s", ev.At.UTC().Format(time.RFC3339Nano), ev.Token)}
+	// A fixed-width time: RFC3339Nano drops trailing zeros, and "…00.5Z"
+	// would sort after "…00.55Z", so --limit would cut the wrong events.
+	evKey := lock.Key{PK: "service#" + serviceKey, SK: fmt.Sprintf("hold#%s#%s", ev.At.UTC().Format(sortableTime), ev.Token)}
 	for range 3 {
 		prev, err := w.readHold(ctx, serviceKey)
 		if err != nil {

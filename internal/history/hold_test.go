@@ -133,3 +133,27 @@ func TestPlaceAndLiftHold(t *testing.T) {
 		t.Errorf("Recent = %+v, %v; want no deploys (holds are not deploys)", recs, err)
 	}
 }
+
+// Hold events sort by time in the table, so a limit keeps the newest: with
+// RFC3339Nano keys "…00.5Z" sorted after "…00.55Z".
+func TestHoldEventsNewestFirstWithinASecond(t *testing.T) {
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), table)
+	ctx := context.Background()
+	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
+	base := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	if _, err := store.PlaceHold(ctx, key, Hold{By: "alice", At: base.Add(500 * time.Millisecond), Reason: "x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.LiftHold(ctx, key, "bob", base.Add(550*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := store.HoldEvents(ctx, key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Action != HoldLifted {
+		t.Errorf("newest hold event with limit 1: %+v, want the resume", evs)
+	}
+}
