@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,82 +39,147 @@ func forwardRoleName(kind, region string) string {
 	return "ecr-autodeploy-forward-" + kind + "-" + region
 }
 
-// admission is one statement of the central bus policy: an account may put
-// events of these sources and detail types, as these roles only.
+// admission is one statement of the central bus policy: these accounts may
+// put events of these sources and detail types, as these roles only.
 type admission struct {
-	account, kind string
-	roles         []string // ARNs of the forwarding roles
-	sources       []string
-	detailTypes   []string
+	kind        string   // statement id suffix
+	accounts    []string // principals (their roots), sorted
+	roles       []string // the forwarding roles, as ARN patterns of any of the accounts
+	sources     []string
+	detailTypes []string
 }
 
-// admissions are what each other account forwards: pushes from its registry
-// stacks, deployment events from its target stacks (CodeDeploy's only where
-// a target there is blue/green), each as that stack's forwarding role.
+// admissions are what the other accounts forward: pushes from their registry
+// stacks, deployment events from their target stacks (CodeDeploy's only from
+// accounts with a blue/green target), each as that stack's forwarding role.
+// One statement per kind, listing every account, and the forwarding roles by
+// name per region (arn:aws:iam::*:role/NAME, the accounts being the
+// principals), rather than one statement per account with each role's ARN:
+// the bus policy is limited to 10,240 characters for the whole account, and
+// per-account statements reached that at about ten accounts. The grant is as
+// tight: only those accounts, only as the roles their stacks create.
 func admissions(cfg *rules.Config, tp Topology) []admission {
-	var out []admission
+	pushes := admission{kind: forwardsPushes, sources: []string{ecrSource}, detailTypes: []string{ecrPush}}
+	deployments := admission{kind: forwardsDeployments, sources: []string{ecsSource}, detailTypes: []string{ecsDeployment}}
+	blueGreen := admission{kind: forwardsDeployments + "-bluegreen", sources: []string{ecsSource, codeDeploySource},
+		detailTypes: []string{ecsDeployment, codeDeployEnding}}
 	for _, account := range tp.OtherAccounts() {
-		pushes := admission{account: account, kind: forwardsPushes, sources: []string{ecrSource}, detailTypes: []string{ecrPush}}
 		for _, place := range tp.Registries {
 			if place.Account == account {
-				pushes.roles = append(pushes.roles, roleARN(account, forwardRoleName(forwardsPushes, place.Region)))
+				pushes.add(account, roleARN("*", forwardRoleName(forwardsPushes, place.Region)))
 			}
 		}
-		deployments := admission{account: account, kind: forwardsDeployments, sources: []string{ecsSource}, detailTypes: []string{ecsDeployment}}
-		blueGreen := false
+		var roles []string
+		bg := false
 		for _, place := range tp.Targets {
 			if place.Account == account {
-				deployments.roles = append(deployments.roles, roleARN(account, forwardRoleName(forwardsDeployments, place.Region)))
-				blueGreen = blueGreen || len(blueGreenTargets(cfg, at(tp.Central, place))) > 0
+				roles = append(roles, roleARN("*", forwardRoleName(forwardsDeployments, place.Region)))
+				bg = bg || len(blueGreenTargets(cfg, at(tp.Central, place))) > 0
 			}
 		}
-		if blueGreen {
-			deployments.sources = append(deployments.sources, codeDeploySource)
-			deployments.detailTypes = append(deployments.detailTypes, codeDeployEnding)
+		into := &deployments
+		if bg {
+			into = &blueGreen
 		}
-		for _, a := range []admission{pushes, deployments} {
-			if len(a.roles) > 0 {
-				out = append(out, a)
-			}
+		for _, r := range roles {
+			into.add(account, r)
+		}
+	}
+	var out []admission
+	for _, a := range []admission{pushes, deployments, blueGreen} {
+		if len(a.roles) > 0 {
+			out = append(out, a)
 		}
 	}
 	return out
 }
 
+func (a *admission) add(account, role string) {
+	if !slices.Contains(a.accounts, account) {
+		a.accounts = append(a.accounts, account)
+	}
+	if !slices.Contains(a.roles, role) {
+		a.roles = append(a.roles, role)
+	}
+}
+
+// busPolicyLimit is EventBridge's limit on an event bus's whole policy, in
+// characters; the account's other statements share it, so synth refuses a
+// policy that leaves less than busPolicyHeadroom of it.
+const (
+	busPolicyLimit    = 10240
+	busPolicyHeadroom = 2048
+)
+
 // admitToBus lets the registry and target accounts put exactly what their
 // stacks forward on the central account's default bus, which every other
-// rule of the account reads: one statement per account and kind, on
-// condition of the forwarding roles' ARNs (not the account's every
-// principal) and of the events' sources and detail types.
-func admitToBus(s awscdk.Stack, cfg *rules.Config, tp Topology) {
-	for _, a := range admissions(cfg, tp) {
-		id := "ecr-autodeploy-" + a.account + "-" + a.kind
+// rule of the account reads: one statement per kind, on condition of the
+// forwarding roles' ARNs (not the accounts' every principal) and of the
+// events' sources and detail types.
+func admitToBus(s awscdk.Stack, cfg *rules.Config, tp Topology) error {
+	statements, err := busStatements(cfg, tp)
+	if err != nil {
+		return err
+	}
+	for _, st := range statements {
+		id := st["Sid"].(string)
+		var name string
+		for _, part := range strings.Split(strings.TrimPrefix(id, "ecr-autodeploy-"), "-") {
+			name += strings.ToUpper(part[:1]) + part[1:]
+		}
 		// A plain resource: the L1 construct warns on every synth of its
 		// deprecated Principal property, which this does not use.
-		awscdk.NewCfnResource(s, jsii.String("BusAdmits"+a.account+strings.ToUpper(a.kind[:1])+a.kind[1:]), &awscdk.CfnResourceProps{
+		awscdk.NewCfnResource(s, jsii.String("BusAdmits"+name), &awscdk.CfnResourceProps{
 			Type: jsii.String("AWS::Events::EventBusPolicy"),
 			Properties: &map[string]any{
 				"EventBusName": "default",
 				"StatementId":  id,
-				"Statement": map[string]any{
-					"Sid":       id,
-					"Effect":    "Allow",
-					"Principal": map[string]any{"AWS": "arn:aws:iam::" + a.account + ":root"},
-					"Action":    "events:PutEvents",
-					"Resource":  centralBusARN(tp.Central),
-					"Condition": map[string]any{
-						// The role EventBridge assumes for a rule's target is
-						// the principal of the PutEvents it makes.
-						"ArnEquals": map[string]any{"aws:PrincipalArn": a.roles},
-						// events:source is multivalued (one per entry); the
-						// detail type is one value.
-						"ForAllValues:StringEquals": map[string]any{"events:source": a.sources},
-						"StringEquals":              map[string]any{"events:detail-type": a.detailTypes},
-					},
-				},
+				"Statement":    st,
 			},
 		})
 	}
+	return nil
+}
+
+// busStatements are the central bus policy's statements, refused when the
+// policy they make would leave the account less than busPolicyHeadroom of
+// EventBridge's limit.
+func busStatements(cfg *rules.Config, tp Topology) ([]map[string]any, error) {
+	var statements []map[string]any
+	for _, a := range admissions(cfg, tp) {
+		var roots []string
+		for _, acct := range a.accounts {
+			roots = append(roots, "arn:aws:iam::"+acct+":root")
+		}
+		statements = append(statements, map[string]any{
+			"Sid":       "ecr-autodeploy-" + a.kind,
+			"Effect":    "Allow",
+			"Principal": map[string]any{"AWS": roots},
+			"Action":    "events:PutEvents",
+			"Resource":  centralBusARN(tp.Central),
+			"Condition": map[string]any{
+				// The role EventBridge assumes for a rule's target is the
+				// principal of the PutEvents it makes.
+				"ArnLike": map[string]any{"aws:PrincipalArn": a.roles},
+				// events:source is multivalued (one per entry); the detail
+				// type is one value.
+				"ForAllValues:StringEquals": map[string]any{"events:source": a.sources},
+				"StringEquals":              map[string]any{"events:detail-type": a.detailTypes},
+			},
+		})
+	}
+	if len(statements) == 0 {
+		return nil, nil
+	}
+	policy, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
+	if err != nil {
+		return nil, fmt.Errorf("central bus policy: %w", err)
+	}
+	if n := len(policy); n > busPolicyLimit-busPolicyHeadroom {
+		return nil, fmt.Errorf("central bus policy: %d characters for %d other accounts, over EventBridge's %d less %d left for the account's own statements",
+			n, len(tp.OtherAccounts()), busPolicyLimit, busPolicyHeadroom)
+	}
+	return statements, nil
 }
 
 // accountsOf and regionsOf are the accounts and regions of places, besides

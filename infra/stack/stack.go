@@ -175,7 +175,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 
 	queries(s, deployer.logGroup, watcher.logGroup)
 	dashboard(s, p.Rules, []function{deployer, watcher}, queues)
-	admitToBus(s, p.Rules, tp)
+	if err := admitToBus(s, p.Rules, tp); err != nil {
+		return nil, fmt.Errorf("stack %s: %w", id, err)
+	}
 	if p.Slack != nil {
 		slackChannel(s, *p.Slack, alarms, notices)
 	}
