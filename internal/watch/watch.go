@@ -111,9 +111,15 @@ func (w *Watcher) ecsEnding(ctx context.Context, raw json.RawMessage) (ending, e
 		w.Log.ErrorContext(ctx, "invalid event", "error", err.Error())
 		return ending{}, err
 	}
+	log := []any{"event", ev.EventName, "service", ev.ServiceARN}
+	if !w.targets(ev.Service) {
+		// At scale the stack hears a whole cluster (a prefix on its service
+		// ARNs): its other services are no news, and cost no lookup.
+		return ending{ignored: "service not in the rules", at: ev.When(), eventID: ev.EventID, deploymentID: ev.DeploymentID, log: log}, nil
+	}
 	rec, outcome, why, err := w.classify(ctx, ev)
 	return ending{rec: rec, outcome: outcome, reason: ev.Reason, ignored: why, at: ev.When(), eventID: ev.EventID,
-		deploymentID: ev.DeploymentID, log: []any{"event", ev.EventName, "service", ev.ServiceARN}}, err
+		deploymentID: ev.DeploymentID, log: log}, err
 }
 
 // conclude records an ending, reports it once and promotes after it.
@@ -343,6 +349,21 @@ func (w *Watcher) now() time.Time {
 		return time.Now()
 	}
 	return w.Now()
+}
+
+// targets reports whether a rule targets svc, its targets placed around
+// the central account and region (a part still unknown matches any).
+func (w *Watcher) targets(svc ecsarn.ARN) bool {
+	for _, r := range w.Rules.Rules {
+		for _, t := range r.Targets {
+			at := t.Where(w.Central)
+			if ecsarn.Name(t.Service) == svc.Name && ecsarn.Name(t.Cluster) == svc.Cluster &&
+				(at.Account == "" || at.Account == svc.Account) && (at.Region == "" || at.Region == svc.Region) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (w *Watcher) ruleNamed(name string) *rules.Rule {

@@ -569,3 +569,72 @@ func TestRollbackOfAPublishingRuleRequestsASweep(t *testing.T) {
 		t.Errorf("the deployer was sent %s, want a sweep", f.rec.invokes[0])
 	}
 }
+
+// untouchable is a store that fails the test on any call: an event the
+// watcher drops must cost no lookup.
+type untouchable struct{ t *testing.T }
+
+func (u untouchable) fail(call string) {
+	u.t.Helper()
+	u.t.Errorf("store called for a dropped event: %s", call)
+}
+func (u untouchable) ByDeployment(context.Context, string) (history.Record, bool, error) {
+	u.fail("ByDeployment")
+	return history.Record{}, false, nil
+}
+func (u untouchable) Recent(context.Context, string, int32) ([]history.Record, error) {
+	u.fail("Recent")
+	return nil, nil
+}
+func (u untouchable) SetOutcome(context.Context, history.Record, string, string, time.Time) (bool, error) {
+	u.fail("SetOutcome")
+	return false, nil
+}
+func (u untouchable) MarkTargetCompleted(context.Context, string, string, string, time.Time) ([]string, error) {
+	u.fail("MarkTargetCompleted")
+	return nil, nil
+}
+func (u untouchable) ClaimPromotion(context.Context, string, string, string, time.Time) (history.Claim, string, error) {
+	u.fail("ClaimPromotion")
+	return 0, "", nil
+}
+func (u untouchable) PromotionDone(context.Context, string, string) error {
+	u.fail("PromotionDone")
+	return nil
+}
+func (u untouchable) ReleasePromotion(context.Context, string, string, string) error {
+	u.fail("ReleasePromotion")
+	return nil
+}
+
+// At scale the stack hears whole clusters: an event of a service in a named
+// cluster that no rule targets (or of a named service in another account)
+// is dropped, logged as ignored, with no error and no history lookup.
+func TestEventsOfServicesNoRuleNamesAreDropped(t *testing.T) {
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(rulesYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &bytes.Buffer{}
+	w := &Watcher{Rules: cfg, Central: central, Store: untouchable{t}, Log: logging.New(logs, slog.LevelDebug)}
+	otherAccount := func(raw json.RawMessage) json.RawMessage {
+		return json.RawMessage(strings.ReplaceAll(string(raw), ":123456789012:service/", ":999999999999:service/"))
+	}
+	for name, raw := range map[string]json.RawMessage{
+		"completed":          ecsEvent(t, "ecs-deployment-completed.json", "staging", "api", "ecs-svc/1"),
+		"failed":             ecsEvent(t, "ecs-deployment-failed.json", "prod", "worker", "ecs-svc/2"),
+		"rollback":           ecsEvent(t, "ecs-deployment-rollback.json", "staging", "api", "ecs-svc/3"),
+		"in another account": otherAccount(ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/4")),
+	} {
+		t.Run(name, func(t *testing.T) {
+			logs.Reset()
+			res, err := w.Handle(context.Background(), raw)
+			if err != nil || res.Ignored != "service not in the rules" || res.Outcome != "" {
+				t.Errorf("Handle = %+v, %v; want ignored, service not in the rules", res, err)
+			}
+			if !strings.Contains(logs.String(), `"msg":"ignored"`) || !strings.Contains(logs.String(), `"reason":"service not in the rules"`) {
+				t.Errorf("not logged as ignored:\n%s", logs)
+			}
+		})
+	}
+}
