@@ -30,70 +30,61 @@ func blueGreenTargets(cfg *rules.Config, keep reach) []rules.Target {
 
 // codeDeployARNs are, as Fn::Sub strings, the deployment groups and
 // applications of the blue/green targets keep selects — every one of the
-// region for a target that finds its group by listing — and whether any
-// target does.
-func codeDeployARNs(cfg *rules.Config, keep reach) (groups, apps []string, discovers bool) {
-	g, a := map[string]bool{}, map[string]bool{}
+// region for a target that finds its group by listing, each application's
+// (application/*) per cluster — and whether any target discovers.
+func codeDeployARNs(cfg *rules.Config, keep reach, g grain) (groups, apps []string, discovers bool) {
+	gs, a := map[string]bool{}, map[string]bool{}
 	for _, t := range blueGreenTargets(cfg, keep) {
 		base := fmt.Sprintf("arn:${AWS::Partition}:codedeploy:%s:${AWS::AccountId}:", regionOf(t))
 		if t.CodeDeploy.Discovers() {
 			discovers = true
-			g[base+"deploymentgroup:*"], a[base+"application:*"] = true, true
+			gs[base+"deploymentgroup:*"], a[base+"application:*"] = true, true
 			continue
 		}
-		g[base+"deploymentgroup:"+t.CodeDeploy.Application+"/"+t.CodeDeploy.DeploymentGroup] = true
+		group := t.CodeDeploy.DeploymentGroup
+		if g == perCluster {
+			group = "*"
+		}
+		gs[base+"deploymentgroup:"+t.CodeDeploy.Application+"/"+group] = true
 		a[base+"application:"+t.CodeDeploy.Application] = true
 	}
-	return sortedKeys(g), sortedKeys(a), discovers
+	return sortedKeys(gs), sortedKeys(a), discovers
 }
 
-// grantCodeDeploy lets role (the deployer's) start CodeDeploy deployments
-// of the blue/green targets keep selects, and find one whose answer was
-// lost.
+// grantCodeDeploy lets role (the deployer's) read the deployment
+// configurations of the blue/green targets keep selects (their groups and
+// applications are targetStatements').
 func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
-	groups, apps, discovers := codeDeployARNs(cfg, keep)
-	if len(groups) == 0 {
+	if groups, _, _ := codeDeployARNs(cfg, keep, perService); len(groups) == 0 {
 		return
 	}
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String("DeployBlueGreenGroups"),
-		// ListDeployments and GetDeployment find a deployment whose answer
-		// was lost.
-		Actions: jsii.Strings("codedeploy:CreateDeployment", "codedeploy:GetDeployment", "codedeploy:GetDeploymentGroup",
-			"codedeploy:ListDeployments"),
-		Resources: subs(groups),
-	}))
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("RegisterBlueGreenRevisions"),
-		Actions:   jsii.Strings("codedeploy:RegisterApplicationRevision", "codedeploy:GetApplicationRevision"),
-		Resources: subs(apps),
-	}))
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:     jsii.String("ReadDeploymentConfigs"),
 		Actions: jsii.Strings("codedeploy:GetDeploymentConfig"),
 		// The group's configuration is chosen in CodeDeploy, not here.
 		Resources: subs([]string{"arn:${AWS::Partition}:codedeploy:*:${AWS::AccountId}:deploymentconfig:*"}),
 	}))
-	if discovers {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("FindBlueGreenGroups"),
-			Actions: jsii.Strings("codedeploy:ListApplications", "codedeploy:BatchGetApplications",
-				"codedeploy:ListDeploymentGroups", "codedeploy:BatchGetDeploymentGroups"),
-			Resources: subs(apps),
-		}))
-	}
 	suppressCodeDeployWildcards(role)
 }
 
 // readBlueGreenEndings lets role (the watcher's) read how deployments of
-// groups ended: GetDeployment, nothing else.
-func readBlueGreenEndings(role awsiam.Role, groups []string) {
+// the blue/green targets keep selects ended: GetDeployment on their groups
+// (each application's per cluster past the budget), nothing else.
+func readBlueGreenEndings(role awsiam.Role, cfg *rules.Config, keep reach) {
+	groups, _, _ := codeDeployARNs(cfg, keep, perService)
+	if len(groups) == 0 {
+		return
+	}
+	if resolvedJSON(groups) > targetInlineBudget {
+		groups, _, _ = codeDeployARNs(cfg, keep, perCluster)
+	}
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadBlueGreenEndings"),
 		Actions:   jsii.Strings("codedeploy:GetDeployment"),
 		Resources: subs(groups),
 	}))
 	suppressCodeDeployWildcards(role)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, clusterWildcards(), jsii.Bool(true))
 }
 
 func suppressCodeDeployWildcards(role awsiam.Role) {
@@ -140,9 +131,7 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher f
 	// The watcher reads the central account's endings with its own
 	// credentials, whatever role the deployer uses (rules.WatcherRole).
 	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
-	if groups, _, _ := codeDeployARNs(cfg, inCentral); len(groups) > 0 {
-		readBlueGreenEndings(watcher.role, groups)
-	}
+	readBlueGreenEndings(watcher.role, cfg, inCentral)
 	accounts := []string{*s.Account()}
 	for _, t := range all {
 		if a := t.Where(central).Account; a != "" && a != central.Account && !slices.Contains(accounts, a) {
@@ -150,5 +139,5 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher f
 		}
 	}
 	return ruleTo(s, "CodeDeployDeploymentRule", "CodeDeploy deployments of the blue/green services of autodeploy.yaml, once ended",
-		codeDeployPattern(cfg, everyTarget, accounts), watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
+		codeDeployPattern(cfg, everyTarget, accounts), nil, watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
 }

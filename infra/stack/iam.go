@@ -71,27 +71,19 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 // credentials, listing the central registry's images for sweeps, and the
 // roles of targets and registries elsewhere.
 func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place) {
-	grantTargets(role, cfg, own(central))
+	// The sweep's repositories and the roles to assume are lists too: they
+	// go where the target grants go.
+	var extra []policyStatement
 	if cfg.Reconcile.Every > 0 {
-		if repos := RepositoryARNs(cfg, central, nil); len(repos) > 0 {
-			role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-				Sid:       jsii.String("ListImagesForSweeps"),
-				Actions:   jsii.Strings("ecr:DescribeImages"),
-				Resources: subs(repos),
-			}))
-		}
+		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
+			resources: RepositoryARNs(cfg, central, nil)})
 	}
 	roles := targetRoles(cfg, central)
 	if cfg.Reconcile.Every > 0 {
 		roles = append(roles, registryRoles(cfg, central)...)
 	}
-	if len(roles) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("AssumeTargetRoles"),
-			Actions:   jsii.Strings("sts:AssumeRole"),
-			Resources: jsii.Strings(sortedKeys(setOf(roles))...),
-		}))
-	}
+	extra = append(extra, policyStatement{sid: "AssumeTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
+	grantTargets(role, cfg, own(central), extra...)
 }
 
 // grantTargets gives role what deploying the targets keep selects needs:
@@ -99,23 +91,18 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central ru
 // revisions, passing only task roles to ECS, writing only their published
 // parameters, and their CodeDeploy groups. The central deployer gets it for
 // its own targets; a target stack's role for that account and region's.
-func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
-	// CodeDeploy moves a blue/green service; the deployer only reads it.
-	rolling := serviceARNs(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy == nil }))
-	if blueGreen := serviceARNs(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy != nil })); len(blueGreen) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("DescribeBlueGreenServices"),
-			Actions:   jsii.Strings("ecs:DescribeServices"),
-			Resources: subs(blueGreen),
-		}))
+// Extra statements (lists of the role's own) are placed with them.
+func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
+	// Per service while those grants fit beside the function's own, else
+	// per cluster in managed policies of the role's own (measured, not
+	// left to CDK's overflow, whose policies pass IAM's limits).
+	grants := targetStatements(role, cfg, keep, perService, extra)
+	inline := grants.size() <= targetInlineBudget
+	if !inline {
+		grants = targetStatements(role, cfg, keep, perCluster, extra)
 	}
-	if len(rolling) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("RollConfiguredServices"),
-			Actions:   jsii.Strings("ecs:DescribeServices", "ecs:UpdateService"),
-			Resources: subs(rolling),
-		}))
-	}
+	grants.place(inline)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, clusterWildcards(), jsii.Bool(true))
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
@@ -136,13 +123,6 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
 		}))
 	}
 	warnAnyPassRole(role, cfg, keep)
-	if params := publishedParameters(cfg, keep); len(params) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("PublishRunningImages"),
-			Actions:   jsii.Strings("ssm:PutParameter", "ssm:GetParameter"),
-			Resources: subs(params),
-		}))
-	}
 	grantCodeDeploy(role, cfg, keep)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
@@ -155,6 +135,37 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach) {
 			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`},
 			map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
 	}}, jsii.Bool(true))
+}
+
+// targetStatements are the grants on the targets keep selects, at grain g:
+// describing and rolling their services, writing their published
+// parameters, deploying their CodeDeploy groups.
+func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *targetGrants {
+	grants := &targetGrants{role: role}
+	defer func() {
+		for _, p := range extra {
+			grants.add(p)
+		}
+	}()
+	// CodeDeploy moves a blue/green service; the deployer only reads it.
+	grants.add(policyStatement{sid: "DescribeBlueGreenServices", actions: []string{"ecs:DescribeServices"},
+		resources: serviceScope(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy != nil }), g)})
+	grants.add(policyStatement{sid: "RollConfiguredServices", actions: []string{"ecs:DescribeServices", "ecs:UpdateService"},
+		resources: serviceScope(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy == nil }), g)})
+	grants.add(policyStatement{sid: "PublishRunningImages", actions: []string{"ssm:PutParameter", "ssm:GetParameter"},
+		resources: publishedParameters(cfg, keep, g)})
+	groups, apps, discovers := codeDeployARNs(cfg, keep, g)
+	// ListDeployments and GetDeployment find a deployment whose answer was
+	// lost.
+	grants.add(policyStatement{sid: "DeployBlueGreenGroups", actions: []string{"codedeploy:CreateDeployment", "codedeploy:GetDeployment",
+		"codedeploy:GetDeploymentGroup", "codedeploy:ListDeployments"}, resources: groups})
+	grants.add(policyStatement{sid: "RegisterBlueGreenRevisions", actions: []string{"codedeploy:RegisterApplicationRevision",
+		"codedeploy:GetApplicationRevision"}, resources: apps})
+	if discovers {
+		grants.add(policyStatement{sid: "FindBlueGreenGroups", actions: []string{"codedeploy:ListApplications", "codedeploy:BatchGetApplications",
+			"codedeploy:ListDeploymentGroups", "codedeploy:BatchGetDeploymentGroups"}, resources: apps})
+	}
+	return grants
 }
 
 // warnAnyPassRole warns, at synth, for every rule whose targets keep
@@ -220,9 +231,9 @@ func passRoles(cfg *rules.Config, keep reach) []string {
 
 // publishedParameters are the parameters written for the targets keep
 // selects: <prefix>/<cluster>/<service>/* of each target of a publishing
-// rule, in its region (containers are known only at deploy time), as
+// rule (<prefix>/<cluster>/* per cluster), in its region (containers are known only at deploy time), as
 // Fn::Sub strings, sorted.
-func publishedParameters(cfg *rules.Config, keep reach) []string {
+func publishedParameters(cfg *rules.Config, keep reach, g grain) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {
 		if r.Publish == nil {
@@ -234,6 +245,9 @@ func publishedParameters(cfg *rules.Config, keep reach) []string {
 			}
 			// The ARN of "/a/b" is ...:parameter/a/b: the name's leading / is the ARN's.
 			name := r.Publish.Parameter(ecsarn.Name(t.Cluster), ecsarn.Name(t.Service), "*")
+			if g == perCluster {
+				name = r.Publish.SSMPrefix + "/" + ecsarn.Name(t.Cluster) + "/*"
+			}
 			seen[fmt.Sprintf("arn:${AWS::Partition}:ssm:%s:${AWS::AccountId}:parameter%s", regionOf(t), name)] = true
 		}
 	}

@@ -15,10 +15,12 @@ import (
 )
 
 // ruleTo sends matching events to fn, retrying for a day before leaving
-// them in a dead-letter queue that alarms on its first message.
-func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern, fn awslambda.Function, dlqID, dlqPurpose string, alarms awssns.ITopic) awssqs.Queue {
+// them in a dead-letter queue that alarms on its first message. With sp,
+// the pattern's list at sp.path holds sp's values, split across as many
+// rules (one queue) as EventBridge's pattern limit needs.
+func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPattern, sp *split, fn awslambda.Function, dlqID, dlqPurpose string, alarms awssns.ITopic) awssqs.Queue {
 	dlq := secureQueue(s, dlqID, dlqPurpose)
-	awsevents.NewRule(s, jsii.String(id), &awsevents.RuleProps{
+	props := awsevents.RuleProps{
 		Description:  jsii.String(description),
 		EventPattern: pattern,
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
@@ -26,7 +28,12 @@ func ruleTo(s awscdk.Stack, id, description string, pattern *awsevents.EventPatt
 			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
 			RetryAttempts:   jsii.Number(185),
 		})},
-	})
+	}
+	if sp == nil {
+		awsevents.NewRule(s, jsii.String(id), &props)
+	} else {
+		eventRules(s, id, pattern, *sp, props)
+	}
 	queueAlarm(s, dlqID, dlq, alarms)
 	return dlq
 }

@@ -36,8 +36,8 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 		DetailType: jsii.Strings(ecrPush),
 		Account:    jsii.Strings(p.Place.Account),
 		Region:     jsii.Strings(p.Place.Region),
-		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}, "repository-name": repos},
-	})
+		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}},
+	}, &split{path: "detail.repository-name", values: anyStrings(repos)})
 	if p.Place.Account == central.Account {
 		return s // the central functions reach it with their own credentials
 	}

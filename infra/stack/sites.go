@@ -69,15 +69,22 @@ func (p SiteProps) forwarder(s awscdk.Stack, kind string) awsiam.Role {
 
 // forward sends the events of pattern to the central bus as role, parking
 // what it cannot deliver in a dead-letter queue.
-func (p SiteProps) forward(s awscdk.Stack, role awsiam.IRole, id, description string, pattern *awsevents.EventPattern) {
+// With sp, the pattern's list at sp.path holds sp's values, split across
+// as many rules (one queue) as EventBridge's pattern limit needs.
+func (p SiteProps) forward(s awscdk.Stack, role awsiam.IRole, id, description string, pattern *awsevents.EventPattern, sp *split) {
 	bus := awsevents.EventBus_FromEventBusArn(s, jsii.String(id+"CentralBus"), jsii.String(centralBusARN(p.Topology.Central)))
 	dlq := secureQueue(s, id+"DLQ", description+" that EventBridge could not forward")
-	awsevents.NewRule(s, jsii.String(id), &awsevents.RuleProps{
+	props := awsevents.RuleProps{
 		Description:  jsii.String(description + ", forwarded to ecr-autodeploy's central bus"),
 		EventPattern: pattern,
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewEventBus(bus, &awseventstargets.EventBusProps{
 			DeadLetterQueue: dlq, Role: role})},
-	})
+	}
+	if sp == nil {
+		awsevents.NewRule(s, jsii.String(id), &props)
+		return
+	}
+	eventRules(s, id, pattern, *sp, props)
 }
 
 // trustCentral is a principal for exactly one central function's role (a

@@ -135,12 +135,8 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		// Pushes forwarded by the registry stacks keep their account and region.
 		Account: jsii.Strings(withOthers(*s.Account(), accountsOf(tp.Registries, tp.Central))...),
 		Region:  jsii.Strings(withOthers(*s.Region(), regionsOf(tp.Registries, tp.Central))...),
-		Detail: &map[string]any{
-			"action-type":     []string{"PUSH"},
-			"result":          []string{"SUCCESS"},
-			"repository-name": p.Rules.Repositories(),
-		},
-	}, deployer.fn, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer", alarms)
+		Detail:  &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}},
+	}, &split{path: "detail.repository-name", values: anyStrings(p.Rules.Repositories())}, deployer.fn, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer", alarms)
 
 	watcher := newFunction(s, "Watcher", functionSpec{
 		bundle:      bundles["watcher"],
@@ -158,12 +154,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 
-	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
+	deployments := &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecs"),
 		DetailType: jsii.Strings("ECS Deployment State Change"),
 		Account:    jsii.Strings(withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))...),
-		Resources:  subs(ServiceARNs(p.Rules)),
-	}, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
+	}
+	services := deploymentEntries(p.Rules, everyTarget, deployments)
+	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", deployments, &services, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
 	deploymentAlarm(s, watcher.logGroup, alarms)
 	queues := map[string]awssqs.Queue{
 		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,

@@ -22,15 +22,16 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 	central := p.Topology.Central
 	here := at(central, p.Place)
 	forwarder := p.forwarder(s, forwardsDeployments)
-	p.forward(s, forwarder, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", &awsevents.EventPattern{
+	deployments := &awsevents.EventPattern{
 		Source:     jsii.Strings(ecsSource),
 		DetailType: jsii.Strings(ecsDeployment),
 		Account:    jsii.Strings(p.Place.Account),
-		Resources:  subs(serviceARNs(p.Rules, here)),
-	})
+	}
+	services := deploymentEntries(p.Rules, here, deployments)
+	p.forward(s, forwarder, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", deployments, &services)
 	if len(blueGreenTargets(p.Rules, here)) > 0 {
 		p.forward(s, forwarder, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml",
-			codeDeployPattern(p.Rules, here, []string{p.Place.Account}))
+			codeDeployPattern(p.Rules, here, []string{p.Place.Account}), nil)
 	}
 	if p.Place.Account == central.Account {
 		return s // the central functions' own credentials
@@ -54,8 +55,7 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 // groups, for every such target, whether or not it names a role (that one
 // is the deployer's). Nothing when no target here is blue/green.
 func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
-	groups, _, _ := codeDeployARNs(p.Rules, here)
-	if len(groups) == 0 {
+	if len(blueGreenTargets(p.Rules, here)) == 0 {
 		return
 	}
 	role := awsiam.NewRole(s, jsii.String("WatcherRole"), &awsiam.RoleProps{
@@ -63,5 +63,5 @@ func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
 		AssumedBy:   p.trustCentral(watcherRoleName),
 		Description: jsii.String("ecr-autodeploy: the central watcher reads how CodeDeploy deployments of the listed services ended"),
 	})
-	readBlueGreenEndings(role, groups)
+	readBlueGreenEndings(role, p.Rules, here)
 }

@@ -1,0 +1,334 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// AWS's limits the stacks meet, in characters of the documents once
+// CloudFormation resolved their intrinsics.
+const (
+	// eventPatternLimit is EventBridge's default quota on a rule's pattern.
+	eventPatternLimit = 2048
+	// managedPolicyLimit is IAM's limit on one managed policy;
+	// managedPerRole is how many may be attached to a role.
+	managedPolicyLimit = 6144
+	managedPerRole     = 10
+	// targetInlineBudget is what the per-target statements of a role may
+	// take of IAM's 10,240 characters for all its inline policies: the rest
+	// is the function's own grants (logs, table, topic, key, queues,
+	// repositories, roles to assume).
+	targetInlineBudget = 4096
+)
+
+// resolvedLength estimates the length of a string once CloudFormation
+// resolved it, pseudo parameters and tokens at their longest, so that an
+// estimate that fits fits wherever the stack is deployed.
+func resolvedLength(s string) int {
+	return len(tokenRE.ReplaceAllString(pseudoLongest.Replace(s), "123456789012"))
+}
+
+var (
+	pseudoLongest = strings.NewReplacer("${AWS::Partition}", "aws-us-gov", "${AWS::Region}", "ap-southeast-2", "${AWS::AccountId}", "123456789012")
+	// tokenRE: CDK's string tokens; the only ones in patterns and policies
+	// here are the account and the region.
+	tokenRE = regexp.MustCompile(`\$\{Token\[[^\]]*\]\}`)
+)
+
+// resolvedJSON is the length of v as compact JSON, its strings resolved.
+func resolvedJSON(v any) int {
+	data, _ := json.Marshal(v)
+	return resolvedLength(string(data))
+}
+
+// sub is a CloudFormation value for an ARN: an Fn::Sub for a string with
+// pseudo parameters, the string itself otherwise (cfn-lint W1020).
+func sub(arn string) any {
+	if strings.Contains(arn, "${") {
+		return map[string]any{"Fn::Sub": arn}
+	}
+	return arn
+}
+
+// split names the list of a pattern (a dotted path: resources,
+// detail.repository-name) that may be split across rules, and its values.
+type split struct {
+	path   string
+	values []any
+}
+
+// patternMap is the pattern as EventBridge reads it (the fields used here).
+func patternMap(p *awsevents.EventPattern) map[string]any {
+	m := map[string]any{}
+	for k, v := range map[string]*[]*string{"source": p.Source, "detail-type": p.DetailType, "account": p.Account, "region": p.Region} {
+		if v != nil {
+			var list []string
+			for _, e := range *v {
+				list = append(list, *e)
+			}
+			m[k] = list
+		}
+	}
+	if p.Detail != nil {
+		m["detail"] = *p.Detail
+	}
+	return m
+}
+
+// chunks splits the values of sp into as few lists as keep base, with one
+// list at sp.path, within EventBridge's pattern limit once resolved.
+func chunks(base *awsevents.EventPattern, sp split) ([][]any, error) {
+	probe := patternMap(base)
+	set := func(list []any) {
+		parts := strings.Split(sp.path, ".")
+		m := probe
+		for _, p := range parts[:len(parts)-1] {
+			inner := map[string]any{}
+			for k, v := range m[p].(map[string]any) {
+				inner[k] = v
+			}
+			m[p] = inner
+			m = inner
+		}
+		m[parts[len(parts)-1]] = list
+	}
+	var out [][]any
+	var cur []any
+	for _, v := range sp.values {
+		set(append(slices.Clone(cur), v))
+		if resolvedJSON(probe) <= eventPatternLimit {
+			cur = append(cur, v)
+			continue
+		}
+		if len(cur) == 0 {
+			return nil, fmt.Errorf("event pattern with %s %v alone is over EventBridge's %d characters", sp.path, v, eventPatternLimit)
+		}
+		out, cur = append(out, cur), []any{v}
+	}
+	return append(out, cur), nil
+}
+
+// eventRules makes the rules (id, id2, id3…) that together match base with
+// sp's values, each pattern within EventBridge's limit; props (pattern
+// aside) is each rule's.
+func eventRules(s awscdk.Stack, id string, base *awsevents.EventPattern, sp split, props awsevents.RuleProps) {
+	lists, err := chunks(base, sp)
+	if err != nil {
+		awscdk.Annotations_Of(s).AddError(jsii.String(fmt.Sprintf("%s: %v", id, err)))
+		return
+	}
+	for i, list := range lists {
+		name := id
+		if i > 0 {
+			name = fmt.Sprintf("%s%d", id, i+1)
+		}
+		props.EventPattern = base
+		rule := awsevents.NewRule(s, jsii.String(name), &props)
+		rule.Node().DefaultChild().(awsevents.CfnRule).AddPropertyOverride(jsii.String("EventPattern."+sp.path), list)
+	}
+}
+
+// grain is how finely a role's grants and a rule's pattern name targets:
+// each service while that fits AWS's limits, else each cluster (never
+// wider than the clusters the rules name).
+type grain int
+
+const (
+	perService grain = iota
+	perCluster
+)
+
+// serviceEntries are the services of the targets keep selects as pattern
+// values: their ARNs per service, or a prefix on each cluster's service
+// ARNs per cluster.
+func serviceEntries(cfg *rules.Config, keep reach, g grain) []any {
+	var out []any
+	for _, arn := range serviceScope(cfg, keep, g) {
+		if g == perCluster {
+			out = append(out, map[string]any{"prefix": sub(strings.TrimSuffix(arn, "*"))})
+		} else {
+			out = append(out, sub(arn))
+		}
+	}
+	return out
+}
+
+// serviceScope are the services of the targets keep selects, as Fn::Sub
+// ARNs: each service's, or service/<cluster>/* per cluster.
+func serviceScope(cfg *rules.Config, keep reach, g grain) []string {
+	if g == perService {
+		return serviceARNs(cfg, keep)
+	}
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			if keep(r, t) {
+				seen[fmt.Sprintf("arn:${AWS::Partition}:ecs:%s:%s:service/%s/*", regionOf(t), accountOf(t), ecsarn.Name(t.Cluster))] = true
+			}
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// deploymentEntries are the pattern values for the ECS deployment events
+// of the targets keep selects: per service when the list fits one pattern
+// over base, else per cluster (split across rules as needed).
+func deploymentEntries(cfg *rules.Config, keep reach, base *awsevents.EventPattern) split {
+	sp := split{path: "resources", values: serviceEntries(cfg, keep, perService)}
+	if lists, err := chunks(base, sp); err == nil && len(lists) == 1 {
+		return sp
+	}
+	return split{path: "resources", values: serviceEntries(cfg, keep, perCluster)}
+}
+
+func anyStrings(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
+}
+
+// policyStatement is a statement before it is placed in a policy.
+type policyStatement struct {
+	sid        string
+	actions    []string
+	resources  []string // Fn::Sub strings or literal ARNs
+	conditions map[string]any
+}
+
+func (p policyStatement) doc(resources []string) map[string]any {
+	res := make([]any, len(resources))
+	for i, r := range resources {
+		res[i] = sub(r)
+	}
+	m := map[string]any{"Sid": p.sid, "Effect": "Allow", "Action": p.actions, "Resource": res}
+	if p.conditions != nil {
+		m["Condition"] = p.conditions
+	}
+	return m
+}
+
+func (p policyStatement) statement(resources []string) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String(p.sid), Actions: jsii.Strings(p.actions...), Resources: subs(resources), Conditions: optionalMap(p.conditions),
+	})
+}
+
+func optionalMap(m map[string]any) *map[string]any {
+	if m == nil {
+		return nil
+	}
+	return &m
+}
+
+// targetGrants holds a role's per-target statements until they are placed:
+// inline while they fit targetInlineBudget, else in managed policies of
+// the role's own, each within IAM's limit.
+type targetGrants struct {
+	role       awsiam.Role
+	statements []policyStatement
+}
+
+func (g *targetGrants) add(p policyStatement) {
+	if len(p.resources) > 0 {
+		g.statements = append(g.statements, p)
+	}
+}
+
+// size is the statements' length as CDK measures them before splitting a
+// role's policy (the intrinsics unresolved): longer than IAM's count, so
+// what fits here CDK keeps inline and IAM accepts.
+func (g *targetGrants) size() int {
+	n := 0
+	for _, p := range g.statements {
+		n += rawJSON(p.doc(p.resources)) + 1
+	}
+	return n
+}
+
+func rawJSON(v any) int {
+	data, _ := json.Marshal(v)
+	return len(data)
+}
+
+// place puts the statements inline when they fit, else packs them (their
+// resource lists split where one would not fit) into managed policies
+// attached to the role. More than IAM allows per role is a synth error.
+func (g *targetGrants) place(inline bool) {
+	if inline {
+		for _, p := range g.statements {
+			g.role.AddToPolicy(p.statement(p.resources))
+		}
+		return
+	}
+	const envelope = len(`{"Version":"2012-10-17","Statement":[]}`)
+	var policies [][]awsiam.PolicyStatement
+	var cur []awsiam.PolicyStatement
+	used := envelope
+	flush := func() {
+		if len(cur) > 0 {
+			policies, cur, used = append(policies, cur), nil, envelope
+		}
+	}
+	for _, p := range g.statements {
+		var part []string
+		emit := func() {
+			if len(part) > 0 {
+				cur = append(cur, p.statement(part))
+				used += rawJSON(p.doc(part)) + 1
+				part = nil
+			}
+		}
+		for _, r := range p.resources {
+			if used+rawJSON(p.doc(append(slices.Clone(part), r)))+1 > managedPolicyLimit {
+				emit()
+				flush()
+			}
+			part = append(part, r)
+		}
+		emit()
+	}
+	flush()
+	if len(policies) > managedPerRole {
+		awscdk.Annotations_Of(g.role).AddError(jsii.String(fmt.Sprintf(
+			"the per-cluster grants of this role need %d managed policies, over IAM's %d per role: split the rules file across stacks", len(policies), managedPerRole)))
+	}
+	id := *g.role.Node().Id()
+	for i, statements := range policies {
+		mp := awsiam.NewManagedPolicy(awscdk.Stack_Of(g.role), jsii.String(fmt.Sprintf("%sTargets%d", id, i+1)), &awsiam.ManagedPolicyProps{
+			Description: jsii.String(fmt.Sprintf("ecr-autodeploy: %s's grants on the clusters of autodeploy.yaml (%d of %d)", id, i+1, len(policies))),
+			Statements:  &statements,
+			Roles:       &[]awsiam.IRole{g.role},
+		})
+		cdknag.NagSuppressions_AddResourceSuppressions(mp, clusterWildcards(), jsii.Bool(true))
+	}
+}
+
+// clusterWildcards are the findings the per-cluster grants make, each
+// bounded by a cluster, a parameter prefix and cluster, or a CodeDeploy
+// application the rules name.
+func clusterWildcards() *[]*cdknag.NagPackSuppression {
+	return &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("Past what IAM holds per service, the grants name each cluster of the rules (service/<cluster>/*), " +
+			"the published parameters of each cluster (<prefix>/<cluster>/*) and the deployment groups of each CodeDeploy application " +
+			"(deploymentgroup:<application>/*); never wider than what the rules name."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ecs:.+:service\/[^\/*]+\/\*$/`},
+			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:parameter\/.*\/\*$/`},
+			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:.+:deploymentgroup:[^*]+\/\*$/`},
+			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
+	}}
+}

@@ -1,0 +1,379 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// platform is a platform team's rules file: services in clusters of 20 in
+// the central account and region (eu-west-1) and in other clusters of
+// another account and region, each cluster's services from one
+// repository (their app container; every other cluster publishes, every
+// fifth promotes, the last two clusters at home are blue/green), and one
+// log-router sidecar rule that reaches every service at once. The other
+// account's app images come from its own registry.
+func platform(central, other int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nreconcile: {every: 15m}\nrules:\n")
+	type svc struct{ cluster, service, where, codedeploy string }
+	var all []svc
+	clusters := func(n int, prefix, where, registry, passRole string, blueGreenFrom int) {
+		for c := range n / 20 {
+			cluster := fmt.Sprintf("%s-team-%02d", prefix, c)
+			fmt.Fprintf(&b, "  - name: %s-app\n    repository: apps/%s\n    tags: [\"main-*\"]\n%s    pass-roles: [%q]\n", cluster, cluster, registry, passRole)
+			if c%2 == 0 {
+				b.WriteString("    publish: {ssm-prefix: /autodeploy/images}\n")
+			}
+			if c%5 == 0 {
+				b.WriteString("    promote: {tag: \"verified-{tag}\"}\n")
+			}
+			b.WriteString("    targets:\n")
+			for s := range 20 {
+				v := svc{cluster: cluster, service: fmt.Sprintf("%s-svc-%02d", cluster, s), where: where}
+				if c >= blueGreenFrom {
+					v.codedeploy = fmt.Sprintf(", codedeploy: {application: %s, deployment-group: %s}", cluster, v.service)
+				}
+				fmt.Fprintf(&b, "      - {cluster: %s, service: %s, containers: [app]%s%s}\n", v.cluster, v.service, v.where, v.codedeploy)
+				all = append(all, v)
+			}
+		}
+	}
+	clusters(central, "prod", "", "", "arn:aws:iam::111111111111:role/app-*", central/20-2)
+	clusters(other, "emea", `, account: "222222222222", region: us-east-1`, "    registry: {account: \"222222222222\", region: us-east-1}\n",
+		"arn:aws:iam::222222222222:role/app-*", other)
+	b.WriteString("  - name: log-router\n    repository: platform/log-router\n    tags: [stable]\n    publish: {ssm-prefix: /autodeploy/sidecars}\n" +
+		"    pass-roles: [\"arn:aws:iam::111111111111:role/app-*\", \"arn:aws:iam::222222222222:role/app-*\"]\n    targets:\n")
+	for _, v := range all {
+		fmt.Fprintf(&b, "      - {cluster: %s, service: %s, containers: [log-router]%s%s}\n", v.cluster, v.service, v.where, v.codedeploy)
+	}
+	return b.String()
+}
+
+// AWS's limits on what the stacks make (AWS-FACTS "Scale"), in characters
+// of the resolved documents, whitespace aside.
+// (eventPatternLimit, managedPolicyLimit and managedPerRole are the
+// stack's own.)
+const (
+	inlinePolicyLimit = 10240 // all of one role's inline policies
+	trustPolicyLimit  = 2048
+	templateLimit     = 1 << 20 // from S3
+	resourceLimit     = 500
+)
+
+// sizes are what a template asks of AWS's limits, with its intrinsics
+// resolved for its account and region.
+type sizes struct {
+	bytes, resources int
+	patterns         map[string]int // rule id: event pattern
+	inline, trust    map[string]int // role id: inline policies together, trust policy
+	managed          map[string]int // managed policy id
+	managedPerRole   map[string]int // role id: managed policies attached
+}
+
+func measure(t *testing.T, s synthesized) sizes {
+	t.Helper()
+	data, err := os.ReadFile(s.templatePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newResolver(t, s)
+	z := sizes{bytes: len(data), resources: len(s.template["Resources"].(map[string]any)),
+		patterns: map[string]int{}, inline: map[string]int{}, trust: map[string]int{}, managed: map[string]int{}, managedPerRole: map[string]int{}}
+	for id, p := range s.resources("AWS::Events::Rule") {
+		if pattern, ok := p["EventPattern"]; ok {
+			z.patterns[id] = r.length(pattern)
+		}
+	}
+	for id, p := range s.resources("AWS::IAM::Role") {
+		z.trust[id] = r.length(p["AssumeRolePolicyDocument"])
+		for _, pol := range asList(p["Policies"]) {
+			z.inline[id] += r.length(pol.(map[string]any)["PolicyDocument"])
+		}
+		z.managedPerRole[id] += len(asList(p["ManagedPolicyArns"]))
+	}
+	for _, p := range s.resources("AWS::IAM::Policy") {
+		for _, role := range asList(p["Roles"]) {
+			z.inline[role.(map[string]any)["Ref"].(string)] += r.length(p["PolicyDocument"])
+		}
+	}
+	for id, p := range s.resources("AWS::IAM::ManagedPolicy") {
+		z.managed[id] = r.length(p["PolicyDocument"])
+		for _, role := range asList(p["Roles"]) {
+			z.managedPerRole[role.(map[string]any)["Ref"].(string)]++
+		}
+	}
+	return z
+}
+
+// check fails on every size past its limit.
+func (z sizes) check(t *testing.T) {
+	t.Helper()
+	over := func(what string, n, limit int) {
+		t.Helper()
+		if n > limit {
+			t.Errorf("%s: %d, over AWS's limit of %d", what, n, limit)
+		}
+	}
+	over("template bytes", z.bytes, templateLimit)
+	over("resources", z.resources, resourceLimit)
+	for id, n := range z.patterns {
+		over("event pattern of "+id, n, eventPatternLimit)
+	}
+	for id, n := range z.inline {
+		over("inline policies of "+id, n, inlinePolicyLimit)
+	}
+	for id, n := range z.trust {
+		over("trust policy of "+id, n, trustPolicyLimit)
+	}
+	for id, n := range z.managed {
+		over("managed policy "+id, n, managedPolicyLimit)
+	}
+	for id, n := range z.managedPerRole {
+		over("managed policies of "+id, n, managedPerRole)
+	}
+}
+
+func (z sizes) String() string {
+	return fmt.Sprintf("%d bytes, %d resources, %d rules (largest pattern %d), inline policies of the largest role %d, %d managed policies (largest %d)",
+		z.bytes, z.resources, len(z.patterns), largest(z.patterns), largest(z.inline), len(z.managed), largest(z.managed))
+}
+
+func largest(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n = max(n, v)
+	}
+	return n
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// resolver resolves the intrinsics the templates use (Ref, Fn::GetAtt,
+// Fn::Sub, Fn::Join, Fn::Select, Fn::Split) as CloudFormation would in the
+// stack's account and region: resources get physical names and ARNs of the
+// length CloudFormation generates (stack-logicalid-suffix).
+type resolver struct {
+	t                      *testing.T
+	stack, account, region string
+	types                  map[string]string
+	subVar                 *regexp.Regexp
+}
+
+func newResolver(t *testing.T, s synthesized) *resolver {
+	types := map[string]string{}
+	for id, r := range s.template["Resources"].(map[string]any) {
+		types[id] = r.(map[string]any)["Type"].(string)
+	}
+	return &resolver{t: t, stack: *s.stack.StackName(), account: *s.stack.Account(), region: *s.stack.Region(), types: types,
+		subVar: regexp.MustCompile(`\$\{([^}]+)\}`)}
+}
+
+// length is the size of v resolved, as compact JSON.
+func (r *resolver) length(v any) int {
+	data, err := json.Marshal(r.resolve(v))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return len(data)
+}
+
+func (r *resolver) resolve(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = r.resolve(e)
+		}
+		return out
+	case map[string]any:
+		if len(v) == 1 {
+			for k, arg := range v {
+				if res, ok := r.intrinsic(k, arg); ok {
+					return res
+				}
+			}
+		}
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = r.resolve(e)
+		}
+		return out
+	}
+	return v
+}
+
+func (r *resolver) intrinsic(name string, arg any) (any, bool) {
+	switch name {
+	case "Ref":
+		return r.ref(arg.(string)), true
+	case "Fn::GetAtt":
+		parts := asList(arg)
+		return r.getAtt(parts[0].(string), parts[1].(string)), true
+	case "Fn::Sub":
+		text, vars := "", map[string]any{}
+		switch a := arg.(type) {
+		case string:
+			text = a
+		case []any:
+			text = a[0].(string)
+			if len(a) > 1 {
+				vars = a[1].(map[string]any)
+			}
+		}
+		return r.subVar.ReplaceAllStringFunc(text, func(m string) string {
+			name := m[2 : len(m)-1]
+			if v, ok := vars[name]; ok {
+				return fmt.Sprint(r.resolve(v))
+			}
+			if id, attr, ok := strings.Cut(name, "."); ok {
+				return r.getAtt(id, attr)
+			}
+			return r.ref(name)
+		}), true
+	case "Fn::Join":
+		a := asList(arg)
+		var parts []string
+		for _, p := range asList(r.resolve(a[1])) {
+			parts = append(parts, fmt.Sprint(p))
+		}
+		return strings.Join(parts, a[0].(string)), true
+	case "Fn::Select":
+		a := asList(arg)
+		return asList(r.resolve(a[1]))[int(a[0].(float64))], true
+	case "Fn::Split":
+		a := asList(arg)
+		var out []any
+		for _, p := range strings.Split(fmt.Sprint(r.resolve(a[1])), a[0].(string)) {
+			out = append(out, p)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func (r *resolver) ref(name string) string {
+	switch name {
+	case "AWS::Region":
+		return r.region
+	case "AWS::AccountId":
+		return r.account
+	case "AWS::Partition":
+		return "aws"
+	case "AWS::URLSuffix":
+		return "amazonaws.com"
+	case "AWS::StackName":
+		return r.stack
+	}
+	typ, ok := r.types[name]
+	if !ok {
+		r.t.Fatalf("Ref to %s: neither a pseudo parameter nor a resource", name)
+	}
+	switch typ {
+	case "AWS::SNS::Topic":
+		return r.arn("sns", name, ":")
+	case "AWS::SQS::Queue":
+		return "https://sqs." + r.region + ".amazonaws.com/" + r.account + "/" + r.physical(name)
+	}
+	return r.physical(name)
+}
+
+func (r *resolver) getAtt(id, attr string) string {
+	typ := r.types[id]
+	switch {
+	case attr != "Arn":
+		return r.physical(id)
+	case typ == "AWS::IAM::Role":
+		return "arn:aws:iam::" + r.account + ":role/" + r.physical(id)
+	case typ == "AWS::Lambda::Function":
+		return r.arn("lambda", id, ":function:")
+	case typ == "AWS::DynamoDB::Table":
+		return r.arn("dynamodb", id, ":table/")
+	case typ == "AWS::Logs::LogGroup":
+		return r.arn("logs", id, ":log-group:") + ":*"
+	case typ == "AWS::KMS::Key":
+		return "arn:aws:kms:" + r.region + ":" + r.account + ":key/12345678-1234-1234-1234-123456789012"
+	}
+	return r.arn(strings.ToLower(strings.Split(typ, "::")[1]), id, ":")
+}
+
+func (r *resolver) arn(service, id, sep string) string {
+	return "arn:aws:" + service + ":" + r.region + ":" + r.account + sep + r.physical(id)
+}
+
+// physical is the name CloudFormation generates: stack-logicalid-suffix.
+func (r *resolver) physical(id string) string { return r.stack + "-" + id + "-ABCDEFGHIJ12" }
+
+// A rules file of a platform team: 1,000 services in 50 clusters at home,
+// 200 in another account and region, one sidecar rule on all of them.
+// Every stack NewAll makes stays inside AWS's limits once its intrinsics
+// are resolved, and passes cdk-nag and cfn-lint. One synth (jsii is slow at
+// this size), read by the subtests.
+func TestThousandServicesWithinAWSLimits(t *testing.T) {
+	all := synthAll(t, platform(1000, 200))
+	ids := make([]string, 0, len(all))
+	for id := range all {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s := all[id]
+		t.Run(id, func(t *testing.T) {
+			z := measure(t, s)
+			t.Logf("%s: %s", id, z)
+			z.check(t)
+			s.noWiderThanClusters(t)
+			s.nagClean(t)
+			s.lintClean(t)
+		})
+	}
+}
+
+// noWiderThanClusters fails when ecs:UpdateService, or the ECS rules'
+// resources, reach past the clusters the rules name (platform's clusters
+// are prod-team-NN and emea-team-NN).
+func (s synthesized) noWiderThanClusters(t *testing.T) {
+	t.Helper()
+	r := newResolver(t, s)
+	named := regexp.MustCompile(`^arn:aws:ecs:[a-z0-9-]+:\d{12}:service/(prod|emea)-team-\d\d/(\*|(prod|emea)-team-\d\d-svc-\d\d)$`)
+	updates := 0
+	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
+		for id, p := range s.resources(typ) {
+			for _, st := range asList(r.resolve(p["PolicyDocument"]).(map[string]any)["Statement"]) {
+				m := st.(map[string]any)
+				if !strings.Contains(jsonString(m["Action"]), "ecs:UpdateService") {
+					continue
+				}
+				for _, res := range append(asList(m["Resource"]), m["Resource"]) {
+					if str, ok := res.(string); ok {
+						updates++
+						if !named.MatchString(str) {
+							t.Errorf("%s: ecs:UpdateService on %s, wider than a named cluster", id, str)
+						}
+					}
+				}
+			}
+		}
+	}
+	for id, rule := range s.resources("AWS::Events::Rule") {
+		pattern, _ := r.resolve(rule["EventPattern"]).(map[string]any)
+		for _, res := range asList(pattern["resources"]) {
+			arn, ok := res.(string)
+			if m, isPrefix := res.(map[string]any); isPrefix {
+				arn, ok = m["prefix"].(string)
+				arn += "*"
+			}
+			if !ok || !named.MatchString(arn) {
+				t.Errorf("%s: resources entry %v is wider than a named cluster", id, res)
+			}
+		}
+	}
+	t.Logf("%d ecs:UpdateService resources, each a named service or cluster", updates)
+}
