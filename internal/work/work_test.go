@@ -1,0 +1,159 @@
+package work
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+var central = rules.Place{Account: "123456789012", Region: "eu-west-1"}
+
+const digest = "sha256:4f2a9c1e0000000000000000000000000000000000000000000000000000abcd"
+
+func load(t *testing.T, yaml string) *rules.Config {
+	t.Helper()
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+const twoTargets = `version: 1
+rules:
+  - name: web
+    repository: web
+    tags: ["main-*"]
+    targets:
+      - {cluster: staging, service: web}
+      - {cluster: prod, service: web, account: "210987654321", region: us-east-1, role: "arn:aws:iam::210987654321:role/deployer"}
+`
+
+func push() ecrevent.Push {
+	return ecrevent.Push{EventID: "ev-1", Account: central.Account, Region: central.Region, Repository: "web", Tag: "main-1",
+		Digest: digest, Time: time.Date(2026, 11, 30, 9, 15, 2, 345_678_000, time.UTC)}
+}
+
+func TestRoundTrip(t *testing.T) {
+	cfg := load(t, twoTargets)
+	r := cfg.Rules[0]
+	for _, tc := range []struct {
+		name  string
+		item  DeployTarget
+		place rules.Place
+	}{
+		{"central target", NewDeployTarget(push(), r, 0, central), central},
+		{"target in another place", NewDeployTarget(push(), r, 1, central), rules.Place{Account: "210987654321", Region: "us-east-1"}},
+		{"push time in another zone", DeployTarget{Push: PushOf(ecrevent.Push{EventID: "e", Digest: digest, Repository: "web",
+			Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("x", 3600))}), Rule: "web", ServiceKey: "1/r/c/s"}, rules.Place{Account: "1", Region: "r"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := Encode(tc.item)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(body), `{"kind":"deploy-target","v":1,`) {
+				t.Errorf("envelope = %s", body)
+			}
+			got, err := Decode(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.item, got); diff != "" {
+				t.Errorf("round trip (-sent +read):\n%s", diff)
+			}
+			if !got.Push.PushedAt.Equal(tc.item.Push.PushedAt) || got.Push.PushedAt.Nanosecond() != tc.item.Push.PushedAt.Nanosecond() {
+				t.Errorf("push time %v, sent %v", got.Push.PushedAt, tc.item.Push.PushedAt)
+			}
+			if diff := cmp.Diff(tc.item.Push, PushOf(got.Push.Event())); diff != "" {
+				t.Errorf("push as an event and back (-want +got):\n%s", diff)
+			}
+			place, err := got.Place()
+			if err != nil || place != tc.place {
+				t.Errorf("place = %v, %v; want %v", place, err, tc.place)
+			}
+		})
+	}
+}
+
+func TestEncodedShape(t *testing.T) {
+	body, err := Encode(NewDeployTarget(push(), load(t, twoTargets).Rules[0], 1, central))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"kind":"deploy-target","v":1,"push":{"event_id":"ev-1","registry_account":"123456789012","registry_region":"eu-west-1",` +
+		`"repository":"web","tag":"main-1","digest":"` + digest + `","pushed_at":"2026-11-30T09:15:02.345678Z"},` +
+		`"rule":"web","target_index":1,"service_key":"210987654321/us-east-1/prod/web"}`
+	if diff := cmp.Diff(want, string(body)); diff != "" {
+		t.Errorf("encoded (-want +got):\n%s", diff)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	good, err := Encode(NewDeployTarget(push(), load(t, twoTargets).Rules[0], 0, central))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"not JSON", `deploy web please`, "not a work item"},
+		{"no kind", `{"v":1}`, "no kind"},
+		{"unknown kind", `{"kind":"approve","v":1}`, `unknown work item kind "approve"`},
+		{"newer version", strings.Replace(string(good), `"v":1`, `"v":2`, 1), "version 2 is not known"},
+		{"no version", strings.Replace(string(good), `"v":1,`, ``, 1), "version 0 is not known"},
+		{"wrong field type", `{"kind":"deploy-target","v":1,"target_index":"0"}`, "malformed deploy-target item"},
+		{"incomplete", `{"kind":"deploy-target","v":1,"rule":"web"}`, "incomplete deploy-target item"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Decode([]byte(tc.body))
+			var we *Error
+			if !errors.As(err, &we) {
+				t.Fatalf("error = %v, want a *work.Error", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %q, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	sent := load(t, twoTargets)
+	item := NewDeployTarget(push(), sent.Rules[0], 1, central)
+	for _, tc := range []struct {
+		name, yaml, want string // want: the error, "" for the target
+	}{
+		{"unchanged", twoTargets, ""},
+		{"a target added after it", twoTargets + `      - {cluster: prod, service: api}` + "\n", ""},
+		{"rule gone", strings.Replace(twoTargets, "name: web", "name: www", 1), "no rule web"},
+		{"target removed", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`+"\n", "", 1), "has 1 targets, the item names target 1"},
+		{"target inserted before it", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`,
+			"      - {cluster: staging, service: web}\n      - {cluster: staging, service: api}", 1),
+			"target 1 is 123456789012/eu-west-1/staging/api now, the item was for 210987654321/us-east-1/prod/web"},
+		{"repository changed", strings.Replace(twoTargets, "repository: web", "repository: www", 1), "now deploys repository www"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, target, err := item.Resolve(load(t, tc.yaml), central)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Name != "web" || target.Cluster != "prod" || target.Account != "210987654321" {
+					t.Errorf("resolved %s %+v", r.Name, target)
+				}
+				return
+			}
+			var we *Error
+			if !errors.As(err, &we) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want a *work.Error saying %q", err, tc.want)
+			}
+		})
+	}
+}
