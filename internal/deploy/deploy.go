@@ -54,6 +54,9 @@ const (
 	Deployed Outcome = "deployed"
 	Skipped  Outcome = "skipped"
 	Failed   Outcome = "failed"
+	// Queued: the target was handed to a work queue; the worker deploys it
+	// and logs its own outcome then.
+	Queued Outcome = "queued"
 )
 
 // Result is what happened to one target of one event.
@@ -108,7 +111,10 @@ type Deployer struct {
 	CodeDeploy func(region, role string) bluegreen.CodeDeploy
 	// Concurrency bounds the targets of one event deployed at once.
 	Concurrency int
-	Now         func() time.Time
+	// Dispatcher, when set, takes the targets of a push or sweep (a work
+	// queue); unset, the deployer rolls them itself, in-process.
+	Dispatcher Dispatcher
+	Now        func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
 	groups bluegreen.Groups
@@ -132,10 +138,13 @@ func (d *Deployer) Handle(ctx context.Context, raw json.RawMessage) (Summary, er
 	return d.Deploy(ctx, push)
 }
 
-// Job is one target of one matching rule.
+// Job is one target of one matching rule: Rule.Targets[Index].
 type Job struct {
 	Rule   *rules.Rule
 	Target rules.Target
+	// Index names the target within its rule, so a work item can name it
+	// again.
+	Index int
 }
 
 // Match returns the targets a push deploys to, in file order, or why none.
@@ -153,8 +162,8 @@ func Match(cfg *rules.Config, central rules.Place, push ecrevent.Push) ([]Job, s
 			why = append(why, r.Name+": "+reason)
 			continue
 		}
-		for _, t := range r.Targets {
-			jobs = append(jobs, Job{r, t})
+		for i, t := range r.Targets {
+			jobs = append(jobs, Job{Rule: r, Target: t, Index: i})
 		}
 	}
 	if len(jobs) > 0 {
@@ -173,11 +182,44 @@ func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, err
 		d.logIgnored(ctx, push, ignored)
 		return Summary{EventID: push.EventID, Ignored: ignored}, nil
 	}
-	return d.DeployJobs(ctx, push, jobs)
+	return d.Dispatch(ctx, push, jobs)
 }
 
-// DeployJobs deploys push to the given targets, as a push event would: the
-// path a sweep takes for each target it finds behind.
+// Dispatcher hands the targets of one push (or of a sweep) to what rolls
+// them: InProcess, or a work queue whose worker runs DeployTarget for each.
+// Its error means some target was not handled and the push must be retried;
+// the summary says, per target, what happened (Queued for a queue).
+type Dispatcher interface {
+	Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error)
+}
+
+// InProcess is the dispatcher of a deployer without a work queue: it
+// deploys the targets itself, bounded by the deployer's concurrency.
+type InProcess struct{ Deployer *Deployer }
+
+// Dispatch deploys every job now (see DeployJobs).
+func (p InProcess) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
+	return p.Deployer.DeployJobs(ctx, push, jobs)
+}
+
+// Dispatch hands push's targets to the deployer's dispatcher, in-process
+// when none is set: the path of a push, and of a sweep's targets behind.
+func (d *Deployer) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
+	if d.Dispatcher == nil {
+		return InProcess{d}.Dispatch(ctx, push, jobs)
+	}
+	return d.Dispatcher.Dispatch(ctx, push, jobs)
+}
+
+// DeployTarget deploys push to one target, under its service's lock, and
+// logs the result: the one per-target path, which the in-process
+// dispatcher runs for each job and the worker for each work item.
+func (d *Deployer) DeployTarget(ctx context.Context, push ecrevent.Push, j Job) Result {
+	return d.deployTarget(ctx, push, j.Rule, j.Target)
+}
+
+// DeployJobs deploys push to the given targets now, as a push event would,
+// at most Concurrency at once. A transient failure of any is an error.
 func (d *Deployer) DeployJobs(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
 	sum := Summary{EventID: push.EventID}
 	sum.Results = make([]Result, len(jobs))

@@ -32,11 +32,12 @@ import (
 
 // Outcomes of one target in a sweep.
 const (
-	InSync   = "in_sync"  // runs the newest image (or a newer one)
-	Behind   = "behind"   // a dry run found it behind; a sweep deploys it
-	Deployed = "deployed" // the sweep deployed the newest image
-	Skipped  = "skipped"  // held, the newest image failed there, nothing selected, or never downgrade
-	Failed   = "failed"   // see the reason; "(will retry)" when transient
+	InSync   = "in_sync"             // runs the newest image (or a newer one)
+	Behind   = "behind"              // a dry run found it behind; a sweep deploys it
+	Deployed = "deployed"            // the sweep deployed the newest image
+	Skipped  = "skipped"             // held, the newest image failed there, nothing selected, or never downgrade
+	Failed   = "failed"              // see the reason; "(will retry)" when transient
+	Queued   = string(deploy.Queued) // behind, and handed to the work queue: the worker deploys it
 )
 
 // States reads services' state items (holds, failed digests) at once.
@@ -108,13 +109,14 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	type job struct {
 		rule   *rules.Rule
 		target rules.Target
+		index  int
 	}
 	var jobs []job
 	var keys []string
 	central := s.central()
 	for _, r := range s.Rules.Rules {
-		for _, t := range r.Targets {
-			jobs = append(jobs, job{r, t})
+		for i, t := range r.Targets {
+			jobs = append(jobs, job{r, t, i})
 			at := t.Where(central)
 			keys = append(keys, history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service))
 		}
@@ -139,7 +141,7 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	for i, j := range jobs {
 		g.Go(func() error {
 			list := images[repository{j.rule.RegistryOf(central), j.rule.Repository}]
-			rep.Lines[i], behind[i] = s.target(ctx, o, j.rule, j.target, list, services, states, stateErr)
+			rep.Lines[i], behind[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr)
 			s.log(ctx, o, rep.Lines[i])
 			return nil
 		})
@@ -278,8 +280,9 @@ func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, 
 
 // target decides and, if behind, deploys one target; behind says whether it
 // was found behind the newest image.
-func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.Target, list listing,
+func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list listing,
 	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool) {
+	r, t := j.Rule, j.Target
 	central := s.central()
 	at, role, registry := t.Where(central), t.RoleFor(central), r.RegistryOf(central)
 	acct, region := at.Account, at.Region
@@ -356,7 +359,12 @@ func (s *Sweeper) target(ctx context.Context, o Options, r *rules.Rule, t rules.
 		line.Outcome, line.Reason = Behind, "would deploy "+plan.Image
 		return line, behind
 	}
-	sum, _ := s.Deployer.DeployJobs(ctx, push, []deploy.Job{{Rule: r, Target: t}})
+	// Through the deployer's dispatcher, as a push goes: deployed here, or
+	// queued for the worker (the line then says "queued", not "deployed").
+	sum, err := s.Deployer.Dispatch(ctx, push, []deploy.Job{j})
+	if len(sum.Results) != 1 {
+		return fail(fmt.Errorf("dispatch of %s/%s answered %d results (%v)", t.Cluster, t.Service, len(sum.Results), err))
+	}
 	res := sum.Results[0]
 	line.Outcome, line.Reason, line.Retryable, line.Published = string(res.Outcome), res.Reason, res.Retryable, res.Published
 	return line, behind
