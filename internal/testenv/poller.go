@@ -1,0 +1,224 @@
+package testenv
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// SQSHandler is a Lambda handler for SQS batches with ReportBatchItemFailures.
+type SQSHandler func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+
+// Poller plays Lambda's event source mapping over a queue (moto implements
+// SQS, not the mapping's polling): it receives batches, hands each to the
+// handler, deletes the messages the handler did not report failed, and
+// leaves those it did (or the whole batch, when the handler errs) to appear
+// again after the visibility timeout. The queue's redrive policy, which
+// moto applies on receive, parks what keeps failing.
+type Poller struct {
+	SQS      *sqs.Client
+	QueueURL string
+	Handler  SQSHandler
+	// BatchSize is the most messages per batch (default 10, SQS's most).
+	BatchSize int32
+	// Concurrency bounds the batches handled at once (default 2), as the
+	// mapping's MaximumConcurrency does.
+	Concurrency int
+
+	batches, received, failures atomic.Int64
+}
+
+// PollStats says what a drain did.
+type PollStats struct {
+	Batches, Received, Failures int64
+}
+
+// Drain polls until the queue holds no message, visible, in flight or
+// delayed, or ctx ends (then it returns ctx's error).
+func (p *Poller) Drain(ctx context.Context) (PollStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var busy atomic.Int64 // batches received and not yet settled
+	var drained atomic.Bool
+	var wg sync.WaitGroup
+	workers := max(cmp.Or(p.Concurrency, 2), 1)
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				busy.Add(1)
+				n, err := p.poll(ctx)
+				busy.Add(-1)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs <- err
+						cancel()
+					}
+					return
+				}
+				if n > 0 {
+					continue
+				}
+				if busy.Load() == 0 {
+					empty, err := p.empty(ctx)
+					if err == nil && empty && busy.Load() == 0 {
+						drained.Store(true)
+						cancel()
+						return
+					}
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stats := PollStats{p.batches.Load(), p.received.Load(), p.failures.Load()}
+	select {
+	case err := <-errs:
+		return stats, err
+	default:
+	}
+	if !drained.Load() {
+		return stats, fmt.Errorf("queue %s not drained: %w", p.QueueURL, context.Cause(ctx))
+	}
+	return stats, nil
+}
+
+// poll receives one batch and settles it; n is its size.
+func (p *Poller) poll(ctx context.Context) (n int, err error) {
+	out, err := p.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(p.QueueURL),
+		MaxNumberOfMessages:         cmp.Or(p.BatchSize, 10),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+		MessageAttributeNames:       []string{"All"},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
+	}
+	if len(out.Messages) == 0 {
+		return 0, nil
+	}
+	p.batches.Add(1)
+	p.received.Add(int64(len(out.Messages)))
+	ev := events.SQSEvent{}
+	for _, m := range out.Messages {
+		ev.Records = append(ev.Records, lambdaMessage(m, p.QueueURL))
+	}
+	resp, herr := p.Handler(ctx, ev)
+	if herr != nil {
+		// Lambda returns the whole batch on a function error.
+		p.failures.Add(int64(len(out.Messages)))
+		return len(out.Messages), nil
+	}
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	p.failures.Add(int64(len(failed)))
+	var del []types.DeleteMessageBatchRequestEntry
+	for i, m := range out.Messages {
+		if !failed[aws.ToString(m.MessageId)] {
+			del = append(del, types.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	if len(del) > 0 {
+		// Not the test's context: a batch handled must be settled.
+		dout, err := p.SQS.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.QueueURL), Entries: del})
+		if err != nil {
+			return 0, fmt.Errorf("delete from %s: %w", p.QueueURL, err)
+		}
+		if len(dout.Failed) > 0 {
+			return 0, fmt.Errorf("delete from %s: %s", p.QueueURL, aws.ToString(dout.Failed[0].Message))
+		}
+	}
+	return len(out.Messages), nil
+}
+
+// empty reports whether the queue holds no message at all.
+func (p *Poller) empty(ctx context.Context) (bool, error) {
+	n, err := QueueDepth(ctx, p.SQS, p.QueueURL)
+	return n == 0, err
+}
+
+// QueueDepth is the messages a queue holds: visible, in flight and delayed.
+func QueueDepth(ctx context.Context, client *sqs.Client, url string) (int, error) {
+	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible, types.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, v := range out.Attributes {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// lambdaMessage is m as Lambda hands it to a function.
+func lambdaMessage(m types.Message, queueURL string) events.SQSMessage {
+	attrs := map[string]events.SQSMessageAttribute{}
+	for k, v := range m.MessageAttributes {
+		attrs[k] = events.SQSMessageAttribute{DataType: aws.ToString(v.DataType), StringValue: v.StringValue, BinaryValue: v.BinaryValue}
+	}
+	return events.SQSMessage{
+		MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
+		Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: m.Attributes, MessageAttributes: attrs,
+		EventSource: "aws:sqs", EventSourceARN: queueARN(queueURL), AWSRegion: Region,
+	}
+}
+
+// queueARN is moto's ARN of a queue by its URL (…/<account>/<name>).
+func queueARN(url string) string {
+	name, account := url, Account
+	for i := len(url) - 1; i >= 0; i-- {
+		if url[i] == '/' {
+			name = url[i+1:]
+			break
+		}
+	}
+	return "arn:aws:sqs:" + Region + ":" + account + ":" + name
+}
+
+// WorkQueue is a work queue and its dead-letter queue.
+type WorkQueue struct {
+	URL, DLQ string
+}
+
+// CreateWorkQueue makes a queue whose messages reappear visibility after a
+// receive, and move to a dead-letter queue after maxReceiveCount receives,
+// as the stack's work queues do.
+func (m *Moto) CreateWorkQueue(t testing.TB, client *sqs.Client, name string, visibility time.Duration, maxReceiveCount int) WorkQueue {
+	t.Helper()
+	ctx := context.Background()
+	dlq, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":%d}`, queueARN(aws.ToString(dlq.QueueUrl)), maxReceiveCount)
+	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name), Attributes: map[string]string{
+		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(max(int(visibility/time.Second), 0)),
+		string(types.QueueAttributeNameRedrivePolicy):     policy,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WorkQueue{URL: aws.ToString(q.QueueUrl), DLQ: aws.ToString(dlq.QueueUrl)}
+}
