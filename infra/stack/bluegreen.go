@@ -30,9 +30,11 @@ func blueGreenTargets(cfg *rules.Config, keep reach) []rules.Target {
 
 // codeDeployARNs are, as Fn::Sub strings, the deployment groups and
 // applications of the blue/green targets keep selects — every one of the
-// region for a target that finds its group by listing, each application's
-// (application/*) per cluster — and whether any target discovers.
-func codeDeployARNs(cfg *rules.Config, keep reach, g grain) (groups, apps []string, discovers bool) {
+// region for a target that finds its group by listing — and whether any
+// target discovers. Each named group is listed at any size: CodeDeploy has
+// no condition key for a group's cluster, so application/* would reach
+// groups of services the rules do not name.
+func codeDeployARNs(cfg *rules.Config, keep reach) (groups, apps []string, discovers bool) {
 	gs, a := map[string]bool{}, map[string]bool{}
 	for _, t := range blueGreenTargets(cfg, keep) {
 		base := fmt.Sprintf("arn:${AWS::Partition}:codedeploy:%s:${AWS::AccountId}:", regionOf(t))
@@ -41,11 +43,7 @@ func codeDeployARNs(cfg *rules.Config, keep reach, g grain) (groups, apps []stri
 			gs[base+"deploymentgroup:*"], a[base+"application:*"] = true, true
 			continue
 		}
-		group := t.CodeDeploy.DeploymentGroup
-		if g == perCluster {
-			group = "*"
-		}
-		gs[base+"deploymentgroup:"+t.CodeDeploy.Application+"/"+group] = true
+		gs[base+"deploymentgroup:"+t.CodeDeploy.Application+"/"+t.CodeDeploy.DeploymentGroup] = true
 		a[base+"application:"+t.CodeDeploy.Application] = true
 	}
 	return sortedKeys(gs), sortedKeys(a), discovers
@@ -55,7 +53,7 @@ func codeDeployARNs(cfg *rules.Config, keep reach, g grain) (groups, apps []stri
 // configurations of the blue/green targets keep selects (their groups and
 // applications are targetStatements').
 func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
-	if groups, _, _ := codeDeployARNs(cfg, keep, perService); len(groups) == 0 {
+	if groups, _, _ := codeDeployARNs(cfg, keep); len(groups) == 0 {
 		return
 	}
 	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -67,24 +65,17 @@ func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
 	suppressCodeDeployWildcards(role)
 }
 
-// readBlueGreenEndings lets role (the watcher's) read how deployments of
-// the blue/green targets keep selects ended: GetDeployment on their groups
-// (each application's per cluster past the budget), nothing else.
-func readBlueGreenEndings(role awsiam.Role, cfg *rules.Config, keep reach) {
-	groups, _, _ := codeDeployARNs(cfg, keep, perService)
+// readBlueGreenEndings adds to grants (the watcher's) reading how
+// deployments of the blue/green targets keep selects ended: GetDeployment
+// on their groups, nothing else.
+func readBlueGreenEndings(grants *roleGrants, cfg *rules.Config, keep reach) {
+	groups, _, _ := codeDeployARNs(cfg, keep)
 	if len(groups) == 0 {
 		return
 	}
-	if resolvedJSON(groups) > targetInlineBudget {
-		groups, _, _ = codeDeployARNs(cfg, keep, perCluster)
-	}
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ReadBlueGreenEndings"),
-		Actions:   jsii.Strings("codedeploy:GetDeployment"),
-		Resources: subs(groups),
-	}))
-	suppressCodeDeployWildcards(role)
-	cdknag.NagSuppressions_AddResourceSuppressions(role, clusterWildcards(), jsii.Bool(true))
+	grants.add(policyStatement{sid: "ReadBlueGreenEndings", actions: []string{"codedeploy:GetDeployment"}, resources: groups})
+	suppressCodeDeployWildcards(grants.role)
+	cdknag.NagSuppressions_AddResourceSuppressions(grants.role, clusterWildcards(), jsii.Bool(true))
 }
 
 func suppressCodeDeployWildcards(role awsiam.Role) {
@@ -128,10 +119,6 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher f
 	if len(all) == 0 {
 		return nil
 	}
-	// The watcher reads the central account's endings with its own
-	// credentials, whatever role the deployer uses (rules.WatcherRole).
-	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
-	readBlueGreenEndings(watcher.role, cfg, inCentral)
 	accounts := []string{*s.Account()}
 	for _, t := range all {
 		if a := t.Where(central).Account; a != "" && a != central.Account && !slices.Contains(accounts, a) {

@@ -1,7 +1,9 @@
 package stack
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -16,10 +18,15 @@ import (
 // DashboardName is the dashboard's name in the stack's region.
 const DashboardName = "ecr-autodeploy"
 
+// dashboardRuleLines is the most rules graphed line by line; past it each
+// graph searches the rules' metrics instead.
+const dashboardRuleLines = 20
+
 // dashboard shows at a glance what ops ask first: did pushes deploy, how long
 // until running, what failed or rolled back, is anything parked in a queue,
 // are the functions healthy. Rules are known at synth, so each rule gets its
-// own lines (the functions file metrics per rule as well as per service).
+// own lines (the functions file metrics per rule as well as per service),
+// up to dashboardRuleLines rules; past that a search per line kind.
 func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[string]awssqs.Queue) awscloudwatch.Dashboard {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	custom := func(name, stat, label string, dims map[string]string) awscloudwatch.IMetric {
@@ -43,13 +50,30 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 		byOutcome = append(byOutcome, custom(metrics.Deploys, "Sum", string(o), map[string]string{"outcome": string(o)}))
 	}
 	var pushToRunning, notCompleted, drift []awscloudwatch.IMetric
-	for _, r := range cfg.Rules {
-		dims := map[string]string{"rule": r.Name}
-		pushToRunning = append(pushToRunning,
-			custom(metrics.PushToRunning, "p50", r.Name+" p50", dims), custom(metrics.PushToRunning, "p90", r.Name+" p90", dims))
-		notCompleted = append(notCompleted,
-			custom(metrics.DeploymentsFailed, "Sum", r.Name+" failed", dims), custom(metrics.DeploymentsRolledBack, "Sum", r.Name+" rolled back", dims))
-		drift = append(drift, custom(metrics.Drift, "Maximum", r.Name, dims))
+	if len(cfg.Rules) <= dashboardRuleLines {
+		for _, r := range cfg.Rules {
+			dims := map[string]string{"rule": r.Name}
+			pushToRunning = append(pushToRunning,
+				custom(metrics.PushToRunning, "p50", r.Name+" p50", dims), custom(metrics.PushToRunning, "p90", r.Name+" p90", dims))
+			notCompleted = append(notCompleted,
+				custom(metrics.DeploymentsFailed, "Sum", r.Name+" failed", dims), custom(metrics.DeploymentsRolledBack, "Sum", r.Name+" rolled back", dims))
+			drift = append(drift, custom(metrics.Drift, "Maximum", r.Name, dims))
+		}
+	} else {
+		// Past dashboardRuleLines, one search per line kind finds every
+		// rule's metric: the body stays the same size at any number of
+		// rules (it passed CloudFormation's 1 MB template at ~1,000).
+		search := func(name, stat, label string) awscloudwatch.IMetric {
+			return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+				Expression:   jsii.String(fmt.Sprintf(`SEARCH('{%s,rule} MetricName="%s"', '%s', 300)`, metrics.Namespace, name, stat)),
+				Label:        jsii.String(strings.TrimSpace("${PROP('Dim.rule')} " + label)),
+				Period:       five,
+				UsingMetrics: &map[string]awscloudwatch.IMetric{},
+			})
+		}
+		pushToRunning = append(pushToRunning, search(metrics.PushToRunning, "p50", "p50"), search(metrics.PushToRunning, "p90", "p90"))
+		notCompleted = append(notCompleted, search(metrics.DeploymentsFailed, "Sum", "failed"), search(metrics.DeploymentsRolledBack, "Sum", "rolled back"))
+		drift = append(drift, search(metrics.Drift, "Maximum", ""))
 	}
 	names := make([]string, 0, len(queues))
 	for n := range queues {

@@ -33,13 +33,9 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 // watcher roles of blue/green targets (never the deployer's).
 func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
 	promotes := func(r *rules.Rule) bool { return r.Promote != nil }
-	if repos := RepositoryARNs(cfg, central, promotes); len(repos) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("PromoteDigests"),
-			Actions:   jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"),
-			Resources: subs(repos),
-		}))
-	}
+	grants := &roleGrants{role: role}
+	grants.add(policyStatement{sid: "PromoteDigests", actions: []string{"ecr:BatchGetImage", "ecr:PutImage"},
+		resources: RepositoryARNs(cfg, central, promotes)})
 	var roles []string
 	for _, r := range cfg.Rules {
 		if role := rules.PromoteRole(r.RegistryOf(central), central); role != "" && promotes(r) {
@@ -51,13 +47,12 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 			}
 		}
 	}
-	if len(roles) > 0 {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("AssumeRegistryAndTargetRoles"),
-			Actions:   jsii.Strings("sts:AssumeRole"),
-			Resources: jsii.Strings(sortedKeys(setOf(roles))...),
-		}))
-	}
+	grants.add(policyStatement{sid: "AssumeRegistryAndTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
+	// The watcher reads the central account's CodeDeploy endings with its
+	// own credentials, whatever role the deployer uses (rules.WatcherRole).
+	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
+	readBlueGreenEndings(grants, cfg, inCentral)
+	grants.place()
 	grantPublish(role, notices, key)
 	deployer.GrantInvoke(role)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
@@ -72,7 +67,7 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 // roles of targets and registries elsewhere.
 func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	// The sweep's repositories and the roles to assume are lists too: they
-	// go where the target grants go.
+	// are placed with the target grants.
 	var extra []policyStatement
 	if cfg.Reconcile.Every > 0 {
 		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
@@ -93,15 +88,15 @@ func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central ru
 // its own targets; a target stack's role for that account and region's.
 // Extra statements (lists of the role's own) are placed with them.
 func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
-	// Per service while those grants fit beside the function's own, else
-	// per cluster in managed policies of the role's own (measured, not
-	// left to CDK's overflow, whose policies pass IAM's limits).
+	// Per service while every list of the role fits inline beside the
+	// function's own grants, else services and parameters per cluster (the
+	// other lists stay exact), packed into managed policies of the role's
+	// own when they still do not fit.
 	grants := targetStatements(role, cfg, keep, perService, extra)
-	inline := grants.size() <= targetInlineBudget
-	if !inline {
+	if !grants.fits() {
 		grants = targetStatements(role, cfg, keep, perCluster, extra)
 	}
-	grants.place(inline)
+	grants.place()
 	cdknag.NagSuppressions_AddResourceSuppressions(role, clusterWildcards(), jsii.Bool(true))
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -115,33 +110,37 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...poli
 			Resources:  jsii.Strings("*"),
 			Conditions: &map[string]any{"StringEquals": map[string]any{"ecs:CreateAction": "RegisterTaskDefinition"}},
 		}))
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("PassTaskRolesToEcsOnly"),
-			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  subs(passRoles(cfg, keep)),
-			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-		}))
 	}
 	warnAnyPassRole(role, cfg, keep)
 	grantCodeDeploy(role, cfg, keep)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
-			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; iam:PassRole by iam:PassedToService=ecs-tasks.amazonaws.com " +
-			"and to the rules' pass-roles (default: the account's own roles; the running revision's roles are unknown at synth); " +
+			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; " +
 			"published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time); " +
 			"log stream names are chosen by Lambda."),
 		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`},
-			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`},
-			map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
+			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`}},
 	}}, jsii.Bool(true))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, passRoleWildcards(), jsii.Bool(true))
+}
+
+// passRoleWildcards are the findings of the pass-roles a rule names with a
+// wildcard (or the account's roles, for a rule that names none).
+func passRoleWildcards() *[]*cdknag.NagPackSuppression {
+	return &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("iam:PassRole is limited by iam:PassedToService=ecs-tasks.amazonaws.com and to the rules' pass-roles, " +
+			"which may name roles by pattern (default: the account's own roles; the running revision's roles are unknown at synth)."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
+	}}
 }
 
 // targetStatements are the grants on the targets keep selects, at grain g:
 // describing and rolling their services, writing their published
-// parameters, deploying their CodeDeploy groups.
-func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *targetGrants {
-	grants := &targetGrants{role: role}
+// parameters, passing their roles, deploying their CodeDeploy groups.
+func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *roleGrants {
+	grants := &roleGrants{role: role}
 	defer func() {
 		for _, p := range extra {
 			grants.add(p)
@@ -152,9 +151,13 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 		resources: serviceScope(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy != nil }), g)})
 	grants.add(policyStatement{sid: "RollConfiguredServices", actions: []string{"ecs:DescribeServices", "ecs:UpdateService"},
 		resources: serviceScope(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy == nil }), g)})
+	if len(serviceARNs(cfg, keep)) > 0 {
+		grants.add(policyStatement{sid: "PassTaskRolesToEcsOnly", actions: []string{"iam:PassRole"}, resources: passRoles(cfg, keep),
+			conditions: map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "ecs-tasks.amazonaws.com"}}})
+	}
 	grants.add(policyStatement{sid: "PublishRunningImages", actions: []string{"ssm:PutParameter", "ssm:GetParameter"},
 		resources: publishedParameters(cfg, keep, g)})
-	groups, apps, discovers := codeDeployARNs(cfg, keep, g)
+	groups, apps, discovers := codeDeployARNs(cfg, keep)
 	// ListDeployments and GetDeployment find a deployment whose answer was
 	// lost.
 	grants.add(policyStatement{sid: "DeployBlueGreenGroups", actions: []string{"codedeploy:CreateDeployment", "codedeploy:GetDeployment",

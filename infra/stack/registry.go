@@ -54,9 +54,9 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 			AssumedBy:   p.trustCentral(deployerRoleName),
 			Description: jsii.String("ecr-autodeploy: the central deployer lists images here for sweeps"),
 		})
-		read.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("ListImagesForSweeps"), Actions: jsii.Strings("ecr:DescribeImages"), Resources: subs(arns(repos)),
-		}))
+		grants := &roleGrants{role: read}
+		grants.add(policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"}, resources: arns(repos)})
+		grants.place()
 	}
 	if len(promoted) > 0 {
 		promote := awsiam.NewRole(s, jsii.String("PromoteRole"), &awsiam.RoleProps{
@@ -64,9 +64,9 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 			AssumedBy:   p.trustCentral(watcherRoleName),
 			Description: jsii.String("ecr-autodeploy: the central watcher tags promoted digests here"),
 		})
-		promote.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("PromoteDigests"), Actions: jsii.Strings("ecr:BatchGetImage", "ecr:PutImage"), Resources: subs(arns(promoted)),
-		}))
+		grants := &roleGrants{role: promote}
+		grants.add(policyStatement{sid: "PromoteDigests", actions: []string{"ecr:BatchGetImage", "ecr:PutImage"}, resources: arns(promoted)})
+		grants.place()
 	}
 	return s
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
@@ -26,11 +27,13 @@ const (
 	// managedPerRole is how many may be attached to a role.
 	managedPolicyLimit = 6144
 	managedPerRole     = 10
-	// targetInlineBudget is what the per-target statements of a role may
-	// take of IAM's 10,240 characters for all its inline policies: the rest
-	// is the function's own grants (logs, table, topic, key, queues,
-	// repositories, roles to assume).
-	targetInlineBudget = 4096
+	// inlinePolicyLimit is IAM's limit on all of one role's inline
+	// policies together.
+	inlinePolicyLimit = 10240
+	// listInlineBudget is what the list-valued statements of a role
+	// (roleGrants) may take of inlinePolicyLimit: the rest is the
+	// function's own grants (logs, table, topic, key, queues, invoking).
+	listInlineBudget = 4096
 )
 
 // resolvedLength estimates the length of a string once CloudFormation
@@ -234,30 +237,38 @@ func optionalMap(m map[string]any) *map[string]any {
 	return &m
 }
 
-// targetGrants holds a role's per-target statements until they are placed:
-// inline while they fit targetInlineBudget, else in managed policies of
-// the role's own, each within IAM's limit.
-type targetGrants struct {
+// roleGrants holds a role's list-valued statements (their resource lists
+// grow with the rules: services, parameters, CodeDeploy groups, pass-roles,
+// repositories, roles to assume) until they are placed together: inline
+// while they fit listInlineBudget, else packed into managed policies of the
+// role's own, each within IAM's limit. Every role with such lists places
+// them here, so none is left to CDK's OverflowPolicy (which cannot split a
+// statement, so its policies pass IAM's limits); guardRole makes one a
+// synth error, and measures the role's whole inline policy.
+type roleGrants struct {
 	role       awsiam.Role
 	statements []policyStatement
 }
 
-func (g *targetGrants) add(p policyStatement) {
+func (g *roleGrants) add(p policyStatement) {
 	if len(p.resources) > 0 {
 		g.statements = append(g.statements, p)
 	}
 }
 
-// size is the statements' length as CDK measures them before splitting a
-// role's policy (the intrinsics unresolved): longer than IAM's count, so
-// what fits here CDK keeps inline and IAM accepts.
-func (g *targetGrants) size() int {
+// size is the statements' length, the larger of CDK's measure (the
+// intrinsics unresolved, by which it splits a role's policy) and IAM's
+// (resolved, pseudo parameters at their longest).
+func (g *roleGrants) size() int {
 	n := 0
 	for _, p := range g.statements {
-		n += rawJSON(p.doc(p.resources)) + 1
+		n += max(rawJSON(p.doc(p.resources)), resolvedJSON(p.doc(p.resources))) + 1
 	}
 	return n
 }
+
+// fits is whether the statements stay inline.
+func (g *roleGrants) fits() bool { return g.size() <= listInlineBudget }
 
 func rawJSON(v any) int {
 	data, _ := json.Marshal(v)
@@ -267,13 +278,36 @@ func rawJSON(v any) int {
 // place puts the statements inline when they fit, else packs them (their
 // resource lists split where one would not fit) into managed policies
 // attached to the role. More than IAM allows per role is a synth error.
-func (g *targetGrants) place(inline bool) {
-	if inline {
+func (g *roleGrants) place() {
+	guardRole(g.role)
+	if g.fits() {
 		for _, p := range g.statements {
 			g.role.AddToPolicy(p.statement(p.resources))
 		}
 		return
 	}
+	policies := pack(g.statements)
+	if len(policies) > managedPerRole {
+		awscdk.Annotations_Of(g.role).AddError(jsii.String(fmt.Sprintf(
+			"the grants of this role on the targets and repositories of the rules need %d managed policies, over IAM's %d per role: "+
+				"split the rules file across stacks", len(policies), managedPerRole)))
+	}
+	id := *g.role.Node().Id()
+	for i, statements := range policies {
+		mp := awsiam.NewManagedPolicy(awscdk.Stack_Of(g.role), jsii.String(fmt.Sprintf("%sTargets%d", id, i+1)), &awsiam.ManagedPolicyProps{
+			Description: jsii.String(fmt.Sprintf("ecr-autodeploy: %s's grants on the targets and repositories of autodeploy.yaml (%d of %d)", id, i+1, len(policies))),
+			Statements:  &statements,
+			Roles:       &[]awsiam.IRole{g.role},
+		})
+		cdknag.NagSuppressions_AddResourceSuppressions(mp, clusterWildcards(), jsii.Bool(true))
+		cdknag.NagSuppressions_AddResourceSuppressions(mp, passRoleWildcards(), jsii.Bool(true))
+	}
+}
+
+// pack puts statements into as few policies as keep each within IAM's
+// managed policy limit once resolved, splitting a statement's resources
+// where the whole list would not fit.
+func pack(statements []policyStatement) [][]awsiam.PolicyStatement {
 	const envelope = len(`{"Version":"2012-10-17","Statement":[]}`)
 	var policies [][]awsiam.PolicyStatement
 	var cur []awsiam.PolicyStatement
@@ -283,17 +317,17 @@ func (g *targetGrants) place(inline bool) {
 			policies, cur, used = append(policies, cur), nil, envelope
 		}
 	}
-	for _, p := range g.statements {
+	for _, p := range statements {
 		var part []string
 		emit := func() {
 			if len(part) > 0 {
 				cur = append(cur, p.statement(part))
-				used += rawJSON(p.doc(part)) + 1
+				used += resolvedJSON(p.doc(part)) + 1
 				part = nil
 			}
 		}
 		for _, r := range p.resources {
-			if used+rawJSON(p.doc(append(slices.Clone(part), r)))+1 > managedPolicyLimit {
+			if used+resolvedJSON(p.doc(append(slices.Clone(part), r)))+1 > managedPolicyLimit {
 				emit()
 				flush()
 			}
@@ -302,20 +336,111 @@ func (g *targetGrants) place(inline bool) {
 		emit()
 	}
 	flush()
-	if len(policies) > managedPerRole {
-		awscdk.Annotations_Of(g.role).AddError(jsii.String(fmt.Sprintf(
-			"the per-cluster grants of this role need %d managed policies, over IAM's %d per role: split the rules file across stacks", len(policies), managedPerRole)))
-	}
-	id := *g.role.Node().Id()
-	for i, statements := range policies {
-		mp := awsiam.NewManagedPolicy(awscdk.Stack_Of(g.role), jsii.String(fmt.Sprintf("%sTargets%d", id, i+1)), &awsiam.ManagedPolicyProps{
-			Description: jsii.String(fmt.Sprintf("ecr-autodeploy: %s's grants on the clusters of autodeploy.yaml (%d of %d)", id, i+1, len(policies))),
-			Statements:  &statements,
-			Roles:       &[]awsiam.IRole{g.role},
-		})
-		cdknag.NagSuppressions_AddResourceSuppressions(mp, clusterWildcards(), jsii.Bool(true))
-	}
+	return policies
 }
+
+// guardRole makes it a synth error when CDK moved statements of role to an
+// OverflowPolicy, or when the role's inline policies, resolved at their
+// longest, pass IAM's 10,240 characters.
+func guardRole(role awsiam.Role) {
+	if role.Node().TryFindChild(jsii.String("AutodeployGuard")) != nil {
+		return
+	}
+	constructs.NewConstruct(role, jsii.String("AutodeployGuard")) // marks the role guarded; no resource
+	role.Node().AddValidation(&roleGuard{role})
+}
+
+type roleGuard struct{ role awsiam.Role }
+
+func (v *roleGuard) Validate() *[]*string {
+	var errs []string
+	inline := 0
+	for _, c := range *v.role.Node().Children() {
+		id := *c.Node().Id()
+		if strings.HasPrefix(id, "OverflowPolicy") {
+			errs = append(errs, fmt.Sprintf("CDK moved statements of %s to %s, whose policies IAM may refuse (a statement is never split): "+
+				"place list-valued grants with roleGrants", *v.role.Node().Path(), id))
+		}
+		if p, ok := c.(awsiam.Policy); ok {
+			inline += estimateResolved(awscdk.Stack_Of(v.role).Resolve(p.Document()))
+		}
+	}
+	if inline > inlinePolicyLimit {
+		errs = append(errs, fmt.Sprintf("the inline policies of %s are about %d characters once resolved, over IAM's %d per role",
+			*v.role.Node().Path(), inline, inlinePolicyLimit))
+	}
+	return jsii.Strings(errs...)
+}
+
+// estimateResolved is the length of a resolved CloudFormation value as
+// IAM counts it once deployed: pseudo parameters at their longest, a
+// resource's name or ARN at generatedLength.
+func estimateResolved(v any) int {
+	data, _ := json.Marshal(longest(v))
+	return len(data)
+}
+
+// generatedLength bounds a name or ARN CloudFormation generates for a
+// resource of the stacks (an ARN with the stack, logical id and suffix).
+const generatedLength = 160
+
+func longest(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = longest(e)
+		}
+		return out
+	case map[string]any:
+		if len(v) == 1 {
+			for k, arg := range v {
+				switch k {
+				case "Ref":
+					if name, _ := arg.(string); pseudoValue[name] != "" {
+						return pseudoValue[name]
+					}
+					return strings.Repeat("x", generatedLength)
+				case "Fn::GetAtt", "Fn::ImportValue":
+					return strings.Repeat("x", generatedLength)
+				case "Fn::Join":
+					a, _ := arg.([]any)
+					if len(a) == 2 {
+						sep, _ := a[0].(string)
+						var parts []string
+						for _, p := range asAnyList(longest(a[1])) {
+							parts = append(parts, fmt.Sprint(p))
+						}
+						return strings.Join(parts, sep)
+					}
+				case "Fn::Sub":
+					text, _ := arg.(string)
+					if a, ok := arg.([]any); ok && len(a) > 0 {
+						text, _ = a[0].(string)
+					}
+					return subVarRE.ReplaceAllStringFunc(pseudoLongest.Replace(text), func(string) string { return strings.Repeat("x", generatedLength) })
+				}
+			}
+		}
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = longest(e)
+		}
+		return out
+	}
+	return v
+}
+
+func asAnyList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+var (
+	pseudoValue = map[string]string{"AWS::Partition": "aws-us-gov", "AWS::Region": "ap-southeast-2", "AWS::AccountId": "123456789012",
+		"AWS::URLSuffix": "amazonaws.com.cn", "AWS::StackName": strings.Repeat("x", 128)}
+	subVarRE = regexp.MustCompile(`\$\{[^}]+\}`)
+)
 
 // clusterWildcards are the findings the per-cluster grants make, each
 // bounded by a cluster, a parameter prefix and cluster, or a CodeDeploy

@@ -8,6 +8,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/jsii-runtime-go"
 )
 
 // platform is a platform team's rules file: services in clusters of 20 in
@@ -56,13 +61,12 @@ func platform(central, other int) string {
 
 // AWS's limits on what the stacks make (AWS-FACTS "Scale"), in characters
 // of the resolved documents, whitespace aside.
-// (eventPatternLimit, managedPolicyLimit and managedPerRole are the
-// stack's own.)
+// (eventPatternLimit, inlinePolicyLimit, managedPolicyLimit and
+// managedPerRole are the stack's own.)
 const (
-	inlinePolicyLimit = 10240 // all of one role's inline policies
-	trustPolicyLimit  = 2048
-	templateLimit     = 1 << 20 // from S3
-	resourceLimit     = 500
+	trustPolicyLimit = 2048
+	templateLimit    = 1 << 20 // from S3
+	resourceLimit    = 500
 )
 
 // sizes are what a template asks of AWS's limits, with its intrinsics
@@ -376,4 +380,128 @@ func (s synthesized) noWiderThanClusters(t *testing.T) {
 		}
 	}
 	t.Logf("%d ecs:UpdateService resources, each a named service or cluster", updates)
+}
+
+// perServiceRules is the other common layout: one rule per service, each
+// with its own repository and task role, promoting, publishing and swept;
+// the last blueGreen services of each place are blue/green with a CodeDeploy
+// application of their own (the console's AppECS-<cluster>-<service>).
+// central services are in the central account and region, other in
+// another account and region (images from the central registry).
+func perServiceRules(central, other, blueGreen int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nreconcile: {every: 15m}\nrules:\n")
+	services := func(n int, prefix, account, where string) {
+		for i := range n {
+			cluster := fmt.Sprintf("%s-team-%02d", prefix, i/20)
+			service := fmt.Sprintf("%s-svc-%02d", cluster, i%20)
+			fmt.Fprintf(&b, "  - name: %s\n    repository: apps/%s\n    tags: [\"main-*\"]\n    pass-roles: [\"arn:aws:iam::%s:role/%s-task\"]\n"+
+				"    publish: {ssm-prefix: /autodeploy/images}\n    promote: {tag: \"verified-{tag}\"}\n    targets:\n", service, service, account, service)
+			codedeploy := ""
+			if i >= n-blueGreen {
+				codedeploy = fmt.Sprintf(", codedeploy: {application: AppECS-%s-%s, deployment-group: DgpECS-%s-%s}", cluster, service, cluster, service)
+			}
+			fmt.Fprintf(&b, "      - {cluster: %s, service: %s, containers: [app]%s%s}\n", cluster, service, where, codedeploy)
+		}
+	}
+	services(central, "prod", "111111111111", "")
+	services(other, "emea", "222222222222", `, account: "222222222222", region: us-east-1`)
+	return b.String()
+}
+
+// One rule per service (1,000 at home, 200 elsewhere, 150 of each place
+// blue/green with an application each): every list that grows with the
+// rules — pass-roles, promoted and swept repositories, CodeDeploy groups
+// and applications, the dashboard's lines — stays inside AWS's limits.
+func TestThousandRulesWithinAWSLimits(t *testing.T) {
+	all := synthAll(t, perServiceRules(rulesAtHome, rulesElsewhere, 0))
+	ids := make([]string, 0, len(all))
+	for id := range all {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s := all[id]
+		t.Run(id, func(t *testing.T) {
+			z := measure(t, s)
+			t.Logf("%s: %s", id, z)
+			z.check(t)
+			s.noSynthErrors(t)
+			if dash := s.resources("AWS::CloudWatch::Dashboard"); len(dash) > 0 {
+				if n := len(jsonString(dash)); n > 20000 {
+					t.Errorf("dashboard: %d characters for %d rules, not bounded", n, rulesAtHome+rulesElsewhere)
+				}
+			}
+			s.nagClean(t)
+			s.lintClean(t)
+		})
+	}
+}
+
+// The layout of TestThousandRulesWithinAWSLimits: as many one-rule
+// services as one stack's deployer can be granted (each service's
+// repository and task role listed), at home and elsewhere.
+const rulesAtHome, rulesElsewhere = 250, 100
+
+// noSynthErrors fails on every error annotation of the stack (the stack's
+// own limit checks among them).
+func (s synthesized) noSynthErrors(t *testing.T) {
+	t.Helper()
+	for _, m := range *assertions.Annotations_FromStack(s.stack).FindError(jsii.String("*"), assertions.Match_AnyValue()) {
+		t.Errorf("synth error: %s", jsonString(m))
+	}
+}
+
+// bareRole is a role in a stack of its own, for the limit checks.
+func bareRole() (awscdk.App, awscdk.Stack, awsiam.Role) {
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(os.TempDir() + "/bare-role.out")})
+	s := awscdk.NewStack(app, jsii.String("S"), nil)
+	role := awsiam.NewRole(s, jsii.String("R"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)})
+	return app, s, role
+}
+
+func roleARNs(n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("arn:aws:iam::111111111111:role/service-%04d-task", i))
+	}
+	return out
+}
+
+// Lists past what a role holds fail the synth: more than IAM's managed
+// policies per role (an error annotation), and any statement CDK moved to
+// an OverflowPolicy or an inline policy over IAM's limit (a validation
+// error).
+func TestRoleGrantsPastIAMsLimitsFailSynth(t *testing.T) {
+	_, s, role := bareRole()
+	g := &roleGrants{role: role}
+	g.add(policyStatement{sid: "Pass", actions: []string{"iam:PassRole"}, resources: roleARNs(1500)})
+	g.place()
+	if errs := *assertions.Annotations_FromStack(s).FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("managed policies"))); len(errs) != 1 {
+		t.Errorf("1,500 pass-roles: %d errors on the managed policies a role needs, want 1", len(errs))
+	}
+
+	synthErr := func(add func(awsiam.Role)) (msg string) {
+		app, _, role := bareRole()
+		(&roleGrants{role: role}).place()
+		add(role)
+		defer func() { msg = fmt.Sprint(recover()) }()
+		app.Synth(nil)
+		return ""
+	}
+	overflow := synthErr(func(role awsiam.Role) {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Actions: jsii.Strings("iam:PassRole"), Resources: jsii.Strings(roleARNs(250)...)}))
+	})
+	if !strings.Contains(overflow, "OverflowPolicy") {
+		t.Errorf("a statement CDK moves to an OverflowPolicy: synth says %q", overflow)
+	}
+	inline := synthErr(func(role awsiam.Role) {
+		for i := range 3 {
+			role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Sid: jsii.String(fmt.Sprintf("Part%d", i)),
+				Actions: jsii.Strings("iam:PassRole"), Resources: &[]*string{awscdk.Fn_Sub(jsii.String(strings.Repeat("${AWS::Region}", 240)), nil)}}))
+		}
+	})
+	if !strings.Contains(inline, "over IAM's 10240") {
+		t.Errorf("inline policies over IAM's limit once resolved: synth says %q", inline)
+	}
 }

@@ -63,5 +63,7 @@ func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
 		AssumedBy:   p.trustCentral(watcherRoleName),
 		Description: jsii.String("ecr-autodeploy: the central watcher reads how CodeDeploy deployments of the listed services ended"),
 	})
-	readBlueGreenEndings(role, p.Rules, here)
+	grants := &roleGrants{role: role}
+	readBlueGreenEndings(grants, p.Rules, here)
+	grants.place()
 }
