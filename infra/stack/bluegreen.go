@@ -88,30 +88,34 @@ func suppressCodeDeployWildcards(role awsiam.Role) {
 }
 
 // codeDeployPattern matches the ended deployments of the blue/green targets
-// keep selects: only their applications, unless one finds its group.
-func codeDeployPattern(cfg *rules.Config, keep reach, accounts []string) *awsevents.EventPattern {
+// keep selects: only their applications (split across rules on
+// detail.application as EventBridge's pattern limit needs; one
+// application per service, the console's AppECS-<cluster>-<service>,
+// passed it at ~100), unless one finds its group (then no split).
+func codeDeployPattern(cfg *rules.Config, keep reach, accounts []string) (*awsevents.EventPattern, *split) {
 	detail := map[string]any{"state": []string{"SUCCESS", "FAILURE", "STOP"}}
-	var names []string
+	var names []any
 	discovers := false
 	for _, t := range blueGreenTargets(cfg, keep) {
 		discovers = discovers || t.CodeDeploy.Discovers()
-		if !t.CodeDeploy.Discovers() && !slices.Contains(names, t.CodeDeploy.Application) {
+		if !t.CodeDeploy.Discovers() && !slices.Contains(names, any(t.CodeDeploy.Application)) {
 			names = append(names, t.CodeDeploy.Application)
 		}
 	}
-	if !discovers {
-		detail["application"] = names
-	}
-	return &awsevents.EventPattern{
+	pattern := &awsevents.EventPattern{
 		Source:     jsii.Strings(codeDeploySource),
 		DetailType: jsii.Strings(codeDeployEnding),
 		Account:    jsii.Strings(accounts...),
 		Detail:     &detail,
 	}
+	if discovers {
+		return pattern, nil
+	}
+	return pattern, &split{path: "detail.application", values: names}
 }
 
-// blueGreen lets the watcher read how its own blue/green targets' deployments
-// ended and sends it every blue/green target's endings (those of other
+// blueGreen sends the watcher every blue/green target's endings (grantWatch
+// lets it read them) (those of other
 // accounts and regions forwarded by their target stacks). Nothing when no
 // target is blue/green.
 func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher function, alarms awssns.ITopic) awssqs.Queue {
@@ -125,6 +129,7 @@ func blueGreen(s awscdk.Stack, cfg *rules.Config, central rules.Place, watcher f
 			accounts = append(accounts, a)
 		}
 	}
+	pattern, apps := codeDeployPattern(cfg, everyTarget, accounts)
 	return ruleTo(s, "CodeDeployDeploymentRule", "CodeDeploy deployments of the blue/green services of autodeploy.yaml, once ended",
-		codeDeployPattern(cfg, everyTarget, accounts), nil, watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
+		pattern, apps, watcher.fn, "CodeDeployEventsDLQ", "CodeDeploy deployment events EventBridge could not deliver to the watcher", alarms)
 }

@@ -30,8 +30,8 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 	services := deploymentEntries(p.Rules, here, deployments)
 	p.forward(s, forwarder, "ForwardEcsDeployments", "ECS deployment state changes of the services of autodeploy.yaml", deployments, &services)
 	if len(blueGreenTargets(p.Rules, here)) > 0 {
-		p.forward(s, forwarder, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml",
-			codeDeployPattern(p.Rules, here, []string{p.Place.Account}), nil)
+		pattern, apps := codeDeployPattern(p.Rules, here, []string{p.Place.Account})
+		p.forward(s, forwarder, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml", pattern, apps)
 	}
 	if p.Place.Account == central.Account {
 		return s // the central functions' own credentials
