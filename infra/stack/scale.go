@@ -443,17 +443,16 @@ var (
 )
 
 // clusterWildcards are the findings the per-cluster grants make, each
-// bounded by a cluster, a parameter prefix and cluster, or a CodeDeploy
-// application the rules name.
+// bounded by a cluster or a parameter prefix and cluster the rules name
+// (CodeDeploy groups are always listed by name).
 func clusterWildcards() *[]*cdknag.NagPackSuppression {
 	return &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("Past what IAM holds per service, the grants name each cluster of the rules (service/<cluster>/*), " +
-			"the published parameters of each cluster (<prefix>/<cluster>/*) and the deployment groups of each CodeDeploy application " +
-			"(deploymentgroup:<application>/*); never wider than what the rules name."),
+		Reason: jsii.String("Past what IAM holds per service, the grants name each cluster of the rules (service/<cluster>/*) and " +
+			"the published parameters of each cluster (<prefix>/<cluster>/*); never wider than what the rules name. CodeDeploy " +
+			"deployment groups stay listed by name (CodeDeploy has no condition key for a group's cluster)."),
 		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ecs:.+:service\/[^\/*]+\/\*$/`},
 			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:parameter\/.*\/\*$/`},
-			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:.+:deploymentgroup:[^*]+\/\*$/`},
 			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
 	}}
 }

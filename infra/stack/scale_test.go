@@ -380,6 +380,28 @@ func (s synthesized) noWiderThanClusters(t *testing.T) {
 		}
 	}
 	t.Logf("%d ecs:UpdateService resources, each a named service or cluster", updates)
+	s.codeDeployGroupsNamed(t)
+}
+
+// codeDeployGroupsNamed fails on a CodeDeploy grant on an application's
+// groups (deploymentgroup:<application>/*): a group names its own cluster and
+// service, and CodeDeploy has no condition key to bound it by cluster.
+func (s synthesized) codeDeployGroupsNamed(t *testing.T) {
+	t.Helper()
+	r := newResolver(t, s)
+	wide := regexp.MustCompile(`:codedeploy:[^:]+:\d{12}:deploymentgroup:[^/*]+/\*$`)
+	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
+		for id, p := range s.resources(typ) {
+			for _, st := range asList(r.resolve(p["PolicyDocument"]).(map[string]any)["Statement"]) {
+				m := st.(map[string]any)
+				for _, res := range append(asList(m["Resource"]), m["Resource"]) {
+					if str, ok := res.(string); ok && wide.MatchString(str) {
+						t.Errorf("%s: %v on %s, every group of an application", id, m["Action"], str)
+					}
+				}
+			}
+		}
+	}
 }
 
 // perServiceRules is the other common layout: one rule per service, each
@@ -428,6 +450,7 @@ func TestThousandRulesWithinAWSLimits(t *testing.T) {
 			t.Logf("%s: %s", id, z)
 			z.check(t)
 			s.noSynthErrors(t)
+			s.codeDeployGroupsNamed(t)
 			if dash := s.resources("AWS::CloudWatch::Dashboard"); len(dash) > 0 {
 				if n := len(jsonString(dash)); n > 20000 {
 					t.Errorf("dashboard: %d characters for %d rules, not bounded", n, rulesAtHome+rulesElsewhere)
