@@ -62,29 +62,34 @@ func grantCodeDeploy(role awsiam.Role, cfg *rules.Config, keep reach) {
 		// The group's configuration is chosen in CodeDeploy, not here.
 		Resources: subs([]string{"arn:${AWS::Partition}:codedeploy:*:${AWS::AccountId}:deploymentconfig:*"}),
 	}))
-	suppressCodeDeployWildcards(role)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("CodeDeploy: the deployment configuration is the group's, chosen in CodeDeploy (deploymentconfig:*, any region of the account)."),
+		AppliesTo: &[]any{"Resource::arn:<AWS::Partition>:codedeploy:*:<AWS::AccountId>:deploymentconfig:*"},
+	}}, jsii.Bool(true))
 }
 
 // readBlueGreenEndings adds to grants (the watcher's) reading how
 // deployments of the blue/green targets keep selects ended: GetDeployment
 // on their groups, nothing else.
 func readBlueGreenEndings(grants *roleGrants, cfg *rules.Config, keep reach) {
-	groups, _, _ := codeDeployARNs(cfg, keep)
-	if len(groups) == 0 {
-		return
-	}
+	groups, _, discovers := codeDeployARNs(cfg, keep)
 	grants.add(policyStatement{sid: "ReadBlueGreenEndings", actions: []string{"codedeploy:GetDeployment"}, resources: groups})
-	suppressCodeDeployWildcards(grants.role)
-	cdknag.NagSuppressions_AddResourceSuppressions(grants.role, clusterWildcards(), jsii.Bool(true))
+	if discovers {
+		grants.suppress(codeDeployDiscovery())
+	}
 }
 
-func suppressCodeDeployWildcards(role awsiam.Role) {
-	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+// codeDeployDiscovery is the finding of a target that finds its deployment
+// group by listing.
+func codeDeployDiscovery() *[]*cdknag.NagPackSuppression {
+	return &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("CodeDeploy: a target that finds its deployment group by listing needs the region's applications and groups " +
-			"(application:*, deploymentgroup:*); the deployment configuration is the group's, chosen in CodeDeploy (deploymentconfig:*)."),
-		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:.*:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
-	}}, jsii.Bool(true))
+			"(application:*, deploymentgroup:*)."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:` + nagRegion + `:` + nagAccount +
+			`:(application|deploymentgroup):\*$/`}},
+	}}
 }
 
 // codeDeployPattern matches the ended deployments of the blue/green targets

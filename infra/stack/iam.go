@@ -97,7 +97,6 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...poli
 		grants = targetStatements(role, cfg, keep, perCluster, extra)
 	}
 	grants.place()
-	cdknag.NagSuppressions_AddResourceSuppressions(role, clusterWildcards(), jsii.Bool(true))
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
@@ -116,13 +115,9 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...poli
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
-			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; " +
-			"published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time); " +
-			"log stream names are chosen by Lambda."),
-		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`},
-			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:<AWS::AccountId>:parameter\/.*\/\*$/`}},
+			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; log stream names are chosen by Lambda."),
+		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`}},
 	}}, jsii.Bool(true))
-	cdknag.NagSuppressions_AddResourceSuppressions(role, passRoleWildcards(), jsii.Bool(true))
 }
 
 // passRoleWildcards are the findings of the pass-roles a rule names with a
@@ -132,7 +127,7 @@ func passRoleWildcards() *[]*cdknag.NagPackSuppression {
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("iam:PassRole is limited by iam:PassedToService=ecs-tasks.amazonaws.com and to the rules' pass-roles, " +
 			"which may name roles by pattern (default: the account's own roles; the running revision's roles are unknown at synth)."),
-		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:.*:iam::.*:role\/.*\*.*$/`}},
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):iam::` + nagAccount + `:role\/.*\*.*$/`}},
 	}}
 }
 
@@ -146,6 +141,17 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 			grants.add(p)
 		}
 	}()
+	if g == perCluster {
+		grants.suppress(clusterWildcards(cfg))
+	} else if prefixes := nagPrefixes(cfg); prefixes != "" {
+		grants.suppress(&[]*cdknag.NagPackSuppression{{
+			Id:     jsii.String("AwsSolutions-IAM5"),
+			Reason: jsii.String("Published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time)."),
+			AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:` + nagRegion + `:<AWS::AccountId>:parameter` +
+				prefixes + `\/[^\/*]+\/[^\/*]+\/\*$/`}},
+		}})
+	}
+	grants.suppress(passRoleWildcards())
 	// CodeDeploy moves a blue/green service; the deployer only reads it.
 	grants.add(policyStatement{sid: "DescribeBlueGreenServices", actions: []string{"ecs:DescribeServices"},
 		resources: serviceScope(cfg, keep.and(func(t rules.Target) bool { return t.CodeDeploy != nil }), g)})
@@ -165,6 +171,7 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 	grants.add(policyStatement{sid: "RegisterBlueGreenRevisions", actions: []string{"codedeploy:RegisterApplicationRevision",
 		"codedeploy:GetApplicationRevision"}, resources: apps})
 	if discovers {
+		grants.suppress(codeDeployDiscovery())
 		grants.add(policyStatement{sid: "FindBlueGreenGroups", actions: []string{"codedeploy:ListApplications", "codedeploy:BatchGetApplications",
 			"codedeploy:ListDeploymentGroups", "codedeploy:BatchGetDeploymentGroups"}, resources: apps})
 	}

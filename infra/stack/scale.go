@@ -248,6 +248,15 @@ func optionalMap(m map[string]any) *map[string]any {
 type roleGrants struct {
 	role       awsiam.Role
 	statements []policyStatement
+	// suppressions are the cdk-nag findings the statements make, with
+	// their reasons: they go where the statements go (the role, or its
+	// managed policies), so nothing else is covered by them.
+	suppressions []*cdknag.NagPackSuppression
+}
+
+// suppress adds findings the statements make.
+func (g *roleGrants) suppress(s *[]*cdknag.NagPackSuppression) {
+	g.suppressions = append(g.suppressions, *s...)
 }
 
 func (g *roleGrants) add(p policyStatement) {
@@ -280,9 +289,15 @@ func rawJSON(v any) int {
 // attached to the role. More than IAM allows per role is a synth error.
 func (g *roleGrants) place() {
 	guardRole(g.role)
+	if len(g.statements) == 0 {
+		return
+	}
 	if g.fits() {
 		for _, p := range g.statements {
 			g.role.AddToPolicy(p.statement(p.resources))
+		}
+		if len(g.suppressions) > 0 {
+			cdknag.NagSuppressions_AddResourceSuppressions(g.role, &g.suppressions, jsii.Bool(true))
 		}
 		return
 	}
@@ -299,8 +314,9 @@ func (g *roleGrants) place() {
 			Statements:  &statements,
 			Roles:       &[]awsiam.IRole{g.role},
 		})
-		cdknag.NagSuppressions_AddResourceSuppressions(mp, clusterWildcards(), jsii.Bool(true))
-		cdknag.NagSuppressions_AddResourceSuppressions(mp, passRoleWildcards(), jsii.Bool(true))
+		if len(g.suppressions) > 0 {
+			cdknag.NagSuppressions_AddResourceSuppressions(mp, &g.suppressions, jsii.Bool(true))
+		}
 	}
 }
 
@@ -442,17 +458,42 @@ var (
 	subVarRE = regexp.MustCompile(`\$\{[^}]+\}`)
 )
 
+// Patterns of the places in the ARNs cdk-nag reports: a region or the
+// stack's, an account or the stack's.
+const (
+	nagRegion  = `([a-z0-9-]+|<AWS::Region>)`
+	nagAccount = `(\d{12}|<AWS::AccountId>)`
+)
+
 // clusterWildcards are the findings the per-cluster grants make, each
-// bounded by a cluster or a parameter prefix and cluster the rules name
-// (CodeDeploy groups are always listed by name).
-func clusterWildcards() *[]*cdknag.NagPackSuppression {
+// bounded by a cluster or a published parameter prefix and cluster the
+// rules name (CodeDeploy groups are always listed by name).
+func clusterWildcards(cfg *rules.Config) *[]*cdknag.NagPackSuppression {
+	applies := []any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ecs:` + nagRegion + `:` + nagAccount + `:service\/[^\/*]+\/\*$/`}}
+	if prefixes := nagPrefixes(cfg); prefixes != "" {
+		applies = append(applies, map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:` + nagRegion + `:<AWS::AccountId>:parameter` +
+			prefixes + `\/[^\/*]+\/\*$/`})
+	}
 	return &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("Past what IAM holds per service, the grants name each cluster of the rules (service/<cluster>/*) and " +
 			"the published parameters of each cluster (<prefix>/<cluster>/*); never wider than what the rules name. CodeDeploy " +
 			"deployment groups stay listed by name (CodeDeploy has no condition key for a group's cluster)."),
-		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ecs:.+:service\/[^\/*]+\/\*$/`},
-			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:.+:parameter\/.*\/\*$/`},
-			map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:codedeploy:.*:(application|deploymentgroup|deploymentconfig):\*$/`}},
+		AppliesTo: &applies,
 	}}
+}
+
+// nagPrefixes is a regular expression alternative of the rules' published
+// parameter prefixes, "" when no rule publishes.
+func nagPrefixes(cfg *rules.Config) string {
+	seen := map[string]bool{}
+	for _, r := range cfg.Rules {
+		if r.Publish != nil {
+			seen[strings.ReplaceAll(regexp.QuoteMeta(r.Publish.SSMPrefix), "/", `\/`)] = true
+		}
+	}
+	if len(seen) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(sortedKeys(seen), "|") + ")"
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // platform is a platform team's rules file: services in clusters of 20 in
@@ -528,5 +531,63 @@ func TestRoleGrantsPastIAMsLimitsFailSynth(t *testing.T) {
 	})
 	if !strings.Contains(inline, "over IAM's 10240") {
 		t.Errorf("inline policies over IAM's limit once resolved: synth says %q", inline)
+	}
+}
+
+// The suppressions of the packed grants cover exactly what the rules name:
+// a deliberately over-wide statement beside them (any region or account, a
+// parameter prefix no rule publishes, every group of an application) is
+// reported by cdk-nag, and so is a cluster wildcard on the role itself
+// (its suppressions went to the managed policies with the grants).
+func TestClusterSuppressionsNoWiderThanTheGrants(t *testing.T) {
+	cfg, err := rules.Parse("nag.yaml", []byte("version: 1\nrules:\n  - name: web\n    repository: web\n    tags: [main]\n"+
+		"    publish: {ssm-prefix: /autodeploy/images}\n    pass-roles: [\"arn:aws:iam::111111111111:role/web-*\"]\n"+
+		"    targets: [{cluster: c00, service: web}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, s, role := bareRole()
+	g := &roleGrants{role: role}
+	g.suppress(clusterWildcards(cfg))
+	g.suppress(passRoleWildcards())
+	var named []string
+	for i := range 80 {
+		named = append(named, fmt.Sprintf("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/c%02d/*", i),
+			fmt.Sprintf("arn:${AWS::Partition}:ssm:us-east-1:${AWS::AccountId}:parameter/autodeploy/images/c%02d/*", i))
+	}
+	named = append(named, "arn:aws:iam::111111111111:role/web-*")
+	wide := []string{
+		"arn:${AWS::Partition}:ecs:*:*:service/c00/*",
+		"arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/*/*",
+		"arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/other/c00/*",
+		"arn:${AWS::Partition}:ssm:*:${AWS::AccountId}:parameter/autodeploy/images/c00/*",
+		"arn:${AWS::Partition}:ssm:${AWS::Region}:*:parameter/autodeploy/images/c00/*",
+		"arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:app/*",
+		"arn:aws:iam::*:role/web-*",
+	}
+	g.add(policyStatement{sid: "Named", actions: []string{"ecs:UpdateService"}, resources: named})
+	g.add(policyStatement{sid: "Wide", actions: []string{"ecs:UpdateService"}, resources: wide})
+	g.place()
+	if g.fits() {
+		t.Fatal("the test's grants fit inline; they are meant to be packed")
+	}
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{Actions: jsii.Strings("ecs:DescribeServices"),
+		Resources: subs([]string{"arn:${AWS::Partition}:ecs:eu-west-1:${AWS::AccountId}:service/c01/*"})}))
+	awscdk.Aspects_Of(s).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	found := map[string]bool{}
+	finding := regexp.MustCompile(`AwsSolutions-IAM5\[Resource::([^\]]*)\]`)
+	for _, m := range *assertions.Annotations_FromStack(s).FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-IAM5"))) {
+		if f := finding.FindStringSubmatch(strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(jsonString(m))); f != nil {
+			found[strings.NewReplacer("<AWS::Partition>", "${AWS::Partition}", "<AWS::Region>", "${AWS::Region}", "<AWS::AccountId>", "${AWS::AccountId}").Replace(f[1])] = true
+		}
+	}
+	for _, w := range append(wide, "arn:${AWS::Partition}:ecs:eu-west-1:${AWS::AccountId}:service/c01/*") {
+		if !found[w] {
+			t.Errorf("cdk-nag does not report %s", w)
+		}
+		delete(found, w)
+	}
+	for f := range found {
+		t.Errorf("cdk-nag reports %s, which the rules name", f)
 	}
 }
