@@ -153,12 +153,7 @@ func Match(cfg *rules.Config, central rules.Place, push ecrevent.Push) ([]Job, s
 	var jobs []Job
 	var why []string
 	for _, r := range cfg.RulesFor(push.Repository) {
-		if reg := r.RegistryOf(central); reg != (rules.Place{Account: push.Account, Region: push.Region}) {
-			why = append(why, fmt.Sprintf("%s: its registry is %s, the push was to %s/%s", r.Name, reg, push.Account, push.Region))
-			continue
-		}
-		ok, reason := r.Matches(push.Tag)
-		if !ok {
+		if ok, reason := Accepts(r, central, push); !ok {
 			why = append(why, r.Name+": "+reason)
 			continue
 		}
@@ -173,6 +168,22 @@ func Match(cfg *rules.Config, central rules.Place, push ecrevent.Push) ([]Job, s
 		return nil, fmt.Sprintf("no rule matches (no rule for repository %s)", push.Repository)
 	}
 	return nil, "no rule matches (" + strings.Join(why, "; ") + ")"
+}
+
+// Accepts says whether rule r deploys push, and if not, why: the push is
+// to the rule's repository in the rule's registry, with a tag the rule
+// takes (ignore-tags, then tags, tag-regex or semver). Match decides a
+// push's targets by it, and the worker decides again by it for each work
+// item, in the rules file it runs: the file may have changed while the
+// item waited in its queue (work.DeployTarget.Resolve).
+func Accepts(r *rules.Rule, central rules.Place, push ecrevent.Push) (bool, string) {
+	if r.Repository != push.Repository {
+		return false, fmt.Sprintf("it deploys repository %s, the push was to %s", r.Repository, push.Repository)
+	}
+	if reg := r.RegistryOf(central); reg != (rules.Place{Account: push.Account, Region: push.Region}) {
+		return false, fmt.Sprintf("its registry is %s, the push was to %s/%s", reg, push.Account, push.Region)
+	}
+	return r.Matches(push.Tag)
 }
 
 // Deploy deploys one push to every target of every matching rule.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -85,16 +86,17 @@ func (it DeployTarget) Place() (rules.Place, error) {
 
 // Resolve finds the item's rule and target in cfg, and refuses, with a
 // permanent *Error, an item the rules file no longer describes: the rule is
-// gone, its repository changed, or the target at the index is another
-// service now.
+// gone, it no longer takes the item's push (its repository, registry,
+// ignore-tags or tag selection changed: deploy.Accepts, the intake's own
+// decision), or the target at the index is another service now.
 func (it DeployTarget) Resolve(cfg *rules.Config, central rules.Place) (*rules.Rule, rules.Target, error) {
 	for _, r := range cfg.Rules {
 		if r.Name != it.Rule {
 			continue
 		}
-		if r.Repository != it.Push.Repository {
-			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s now deploys repository %s, the item was for %s: the rules file changed since it was sent",
-				r.Name, r.Repository, it.Push.Repository)}
+		if ok, why := deploy.Accepts(r, central, it.Push.Event()); !ok {
+			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s does not take the item's push %s:%s now (%s): the rules file changed since it was sent",
+				r.Name, it.Push.Repository, it.Push.Tag, why)}
 		}
 		if it.TargetIndex < 0 || it.TargetIndex >= len(r.Targets) {
 			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s has %d targets, the item names target %d (%s): the rules file changed since it was sent",

@@ -137,7 +137,15 @@ func TestResolve(t *testing.T) {
 		{"target inserted before it", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`,
 			"      - {cluster: staging, service: web}\n      - {cluster: staging, service: api}", 1),
 			"target 1 is 123456789012/eu-west-1/staging/api now, the item was for 210987654321/us-east-1/prod/web"},
-		{"repository changed", strings.Replace(twoTargets, "repository: web", "repository: www", 1), "now deploys repository www"},
+		{"repository changed", strings.Replace(twoTargets, "repository: web", "repository: www", 1), "it deploys repository www, the push was to web"},
+		// The rule's tag selection and registry are the intake's decision
+		// too: the worker takes it again in the file it runs.
+		{"tag ignored now", strings.Replace(twoTargets, `tags: ["main-*"]`, `tags: ["main-*"]`+"\n    ignore-tags: [\"main-1\"]", 1),
+			`rule web does not take the item's push web:main-1 now (tag main-1 is ignored by "main-1")`},
+		{"tags changed", strings.Replace(twoTargets, `tags: ["main-*"]`, `tags: ["release-*"]`, 1), "tag main-1 matches none of release-*"},
+		{"semver now", strings.Replace(twoTargets, `tags: ["main-*"]`, `semver: ">=1.0.0"`, 1), "tag main-1 is not a semantic version"},
+		{"registry changed", strings.Replace(twoTargets, `tags: ["main-*"]`, `tags: ["main-*"]`+"\n    registry: {account: \"333333333333\"}", 1),
+			"its registry is 333333333333/eu-west-1, the push was to 123456789012/eu-west-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, target, err := item.Resolve(load(t, tc.yaml), central)
@@ -155,5 +163,39 @@ func TestResolve(t *testing.T) {
 				t.Errorf("error = %v, want a *work.Error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A sweep's item is the push it builds from the rule's own selection (the
+// newest image the rule takes, in the rule's registry): the worker takes it.
+func TestResolveSweepItem(t *testing.T) {
+	cfg := load(t, `version: 1
+rules:
+  - name: api
+    repository: api
+    semver: ">=1.0.0"
+    ignore-tags: ["*-rc*"]
+    registry: {account: "333333333333", region: us-east-1}
+    targets:
+      - {cluster: prod, service: api}
+`)
+	r := cfg.Rules[0]
+	newest, ok := r.Newest([]rules.Image{{Tag: "v1.2.0-rc1", Digest: "sha256:1"}, {Tag: "v1.1.0", Digest: digest}, {Tag: "latest", Digest: "sha256:2"}})
+	if !ok || newest.Tag != "v1.1.0" {
+		t.Fatalf("newest %+v", newest)
+	}
+	registry := r.RegistryOf(central)
+	sweep := ecrevent.Push{EventID: "reconcile-4f2a9c1e0000", Account: registry.Account, Region: registry.Region,
+		Repository: r.Repository, Tag: newest.Tag, Digest: newest.Digest}
+	body, err := Encode(NewDeployTarget(sweep, r, 0, central))
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, target, err := item.Resolve(cfg, central); err != nil || got != r || target.Service != "api" {
+		t.Errorf("resolved %v %+v, %v", got, target, err)
 	}
 }

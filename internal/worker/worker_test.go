@@ -72,6 +72,7 @@ type fixture struct {
 	logs    *emulator.Buffer
 	from    int // lines before it are a previous step's
 	push    ecrevent.Push
+	yaml    string // the rules file the deployer runs
 
 	mu       sync.Mutex
 	failures []string // message ids the handler returned
@@ -98,7 +99,8 @@ func newFixture(t *testing.T, n int, visibility time.Duration, maxReceive int, t
 			t.Fatal(err)
 		}
 	}
-	cfg, err := rules.Parse("autodeploy.yaml", []byte(yaml.String()))
+	f.yaml = yaml.String()
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(f.yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +122,21 @@ func newFixture(t *testing.T, n int, visibility time.Duration, maxReceive int, t
 	f.push = ecrevent.Push{EventID: "ev-fleet-1", Account: central.Account, Region: central.Region, Repository: "web", Tag: "main-4f2a9c1",
 		Digest: "sha256:" + strings.Repeat("4f", 32), Time: time.Date(2026, 12, 1, 10, 0, 0, 250_000_000, time.UTC)}
 	return f
+}
+
+// edit changes the rules file the deployer (so the worker) runs, as a stack
+// update does while items wait in the queue.
+func (f *fixture) edit(t *testing.T, old, new string) {
+	t.Helper()
+	if !strings.Contains(f.yaml, old) {
+		t.Fatalf("the rules file has no %q", old)
+	}
+	f.yaml = strings.Replace(f.yaml, old, new, 1)
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(f.yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.d.Rules = cfg
 }
 
 // drain plays the event source mapping until the queue is empty.
@@ -329,5 +346,46 @@ func TestPoisonMessageEndsInTheDeadLetterQueue(t *testing.T) {
 	}
 	if !slices.Equal(parked, []string{`{"kind":"approve","v":1}`}) {
 		t.Errorf("dead-letter queue holds %q, want only the poison message", parked)
+	}
+}
+
+// Items queued before the rule stopped taking their tag (an ignore-tags
+// added while they wait) deploy nothing: the worker decides by the rules
+// file it runs, as the intake did by its own.
+func TestRuleNoLongerTakesTheTag(t *testing.T) {
+	for _, tc := range []struct{ name, old, new, want string }{
+		{"ignore-tags added", `tags: ["main-*"]`, `tags: ["main-*"]` + "\n    ignore-tags: [\"main-4f*\"]", `tag main-4f2a9c1 is ignored by "main-4f*"`},
+		{"tags changed", `tags: ["main-*"]`, `tags: ["release-*"]`, "tag main-4f2a9c1 matches none of release-*"},
+		{"registry changed", `tags: ["main-*"]`, `tags: ["main-*"]` + "\n    registry: {account: \"333333333333\"}", "its registry is 333333333333/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 2, 30*time.Second, 3)
+			queued(t, f.d, f.push)
+			f.edit(t, tc.old, tc.new)
+			stats := f.drain(t)
+			if stats.Received != 2 || stats.Failures != 0 {
+				t.Errorf("poll stats %+v, want 2 received, none returned", stats)
+			}
+			if got := f.outcomes(t); len(got) != 0 {
+				t.Errorf("deployed %v", got)
+			}
+			if calls := f.proxy.Calls(); calls["RegisterTaskDefinition"]+calls["UpdateService"] != 0 {
+				t.Errorf("the worker deployed: %v", calls)
+			}
+			refused := f.lines(t, "work item refused")
+			if len(refused) != 2 {
+				t.Fatalf("%d refusals, want 2\n%s", len(refused), f.logs)
+			}
+			for _, l := range refused {
+				if !strings.Contains(l["error"].(string), tc.want) {
+					t.Errorf("refused: %v, want it to say %q", l["error"], tc.want)
+				}
+			}
+			for i := range 2 {
+				if img := f.image(t, fmt.Sprintf("svc-%02d", i)); img != emulator.Registry+"/web:main-seed" {
+					t.Errorf("svc-%02d runs %s", i, img)
+				}
+			}
+		})
 	}
 }
