@@ -40,15 +40,30 @@ const (
 // resolved it, pseudo parameters and tokens at their longest, so that an
 // estimate that fits fits wherever the stack is deployed.
 func resolvedLength(s string) int {
-	return len(tokenRE.ReplaceAllString(pseudoLongest.Replace(s), "123456789012"))
+	return len(tokenRE.ReplaceAllStringFunc(pseudoLongest.Replace(s), tokenLongest))
 }
 
 var (
 	pseudoLongest = strings.NewReplacer("${AWS::Partition}", "aws-us-gov", "${AWS::Region}", "ap-southeast-2", "${AWS::AccountId}", "123456789012")
-	// tokenRE: CDK's string tokens; the only ones in patterns and policies
-	// here are the account and the region.
-	tokenRE = regexp.MustCompile(`\$\{Token\[[^\]]*\]\}`)
+	// tokenRE: CDK's string tokens (${Token[AWS.Region.12]}); in patterns
+	// and policies here the pseudo parameters of an environment-agnostic
+	// stack.
+	tokenRE = regexp.MustCompile(`\$\{Token\[([^\]]*)\]\}`)
 )
+
+// tokenLongest is the longest value of a CDK string token, by its kind: a
+// pseudo parameter at its longest (pseudoValue), any other at
+// generatedLength.
+func tokenLongest(token string) string {
+	name := tokenRE.FindStringSubmatch(token)[1]
+	if i := strings.LastIndex(name, "."); i > 0 {
+		name = name[:i] // AWS.Region.12: the token's number
+	}
+	if v, ok := pseudoValue[strings.Replace(name, ".", "::", 1)]; ok {
+		return v
+	}
+	return strings.Repeat("x", generatedLength)
+}
 
 // resolvedJSON is the length of v as compact JSON, its strings resolved.
 func resolvedJSON(v any) int {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -589,5 +590,26 @@ func TestClusterSuppressionsNoWiderThanTheGrants(t *testing.T) {
 	}
 	for f := range found {
 		t.Errorf("cdk-nag reports %s, which the rules name", f)
+	}
+}
+
+// An environment-agnostic stack's tokens count at their longest, by kind:
+// a region at 14 characters (ap-southeast-2), a partition at 10
+// (aws-us-gov), an account at 12; a pattern one character over the limit
+// at those lengths is refused.
+func TestTokensAtTheirLongest(t *testing.T) {
+	for token, want := range map[string]int{*awscdk.Aws_REGION(): 14, *awscdk.Aws_PARTITION(): 10, *awscdk.Aws_ACCOUNT_ID(): 12} {
+		if got := resolvedLength(token); got != want {
+			t.Errorf("%s: %d characters, want %d", token, got, want)
+		}
+	}
+	base := &awsevents.EventPattern{Source: jsii.Strings("aws.ecs"), Region: jsii.Strings(*awscdk.Aws_REGION())}
+	literal, _ := json.Marshal(map[string]any{"source": []string{"aws.ecs"}, "region": []string{"ap-southeast-2"}, "resources": []string{""}})
+	fill := eventPatternLimit - len(literal) // the resource that makes the pattern exactly 2,048 in ap-southeast-2
+	if lists, err := chunks(base, split{path: "resources", values: []any{strings.Repeat("a", fill)}}); err != nil || len(lists) != 1 {
+		t.Errorf("a pattern of exactly %d characters: %v, %v", eventPatternLimit, lists, err)
+	}
+	if _, err := chunks(base, split{path: "resources", values: []any{strings.Repeat("a", fill+1)}}); err == nil {
+		t.Errorf("a pattern of %d characters in ap-southeast-2 was accepted", eventPatternLimit+1)
 	}
 }
