@@ -705,6 +705,14 @@ func (p *parser) ecsRef(f field, at, s, kind string, t *Target) string {
 	} else if t.Region != a.Region {
 		p.errorf(f.value, at, "ARN is in region %s but the target's region is %s", a.Region, t.Region)
 	}
+	if kind == "service" && a.Cluster == "" {
+		// The stacks grant and match service/<cluster>/<name>, the form ECS
+		// events carry once the account has opted in to the long ARN format.
+		p.errorf(f.value, at, "%q is a short (old-format) service ARN without its cluster; use arn:aws:ecs:%s:%s:service/<cluster>/%s "+
+			"or the service's name (migrate the service to the long ARN format: "+
+			"https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-arn-migration.html)", s, a.Region, a.Account, a.Name)
+		return a.Name
+	}
 	if kind == "service" && a.Cluster != "" && t.Cluster != "" && t.Cluster != a.Cluster {
 		p.errorf(f.value, at, "service ARN is in cluster %s but the target's cluster is %s", a.Cluster, t.Cluster)
 	}

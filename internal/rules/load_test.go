@@ -105,6 +105,10 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"f.yaml:3: defaults.pass-roles[1]: \"web-task\" is not an IAM role ARN"}},
 		{"cluster ARN in other region", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: arn:aws:ecs:eu-west-1:222222222222:cluster/c\n        service: s\n        region: us-east-1\n        role: arn:aws:iam::222222222222:role/r\n",
 			[]string{"f.yaml:7: rules[0].targets[0].cluster: ARN is in region eu-west-1 but the target's region is us-east-1"}},
+		{"short service ARN", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - cluster: c\n        service: arn:aws:ecs:eu-west-1:111111111111:service/web\n",
+			[]string{"f.yaml:8: rules[0].targets[0].service: \"arn:aws:ecs:eu-west-1:111111111111:service/web\" is a short (old-format) service ARN without its cluster; " +
+				"use arn:aws:ecs:eu-west-1:111111111111:service/<cluster>/web or the service's name (migrate the service to the long ARN format: " +
+				"https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-arn-migration.html)"}},
 		{"same service twice", head + "  - name: a\n    repository: web\n    tags: [x]\n    targets:\n      - {cluster: c, service: s}\n      - {cluster: c, service: s}\n",
 			[]string{"f.yaml:8: rules[0].targets[1]: service c/s is listed twice in this rule (first at line 7)"}},
 		{"tags not a list", head + "  - name: a\n    repository: web\n    tags: latest\n    targets: [{cluster: c, service: s}]\n",
