@@ -349,6 +349,16 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	return res
 }
 
+// NotDeployed reports a target the per-target path never reached, so never
+// counted or notified: a work item the worker refuses (the rules file no
+// longer describes it). res is its Failed result, with the reason; it is
+// counted as a deploy of that outcome and notified (notify.NotDeployed),
+// when a notifier is set.
+func (d *Deployer) NotDeployed(ctx context.Context, push ecrevent.Push, res Result) {
+	d.count(ctx, res)
+	d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
+}
+
 // notify tells people about a target, when a notifier is set. A notice that
 // cannot be sent is logged; it never fails the deploy.
 func (d *Deployer) notify(ctx context.Context, push ecrevent.Push, res Result, outcome, reason string) {
@@ -693,9 +703,22 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		"from_task_definition", r.From, "to_task_definition", r.To, "deployment_id", r.DeploymentID,
 		"outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
 		"event_id", push.EventID)
-	metrics.Emit(ctx, d.Log, d.Now(),
+	d.count(ctx, r)
+}
+
+// count is a target's deploy metrics: the dashboard's deploys by outcome.
+func (d *Deployer) count(ctx context.Context, r Result) {
+	metrics.Emit(ctx, d.Log, d.now(),
 		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
 		[][]string{{"outcome"}}, // the dashboard's deploys by outcome
 		metrics.Metric{Name: metrics.Deploys, Unit: "Count", Value: 1},
 		metrics.Metric{Name: metrics.DeployDuration, Unit: "Milliseconds", Value: float64(r.DurationMillis)})
+}
+
+// now is the deployer's clock, the system's when none is set.
+func (d *Deployer) now() time.Time {
+	if d.Now == nil {
+		return time.Now()
+	}
+	return d.Now()
 }

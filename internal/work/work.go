@@ -57,11 +57,11 @@ func (p Push) Event() ecrevent.Push {
 		Repository: p.Repository, Tag: p.Tag, Digest: p.Digest}
 }
 
-// DeployTarget is one target of one push. The target is named by its rule
-// and its index among the rule's targets, and checked on receipt against
-// the service key it resolved to when it was sent: the rules file may have
-// changed in between, and a different service at that index must be a
-// clear failure, never a deploy to the wrong service.
+// DeployTarget is one target of one push. The target is named by its rule,
+// the service key it resolved to when it was sent, and its index among the
+// rule's targets then (a hint: see Resolve). The rules file may have changed
+// in between, and a service the rule no longer targets must be a clear
+// failure, never a deploy to the wrong service.
 type DeployTarget struct {
 	Push        Push   `json:"push"`
 	Rule        string `json:"rule"`
@@ -88,28 +88,44 @@ func (it DeployTarget) Place() (rules.Place, error) {
 // permanent *Error, an item the rules file no longer describes: the rule is
 // gone, it no longer takes the item's push (its repository, registry,
 // ignore-tags or tag selection changed: deploy.Accepts, the intake's own
-// decision), or the target at the index is another service now.
-func (it DeployTarget) Resolve(cfg *rules.Config, central rules.Place) (*rules.Rule, rules.Target, error) {
+// decision), or it no longer targets the item's service.
+//
+// The index is a hint, the service key the identity (a rule lists a service
+// once): a target inserted or removed before the item's moves it, and the
+// item then deploys its own service at the index it has now (the job's
+// Index).
+func (it DeployTarget) Resolve(cfg *rules.Config, central rules.Place) (deploy.Job, error) {
 	for _, r := range cfg.Rules {
 		if r.Name != it.Rule {
 			continue
 		}
 		if ok, why := deploy.Accepts(r, central, it.Push.Event()); !ok {
-			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s does not take the item's push %s:%s now (%s): the rules file changed since it was sent",
+			return deploy.Job{}, &Error{Msg: fmt.Sprintf("rule %s does not take the item's push %s:%s now (%s): the rules file changed since it was sent",
 				r.Name, it.Push.Repository, it.Push.Tag, why)}
 		}
-		if it.TargetIndex < 0 || it.TargetIndex >= len(r.Targets) {
-			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s has %d targets, the item names target %d (%s): the rules file changed since it was sent",
-				r.Name, len(r.Targets), it.TargetIndex, it.ServiceKey)}
+		if i := it.TargetIndex; i >= 0 && i < len(r.Targets) && serviceKey(r.Targets[i], central) == it.ServiceKey {
+			return deploy.Job{Rule: r, Target: r.Targets[i], Index: i}, nil
 		}
-		t := r.Targets[it.TargetIndex]
-		if key := serviceKey(t, central); key != it.ServiceKey {
-			return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("rule %s's target %d is %s now, the item was for %s: the rules file changed since it was sent",
-				r.Name, it.TargetIndex, key, it.ServiceKey)}
+		for i, t := range r.Targets {
+			if serviceKey(t, central) == it.ServiceKey {
+				return deploy.Job{Rule: r, Target: t, Index: i}, nil
+			}
 		}
-		return r, t, nil
+		return deploy.Job{}, &Error{Msg: fmt.Sprintf("rule %s no longer targets %s (the item named its target %d): the rules file changed since it was sent",
+			r.Name, it.ServiceKey, it.TargetIndex)}
 	}
-	return nil, rules.Target{}, &Error{Msg: fmt.Sprintf("no rule %s (the item was for %s): the rules file changed since it was sent", it.Rule, it.ServiceKey)}
+	return deploy.Job{}, &Error{Msg: fmt.Sprintf("no rule %s (the item was for %s): the rules file changed since it was sent", it.Rule, it.ServiceKey)}
+}
+
+// Target is the item's target as far as its service key says (account,
+// region, cluster and service): what a notice of a refused item names when
+// the rules file no longer has the target.
+func (it DeployTarget) Target() (account, region, cluster, service string) {
+	parts := strings.SplitN(it.ServiceKey, "/", 4)
+	for len(parts) < 4 {
+		parts = append(parts, "")
+	}
+	return parts[0], parts[1], parts[2], parts[3]
 }
 
 func serviceKey(t rules.Target, central rules.Place) string {

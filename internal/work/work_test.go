@@ -1,12 +1,14 @@
 package work
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -65,13 +67,13 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.item, got); diff != "" {
+			if diff := gocmp.Diff(tc.item, got); diff != "" {
 				t.Errorf("round trip (-sent +read):\n%s", diff)
 			}
 			if !got.Push.PushedAt.Equal(tc.item.Push.PushedAt) || got.Push.PushedAt.Nanosecond() != tc.item.Push.PushedAt.Nanosecond() {
 				t.Errorf("push time %v, sent %v", got.Push.PushedAt, tc.item.Push.PushedAt)
 			}
-			if diff := cmp.Diff(tc.item.Push, PushOf(got.Push.Event())); diff != "" {
+			if diff := gocmp.Diff(tc.item.Push, PushOf(got.Push.Event())); diff != "" {
 				t.Errorf("push as an event and back (-want +got):\n%s", diff)
 			}
 			place, err := got.Place()
@@ -90,7 +92,7 @@ func TestEncodedShape(t *testing.T) {
 	want := `{"kind":"deploy-target","v":1,"push":{"event_id":"ev-1","registry_account":"123456789012","registry_region":"eu-west-1",` +
 		`"repository":"web","tag":"main-1","digest":"` + digest + `","pushed_at":"2026-11-30T09:15:02.345678Z"},` +
 		`"rule":"web","target_index":1,"service_key":"210987654321/us-east-1/prod/web"}`
-	if diff := cmp.Diff(want, string(body)); diff != "" {
+	if diff := gocmp.Diff(want, string(body)); diff != "" {
 		t.Errorf("encoded (-want +got):\n%s", diff)
 	}
 }
@@ -133,10 +135,13 @@ func TestResolve(t *testing.T) {
 		{"unchanged", twoTargets, ""},
 		{"a target added after it", twoTargets + `      - {cluster: prod, service: api}` + "\n", ""},
 		{"rule gone", strings.Replace(twoTargets, "name: web", "name: www", 1), "no rule web"},
-		{"target removed", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`+"\n", "", 1), "has 1 targets, the item names target 1"},
-		{"target inserted before it", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`,
-			"      - {cluster: staging, service: web}\n      - {cluster: staging, service: api}", 1),
-			"target 1 is 123456789012/eu-west-1/staging/api now, the item was for 210987654321/us-east-1/prod/web"},
+		// The index is a hint: the item's service wherever it is now.
+		{"a target removed before it", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`+"\n", "", 1), "@0"},
+		{"a target inserted before it", strings.Replace(twoTargets, `      - {cluster: staging, service: web}`,
+			"      - {cluster: staging, service: web}\n      - {cluster: staging, service: api}", 1), "@2"},
+		{"a target inserted first", strings.Replace(twoTargets, "    targets:\n", "    targets:\n      - {cluster: new, service: new}\n", 1), "@2"},
+		{"its own target removed", strings.Replace(twoTargets, "      - {cluster: prod, service: web, account:", "      - {cluster: prod, service: api, account:", 1),
+			"rule web no longer targets 210987654321/us-east-1/prod/web (the item named its target 1)"},
 		{"repository changed", strings.Replace(twoTargets, "repository: web", "repository: www", 1), "it deploys repository www, the push was to web"},
 		// The rule's tag selection and registry are the intake's decision
 		// too: the worker takes it again in the file it runs.
@@ -148,13 +153,17 @@ func TestResolve(t *testing.T) {
 			"its registry is 333333333333/eu-west-1, the push was to 123456789012/eu-west-1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, target, err := item.Resolve(load(t, tc.yaml), central)
-			if tc.want == "" {
+			job, err := item.Resolve(load(t, tc.yaml), central)
+			if tc.want == "" || strings.HasPrefix(tc.want, "@") {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if r.Name != "web" || target.Cluster != "prod" || target.Account != "210987654321" {
+				r, target := job.Rule, job.Target
+				if r.Name != "web" || target.Cluster != "prod" || target.Service != "web" || target.Account != "210987654321" {
 					t.Errorf("resolved %s %+v", r.Name, target)
+				}
+				if want := cmp.Or(tc.want, "@1"); fmt.Sprintf("@%d", job.Index) != want || r.Targets[job.Index].Line != target.Line {
+					t.Errorf("index %d (target at line %d), want %s", job.Index, target.Line, want)
 				}
 				return
 			}
@@ -195,7 +204,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, target, err := item.Resolve(cfg, central); err != nil || got != r || target.Service != "api" {
-		t.Errorf("resolved %v %+v, %v", got, target, err)
+	if job, err := item.Resolve(cfg, central); err != nil || job.Rule != r || job.Target.Service != "api" {
+		t.Errorf("resolved %+v, %v", job, err)
 	}
 }

@@ -35,8 +35,9 @@ type Handler struct {
 //     receives, where an operator sees it.
 //
 // A permanent failure (the deployer logged, recorded and notified it) and
-// an item the rules file no longer describes are not returned: receiving
-// them again cannot help, and they would only end in the dead-letter queue.
+// an item the rules file no longer describes (logged, counted and notified
+// here) are not returned: receiving them again cannot help, and they would
+// only end in the dead-letter queue.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	failed := make([]bool, len(ev.Records))
 	var g errgroup.Group
@@ -70,12 +71,17 @@ func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool) 
 		log.ErrorContext(ctx, "work item unreadable", "error", err.Error(), "queue", msg.EventSourceARN)
 		return true
 	}
-	r, t, err := it.Resolve(d.Rules, d.Central)
+	job, err := it.Resolve(d.Rules, d.Central)
 	if err != nil {
 		log.ErrorContext(ctx, "work item refused", "rule", it.Rule, "service_key", it.ServiceKey,
 			"event_id", it.Push.EventID, "digest", it.Push.Digest, "error", err.Error())
+		// Not received again, and no deploy path saw it: counted and
+		// notified here, or nobody learns the target was not deployed.
+		res := deploy.Result{Rule: it.Rule, Outcome: deploy.Failed, Reason: "work item refused: " + err.Error()}
+		res.Account, res.Region, res.Cluster, res.Service = it.Target()
+		d.NotDeployed(ctx, it.Push.Event(), res)
 		return false
 	}
-	res := d.DeployTarget(ctx, it.Push.Event(), deploy.Job{Rule: r, Target: t, Index: it.TargetIndex})
+	res := d.DeployTarget(ctx, it.Push.Event(), job)
 	return res.Retryable
 }

@@ -69,6 +69,7 @@ type fixture struct {
 	queue   testenv.WorkQueue
 	d       *deploy.Deployer
 	handler *Handler
+	notices *notices
 	logs    *emulator.Buffer
 	from    int // lines before it are a previous step's
 	push    ecrevent.Push
@@ -87,7 +88,7 @@ func newFixture(t *testing.T, n int, visibility time.Duration, maxReceive int, t
 	t.Helper()
 	m := testenv.StartMoto(t)
 	f := &fixture{moto: m, proxy: testenv.StartProxy(t, m.Endpoint), ecs: ecs.NewFromConfig(m.AWSConfig()),
-		sqs: sqs.NewFromConfig(m.AWSConfig()), logs: &emulator.Buffer{}}
+		sqs: sqs.NewFromConfig(m.AWSConfig()), logs: &emulator.Buffer{}, notices: &notices{}}
 	table := m.CreateTable(t, "autodeploy")
 	var yaml strings.Builder
 	yaml.WriteString("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n")
@@ -116,7 +117,7 @@ func newFixture(t *testing.T, n int, visibility time.Duration, maxReceive int, t
 	}
 	f.d = &deploy.Deployer{Rules: cfg, Central: central, Services: history.NewServices(lock.New(db, table), history.NewStore(db, table)),
 		ECS: func(region, role string) deploy.ECS { return th.with(clients.ECS(region, role)) },
-		Log: logging.New(f.logs, slog.LevelInfo), Concurrency: 4, Now: time.Now,
+		Log: logging.New(f.logs, slog.LevelInfo), Concurrency: 4, Now: time.Now, Notifier: f.notices,
 		Dispatcher: &queue.Dispatcher{SQS: f.sqs, Queues: map[rules.Place]string{central: f.queue.URL}, Central: central}}
 	f.handler = &Handler{Deployer: f.d}
 	f.push = ecrevent.Push{EventID: "ev-fleet-1", Account: central.Account, Region: central.Region, Repository: "web", Tag: "main-4f2a9c1",
@@ -387,5 +388,39 @@ func TestRuleNoLongerTakesTheTag(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The rules file changes while items wait: a target inserted before them
+// moves their index, and each still deploys its own service; the item of a
+// target removed is refused, and notified, not dropped in silence.
+func TestTargetsMoveWhileItemsWait(t *testing.T) {
+	f := newFixture(t, 3, 30*time.Second, 3)
+	if _, err := emulator.SeedService(context.Background(), f.ecs, emulator.Service{Cluster: "fleet", Name: "new", Family: "new",
+		Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web:main-seed"}}}); err != nil {
+		t.Fatal(err)
+	}
+	queued(t, f.d, f.push)
+	f.edit(t, "    targets:\n", "    targets:\n      - {cluster: fleet, service: new}\n")
+	f.edit(t, "      - {cluster: fleet, service: svc-01}\n", "")
+	stats := f.drain(t)
+	if stats.Received != 3 || stats.Failures != 0 {
+		t.Errorf("poll stats %+v, want 3 received, none returned", stats)
+	}
+	if diff := cmp.Diff(map[string]int{"svc-00 deployed": 1, "svc-02 deployed": 1}, f.outcomes(t)); diff != "" {
+		t.Errorf("deploys (-want +got):\n%s\n%s", diff, f.logs)
+	}
+	for service, want := range map[string]string{"svc-00": "/web@" + f.push.Digest, "svc-02": "/web@" + f.push.Digest,
+		"svc-01": "/web:main-seed", "new": "/web:main-seed"} {
+		if img := f.image(t, service); img != emulator.Registry+want {
+			t.Errorf("%s runs %s, want %s", service, img, emulator.Registry+want)
+		}
+	}
+	refused := f.lines(t, "work item refused")
+	if len(refused) != 1 || !strings.Contains(refused[0]["error"].(string), "rule fleet no longer targets "+central.String()+"/fleet/svc-01") {
+		t.Errorf("refused %v", refused)
+	}
+	if diff := cmp.Diff([]string{"not_deployed fleet fleet/svc-01"}, f.notices.list()); diff != "" {
+		t.Errorf("notices (-want +got):\n%s", diff)
 	}
 }

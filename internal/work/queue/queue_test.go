@@ -171,10 +171,11 @@ func TestDispatchSendsWorkItems(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, target, err := it.Resolve(cfg, central)
+			job, err := it.Resolve(cfg, central)
 			if err != nil {
 				t.Fatal(err)
 			}
+			r, target := job.Rule, job.Target
 			if !it.Push.PushedAt.Equal(push.Time) || it.Push.EventID != push.EventID {
 				t.Errorf("push %+v", it.Push)
 			}
