@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -118,6 +119,11 @@ type Deployer struct {
 
 	// groups keeps each blue/green service's deployment group.
 	groups bluegreen.Groups
+
+	mu sync.Mutex
+	// notified is the (event, rule) pairs whose dispatch failures were
+	// notified (see notifyDispatched).
+	notified map[string]bool
 }
 
 // Handle is the Lambda handler: it deploys every target the push matches.
@@ -215,12 +221,84 @@ func (p InProcess) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job)
 
 // Dispatch hands push's targets to the deployer's dispatcher, in-process
 // when none is set: the path of a push, and of a sweep's targets behind.
+//
+// A dispatcher's permanent failures (a place without a queue, an entry SQS
+// refuses as the sender's fault) never reach the per-target path, which
+// logs, counts and notifies each of its own: the seam counts each one as a
+// failed deploy and notifies them once per event and rule (see
+// notifyDispatched), as a person has to act on them.
 func (d *Deployer) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
 	if d.Dispatcher == nil {
 		return InProcess{d}.Dispatch(ctx, push, jobs)
 	}
-	return d.Dispatcher.Dispatch(ctx, push, jobs)
+	sum, err := d.Dispatcher.Dispatch(ctx, push, jobs)
+	if _, inProcess := d.Dispatcher.(InProcess); !inProcess {
+		d.notifyDispatched(ctx, push, sum)
+	}
+	return sum, err
 }
+
+// maxListed bounds the targets one notice of a dispatch lists.
+const maxListed = 10
+
+// notifyDispatched counts a dispatcher's permanent failures and notifies
+// them, one notice per rule listing its targets (a place without a queue
+// fails all of its targets alike: a thousand notices would bury the one
+// cause). A rule's notice of an event goes once per process: Lambda retries
+// a push whose other targets failed transiently, and a sweep's event id is
+// the same from one sweep to the next while the stack stays wrong.
+func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum Summary) {
+	byRule := map[string][]Result{}
+	var order []string
+	for _, r := range sum.Results {
+		if r.Outcome != Failed || r.Retryable {
+			continue
+		}
+		d.count(ctx, r, false)
+		if _, ok := byRule[r.Rule]; !ok {
+			order = append(order, r.Rule)
+		}
+		byRule[r.Rule] = append(byRule[r.Rule], r)
+	}
+	for _, rule := range order {
+		rs := byRule[rule]
+		if d.Notifier == nil || !d.firstNotice(push.EventID, rule) {
+			continue
+		}
+		n, reason := rs[0], rs[0].Reason
+		if len(rs) > 1 {
+			var each []string
+			for _, r := range rs[:min(len(rs), maxListed)] {
+				each = append(each, r.Cluster+"/"+r.Service+": "+r.Reason)
+			}
+			if len(rs) > maxListed {
+				each = append(each, fmt.Sprintf("and %d more", len(rs)-maxListed))
+			}
+			n.Service += fmt.Sprintf(" and %d more targets", len(rs)-1)
+			reason = fmt.Sprintf("%d targets of rule %s not handed to the work queue: %s", len(rs), rule, strings.Join(each, "; "))
+		}
+		d.notify(ctx, push, n, notify.NotDeployed, reason)
+	}
+}
+
+// firstNotice reports whether event's failures under rule are not yet
+// notified by this process, and notes them as notified.
+func (d *Deployer) firstNotice(event, rule string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := event + "\x00" + rule
+	if d.notified[key] {
+		return false
+	}
+	if d.notified == nil || len(d.notified) >= maxNotified {
+		d.notified = map[string]bool{}
+	}
+	d.notified[key] = true
+	return true
+}
+
+// maxNotified bounds the (event, rule) pairs a deployer remembers.
+const maxNotified = 10000
 
 // DeployTarget deploys push to one target, under its service's lock, and
 // logs the result: the one per-target path, which the in-process
@@ -355,7 +433,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 // counted as a deploy of that outcome and notified (notify.NotDeployed),
 // when a notifier is set.
 func (d *Deployer) NotDeployed(ctx context.Context, push ecrevent.Push, res Result) {
-	d.count(ctx, res)
+	d.count(ctx, res, false)
 	d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 }
 
@@ -703,16 +781,21 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		"from_task_definition", r.From, "to_task_definition", r.To, "deployment_id", r.DeploymentID,
 		"outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
 		"event_id", push.EventID)
-	d.count(ctx, r)
+	d.count(ctx, r, true)
 }
 
-// count is a target's deploy metrics: the dashboard's deploys by outcome.
-func (d *Deployer) count(ctx context.Context, r Result) {
+// count is a target's deploy metrics: the dashboard's deploys by outcome,
+// and the time the per-target path took (a target it never reached, whose
+// failure the seam or the worker counts, has no duration to add).
+func (d *Deployer) count(ctx context.Context, r Result, ran bool) {
+	ms := []metrics.Metric{{Name: metrics.Deploys, Unit: "Count", Value: 1}}
+	if ran {
+		ms = append(ms, metrics.Metric{Name: metrics.DeployDuration, Unit: "Milliseconds", Value: float64(r.DurationMillis)})
+	}
 	metrics.Emit(ctx, d.Log, d.now(),
 		map[string]string{"rule": r.Rule, "service": r.Cluster + "/" + r.Service, "outcome": string(r.Outcome)},
 		[][]string{{"outcome"}}, // the dashboard's deploys by outcome
-		metrics.Metric{Name: metrics.Deploys, Unit: "Count", Value: 1},
-		metrics.Metric{Name: metrics.DeployDuration, Unit: "Milliseconds", Value: float64(r.DurationMillis)})
+		ms...)
 }
 
 // now is the deployer's clock, the system's when none is set.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -16,13 +17,20 @@ import (
 type recordingDispatcher struct {
 	jobs []string
 	err  error
+	// fail, when set, is each job's failure instead of queued.
+	fail func(j Job) (reason string, retryable bool)
 }
 
 func (r *recordingDispatcher) Dispatch(_ context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
 	sum := Summary{EventID: push.EventID}
 	for _, j := range jobs {
 		r.jobs = append(r.jobs, j.Rule.Name+"/"+j.Target.Cluster+"/"+j.Target.Service+"#"+strconv.Itoa(j.Index))
-		sum.Results = append(sum.Results, Result{Rule: j.Rule.Name, Cluster: j.Target.Cluster, Service: j.Target.Service, Outcome: Queued})
+		res := Result{Rule: j.Rule.Name, Cluster: j.Target.Cluster, Service: j.Target.Service, Outcome: Queued}
+		if r.fail != nil {
+			res.Outcome = Failed
+			res.Reason, res.Retryable = r.fail(j)
+		}
+		sum.Results = append(sum.Results, res)
 	}
 	return sum, r.err
 }
@@ -91,4 +99,52 @@ func TestDispatchSeam(t *testing.T) {
 			t.Errorf("again: %s (%s), want skipped", again.Outcome, again.Reason)
 		}
 	})
+}
+
+// A dispatcher's permanent failure never reaches the per-target path: the
+// seam counts each, and notifies them once per event and rule, however
+// often Lambda retries the push; a transient one is not notified (the push
+// is retried).
+func TestDispatchFailuresAreNotified(t *testing.T) {
+	ctx := context.Background()
+	ev := pushEvent(t, "web", "main-4f2a9c1", t0)
+	f := newFixture(t)
+	notices := &memNotifier{}
+	f.d.Notifier = notices
+	f.d.Dispatcher = &recordingDispatcher{fail: func(j Job) (string, bool) {
+		if j.Target.Service == "web-worker" {
+			return "not queued: throttled (will retry)", true
+		}
+		return "no work queue for place 123456789012/eu-west-1 (the stack makes one per target place)", false
+	}}
+	for range 2 { // Lambda's retry of the push
+		if _, err := f.d.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(notices.messages) != 1 || !strings.Contains(notices.messages[0], "staging/web NOT deployed web:main-4f2a9c1") ||
+		!strings.Contains(notices.messages[0], "no work queue for place") {
+		t.Errorf("notices = %q, want one for staging/web", notices.messages)
+	}
+	if n := strings.Count(f.logs.String(), `"Deploys":1,"outcome":"failed","rule":"web-staging","service":"staging/web"`); n != 2 {
+		t.Errorf("%d failed deploys counted, want 2 (one per dispatch)\n%s", n, f.logs)
+	}
+	if strings.Contains(f.logs.String(), `"service":"staging/web-worker"`) {
+		t.Errorf("a transient dispatch failure was counted as a deploy:\n%s", f.logs)
+	}
+}
+
+// Many targets of one rule failing alike are one notice listing them.
+func TestDispatchFailuresOneNoticePerRule(t *testing.T) {
+	f := newFixture(t)
+	notices := &memNotifier{}
+	f.d.Notifier = notices
+	f.d.Dispatcher = &recordingDispatcher{fail: func(Job) (string, bool) { return "no work queue for place x", false }}
+	if _, err := f.d.Handle(context.Background(), pushEvent(t, "web", "main-4f2a9c1", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(notices.messages) != 1 || !strings.Contains(notices.messages[0], "staging/web and 1 more targets NOT deployed") ||
+		!strings.Contains(notices.messages[0], "2 targets of rule web-staging not handed to the work queue: staging/web: no work queue for place x; staging/web-worker: no work queue for place x") {
+		t.Errorf("notices = %q", notices.messages)
+	}
 }

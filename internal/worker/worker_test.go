@@ -424,3 +424,28 @@ func TestTargetsMoveWhileItemsWait(t *testing.T) {
 		t.Errorf("notices (-want +got):\n%s", diff)
 	}
 }
+
+// A push whose targets' place has no work queue (a wrong stack) fails them
+// permanently at the intake, and people hear of it once, as of any
+// permanent failure; nothing is queued.
+func TestNoQueueForThePlaceIsNotified(t *testing.T) {
+	f := newFixture(t, 3, 30*time.Second, 3)
+	f.d.Dispatcher.(*queue.Dispatcher).Queues = map[rules.Place]string{{Account: "210987654321", Region: "us-east-1"}: f.queue.URL}
+	for range 2 { // Lambda's retry
+		sum, err := f.d.Deploy(context.Background(), f.push)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range sum.Results {
+			if r.Outcome != deploy.Failed || r.Retryable || !strings.Contains(r.Reason, "no work queue for place "+central.String()) {
+				t.Errorf("%s: %s (%s)", r.Service, r.Outcome, r.Reason)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"not_deployed fleet fleet/svc-00 and 2 more targets"}, f.notices.list()); diff != "" {
+		t.Errorf("notices (-want +got):\n%s", diff)
+	}
+	if d := f.depth(t, f.queue.URL); d != 0 {
+		t.Errorf("%d messages queued", d)
+	}
+}
