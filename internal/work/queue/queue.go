@@ -67,7 +67,9 @@ type entry struct {
 }
 
 // Dispatch queues every job and answers Queued for each one sent. An entry
-// not sent after its attempts fails transiently, and so does the dispatch:
+// SQS refuses as the sender's fault fails permanently, not sent again (the
+// deployer's seam notifies it). An entry otherwise not sent after its
+// attempts fails transiently, and so does the dispatch:
 // Lambda retries the push, and the items already sent then go again, which
 // is harmless as the worker finds their image running. A target whose place
 // has no queue, or a job that is not its rule's target, fails permanently
@@ -194,7 +196,17 @@ func (q *Dispatcher) send(ctx context.Context, url string, batch []entry, result
 			}
 		}
 		for _, f := range out.Failed {
-			why[aws.ToString(f.Id)] = fmt.Sprintf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			id, reason := aws.ToString(f.Id), fmt.Sprintf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			e, found := pending[id]
+			if f.SenderFault && found {
+				// The entry itself is wrong (too large, a bad attribute):
+				// sent again, or with the push retried, it fails again.
+				results[e.job].Outcome, results[e.job].Retryable = deploy.Failed, false
+				results[e.job].Reason = "not queued, SQS refused the entry as the sender's fault: " + reason
+				delete(pending, id)
+				continue
+			}
+			why[id] = reason
 		}
 	}
 	for id, e := range pending {

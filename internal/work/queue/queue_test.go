@@ -28,11 +28,14 @@ var (
 // fakeSQS answers SendMessageBatch; fail says, per call, which entry ids
 // SQS reports failed, and callErr fails whole calls.
 type fakeSQS struct {
-	mu      sync.Mutex
-	calls   []string            // queue: ids
-	sent    map[string][]string // queue → bodies accepted
-	fail    func(call int, id string) bool
-	callErr error
+	mu    sync.Mutex
+	calls []string            // queue: ids
+	sent  map[string][]string // queue → bodies accepted
+	fail  func(call int, id string) bool
+	// senderFault, when set, says which entry ids SQS refuses as the
+	// sender's fault.
+	senderFault func(id string) bool
+	callErr     error
 }
 
 func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
@@ -51,6 +54,11 @@ func (f *fakeSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchIn
 	}
 	out := &sqs.SendMessageBatchOutput{}
 	for _, e := range in.Entries {
+		if f.senderFault != nil && f.senderFault(aws.ToString(e.Id)) {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, SenderFault: true,
+				Code: aws.String("InvalidParameterValue"), Message: aws.String("message too long")})
+			continue
+		}
 		if f.fail != nil && f.fail(len(f.calls), aws.ToString(e.Id)) {
 			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("try again")})
 			continue
@@ -125,6 +133,10 @@ func TestDispatch(t *testing.T) {
 			wantReason: "not queued: InternalError: try again (will retry)"},
 		{name: "a failed call fails its batch transiently", n: 2, queues: queues, sqs: &fakeSQS{callErr: errors.New("connection reset")},
 			wantCalls: []string{"q-central: 0,1"}, want: map[string]int{"failed (retryable)": 2}, wantErr: "2 of 2 targets not queued"},
+		{name: "an entry refused as the sender's fault fails permanently and is not sent again", n: 3, queues: queues,
+			sqs:       &fakeSQS{senderFault: func(id string) bool { return id == "1" }},
+			wantCalls: []string{"q-central: 0,1,2"}, want: map[string]int{"queued": 2, "failed": 1},
+			wantReason: "not queued, SQS refused the entry as the sender's fault: InvalidParameterValue: message too long"},
 		{name: "a place without a queue is a permanent failure", n: 1, m: 1, queues: map[rules.Place]string{central: "q-central"}, sqs: &fakeSQS{},
 			wantCalls: []string{"q-central: 0"}, want: map[string]int{"queued": 1, "failed": 1}},
 	} {
