@@ -22,8 +22,9 @@ type SQSHandler func(ctx context.Context, ev events.SQSEvent) (events.SQSEventRe
 // Poller plays Lambda's event source mapping over a queue (moto implements
 // SQS, not the mapping's polling): it receives batches, hands each to the
 // handler, deletes the messages the handler did not report failed, and
-// leaves those it did (or the whole batch, when the handler errs) to appear
-// again after the visibility timeout. The queue's redrive policy, which
+// leaves those it did (or the whole batch, when the handler errs or reports
+// a failure whose itemIdentifier is empty or names no message of the batch,
+// as Lambda does) to appear again after the visibility timeout. The queue's redrive policy, which
 // moto applies on receive, parks what keeps failing.
 type Poller struct {
 	SQS      *sqs.Client
@@ -123,8 +124,18 @@ func (p *Poller) poll(ctx context.Context) (n int, err error) {
 		p.failures.Add(int64(len(out.Messages)))
 		return len(out.Messages), nil
 	}
+	inBatch := map[string]bool{}
+	for _, m := range out.Messages {
+		inBatch[aws.ToString(m.MessageId)] = true
+	}
 	failed := map[string]bool{}
 	for _, f := range resp.BatchItemFailures {
+		if !inBatch[f.ItemIdentifier] {
+			// Lambda takes a failure it cannot match to a message (an
+			// empty or unknown itemIdentifier) as the whole batch's.
+			p.failures.Add(int64(len(out.Messages)))
+			return len(out.Messages), nil
+		}
 		failed[f.ItemIdentifier] = true
 	}
 	p.failures.Add(int64(len(failed)))
