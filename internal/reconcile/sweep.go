@@ -136,17 +136,21 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	// after a stack's first deploy may find every target behind.
 	rep.Lines = make([]Line, len(jobs))
 	behind := make([]bool, len(jobs))
+	later := make([]*handOver, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(max(s.Deployer.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
 			list := images[repository{j.rule.RegistryOf(central), j.rule.Repository}]
-			rep.Lines[i], behind[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr)
-			s.log(ctx, o, rep.Lines[i])
+			rep.Lines[i], behind[i], later[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr)
+			if later[i] == nil {
+				s.log(ctx, o, rep.Lines[i])
+			}
 			return nil
 		})
 	}
 	_ = g.Wait()
+	s.handOver(ctx, o, rep.Lines, later)
 	drift := map[string]int{}
 	for i, j := range jobs {
 		if behind[i] {
@@ -278,21 +282,82 @@ func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, 
 	}
 }
 
+// handOver is a target behind, for a work queue: its job and the push that
+// deploys it.
+type handOver struct {
+	push ecrevent.Push
+	job  deploy.Job
+}
+
+// queues says whether the deployer hands targets to a work queue (else it
+// deploys them in-process, each in its target's turn).
+func (s *Sweeper) queues() bool {
+	_, inProcess := s.Deployer.Dispatcher.(deploy.InProcess)
+	return s.Deployer.Dispatcher != nil && !inProcess
+}
+
+// handOver dispatches the targets found behind for a work queue, one
+// Dispatch per push (a rule and its newest digest), so the queue sends them
+// ten to a call rather than one call per target, and writes each result
+// into its target's line, then logs the line.
+func (s *Sweeper) handOver(ctx context.Context, o Options, lines []Line, later []*handOver) {
+	type push struct{ rule, digest string }
+	groups := map[push][]int{}
+	var order []push
+	for i, h := range later {
+		if h == nil {
+			continue
+		}
+		k := push{h.job.Rule.Name, h.push.Digest}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	var g errgroup.Group
+	g.SetLimit(max(s.Deployer.Concurrency, 1))
+	for _, k := range order {
+		idx := groups[k]
+		g.Go(func() error {
+			jobs := make([]deploy.Job, len(idx))
+			for n, i := range idx {
+				jobs[n] = later[i].job
+			}
+			sum, err := s.Deployer.Dispatch(ctx, later[idx[0]].push, jobs)
+			for n, i := range idx {
+				l := &lines[i]
+				if len(sum.Results) != len(jobs) {
+					l.Outcome, l.Retryable = Failed, true
+					l.Reason = fmt.Sprintf("dispatch of %d targets of rule %s answered %d results (%v) (will retry)", len(jobs), k.rule, len(sum.Results), err)
+				} else {
+					res := sum.Results[n]
+					l.Outcome, l.Reason, l.Retryable, l.Published = string(res.Outcome), res.Reason, res.Retryable, res.Published
+				}
+				s.log(ctx, o, *l)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
 // target decides and, if behind, deploys one target; behind says whether it
-// was found behind the newest image.
+// was found behind the newest image. With a work queue, a target behind is
+// not dispatched here: later is its job, for handOver to send with the
+// others of its push, and the line's outcome is handOver's to write.
 func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list listing,
-	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool) {
+	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool, later *handOver) {
 	r, t := j.Rule, j.Target
 	central := s.central()
 	at, role, registry := t.Where(central), t.RoleFor(central), r.RegistryOf(central)
 	acct, region := at.Account, at.Region
 	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
-	fail := func(err error) (Line, bool) {
+	fail := func(err error) (Line, bool, *handOver) {
 		line.Outcome, line.Reason, line.Retryable = Failed, err.Error(), !deploy.IsPermanent(err)
 		if line.Retryable {
 			line.Reason += " (will retry)"
 		}
-		return line, behind
+		return line, behind, nil
 	}
 	switch {
 	case list.err != nil && repositoryMissing(list.err):
@@ -305,7 +370,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	newest, ok := r.Newest(list.images)
 	if !ok {
 		line.Outcome, line.Reason = Skipped, fmt.Sprintf("rule %s selects no image in repository %s (%s)", r.Name, r.Repository, r.Selector())
-		return line, false
+		return line, false, nil
 	}
 	line.NewestTag, line.NewestDigest = newest.Tag, newest.Digest
 	key := history.ServiceKey(acct, region, t.Cluster, t.Service)
@@ -334,12 +399,12 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	// Whatever the sweep leaves as it is, the published image must say what
 	// runs: after ECS's or an operator's rollback it names the image rolled
 	// back from until a sweep puts it right.
-	stay := func(outcome, reason string) (Line, bool) {
+	stay := func(outcome, reason string) (Line, bool, *handOver) {
 		line.Outcome, line.Reason = outcome, reason
 		if err := s.checkPublished(ctx, o, r, t, td, plan.Containers, &line); err != nil {
 			return fail(err)
 		}
-		return line, false
+		return line, false, nil
 	}
 	// The deployer's own decision: a hold is said whatever runs; a failed
 	// digest only matters to a target it would move.
@@ -357,17 +422,20 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	behind = true
 	if o.DryRun {
 		line.Outcome, line.Reason = Behind, "would deploy "+plan.Image
-		return line, behind
+		return line, behind, nil
 	}
-	// Through the deployer's dispatcher, as a push goes: deployed here, or
-	// queued for the worker (the line then says "queued", not "deployed").
+	if s.queues() {
+		line.Outcome, line.Reason = Behind, "to be queued"
+		return line, behind, &handOver{push: push, job: j}
+	}
+	// In-process, through the deployer's dispatcher as a push goes, now.
 	sum, err := s.Deployer.Dispatch(ctx, push, []deploy.Job{j})
 	if len(sum.Results) != 1 {
 		return fail(fmt.Errorf("dispatch of %s/%s answered %d results (%v)", t.Cluster, t.Service, len(sum.Results), err))
 	}
 	res := sum.Results[0]
 	line.Outcome, line.Reason, line.Retryable, line.Published = string(res.Outcome), res.Reason, res.Retryable, res.Published
-	return line, behind
+	return line, behind, nil
 }
 
 // EventID names a sweep's deploy of one digest: stable across sweeps, so a
