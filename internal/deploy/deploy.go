@@ -321,18 +321,23 @@ func (d *Deployer) DeployJobs(ctx context.Context, push ecrevent.Push, jobs []Jo
 		})
 	}
 	_ = g.Wait()
+	return sum, sum.TransientError(push.EventID, "failed transiently and will be retried")
+}
 
+// TransientError is the invocation's error when any target of s failed
+// transiently, so that Lambda retries the event (targets already done are
+// then skipped); nil when none did. what says what happened to them.
+func (s Summary) TransientError(eventID, what string) error {
 	var retry []string
-	for _, r := range sum.Results {
+	for _, r := range s.Results {
 		if r.Retryable {
 			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, r.Reason))
 		}
 	}
-	if len(retry) > 0 {
-		return sum, fmt.Errorf("event %s: %d of %d targets failed transiently and will be retried: %s",
-			push.EventID, len(retry), len(jobs), strings.Join(retry, "; "))
+	if len(retry) == 0 {
+		return nil
 	}
-	return sum, nil
+	return fmt.Errorf("event %s: %d of %d targets %s: %s", eventID, len(retry), len(s.Results), what, strings.Join(retry, "; "))
 }
 
 // permanentError is a failure that retrying cannot fix.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -102,17 +101,7 @@ func (q *Dispatcher) Dispatch(ctx context.Context, push ecrevent.Push, jobs []de
 			q.log(ctx, push, sum.Results[e.job], url)
 		}
 	}
-	var retry []string
-	for _, r := range sum.Results {
-		if r.Retryable {
-			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, r.Reason))
-		}
-	}
-	if len(retry) > 0 {
-		return sum, fmt.Errorf("event %s: %d of %d targets not queued, the push will be retried: %s",
-			push.EventID, len(retry), len(jobs), strings.Join(retry, "; "))
-	}
-	return sum, nil
+	return sum, sum.TransientError(push.EventID, "not queued, the push will be retried")
 }
 
 // entry builds job i's message, and finds its queue.
