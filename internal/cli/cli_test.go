@@ -191,7 +191,7 @@ func TestPlanDecidesAsTheDeployer(t *testing.T) {
 	event := filepath.Join(testenv.RepoRoot(t), "events", "ecr-push-main.json")
 	store := history.NewStore(dynamodb.NewFromConfig(s.moto.AWSConfig()), s.table)
 	key := history.ServiceKey(testenv.Account, testenv.Region, "staging", "web")
-	if err := store.SetHold(ctx, key, history.Hold{By: "alice", At: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Reason: "incident"}); err != nil {
+	if _, err := store.PlaceHold(ctx, key, history.Hold{By: "alice", At: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Reason: "incident"}, false); err != nil {
 		t.Fatal(err)
 	}
 	r := cli(t, s.moto, s.table, "plan", "--event", event, "--config", s.rules)
@@ -199,7 +199,7 @@ func TestPlanDecidesAsTheDeployer(t *testing.T) {
 		strings.Contains(r.stdout, "would register") {
 		t.Errorf("plan of a held service:\n%s%s", r.stdout, r.stderr)
 	}
-	if _, err := store.Resume(ctx, key); err != nil {
+	if _, err := store.LiftHold(ctx, key, "alice", time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
 	// ECS rolled this digest back here (the watcher's mark).

@@ -141,7 +141,7 @@ func (d *demo) sweeps(ctx context.Context, store *history.Store, n int) error {
 	d.p.head(fmt.Sprintf("Step %d: an operator holds prod; v1.6.0 is pushed with no event; sweeps leave prod alone until it is resumed", n+1))
 	key := history.ServiceKey(emulator.Account, emulator.Region, "prod", "web")
 	hold := history.Hold{By: "ops@example.com", At: time.Now().UTC().Truncate(time.Second), Reason: "database migration in progress"}
-	if err := store.SetHold(ctx, key, hold); err != nil {
+	if _, err := store.PlaceHold(ctx, key, hold, false); err != nil {
 		return err
 	}
 	d.p.line("  $ autodeploy hold --cluster prod --service web --reason %q", hold.Reason)
@@ -152,7 +152,7 @@ func (d *demo) sweeps(ctx context.Context, store *history.Store, n int) error {
 	if err := d.sweep(ctx); err != nil {
 		return err
 	}
-	if _, err := store.Resume(ctx, key); err != nil {
+	if _, err := store.LiftHold(ctx, key, hold.By, time.Now().UTC()); err != nil {
 		return err
 	}
 	d.p.line("  $ autodeploy resume --cluster prod --service web")

@@ -16,46 +16,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
-// SetHold holds a service: deploys skip it until Resume. The hold is an
-// attribute of the service's state item, written without its lock (a hold
-// must work while a deploy runs; that deploy finishes, the next is skipped).
-// Holding a held service replaces who, when and why, and no event is
-// written: the CLI uses PlaceHold; this is for demos and tests.
-func (w *Store) SetHold(ctx context.Context, serviceKey string, h Hold) error {
-	v, err := attributevalue.Marshal(h)
-	if err != nil {
-		return fmt.Errorf("hold %s: %w", serviceKey, err)
-	}
-	if _, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(w.table), Key: stateKey(serviceKey).Attributes(),
-		UpdateExpression:          aws.String("SET #hold = :hold REMOVE expires_at"),
-		ExpressionAttributeNames:  map[string]string{"#hold": "hold"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":hold": v},
-	}); err != nil {
-		return fmt.Errorf("hold %s: %w", serviceKey, err)
-	}
-	return nil
-}
-
-// Resume lifts a hold and returns it (nil when the service was not held);
-// resuming twice is harmless.
-func (w *Store) Resume(ctx context.Context, serviceKey string) (*Hold, error) {
-	out, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(w.table), Key: stateKey(serviceKey).Attributes(),
-		UpdateExpression:         aws.String("REMOVE #hold"),
-		ExpressionAttributeNames: map[string]string{"#hold": "hold"},
-		ReturnValues:             types.ReturnValueUpdatedOld,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("resume %s: %w", serviceKey, err)
-	}
-	var old ServiceState
-	if err := attributevalue.UnmarshalMap(out.Attributes, &old); err != nil {
-		return nil, fmt.Errorf("resume %s: %w", serviceKey, err)
-	}
-	return old.Hold, nil
-}
-
 // sortableTime is a UTC time whose text sorts as the time does.
 const sortableTime = "2006-01-02T15:04:05.000000000Z"
 

@@ -29,7 +29,7 @@ func TestHoldsAndStates(t *testing.T) {
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	hold := Hold{By: "alice", At: at, Reason: "incident 4711"}
 
-	if err := store.SetHold(ctx, key, hold); err != nil {
+	if _, err := store.PlaceHold(ctx, key, hold, false); err != nil {
 		t.Fatal(err)
 	}
 	held, err := services.Take(ctx, key, "deploy")
@@ -61,12 +61,12 @@ func TestHoldsAndStates(t *testing.T) {
 		t.Errorf("states: %d, held %+v, other %+v", len(states), states[key], states[keys[7]])
 	}
 
-	was, err := store.Resume(ctx, key)
+	was, err := store.LiftHold(ctx, key, "bob", at.Add(time.Hour))
 	if err != nil || was == nil || was.By != "alice" {
-		t.Fatalf("Resume = %+v, %v; want alice's hold", was, err)
+		t.Fatalf("LiftHold = %+v, %v; want alice's hold", was, err)
 	}
-	if was, err := store.Resume(ctx, key); err != nil || was != nil {
-		t.Errorf("second Resume = %+v, %v; want nothing to lift", was, err)
+	if was, err := store.LiftHold(ctx, key, "bob", at.Add(2*time.Hour)); err != nil || was != nil {
+		t.Errorf("second LiftHold = %+v, %v; want nothing to lift", was, err)
 	}
 	held, err = services.Take(ctx, key, "deploy-2")
 	if err != nil {

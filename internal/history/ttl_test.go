@@ -40,7 +40,7 @@ func TestStateOutlivesRetention(t *testing.T) {
 	if _, err := store.SetOutcome(ctx, rec, RolledBack, "circuit breaker", deployedAt.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.SetHold(ctx, key, Hold{By: "alice", At: time.Now(), Reason: "incident"}); err != nil {
+	if _, err := store.PlaceHold(ctx, key, Hold{By: "alice", At: time.Now(), Reason: "incident"}, false); err != nil {
 		t.Fatal(err)
 	}
 
@@ -64,8 +64,16 @@ func TestStateOutlivesRetention(t *testing.T) {
 	if err := again.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := testenv.ExpireTTL(t, db, table, time.Now().Add(10*Retention)); n != 0 {
-		t.Errorf("the state item expired (%d items)", n)
+	// Only the hold's own history event expires (it is history).
+	if n := testenv.ExpireTTL(t, db, table, time.Now().Add(10*Retention)); n != 1 {
+		t.Errorf("expired %d items long after, want only the hold's event", n)
+	}
+	states, err = store.States(ctx, []string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states[key]; st.Hold == nil || !st.DigestFailed("sha256:bad") {
+		t.Errorf("the state item expired: %+v", st)
 	}
 }
 

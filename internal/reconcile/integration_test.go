@@ -225,7 +225,7 @@ func TestSweep(t *testing.T) {
 
 	// Held: skipped with who, when, why; resumed: rolled forward.
 	staging := history.ServiceKey(testenv.Account, testenv.Region, "staging", "web")
-	if err := f.store.SetHold(ctx, staging, history.Hold{By: "alice", At: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Reason: "incident"}); err != nil {
+	if _, err := f.store.PlaceHold(ctx, staging, history.Hold{By: "alice", At: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC), Reason: "incident"}, false); err != nil {
 		t.Fatal(err)
 	}
 	newer := f.repo2(t, "web", "main-3")
@@ -233,7 +233,7 @@ func TestSweep(t *testing.T) {
 	if got["staging/web"] != Skipped || reason(rep, "staging", "web") != "held by alice since 2026-11-26T09:00:00Z: incident" {
 		t.Errorf("held: %s %q", got["staging/web"], reason(rep, "staging", "web"))
 	}
-	if _, err := f.store.Resume(ctx, staging); err != nil {
+	if _, err := f.store.LiftHold(ctx, staging, "alice", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, got = f.sweep(t, "sweep-6"); got["staging/web"] != Deployed {
@@ -301,7 +301,7 @@ func TestSweepPublishes(t *testing.T) {
 	// Held (after an operator's rollback, say): nothing moves, but the
 	// parameter is put back to what runs, or infrastructure code would
 	// deploy the image rolled back from.
-	if err := f.store.SetHold(ctx, history.ServiceKey(testenv.Account, testenv.Region, "c", "web"), history.Hold{By: "a", At: time.Now(), Reason: "r"}); err != nil {
+	if _, err := f.store.PlaceHold(ctx, history.ServiceKey(testenv.Account, testenv.Region, "c", "web"), history.Hold{By: "a", At: time.Now(), Reason: "r"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := params.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String("/images/c/web/app"), Value: aws.String("web:bad"),
