@@ -21,7 +21,8 @@ import (
 const usage = `autodeploy: operate ecr-autodeploy
 
 Usage:
-  autodeploy validate [FILE]                                 check a rules file (default autodeploy.yaml)
+  autodeploy validate [--account A --region R] [FILE]        check a rules file (default autodeploy.yaml), owners as the
+                                                             functions check them where they run
   autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy, decided as the deployer
                                                              does (read-only AWS calls; holds from the table)
   autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first

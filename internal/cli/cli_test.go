@@ -88,6 +88,20 @@ func TestValidate(t *testing.T) {
 		!strings.Contains(r.stderr, bad+":7: rules[0].colour: unknown key") {
 		t.Errorf("validate bad: %+v", r)
 	}
+	// Two owners of one container that only the central region shows:
+	// validate refuses the file as the functions' init would.
+	owners := filepath.Join(t.TempDir(), "owners.yaml")
+	if err := os.WriteFile(owners, []byte("version: 1\nrules:\n  - {name: a, repository: web, tags: [main-*], targets: [{cluster: prod, service: web}]}\n"+
+		"  - {name: b, repository: web, semver: '>= 1.0.0', targets: [{cluster: prod, service: web, region: eu-west-1}]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, nil, "", "validate", owners); r.code != 0 || !strings.Contains(r.stdout, "checked without the central account and region") {
+		t.Errorf("validate without a central place: %+v", r)
+	}
+	if r := cli(t, nil, "", "validate", "--account", "123456789012", "--region", "eu-west-1", owners); r.code != 1 ||
+		!strings.Contains(r.stderr, owners+":4: rules[1].targets[0]: every container from repository web of service prod/web is also deployed by rule a") {
+		t.Errorf("validate with the central place: %+v", r)
+	}
 	if r := cli(t, nil, "", "frobnicate"); r.code != 2 || !strings.Contains(r.stderr, "unknown command") {
 		t.Errorf("unknown command: %+v", r)
 	}

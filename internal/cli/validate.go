@@ -12,12 +12,20 @@ import (
 
 func validate(_ context.Context, args []string, env Env) error {
 	fs := flags("validate", env)
+	account := fs.String("account", env.Getenv("AUTODEPLOY_ACCOUNT"), "central account, to check one owner per container as the functions will (default $AUTODEPLOY_ACCOUNT)")
+	region := fs.String("region", cmp.Or(env.Getenv("AWS_REGION"), env.Getenv("AWS_DEFAULT_REGION")), "central region, likewise (default $AWS_REGION)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	file := cmp.Or(fs.Arg(0), "autodeploy.yaml")
 	cfg, err := rules.Load(file)
 	if err != nil {
+		return err
+	}
+	// The functions check it again with targets resolved against where they
+	// run: a target naming the central region and one leaving it out are one
+	// service. Checked here with what is known, no AWS call.
+	if err := cfg.CheckOwners(rules.Place{Account: *account, Region: *region}); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -46,5 +54,8 @@ func validate(_ context.Context, args []string, env Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d rules, valid\n", file, len(cfg.Rules))
+	if *account == "" || *region == "" {
+		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
+	}
 	return nil
 }
