@@ -86,7 +86,8 @@ func TestHoldClearsAnOlderExpiry(t *testing.T) {
 	store := NewStore(db, table)
 	ctx := context.Background()
 	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
-	old := lock.New(db, table) // an older version's locker: ItemTTL 90 days
+	old := lock.New(db, table) // an older version's locker: items expired 90 days after a take
+	old.ItemTTL = Retention
 	old.Now = func() time.Time { return time.Now().Add(-89 * 24 * time.Hour) }
 	lease, err := old.Acquire(ctx, stateKey(key), "evt-0")
 	if err != nil {

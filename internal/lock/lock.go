@@ -58,10 +58,11 @@ type Locker struct {
 }
 
 // New returns a Locker with defaults fit for a Lambda deploy: a dead
-// holder's lease is taken over 20 s after a waiter first sees it.
+// holder's lease is taken over 20 s after a waiter first sees it, and the
+// item never expires (a service's state lives on it).
 func New(db dynamoAPI, table string) *Locker {
 	return &Locker{db: db, table: table, Lease: 20 * time.Second, MaxWait: 90 * time.Second,
-		ItemTTL: 90 * 24 * time.Hour, Now: time.Now, Sleep: sleep}
+		Now: time.Now, Sleep: sleep}
 }
 
 // TimeoutError says a lease stayed held for longer than the wait allowed.
