@@ -16,6 +16,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
 
 // DefaultConcurrency bounds the targets of one event deployed at once; see
@@ -48,6 +49,11 @@ type Env struct {
 	// to (optional: the function's own account, asked of STS at init; the
 	// stack sets it to spare that call).
 	Account string
+	// WorkQueueURL is AUTODEPLOY_WORK_QUEUE_URL, the central place's work
+	// queue; every other target place's queue is named from it
+	// (queue.NameFor). Optional for the deployer: unset, it rolls the
+	// targets itself, in-process. The worker requires it.
+	WorkQueueURL string
 }
 
 // Load reads the environment through getenv; executable is the running
@@ -62,6 +68,7 @@ func Load(getenv func(string) string, executable string) (Env, error) {
 		NotifyTopic:      getenv("AUTODEPLOY_NOTIFY_TOPIC_ARN"),
 		DeployerFunction: getenv("AUTODEPLOY_DEPLOYER_FUNCTION"),
 		Account:          getenv("AUTODEPLOY_ACCOUNT"),
+		WorkQueueURL:     getenv("AUTODEPLOY_WORK_QUEUE_URL"),
 	}
 	if env.ConfigPath == "" {
 		env.ConfigPath = filepath.Join(filepath.Dir(executable), "autodeploy.yaml")
@@ -72,6 +79,13 @@ func Load(getenv func(string) string, executable string) (Env, error) {
 	}
 	if env.Account != "" && !accountRE.MatchString(env.Account) {
 		errs = append(errs, fmt.Errorf("AUTODEPLOY_ACCOUNT=%q: want a 12-digit account id", env.Account))
+	}
+	if env.WorkQueueURL != "" {
+		// The places are not known yet (the rules file is read later): the
+		// URL's shape and its name's length are what can be checked here.
+		if _, err := queue.URLFor(env.WorkQueueURL, rules.Place{}, rules.Place{}); err != nil {
+			errs = append(errs, fmt.Errorf("AUTODEPLOY_WORK_QUEUE_URL: %w", err))
+		}
 	}
 	if v := getenv("AUTODEPLOY_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -103,6 +117,10 @@ type Runtime struct {
 	// Central is the account and region the functions run in, which rules
 	// default registries and targets to.
 	Central rules.Place
+	// WorkQueues maps the central place and every place the rules' targets
+	// name to its work queue's URL; nil when AUTODEPLOY_WORK_QUEUE_URL is
+	// unset.
+	WorkQueues map[rules.Place]string
 }
 
 // Init reads the environment, the rules file and the AWS SDK config. Log is
@@ -128,5 +146,25 @@ func Init(ctx context.Context) (Runtime, error) {
 	if err := rt.Rules.CheckOwners(rt.Central); err != nil {
 		return rt, fmt.Errorf("rules file: %w", err)
 	}
+	if env.WorkQueueURL != "" {
+		if rt.WorkQueues, err = queue.Queues(env.WorkQueueURL, rt.Central, Places(rt.Rules, rt.Central)); err != nil {
+			return rt, fmt.Errorf("AUTODEPLOY_WORK_QUEUE_URL: %w", err)
+		}
+	}
 	return rt, nil
+}
+
+// Places is every place the rules' targets name, each once, in file order.
+func Places(cfg *rules.Config, central rules.Place) []rules.Place {
+	seen := map[rules.Place]bool{}
+	var out []rules.Place
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			if at := t.Where(central); !seen[at] {
+				seen[at] = true
+				out = append(out, at)
+			}
+		}
+	}
+	return out
 }

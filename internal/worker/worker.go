@@ -4,13 +4,47 @@ package worker
 
 import (
 	"context"
+	"math/rand/v2"
+	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
+
+// SQS is the part of the SQS API the worker uses: it hands an item that
+// failed transiently back to its queue after a short backoff.
+type SQS interface {
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// LockWait is how long the worker waits for a service's lock that another
+// deploy holds, instead of the lock's 90 s: past it, the item goes back to
+// the queue (with a backoff), where waiting costs no invocation and no
+// slot of the place's MaximumConcurrency. It is just over one lease (20 s,
+// lock.New), because a waiter takes over a dead holder's lease only once it
+// has watched it go unrenewed for a whole lease within one wait: shorter,
+// a worker killed while holding a lock would leave the lock to be waited
+// on, and given up, by every receive of every item for that service.
+const LockWait = 25 * time.Second
+
+// Backoff bounds: the first retry of an item comes after about BackoffBase,
+// each later one after twice the one before, never more than BackoffMax.
+const (
+	BackoffBase = 2 * time.Second
+	BackoffMax  = 5 * time.Minute
+)
+
+// visibilityCallTimeout bounds the ChangeMessageVisibility call: when it
+// does not answer, the item still returns, after the queue's visibility
+// timeout.
+const visibilityCallTimeout = 5 * time.Second
 
 // Handler is the worker function's handler, for an event source mapping
 // with ReportBatchItemFailures.
@@ -21,15 +55,37 @@ type Handler struct {
 	// Concurrency bounds the items of one batch deployed at once (default:
 	// the deployer's). Two items for one service serialise on its lock.
 	Concurrency int
+	// SQS, when set, returns an item that failed transiently to its queue
+	// after Backoff (ChangeMessageVisibility), instead of after the queue's
+	// visibility timeout; QueueURL (AUTODEPLOY_WORK_QUEUE_URL) is any work
+	// queue's URL, whose host the message's queue is reached on (its ARN
+	// names it: queue.URLOfARN).
+	SQS      SQS
+	QueueURL string
+	// Backoff is the wait before an item received n times (n ≥ 1) is
+	// received again (default: DefaultBackoff).
+	Backoff func(n int) time.Duration
+}
+
+// DefaultBackoff is BackoffBase × 2^(n-1), at most BackoffMax, with equal
+// jitter (between half of it and all of it), so items throttled together
+// do not all come back in the same second.
+func DefaultBackoff(n int) time.Duration {
+	d := BackoffBase << min(max(n-1, 0), 20)
+	d = min(d, BackoffMax)
+	return d/2 + rand.N(d/2+1)
 }
 
 // Handle deploys each item of the batch and answers, as batch item
 // failures, exactly the messages to receive again:
-//   - an item that failed transiently (throttled, a lock wait, a lost
-//     lease, a history write lost): the message becomes visible again
-//     after the queue's visibility timeout and the next receive retries
-//     it, so a throttled target waits in the queue rather than in an
-//     invocation; a redelivery of a deployed item finds the image running;
+//   - an item that failed transiently (throttled, a lock another deploy
+//     held past LockWait, a lost lease, a history write lost): its message
+//     is made visible again after a backoff that grows with its receive
+//     count (ChangeMessageVisibility; when that call fails, the message
+//     still returns, after the queue's visibility timeout) and the next
+//     receive retries it, so a throttled target waits in the queue rather
+//     than in an invocation; a redelivery of a deployed item finds the
+//     image running;
 //   - a message that is not a work item this build reads: returned so the
 //     queue's redrive policy parks it in the dead-letter queue after its
 //     receives, where an operator sees it.
@@ -49,6 +105,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	for i, msg := range ev.Records {
 		g.Go(func() error {
 			failed[i] = h.item(ctx, msg)
+			if failed[i] {
+				h.backoff(ctx, msg)
+			}
 			return nil
 		})
 	}
@@ -84,4 +143,46 @@ func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool) 
 	}
 	res := d.DeployTarget(ctx, it.Push.Event(), job)
 	return res.Retryable
+}
+
+// receiveCount is the message's ApproximateReceiveCount, 1 when absent.
+func receiveCount(msg events.SQSMessage) int {
+	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// backoff makes msg visible again after the backoff its receive count
+// earns. Whatever happens, the message is reported failed: when the call
+// fails, it returns after the queue's visibility timeout instead.
+func (h *Handler) backoff(ctx context.Context, msg events.SQSMessage) {
+	if h.SQS == nil {
+		return
+	}
+	log := h.Deployer.Log.With("message_id", msg.MessageId, "queue", msg.EventSourceARN)
+	url, err := queue.URLOfARN(h.QueueURL, msg.EventSourceARN)
+	if err != nil {
+		log.WarnContext(ctx, "work item not backed off: its queue is unknown; it returns after the queue's visibility timeout", "error", err.Error())
+		return
+	}
+	n := receiveCount(msg)
+	wait := DefaultBackoff
+	if h.Backoff != nil {
+		wait = h.Backoff
+	}
+	secs := int32(min(max(wait(n), 0), BackoffMax).Round(time.Second) / time.Second)
+	// The invocation's context may be all but spent (the deploy that failed
+	// used it); the call still gets its few seconds.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), visibilityCallTimeout)
+	defer cancel()
+	if _, err := h.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(url), ReceiptHandle: aws.String(msg.ReceiptHandle), VisibilityTimeout: secs,
+	}); err != nil {
+		log.WarnContext(ctx, "work item not backed off; it returns after the queue's visibility timeout",
+			"receive_count", n, "backoff_s", secs, "error", err.Error())
+		return
+	}
+	log.InfoContext(ctx, "work item returned to the queue", "receive_count", n, "backoff_s", secs)
 }

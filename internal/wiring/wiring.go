@@ -1,0 +1,93 @@
+// Package wiring builds what the deployer and worker functions run from the
+// runtime fnenv.Init loaded, so that both mains stay wiring only and build
+// the one deployer the same way.
+package wiring
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/worker"
+)
+
+// Functions is what both functions share: the runtime and the clients built
+// on it.
+type Functions struct {
+	rt      fnenv.Runtime
+	clients *awsenv.Clients
+}
+
+// New wires the functions of runtime rt.
+func New(rt fnenv.Runtime) *Functions {
+	return &Functions{rt: rt, clients: awsenv.NewClients(rt.AWS)}
+}
+
+// Deployer is the deployer with the per-service lock waiting at most
+// lockWait for a lease another deploy holds (0: the lock's default).
+// Its dispatcher is unset: in-process.
+func (f *Functions) Deployer(lockWait time.Duration) *deploy.Deployer {
+	rt, clients := f.rt, f.clients
+	db := awsenv.StateTable(rt.AWS)
+	locks := lock.New(db, rt.Env.Table)
+	if lockWait > 0 {
+		locks.MaxWait = lockWait
+	}
+	d := &deploy.Deployer{
+		Rules:       rt.Rules,
+		Central:     rt.Central,
+		ECS:         func(region, role string) deploy.ECS { return clients.ECS(region, role) },
+		Services:    history.NewServices(locks, history.NewStore(db, rt.Env.Table)),
+		Log:         rt.Log,
+		Concurrency: rt.Env.Concurrency,
+		Now:         time.Now,
+		SSM:         func(region, role string) deploy.SSM { return clients.SSM(region, role) },
+		CodeDeploy:  func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
+	}
+	if rt.Env.NotifyTopic != "" {
+		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	}
+	return d
+}
+
+// Intake is the deployer function's deployer and sweeper. With a work queue
+// (AUTODEPLOY_WORK_QUEUE_URL) the deployer hands every target to its
+// place's queue; without one it rolls them itself, in-process.
+func (f *Functions) Intake() (*deploy.Deployer, *reconcile.Sweeper) {
+	rt, clients := f.rt, f.clients
+	d := f.Deployer(0)
+	if rt.WorkQueues != nil {
+		d.Dispatcher = &queue.Dispatcher{SQS: sqs.NewFromConfig(rt.AWS), Queues: rt.WorkQueues, Central: rt.Central, Log: rt.Log}
+	}
+	sweeper := &reconcile.Sweeper{
+		Rules: rt.Rules, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
+		States: history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table), Deployer: d, Log: rt.Log, Now: time.Now,
+		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) },
+	}
+	return d, sweeper
+}
+
+// Worker is the worker function's handler. It requires the work queue: it
+// returns an item that failed transiently to the queue it came from with a
+// short visibility timeout (worker.Handler).
+func (f *Functions) Worker() (*worker.Handler, error) {
+	if f.rt.Env.WorkQueueURL == "" {
+		return nil, fmt.Errorf("AUTODEPLOY_WORK_QUEUE_URL is not set: the worker needs the work queue's URL")
+	}
+	return &worker.Handler{
+		Deployer: f.Deployer(worker.LockWait),
+		SQS:      sqs.NewFromConfig(f.rt.AWS),
+		QueueURL: f.rt.Env.WorkQueueURL,
+	}, nil
+}
