@@ -1,11 +1,14 @@
 // Package work holds the product's typed commands to itself and their JSON
-// envelope: today one kind, a deploy of one target of one push or sweep,
-// which the intake writes to a work queue and the worker reads. Later
-// commands (approvals, redrives, promotion hand-offs) share the envelope.
+// envelope (command.go): a deploy of one target of one push or sweep
+// (deploy-target), which the intake writes to a work queue and the worker
+// reads; a push to deploy that the product itself hands the deployer
+// (push: a promotion's hand-off); and a request for a sweep (sweep). No
+// function forges an AWS event for another: what the product says to itself
+// is one of these.
 package work
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -140,36 +143,31 @@ type Error struct{ Msg string }
 
 func (e *Error) Error() string { return e.Msg }
 
-// Encode writes a deploy-target item in its envelope.
-func Encode(it DeployTarget) ([]byte, error) {
-	return json.Marshal(struct {
-		Envelope
-		DeployTarget
-	}{Envelope{KindDeployTarget, deployTargetVersion}, it})
-}
+// Encode writes a deploy-target item in its envelope (EncodeCommand).
+func Encode(it DeployTarget) ([]byte, error) { return EncodeCommand(it) }
 
-// Decode reads a command. Anything but a deploy-target item of a version
-// this build knows is a permanent *Error: a reader cannot guess what a newer
-// writer meant.
+// Decode reads a deploy-target item, for a reader that takes nothing else
+// (the worker): DecodeCommand, and any other kind is a permanent *Error.
 func Decode(body []byte) (DeployTarget, error) {
-	var env Envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return DeployTarget{}, &Error{Msg: "not a work item: " + err.Error()}
+	c, err := DecodeCommand(body)
+	if err != nil {
+		return DeployTarget{}, err
 	}
-	switch {
-	case env.Kind == "":
-		return DeployTarget{}, &Error{Msg: "not a work item: no kind"}
-	case env.Kind != KindDeployTarget:
-		return DeployTarget{}, &Error{Msg: fmt.Sprintf("unknown work item kind %q (version %d)", env.Kind, env.V)}
-	case env.V != deployTargetVersion:
-		return DeployTarget{}, &Error{Msg: fmt.Sprintf("work item %s version %d is not known to this build (it reads %d)", env.Kind, env.V, deployTargetVersion)}
-	}
-	var it DeployTarget
-	if err := json.Unmarshal(body, &it); err != nil {
-		return DeployTarget{}, &Error{Msg: fmt.Sprintf("malformed %s item: %v", env.Kind, err)}
-	}
-	if it.Rule == "" || it.ServiceKey == "" || it.Push.EventID == "" || it.Push.Digest == "" {
-		return DeployTarget{}, &Error{Msg: fmt.Sprintf("incomplete %s item: rule, service_key, push.event_id and push.digest are required", env.Kind)}
+	it, ok := c.(DeployTarget)
+	if !ok {
+		return DeployTarget{}, &Error{Msg: fmt.Sprintf("a %s command is not a work item (%s)", c.Kind(), KindDeployTarget)}
 	}
 	return it, nil
+}
+
+// Kind is the item's kind in its envelope.
+func (DeployTarget) Kind() Kind { return KindDeployTarget }
+
+func (DeployTarget) version() int { return deployTargetVersion }
+
+func (it DeployTarget) check() error {
+	if it.Rule == "" || it.ServiceKey == "" || it.Push.EventID == "" || it.Push.Digest == "" {
+		return errors.New("rule, service_key, push.event_id and push.digest are required")
+	}
+	return nil
 }

@@ -105,13 +105,13 @@ func TestDecodeRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, body, want string
 	}{
-		{"not JSON", `deploy web please`, "not a work item"},
+		{"not JSON", `deploy web please`, "not a command"},
 		{"no kind", `{"v":1}`, "no kind"},
-		{"unknown kind", `{"kind":"approve","v":1}`, `unknown work item kind "approve"`},
+		{"unknown kind", `{"kind":"approve","v":1}`, `unknown command kind "approve"`},
 		{"newer version", strings.Replace(string(good), `"v":1`, `"v":2`, 1), "version 2 is not known"},
 		{"no version", strings.Replace(string(good), `"v":1,`, ``, 1), "version 0 is not known"},
-		{"wrong field type", `{"kind":"deploy-target","v":1,"target_index":"0"}`, "malformed deploy-target item"},
-		{"incomplete", `{"kind":"deploy-target","v":1,"rule":"web"}`, "incomplete deploy-target item"},
+		{"wrong field type", `{"kind":"deploy-target","v":1,"target_index":"0"}`, "malformed deploy-target command"},
+		{"incomplete", `{"kind":"deploy-target","v":1,"rule":"web"}`, "incomplete deploy-target command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode([]byte(tc.body))
