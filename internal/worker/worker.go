@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
 	"strconv"
@@ -41,11 +42,6 @@ const (
 	BackoffMax  = 5 * time.Minute
 )
 
-// visibilityCallTimeout bounds the ChangeMessageVisibility call: when it
-// does not answer, the item still returns, after the queue's visibility
-// timeout.
-const visibilityCallTimeout = 5 * time.Second
-
 // Handler is the worker function's handler, for an event source mapping
 // with ReportBatchItemFailures.
 type Handler struct {
@@ -65,6 +61,10 @@ type Handler struct {
 	// Backoff is the wait before an item received n times (n ≥ 1) is
 	// received again (default: DefaultBackoff).
 	Backoff func(n int) time.Duration
+	// CallTimeout bounds the ChangeMessageVisibility call (default 5 s):
+	// when it does not answer, the item still returns, after the queue's
+	// visibility timeout.
+	CallTimeout time.Duration
 }
 
 // DefaultBackoff is BackoffBase × 2^(n-1), at most BackoffMax, with equal
@@ -175,7 +175,7 @@ func (h *Handler) backoff(ctx context.Context, msg events.SQSMessage) {
 	secs := int32(min(max(wait(n), 0), BackoffMax).Round(time.Second) / time.Second)
 	// The invocation's context may be all but spent (the deploy that failed
 	// used it); the call still gets its few seconds.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), visibilityCallTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(h.CallTimeout, 5*time.Second))
 	defer cancel()
 	if _, err := h.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(url), ReceiptHandle: aws.String(msg.ReceiptHandle), VisibilityTimeout: secs,
