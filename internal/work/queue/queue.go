@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,6 +35,10 @@ const (
 	AttrPlace      = "place" // account/region of the target
 	AttrRule       = "rule"
 	AttrServiceKey = "service_key"
+	// AttrQueue is the name of the work queue the item was sent to: the
+	// work queues share one dead-letter queue, and `autodeploy redrive`
+	// sends a parked item back to the queue it came from by it.
+	AttrQueue = "queue"
 )
 
 // maxBatch is SendMessageBatch's limit.
@@ -128,7 +133,7 @@ func (q *Dispatcher) entry(push ecrevent.Push, j deploy.Job, i int) (types.SendM
 		MessageBody: aws.String(string(body)),
 		MessageAttributes: map[string]types.MessageAttributeValue{
 			AttrKind: str(string(work.KindDeployTarget)), AttrPlace: str(at.String()),
-			AttrRule: str(j.Rule.Name), AttrServiceKey: str(item.ServiceKey),
+			AttrRule: str(j.Rule.Name), AttrServiceKey: str(item.ServiceKey), AttrQueue: str(url[strings.LastIndex(url, "/")+1:]),
 		},
 	}, url, nil
 }
