@@ -1,14 +1,14 @@
 // Package promote tags a deployed digest in ECR and hands the new tag to
-// the deployer directly, without waiting for ECR to emit an event for the
-// re-tag (it may not); the deployer's idempotency makes a second delivery
-// harmless.
+// the deployer directly, as a push command (work.DeployPush), without
+// waiting for ECR to emit an event for the re-tag (it may not); the
+// deployer's idempotency makes a second delivery harmless. It also asks the
+// deployer for a sweep (work.Sweep). Neither is a forged AWS event.
 package promote
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
 // ECR is what a promotion needs of ECR.
@@ -96,54 +97,48 @@ func (p *Promoter) Promote(ctx context.Context, rec history.Record, tag string) 
 	if p.DeployerFunction == "" {
 		return nil
 	}
-	event, err := PushEvent(rec, tag, p.Now())
-	if err != nil {
-		return err
-	}
-	return p.handOff(ctx, event, fmt.Sprintf("hand %s:%s to the deployer", rec.Repository, tag))
+	return p.send(ctx, HandOff(rec, tag, p.Now()), fmt.Sprintf("hand %s:%s to the deployer", rec.Repository, tag))
 }
 
-// handOff invokes the deployer asynchronously with event; what names it in
+// send invokes the deployer asynchronously with command c; what names it in
 // an error.
-func (p *Promoter) handOff(ctx context.Context, event []byte, what string) error {
+func (p *Promoter) send(ctx context.Context, c work.Command, what string) error {
+	payload, err := work.EncodeCommand(c)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	if _, err := p.Lambda.Invoke(ctx, &lambda.InvokeInput{
-		FunctionName: aws.String(p.DeployerFunction), InvocationType: lambdatypes.InvocationTypeEvent, Payload: event,
+		FunctionName: aws.String(p.DeployerFunction), InvocationType: lambdatypes.InvocationTypeEvent, Payload: payload,
 	}); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
-// PushEvent is the ECR push event ECR would send for the new tag; its id is
-// derived from the promotion so a repeated hand-off is recognisable.
-func PushEvent(rec history.Record, tag string, at time.Time) ([]byte, error) {
+// HandOff is the push command that hands a promotion's new tag to the
+// deployer: the digest rec deployed, under tag, pushed (tagged) at at, with
+// ECR's millisecond precision. Its event id is derived from the promotion
+// (rule, digest, tag), so a repeated hand-off is recognisable as the same
+// one in the revision's tags and the history.
+func HandOff(rec history.Record, tag string, at time.Time) work.DeployPush {
 	sum := sha256.Sum256([]byte(rec.Rule + "\x00" + rec.Digest + "\x00" + tag))
-	id := "autodeploy-promote-" + hex.EncodeToString(sum[:8])
-	return json.Marshal(map[string]any{
-		"version": "0", "id": id, "detail-type": "ECR Image Action", "source": "aws.ecr",
-		"account": rec.RegistryAccount, "region": rec.RegistryRegion, "time": at.UTC().Format(time.RFC3339),
-		"resources": []string{},
-		"detail": map[string]string{
-			"result": "SUCCESS", "action-type": "PUSH", "repository-name": rec.Repository,
-			"image-digest": rec.Digest, "image-tag": tag,
+	return work.DeployPush{
+		Origin: fmt.Sprintf("promotion of rule %s to tag %s", rec.Rule, tag),
+		Push: work.Push{
+			EventID: "autodeploy-promote-" + hex.EncodeToString(sum[:8]), RegistryAccount: rec.RegistryAccount,
+			RegistryRegion: rec.RegistryRegion, Repository: rec.Repository, Tag: tag, Digest: rec.Digest,
+			PushedAt: at.UTC().Truncate(time.Millisecond),
 		},
-	})
+	}
 }
 
-// RequestSweep asks the deployer for a sweep now, with the event the
-// schedule sends; the id names why. With no deployer function it does
-// nothing (the schedule's next sweep comes anyway).
+// RequestSweep asks the deployer for a sweep now with a sweep command whose
+// id names why. With no deployer function it does nothing (the schedule's
+// next sweep comes anyway).
 func (p *Promoter) RequestSweep(ctx context.Context, rec history.Record, why string) error {
 	if p.DeployerFunction == "" {
 		return nil
 	}
-	event, err := json.Marshal(map[string]any{
-		"version": "0", "id": why, "detail-type": "Scheduled Event", "source": "aws.events",
-		"account": rec.RegistryAccount, "region": rec.RegistryRegion, "time": p.Now().UTC().Format(time.RFC3339),
-		"resources": []string{}, "detail": map[string]string{},
-	})
-	if err != nil {
-		return err
-	}
-	return p.handOff(ctx, event, "ask the deployer for a sweep ("+why+")")
+	c := work.Sweep{ID: why, Origin: fmt.Sprintf("watcher, for rule %s on %s/%s (deployment %s)", rec.Rule, rec.Cluster, rec.Service, rec.DeploymentID)}
+	return p.send(ctx, c, "ask the deployer for a sweep ("+why+")")
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/google/go-cmp/cmp"
 
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
 var rec = history.Record{Rule: "web-staging", Repository: "team/web", RegistryAccount: "123456789012", RegistryRegion: "eu-west-1",
@@ -86,25 +87,82 @@ func TestPromote(t *testing.T) {
 	}
 }
 
-// TestPushEventIsADeployablePush: what the watcher hands the deployer must
-// pass the deployer's own parser as a push of the new tag.
-func TestPushEventIsADeployablePush(t *testing.T) {
-	at := time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)
-	data, err := PushEvent(rec, "verified-main-1", at)
-	if err != nil {
-		t.Fatal(err)
+// What the watcher hands the deployer is a push command the deployer's
+// decoder reads as a push of the new tag, at the promotion's time with
+// ECR's millisecond precision; the same promotion gives the same event id,
+// another tag or digest another one.
+func TestHandOff(t *testing.T) {
+	at := time.Date(2026, 11, 25, 11, 0, 0, 123_456_789, time.UTC)
+	want := work.DeployPush{Origin: "promotion of rule web-staging to tag verified-main-1", Push: work.Push{
+		EventID: HandOff(rec, "verified-main-1", at).Push.EventID, RegistryAccount: "123456789012", RegistryRegion: "eu-west-1",
+		Repository: "team/web", Tag: "verified-main-1", Digest: rec.Digest, PushedAt: time.Date(2026, 11, 25, 11, 0, 0, 123_000_000, time.UTC)}}
+	if !strings.HasPrefix(want.Push.EventID, "autodeploy-promote-") {
+		t.Errorf("event id %q", want.Push.EventID)
 	}
-	push, err := ecrevent.Parse(data)
-	if err != nil {
-		t.Fatalf("the hand-off is not a deployable push: %v\n%s", err, data)
+	l := &fakeLambda{}
+	image := ecrtypes.Image{ImageManifest: aws.String("{}"), ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json")}
+	p := &Promoter{ECR: func(string, string) ECR { return &fakeECR{images: []ecrtypes.Image{image}} }, Lambda: l,
+		DeployerFunction: "deployer", Now: func() time.Time { return at }}
+	for range 2 { // a repeated promotion hands off the same command
+		if err := p.Promote(context.Background(), rec, "verified-main-1"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if push.Tag != "verified-main-1" || push.Digest != rec.Digest || push.Repository != "team/web" || !push.Time.Equal(at) ||
-		!strings.HasPrefix(push.EventID, "autodeploy-promote-") {
-		t.Errorf("push = %+v", push)
+	for i, payload := range l.payloads {
+		got, err := work.DecodeCommand(payload)
+		if err != nil {
+			t.Fatalf("hand-off %d is not a command: %v\n%s", i+1, err, payload)
+		}
+		if diff := cmp.Diff(work.Command(want), got); diff != "" {
+			t.Errorf("hand-off %d (-want +got):\n%s", i+1, diff)
+		}
 	}
-	again, _ := PushEvent(rec, "verified-main-1", at)
-	if string(again) != string(data) {
-		t.Error("the same promotion gave another event id")
+	for _, other := range []struct {
+		name string
+		rec  history.Record
+		tag  string
+	}{
+		{"another tag", rec, "verified-main-2"},
+		{"another digest", func() history.Record { r := rec; r.Digest = "sha256:" + strings.Repeat("cd", 32); return r }(), "verified-main-1"},
+		{"another rule", func() history.Record { r := rec; r.Rule = "web-other"; return r }(), "verified-main-1"},
+	} {
+		if id := HandOff(other.rec, other.tag, at).Push.EventID; id == want.Push.EventID {
+			t.Errorf("%s: the same event id %s", other.name, id)
+		}
+	}
+}
+
+// A sweep request is a sweep command whose id says why; with no deployer
+// function nothing is sent.
+func TestRequestSweep(t *testing.T) {
+	r := rec
+	r.Cluster, r.Service, r.DeploymentID = "prod", "web", "ecs-svc/20"
+	for _, tt := range []struct {
+		name, function string
+		want           []work.Command
+	}{
+		{"sends a sweep command", "deployer", []work.Command{work.Sweep{ID: "after-rollback-ecs-svc-20",
+			Origin: "watcher, for rule web-staging on prod/web (deployment ecs-svc/20)"}}},
+		{"no deployer function", "", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &fakeLambda{}
+			p := &Promoter{Lambda: l, DeployerFunction: tt.function, Now: time.Now}
+			if err := p.RequestSweep(context.Background(), r, "after-rollback-ecs-svc-20"); err != nil {
+				t.Fatal(err)
+			}
+			var got []work.Command
+			for _, payload := range l.payloads {
+				c, err := work.DecodeCommand(payload)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, payload)
+				}
+				got = append(got, c)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("sent (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
