@@ -24,9 +24,9 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
 const rulesYAML = `version: 1
@@ -198,16 +198,9 @@ func TestPromotionWaitsForEveryTarget(t *testing.T) {
 	if len(f.rec.invokes) != 1 {
 		t.Fatalf("hand-offs to the deployer = %d, want 1", len(f.rec.invokes))
 	}
-	var handed struct {
-		Source string `json:"source"`
-		Detail struct {
-			Tag    string `json:"image-tag"`
-			Digest string `json:"image-digest"`
-		} `json:"detail"`
-	}
-	if err := json.Unmarshal(f.rec.invokes[0], &handed); err != nil || handed.Source != "aws.ecr" ||
-		handed.Detail.Tag != "verified-main-abc" || handed.Detail.Digest != digest {
-		t.Errorf("hand-off event = %s", f.rec.invokes[0])
+	handed, err := work.DecodeCommand(f.rec.invokes[0])
+	if push, ok := handed.(work.DeployPush); err != nil || !ok || push.Push.Tag != "verified-main-abc" || push.Push.Digest != digest {
+		t.Errorf("hand-off = %s, %v; want a push command of verified-main-abc", f.rec.invokes[0], err)
 	}
 	if len(f.rec.messages) != 2 || !strings.Contains(f.rec.messages[0], "staging/web is running web:main-abc") {
 		t.Errorf("notifications = %q", f.rec.messages)
@@ -564,9 +557,9 @@ func TestRollbackOfAPublishingRuleRequestsASweep(t *testing.T) {
 	if len(f.rec.invokes) != 1 {
 		t.Fatalf("%d invocations of the deployer, want one sweep", len(f.rec.invokes))
 	}
-	o, ok := reconcile.Scheduled(f.rec.invokes[0])
-	if !ok || o.EventID != "after-rollback-ecs-svc-20" {
-		t.Errorf("the deployer was sent %s, want a sweep", f.rec.invokes[0])
+	c, err := work.DecodeCommand(f.rec.invokes[0])
+	if sweep, ok := c.(work.Sweep); err != nil || !ok || sweep.ID != "after-rollback-ecs-svc-20" || sweep.DryRun {
+		t.Errorf("the deployer was sent %s (%v), want a sweep command", f.rec.invokes[0], err)
 	}
 }
 
