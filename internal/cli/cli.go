@@ -34,7 +34,7 @@ Usage:
   autodeploy resume --cluster C --service S                  let them move it again
   autodeploy status [--config FILE]                          each target: running, newest, in sync or not, last outcome
   autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does
-  autodeploy redrive [--queue push|deployer] [--dry-run]      send parked events back to the deployer
+  autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
 history, rollback, hold, resume, status, reconcile and plan read the state table from --table

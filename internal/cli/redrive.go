@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -17,33 +18,39 @@ import (
 // defaultStack is the stack name `make deploy` uses.
 const defaultStack = "EcrAutodeploy"
 
-type namedQueue struct{ name, url string }
+type namedQueue struct {
+	name, url string
+	work      bool // the work queues' dead-letter queue: items go back to their work queue
+}
 
 func redriveCmd(ctx context.Context, args []string, env Env) error {
 	fs := flags("redrive", env)
-	queue := fs.String("queue", "", "push (events EventBridge could not deliver) or deployer (events the deployer failed); default both")
+	queue := fs.String("queue", "", "push (events EventBridge could not deliver), deployer (events the deployer failed) or work (work items the worker did not finish); default all three")
 	stack := fs.String("stack", "", "the stack to read queues and the deployer from (default $AUTODEPLOY_STACK or "+defaultStack+")")
-	queueURL := fs.String("queue-url", "", "a queue URL, instead of the stack's")
+	queueURL := fs.String("queue-url", "", "a queue URL, instead of the stack's (with --queue work: the work dead-letter queue's)")
 	function := fs.String("function", "", "the deployer's name or ARN, instead of the stack's")
-	dryRun := fs.Bool("dry-run", false, "only list what would be sent; nothing is invoked or deleted")
+	dryRun := fs.Bool("dry-run", false, "only list what would be sent; nothing is invoked, sent or deleted")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *queue != "" && *queue != "push" && *queue != "deployer" {
-		return usageError{fmt.Sprintf("--queue %q: want push or deployer", *queue)}
+	if *queue != "" && *queue != "push" && *queue != "deployer" && *queue != "work" {
+		return usageError{fmt.Sprintf("--queue %q: want push, deployer or work", *queue)}
 	}
-	if *queueURL != "" && *queue != "" {
-		return usageError{"--queue and --queue-url exclude each other"}
+	if *queueURL != "" && *queue != "" && *queue != "work" {
+		return usageError{"--queue push|deployer and --queue-url exclude each other"}
 	}
 	cfg, err := env.AWS(ctx)
 	if err != nil {
 		return err
 	}
+	work := *queue == "work"
 	var queues []namedQueue
 	if *queueURL != "" {
-		queues = []namedQueue{{"queue", *queueURL}}
+		queues = []namedQueue{{name: cmp.Or(*queue, "queue"), url: *queueURL, work: work}}
 	}
-	if *queueURL == "" || (*function == "" && !*dryRun) {
+	// A work queue needs no deployer: its items go back to the work queues.
+	needFunction := *function == "" && !*dryRun && !work
+	if *queueURL == "" || needFunction {
 		name := cmp.Or(*stack, env.Getenv("AUTODEPLOY_STACK"), defaultStack)
 		outputs, err := stackOutputs(ctx, cloudformation.NewFromConfig(cfg), name)
 		if err != nil {
@@ -53,8 +60,12 @@ func redriveCmd(ctx context.Context, args []string, env Env) error {
 			*function = outputs[redrive.OutputDeployerFunction]
 		}
 		if *queueURL == "" {
-			for _, q := range []namedQueue{{"push", outputs[redrive.OutputPushEventsQueue]}, {"deployer", outputs[redrive.OutputDeployerFailedQueue]}} {
-				if *queue == "" || *queue == q.name {
+			for _, q := range []namedQueue{{name: "push", url: outputs[redrive.OutputPushEventsQueue]}, {name: "deployer", url: outputs[redrive.OutputDeployerFailedQueue]},
+				{name: "work", url: outputs[redrive.OutputWorkDeadLetterQueue], work: true}} {
+				switch {
+				case *queue == "" && q.work && q.url == "":
+					// A stack from before the work queues: nothing parked there.
+				case *queue == "" || *queue == q.name:
 					queues = append(queues, q)
 				}
 			}
@@ -64,14 +75,22 @@ func redriveCmd(ctx context.Context, args []string, env Env) error {
 				return fmt.Errorf("stack %s has no output for the %s queue: deploy the current stack, or pass --queue-url", name, q.name)
 			}
 		}
-		if *function == "" && !*dryRun {
+		if needFunction && *function == "" && slices.ContainsFunc(queues, func(q namedQueue) bool { return !q.work }) {
 			return fmt.Errorf("stack %s has no output %s: deploy the current stack, or pass --function", name, redrive.OutputDeployerFunction)
 		}
 	}
-	r := &redrive.Redriver{SQS: sqs.NewFromConfig(cfg), Lambda: lambda.NewFromConfig(cfg), Function: *function, DryRun: *dryRun}
+	client := sqs.NewFromConfig(cfg)
+	r := &redrive.Redriver{SQS: client, Lambda: lambda.NewFromConfig(cfg), Function: *function, DryRun: *dryRun}
+	w := &redrive.WorkRedriver{SQS: client, DryRun: *dryRun}
 	left := 0
 	for _, q := range queues {
-		rep, err := r.Run(ctx, q.url)
+		var rep redrive.Report
+		var err error
+		if q.work {
+			rep, err = w.Run(ctx, q.url)
+		} else {
+			rep, err = r.Run(ctx, q.url)
+		}
 		printReport(env.Stdout, q, rep, *dryRun)
 		if err != nil {
 			return err
