@@ -105,13 +105,23 @@ func TestOutcomesAndPromotionBookkeeping(t *testing.T) {
 		t.Errorf("outcome of an unknown record: %v, %v", ok, err)
 	}
 
-	for i, key := range []string{"a", "b", "a"} {
-		keys, err := store.MarkTargetCompleted(ctx, "r", "sha256:d", key, at)
+	// Two targets; "a" is delivered twice and counts once. The targets'
+	// names are read only once the count reached them.
+	for i, step := range []struct {
+		key  string
+		want Progress
+	}{
+		{"a", Progress{Completed: 1}},
+		{"a", Progress{Completed: 1}},
+		{"b", Progress{Completed: 2, Done: []string{"a", "b"}}},
+		{"b", Progress{Completed: 2, Done: []string{"a", "b"}}},
+	} {
+		got, err := store.MarkTargetCompleted(ctx, "r", "sha256:d", step.key, 2, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := min(i+1, 2); len(keys) != want {
-			t.Errorf("after %d completions: %v", i+1, keys)
+		if diff := cmp.Diff(step.want, got); diff != "" {
+			t.Errorf("completion %d (%s) (-want +got):\n%s", i+1, step.key, diff)
 		}
 	}
 }

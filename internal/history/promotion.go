@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,8 +14,9 @@ import (
 )
 
 // Promotion bookkeeping, per rule and digest (pk "promote#<rule>#<digest>"):
-// sk "target#<service key>" for each target that completed the digest, and
-// sk "promoted", the claim: {state: claimed|done, owner, claimed_at}.
+// sk "target#<service key>" for each target that completed the digest,
+// sk "count" {completed: how many of those}, and sk "promoted", the claim:
+// {state: claimed|done, owner, claimed_at}.
 
 // ClaimStale is how old a claim must be, on the claimer's clock, before
 // another owner may take it over: far longer than a promotion takes (two ECR
@@ -34,40 +36,85 @@ const (
 	ClaimedByOther
 )
 
-// MarkTargetCompleted notes that one target of a rule completed a digest
-// and returns the service keys of every target that completed it so far.
-func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, at time.Time) ([]string, error) {
+// Progress is how far a digest's promotion by a rule has come.
+type Progress struct {
+	// Completed counts the targets that completed the digest so far.
+	Completed int
+	// Done is the service key of every target that completed it, read only
+	// once Completed reached the rule's targets (nil before).
+	Done []string
+}
+
+// MarkTargetCompleted notes that one target of a rule completed a digest:
+// its own item and a counter, in one transaction, so a duplicate counts
+// once. Only once the count reaches targets (the rule's) does it read the
+// targets' items (paged) for the caller to confirm every target by name;
+// before that a completion costs the same two calls, however many targets
+// the rule has.
+func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (Progress, error) {
 	pk := promotionPK(rule, digest)
-	_, err := w.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(w.table),
-		Item: map[string]types.AttributeValue{
-			"pk":         &types.AttributeValueMemberS{Value: pk},
-			"sk":         &types.AttributeValueMemberS{Value: "target#" + serviceKey},
-			"expires_at": &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())},
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mark %s completed for %s: %w", serviceKey, pk, err)
+	expires := &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())}
+	counter := map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: pk},
+		"sk": &types.AttributeValueMemberS{Value: "count"},
 	}
-	out, err := w.db.Query(ctx, &dynamodb.QueryInput{
+	_, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{
+			TableName: aws.String(w.table),
+			Item: map[string]types.AttributeValue{
+				"pk":         &types.AttributeValueMemberS{Value: pk},
+				"sk":         &types.AttributeValueMemberS{Value: "target#" + serviceKey},
+				"expires_at": expires,
+			},
+			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		}},
+		{Update: &types.Update{
+			TableName: aws.String(w.table), Key: counter,
+			UpdateExpression:          aws.String("ADD completed :one SET expires_at = :exp"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":exp": expires},
+		}},
+	}})
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) && len(cancelled.CancellationReasons) > 0 &&
+		aws.ToString(cancelled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		err = nil // a duplicate: counted before
+	}
+	if err != nil {
+		return Progress{}, fmt.Errorf("mark %s completed for %s: %w", serviceKey, pk, err)
+	}
+	out, err := w.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(w.table), Key: counter, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Progress{}, fmt.Errorf("read completions of %s: %w", pk, err)
+	}
+	var p Progress
+	if n, ok := out.Item["completed"].(*types.AttributeValueMemberN); ok {
+		p.Completed, _ = strconv.Atoi(n.Value)
+	}
+	if p.Completed < targets {
+		return p, nil
+	}
+	pages := dynamodb.NewQueryPaginator(w.db, &dynamodb.QueryInput{
 		TableName:              aws.String(w.table),
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :t)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": &types.AttributeValueMemberS{Value: pk},
 			":t":  &types.AttributeValueMemberS{Value: "target#"},
 		},
-		ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("sk"),
+		ConsistentRead:       aws.Bool(true),
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read completions of %s: %w", pk, err)
-	}
-	var keys []string
-	for _, item := range out.Items {
-		if sk, ok := item["sk"].(*types.AttributeValueMemberS); ok {
-			keys = append(keys, sk.Value[len("target#"):])
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return Progress{}, fmt.Errorf("read completions of %s: %w", pk, err)
+		}
+		for _, item := range page.Items {
+			if sk, ok := item["sk"].(*types.AttributeValueMemberS); ok {
+				p.Done = append(p.Done, strings.TrimPrefix(sk.Value, "target#"))
+			}
 		}
 	}
-	return keys, nil
+	return p, nil
 }
 
 // ClaimPromotion claims the promotion of digest by rule for owner. The
