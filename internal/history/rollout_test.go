@@ -27,8 +27,8 @@ import (
 type counting struct {
 	dynamoAPI
 	serial sync.Mutex
-	calls atomic.Int64
-	bytes atomic.Int64
+	calls  atomic.Int64
+	bytes  atomic.Int64
 	// lose, when set for an operation, makes its next call apply and then
 	// answer an error, as when DynamoDB's response is lost on the way.
 	mu   sync.Mutex

@@ -32,11 +32,17 @@ type Notice struct {
 	PushedAt, EndedAt       time.Time
 	PromotedTag             string // for NotPromoted: the tag it would have set
 	ServiceARN              string // optional, a related resource in chat
+	// Summary is set on a RolloutEnded notice: how a push to a rule's
+	// targets ended on all of them.
+	Summary *Summary
 }
 
 // Title is the notice in one line, without decoration: it is the e-mail's
 // subject and the chat message's summary.
 func (n Notice) Title() string {
+	if n.Summary != nil {
+		return n.Summary.title(n)
+	}
 	image := n.Repository + ":" + n.Tag
 	switch n.Outcome {
 	case Completed:
@@ -59,6 +65,9 @@ func (n Notice) service() string { return n.Cluster + "/" + n.Service }
 
 // icon marks the outcome in chat, where a glance should tell good from bad.
 func (n Notice) icon() string {
+	if n.Summary != nil {
+		return n.Summary.icon()
+	}
 	switch n.Outcome {
 	case Completed:
 		return "✅"
@@ -74,6 +83,9 @@ type fact struct{ name, value string }
 
 // facts are the notice's details in reading order; empty ones are left out.
 func (n Notice) facts() []fact {
+	if n.Summary != nil {
+		return n.Summary.facts(n)
+	}
 	fs := []fact{
 		{"Service", n.service()},
 		{"Account", strings.Trim(n.Account+" "+n.Region, " ")},
@@ -102,6 +114,9 @@ func (n Notice) facts() []fact {
 
 // NextSteps say what a person may do now, with the command to run.
 func (n Notice) NextSteps() []string {
+	if n.Summary != nil {
+		return n.Summary.nextSteps()
+	}
 	flags := fmt.Sprintf("--cluster %s --service %s", n.Cluster, n.Service)
 	history := "See what ran before: `autodeploy history " + flags + "`"
 	switch n.Outcome {
@@ -133,8 +148,11 @@ func (n Notice) NextSteps() []string {
 
 // threadID keeps every notice about one service in one chat thread.
 func (n Notice) threadID() string {
-	if n.Outcome == NotPromoted {
+	switch n.Outcome {
+	case NotPromoted:
 		return "ecr-autodeploy/promote/" + n.Rule + "/" + n.Repository
+	case RolloutEnded:
+		return "ecr-autodeploy/rollout/" + n.Rule
 	}
 	parts := []string{"ecr-autodeploy"}
 	for _, p := range []string{n.Account, n.Region, n.Cluster, n.Service} {
@@ -197,6 +215,9 @@ func (n Notice) Chatbot() ([]byte, error) {
 	id := n.DeploymentID
 	if id == "" {
 		id = n.EventID
+	}
+	if n.Summary != nil {
+		id = n.EventID + "/" + n.Rule
 	}
 	b, err := json.MarshalIndent(chatbotMessage{
 		Version: "1.0",

@@ -1,0 +1,224 @@
+package notify
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+)
+
+// RolloutEnded is the notice of a push's rollout to a rule's targets once
+// it ended on every one of them: one notice per rule, however many targets.
+const RolloutEnded = "rollout_ended"
+
+// Skipped is a target's end in a rollout when its deploy changed nothing:
+// held, already running the image, or a downgrade refused.
+const Skipped = "skipped"
+
+// Bounds of a rollout notice, so that one push to a thousand services
+// reads in a glance and stays far inside SNS's and Chatbot's limits.
+const (
+	// MaxGroups is how many (outcome, reason) groups a notice lists.
+	MaxGroups = 8
+	// MaxNamed is how many services one group names.
+	MaxNamed = 10
+	// MaxGroupReason is the length a group's reason is cut to.
+	MaxGroupReason = 300
+)
+
+// Summary is how a rollout ended, counted and grouped.
+type Summary struct {
+	Expected int            // targets the push was dispatched to
+	Counts   map[string]int // ends by outcome
+	// Groups are the ends that did not complete, by outcome and reason:
+	// failures first, then the biggest; at most MaxGroups.
+	Groups []Group
+	// MoreGroups counts the groups left out.
+	MoreGroups int
+}
+
+// Group is the targets that ended alike.
+type Group struct {
+	Outcome, Reason string
+	Count           int
+	Services        []string // at most MaxNamed, cluster/service
+}
+
+// RolloutNotice is the one notice of a rollout whose every target ended.
+func RolloutNotice(r history.Rollout, ends []history.RolloutEnd, at time.Time) Notice {
+	s := Summary{Expected: r.Expected, Counts: map[string]int{}}
+	type key struct{ outcome, reason string }
+	groups := map[key]*Group{}
+	for _, e := range ends {
+		s.Counts[e.Outcome]++
+		if e.Outcome == Completed {
+			continue
+		}
+		k := key{e.Outcome, e.Reason}
+		g := groups[k]
+		if g == nil {
+			g = &Group{Outcome: e.Outcome, Reason: cutText(strings.TrimSpace(e.Reason), MaxGroupReason)}
+			groups[k] = g
+		}
+		g.Count++
+		g.Services = append(g.Services, e.Cluster+"/"+e.Service)
+	}
+	all := make([]*Group, 0, len(groups))
+	for _, g := range groups {
+		slices.Sort(g.Services)
+		g.Services = g.Services[:min(len(g.Services), MaxNamed)]
+		all = append(all, g)
+	}
+	slices.SortFunc(all, func(a, b *Group) int {
+		return cmp.Or(cmp.Compare(severity(a.Outcome), severity(b.Outcome)), cmp.Compare(b.Count, a.Count),
+			cmp.Compare(a.Reason, b.Reason))
+	})
+	for i, g := range all {
+		if i == MaxGroups {
+			s.MoreGroups = len(all) - MaxGroups
+			break
+		}
+		s.Groups = append(s.Groups, *g)
+	}
+	return Notice{Outcome: RolloutEnded, Rule: r.Rule, Repository: r.Repository, Tag: r.Tag, Digest: r.Digest,
+		EventID: r.EventID, PushedAt: r.PushedAt, EndedAt: at, Summary: &s}
+}
+
+// severity orders groups: what failed first, what was left alone last.
+func severity(outcome string) int {
+	switch outcome {
+	case Failed, NotDeployed:
+		return 0
+	case RolledBack:
+		return 1
+	}
+	return 2
+}
+
+// Deployed is how many targets completed.
+func (s *Summary) Deployed() int { return s.Counts[Completed] }
+
+// failed is how many targets failed, were rolled back or not deployed.
+func (s *Summary) failed() int {
+	return s.Counts[Failed] + s.Counts[RolledBack] + s.Counts[NotDeployed]
+}
+
+// tally says the counts other than completed, biggest first.
+func (s *Summary) tally() string {
+	type c struct {
+		outcome string
+		n       int
+	}
+	var cs []c
+	for o, n := range s.Counts {
+		if o != Completed && n > 0 {
+			cs = append(cs, c{o, n})
+		}
+	}
+	slices.SortFunc(cs, func(a, b c) int { return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.outcome, b.outcome)) })
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%d %s", c.n, label(c.outcome)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// label is an outcome as a notice says it.
+func label(outcome string) string {
+	switch outcome {
+	case NotDeployed:
+		return "not deployed"
+	case RolledBack:
+		return "rolled back"
+	}
+	return strings.ReplaceAll(outcome, "_", " ")
+}
+
+// title is the rollout notice's one line.
+func (s *Summary) title(n Notice) string {
+	t := fmt.Sprintf("rule %s deployed %s:%s to %d of %d services", n.Rule, n.Repository, n.Tag, s.Deployed(), s.Expected)
+	if f := s.failed(); f > 0 {
+		t += fmt.Sprintf(", %d FAILED", f)
+	}
+	if k := s.Counts[Skipped]; k > 0 {
+		t += fmt.Sprintf(", %d skipped", k)
+	}
+	return t
+}
+
+// facts are the rollout notice's details: the push, the count, each group.
+func (s *Summary) facts(n Notice) []fact {
+	fs := []fact{
+		{"Rule", n.Rule},
+		{"Image", n.Repository + ":" + n.Tag},
+		{"Digest", n.Digest},
+		{"Event", n.EventID},
+		{"Deployed", fmt.Sprintf("%d of %d services", s.Deployed(), s.Expected)},
+	}
+	if rest := s.tally(); rest != "" {
+		fs = append(fs, fact{"The rest", rest})
+	}
+	for _, g := range s.Groups {
+		names := strings.Join(g.Services, ", ")
+		if more := g.Count - len(g.Services); more > 0 {
+			names += fmt.Sprintf(" and %d more", more)
+		}
+		value := names
+		if g.Reason != "" {
+			value = g.Reason + " — " + names
+		}
+		name := strings.ToUpper(label(g.Outcome)[:1]) + label(g.Outcome)[1:]
+		fs = append(fs, fact{fmt.Sprintf("%s (%d)", name, g.Count), value})
+	}
+	if s.MoreGroups > 0 {
+		fs = append(fs, fact{"More", fmt.Sprintf("and %d more reasons: see `autodeploy history` per service", s.MoreGroups)})
+	}
+	if !n.PushedAt.IsZero() && !n.EndedAt.IsZero() {
+		fs = append(fs, fact{"Push to end", fmt.Sprintf("%s (pushed %s, ended %s)", n.EndedAt.Sub(n.PushedAt).Round(time.Second),
+			n.PushedAt.UTC().Format(time.RFC3339), n.EndedAt.UTC().Format(time.RFC3339))})
+	}
+	return fs
+}
+
+// nextSteps of a rollout notice.
+func (s *Summary) nextSteps() []string {
+	if s.Deployed() == s.Expected {
+		return []string{"Nothing to do. To undo it on one service: `autodeploy rollback --cluster C --service S`"}
+	}
+	steps := []string{"See what happened on a service: `autodeploy history --cluster C --service S`"}
+	if s.failed() > 0 {
+		steps = append(steps, "A digest that failed or was rolled back on a service is not deployed there again; a newer push is. Fix the image or the cause above and push again.")
+	}
+	if s.Counts[Skipped] > 0 {
+		steps = append(steps, "Skipped services were held, already ran the image, or would have been downgraded: see the reasons above.")
+	}
+	return steps
+}
+
+// icon of a rollout: all deployed, something failed, or only skips.
+func (s *Summary) icon() string {
+	switch {
+	case s.Deployed() == s.Expected:
+		return "✅"
+	case s.failed() > 0:
+		return "❌"
+	}
+	return "⚠️"
+}
+
+// cutText shortens s to at most n bytes, on a character boundary.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
