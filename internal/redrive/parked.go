@@ -7,10 +7,14 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
-// Parked is one message of a failure queue, unwrapped to the event the
-// deployer was (or should have been) given.
+// Parked is one message of a failure queue, unwrapped to the payload the
+// deployer was (or should have been) given: an AWS event, or one of the
+// product's commands to itself (work: a promotion's hand-off, a sweep
+// request) whose asynchronous invocation failed.
 type Parked struct {
 	Event json.RawMessage
 	// Why says why it was parked, as the queue's writer recorded it.
@@ -36,15 +40,15 @@ type event struct {
 }
 
 // Unwrap reads a parked message: a Lambda failure record (its request
-// payload is the event) or an event EventBridge could not deliver (the body
-// is the event; the reason is in message attributes).
+// payload is the event or command) or an event EventBridge could not
+// deliver (the body is the event; the reason is in message attributes).
 func Unwrap(body string, attrs map[string]types.MessageAttributeValue) (Parked, error) {
 	var rec failureRecord
 	if err := json.Unmarshal([]byte(body), &rec); err != nil {
 		return Parked{}, fmt.Errorf("not JSON: %w", err)
 	}
 	if rec.RequestContext != nil && len(rec.RequestPayload) > 0 {
-		if _, err := parseEvent(rec.RequestPayload); err != nil {
+		if err := checkPayload(rec.RequestPayload); err != nil {
 			return Parked{}, fmt.Errorf("requestPayload of a Lambda failure record: %w", err)
 		}
 		why := fmt.Sprintf("Lambda gave up (%s after %d attempts)", rec.RequestContext.Condition, rec.RequestContext.ApproximateInvokeCount)
@@ -56,7 +60,7 @@ func Unwrap(body string, attrs map[string]types.MessageAttributeValue) (Parked, 
 		}
 		return Parked{Event: rec.RequestPayload, Why: why}, nil
 	}
-	if _, err := parseEvent(json.RawMessage(body)); err != nil {
+	if err := checkPayload(json.RawMessage(body)); err != nil {
 		return Parked{}, err
 	}
 	why := "EventBridge could not deliver it"
@@ -66,13 +70,24 @@ func Unwrap(body string, attrs map[string]types.MessageAttributeValue) (Parked, 
 	return Parked{Event: json.RawMessage(body), Why: why}, nil
 }
 
+// checkPayload accepts an event or a command, of a kind this build knows or
+// not: the deployer decides (a newer deployer may read what this CLI
+// cannot), and refuses what it does not take, so the message stays.
+func checkPayload(raw json.RawMessage) error {
+	if work.IsCommand(raw) {
+		return nil
+	}
+	_, err := parseEvent(raw)
+	return err
+}
+
 func parseEvent(raw json.RawMessage) (event, error) {
 	var ev event
 	if err := json.Unmarshal(raw, &ev); err != nil {
 		return ev, fmt.Errorf("not an event: %w", err)
 	}
 	if ev.Source == "" || ev.DetailType == "" {
-		return ev, errors.New("neither an EventBridge event nor a Lambda failure record (no source and detail-type)")
+		return ev, errors.New("neither an EventBridge event, a command nor a Lambda failure record (no source and detail-type, no kind)")
 	}
 	return ev, nil
 }
@@ -84,8 +99,12 @@ func attribute(attrs map[string]types.MessageAttributeValue, name string) string
 	return ""
 }
 
-// Describe names the event for a person: what was pushed, or its kind.
+// Describe names the event for a person: what was pushed, or its kind;
+// for a command, what it asks and where it came from.
 func (p Parked) Describe() string {
+	if work.IsCommand(p.Event) {
+		return describeCommand(p.Event)
+	}
 	ev, err := parseEvent(p.Event)
 	if err != nil {
 		return "unreadable event"
@@ -96,11 +115,37 @@ func (p Parked) Describe() string {
 		Digest     string `json:"image-digest"`
 	}
 	if ev.Source == "aws.ecr" && json.Unmarshal(ev.Detail, &push) == nil && push.Repository != "" {
-		digest := push.Digest
-		if len(digest) > 19 {
-			digest = digest[:19] // sha256: and 12 hex digits, as docker shows
-		}
-		return fmt.Sprintf("push %s:%s %s (event %s)", push.Repository, push.Tag, digest, ev.ID)
+		return fmt.Sprintf("push %s:%s %s (event %s)", push.Repository, push.Tag, short(push.Digest), ev.ID)
 	}
 	return fmt.Sprintf("%s %q (event %s)", ev.Source, ev.DetailType, ev.ID)
+}
+
+// describeCommand names a parked command. One this build cannot read is
+// still sent (the deployer may be newer): it says so.
+func describeCommand(raw json.RawMessage) string {
+	c, err := work.DecodeCommand(raw)
+	if err != nil {
+		return "command this build cannot read (" + err.Error() + ")"
+	}
+	switch c := c.(type) {
+	case work.DeployPush:
+		return fmt.Sprintf("push command %s:%s %s (%s; event %s)", c.Push.Repository, c.Push.Tag, short(c.Push.Digest), c.Origin, c.Push.EventID)
+	case work.Sweep:
+		dry := ""
+		if c.DryRun {
+			dry = " (dry run)"
+		}
+		return fmt.Sprintf("sweep command%s (%s; event %s)", dry, c.Origin, c.ID)
+	case work.DeployTarget:
+		return fmt.Sprintf("work item %s for %s: %s:%s %s (event %s)", c.Rule, c.ServiceKey, c.Push.Repository, c.Push.Tag, short(c.Push.Digest), c.Push.EventID)
+	}
+	return fmt.Sprintf("%s command", c.Kind())
+}
+
+// short is a digest as docker shows it: sha256: and 12 hex digits.
+func short(digest string) string {
+	if len(digest) > 19 {
+		return digest[:19]
+	}
+	return digest
 }
