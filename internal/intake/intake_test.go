@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -24,6 +26,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
@@ -46,6 +49,7 @@ rules:
 // env is moto, the deployer and the sweeper built as the deployer's main
 // builds them, and the intake's handler over them.
 type env struct {
+	moto    *testenv.Moto
 	ecs     *ecs.Client
 	handler Handler
 	logs    *bytes.Buffer
@@ -59,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ecs: ecs.NewFromConfig(m.AWSConfig()), logs: &bytes.Buffer{}}
+	e := &env{moto: m, ecs: ecs.NewFromConfig(m.AWSConfig()), logs: &bytes.Buffer{}}
 	table := m.CreateTable(t, "autodeploy")
 	e.digests = m.Repository(t, "web", "main-1")
 	for _, cluster := range []string{"staging", "prod"} {
@@ -260,5 +264,79 @@ func TestHandleRoutes(t *testing.T) {
 				t.Logf("logs:\n%s", e.logs)
 			}
 		})
+	}
+}
+
+// inProcess plays Lambda's synchronous Invoke of the deployer for a
+// redrive: the handler's answer as the payload, or its error as Lambda's
+// error payload and FunctionError.
+type inProcess struct{ h Handler }
+
+func (l inProcess) Invoke(ctx context.Context, in *lambda.InvokeInput, _ ...func(*lambda.Options)) (*lambda.InvokeOutput, error) {
+	answer, err := l.h.Handle(ctx, in.Payload)
+	if err != nil {
+		b, _ := json.Marshal(map[string]string{"errorMessage": err.Error(), "errorType": "errorString"})
+		return &lambda.InvokeOutput{StatusCode: 200, FunctionError: aws.String("Unhandled"), Payload: b}, nil
+	}
+	b, err := json.Marshal(answer)
+	if err != nil {
+		return nil, err
+	}
+	return &lambda.InvokeOutput{StatusCode: 200, Payload: b}, nil
+}
+
+// A hand-off whose asynchronous invocation failed is parked as a Lambda
+// failure record in the deployer's failure queue; autodeploy redrive
+// replays it to the deployer, which takes the command. Parked twice (the
+// failure destination delivers at least once), it deploys once; a command
+// the deployer refuses stays in the queue, saying why.
+func TestARedrivenHandOffDeploysOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	client := sqs.NewFromConfig(e.moto.AWSConfig())
+	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("deployer-failures")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := history.Record{Rule: "web-staging", Repository: "web", RegistryAccount: testenv.Account, RegistryRegion: testenv.Region,
+		Tag: "main-1", Digest: e.digests["main-1"]}
+	handOff, err := work.EncodeCommand(promote.HandOff(rec, "verified-main-1", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failure := func(payload []byte) string {
+		return `{"version":"1.0","requestContext":{"condition":"RetriesExhausted","approximateInvokeCount":3},` +
+			`"requestPayload":` + string(payload) + `,"responsePayload":{"errorMessage":"ThrottlingException","errorType":"errorString"}}`
+	}
+	for _, body := range []string{failure(handOff), failure(handOff), failure(fixture(t, "command-push-v2.json"))} {
+		if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q.QueueUrl, MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := (&redrive.Redriver{SQS: client, Lambda: inProcess{e.handler}, Function: "deployer"}).Run(ctx, aws.ToString(q.QueueUrl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type line struct{ Event, Result string }
+	var moved, left []line
+	for _, it := range rep.Moved {
+		moved = append(moved, line{it.Event, it.Result})
+	}
+	for _, it := range rep.Left {
+		left = append(left, line{it.Event, it.Result})
+	}
+	described := "push command web:verified-main-1 " + e.digests["main-1"][:19] + " (promotion of rule web-staging to tag verified-main-1; event " +
+		promote.HandOff(rec, "verified-main-1", time.Now()).Push.EventID + ")"
+	wantMoved := []line{{described, "deployer: 1 deployed, 0 skipped, 0 failed"}, {described, "deployer: 0 deployed, 1 skipped, 0 failed"}}
+	if diff := cmp.Diff(wantMoved, moved); diff != "" {
+		t.Errorf("moved (-want +got):\n%s\n%s", diff, e.logs)
+	}
+	wantLeft := []line{{`command this build cannot read (command push version 2 is not known to this build (it reads 1))`,
+		"left: the deployer failed again: refused: command push version 2 is not known to this build (it reads 1)"}}
+	if diff := cmp.Diff(wantLeft, left); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
+	}
+	if n := e.revisions(t, "prod-web"); n != 2 {
+		t.Errorf("%d revisions of prod-web, want 2 (the seed and one deploy)", n)
 	}
 }
