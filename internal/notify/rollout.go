@@ -2,7 +2,9 @@ package notify
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -222,3 +224,51 @@ func cutText(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// RolloutBook keeps rollouts (history.Store).
+type RolloutBook interface {
+	EndRollout(ctx context.Context, rule, eventID string, end history.RolloutEnd, now time.Time) (history.RolloutEnding, error)
+	RolloutNoticeSent(ctx context.Context, rule, eventID string, round int, owner string, now time.Time) error
+}
+
+// Sender sends a notice (a Topic); nil sends nothing.
+type Sender interface {
+	Notify(ctx context.Context, n Notice) error
+}
+
+// EndTarget records how one target of a rule's rollout for an event ended
+// and, when it was the last to end, sends the rule's one notice: the
+// watcher calls it for each deployment's end, the deployer for each target
+// it skipped or failed for good. tracked is false when no rollout counts
+// the target (a rule with one target, an event from before rollouts): the
+// caller reports it by itself, as always.
+//
+// A notice that cannot be sent is logged and stays unsent: the claim is
+// kept, so no other end sends it either (a notice twice is worse than a
+// logged loss, as for every notice). A notice sent whose mark is lost is
+// sent again only by a retry of the same end.
+func EndTarget(ctx context.Context, book RolloutBook, sender Sender, log *slog.Logger, rule, eventID string, end history.RolloutEnd, now time.Time) (tracked bool, err error) {
+	ending, err := book.EndRollout(ctx, rule, eventID, end, now)
+	if err != nil || !ending.Tracked {
+		return false, err
+	}
+	r := ending.Rollout
+	if !ending.Last {
+		log.InfoContext(ctx, "rollout", "outcome", "in_progress", "rule", rule, "event_id", eventID, "digest", r.Digest,
+			"cluster", end.Cluster, "service", end.Service, "target_outcome", end.Outcome, "counted", ending.Counted,
+			"ended", r.Ended, "expected", r.Expected)
+		return true, nil
+	}
+	n := RolloutNotice(r, ending.Ends, end.At)
+	log.InfoContext(ctx, "rollout", "outcome", "ended", "rule", rule, "event_id", eventID, "digest", r.Digest,
+		"repository", r.Repository, "tag", r.Tag, "deployed", n.Summary.Deployed(), "expected", r.Expected,
+		"ends", n.Summary.Counts, "round", r.Round)
+	if sender == nil {
+		return true, book.RolloutNoticeSent(ctx, rule, eventID, r.Round, end.ServiceKey, now)
+	}
+	if err := sender.Notify(ctx, n); err != nil {
+		log.ErrorContext(ctx, "notification not sent", "rule", rule, "event_id", eventID, "error", err.Error())
+		return true, nil
+	}
+	return true, book.RolloutNoticeSent(ctx, rule, eventID, r.Round, end.ServiceKey, now)
+}

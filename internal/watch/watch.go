@@ -28,7 +28,8 @@ type Store interface {
 	ByDeployment(ctx context.Context, deploymentID string) (history.Record, bool, error)
 	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
 	SetOutcome(ctx context.Context, r history.Record, outcome, reason string, at time.Time) (bool, error)
-	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, at time.Time) ([]string, error)
+	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (history.Progress, error)
+	notify.RolloutBook
 	ClaimPromotion(ctx context.Context, rule, digest, owner string, now time.Time) (history.Claim, string, error)
 	PromotionDone(ctx context.Context, rule, digest string) error
 	ReleasePromotion(ctx context.Context, rule, digest, owner string) error
@@ -141,6 +142,12 @@ func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
 		w.Log.DebugContext(ctx, "ignored", "reason", "outcome already recorded", "deployment_id", rec.DeploymentID, "outcome", outcome)
 		res.Ignored = "outcome already recorded"
 	}
+	// The rollout counts the recorded outcome, on this delivery or on a
+	// retry of it (an end counts once), so an end whose invocation died
+	// before it was counted, or before the rule's notice went, finishes it.
+	if err := w.endOfTarget(ctx, rec, outcome, e.reason, at, recorded); err != nil {
+		return res, err
+	}
 	// Promotion follows the recorded outcome, not this delivery: a retry or
 	// redrive of the event that recorded the completion finishes a
 	// promotion that did not finish (the claim makes it happen once).
@@ -222,7 +229,34 @@ func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reaso
 		ms = append(ms, metrics.Metric{Name: metrics.PushToRunning, Unit: "Milliseconds", Value: float64(pushToEnd)})
 	}
 	metrics.Emit(ctx, w.Log, at, dims, [][]string{{"rule"}}, ms...) // the dashboard graphs per rule
-	w.notify(ctx, Notice(rec, outcome, reason, at))
+}
+
+// endOfTarget counts a deployment's end in its rule's rollout, which tells
+// people once every target ended (one notice per rule); a deployment no
+// rollout counts (its rule's only target) is notified by itself, as it was
+// recorded. A retry (recorded false) counts the outcome recorded first.
+func (w *Watcher) endOfTarget(ctx context.Context, rec history.Record, outcome, reason string, at time.Time, recorded bool) error {
+	if !recorded {
+		if rec.DeploymentOutcome == "" {
+			return nil // recorded by a concurrent delivery, which counts it
+		}
+		outcome, reason = rec.DeploymentOutcome, rec.DeploymentReason
+	}
+	end := history.RolloutEnd{ServiceKey: history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service),
+		Account: rec.Account, Region: rec.Region, Cluster: rec.Cluster, Service: rec.Service,
+		Outcome: outcome, Reason: reason, DeploymentID: rec.DeploymentID, At: at}
+	var sender notify.Sender
+	if w.Notifier != nil {
+		sender = w.Notifier
+	}
+	tracked, err := notify.EndTarget(ctx, w.Store, sender, w.Log, rec.Rule, rec.EventID, end, w.now())
+	if err != nil {
+		return fmt.Errorf("end of deployment %s in the rollout of rule %s: %w", rec.DeploymentID, rec.Rule, err)
+	}
+	if !tracked && recorded {
+		w.notify(ctx, Notice(rec, outcome, reason, at))
+	}
+	return nil
 }
 
 // notify sends a notice when a notifier is set. A lost notice is logged and
@@ -281,18 +315,10 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 	if rule == nil || rule.Promote == nil {
 		return "", nil
 	}
-	done, err := w.Store.MarkTargetCompleted(ctx, rule.Name, rec.Digest,
-		history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service), at)
+	progress, err := w.Store.MarkTargetCompleted(ctx, rule.Name, rec.Digest,
+		history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service), len(rule.Targets), at)
 	if err != nil {
 		return "", err
-	}
-	var waiting []string
-	for _, t := range rule.Targets {
-		at := t.Where(w.Central)
-		key := history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service)
-		if !slices.Contains(done, key) {
-			waiting = append(waiting, t.Cluster+"/"+t.Service)
-		}
 	}
 	tag := rules.RenderPromoteTag(rule.Promote.Tag, rec.Tag)
 	if ok, _ := rule.Matches(tag); ok {
@@ -301,8 +327,25 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 			"reason", "the promoted tag matches the rule itself, which would promote it again without end")
 		return "", nil
 	}
+	if progress.Done == nil {
+		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
+			"completed", progress.Completed, "targets", len(rule.Targets), "waiting_count", len(rule.Targets)-progress.Completed)
+		return "", nil
+	}
+	// The count reached the rule's targets: confirm each by name (a target
+	// removed from the rules may have counted).
+	var waiting []string
+	for _, t := range rule.Targets {
+		at := t.Where(w.Central)
+		key := history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service)
+		if !slices.Contains(progress.Done, key) {
+			waiting = append(waiting, t.Cluster+"/"+t.Service)
+		}
+	}
 	if len(waiting) > 0 {
-		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag, "waiting_for", waiting)
+		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
+			"completed", progress.Completed, "targets", len(rule.Targets), "waiting_count", len(waiting),
+			"waiting_for", waiting[:min(len(waiting), maxLogged)])
 		return "", nil
 	}
 	claim, other, err := w.Store.ClaimPromotion(ctx, rule.Name, rec.Digest, owner, w.now())
@@ -343,6 +386,9 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 	w.Log.InfoContext(ctx, "promote", "outcome", "promoted", "rule", rule.Name, "repository", rec.Repository, "digest", rec.Digest, "tag", tag)
 	return tag, nil
 }
+
+// maxLogged bounds the names one log line lists: the count says the rest.
+const maxLogged = 5
 
 func (w *Watcher) now() time.Time {
 	if w.Now == nil {

@@ -178,7 +178,7 @@ func TestPromotionWaitsForEveryTarget(t *testing.T) {
 	if tags := f.tagsOf(t, digest); len(tags) != 1 {
 		t.Errorf("promoted before every target completed: %v", tags)
 	}
-	if !strings.Contains(f.logs.String(), `"waiting_for":["staging/web-worker"]`) {
+	if !strings.Contains(f.logs.String(), `"completed":1,"targets":2,"waiting_count":1}`) {
 		t.Errorf("the wait is not logged:\n%s", f.logs)
 	}
 
@@ -471,7 +471,7 @@ func TestPromotionSurvivesRetries(t *testing.T) {
 		if _, err := f.store.SetOutcome(ctx, rec, history.Completed, "", t0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.store.MarkTargetCompleted(ctx, "web-staging", digest, history.ServiceKey(testenv.Account, testenv.Region, "staging", "web"), t0); err != nil {
+		if _, err := f.store.MarkTargetCompleted(ctx, "web-staging", digest, history.ServiceKey(testenv.Account, testenv.Region, "staging", "web"), 2, t0); err != nil {
 			t.Fatal(err)
 		}
 		if c, _, err := f.store.ClaimPromotion(ctx, "web-staging", digest, id.ID, time.Now()); c != history.Claimed || err != nil {
@@ -583,9 +583,17 @@ func (u untouchable) SetOutcome(context.Context, history.Record, string, string,
 	u.fail("SetOutcome")
 	return false, nil
 }
-func (u untouchable) MarkTargetCompleted(context.Context, string, string, string, time.Time) ([]string, error) {
+func (u untouchable) MarkTargetCompleted(context.Context, string, string, string, int, time.Time) (history.Progress, error) {
 	u.fail("MarkTargetCompleted")
-	return nil, nil
+	return history.Progress{}, nil
+}
+func (u untouchable) EndRollout(context.Context, string, string, history.RolloutEnd, time.Time) (history.RolloutEnding, error) {
+	u.fail("EndRollout")
+	return history.RolloutEnding{}, nil
+}
+func (u untouchable) RolloutNoticeSent(context.Context, string, string, int, string, time.Time) error {
+	u.fail("RolloutNoticeSent")
+	return nil
 }
 func (u untouchable) ClaimPromotion(context.Context, string, string, string, time.Time) (history.Claim, string, error) {
 	u.fail("ClaimPromotion")
