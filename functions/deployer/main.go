@@ -4,13 +4,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/intake"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
 )
 
@@ -23,11 +22,6 @@ func main() {
 	// With AUTODEPLOY_WORK_QUEUE_URL the targets go to the work queues (the
 	// worker deploys them); without it the deployer rolls them itself.
 	d, sweeper := wiring.New(rt).Intake()
-	// EventBridge's schedule asks for a sweep; everything else is a push.
-	lambda.Start(func(ctx context.Context, raw json.RawMessage) (any, error) {
-		if o, ok := reconcile.Scheduled(raw); ok {
-			return sweeper.Sweep(ctx, o)
-		}
-		return d.Handle(ctx, raw)
-	})
+	// ECR's pushes, the schedule's sweeps and the product's own commands.
+	lambda.Start(intake.Handler{Deployer: d, Sweeper: sweeper, Log: rt.Log}.Handle)
 }
