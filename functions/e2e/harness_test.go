@@ -156,10 +156,7 @@ func newFleet(t *testing.T, n int, visibility time.Duration, maxReceive int) *fl
 		t.Fatal(err)
 	}
 	f.queue = m.CreateWorkQueue(t, f.sqs, "autodeploy-work", visibility, maxReceive)
-	f.digest = func(tag string) string {
-		d := fmt.Sprintf("%x", tag)
-		return "sha256:" + (d + strings.Repeat("0", 64))[:64]
-	}
+	f.digest = fleetDigest
 	return f
 }
 
