@@ -25,8 +25,8 @@ import (
 //
 // It rate-limits ECS as ECS does, with a token bucket per operation and per
 // place (the region of the request's signature): RegisterTaskDefinition and
-// DeregisterTaskDefinition share one, UpdateService and DescribeServices
-// have their own (see ECSRates). A call that finds its bucket empty is
+// DeregisterTaskDefinition share one, UpdateService, DescribeServices and
+// DescribeTaskDefinition have their own (see ECSRates). A call that finds its bucket empty is
 // answered as ECS answers it — HTTP 400, `ThrottlingException`, "Rate
 // exceeded" — so the SDK's retryer and our code see what they would see in
 // AWS. DescribeServices refuses more than ten services, as ECS does.
@@ -65,11 +65,15 @@ type ECSLimits struct {
 	Register Limit
 	Update   Limit // UpdateService
 	Describe Limit // DescribeServices
+	// DescribeTaskDefinition, which a deploy makes once and a sweep once per
+	// running task definition it has not described yet.
+	DescribeTaskDef Limit
 }
 
 // ECSRates are ECS's documented buckets per account and region —
 // RegisterTaskDefinition and DeregisterTaskDefinition 20 burst, 1/s;
-// UpdateService 50, 5/s; DescribeServices 100, 20/s — with the sustained
+// UpdateService 50, 5/s; DescribeServices 100, 20/s; DescribeTaskDefinition
+// 50, 20/s — with the sustained
 // rates multiplied by scale, so a benchmark can play minutes of ECS in
 // seconds: at scale 50, one second of ECS is 20 ms. Bursts stay as they are.
 func ECSRates(scale float64) ECSLimits {
@@ -77,6 +81,8 @@ func ECSRates(scale float64) ECSLimits {
 		Register: Limit{Burst: 20, PerSecond: 1 * scale},
 		Update:   Limit{Burst: 50, PerSecond: 5 * scale},
 		Describe: Limit{Burst: 100, PerSecond: 20 * scale},
+
+		DescribeTaskDef: Limit{Burst: 50, PerSecond: 20 * scale},
 	}
 }
 
@@ -291,6 +297,8 @@ func (f *FakeAWS) bucketOf(region, op string) *bucket {
 		name, l = "update", f.limits.Update
 	case "DescribeServices":
 		name, l = "describe", f.limits.Describe
+	case "DescribeTaskDefinition":
+		name, l = "describe-task-definition", f.limits.DescribeTaskDef
 	default:
 		return nil
 	}

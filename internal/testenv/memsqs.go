@@ -312,3 +312,12 @@ func (m *Mapping) invoke(ctx context.Context, batch []events.SQSMessage) (took t
 	m.SQS.remove(m.QueueURL, done)
 	return took, len(failed), false
 }
+
+// Purge deletes every message of a queue.
+func (s *MemSQS) Purge(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q := s.queues[url]; q != nil {
+		q.msgs = nil
+	}
+}
