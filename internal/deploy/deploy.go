@@ -85,6 +85,9 @@ type Result struct {
 	// republish: this event deployed the running image, but a retry is
 	// under way, so its publishing may have failed: publish again.
 	republish bool
+	// ownRevision: skipped as the running revision is the one this very
+	// event registered (a redelivery): its deployment ends in the watcher.
+	ownRevision bool
 }
 
 // Summary is the function's answer for one event.
@@ -115,6 +118,9 @@ type Deployer struct {
 	// Dispatcher, when set, takes the targets of a push or sweep (a work
 	// queue); unset, the deployer rolls them itself, in-process.
 	Dispatcher Dispatcher
+	// Rollouts, when set, makes a push to several targets of a rule one
+	// notice when it ended on all of them, instead of one per target.
+	Rollouts Rollouts
 	Now        func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
@@ -228,6 +234,9 @@ func (p InProcess) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job)
 // failed deploy and notifies them once per event and rule (see
 // notifyDispatched), as a person has to act on them.
 func (d *Deployer) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
+	if err := d.openRollouts(ctx, push, jobs); err != nil {
+		return Summary{EventID: push.EventID}, err
+	}
 	if d.Dispatcher == nil {
 		return InProcess{d}.Dispatch(ctx, push, jobs)
 	}
@@ -261,8 +270,10 @@ func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum
 		byRule[r.Rule] = append(byRule[r.Rule], r)
 	}
 	for _, rule := range order {
-		rs := byRule[rule]
-		if d.Notifier == nil || !d.firstNotice(push.EventID, rule) {
+		// A rule's rollout counts them, and notifies once all its targets
+		// ended; what no rollout counts is notified here.
+		rs := d.endOfTargets(ctx, push, byRule[rule])
+		if len(rs) == 0 || d.Notifier == nil || !d.firstNotice(push.EventID, rule) {
 			continue
 		}
 		n, reason := rs[0], rs[0].Reason
@@ -423,7 +434,8 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
 	}
-	if permanentFailure && !reported {
+	tracked := d.endOfTarget(ctx, push, res, repair != nil || res.ownRevision)
+	if permanentFailure && !reported && !tracked {
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}
 	if reported {
@@ -439,7 +451,9 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 // when a notifier is set.
 func (d *Deployer) NotDeployed(ctx context.Context, push ecrevent.Push, res Result) {
 	d.count(ctx, res, false)
-	d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
+	if !d.endOfTarget(ctx, push, res, false) {
+		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
+	}
 }
 
 // notify tells people about a target, when a notifier is set. A notice that
@@ -608,6 +622,8 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		res.Outcome, res.Reason = Skipped, p.Skip
 		res.republish = rule.Publish != nil && !p.Refused &&
 			taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID
+		res.ownRevision = taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID &&
+			taskdef.TagValue(p.RunningTags, taskdef.TagRule) == rule.Name
 		return d.unrecorded(push, p, held.State(), res), nil
 	}
 	var bg blueGreen
