@@ -121,7 +121,7 @@ type Deployer struct {
 	// Rollouts, when set, makes a push to several targets of a rule one
 	// notice when it ended on all of them, instead of one per target.
 	Rollouts Rollouts
-	Now        func() time.Time
+	Now      func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
 	groups bluegreen.Groups
