@@ -1,7 +1,10 @@
 // Package demo shows ecr-autodeploy at work with no AWS account: moto
-// stands in for AWS, the real deployer and watcher bootstraps run under the
-// Lambda Runtime Interface Emulator, and a sequence of pushes is narrated
-// step by step. moto's ECS starts no tasks, so the demo plays ECS's part
+// stands in for AWS, the real deployer, worker and watcher bootstraps run
+// under the Lambda Runtime Interface Emulator, and a sequence of pushes is
+// narrated step by step. `make demo` runs the queued path: the deployer
+// queues one work item per target on moto's SQS and the worker, fed by
+// testenv.Poller playing Lambda's event source mapping, deploys them (the
+// accounts demo keeps the deployer's in-process path). moto's ECS starts no tasks, so the demo plays ECS's part
 // and sends the watcher the deployment events ECS would.
 package demo
 
@@ -46,6 +49,7 @@ type Options struct {
 	RIE        string // aws-lambda-rie binary
 	Deployer   string // the deployer bootstrap, built for this machine
 	Watcher    string // the watcher bootstrap, built for this machine
+	Worker     string // the worker bootstrap, built for this machine (built here when missing)
 	EventsDir  string // the repository's events/, used as templates
 }
 
@@ -104,6 +108,8 @@ type demo struct {
 	ecr      *ecr.Client
 	deployer *emulator.RIE
 	watcher  *emulator.RIE
+	worker   *emulator.RIE
+	workURL  string // the work queue the deployer writes and the worker reads
 	digests  map[string]string
 	first    time.Time
 	sqs      *sqs.Client
@@ -163,13 +169,25 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return err
 	}
 
-	d.p.head("Starting the deployer and the watcher under aws-lambda-rie")
-	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_NOTIFY_TOPIC_ARN="+topic)
+	if d.workURL, err = d.workQueue(ctx); err != nil {
+		return err
+	}
+
+	d.p.head("Starting the deployer, the worker and the watcher under aws-lambda-rie (the queued path)")
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_NOTIFY_TOPIC_ARN="+topic, "AUTODEPLOY_WORK_QUEUE_URL="+d.workURL)
 	dir, err := os.MkdirTemp("", "autodeploy-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	workerBin, err := workerBootstrap(ctx, o, dir)
+	if err != nil {
+		return err
+	}
+	if d.worker, err = startFunction(ctx, o.RIE, workerBin, filepath.Join(dir, "worker"), env); err != nil {
+		return err
+	}
+	defer d.worker.Stop()
 	if d.deployer, err = startFunction(ctx, o.RIE, o.Deployer, filepath.Join(dir, "deployer"), env); err != nil {
 		return err
 	}
@@ -180,6 +198,8 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	defer d.watcher.Stop()
 	d.p.line("  the environment contract, and a notices topic: AUTODEPLOY_TABLE=%s, AWS_ENDPOINT_URL=%s,", table, moto.Endpoint)
 	d.p.line("  AUTODEPLOY_NOTIFY_TOPIC_ARN=%s (a queue stands in for Slack's Chatbot subscription)", topic)
+	d.p.line("  AUTODEPLOY_WORK_QUEUE_URL=%s: the deployer queues one work item per target (SQS),", d.workURL)
+	d.p.line("  and the worker deploys them, fed by a poller that plays Lambda's event source mapping")
 
 	for i, s := range steps() {
 		d.p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
@@ -256,6 +276,18 @@ func (d *demo) step(ctx context.Context, s step) error {
 		}
 	}
 	d.p.logs("deployer", newJSONLines(d.deployer.LogsAfter(before), before))
+	if queued(sum) {
+		if sum.Results, err = d.work(ctx); err != nil {
+			return err
+		}
+		for _, r := range sum.Results {
+			if r.To != "" {
+				if err := d.diff(ctx, r.From, r.To); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if err := d.published(ctx, sum); err != nil {
 		return err
 	}

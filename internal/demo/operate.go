@@ -122,6 +122,9 @@ func (d *demo) redrive(ctx context.Context, cfg aws.Config) error {
 		d.p.line("  left   %s: %s", it.Event, it.Result)
 	}
 	d.p.line("  %d moved, %d left", len(rep.Moved), len(rep.Left))
+	if _, err := d.work(ctx); err != nil {
+		return err
+	}
 	return d.running(ctx)
 }
 
@@ -190,6 +193,9 @@ func (d *demo) sweep(ctx context.Context) error {
 		}
 	}
 	d.p.logs("deployer", reconcileLines[:min(1, len(reconcileLines))])
+	if _, err := d.work(ctx); err != nil {
+		return err
+	}
 	return d.running(ctx)
 }
 

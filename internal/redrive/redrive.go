@@ -174,5 +174,9 @@ func summarize(payload []byte) string {
 	for _, res := range sum.Results {
 		counts[res.Outcome]++
 	}
+	if n := counts[deploy.Queued]; n > 0 {
+		// A deployer with a work queue hands the targets to the worker.
+		return fmt.Sprintf("%d queued for the worker, %d failed", n, counts[deploy.Failed])
+	}
 	return fmt.Sprintf("%d deployed, %d skipped, %d failed", counts[deploy.Deployed], counts[deploy.Skipped], counts[deploy.Failed])
 }
