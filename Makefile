@@ -8,7 +8,7 @@ ARCH    ?= arm64
 PYTHON  ?= python3
 VENV    := .venv
 BIN     := $(CURDIR)/.bin
-FUNCTIONS := deployer watcher
+FUNCTIONS := deployer watcher worker
 DIST    ?= dist
 
 RIE_VERSION         := v0.0.0-20261030222936-bef5c4ba774d

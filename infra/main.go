@@ -4,13 +4,15 @@
 // (built functions, default ../dist), account and region (the central
 // stack's; default the CLI's credentials), alarmEmail, notifyEmail,
 // logRetentionDays, stackName, slackWorkspaceId + slackChannelId (both or
-// neither).
+// neither), workConcurrency (each target place's worker invocations at
+// once, 2..1000, default queue.MaximumConcurrency).
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -41,6 +43,10 @@ func build(app awscdk.App) error {
 	if err != nil {
 		return err
 	}
+	workConcurrency, err := contextInt(app, "workConcurrency")
+	if err != nil {
+		return err
+	}
 	outdir := *app.Outdir()
 	_, err = stack.NewAll(app, contextString(app, "stackName", "EcrAutodeploy"), stack.Props{
 		StackProps: awscdk.StackProps{
@@ -55,6 +61,8 @@ func build(app awscdk.App) error {
 		NotifyEmail:  contextString(app, "notifyEmail", ""),
 		Slack:        slack,
 		LogRetention: retention(contextString(app, "logRetentionDays", "30")),
+		// Bounded by stack.New, which says why.
+		WorkConcurrency: workConcurrency,
 	})
 	if err != nil {
 		return err
@@ -94,6 +102,31 @@ func contextString(app awscdk.App, key, def string) string {
 		return v
 	}
 	return def
+}
+
+// contextInt is an integer context value (from -c key=N or cdk.json), 0
+// when not given.
+func contextInt(app awscdk.App, key string) (int, error) {
+	switch v := app.Node().TryGetContext(jsii.String(key)).(type) {
+	case nil:
+		return 0, nil
+	case float64:
+		if v != float64(int(v)) {
+			return 0, fmt.Errorf("context %s: %v is not a whole number", key, v)
+		}
+		return int(v), nil
+	case string:
+		if v == "" {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, fmt.Errorf("context %s: %q is not a whole number", key, v)
+		}
+		return n, nil
+	default:
+		return 0, fmt.Errorf("context %s: %v is not a whole number", key, v)
+	}
 }
 
 // retention maps a day count to CloudWatch's allowed retention values.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/infra/stack"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
@@ -57,7 +58,7 @@ func TestSynthWritesEveryStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	dist := t.TempDir()
-	for _, fn := range []string{"deployer", "watcher"} {
+	for _, fn := range stack.Functions() {
 		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -85,5 +86,52 @@ func TestSynthWritesEveryStack(t *testing.T) {
 	app = awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
 	if err := build(app); err == nil || !strings.Contains(err.Error(), "central stack's account and region must be known") {
 		t.Errorf("without the central account: %v", err)
+	}
+}
+
+// TestWorkConcurrencyContext: the knob is read from -c (a string) or
+// cdk.json (a number); a value outside Lambda's 2..1000 stops the synth
+// with the bounds and the default, as does one that is not a number.
+func TestWorkConcurrencyContext(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist := t.TempDir()
+	for _, fn := range stack.Functions() {
+		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		value any
+		want  string // "" for no error
+	}{
+		{"flag", "4", ""},
+		{"cdk.json", 4.0, ""},
+		{"unset", nil, ""},
+		{"below Lambda's minimum", "1", "workConcurrency 1: an event source mapping's MaximumConcurrency is 2 to 1000 (default 2"},
+		{"above Lambda's maximum", 1001.0, "workConcurrency 1001: an event source mapping's MaximumConcurrency is 2 to 1000"},
+		{"not a number", "two", `context workConcurrency: "two" is not a whole number`},
+		{"a fraction", 2.5, "context workConcurrency: 2.5 is not a whole number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := map[string]any{"config": filepath.Join(root, "autodeploy.example.yaml"), "dist": dist, "account": "111111111111", "region": "eu-west-1"}
+			if tc.value != nil {
+				ctx["workConcurrency"] = tc.value
+			}
+			app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
+			err := build(app)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("error %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want one saying %q", err, tc.want)
+			}
+		})
 	}
 }

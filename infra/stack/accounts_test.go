@@ -156,13 +156,31 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	})
 	t.Run("central functions assume the derived roles", func(t *testing.T) {
 		st := central.statements(t)
+		bySid := func(role string) map[string]map[string]any {
+			out := map[string]map[string]any{}
+			for _, m := range central.policiesOf(t, role) {
+				if sid, ok := m["Sid"].(string); ok {
+					out[sid] = m
+				}
+			}
+			return out
+		}
+		// The deployer's sweeps describe targets and list registries
+		// elsewhere; the worker deploys to the targets only.
 		if diff := cmp.Diff([]any{
 			"arn:aws:iam::222222222222:role/ecr-autodeploy-target-eu-west-1",
 			"arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-west-1",
 			"arn:aws:iam::444444444444:role/custom-deployer",
 			"arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1",
-		}, st["AssumeTargetRoles"]["Resource"]); diff != "" {
+		}, bySid("DeployerRole")["AssumeTargetRoles"]["Resource"]); diff != "" {
 			t.Errorf("deployer assumes (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]any{
+			"arn:aws:iam::222222222222:role/ecr-autodeploy-target-eu-west-1",
+			"arn:aws:iam::444444444444:role/custom-deployer",
+			"arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1",
+		}, bySid("WorkerRole")["AssumeTargetRoles"]["Resource"]); diff != "" {
+			t.Errorf("worker assumes (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff([]any{
 			"arn:aws:iam::333333333333:role/ecr-autodeploy-promote-eu-west-1",
@@ -186,20 +204,23 @@ func TestSeveralAccountsStacks(t *testing.T) {
 				roles[n] = true
 			}
 		}
-		if !roles["Test-deployer-eu-west-1"] || !roles["Test-watcher-eu-west-1"] {
+		if !roles["Test-deployer-eu-west-1"] || !roles["Test-watcher-eu-west-1"] || !roles["Test-worker-eu-west-1"] {
 			t.Errorf("the functions' roles are not named for the other stacks to trust: %v", roles)
 		}
 	})
 
 	// Each role in another account trusts one central function's role.
-	trust := func(function string) map[string]any {
+	trust := func(functions ...string) map[string]any {
+		var arns []any
+		for _, f := range functions {
+			arns = append(arns, "arn:aws:iam::111111111111:role/Test-"+f+"-eu-west-1")
+		}
 		return map[string]any{
 			"Version": "2012-10-17",
 			"Statement": []any{map[string]any{
 				"Action": "sts:AssumeRole", "Effect": "Allow",
 				"Principal": map[string]any{"AWS": map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::111111111111:root"}}}},
-				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": []any{
-					"arn:aws:iam::111111111111:role/Test-" + function + "-eu-west-1"}}},
+				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:PrincipalArn": arns}},
 			}},
 		}
 	}
@@ -240,7 +261,8 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	t.Run("target stack in another account", func(t *testing.T) {
 		tgt := all["Test-Target-222222222222-eu-west-1"]
 		role := tgt.roleNamed("ecr-autodeploy-target-eu-west-1")
-		if diff := cmp.Diff(trust("deployer"), role["AssumeRolePolicyDocument"]); diff != "" {
+		// The worker deploys through it, the deployer's sweeps describe.
+		if diff := cmp.Diff(trust("worker", "deployer"), role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
 		if tgt.roleNamed("ecr-autodeploy-watcher-eu-west-1") != nil {

@@ -24,24 +24,38 @@ func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITo
 		topic)
 }
 
-// logLineAlarm fires on any log line the pattern matches.
-func logLineAlarm(s awscdk.Stack, name string, logGroup awslogs.LogGroup, pattern, description string, topic awssns.ITopic) {
-	mf := awslogs.NewMetricFilter(s, jsii.String(name+"Filter"), &awslogs.MetricFilterProps{
-		LogGroup:        logGroup,
-		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(pattern)),
-		MetricNamespace: jsii.String("Autodeploy"),
-		MetricName:      jsii.String(name),
-		MetricValue:     jsii.String("1"),
-	})
+// logLineAlarm fires on any log line the pattern matches in any of the
+// log groups: a metric filter on each feeds one metric, which the alarm
+// sums. The first group's filter keeps the id it always had.
+func logLineAlarm(s awscdk.Stack, name string, logGroups []awslogs.LogGroup, pattern, description string, topic awssns.ITopic) {
+	for i, lg := range logGroups {
+		id := name + "Filter"
+		if i > 0 {
+			id = name + *lg.Node().Id() + "Filter"
+		}
+		awslogs.NewMetricFilter(s, jsii.String(id), &awslogs.MetricFilterProps{
+			LogGroup:        lg,
+			FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(pattern)),
+			MetricNamespace: jsii.String("Autodeploy"),
+			MetricName:      jsii.String(name),
+			MetricValue:     jsii.String("1"),
+		})
+	}
 	alarmOn(s, name+"Alarm", description,
-		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String("Autodeploy"), MetricName: jsii.String(name),
+			Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
 		topic)
 }
 
+// deploysFailedPattern matches a deploy, sweep or publish line that failed,
+// and a work item the worker refused (its rule no longer takes it: never
+// deployed, never received again).
+const deploysFailedPattern = `{ (($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed") || $.msg = "work item refused" }`
+
 // failedDeploysAlarm fires on a deploy that failed permanently: it is not
 // retried, so a person has to act.
-func failedDeploysAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITopic) {
-	logLineAlarm(s, "DeploysFailed", logGroup, `{ ($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed" }`,
+func failedDeploysAlarm(s awscdk.Stack, logGroups []awslogs.LogGroup, topic awssns.ITopic) {
+	logLineAlarm(s, "DeploysFailed", logGroups, deploysFailedPattern,
 		"A push or a sweep could not bring a service to its image, or publish it: query ecr-autodeploy/failed-deploys and ecr-autodeploy/sweeps", topic)
 }
 

@@ -27,7 +27,7 @@ const dashboardRuleLines = 20
 // are the functions healthy. Rules are known at synth, so each rule gets its
 // own lines (the functions file metrics per rule as well as per service),
 // up to dashboardRuleLines rules; past that a search per line kind.
-func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[string]awssqs.Queue) awscloudwatch.Dashboard {
+func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[string]awssqs.Queue, work workQueues) awscloudwatch.Dashboard {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	custom := func(name, stat, label string, dims map[string]string) awscloudwatch.IMetric {
 		m := map[string]*string{}
@@ -85,6 +85,7 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 		depth = append(depth, queues[n].MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 			Statistic: jsii.String("Maximum"), Period: five, Label: jsii.String(n)}))
 	}
+	backlog, age := workBacklog(work, five)
 	var errs, duration []awscloudwatch.IMetric
 	for _, f := range fns {
 		name := *f.fn.Node().Id()
@@ -100,9 +101,10 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 		{awscloudwatch.NewTextWidget(&awscloudwatch.TextWidgetProps{Width: jsii.Number(24), Height: jsii.Number(2), Markdown: jsii.String(
 			"## ecr-autodeploy\n" +
 				"Failed deploys: Logs Insights query `ecr-autodeploy/failed-deploys`. Events parked in a queue: " +
-				"`autodeploy redrive --queue push|deployer`. A service's story: `autodeploy history --cluster C --service S`.")})},
+				"`autodeploy redrive --queue push|deployer|work`. A service's story: `autodeploy history --cluster C --service S`.")})},
 		{graph("Deploys by outcome (targets per event)", true, byOutcome...), graph("Push to running per rule (ms)", false, pushToRunning...)},
 		{graph("Failed and rolled-back deployments", true, notCompleted...), graph("Dead-letter and failure queues (messages waiting)", false, depth...)},
+		{graph("Work items waiting, per target place", true, backlog...), graph("Oldest work item waiting, per target place (s)", false, age...)},
 		{graph("Function errors and throttles", false, errs...), graph("Function duration (ms)", false, duration...)},
 	}
 	if cfg.Reconcile.Every > 0 {
@@ -113,4 +115,36 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 		DefaultInterval: awscdk.Duration_Days(jsii.Number(7)),
 		Widgets:         &rows,
 	})
+}
+
+// dashboardQueueLines is the most work queues graphed line by line; past it
+// a search finds every place's queue by the work queues' name.
+const dashboardQueueLines = 10
+
+// workBacklog are the work queues' depth and oldest message's age: a line
+// per place's queue up to dashboardQueueLines places, else a search on
+// the queues' name (the body stays the same size at any number of places).
+func workBacklog(work workQueues, period awscdk.Duration) (depth, age []awscloudwatch.IMetric) {
+	if len(work.byPlace) > dashboardQueueLines {
+		search := func(metric, label string) awscloudwatch.IMetric {
+			return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+				Expression:   jsii.String(fmt.Sprintf(`SEARCH('{AWS/SQS,QueueName} MetricName="%s" QueueName=%s', 'Maximum', 300)`, metric, work.base)),
+				Label:        jsii.String("${PROP('Dim.QueueName')} " + label),
+				Period:       period,
+				UsingMetrics: &map[string]awscloudwatch.IMetric{},
+			})
+		}
+		return []awscloudwatch.IMetric{search("ApproximateNumberOfMessagesVisible", "waiting")},
+			[]awscloudwatch.IMetric{search("ApproximateAgeOfOldestMessage", "oldest")}
+	}
+	for i, pq := range work.byPlace {
+		label := pq.place.String()
+		if i == 0 {
+			label = "central"
+		}
+		opts := &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: period, Label: jsii.String(label)}
+		depth = append(depth, pq.queue.MetricApproximateNumberOfMessagesVisible(opts))
+		age = append(age, pq.queue.MetricApproximateAgeOfOldestMessage(opts))
+	}
+	return depth, age
 }

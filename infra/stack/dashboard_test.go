@@ -63,7 +63,7 @@ func TestDashboardWidgets(t *testing.T) {
 			continue // the text widget
 		}
 		for _, m := range props["metrics"].([]any) {
-			got[title] = append(got[title], metricKey(m.([]any)))
+			got[title] = append(got[title], workQueueID.ReplaceAllString(metricKey(m.([]any)), "${WorkQueue<place>."))
 		}
 	}
 	want := map[string][]string{
@@ -81,14 +81,26 @@ func TestDashboardWidgets(t *testing.T) {
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${DeployerFailedEvents.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${DeploymentEventsDLQ.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${PushEventsDLQ.QueueName} Maximum",
-			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WatcherFailedEvents.QueueName} Maximum"},
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WatcherFailedEvents.QueueName} Maximum",
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WorkDeadLetters.QueueName} Maximum"},
+		// One line per target place's work queue (three in rulesYAML).
+		"Work items waiting, per target place": {
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WorkQueue.QueueName} Maximum",
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WorkQueue<place>.QueueName} Maximum",
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WorkQueue<place>.QueueName} Maximum"},
+		"Oldest work item waiting, per target place (s)": {
+			"AWS/SQS ApproximateAgeOfOldestMessage QueueName=${WorkQueue.QueueName} Maximum",
+			"AWS/SQS ApproximateAgeOfOldestMessage QueueName=${WorkQueue<place>.QueueName} Maximum",
+			"AWS/SQS ApproximateAgeOfOldestMessage QueueName=${WorkQueue<place>.QueueName} Maximum"},
 		"Function errors and throttles": {
 			"AWS/Lambda Errors FunctionName=${Deployer} Sum", "AWS/Lambda Throttles FunctionName=${Deployer} Sum",
+			"AWS/Lambda Errors FunctionName=${Worker} Sum", "AWS/Lambda Throttles FunctionName=${Worker} Sum",
 			"AWS/Lambda Errors FunctionName=${Watcher} Sum", "AWS/Lambda Throttles FunctionName=${Watcher} Sum"},
 		"Sweep drift: targets found behind, per rule": {
 			"Autodeploy Drift rule=web-staging Maximum", "Autodeploy Drift rule=web-prod Maximum", "Autodeploy Drift rule=api Maximum"},
 		"Function duration (ms)": {
 			"AWS/Lambda Duration FunctionName=${Deployer} p50", "AWS/Lambda Duration FunctionName=${Deployer} Maximum",
+			"AWS/Lambda Duration FunctionName=${Worker} p50", "AWS/Lambda Duration FunctionName=${Worker} Maximum",
 			"AWS/Lambda Duration FunctionName=${Watcher} p50", "AWS/Lambda Duration FunctionName=${Watcher} Maximum"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -97,6 +109,10 @@ func TestDashboardWidgets(t *testing.T) {
 }
 
 var logicalIDHash = regexp.MustCompile(`(\$\{[A-Za-z]+)[0-9A-F]{8}`)
+
+// workQueueID is the logical id of another place's work queue (its account
+// and region, and a hash).
+var workQueueID = regexp.MustCompile(`\$\{WorkQueue\w+\.`)
 
 // metricKey reads one dashboard metric array: namespace, name, dimension
 // name/value pairs, then an options object.

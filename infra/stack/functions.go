@@ -56,6 +56,10 @@ type functionSpec struct {
 	// roleName, when set, names the role: stacks in other accounts trust it
 	// by name.
 	roleName string
+	// polled: the function is only invoked by an event source mapping
+	// (synchronously), so it has no async retries and no failure queue:
+	// what it fails stays in its source's queue and redrive policy.
+	polled bool
 }
 
 func environment(spec functionSpec) *map[string]*string {
@@ -71,14 +75,15 @@ type function struct {
 	fn       awslambda.Function
 	role     awsiam.Role
 	logGroup awslogs.LogGroup
-	// failures holds the events Lambda gave up on (its on-failure destination).
+	// failures holds the events Lambda gave up on (its on-failure
+	// destination); nil for a polled function.
 	failures awssqs.Queue
 }
 
 // newFunction creates a function the way every function here is made:
 // provided.al2023 on arm64, JSON logs into its own log group with retention,
 // its own role (no managed policies), async retries with an on-failure
-// queue, and alarms on errors and on failed events.
+// queue (unless polled), and alarms on errors and on failed events.
 func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 	logGroup := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
 		Retention:     spec.retention,
@@ -92,8 +97,7 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 	// Our own log permissions on our own log group instead of the managed
 	// AWSLambdaBasicExecutionRole, which allows every log group.
 	logGroup.GrantWrite(role)
-	failures := secureQueue(s, name+"FailedEvents", "events the "+strings.ToLower(name)+" failed after Lambda's retries")
-	fn := awslambda.NewFunction(s, jsii.String(name), &awslambda.FunctionProps{
+	props := &awslambda.FunctionProps{
 		Description:           jsii.String(spec.description),
 		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:          awslambda.Architecture_ARM_64(),
@@ -107,17 +111,24 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 		ApplicationLogLevelV2: awslambda.ApplicationLogLevel_INFO,
 		SystemLogLevelV2:      awslambda.SystemLogLevel_WARN,
 		Environment:           environment(spec),
-		RetryAttempts:         jsii.Number(2),
-		MaxEventAge:           awscdk.Duration_Hours(jsii.Number(6)),
-		OnFailure:             awslambdadestinations.NewSqsDestination(failures),
-	})
+	}
+	var failures awssqs.Queue
+	if !spec.polled {
+		failures = secureQueue(s, name+"FailedEvents", "events the "+strings.ToLower(name)+" failed after Lambda's retries")
+		props.RetryAttempts = jsii.Number(2)
+		props.MaxEventAge = awscdk.Duration_Hours(jsii.Number(6))
+		props.OnFailure = awslambdadestinations.NewSqsDestination(failures)
+	}
+	fn := awslambda.NewFunction(s, jsii.String(name), props)
 	spec.table.Grant(role, jsii.String("dynamodb:GetItem"), jsii.String("dynamodb:PutItem"), jsii.String("dynamodb:DeleteItem"),
 		jsii.String("dynamodb:UpdateItem"), jsii.String("dynamodb:Query"), jsii.String("dynamodb:ConditionCheckItem"))
 
 	alarmOn(s, name+"ErrorsAlarm", "The "+strings.ToLower(name)+" returned errors: see its log group for level=ERROR lines",
 		fn.MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
 		spec.alarms)
-	queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
+	if failures != nil {
+		queueAlarm(s, name+"FailedEvents", failures, spec.alarms)
+	}
 	return function{fn: fn, role: role, logGroup: logGroup, failures: failures}
 }
 

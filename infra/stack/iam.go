@@ -62,23 +62,80 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 	}}, jsii.Bool(true))
 }
 
-// grantDeploy gives the deployer exactly what a deploy needs with its own
-// credentials, listing the central registry's images for sweeps, and the
-// roles of targets and registries elsewhere.
-func grantDeploy(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place) {
-	// The sweep's repositories and the roles to assume are lists too: they
-	// are placed with the target grants.
+// grantDeploy gives the worker exactly what a deploy needs with its own
+// credentials, and the roles of targets elsewhere. The worker deploys work
+// items only: it lists no images (sweeps are the intake's).
+func grantDeploy(role awsiam.Role, cfg *rules.Config, central rules.Place) {
+	grantTargets(role, cfg, own(central), policyStatement{sid: "AssumeTargetRoles", actions: []string{"sts:AssumeRole"},
+		resources: sortedKeys(setOf(targetRoles(cfg, central)))})
+}
+
+// grantIntake gives the deployer, the intake of pushes and sweeps with the
+// work queue the stack always configures, what its paths call with its own
+// credentials: matching a push calls nothing (Deployer.Deploy → Match →
+// Dispatch to the queue, grantSend); a sweep lists the central registry's
+// images, describes every service (blue/green ones too) and its running
+// revision, reads each published parameter and, when one is missing or
+// stale, writes it (deploy.RepairPublished, under the service's lock); it
+// assumes the roles of targets and registries elsewhere to do the same
+// there. Nothing that deploys: no UpdateService, RegisterTaskDefinition,
+// PassRole or CodeDeploy.
+func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	var extra []policyStatement
+	roles := targetRoles(cfg, central)
 	if cfg.Reconcile.Every > 0 {
 		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
 			resources: RepositoryARNs(cfg, central, nil)})
-	}
-	roles := targetRoles(cfg, central)
-	if cfg.Reconcile.Every > 0 {
 		roles = append(roles, registryRoles(cfg, central)...)
 	}
 	extra = append(extra, policyStatement{sid: "AssumeTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
-	grantTargets(role, cfg, own(central), extra...)
+	keep := own(central)
+	grants := readStatements(role, cfg, keep, perService, extra)
+	if !grants.fits() {
+		grants = readStatements(role, cfg, keep, perCluster, extra)
+	}
+	grants.place()
+	if len(serviceARNs(cfg, keep)) > 0 {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("DescribeRevisions"),
+			Actions:   jsii.Strings("ecs:DescribeTaskDefinition"),
+			Resources: jsii.Strings("*"),
+		}))
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("ecs:DescribeTaskDefinition takes no resource-level permissions; log stream names are chosen by Lambda."),
+		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`}},
+	}}, jsii.Bool(true))
+}
+
+// readStatements are the intake's grants on the targets keep selects, at
+// grain g: describing their services and reading and repairing their
+// published parameters.
+func readStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *roleGrants {
+	grants := &roleGrants{role: role}
+	if g == perCluster {
+		grants.suppress(clusterWildcards(cfg))
+	} else if prefixes := nagPrefixes(cfg); prefixes != "" {
+		grants.suppress(publishedPerService(prefixes))
+	}
+	grants.add(policyStatement{sid: "DescribeConfiguredServices", actions: []string{"ecs:DescribeServices"}, resources: serviceScope(cfg, keep, g)})
+	grants.add(policyStatement{sid: "PublishRunningImages", actions: []string{"ssm:PutParameter", "ssm:GetParameter"},
+		resources: publishedParameters(cfg, keep, g)})
+	for _, p := range extra {
+		grants.add(p)
+	}
+	return grants
+}
+
+// publishedPerService is the finding of the per-service parameter grants.
+func publishedPerService(prefixes string) *[]*cdknag.NagPackSuppression {
+	return &[]*cdknag.NagPackSuppression{{
+		Id:     jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("Published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time)."),
+		AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:` + nagRegion + `:<AWS::AccountId>:parameter` +
+			prefixes + `\/[^\/*]+\/[^\/*]+\/\*$/`}},
+	}}
 }
 
 // grantTargets gives role what deploying the targets keep selects needs:
@@ -144,12 +201,7 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 	if g == perCluster {
 		grants.suppress(clusterWildcards(cfg))
 	} else if prefixes := nagPrefixes(cfg); prefixes != "" {
-		grants.suppress(&[]*cdknag.NagPackSuppression{{
-			Id:     jsii.String("AwsSolutions-IAM5"),
-			Reason: jsii.String("Published parameters are <prefix>/<cluster>/<service>/* of the publishing targets (the containers are chosen at deploy time)."),
-			AppliesTo: &[]any{map[string]string{"regex": `/^Resource::arn:<AWS::Partition>:ssm:` + nagRegion + `:<AWS::AccountId>:parameter` +
-				prefixes + `\/[^\/*]+\/[^\/*]+\/\*$/`}},
-		}})
+		grants.suppress(publishedPerService(prefixes))
 	}
 	grants.suppress(passRoleWildcards())
 	// CodeDeploy moves a blue/green service; the deployer only reads it.
@@ -180,7 +232,7 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 
 // warnAnyPassRole warns, at synth, for every rule whose targets keep
 // selects that names no pass-roles: role may then pass any role of the
-// account to ECS tasks, so a compromised deployer could run any role that
+// account to ECS tasks, so a compromised worker could run any role that
 // trusts ECS tasks inside a target service. No scanner flags it (the grant
 // is conditioned on ecs-tasks), hence a CDK warning, one per rule, that
 // `make synth` prints; its id names the rule, so it can be acknowledged
@@ -191,8 +243,8 @@ func warnAnyPassRole(role awsiam.Role, cfg *rules.Config, keep reach) {
 			continue
 		}
 		awscdk.Annotations_Of(role).AddWarningV2(jsii.String("ecr-autodeploy:any-pass-role:"+r.Name),
-			jsii.String(fmt.Sprintf("rule %s (line %d) sets no pass-roles: the deployer may pass any role of the target account to ECS tasks; "+
-				"list the task and execution roles its services use in pass-roles (rule or defaults) so that a compromised deployer "+
+			jsii.String(fmt.Sprintf("rule %s (line %d) sets no pass-roles: the worker may pass any role of the target account to ECS tasks; "+
+				"list the task and execution roles its services use in pass-roles (rule or defaults) so that a compromised worker "+
 				"cannot run another role inside them", r.Name, r.Line)), nil)
 	}
 }
@@ -215,7 +267,7 @@ func serviceARNs(cfg *rules.Config, keep reach) []string {
 	return sortedKeys(seen)
 }
 
-// PassRoles are the roles the deployer may pass to ECS with its own
+// PassRoles are the roles the worker may pass to ECS with its own
 // credentials (central the functions' account and region, "" when not
 // pinned): the pass-roles of the rules with such targets, and any role of
 // the account for such a rule that names none. ECS documents no

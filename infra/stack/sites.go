@@ -87,16 +87,19 @@ func (p SiteProps) forward(s awscdk.Stack, role awsiam.IRole, id, description st
 	eventRules(s, id, pattern, *sp, props)
 }
 
-// trustCentral is a principal for exactly one central function's role (a
-// role name from deployerRoleName or watcherRoleName): the central account,
-// on condition of the caller's role ARN (a role ARN as principal would have
-// to exist when this stack is deployed; the condition does not). Each role
-// here trusts one function, so neither may use what only the other needs.
-func (p SiteProps) trustCentral(function func(stack string, central rules.Place) string) awsiam.IPrincipal {
+// trustCentral is a principal for exactly the central functions' roles
+// named (role names from deployerRoleName, workerRoleName or
+// watcherRoleName): the central account, on condition of the caller's role
+// ARN (a role ARN as principal would have to exist when this stack is
+// deployed; the condition does not). Each role here trusts only the
+// functions that use it, so none may use what only another needs.
+func (p SiteProps) trustCentral(functions ...func(stack string, central rules.Place) string) awsiam.IPrincipal {
 	c := p.Topology.Central
+	var arns []string
+	for _, f := range functions {
+		arns = append(arns, "arn:aws:iam::"+c.Account+":role/"+f(p.Central, c))
+	}
 	return awsiam.NewPrincipalWithConditions(awsiam.NewAccountPrincipal(jsii.String(c.Account)), &map[string]any{
-		"ArnEquals": map[string]any{"aws:PrincipalArn": []string{
-			"arn:aws:iam::" + c.Account + ":role/" + function(p.Central, c),
-		}},
+		"ArnEquals": map[string]any{"aws:PrincipalArn": arns},
 	})
 }

@@ -39,6 +39,10 @@ type Props struct {
 	Slack *Slack
 	// LogRetention of the functions' log groups (default one month).
 	LogRetention awslogs.RetentionDays
+	// WorkConcurrency is each target place's event source mapping's
+	// MaximumConcurrency: the worker invocations of one place at once
+	// (0: queue.MaximumConcurrency; Lambda allows 2 to 1000).
+	WorkConcurrency int
 }
 
 // central is the stack's account and region where pinned ("" where the
@@ -59,7 +63,7 @@ func deref(s *string) string {
 }
 
 // Functions are the Lambda functions the repository has.
-func Functions() []string { return []string{"deployer", "watcher"} }
+func Functions() []string { return []string{"deployer", "watcher", "worker"} }
 
 // New builds the stack. It fails when a function is not built or the rules
 // name nothing to deploy.
@@ -85,9 +89,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stack %s: %w", id, err)
 	}
-	var deployerRole, watcherRole string
+	workConcurrency, err := checkWorkConcurrency(p.WorkConcurrency)
+	if err != nil {
+		return nil, fmt.Errorf("stack %s: %w", id, err)
+	}
+	var deployerRole, watcherRole, workerRole string
 	if tp.Multi() {
-		deployerRole, watcherRole = deployerRoleName(id, tp.Central), watcherRoleName(id, tp.Central)
+		deployerRole, watcherRole, workerRole = deployerRoleName(id, tp.Central), watcherRoleName(id, tp.Central), workerRoleName(id, tp.Central)
 	}
 
 	s := awscdk.NewStack(scope, jsii.String(id), &p.StackProps)
@@ -107,26 +115,55 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	key := topicKey(s)
 	alarms := topic(s, "Alarms", "ecr-autodeploy alarms", key, p.AlarmEmail)
 	notices := topic(s, "Notifications", "ecr-autodeploy deployments", key, p.NotifyEmail)
+	work := newWorkQueues(s, tp, alarms)
 	deployer := newFunction(s, "Deployer", functionSpec{
 		bundle:      bundles["deployer"],
-		description: "Rolls ECS services to images pushed to ECR (ecr-autodeploy)",
-		// Lock waits (90 s at most) plus a few AWS calls per target.
+		description: "Matches ECR pushes and sweeps to the ECS services of autodeploy.yaml and queues one work item per target (ecr-autodeploy)",
+		// A sweep describes every target (ten services a call) and repairs
+		// published images under the lock (90 s of wait at most).
 		timeout:   awscdk.Duration_Minutes(jsii.Number(3)),
 		memory:    256,
 		table:     table,
 		retention: p.LogRetention,
 		alarms:    alarms,
 		roleName:  deployerRole,
+		env: map[string]*string{
+			"AUTODEPLOY_NOTIFY_TOPIC_ARN": notices.TopicArn(),
+			"AUTODEPLOY_WORK_QUEUE_URL":   work.central.QueueUrl(),
+		},
 	})
-	grantDeploy(s, deployer.role, p.Rules, p.central())
+	grantIntake(deployer.role, p.Rules, p.central())
+	work.grantSend(deployer.role)
 	table.Grant(deployer.role, jsii.String("dynamodb:BatchGetItem")) // a sweep reads every target's state at once
 	if p.Rules.Reconcile.Every > 0 {
 		reconcileSchedule(s, p.Rules.Reconcile.Every, deployer.fn)
 	}
-	deployer.fn.AddEnvironment(jsii.String("AUTODEPLOY_NOTIFY_TOPIC_ARN"), notices.TopicArn(), nil)
 	grantPublish(deployer.role, notices, key)
-	failedDeploysAlarm(s, deployer.logGroup, alarms)
-	logLineAlarm(s, "HistoryNotWritten", deployer.logGroup, `{ $.msg = "history not written" }`,
+
+	worker := newFunction(s, "Worker", functionSpec{
+		bundle:      bundles["worker"],
+		description: "Rolls the ECS services of the work items it takes from the work queues (ecr-autodeploy)",
+		timeout:     awscdk.Duration_Seconds(jsii.Number(workerTimeout.Seconds())),
+		memory:      256,
+		table:       table,
+		retention:   p.LogRetention,
+		alarms:      alarms,
+		roleName:    workerRole,
+		polled:      true,
+		env: map[string]*string{
+			"AUTODEPLOY_NOTIFY_TOPIC_ARN": notices.TopicArn(),
+			"AUTODEPLOY_WORK_QUEUE_URL":   work.central.QueueUrl(),
+		},
+	})
+	grantDeploy(worker.role, p.Rules, p.central())
+	work.grantConsume(worker.role)
+	grantPublish(worker.role, notices, key)
+	work.mapTo(s, worker.fn, workConcurrency)
+	// The deploy lines come from the worker; a sweep's (and an in-process
+	// deploy's) from the deployer: the alarms read both.
+	deployLogs := []awslogs.LogGroup{deployer.logGroup, worker.logGroup}
+	failedDeploysAlarm(s, deployLogs, alarms)
+	logLineAlarm(s, "HistoryNotWritten", deployLogs, `{ $.msg = "history not written" }`,
 		"A deploy happened but its history write failed: the invocation retries to record it; if this persists, check the table", alarms)
 
 	pushDLQ := ruleTo(s, "EcrPushRule", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
@@ -165,19 +202,20 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	queues := map[string]awssqs.Queue{
 		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,
 		"deployer failed events": deployer.failures, "watcher failed events": watcher.failures,
+		"work items (worker)": work.dlq,
 	}
 	if q := blueGreen(s, p.Rules, p.central(), watcher, alarms); q != nil {
 		queues["CodeDeploy events (watcher)"] = q
 	}
 
-	queries(s, deployer.logGroup, watcher.logGroup)
-	dashboard(s, p.Rules, []function{deployer, watcher}, queues)
+	queries(s, deployLogs, deployer.logGroup, watcher.logGroup)
+	dashboard(s, p.Rules, []function{deployer, worker, watcher}, queues, work)
 	if err := admitToBus(s, p.Rules, tp); err != nil {
 		return nil, fmt.Errorf("stack %s: %w", id, err)
 	}
 	if p.Slack != nil {
 		slackChannel(s, *p.Slack, alarms, notices)
 	}
-	outputs(s, deployer, pushDLQ)
+	outputs(s, deployer, pushDLQ, work.dlq)
 	return s, nil
 }

@@ -240,8 +240,8 @@ func TestFunctions(t *testing.T) {
 		}
 	}
 	invokes := s.resources("AWS::Lambda::EventInvokeConfig")
-	if len(invokes) != len(Functions()) {
-		t.Errorf("%d async invoke configs, want one per function", len(invokes))
+	if len(invokes) != len(Functions())-1 {
+		t.Errorf("%d async invoke configs, want one per function but the worker (only its event source mappings invoke it)", len(invokes))
 	}
 	for id, inv := range invokes {
 		if inv["MaximumRetryAttempts"] != 2.0 || inv["MaximumEventAgeInSeconds"] != 21600.0 ||
@@ -370,14 +370,20 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 9 {
-		t.Errorf("%d alarms, want errors and a failure queue per function, 2 rule DLQs, failed deploys, history not written, failed/rolled-back deployments", len(alarms))
+	if len(alarms) != 11 {
+		t.Errorf("%d alarms, want errors per function, a failure queue per function but the worker, 2 rule DLQs, the work DLQ, failed deploys, history not written, failed/rolled-back deployments", len(alarms))
 	}
+	// The deploy lines come from the worker and (sweeps, in-process) the
+	// deployer: a filter on each log group feeds one alarm's metric.
 	var patterns []string
 	for _, f := range s.resources("AWS::Logs::MetricFilter") {
-		patterns = append(patterns, f["FilterPattern"].(string))
+		group := f["LogGroupName"].(map[string]any)["Ref"].(string)
+		patterns = append(patterns, f["FilterPattern"].(string)+" on "+group[:len(group)-8]) // the logical id's hash aside
 	}
-	want := []string{`{ ($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed" }`, `{ $.msg = "history not written" }`, `{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") }`}
+	failed := `{ (($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed") || $.msg = "work item refused" }`
+	history := `{ $.msg = "history not written" }`
+	want := []string{failed + " on DeployerLogs", failed + " on WorkerLogs", history + " on DeployerLogs", history + " on WorkerLogs",
+		`{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") } on WatcherLogs`}
 	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
@@ -395,21 +401,29 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 		t.Errorf("subscription = %v", sub)
 	}
 	queues := s.resources("AWS::SQS::Queue")
-	if len(queues) != 4 {
-		t.Errorf("%d queues, want 4", len(queues))
+	if len(queues) != 8 {
+		t.Errorf("%d queues, want 8: 2 rule DLQs, 2 failure queues, 3 work queues (one per target place) and their DLQ", len(queues))
 	}
 	for id, q := range queues {
 		if q["SqsManagedSseEnabled"] != true {
 			t.Errorf("queue %s not encrypted: %v", id, q)
 		}
 	}
-	policies := s.resources("AWS::SQS::QueuePolicy")
-	if len(policies) != len(queues) {
-		t.Errorf("%d queue policies, want SSL enforcement on every queue", len(policies))
-	}
-	for id, p := range policies {
+	// Every queue is in a policy that denies non-SSL requests (the work
+	// queues share one).
+	ssl := map[string]bool{}
+	for id, p := range s.resources("AWS::SQS::QueuePolicy") {
 		if !strings.Contains(jsonString(p), `"aws:SecureTransport":"false"`) {
 			t.Errorf("queue policy %s does not deny non-SSL: %s", id, jsonString(p))
+			continue
+		}
+		for _, q := range p["Queues"].([]any) {
+			ssl[q.(map[string]any)["Ref"].(string)] = true
+		}
+	}
+	for id := range queues {
+		if !ssl[id] {
+			t.Errorf("queue %s: no policy denies non-SSL requests", id)
 		}
 	}
 	var names []string

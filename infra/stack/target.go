@@ -14,8 +14,8 @@ import (
 
 // NewTargetStack forwards the deployment events (ECS and CodeDeploy) of the
 // targets at its place to the central bus and, in another account, makes
-// the role the central deployer assumes there, with the same least
-// privilege as at home, and the role the central watcher assumes there to
+// the role the central worker (and the deployer's sweeps) assume there, with
+// the worker's least privilege at home, and the role the central watcher assumes there to
 // read how CodeDeploy deployments ended (nothing that deploys).
 func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy targets %s: deployed from the central account %s", p.Place, p.Topology.Central))
@@ -42,9 +42,11 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 		return s // every target here names its own role
 	}
 	role := awsiam.NewRole(s, jsii.String("TargetRole"), &awsiam.RoleProps{
-		RoleName:    jsii.String(rules.TargetRoleName(p.Place.Region)),
-		AssumedBy:   p.trustCentral(deployerRoleName),
-		Description: jsii.String("ecr-autodeploy: the central deployer deploys the listed services here"),
+		RoleName: jsii.String(rules.TargetRoleName(p.Place.Region)),
+		// The worker deploys through it; the deployer's sweeps describe
+		// through it (the rules name one role per target for both).
+		AssumedBy:   p.trustCentral(workerRoleName, deployerRoleName),
+		Description: jsii.String("ecr-autodeploy: the central worker deploys the listed services here, the deployer sweeps them"),
 	})
 	grantTargets(role, p.Rules, mine)
 	return s

@@ -68,6 +68,10 @@ func deployerRoleName(stack string, central rules.Place) string {
 	return fmt.Sprintf("%s-deployer-%s", stack, central.Region)
 }
 
+func workerRoleName(stack string, central rules.Place) string {
+	return fmt.Sprintf("%s-worker-%s", stack, central.Region)
+}
+
 func watcherRoleName(stack string, central rules.Place) string {
 	return fmt.Sprintf("%s-watcher-%s", stack, central.Region)
 }
