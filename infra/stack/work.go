@@ -19,10 +19,12 @@ import (
 )
 
 // workerTimeout is the worker's: a batch's items deploy at once, so a batch
-// takes as long as its slowest item, which may wait out a lock (90 s at
-// most, lock.Locker's MaxWait) and then meet a throttled call whose SDK
-// retries (8 attempts, jittered backoff capped at 20 s) take up to about
-// 90 s more: 3 minutes, the deployer's budget for the same per-target path.
+// takes as long as its slowest item, which may wait out a lock
+// (worker.LockWait, 25 s), then meet a throttled call whose SDK retries (8
+// attempts, jittered backoff capped at 20 s) take up to about 90 s, then
+// write its history and back off a returned item (a 5 s budget): about two
+// minutes at worst, so 3 minutes (the deployer's budget for the same path)
+// leaves a margin that 2 would not.
 const workerTimeout = 3 * time.Minute
 
 // workVisibility is the work queues' visibility timeout: six times the

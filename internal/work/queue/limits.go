@@ -32,15 +32,18 @@ const (
 const BatchSize = 10
 
 // MaxReceiveCount is how many receives a work item has before its queue's
-// redrive policy parks it in the dead-letter queue. Receives accumulate
-// fast only for a throttled item: the worker returns it with a
-// ChangeMessageVisibility backoff rather than holding the invocation. A
-// drain of 1,000 targets in one place takes about 1,000 s at the bucket's
-// 1 per second; a backoff that doubles with the receive count from 30 s
-// (capped at 15 min) spans 30+60+…+900·5 ≈ 75 min over ten receives, well
-// past the longest drain, while an unreadable message (returned with the
-// queue's whole visibility timeout) parks after ten receives, about three
-// hours with the worker's 3-minute timeout. A backoff that does not grow
-// would spend ten receives in five minutes: the worker's backoff must grow
-// with ApproximateReceiveCount.
+// redrive policy parks it in the dead-letter queue. A receive ends in a
+// return only for an item throttled past the SDK's 8 attempts (tens of
+// seconds of backoff inside the receive), a lock held past the worker's
+// wait, or an unreadable message; the worker then backs it off with
+// ChangeMessageVisibility, 2 s doubling per receive, capped at 5 min, with
+// equal jitter (worker.Backoff). Counted: with MaximumConcurrency 2, twenty
+// items in flight share the bucket's 1 registration per second, so an item
+// waits about 20 s for its token, inside one receive's SDK retries, and a
+// receive rarely ends throttled. Ten receives span 8–18 min of the worker's
+// backoff plus the SDK's time in each receive, about the whole drain of
+// 1,000 targets in one place (~1,000 s): only an item throttled on every
+// receive of such a drain would be parked, while a poison message parks
+// within the same quarter of an hour. A higher workConcurrency spends more
+// of each item's receives: raise the count with it.
 const MaxReceiveCount = 10
