@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+)
+
+// pythonInit is the Python baseline of the deployer's init: what the same
+// function written in Python does before its first event — start the
+// interpreter, import boto3 and PyYAML, read the rules file, and build the
+// one client the Go function builds at init (the state table's; the others
+// are built when first used, as in Go). Run by the virtualenv's Python,
+// which carries boto3 and PyYAML for moto.
+const pythonInit = `import sys, boto3, yaml
+with open(sys.argv[1]) as f:
+    yaml.safe_load(f)
+boto3.session.Session(region_name="eu-west-1").client("dynamodb", aws_access_key_id="x", aws_secret_access_key="y")
+`
+
+// initGoal is the goal the issue set: a cold start at most a tenth of the
+// Python baseline's.
+const initGoal = 0.1
+
+// BenchmarkInit starts the built bootstrap cold under aws-lambda-rie, once
+// per iteration, with a small rules file and with one of 1,000 targets, and
+// reports the median INIT REPORT duration against the median of the Python
+// baseline (pythonInit) on the same machine and rules file, and the sum of
+// the Go runtime's package initialisers (GODEBUG=inittrace=1), naming the
+// costliest. Over initGoal, it fails.
+func BenchmarkInit(b *testing.B) {
+	big := filepath.Join(b.TempDir(), "autodeploy.yaml")
+	var targets []string
+	for i := range sweepTargets {
+		targets = append(targets, fmt.Sprintf("{cluster: c%02d, service: s%04d}", i/20, i))
+	}
+	if err := os.WriteFile(big, []byte("version: 1\nrules:\n  - {name: fleet, repository: fleet, tags: [\"*\"], targets: [\n    "+
+		strings.Join(targets, ",\n    ")+"]}\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct{ name, rules string }{{"rules=small", "testdata/autodeploy.yaml"}, {"rules=1000-targets", big}} {
+		b.Run(c.name, func(b *testing.B) { coldStarts(b, c.rules) })
+	}
+}
+
+func coldStarts(b *testing.B, rulesFile string) {
+	rules, err := filepath.Abs(rulesFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	bootstrap := testenv.BuildFunction(b, "deployer", dir)
+	data, err := os.ReadFile(rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	env := []string{"AWS_REGION=" + testenv.Region, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+		"AWS_ENDPOINT_URL=http://127.0.0.1:9", "AUTODEPLOY_TABLE=autodeploy-state", "AUTODEPLOY_ACCOUNT=" + testenv.Account}
+	// A push of a repository no rule names: answered without an AWS call.
+	event := []byte(`{"version":"0","id":"init","detail-type":"ECR Image Action","source":"aws.ecr","account":"` + testenv.Account +
+		`","time":"2026-11-26T10:00:00Z","region":"` + testenv.Region + `","resources":[],"detail":{"result":"SUCCESS",` +
+		`"repository-name":"no-rule-names-it","image-digest":"sha256:` + strings.Repeat("ab", 32) + `","action-type":"PUSH","image-tag":"v1"}}`)
+	rie := testenv.RIEBinary(b)
+	python := filepath.Join(filepath.Dir(testenv.MotoBinary(b)), "python")
+	var goInit, pyInit []time.Duration
+	for b.Loop() {
+		r, err := emulator.StartRIE(context.Background(), rie, bootstrap, env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = r.Invoke(context.Background(), event)
+		d, derr := r.InitDuration()
+		r.Stop()
+		if err != nil || derr != nil {
+			b.Fatalf("cold start: %v, %v\n%s", err, derr, r.Logs())
+		}
+		goInit = append(goInit, d)
+		b.StopTimer()
+		start := time.Now()
+		if out, err := exec.Command(python, "-c", pythonInit, rules).CombinedOutput(); err != nil {
+			b.Fatalf("python baseline: %v\n%s", err, out)
+		}
+		pyInit = append(pyInit, time.Since(start))
+		b.StartTimer()
+	}
+	median := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
+	g, p := median(goInit), median(pyInit)
+	pkgInit, top := packageInit(b, bootstrap)
+	b.ReportMetric(float64(g.Microseconds())/1000, "init-ms")
+	b.ReportMetric(float64(p.Microseconds())/1000, "python-ms")
+	b.ReportMetric(float64(g)/float64(p), "x-python")
+	b.ReportMetric(pkgInit, "pkg-init-ms")
+	b.Logf("cold starts %v (median %s), Python baseline median %s; package init %.1f ms, costliest: %s", goInit, g, p, pkgInit, top)
+	if float64(g) > initGoal*float64(p) {
+		b.Errorf("init %s is %.2f× the Python baseline's %s (goal ≤ %.2f×)", g, float64(g)/float64(p), p, initGoal)
+	}
+}
+
+// packageInit runs bootstrap with GODEBUG=inittrace=1 (it stops at once
+// without Lambda's runtime API, after its package initialisers ran) and
+// returns the initialisers' clock time in ms, and the costliest five.
+func packageInit(b *testing.B, bootstrap string) (float64, string) {
+	cmd := exec.Command(bootstrap)
+	cmd.Env = []string{"GODEBUG=inittrace=1", "AUTODEPLOY_TABLE=t"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	_ = cmd.Run()
+	type pkg struct {
+		name string
+		ms   float64
+	}
+	var pkgs []pkg
+	total := 0.0
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		// init <package> @<start> ms, <clock> ms clock, <bytes> bytes, <allocs> allocs
+		f := strings.Fields(line)
+		if len(f) < 7 || f[0] != "init" || f[6] != "clock," {
+			continue
+		}
+		ms, err := strconv.ParseFloat(f[4], 64)
+		if err != nil {
+			continue
+		}
+		total += ms
+		pkgs = append(pkgs, pkg{f[1], ms})
+	}
+	if len(pkgs) == 0 {
+		b.Fatalf("no inittrace lines from %s:\n%s", bootstrap, stderr.String())
+	}
+	sort.Slice(pkgs, func(i, j int) bool { return pkgs[i].ms > pkgs[j].ms })
+	var top []string
+	for _, p := range pkgs[:min(5, len(pkgs))] {
+		top = append(top, fmt.Sprintf("%s %.1f ms", strings.TrimPrefix(p.name, "github.com/"), p.ms))
+	}
+	return total, strings.Join(top, ", ")
+}
