@@ -82,6 +82,8 @@ lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 bench: tools ## micro-benchmarks, then the deployer under aws-lambda-rie beside its bare AWS calls (README: Benchmarks)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 	$(GO) test -run '^$$' -bench 'SideBySide|SweepInSync' -benchtime $(BENCHTIME) -timeout 30m ./functions/deployer
+	$(GO) test -run '^$$' -bench 'Init' -benchtime $(BENCHTIME) -timeout 30m ./functions/deployer
+	$(GO) test -run '^$$' -bench 'QueuedFanOut|Sweep1000' -benchtime 2x -timeout 30m ./functions/deployer
 
 demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
