@@ -340,15 +340,35 @@ func (d *Deployer) DeployJobs(ctx context.Context, push ecrevent.Push, jobs []Jo
 // then skipped); nil when none did. what says what happened to them.
 func (s Summary) TransientError(eventID, what string) error {
 	var retry []string
+	n := 0
 	for _, r := range s.Results {
-		if r.Retryable {
-			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, r.Reason))
+		if !r.Retryable {
+			continue
+		}
+		n++
+		if len(retry) < maxNamedInError {
+			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, cut(r.Reason, 300)))
 		}
 	}
-	if len(retry) == 0 {
+	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("event %s: %d of %d targets %s: %s", eventID, len(retry), len(s.Results), what, strings.Join(retry, "; "))
+	if n > len(retry) {
+		retry = append(retry, fmt.Sprintf("and %d more (each has its own log line)", n-len(retry)))
+	}
+	return fmt.Errorf("event %s: %d of %d targets %s: %s", eventID, n, len(s.Results), what, strings.Join(retry, "; "))
+}
+
+// maxNamedInError bounds the targets an invocation's error names: a push to
+// 1,000 services must not make a 100 KB error line.
+const maxNamedInError = 5
+
+// cut shortens s to at most n bytes, saying it did.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // permanentError is a failure that retrying cannot fix.
