@@ -13,9 +13,6 @@ const (
 	OutputDeployerFunction    = "DeployerFunctionName"
 	OutputPushEventsQueue     = "PushEventsQueueUrl"
 	OutputDeployerFailedQueue = "DeployerFailedEventsQueueUrl"
-	// OutputWorkDeadLetterQueue is the work queues' dead-letter queue
-	// (`autodeploy redrive --queue work`).
-	OutputWorkDeadLetterQueue = "WorkDeadLetterQueueUrl"
 )
 
 // outputs publish, under the names redrive reads, what the operator's CLI needs to find in the stack.
@@ -24,7 +21,7 @@ func outputs(s awscdk.Stack, deployer function, pushDLQ, workDLQ awssqs.Queue) {
 		{redrive.OutputDeployerFunction, *deployer.fn.FunctionName(), "The deployer function (autodeploy redrive invokes it)"},
 		{redrive.OutputPushEventsQueue, *pushDLQ.QueueUrl(), "ECR push events EventBridge could not deliver to the deployer"},
 		{redrive.OutputDeployerFailedQueue, *deployer.failures.QueueUrl(), "Events the deployer failed after Lambda's retries"},
-		{OutputWorkDeadLetterQueue, *workDLQ.QueueUrl(), "Work items the worker did not finish after their receives (autodeploy redrive --queue work)"},
+		{redrive.OutputWorkDeadLetterQueue, *workDLQ.QueueUrl(), "Work items the worker did not finish after their receives (autodeploy redrive --queue work)"},
 	} {
 		awscdk.NewCfnOutput(s, jsii.String(o.id), &awscdk.CfnOutputProps{Value: jsii.String(o.value), Description: jsii.String(o.description)})
 	}

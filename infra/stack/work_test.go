@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
@@ -131,9 +132,9 @@ func TestWorkQueues(t *testing.T) {
 			t.Errorf("dashboard lacks %s", w)
 		}
 	}
-	out, ok := s.template["Outputs"].(map[string]any)[OutputWorkDeadLetterQueue].(map[string]any)
+	out, ok := s.template["Outputs"].(map[string]any)[redrive.OutputWorkDeadLetterQueue].(map[string]any)
 	if !ok || jsonString(out["Value"]) != `{"Ref":"`+dlq+`"}` {
-		t.Errorf("output %s = %v, want the dead-letter queue's URL", OutputWorkDeadLetterQueue, out)
+		t.Errorf("output %s = %v, want the dead-letter queue's URL", redrive.OutputWorkDeadLetterQueue, out)
 	}
 }
 
