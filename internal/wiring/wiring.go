@@ -45,10 +45,13 @@ func (f *Functions) Deployer(lockWait time.Duration) *deploy.Deployer {
 		locks.MaxWait = lockWait
 	}
 	d := &deploy.Deployer{
-		Rules:       rt.Rules,
-		Central:     rt.Central,
-		ECS:         func(region, role string) deploy.ECS { return clients.ECS(region, role) },
-		Services:    history.NewServices(locks, history.NewStore(db, rt.Env.Table)),
+		Rules:    rt.Rules,
+		Central:  rt.Central,
+		ECS:      func(region, role string) deploy.ECS { return clients.ECS(region, role) },
+		Services: history.NewServices(locks, history.NewStore(db, rt.Env.Table)),
+		// A push to several targets of a rule is one rollout, told in one
+		// notice when every target ended (the watcher ends the deployed).
+		Rollouts:    history.NewStore(db, rt.Env.Table),
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,

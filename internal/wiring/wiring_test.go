@@ -53,6 +53,9 @@ func TestIntakeAndWorker(t *testing.T) {
 			if sweeper.Deployer != d {
 				t.Error("the sweep does not dispatch through the deployer")
 			}
+			if d.Rollouts == nil {
+				t.Error("the intake opens no rollouts: a push to 500 services would notify 500 times")
+			}
 			if tt.wantQueue == nil {
 				if d.Dispatcher != nil {
 					t.Errorf("dispatcher %T, want in-process (none)", d.Dispatcher)
@@ -75,6 +78,9 @@ func TestIntakeAndWorker(t *testing.T) {
 			}
 			if err != nil || h.SQS == nil || h.QueueURL != url || h.Deployer.Dispatcher != nil {
 				t.Errorf("Worker() = %+v, %v", h, err)
+			}
+			if h.Deployer.Rollouts == nil {
+				t.Error("the worker ends no rollouts: its skips and failures would never count")
 			}
 		})
 	}
