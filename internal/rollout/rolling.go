@@ -18,7 +18,9 @@ type RollingRollout struct {
 }
 
 // Kind is rolling.
-func (RollingRollout) Kind() Kind { return Kind{Family: Rolling, Strategy: types.DeploymentStrategyRolling, Controller: types.DeploymentControllerTypeEcs} }
+func (RollingRollout) Kind() Kind {
+	return Kind{Family: Rolling, Strategy: types.DeploymentStrategyRolling, Controller: types.DeploymentControllerTypeEcs}
+}
 
 // Start updates the service to rev's task definition.
 func (r RollingRollout) Start(ctx context.Context, rev Revision) (Started, error) {
