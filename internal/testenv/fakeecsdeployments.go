@@ -297,8 +297,13 @@ func (f *FakeECSDeployments) Calls(op string) int {
 	return f.calls[op]
 }
 
-func (f *FakeECSDeployments) fail(op string) error {
+// fail counts a call of op and returns its injected failure, or the
+// context's error (a call cut off by its deadline).
+func (f *FakeECSDeployments) fail(ctx context.Context, op string) error {
 	f.calls[op]++
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("testenv: %s: %w", op, err)
+	}
 	if errs := f.failures[op]; len(errs) > 0 {
 		f.failures[op] = errs[1:]
 		return errs[0]
@@ -318,10 +323,10 @@ func (f *FakeECSDeployments) lost(op string) error {
 // UpdateService starts a service deployment of the new task definition
 // (only taskDefinition is read) and answers as ECS does, with the
 // service's currentServiceDeployment and its PRIMARY deployment.
-func (f *FakeECSDeployments) UpdateService(_ context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
+func (f *FakeECSDeployments) UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, _ ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("UpdateService"); err != nil {
+	if err := f.fail(ctx, "UpdateService"); err != nil {
 		return nil, err
 	}
 	s, err := f.service(aws.ToString(in.Cluster), aws.ToString(in.Service))
@@ -346,10 +351,10 @@ func (f *FakeECSDeployments) UpdateService(_ context.Context, in *ecs.UpdateServ
 // ListServiceDeployments lists a service's deployments, newest first, in
 // pages of at most two (so callers follow nextToken), filtered by status
 // and createdAt as ECS does.
-func (f *FakeECSDeployments) ListServiceDeployments(_ context.Context, in *ecs.ListServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.ListServiceDeploymentsOutput, error) {
+func (f *FakeECSDeployments) ListServiceDeployments(ctx context.Context, in *ecs.ListServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.ListServiceDeploymentsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("ListServiceDeployments"); err != nil {
+	if err := f.fail(ctx, "ListServiceDeployments"); err != nil {
 		return nil, err
 	}
 	s, err := f.service(aws.ToString(in.Cluster), aws.ToString(in.Service))
@@ -396,10 +401,10 @@ func (f *FakeECSDeployments) ListServiceDeployments(_ context.Context, in *ecs.L
 
 // DescribeServiceDeployments describes up to 20 deployments; an unknown ARN
 // is a failure with reason MISSING, as ECS reports one.
-func (f *FakeECSDeployments) DescribeServiceDeployments(_ context.Context, in *ecs.DescribeServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceDeploymentsOutput, error) {
+func (f *FakeECSDeployments) DescribeServiceDeployments(ctx context.Context, in *ecs.DescribeServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceDeploymentsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("DescribeServiceDeployments"); err != nil {
+	if err := f.fail(ctx, "DescribeServiceDeployments"); err != nil {
 		return nil, err
 	}
 	if len(in.ServiceDeploymentArns) == 0 || len(in.ServiceDeploymentArns) > 20 {
@@ -418,10 +423,10 @@ func (f *FakeECSDeployments) DescribeServiceDeployments(_ context.Context, in *e
 }
 
 // DescribeServiceRevisions describes up to 20 service revisions.
-func (f *FakeECSDeployments) DescribeServiceRevisions(_ context.Context, in *ecs.DescribeServiceRevisionsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceRevisionsOutput, error) {
+func (f *FakeECSDeployments) DescribeServiceRevisions(ctx context.Context, in *ecs.DescribeServiceRevisionsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceRevisionsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("DescribeServiceRevisions"); err != nil {
+	if err := f.fail(ctx, "DescribeServiceRevisions"); err != nil {
 		return nil, err
 	}
 	if len(in.ServiceRevisionArns) == 0 || len(in.ServiceRevisionArns) > 20 {
@@ -444,10 +449,10 @@ func (f *FakeECSDeployments) DescribeServiceRevisions(_ context.Context, in *ecs
 // FAILED and the deployment ROLLBACK_REQUESTED. A hook that does not await
 // action is a ConflictException (ECS's exact error for it is not
 // documented; this is the fake's).
-func (f *FakeECSDeployments) ContinueServiceDeployment(_ context.Context, in *ecs.ContinueServiceDeploymentInput, _ ...func(*ecs.Options)) (*ecs.ContinueServiceDeploymentOutput, error) {
+func (f *FakeECSDeployments) ContinueServiceDeployment(ctx context.Context, in *ecs.ContinueServiceDeploymentInput, _ ...func(*ecs.Options)) (*ecs.ContinueServiceDeploymentOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("ContinueServiceDeployment"); err != nil {
+	if err := f.fail(ctx, "ContinueServiceDeployment"); err != nil {
 		return nil, err
 	}
 	arn := aws.ToString(in.ServiceDeploymentArn)
@@ -479,10 +484,10 @@ func (f *FakeECSDeployments) ContinueServiceDeployment(_ context.Context, in *ec
 // StopServiceDeployment stops a PENDING or IN_PROGRESS deployment: with
 // ROLLBACK it becomes ROLLBACK_REQUESTED, else STOP_REQUESTED. Any other
 // status is a ConflictException (the fake's choice, as above).
-func (f *FakeECSDeployments) StopServiceDeployment(_ context.Context, in *ecs.StopServiceDeploymentInput, _ ...func(*ecs.Options)) (*ecs.StopServiceDeploymentOutput, error) {
+func (f *FakeECSDeployments) StopServiceDeployment(ctx context.Context, in *ecs.StopServiceDeploymentInput, _ ...func(*ecs.Options)) (*ecs.StopServiceDeploymentOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.fail("StopServiceDeployment"); err != nil {
+	if err := f.fail(ctx, "StopServiceDeployment"); err != nil {
 		return nil, err
 	}
 	arn := aws.ToString(in.ServiceDeploymentArn)
