@@ -16,17 +16,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 )
 
-var (
-	ruleNameRE   = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
-	repositoryRE = regexp.MustCompile(`^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
-	ecsNameRE    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
-	accountRE    = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRE     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	roleARNRE    = regexp.MustCompile(`^arn:aws[a-z-]*:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}$`)
-	dockerTagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	placeholder  = regexp.MustCompile(`\{[^}]*\}`)
-)
-
 // Keys returns the keys the loader accepts in each mapping of the file: ""
 // (top level), "defaults", "reconcile", "rule", "target", "promote",
 // "publish", "registry", "codedeploy" and "hooks". The JSON Schema
@@ -86,12 +75,10 @@ func Parse(file string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: (?:line ([0-9]+): )?`)
-
 // yamlError moves the line yaml.v3 puts in its message to where ours go.
 func yamlError(err error) (int, string) {
 	msg := err.Error()
-	m := yamlLineRE.FindStringSubmatch(msg)
+	m := yamlLineRE().FindStringSubmatch(msg)
 	if m == nil {
 		return 1, msg
 	}
@@ -105,6 +92,21 @@ func yamlError(err error) (int, string) {
 type parser struct {
 	file string
 	errs Errors
+	// allowed caches Keys by mapping, asked once per target.
+	allowed map[string][]string
+}
+
+// keys is Keys(mapping), made once per parse.
+func (p *parser) keys(mapping string) []string {
+	if k, ok := p.allowed[mapping]; ok {
+		return k
+	}
+	if p.allowed == nil {
+		p.allowed = map[string][]string{}
+	}
+	k := Keys(mapping)
+	p.allowed[mapping] = k
+	return k
 }
 
 func (p *parser) errorf(n *yaml.Node, key, format string, args ...any) {
@@ -123,7 +125,7 @@ func (p *parser) mapping(n *yaml.Node, at string, allowed ...string) map[string]
 		p.errorf(n, at, "must be a mapping (key: value), got %s", kindName(n))
 		return nil
 	}
-	out := map[string]field{}
+	out := make(map[string]field, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		name := k.Value
@@ -177,7 +179,7 @@ type defaults struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.mapping(root, "", Keys("")...)
+	top := p.mapping(root, "", p.keys("")...)
 	if top == nil {
 		return &Config{}
 	}
@@ -228,7 +230,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 // reconcile reads `reconcile: {every: 10m}`: a duration of whole minutes
 // from 1m to 24h (EventBridge schedules count minutes), or off.
 func (p *parser) reconcile(n *yaml.Node) Reconcile {
-	m := p.mapping(n, "reconcile", Keys("reconcile")...)
+	m := p.mapping(n, "reconcile", p.keys("reconcile")...)
 	f, ok := m["every"]
 	if !ok {
 		return Reconcile{Every: DefaultReconcileEvery}
@@ -251,7 +253,7 @@ func (p *parser) reconcile(n *yaml.Node) Reconcile {
 }
 
 func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
-	m := p.mapping(n, "defaults", Keys("defaults")...)
+	m := p.mapping(n, "defaults", p.keys("defaults")...)
 	if f, ok := m["pin"]; ok {
 		d.pin = p.pin(f, "defaults.pin")
 	}
@@ -276,7 +278,7 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 // registry reads `registry: {account: "…", region: …}`; either may be
 // left out for the central one.
 func (p *parser) registry(f field, at string) Place {
-	m := p.mapping(f.value, at, Keys("registry")...)
+	m := p.mapping(f.value, at, p.keys("registry")...)
 	if m != nil && len(m) == 0 {
 		p.errorf(f.value, at, "must name an account, a region or both (leave it out for the central registry)")
 	}
@@ -296,7 +298,7 @@ func (p *parser) account(f field, at string) string {
 	if !ok {
 		return ""
 	}
-	if !accountRE.MatchString(s) {
+	if !isAccount(s) {
 		p.errorf(f.value, at, "%q is not a 12-digit AWS account id (quote it to keep leading zeros)", s)
 		return ""
 	}
@@ -310,7 +312,7 @@ func (p *parser) region(f field, at string) string {
 		return ""
 	}
 	if !KnownRegion(s) {
-		if regionRE.MatchString(s) {
+		if regionRE().MatchString(s) {
 			p.errorf(f.value, at, "unknown AWS region %q", s)
 		} else {
 			p.errorf(f.value, at, "%q is not an AWS region name (like eu-west-1)", s)
@@ -320,13 +322,9 @@ func (p *parser) region(f field, at string) string {
 	return s
 }
 
-// ssmPrefixRE is a parameter path: /-separated segments of the characters
-// Parameter Store allows in names.
-var ssmPrefixRE = regexp.MustCompile(`^(/[A-Za-z0-9_.-]+)+$`)
-
 // publish reads `publish: {ssm-prefix: /ecr-autodeploy}`.
 func (p *parser) publish(f field, at string) *Publish {
-	m := p.mapping(f.value, at, Keys("publish")...)
+	m := p.mapping(f.value, at, p.keys("publish")...)
 	if m == nil {
 		return nil
 	}
@@ -345,7 +343,7 @@ func (p *parser) publish(f field, at string) *Publish {
 		p.errorf(pf.value, at+".ssm-prefix", "%q must start with /", s)
 	case strings.HasSuffix(s, "/"):
 		p.errorf(pf.value, at+".ssm-prefix", "%q must not end with / (the deployer adds /<cluster>/<service>/<container>)", s)
-	case !ssmPrefixRE.MatchString(s):
+	case !ssmPrefixRE().MatchString(s):
 		p.errorf(pf.value, at+".ssm-prefix", "%q: a parameter path is /-separated names of a-z, A-Z, 0-9, _, . and -", s)
 	case strings.HasPrefix(lower, "/aws") || strings.HasPrefix(lower, "/ssm"):
 		p.errorf(pf.value, at+".ssm-prefix", "%q: names beginning with aws or ssm are reserved by Parameter Store", s)
@@ -361,15 +359,13 @@ func (p *parser) publish(f field, at string) *Publish {
 func (p *parser) passRoles(f field, at string) []string {
 	list, _ := p.strList(f, at)
 	for i, s := range list {
-		if !passRoleRE.MatchString(s) {
+		if !isPassRole(s) {
 			p.errorf(f.value.Content[i], fmt.Sprintf("%s[%d]", at, i),
 				"%q is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME; '*' may stand in the name, e.g. role/web-*)", s)
 		}
 	}
 	return list
 }
-
-var passRoleRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/*-]{1,512}$`)
 
 func (p *parser) pin(f field, at string) Pin {
 	s, _ := p.str(f, at)
@@ -405,7 +401,7 @@ func (p *parser) globs(f field, at string) []string {
 }
 
 func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
-	m := p.mapping(n, at, Keys("rule")...)
+	m := p.mapping(n, at, p.keys("rule")...)
 	if m == nil {
 		return nil
 	}
@@ -413,7 +409,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
-		if !ruleNameRE.MatchString(s) {
+		if !isRuleName(s) {
 			p.errorf(f.value, at+".name", "%q must be 1-64 characters of a-z, 0-9 and -", s)
 		} else if s == RollbackRule {
 			p.errorf(f.value, at+".name", "%q is reserved: history records the CLI's rollbacks under it, and the watcher would take them for this rule's deploys", s)
@@ -423,7 +419,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if f, ok := m["repository"]; !ok {
 		p.errorf(n, at+".repository", "missing; name the ECR repository")
 	} else if s, ok := p.str(f, at+".repository"); ok {
-		if len(s) < 2 || len(s) > 256 || !repositoryRE.MatchString(s) {
+		if len(s) < 2 || len(s) > 256 || !repositoryRE().MatchString(s) {
 			p.errorf(f.value, at+".repository", "%q is not a valid ECR repository name", s)
 		}
 		r.Repository = s
@@ -482,7 +478,7 @@ func (r *Rule) longestTag() (string, bool) {
 		if strings.Contains(g, "*") {
 			return "", false
 		}
-		t := globClassRE.ReplaceAllString(g, "x")
+		t := globClassRE().ReplaceAllString(g, "x")
 		t = strings.ReplaceAll(strings.ReplaceAll(t, "?", "x"), `\`, "")
 		if len(t) > len(longest) {
 			longest = t
@@ -490,8 +486,6 @@ func (r *Rule) longestTag() (string, bool) {
 	}
 	return longest, true
 }
-
-var globClassRE = regexp.MustCompile(`\[[^\]]*\]`)
 
 // selector reads exactly one of tags, tag-regex and semver.
 func (p *parser) selector(n *yaml.Node, m map[string]field, at string, r *Rule) {
@@ -541,10 +535,10 @@ func (p *parser) targets(f field, at string) []Target {
 		p.errorf(f.value, at, "must be a non-empty list of targets")
 		return nil
 	}
-	var out []Target
-	seen := map[string]int{}
+	out := make([]Target, 0, len(f.value.Content))
+	seen := make(map[string]int, len(f.value.Content))
 	for i, n := range f.value.Content {
-		tat := fmt.Sprintf("%s[%d]", at, i)
+		tat := at + "[" + strconv.Itoa(i) + "]"
 		t, ok := p.target(n, tat)
 		if !ok {
 			continue
@@ -560,7 +554,7 @@ func (p *parser) targets(f field, at string) []Target {
 }
 
 func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
-	m := p.mapping(n, at, Keys("target")...)
+	m := p.mapping(n, at, p.keys("target")...)
 	if m == nil {
 		return Target{}, false
 	}
@@ -579,15 +573,15 @@ func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
 	}
 	if f, ok := m["role"]; ok {
 		s, ok := p.str(f, at+".role")
-		if mm := roleARNRE.FindStringSubmatch(s); ok && mm == nil {
+		if account, isRole := roleARNAccount(s); ok && !isRole {
 			p.errorf(f.value, at+".role", "%q is not an IAM role ARN", s)
 		} else if ok {
 			t.Role = s
 			switch {
 			case t.Account == "":
-				t.Account = mm[1]
-			case t.Account != mm[1]:
-				p.errorf(f.value, at+".role", "role is in account %s but the target's account is %s", mm[1], t.Account)
+				t.Account = account
+			case t.Account != account:
+				p.errorf(f.value, at+".role", "role is in account %s but the target's account is %s", account, t.Account)
 			}
 		}
 	}
@@ -621,13 +615,6 @@ func (p *parser) target(n *yaml.Node, at string) (Target, bool) {
 	return t, len(p.errs) == before
 }
 
-var (
-	// CodeDeploy names: letters, digits, '.', '_', '-'; up to 100.
-	codeDeployNameRE = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,100}$`)
-	// A hook is a Lambda function name, partial or full ARN, or alias.
-	lambdaFunctionRE = regexp.MustCompile(`^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?$`)
-)
-
 // codeDeploy reads a target's blue/green settings: the application and
 // deployment group together (or neither, to find the group by the
 // service) and the lifecycle hooks.
@@ -636,7 +623,7 @@ func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
 	if f.value.Tag == "!!null" || (f.value.Kind == yaml.MappingNode && len(f.value.Content) == 0) {
 		return cd // `codedeploy: {}`: blue/green, group found by the service
 	}
-	m := p.mapping(f.value, at, Keys("codedeploy")...)
+	m := p.mapping(f.value, at, p.keys("codedeploy")...)
 	for _, k := range []struct {
 		key string
 		to  *string
@@ -646,7 +633,7 @@ func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
 			continue
 		}
 		if s, ok := p.str(kf, at+"."+k.key); ok {
-			if !codeDeployNameRE.MatchString(s) {
+			if !isCodeDeployName(s) {
 				p.errorf(kf.value, at+"."+k.key, "%q is not a CodeDeploy name (1-100 letters, digits, '.', '_', '+', '-')", s)
 			}
 			*k.to = s
@@ -658,7 +645,7 @@ func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
 		p.errorf(f.value, at, "application and deployment-group go together: name both, or neither to find the group that deploys this service")
 	}
 	if hf, ok := m["hooks"]; ok {
-		hm := p.mapping(hf.value, at+".hooks", Keys("hooks")...)
+		hm := p.mapping(hf.value, at+".hooks", p.keys("hooks")...)
 		if hm != nil && len(hm) == 0 {
 			p.errorf(hf.value, at+".hooks", "must name at least one lifecycle hook (%s), or be left out", strings.Join(HookEvents, ", "))
 		}
@@ -671,7 +658,7 @@ func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
 			if !ok {
 				continue
 			}
-			if !lambdaFunctionRE.MatchString(s) {
+			if !isLambdaFunction(s) {
 				p.errorf(ef.value, at+".hooks."+event, "%q is not a Lambda function name or ARN", s)
 			}
 			cd.Hooks = append(cd.Hooks, Hook{Event: event, Function: s})
@@ -685,7 +672,7 @@ func (p *parser) codeDeploy(f field, at string) *CodeDeploy {
 // name part is what is kept.
 func (p *parser) ecsRef(f field, at, s, kind string, t *Target) string {
 	if !strings.HasPrefix(s, "arn:") {
-		if !ecsNameRE.MatchString(s) {
+		if !isECSName(s) {
 			p.errorf(f.value, at, "%q is not a valid %s name (1-255 letters, digits, - and _) or ARN", s, kind)
 		}
 		return s
@@ -720,7 +707,7 @@ func (p *parser) ecsRef(f field, at, s, kind string, t *Target) string {
 }
 
 func (p *parser) promote(f field, at string) *Promote {
-	m := p.mapping(f.value, at, Keys("promote")...)
+	m := p.mapping(f.value, at, p.keys("promote")...)
 	if m == nil {
 		return nil
 	}
@@ -733,13 +720,13 @@ func (p *parser) promote(f field, at string) *Promote {
 	if !ok {
 		return nil
 	}
-	for _, ph := range placeholder.FindAllString(s, -1) {
+	for _, ph := range placeholder().FindAllString(s, -1) {
 		if ph != "{tag}" {
 			p.errorf(tf.value, at+".tag", "unknown placeholder %s; only {tag} is replaced", ph)
 			return nil
 		}
 	}
-	if sample := RenderPromoteTag(s, "1.2.3"); !dockerTagRE.MatchString(sample) {
+	if sample := RenderPromoteTag(s, "1.2.3"); !isDockerTag(sample) {
 		p.errorf(tf.value, at+".tag", "%q does not render to a valid image tag (got %q for tag 1.2.3)", s, sample)
 		return nil
 	}

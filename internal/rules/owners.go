@@ -11,13 +11,24 @@ import (
 // claim is one rule's claim on the containers of one target service.
 type claim struct {
 	rule   *Rule
-	target Target
-	at     string // key path of the target, for the error
+	target *Target
+	// rule and target index the key path of the target, for the error:
+	// <ats[rule]>.targets[<target>], written only for an error.
+	ruleAt, targetAt int
 }
 
 // serviceAt names a target's service in place at (its account and region).
 func serviceAt(at Place, t Target) string {
-	return strings.Join([]string{at.Account, at.Region, ecsarn.Name(t.Cluster), ecsarn.Name(t.Service)}, "|")
+	return at.Account + "|" + at.Region + "|" + nameOf(t.Cluster) + "|" + nameOf(t.Service)
+}
+
+// nameOf is ecsarn.Name without its cost for what is already a name (the
+// loader keeps only the name of an ARN it reads): only an ARN is parsed.
+func nameOf(nameOrARN string) string {
+	if strings.HasPrefix(nameOrARN, "arn:") {
+		return ecsarn.Name(nameOrARN)
+	}
+	return nameOrARN
 }
 
 // CheckOwners checks one owner per container again with every target and
@@ -48,19 +59,31 @@ func (c *Config) CheckOwners(central Place) error {
 // same repository in the same registry, and one clashes with a rule naming
 // containers of that same repository.
 func (p *parser) checkOwners(rules []*Rule, ats []string, central Place) {
-	byService := map[string][]claim{}
-	var order []string
+	// Each service's claims, in file order; only a service claimed twice
+	// or more is compared, pair by pair, so the check is linear in the
+	// targets and quadratic only in the rules sharing one service.
+	n := 0
+	for _, r := range rules {
+		n += len(r.Targets)
+	}
+	byService := make(map[string][]claim, n)
+	order := make([]string, 0, n)
 	for i, r := range rules {
-		for j, t := range r.Targets {
-			k := serviceAt(t.Where(central), t)
-			if _, ok := byService[k]; !ok {
+		for j := range r.Targets {
+			t := &r.Targets[j]
+			k := serviceAt(t.Where(central), *t)
+			claims, ok := byService[k]
+			if !ok {
 				order = append(order, k)
 			}
-			byService[k] = append(byService[k], claim{r, t, fmt.Sprintf("%s.targets[%d]", ats[i], j)})
+			byService[k] = append(claims, claim{r, t, i, j})
 		}
 	}
 	for _, k := range order {
 		claims := byService[k]
+		if len(claims) < 2 {
+			continue
+		}
 		for i := 1; i < len(claims); i++ {
 			for _, first := range claims[:i] {
 				later := claims[i]
@@ -68,7 +91,7 @@ func (p *parser) checkOwners(rules []*Rule, ats []string, central Place) {
 					continue // listed twice in one rule: reported by targets
 				}
 				if shared, ok := clash(first, later, central); ok {
-					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: later.at,
+					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: fmt.Sprintf("%s.targets[%d]", ats[later.ruleAt], later.targetAt),
 						Msg: fmt.Sprintf("%s of service %s/%s is also deployed by rule %s (line %d, its target at line %d): "+
 							"one owner per container, or the two rules' orders fight and every sweep flips the service; "+
 							"give each rule its own containers (containers: [...])",
