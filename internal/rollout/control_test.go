@@ -117,7 +117,10 @@ func TestContinueRefuses(t *testing.T) {
 		}, ContinueOptions{}, "service prod/web: no service deployment in flight", func(err error) bool { return errors.Is(err, ErrNothingInFlight) }},
 		{"not paused", func(f *testenv.FakeECSDeployments, arn string) {
 			f.Advance(arn, types.ServiceDeploymentLifecycleStageScaleUp, 0)
-		}, ContinueOptions{}, "is not paused at a hook", func(err error) bool { var np *NotPausedError; return errors.As(err, &np) && strings.Contains(np.Stage, "SCALE_UP") }},
+		}, ContinueOptions{}, "is not paused at a hook", func(err error) bool {
+			var np *NotPausedError
+			return errors.As(err, &np) && strings.Contains(np.Stage, "SCALE_UP")
+		}},
 		{"rolling back", func(f *testenv.FakeECSDeployments, arn string) {
 			f.End(arn, types.ServiceDeploymentStatusRollbackInProgress, "", "alarm")
 		}, ContinueOptions{}, "is ROLLBACK_IN_PROGRESS: nothing to continue", nil},
