@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -41,8 +42,9 @@ func Load(ctx context.Context) (aws.Config, error) {
 }
 
 // NewRetryer is the retryer of ECS and every other client but the state
-// table's: the SDK's adaptive mode, which slows the client down once
-// throttled (RegisterTaskDefinition allows 1/s sustained), and also retries
+// table's: the SDK's adaptive mode per operation, which slows an operation
+// down once it is throttled (RegisterTaskDefinition allows 1/s sustained)
+// and forgets that after a quiet spell (see Retry.Forget), and also retries
 // ECS's refusal of concurrent revisions in one family.
 func NewRetryer() aws.Retryer { return Retry{Adaptive: true}.New() }
 
@@ -62,10 +64,29 @@ func NewStateRetryer() aws.Retryer { return Retry{}.New() }
 // client ran dry ("retry quota exceeded, 1 available, 14 requested") and
 // whole events failed three times over. A deployer makes a handful of
 // calls per push; backoff and adaptive mode already keep it gentle.
+//
+// Adaptive mode is the SDK's client-side rate limiter, but one per API
+// operation and only while that operation is being throttled. The SDK keeps
+// one limiter per client, which, once any throttle turned it on, never turns
+// off and caps every later call of the client at twice the rate it last
+// measured: after the cold sweep's DescribeTaskDefinition throttles, each
+// warm sweep's DescribeServices started again from half a call per second
+// (TestAdaptiveLimiterIsPerOperation). ECS's buckets are per action, and a
+// Lambda execution environment lives for hours, so a limiter learned from
+// one operation's throttles must neither slow the others nor every later
+// deploy.
 type Retry struct {
 	Adaptive  bool
 	Base, Max time.Duration
+	// Forget is how long an operation's limiter outlives its last throttle
+	// (default DefaultForget).
+	Forget time.Duration
 }
+
+// DefaultForget is how long an operation's adaptive limiter is kept after
+// its last throttle: ECS's slowest bucket (RegisterTaskDefinition, 20 burst
+// at 1/s) is full again in 20 s, its others in under 10.
+const DefaultForget = 30 * time.Second
 
 // New builds the retryer.
 func (r Retry) New() aws.Retryer {
@@ -83,9 +104,82 @@ func (r Retry) New() aws.Retryer {
 	if !r.Adaptive {
 		return retry.NewStandard(standard)
 	}
-	return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
-		o.StandardOptions = append(o.StandardOptions, standard)
-	})
+	return &perOperation{
+		RetryerV2: retry.NewStandard(standard),
+		adaptive: func() *retry.AdaptiveMode {
+			return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+				o.StandardOptions = append(o.StandardOptions, standard)
+			})
+		},
+		forget:    cmp.Or(r.Forget, DefaultForget),
+		now:       time.Now,
+		limiters:  map[string]*limiter{},
+		throttles: retry.IsErrorThrottles(retry.DefaultThrottles),
+	}
+}
+
+// perOperation is adaptive retry with a limiter per operation, replaced by
+// a fresh one (which does not limit until throttled) once the operation was
+// not throttled for forget. Retries, their delays and attempts are the
+// standard retryer's, which it embeds.
+type perOperation struct {
+	aws.RetryerV2
+	adaptive  func() *retry.AdaptiveMode
+	forget    time.Duration
+	now       func() time.Time
+	throttles retry.IsErrorThrottles
+
+	mu       sync.Mutex
+	limiters map[string]*limiter // by bucketOf(operation)
+}
+
+// limiter is one operation's adaptive mode and when it was last throttled
+// (zero: never, so it does not limit).
+type limiter struct {
+	mode      *retry.AdaptiveMode
+	throttled time.Time
+}
+
+// bucketOf is the operation whose limiter an operation shares: ECS's
+// registrations and deregistrations spend one bucket.
+func bucketOf(operation string) string {
+	if operation == "DeregisterTaskDefinition" {
+		return "RegisterTaskDefinition"
+	}
+	return operation
+}
+
+// GetAttemptToken waits for the operation's limiter (at once unless the
+// operation is being throttled); releasing the token tells the limiter how
+// the attempt went.
+func (p *perOperation) GetAttemptToken(ctx context.Context) (func(error) error, error) {
+	op := bucketOf(awsmiddleware.GetOperationName(ctx))
+	l := p.limiter(op)
+	release, err := l.mode.GetAttemptToken(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return func(err error) error {
+		if p.throttles.IsErrorThrottle(err).Bool() {
+			p.mu.Lock()
+			l.throttled = p.now()
+			p.mu.Unlock()
+		}
+		return release(err)
+	}, nil
+}
+
+// limiter is op's limiter: made on first use, made again once op's last
+// throttle is more than forget ago.
+func (p *perOperation) limiter(op string) *limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l, ok := p.limiters[op]
+	if !ok || (!l.throttled.IsZero() && p.now().Sub(l.throttled) > p.forget) {
+		l = &limiter{mode: p.adaptive()}
+		p.limiters[op] = l
+	}
+	return l
 }
 
 // jitterBackoff waits a random time up to base·2^(attempt-1), capped at max.
