@@ -25,19 +25,26 @@ func (p Place) String() string { return p.Account + "/" + p.Region }
 // Role names the stacks give what they make in other accounts. The region
 // is in the name because IAM is global to an account that may host target
 // or registry stacks in several regions. Each central function has its own
-// role there, with only what it calls: the deployer deploys (target) and
-// lists images (registry); the watcher reads CodeDeploy deployments
-// (watcher) and tags promoted digests (promote).
+// role there, with only what it calls: the worker deploys (target); the
+// deployer, the intake, describes targets and repairs their published
+// images in sweeps (sweep) and lists images (registry); the watcher reads
+// CodeDeploy deployments (watcher) and tags promoted digests (promote).
 const (
 	targetRolePrefix   = "ecr-autodeploy-target-"
+	sweepRolePrefix    = "ecr-autodeploy-sweep-"
 	watcherRolePrefix  = "ecr-autodeploy-watcher-"
 	registryRolePrefix = "ecr-autodeploy-registry-"
 	promoteRolePrefix  = "ecr-autodeploy-promote-"
 )
 
 // TargetRoleName is the name of the role a target stack makes in region for
-// the deployer.
+// the worker: it deploys.
 func TargetRoleName(region string) string { return targetRolePrefix + region }
+
+// SweepRoleName is the name of the role a target stack makes in region for
+// the deployer (the intake): its sweeps describe services and revisions and
+// read and repair published parameters there, and deploy nothing.
+func SweepRoleName(region string) string { return sweepRolePrefix + region }
 
 // WatcherRoleName is the name of the role a target stack makes in region for
 // the watcher: it reads how CodeDeploy deployments ended, nothing else.
@@ -88,10 +95,21 @@ func registryRole(registry, central Place, name func(region string) string) stri
 // Where is the target's account and region.
 func (t Target) Where(central Place) Place { return Place{t.Account, t.Region}.Or(central) }
 
-// RoleFor is the role assumed to reach the target: the one the file names,
-// else, in another account than the central one, its target stack's role,
-// else "" (the functions' own credentials).
-func (t Target) RoleFor(central Place) string {
+// RoleFor is the role assumed to deploy the target (the worker's, and an
+// in-process deployer's): the one the file names, else, in another account
+// than the central one, its target stack's deploy role, else "" (the
+// functions' own credentials).
+func (t Target) RoleFor(central Place) string { return t.roleFor(central, TargetRoleName) }
+
+// SweepRoleFor is the role the intake assumes to read the target in sweeps
+// while the worker deploys it (a work queue): the one the file names, else,
+// in another account than the central one, its target stack's sweep role,
+// which deploys nothing, else "". A role the file names is both functions':
+// it grants the intake whatever it grants, so a team that wants the intake
+// kept to reads leaves role out and lets the target stack make both.
+func (t Target) SweepRoleFor(central Place) string { return t.roleFor(central, SweepRoleName) }
+
+func (t Target) roleFor(central Place, name func(region string) string) string {
 	if t.Role != "" {
 		return t.Role
 	}
@@ -99,12 +117,12 @@ func (t Target) RoleFor(central Place) string {
 	if at.Account == central.Account {
 		return ""
 	}
-	return roleARN(at.Account, TargetRoleName(at.Region))
+	return roleARN(at.Account, name(at.Region))
 }
 
 // WatcherRoleFor is the role the watcher assumes to read the target's
 // CodeDeploy deployments (see WatcherRole). A role the file names is the
-// deployer's alone.
+// worker's and the deployer's alone.
 func (t Target) WatcherRoleFor(central Place) string { return WatcherRole(t.Where(central), central) }
 
 // WatcherRole is the role the watcher assumes to read CodeDeploy at place:
