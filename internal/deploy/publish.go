@@ -163,7 +163,8 @@ func (d *Deployer) RepairPublished(ctx context.Context, rule *rules.Rule, t rule
 	if rule.Publish == nil || d.SSM == nil {
 		return nil, nil
 	}
-	at, role := t.Where(d.Central), t.RoleFor(d.Central)
+	// A sweep's repair: the intake's read role, never the deploy role.
+	at, role := t.Where(d.Central), d.ReadRole(t)
 	key := history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service)
 	held, err := d.Services.Take(ctx, key, holder)
 	if err != nil {

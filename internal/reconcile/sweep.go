@@ -225,7 +225,7 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			at := t.Where(central)
-			g := group{at.Account, at.Region, t.RoleFor(central), t.Cluster}
+			g := group{at.Account, at.Region, s.role(t), t.Cluster}
 			if _, ok := groups[g]; !ok {
 				order = append(order, g)
 			}
@@ -291,10 +291,12 @@ type handOver struct {
 
 // queues says whether the deployer hands targets to a work queue (else it
 // deploys them in-process, each in its target's turn).
-func (s *Sweeper) queues() bool {
-	_, inProcess := s.Deployer.Dispatcher.(deploy.InProcess)
-	return s.Deployer.Dispatcher != nil && !inProcess
-}
+func (s *Sweeper) queues() bool { return s.Deployer.Queued() }
+
+// role is the role the sweep reads target t with: with a work queue the
+// intake's sweep role, which deploys nothing; in-process the deploy role,
+// as the sweep deploys the targets behind itself (deploy.Deployer.ReadRole).
+func (s *Sweeper) role(t rules.Target) string { return s.Deployer.ReadRole(t) }
 
 // handOver dispatches the targets found behind for a work queue, one
 // Dispatch per push (a rule and its newest digest), so the queue sends them
@@ -349,7 +351,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool, later *handOver) {
 	r, t := j.Rule, j.Target
 	central := s.central()
-	at, role, registry := t.Where(central), t.RoleFor(central), r.RegistryOf(central)
+	at, role, registry := t.Where(central), s.role(t), r.RegistryOf(central)
 	acct, region := at.Account, at.Region
 	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
 	fail := func(err error) (Line, bool, *handOver) {
