@@ -35,13 +35,20 @@ type Poller struct {
 	// Concurrency bounds the batches handled at once (default 2), as the
 	// mapping's MaximumConcurrency does.
 	Concurrency int
+	// Timeout, when set, is the function's timeout: each batch's handler
+	// gets a context with that deadline, as Lambda gives an invocation, and
+	// an answer after it is lost, as Lambda loses a timed-out invocation's:
+	// the whole batch stays, to return after the visibility timeout.
+	Timeout time.Duration
 
-	batches, received, failures atomic.Int64
+	batches, received, failures, timedOut atomic.Int64
 }
 
 // PollStats says what a drain did.
 type PollStats struct {
 	Batches, Received, Failures int64
+	// TimedOut counts the invocations that answered after their Timeout.
+	TimedOut int64
 }
 
 // Drain polls until the queue holds no message, visible, in flight or
@@ -86,7 +93,7 @@ func (p *Poller) Drain(ctx context.Context) (PollStats, error) {
 		})
 	}
 	wg.Wait()
-	stats := PollStats{p.batches.Load(), p.received.Load(), p.failures.Load()}
+	stats := PollStats{p.batches.Load(), p.received.Load(), p.failures.Load(), p.timedOut.Load()}
 	select {
 	case err := <-errs:
 		return stats, err
@@ -118,7 +125,14 @@ func (p *Poller) poll(ctx context.Context) (n int, err error) {
 	for _, m := range out.Messages {
 		ev.Records = append(ev.Records, lambdaMessage(m, p.QueueURL))
 	}
-	resp, herr := p.Handler(ctx, ev)
+	resp, late, herr := p.invoke(ctx, ev)
+	if late {
+		// Lambda discards a timed-out invocation's answer: the whole batch
+		// returns after the visibility timeout.
+		p.timedOut.Add(1)
+		p.failures.Add(int64(len(out.Messages)))
+		return len(out.Messages), nil
+	}
 	if herr != nil {
 		// Lambda returns the whole batch on a function error.
 		p.failures.Add(int64(len(out.Messages)))
@@ -156,6 +170,20 @@ func (p *Poller) poll(ctx context.Context) (n int, err error) {
 		}
 	}
 	return len(out.Messages), nil
+}
+
+// invoke runs the handler on one batch, under a context with the
+// function's deadline when Timeout is set; late says it answered after it.
+func (p *Poller) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQSEventResponse, late bool, err error) {
+	if p.Timeout <= 0 {
+		resp, err = p.Handler(ctx, ev)
+		return resp, false, err
+	}
+	ictx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	deadline, _ := ictx.Deadline()
+	resp, err = p.Handler(ictx, ev)
+	return resp, !time.Now().Before(deadline), err
 }
 
 // empty reports whether the queue holds no message at all.

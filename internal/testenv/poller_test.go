@@ -69,3 +69,60 @@ func TestPollerUnmatchedFailureReturnsTheBatch(t *testing.T) {
 		})
 	}
 }
+
+// With Timeout, the poller hands each batch a context whose deadline is the
+// function's timeout, as Lambda does, and loses an answer given after it,
+// as Lambda loses a timed-out invocation's: its batch comes again, whole,
+// after the visibility timeout, even the messages it did not report failed.
+func TestPollerTimeoutIsTheInvocationsDeadline(t *testing.T) {
+	const timeout = 2 * time.Second
+	for _, tc := range []struct {
+		name      string
+		late      bool // the first invocation answers after its deadline
+		wantAgain int  // receives of the message past the first
+	}{
+		{name: "answered in time", late: false, wantAgain: 0},
+		{name: "answered after the deadline", late: true, wantAgain: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := StartMoto(t)
+			client := sqs.NewFromConfig(m.AWSConfig())
+			q := m.CreateWorkQueue(t, client, "work", time.Second, 5)
+			ctx := context.Background()
+			if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(q.URL), MessageBody: aws.String("item")}); err != nil {
+				t.Fatal(err)
+			}
+			var calls atomic.Int64
+			var remaining []time.Duration
+			p := &Poller{SQS: client, QueueURL: q.URL, Concurrency: 1, Timeout: timeout,
+				Handler: func(ctx context.Context, _ events.SQSEvent) (events.SQSEventResponse, error) {
+					deadline, ok := ctx.Deadline()
+					if !ok {
+						t.Error("the handler's context has no deadline")
+					}
+					remaining = append(remaining, time.Until(deadline))
+					if calls.Add(1) == 1 && tc.late {
+						<-ctx.Done() // overruns the invocation's timeout
+					}
+					return events.SQSEventResponse{}, nil // nothing failed
+				}}
+			dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			defer cancel()
+			stats, err := p.Drain(dctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := int(calls.Load()) - 1; got != tc.wantAgain {
+				t.Errorf("the message came again %d times, want %d", got, tc.wantAgain)
+			}
+			if stats.TimedOut != int64(tc.wantAgain) {
+				t.Errorf("%d invocations counted timed out, want %d", stats.TimedOut, tc.wantAgain)
+			}
+			for _, r := range remaining {
+				if r <= 0 || r > timeout {
+					t.Errorf("the handler started with %s before its deadline, want at most the timeout %s", r, timeout)
+				}
+			}
+		})
+	}
+}
