@@ -165,14 +165,15 @@ func TestSeveralAccountsStacks(t *testing.T) {
 			}
 			return out
 		}
-		// The deployer's sweeps describe targets and list registries
-		// elsewhere; the worker deploys to the targets only.
+		// The deployer's sweeps read targets (through their sweep roles)
+		// and list registries elsewhere; the worker deploys to the targets
+		// only (through their deploy roles). A role the file names is both.
 		if diff := cmp.Diff([]any{
-			"arn:aws:iam::222222222222:role/ecr-autodeploy-target-eu-west-1",
+			"arn:aws:iam::222222222222:role/ecr-autodeploy-sweep-eu-west-1",
 			"arn:aws:iam::333333333333:role/ecr-autodeploy-registry-eu-west-1",
 			"arn:aws:iam::444444444444:role/custom-deployer",
-			"arn:aws:iam::444444444444:role/ecr-autodeploy-target-us-east-1",
-		}, bySid("DeployerRole")["AssumeTargetRoles"]["Resource"]); diff != "" {
+			"arn:aws:iam::444444444444:role/ecr-autodeploy-sweep-us-east-1",
+		}, bySid("DeployerRole")["AssumeSweepRoles"]["Resource"]); diff != "" {
 			t.Errorf("deployer assumes (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff([]any{
@@ -261,8 +262,9 @@ func TestSeveralAccountsStacks(t *testing.T) {
 	t.Run("target stack in another account", func(t *testing.T) {
 		tgt := all["Test-Target-222222222222-eu-west-1"]
 		role := tgt.roleNamed("ecr-autodeploy-target-eu-west-1")
-		// The worker deploys through it, the deployer's sweeps describe.
-		if diff := cmp.Diff(trust("worker", "deployer"), role["AssumeRolePolicyDocument"]); diff != "" {
+		// The worker deploys through it; the deployer's sweeps read
+		// through the sweep role (TestIntakeDeploysNowhere).
+		if diff := cmp.Diff(trust("worker"), role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
 		if tgt.roleNamed("ecr-autodeploy-watcher-eu-west-1") != nil {

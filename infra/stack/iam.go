@@ -63,8 +63,9 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 }
 
 // grantDeploy gives the worker exactly what a deploy needs with its own
-// credentials, and the roles of targets elsewhere. The worker deploys work
-// items only: it lists no images (sweeps are the intake's).
+// credentials, and the deploy roles of targets elsewhere (never the sweep
+// roles: those are the intake's). The worker deploys work items only: it
+// lists no images (sweeps are the intake's).
 func grantDeploy(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	grantTargets(role, cfg, own(central), policyStatement{sid: "AssumeTargetRoles", actions: []string{"sts:AssumeRole"},
 		resources: sortedKeys(setOf(targetRoles(cfg, central)))})
@@ -74,22 +75,33 @@ func grantDeploy(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 // work queue the stack always configures, what its paths call with its own
 // credentials: matching a push calls nothing (Deployer.Deploy → Match →
 // Dispatch to the queue, grantSend); a sweep lists the central registry's
-// images, describes every service (blue/green ones too) and its running
-// revision, reads each published parameter and, when one is missing or
-// stale, writes it (deploy.RepairPublished, under the service's lock); it
-// assumes the roles of targets and registries elsewhere to do the same
-// there. Nothing that deploys: no UpdateService, RegisterTaskDefinition,
-// PassRole or CodeDeploy.
+// images and reads the targets (grantSweeps). Elsewhere it assumes the
+// targets' sweep roles (rules.Target.SweepRoleFor: read-only, made by the
+// target stacks) and the registries' read roles to do the same there —
+// never a deploy role, unless the rules file names one for a target (that
+// role is both functions'). Nothing that deploys: no UpdateService,
+// RegisterTaskDefinition, PassRole or CodeDeploy.
 func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	var extra []policyStatement
-	roles := targetRoles(cfg, central)
+	roles := sweepRoles(cfg, central)
 	if cfg.Reconcile.Every > 0 {
 		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
 			resources: RepositoryARNs(cfg, central, nil)})
 		roles = append(roles, registryRoles(cfg, central)...)
 	}
-	extra = append(extra, policyStatement{sid: "AssumeTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
-	keep := own(central)
+	extra = append(extra, policyStatement{sid: "AssumeSweepRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
+	grantSweeps(role, cfg, own(central), extra...)
+}
+
+// grantSweeps gives role what the intake's sweep calls on the targets keep
+// selects, through deploy.Deployer.ReadRole: describing every service
+// (blue/green ones too: the running revision is read from the service, not
+// from CodeDeploy) and its running revision, reading each published
+// parameter and, when one is missing or stale, writing it
+// (deploy.RepairPublished, under the service's lock). The central
+// deployer gets it for its own targets, a target stack's sweep role for
+// that place's. Extra statements are placed with them.
+func grantSweeps(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
 	grants := readStatements(role, cfg, keep, perService, extra)
 	if !grants.fits() {
 		grants = readStatements(role, cfg, keep, perCluster, extra)
@@ -331,13 +343,23 @@ func RepositoryARNs(cfg *rules.Config, central rules.Place, keep func(*rules.Rul
 	return sortedKeys(seen)
 }
 
-// targetRoles are the roles the deployer assumes for targets: named in the
-// file or derived for other accounts.
+// targetRoles are the roles the worker assumes to deploy targets: named in
+// the file or the target stacks' deploy roles.
 func targetRoles(cfg *rules.Config, central rules.Place) []string {
+	return rolesOf(cfg, func(t rules.Target) string { return t.RoleFor(central) })
+}
+
+// sweepRoles are the roles the deployer (the intake) assumes to read
+// targets in sweeps: named in the file or the target stacks' sweep roles.
+func sweepRoles(cfg *rules.Config, central rules.Place) []string {
+	return rolesOf(cfg, func(t rules.Target) string { return t.SweepRoleFor(central) })
+}
+
+func rolesOf(cfg *rules.Config, role func(rules.Target) string) []string {
 	var out []string
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if role := t.RoleFor(central); role != "" {
+			if role := role(t); role != "" {
 				out = append(out, role)
 			}
 		}

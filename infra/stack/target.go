@@ -14,9 +14,11 @@ import (
 
 // NewTargetStack forwards the deployment events (ECS and CodeDeploy) of the
 // targets at its place to the central bus and, in another account, makes
-// the role the central worker (and the deployer's sweeps) assume there, with
-// the worker's least privilege at home, and the role the central watcher assumes there to
-// read how CodeDeploy deployments ended (nothing that deploys).
+// the role the central worker deploys through there (the worker's least
+// privilege at home), the role the central deployer's sweeps read through
+// (the intake's at home: nothing that deploys), and the role the central
+// watcher reads how CodeDeploy deployments ended with (nothing that
+// deploys).
 func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy targets %s: deployed from the central account %s", p.Place, p.Topology.Central))
 	central := p.Topology.Central
@@ -41,14 +43,21 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 	if len(serviceARNs(p.Rules, mine)) == 0 {
 		return s // every target here names its own role
 	}
+	// Two roles, each trusted by the one function that uses it: the
+	// worker deploys through the target role; the deployer (the intake)
+	// sweeps through the sweep role, which deploys nothing.
 	role := awsiam.NewRole(s, jsii.String("TargetRole"), &awsiam.RoleProps{
-		RoleName: jsii.String(rules.TargetRoleName(p.Place.Region)),
-		// The worker deploys through it; the deployer's sweeps describe
-		// through it (the rules name one role per target for both).
-		AssumedBy:   p.trustCentral(workerRoleName, deployerRoleName),
-		Description: jsii.String("ecr-autodeploy: the central worker deploys the listed services here, the deployer sweeps them"),
+		RoleName:    jsii.String(rules.TargetRoleName(p.Place.Region)),
+		AssumedBy:   p.trustCentral(workerRoleName),
+		Description: jsii.String("ecr-autodeploy: the central worker deploys the listed services here"),
 	})
 	grantTargets(role, p.Rules, mine)
+	sweep := awsiam.NewRole(s, jsii.String("SweepRole"), &awsiam.RoleProps{
+		RoleName:    jsii.String(rules.SweepRoleName(p.Place.Region)),
+		AssumedBy:   p.trustCentral(deployerRoleName),
+		Description: jsii.String("ecr-autodeploy: the central deployer's sweeps describe the listed services here and repair their published images"),
+	})
+	grantSweeps(sweep, p.Rules, mine)
 	return s
 }
 
