@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
 
 // DashboardName is the dashboard's name in the stack's region.
@@ -118,24 +120,36 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 }
 
 // dashboardQueueLines is the most work queues graphed line by line; past it
-// a search finds every place's queue by the work queues' name.
+// searches find every place's queue by its exact name.
 const dashboardQueueLines = 10
 
+// searchQueryLimit is CloudWatch's limit on a SEARCH expression's query
+// (the metric schema and search term, between the single quotes).
+const searchQueryLimit = 1024
+
 // workBacklog are the work queues' depth and oldest message's age: a line
-// per place's queue up to dashboardQueueLines places, else a search on
-// the queues' name (the body stays the same size at any number of places).
+// per place's queue up to dashboardQueueLines places, else searches on the
+// queues' exact names (no metric of each place's queue in the body).
 func workBacklog(work workQueues, period awscdk.Duration) (depth, age []awscloudwatch.IMetric) {
 	if len(work.byPlace) > dashboardQueueLines {
-		search := func(metric, label string) awscloudwatch.IMetric {
-			return awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-				Expression:   jsii.String(fmt.Sprintf(`SEARCH('{AWS/SQS,QueueName} MetricName="%s" QueueName=%s', 'Maximum', 300)`, metric, work.base)),
-				Label:        jsii.String("${PROP('Dim.QueueName')} " + label),
-				Period:       period,
-				UsingMetrics: &map[string]awscloudwatch.IMetric{},
-			})
+		central := work.byPlace[0].place
+		var names []string
+		for _, pq := range work.byPlace {
+			names = append(names, queue.NameFor(work.base, central, pq.place))
 		}
-		return []awscloudwatch.IMetric{search("ApproximateNumberOfMessagesVisible", "waiting")},
-			[]awscloudwatch.IMetric{search("ApproximateAgeOfOldestMessage", "oldest")}
+		search := func(metric, label string) []awscloudwatch.IMetric {
+			var out []awscloudwatch.IMetric
+			for _, expr := range queueSearches(metric, names) {
+				out = append(out, awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+					Expression:   jsii.String(expr),
+					Label:        jsii.String("${PROP('Dim.QueueName')} " + label),
+					Period:       period,
+					UsingMetrics: &map[string]awscloudwatch.IMetric{},
+				}))
+			}
+			return out
+		}
+		return search("ApproximateNumberOfMessagesVisible", "waiting"), search("ApproximateAgeOfOldestMessage", "oldest")
 	}
 	for i, pq := range work.byPlace {
 		label := pq.place.String()
@@ -147,4 +161,32 @@ func workBacklog(work workQueues, period awscdk.Duration) (depth, age []awscloud
 		age = append(age, pq.queue.MetricApproximateAgeOfOldestMessage(opts))
 	}
 	return depth, age
+}
+
+// queueSearches are SEARCH expressions that find metric of exactly the
+// queues named, as few as CloudWatch's query limit allows. An unquoted
+// value in a SEARCH term is a partial match on its tokens (QueueName=x-work
+// finds every queue whose name has the tokens x and work: the work
+// dead-letter queue, another stack's queues); a value in double quotes
+// matches exactly that value, so each queue is named in quotes and the
+// names are joined by OR.
+func queueSearches(metric string, names []string) []string {
+	head := fmt.Sprintf(`{AWS/SQS,QueueName} MetricName="%s" `, metric)
+	var out, terms []string
+	query := func(terms []string) string { return head + "(" + strings.Join(terms, " OR ") + ")" }
+	flush := func() {
+		if len(terms) > 0 {
+			out = append(out, fmt.Sprintf(`SEARCH('%s', 'Maximum', 300)`, query(terms)))
+			terms = nil
+		}
+	}
+	for _, n := range names {
+		term := fmt.Sprintf(`QueueName="%s"`, n)
+		if len(terms) > 0 && len(query(append(slices.Clone(terms), term))) > searchQueryLimit {
+			flush()
+		}
+		terms = append(terms, term)
+	}
+	flush()
+	return out
 }
