@@ -222,8 +222,10 @@ func (d *accountsDemo) topology() {
 	d.p.line(topologyPicture, "registry account "+registryAt.Account, "central account "+central.Account, "target account "+targetAt.Account,
 		"("+registryAt.Region+")", "("+central.Region+")", "("+targetAt.Region+")",
 		"role "+rules.PromoteRoleName(registryAt.Region), "role "+rules.TargetRoleName(targetAt.Region))
-	d.p.line("  each function has its own role there: the deployer deploys through %s and lists images (sweeps) through %s;",
-		rules.TargetRoleName(targetAt.Region), rules.RegistryRoleName(registryAt.Region))
+	d.p.line("  each function has its own role there: the worker deploys through %s; the deployer's sweeps read through %s",
+		rules.TargetRoleName(targetAt.Region), rules.SweepRoleName(targetAt.Region))
+	d.p.line("  (nothing that deploys) and list images through %s (this demo's deployer has no work queue: it deploys itself, through %s);",
+		rules.RegistryRoleName(registryAt.Region), rules.TargetRoleName(targetAt.Region))
 	d.p.line("  the watcher tags through %s and reads CodeDeploy (blue/green targets) through %s",
 		rules.PromoteRoleName(registryAt.Region), rules.WatcherRoleName(targetAt.Region))
 	for _, r := range d.cfg.Rules {

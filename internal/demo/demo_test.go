@@ -108,6 +108,7 @@ func TestAccountsDemoEndState(t *testing.T) {
 	}
 	for _, want := range []string{
 		"deployer: deployed prod/web in 222222222222/us-east-1 through arn:aws:iam::222222222222:role/ecr-autodeploy-target-us-east-1",
+		"the worker deploys through ecr-autodeploy-target-us-east-1; the deployer's sweeps read through ecr-autodeploy-sweep-us-east-1",
 		"now running in 222222222222/us-east-1: prod/web web-prod:2 app=web@sha256:",
 		`"outcome":"completed","promoted":"verified-main-1"`,
 		"tags now: main-1, verified-main-1 (through arn:aws:iam::333333333333:role/ecr-autodeploy-promote-eu-west-1)",
