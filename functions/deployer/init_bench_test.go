@@ -34,12 +34,24 @@ boto3.session.Session(region_name="eu-west-1").client("dynamodb", aws_access_key
 // Python baseline's.
 const initGoal = 0.1
 
+// The absolute budgets of a cold start's median, which keep the goal honest
+// on a loaded machine: there the Python baseline measures 0.4-1.3 s (the
+// issue counts ~270-300 ms), and a tenth of it would let the Go init grow
+// unseen. With the demo's rules file, the floor the init had before SSM,
+// ECR, CodeDeploy and STS came (15-18 ms) with room for this machine's
+// noise; with 1,000 targets, that and what loading them costs cold.
+const (
+	initBudget      = 30 * time.Millisecond
+	fleetInitBudget = 60 * time.Millisecond
+)
+
 // BenchmarkInit starts the built bootstrap cold under aws-lambda-rie, once
-// per iteration, with a small rules file and with one of 1,000 targets, and
-// reports the median INIT REPORT duration against the median of the Python
-// baseline (pythonInit) on the same machine and rules file, and the sum of
-// the Go runtime's package initialisers (GODEBUG=inittrace=1), naming the
-// costliest. Over initGoal, it fails.
+// per iteration, with the demo's rules file and with one of 1,000 targets,
+// and reports the median INIT REPORT duration against the median of the
+// Python baseline (pythonInit) on the same machine and rules file, and the
+// sum of the Go runtime's package initialisers (GODEBUG=inittrace=1, the
+// median of five runs), naming the costliest. Over initGoal × the baseline
+// or over its absolute budget, it fails; it reports both.
 func BenchmarkInit(b *testing.B) {
 	big := filepath.Join(b.TempDir(), "autodeploy.yaml")
 	var targets []string
@@ -50,12 +62,15 @@ func BenchmarkInit(b *testing.B) {
 		strings.Join(targets, ",\n    ")+"]}\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct{ name, rules string }{{"rules=small", "testdata/autodeploy.yaml"}, {"rules=1000-targets", big}} {
-		b.Run(c.name, func(b *testing.B) { coldStarts(b, c.rules) })
+	for _, c := range []struct {
+		name, rules string
+		budget      time.Duration
+	}{{"rules=demo", "../../internal/demo/autodeploy.yaml", initBudget}, {"rules=1000-targets", big, fleetInitBudget}} {
+		b.Run(c.name, func(b *testing.B) { coldStarts(b, c.rules, c.budget) })
 	}
 }
 
-func coldStarts(b *testing.B, rulesFile string) {
+func coldStarts(b *testing.B, rulesFile string, budget time.Duration) {
 	rules, err := filepath.Abs(rulesFile)
 	if err != nil {
 		b.Fatal(err)
@@ -107,19 +122,39 @@ func coldStarts(b *testing.B, rulesFile string) {
 	g, p := median(goInit), median(pyInit)
 	pkgInit, top := packageInit(b, bootstrap)
 	b.ReportMetric(float64(g.Microseconds())/1000, "init-ms")
+	b.ReportMetric(float64(budget.Milliseconds()), "budget-ms")
 	b.ReportMetric(float64(p.Microseconds())/1000, "python-ms")
 	b.ReportMetric(float64(g)/float64(p), "x-python")
 	b.ReportMetric(pkgInit, "pkg-init-ms")
-	b.Logf("cold starts %v (median %s), Python baseline median %s; package init %.1f ms, costliest: %s", goInit, g, p, pkgInit, top)
+	b.Logf("cold starts %v (median %s, budget %s), Python baseline median %s (%.3f×, goal ≤ %.2f×); package init %.1f ms, costliest: %s",
+		goInit, g, budget, p, float64(g)/float64(p), initGoal, pkgInit, top)
 	if float64(g) > initGoal*float64(p) {
 		b.Errorf("init %s is %.2f× the Python baseline's %s (goal ≤ %.2f×)", g, float64(g)/float64(p), p, initGoal)
 	}
+	if g > budget {
+		b.Errorf("init %s is over its budget of %s", g, budget)
+	}
 }
 
-// packageInit runs bootstrap with GODEBUG=inittrace=1 (it stops at once
-// without Lambda's runtime API, after its package initialisers ran) and
-// returns the initialisers' clock time in ms, and the costliest five.
+// packageInit runs bootstrap five times with GODEBUG=inittrace=1 (it stops
+// at once without Lambda's runtime API, after its package initialisers ran)
+// and returns the median run's initialisers' clock time in ms, and its
+// costliest five.
 func packageInit(b *testing.B, bootstrap string) (float64, string) {
+	type run struct {
+		ms  float64
+		top string
+	}
+	var runs []run
+	for range 5 {
+		ms, top := packageInitOnce(b, bootstrap)
+		runs = append(runs, run{ms, top})
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].ms < runs[j].ms })
+	return runs[len(runs)/2].ms, runs[len(runs)/2].top
+}
+
+func packageInitOnce(b *testing.B, bootstrap string) (float64, string) {
 	cmd := exec.Command(bootstrap)
 	cmd.Env = []string{"GODEBUG=inittrace=1", "AUTODEPLOY_TABLE=t"}
 	var stderr bytes.Buffer
