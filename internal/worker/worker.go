@@ -7,6 +7,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -76,6 +77,24 @@ func DefaultBackoff(n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
+// Reserve is the time an invocation keeps, before its deadline, to answer
+// Lambda in time: items run on a context that ends Reserve before the
+// invocation's deadline, and no item starts once that has ended. It is what
+// an item still does after its context ended, in turn: the lock's release
+// (or the history write with it), which the deploy path gives 10 s of its
+// own, and the ChangeMessageVisibility that backs the item off (CallTimeout,
+// 5 s), plus a second to answer. An answer Lambda receives after the
+// deadline is lost ("Task timed out"): the event source mapping then
+// returns the whole batch after the queue's visibility timeout (18 min in
+// the stack) instead of the unfinished items after their backoff. An
+// invocation shorter than 4 × Reserve keeps a quarter of its time instead
+// (time-scaled benchmarks run a 3-minute timeout in seconds).
+const Reserve = 16 * time.Second
+
+// reserve is the time kept for the answer of an invocation with remaining
+// time left: Reserve, at most a quarter of it.
+func reserve(remaining time.Duration) time.Duration { return min(Reserve, remaining/4) }
+
 // Handle deploys each item of the batch and answers, as batch item
 // failures, exactly the messages to receive again:
 //   - an item that failed transiently (throttled, a lock another deploy
@@ -86,6 +105,10 @@ func DefaultBackoff(n int) time.Duration {
 //     receive retries it, so a throttled target waits in the queue rather
 //     than in an invocation; a redelivery of a deployed item finds the
 //     image running;
+//   - an item the invocation had no time for: its deploy's context ends
+//     Reserve before the invocation's deadline, and an item not started by
+//     then is not started; both are backed off as above, and the handler
+//     answers before the deadline (see Reserve);
 //   - a message that is not a work item this build reads: returned so the
 //     queue's redrive policy parks it in the dead-letter queue after its
 //     receives, where an operator sees it.
@@ -95,6 +118,8 @@ func DefaultBackoff(n int) time.Duration {
 // here) are not returned: receiving them again cannot help, and they would
 // only end in the dead-letter queue.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	items, cancel := itemContext(ctx)
+	defer cancel()
 	failed := make([]bool, len(ev.Records))
 	var g errgroup.Group
 	limit := h.Concurrency
@@ -102,16 +127,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		limit = max(h.Deployer.Concurrency, 1)
 	}
 	g.SetLimit(limit)
+	// Back-offs run beside the items, not in their slots: once the items'
+	// time is up, every item left behind is backed off at once.
+	var backoffs sync.WaitGroup
 	for i, msg := range ev.Records {
 		g.Go(func() error {
-			failed[i] = h.item(ctx, msg)
+			if items.Err() != nil {
+				h.Deployer.Log.WarnContext(ctx, "work item not started: the invocation's time is all but spent; it returns to the queue",
+					"message_id", msg.MessageId, "receive_count", msg.Attributes["ApproximateReceiveCount"])
+				failed[i] = true
+			} else {
+				failed[i] = h.item(items, msg)
+			}
 			if failed[i] {
-				h.backoff(ctx, msg)
+				backoffs.Go(func() { h.backoff(ctx, msg) })
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
+	backoffs.Wait()
 	var resp events.SQSEventResponse
 	for i, f := range failed {
 		if f {
@@ -119,6 +154,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	return resp, nil
+}
+
+// itemContext is the context items run on: ctx, ending reserve(remaining)
+// before ctx's deadline when it has one (Lambda's always has: the
+// invocation's timeout).
+func itemContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, deadline.Add(-reserve(time.Until(deadline))))
 }
 
 // item handles one message; retry says whether it must be received again.
@@ -173,9 +219,10 @@ func (h *Handler) backoff(ctx context.Context, msg events.SQSMessage) {
 		wait = h.Backoff
 	}
 	secs := int32(min(max(wait(n), 0), BackoffMax).Round(time.Second) / time.Second)
-	// The invocation's context may be all but spent (the deploy that failed
-	// used it); the call still gets its few seconds.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cmp.Or(h.CallTimeout, 5*time.Second))
+	// ctx is the invocation's: the items' context ended Reserve before its
+	// deadline, and the call gets its few seconds within that reserve, so
+	// the answer still reaches Lambda in time.
+	cctx, cancel := context.WithTimeout(ctx, cmp.Or(h.CallTimeout, 5*time.Second))
 	defer cancel()
 	if _, err := h.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl: aws.String(url), ReceiptHandle: aws.String(msg.ReceiptHandle), VisibilityTimeout: secs,
