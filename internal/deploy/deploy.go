@@ -121,6 +121,9 @@ type Deployer struct {
 	// Rollouts, when set, makes a push to several targets of a rule one
 	// notice when it ended on all of them, instead of one per target.
 	Rollouts Rollouts
+	// Outcomes, when set, records the end of a deployment whose record a
+	// retry repaired, when it ended before (see repair).
+	Outcomes Outcomes
 	Now      func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
@@ -417,7 +420,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.fail(err)
 		return res
 	}
-	repair, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, &res)
+	repaired, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, &res)
 	if err != nil {
 		res.fail(err)
 	}
@@ -438,8 +441,8 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 	case res.Outcome == Deployed, permanentFailure && !reported:
 		r := d.record(push, res)
 		rec = &r
-	case repair != nil:
-		rec = repair
+	case repaired != nil && repaired.rec != nil:
+		rec = repaired.rec
 	}
 	if rec == nil {
 		if err := held.Release(rctx); err != nil {
@@ -453,8 +456,17 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 			"event_id", push.EventID, "error", err.Error())
 		res.Retryable = true
 		res.Reason = strings.TrimSpace(res.Reason + " (history not written, will retry to record it)")
+		repaired = nil
 	}
-	tracked := d.endOfTarget(ctx, push, res, repair != nil || res.ownRevision)
+	if repaired != nil {
+		if err := d.endRepaired(ctx, push, rule, *repaired); err != nil {
+			d.Log.ErrorContext(ctx, "deployment end not recorded", "cluster", res.Cluster, "service", res.Service,
+				"event_id", push.EventID, "deployment_id", repaired.deploymentID, "outcome", repaired.outcome, "error", err.Error())
+			res.Retryable = true
+			res.Reason = strings.TrimSpace(res.Reason + " (its deployment's end not recorded, will retry to record it)")
+		}
+	}
+	tracked := d.endOfTarget(ctx, push, res, (repaired != nil && repaired.rec != nil) || res.ownRevision)
 	if permanentFailure && !reported && !tracked {
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}
@@ -627,7 +639,7 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 // deployLocked does steps 2–7 of a deploy, under the service's lock. When
 // the image already runs because an earlier attempt of this very event
 // deployed it but lost its history write, it returns the record to repair.
-func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*history.Record, error) {
+func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*repair, error) {
 	if why := Blocked(held.State(), push.Digest); why != "" {
 		res.Outcome, res.Reason = Skipped, why
 		return nil, nil
@@ -696,23 +708,39 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	return nil, nil
 }
 
-// unrecorded returns the history record of a deploy that already runs but
-// was never recorded: the running revision was registered for this very
-// event (its tags say so) and is not the service's last recorded revision.
-// That happens when a deploy's history write was lost; the retry repairs it.
-func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceState, res *Result) *history.Record {
-	if p.From == state.LastTaskDefinition ||
-		taskdef.TagValue(p.RunningTags, taskdef.TagEvent) != push.EventID ||
+// unrecorded returns the repair of a deploy that already runs but was never
+// recorded: the running revision was registered for this very event (its
+// tags say so) and is not the service's last recorded revision. That
+// happens when a deploy's history write was lost (a worker killed after
+// UpdateService); the retry writes the record, and the deployment's end
+// when DescribeServices shows it ended (see repair). When the revision is
+// the last recorded one and its deployment ended, the repair is only of
+// that end (a retry wrote the record but not its end): nil when there is
+// nothing to repair.
+func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceState, res *Result) *repair {
+	if taskdef.TagValue(p.RunningTags, taskdef.TagEvent) != push.EventID ||
 		taskdef.TagValue(p.RunningTags, taskdef.TagRule) != res.Rule {
 		return nil
 	}
+	r := &repair{deploymentID: primaryDeployment(p.Service, p.From)}
+	r.outcome, r.reason = endedDeployment(p.Service, p.From)
+	if p.From == state.LastTaskDefinition {
+		if r.outcome == "" || r.deploymentID == "" {
+			return nil
+		}
+		return r
+	}
 	repaired := *res
-	repaired.Outcome, repaired.Reason = Deployed, "recorded by a retry: the deploy's own history write was lost"
+	repaired.Outcome, repaired.Reason = Deployed, repairedReason
 	repaired.From, repaired.To = taskdef.TagValue(p.RunningTags, taskdef.TagFrom), p.From
-	repaired.DeploymentID = primaryDeployment(p.Service, p.From)
+	repaired.DeploymentID = r.deploymentID
 	rec := d.record(push, repaired)
+	r.rec = &rec
 	res.Reason += "; recorded its deploy, whose history write had been lost"
-	return &rec
+	if r.outcome != "" {
+		res.Reason += ", and its deployment's end (" + r.outcome + ")"
+	}
+	return r
 }
 
 // recorded is what an earlier deploy noted about a container's image.

@@ -116,8 +116,9 @@ func newFixture(t *testing.T, n int, visibility time.Duration, maxReceive int, t
 		th.families[family] = true
 	}
 	f.d = &deploy.Deployer{Rules: cfg, Central: central, Services: history.NewServices(lock.New(db, table), history.NewStore(db, table)),
-		ECS: func(region, role string) deploy.ECS { return th.with(clients.ECS(region, role)) },
-		Log: logging.New(f.logs, slog.LevelInfo), Concurrency: 4, Now: time.Now, Notifier: f.notices,
+		Outcomes: history.NewStore(db, table),
+		ECS:      func(region, role string) deploy.ECS { return th.with(clients.ECS(region, role)) },
+		Log:      logging.New(f.logs, slog.LevelInfo), Concurrency: 4, Now: time.Now, Notifier: f.notices,
 		Dispatcher: &queue.Dispatcher{SQS: f.sqs, Queues: map[rules.Place]string{central: f.queue.URL}, Central: central}}
 	f.handler = &Handler{Deployer: f.d}
 	f.push = ecrevent.Push{EventID: "ev-fleet-1", Account: central.Account, Region: central.Region, Repository: "web", Tag: "main-4f2a9c1",
@@ -145,7 +146,8 @@ func (f *fixture) drain(t *testing.T) testenv.PollStats {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	p := &testenv.Poller{SQS: f.sqs, QueueURL: f.queue.URL, BatchSize: 10, Concurrency: 3,
+	// Each batch under the stack's worker timeout, as Lambda runs it.
+	p := &testenv.Poller{SQS: f.sqs, QueueURL: f.queue.URL, BatchSize: 10, Concurrency: 3, Timeout: 3 * time.Minute,
 		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 			resp, err := f.handler.Handle(ctx, ev)
 			f.mu.Lock()
