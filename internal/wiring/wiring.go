@@ -38,7 +38,12 @@ func New(rt fnenv.Runtime) *Functions {
 // lockWait for a lease another deploy holds (0: the lock's default).
 // Its dispatcher is unset: in-process.
 func (f *Functions) Deployer(lockWait time.Duration) *deploy.Deployer {
-	rt, clients := f.rt, f.clients
+	return f.deployer(lockWait, f.clients)
+}
+
+// deployer is Deployer with the given per-target clients.
+func (f *Functions) deployer(lockWait time.Duration, clients *awsenv.Clients) *deploy.Deployer {
+	rt := f.rt
 	db := awsenv.StateTable(rt.AWS)
 	locks := lock.New(db, rt.Env.Table)
 	if lockWait > 0 {
@@ -51,7 +56,10 @@ func (f *Functions) Deployer(lockWait time.Duration) *deploy.Deployer {
 		Services: history.NewServices(locks, history.NewStore(db, rt.Env.Table)),
 		// A push to several targets of a rule is one rollout, told in one
 		// notice when every target ended (the watcher ends the deployed).
-		Rollouts:    history.NewStore(db, rt.Env.Table),
+		Rollouts: history.NewStore(db, rt.Env.Table),
+		// A retry that repairs a lost record records its deployment's end
+		// too, when it came while the record was missing.
+		Outcomes:    history.NewStore(db, rt.Env.Table),
 		Log:         rt.Log,
 		Concurrency: rt.Env.Concurrency,
 		Now:         time.Now,
@@ -88,8 +96,12 @@ func (f *Functions) Worker() (*worker.Handler, error) {
 	if f.rt.Env.WorkQueueURL == "" {
 		return nil, fmt.Errorf("AUTODEPLOY_WORK_QUEUE_URL is not set: the worker needs the work queue's URL")
 	}
+	// Its per-target clients give up a throttled call sooner
+	// (awsenv.ForWorker): the queue retries the item, with a backoff, and
+	// the invocation stays inside its timeout. The state table keeps its
+	// retries: a lease renewal that gave up would lose the lock.
 	return &worker.Handler{
-		Deployer: f.Deployer(worker.LockWait),
+		Deployer: f.deployer(worker.LockWait, awsenv.NewClients(awsenv.ForWorker(f.rt.AWS))),
 		SQS:      sqs.NewFromConfig(f.rt.AWS),
 		QueueURL: f.rt.Env.WorkQueueURL,
 	}, nil

@@ -5,8 +5,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
@@ -23,7 +26,7 @@ func runtime(t *testing.T, queueURL string) fnenv.Runtime {
 	}
 	central := rules.Place{Account: "111111111111", Region: "eu-west-1"}
 	rt := fnenv.Runtime{Env: fnenv.Env{Table: "t", Concurrency: 10, WorkQueueURL: queueURL}, Log: logging.New(&strings.Builder{}, 0),
-		Rules: cfg, AWS: aws.Config{Region: "eu-west-1"}, Central: central}
+		Rules: cfg, AWS: aws.Config{Region: "eu-west-1", Retryer: awsenv.NewRetryer}, Central: central}
 	if queueURL != "" {
 		if rt.WorkQueues, err = queue.Queues(queueURL, central, fnenv.Places(cfg, central)); err != nil {
 			t.Fatal(err)
@@ -81,6 +84,18 @@ func TestIntakeAndWorker(t *testing.T) {
 			}
 			if h.Deployer.Rollouts == nil {
 				t.Error("the worker ends no rollouts: its skips and failures would never count")
+			}
+			if h.Deployer.Outcomes == nil || d.Outcomes == nil {
+				t.Error("a repaired record would never get the end the watcher dropped")
+			}
+			// The worker's ECS calls give up a throttle sooner (the queue
+			// retries the item); the intake's keep the SDK's full budget.
+			attempts := func(d deploy.ECS) int { return d.(*ecs.Client).Options().Retryer.MaxAttempts() }
+			if got := attempts(h.Deployer.ECS("eu-west-1", "")); got != awsenv.WorkerMaxAttempts {
+				t.Errorf("the worker's ECS client makes %d attempts, want %d", got, awsenv.WorkerMaxAttempts)
+			}
+			if got := attempts(d.ECS("eu-west-1", "")); got != awsenv.MaxAttempts {
+				t.Errorf("the intake's ECS client makes %d attempts, want %d", got, awsenv.MaxAttempts)
 			}
 		})
 	}
