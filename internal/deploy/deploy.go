@@ -466,7 +466,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 			res.Reason = strings.TrimSpace(res.Reason + " (its deployment's end not recorded, will retry to record it)")
 		}
 	}
-	tracked := d.endOfTarget(ctx, push, res, (repaired != nil && repaired.rec != nil) || res.ownRevision)
+	tracked := d.rolloutEnds(ctx, push, &res, (repaired != nil && repaired.rec != nil) || res.ownRevision)
 	if permanentFailure && !reported && !tracked {
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}
@@ -483,7 +483,11 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 // when a notifier is set.
 func (d *Deployer) NotDeployed(ctx context.Context, push ecrevent.Push, res Result) {
 	d.count(ctx, res, false)
-	if !d.endOfTarget(ctx, push, res, false) {
+	if tracked, err := d.endOfTarget(ctx, push, res, false); err != nil || !tracked {
+		if err != nil {
+			d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", res.Rule, "cluster", res.Cluster, "service", res.Service,
+				"event_id", push.EventID, "error", err.Error())
+		}
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}
 }

@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -15,40 +17,137 @@ import (
 // Rollouts keeps the rollouts of pushes that reach several targets of a
 // rule, so that people hear of each once, when it ended on every target
 // (history.Store). The intake opens one per rule of two or more targets as
-// it dispatches; the deploy path ends the targets it skipped or failed for
-// good, the watcher the deployments.
+// it dispatches a push; the deploy path ends the targets it skipped or
+// failed for good, and the deployments its deploys replaced; the watcher
+// ends the deployments.
 type Rollouts interface {
-	OpenRollout(ctx context.Context, r history.Rollout, now time.Time) error
+	OpenRollout(ctx context.Context, r history.Rollout, targets []history.RolloutTarget, now time.Time) error
+	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]history.Record, error)
 	notify.RolloutBook
 }
 
+// sweepEventPrefix begins the event id of a sweep's deploy of a digest
+// (reconcile.EventID), which is the same from one sweep of it to the next.
+const sweepEventPrefix = "reconcile-"
+
+// IsSweep reports whether eventID names a sweep's deploy, which opens no
+// rollout: a sweep finds few targets behind, each reported by itself, and
+// its event id comes back with every sweep of the digest, where a rollout,
+// once ended, stays ended.
+func IsSweep(eventID string) bool { return strings.HasPrefix(eventID, sweepEventPrefix) }
+
 // openRollouts opens the rollout of each rule that push reaches on two or
 // more targets, before any of them is dispatched (a target may end before
-// the dispatch returns). A rule with one target is no rollout: its target's
-// own notice says it all, as it always did.
+// the dispatch returns), with the targets it counts. A rule with one
+// target is no rollout: its target's own notice says it all, as it always
+// did; nor is a sweep (IsSweep).
 func (d *Deployer) openRollouts(ctx context.Context, push ecrevent.Push, jobs []Job) error {
-	if d.Rollouts == nil {
+	if d.Rollouts == nil || IsSweep(push.EventID) {
 		return nil
 	}
-	per := map[string]int{}
+	per := map[string][]history.RolloutTarget{}
 	var order []string
 	for _, j := range jobs {
-		if per[j.Rule.Name] == 0 {
+		if _, ok := per[j.Rule.Name]; !ok {
 			order = append(order, j.Rule.Name)
 		}
-		per[j.Rule.Name]++
+		at := j.Target.Where(d.Central)
+		per[j.Rule.Name] = append(per[j.Rule.Name], history.RolloutTarget{
+			ServiceKey: history.ServiceKey(at.Account, at.Region, j.Target.Cluster, j.Target.Service),
+			Account:    at.Account, Region: at.Region, Cluster: j.Target.Cluster, Service: j.Target.Service})
 	}
 	for _, rule := range order {
-		if per[rule] < 2 {
+		if len(per[rule]) < 2 {
 			continue
 		}
 		r := history.Rollout{Rule: rule, EventID: push.EventID, Repository: push.Repository, Tag: push.Tag,
-			Digest: push.Digest, PushedAt: push.Time, Expected: per[rule]}
-		if err := d.Rollouts.OpenRollout(ctx, r, d.now()); err != nil {
+			Digest: push.Digest, PushedAt: push.Time}
+		if err := d.Rollouts.OpenRollout(ctx, r, per[rule], d.now()); err != nil {
 			return fmt.Errorf("event %s: %w", push.EventID, err)
 		}
 	}
 	return nil
+}
+
+// rolloutEnds is the deploy path's part in rollouts, for one target's
+// result: it ends, as superseded, the deployments of other pushes that this
+// deploy replaced (ECS reports no end of them), and counts the target in
+// its rule's rollout when the deploy path is done with it. It returns
+// whether a rollout counts the target (else the caller notifies it by
+// itself; not when the end is to be retried, as the retry does either);
+// when an end cannot be recorded it makes the result Retryable,
+// so the target is tried again (a work item returns to its queue, a push
+// fails its invocation) and the retry counts the end once and claims the
+// rule's notice — else the notice would be lost for good.
+func (d *Deployer) rolloutEnds(ctx context.Context, push ecrevent.Push, res *Result, ownRevision bool) (tracked bool) {
+	if d.Rollouts == nil {
+		return false
+	}
+	// ownRevision: an earlier try of this deploy replaced them; its
+	// supersedes may not all have been counted.
+	if res.Outcome == Deployed || (ownRevision && res.Outcome == Skipped) {
+		running := res.To
+		if res.Outcome != Deployed {
+			running = res.From
+		}
+		if err := d.supersede(ctx, push, *res, running); err != nil {
+			d.endNotRecorded(ctx, push, res, err)
+		}
+	}
+	tracked, err := d.endOfTarget(ctx, push, *res, ownRevision)
+	if err != nil {
+		d.endNotRecorded(ctx, push, res, err)
+		return true // its retry counts it, or reports it by itself
+	}
+	return tracked
+}
+
+// endNotRecorded logs an end the rollout did not record and makes the
+// result Retryable; a notice claimed by a concurrent delivery is no error.
+func (d *Deployer) endNotRecorded(ctx context.Context, push ecrevent.Push, res *Result, err error) {
+	if errors.Is(err, history.ErrNoticePending) {
+		d.Log.InfoContext(ctx, "rollout", "outcome", "notice_pending", "rule", res.Rule, "cluster", res.Cluster,
+			"service", res.Service, "event_id", push.EventID, "reason", err.Error())
+	} else {
+		d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", res.Rule, "cluster", res.Cluster, "service", res.Service,
+			"event_id", push.EventID, "error", err.Error())
+	}
+	if !res.Retryable {
+		res.Retryable = true
+		res.Reason = strings.TrimSpace(res.Reason + " (rollout end not recorded, will retry to record it)")
+	}
+}
+
+// supersede ends the deployments of other pushes (or rules) still under
+// way on res's service, now running revision running, in their rollouts.
+func (d *Deployer) supersede(ctx context.Context, push ecrevent.Push, res Result, running string) error {
+	key := history.ServiceKey(res.Account, res.Region, res.Cluster, res.Service)
+	recs, err := d.Rollouts.Supersede(ctx, key, push.EventID, res.Rule, running, d.now())
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, rec := range recs {
+		d.Log.InfoContext(ctx, "deployment", "rule", rec.Rule, "repository", rec.Repository, "tag", rec.Tag, "digest", rec.Digest,
+			"cluster", rec.Cluster, "service", rec.Service, "deployment_id", rec.DeploymentID,
+			"task_definition", rec.ToTaskDefinition, "outcome", history.Superseded, "reason", rec.DeploymentReason, "event_id", rec.EventID)
+		end := history.RolloutEnd{ServiceKey: key, Account: rec.Account, Region: rec.Region, Cluster: rec.Cluster, Service: rec.Service,
+			Outcome: history.Superseded, Reason: rec.DeploymentReason, DeploymentID: rec.DeploymentID, At: rec.FinishedAt}
+		// Untracked (its rule's only target, a sweep's deploy): the newer
+		// deploy's own lines and notice say what runs; nobody is told twice.
+		if _, err := notify.EndTarget(ctx, d.Rollouts, d.sender(), d.Log, rec.Rule, rec.EventID, end, d.now()); err != nil {
+			errs = append(errs, fmt.Errorf("end superseded deployment %s: %w", rec.DeploymentID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sender is the deployer's notifier as a rollout's sender (nil: none).
+func (d *Deployer) sender() notify.Sender {
+	if d.Notifier == nil {
+		return nil
+	}
+	return d.Notifier
 }
 
 // endOfTarget counts a target the deploy path is done with in its rule's
@@ -57,34 +156,22 @@ func (d *Deployer) openRollouts(ctx context.Context, push ecrevent.Push, jobs []
 // very event registered (a redelivery: its deployment is under way); a
 // transient failure is retried. tracked is false when no rollout counts
 // the target: the caller notifies it by itself.
-func (d *Deployer) endOfTarget(ctx context.Context, push ecrevent.Push, res Result, ownRevision bool) (tracked bool) {
+func (d *Deployer) endOfTarget(ctx context.Context, push ecrevent.Push, res Result, ownRevision bool) (tracked bool, err error) {
 	var outcome string
 	switch {
 	case d.Rollouts == nil || res.Retryable:
-		return false
+		return false, nil
 	case res.Outcome == Failed:
 		outcome = notify.NotDeployed
 	case res.Outcome == Skipped && !ownRevision:
 		outcome = notify.Skipped
 	default:
-		return false
+		return false, nil
 	}
 	end := history.RolloutEnd{ServiceKey: history.ServiceKey(res.Account, res.Region, res.Cluster, res.Service),
 		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
 		Outcome: outcome, Reason: res.Reason, DeploymentID: res.DeploymentID, At: d.now()}
-	var sender notify.Sender
-	if d.Notifier != nil {
-		sender = d.Notifier
-	}
-	tracked, err := notify.EndTarget(ctx, d.Rollouts, sender, d.Log, res.Rule, push.EventID, end, d.now())
-	if err != nil {
-		// The target's own line, metric and history say what happened; only
-		// the rule's one notice waits for an end that is not counted.
-		d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", res.Rule, "cluster", res.Cluster, "service", res.Service,
-			"event_id", push.EventID, "error", err.Error())
-		return false // notified by itself: better than not at all
-	}
-	return tracked
+	return notify.EndTarget(ctx, d.Rollouts, d.sender(), d.Log, res.Rule, push.EventID, end, d.now())
 }
 
 // endOfTargets is endOfTarget for many results at once (a dispatch's
@@ -96,7 +183,14 @@ func (d *Deployer) endOfTargets(ctx context.Context, push ecrevent.Push, rs []Re
 	g.SetLimit(max(d.Concurrency, 1))
 	for i, r := range rs {
 		g.Go(func() error {
-			tracked[i] = d.endOfTarget(ctx, push, r, false)
+			var err error
+			if tracked[i], err = d.endOfTarget(ctx, push, r, false); err != nil {
+				// Not handed to a queue, so nothing retries it: its own
+				// notice says it, and the rule's notice waits for it.
+				d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", r.Rule, "cluster", r.Cluster, "service", r.Service,
+					"event_id", push.EventID, "error", err.Error())
+				tracked[i] = false
+			}
 			return nil
 		})
 	}

@@ -13,11 +13,14 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
-// Deployment outcomes the watcher records.
+// Deployment outcomes the watcher records, and Superseded, which the
+// deploy path records for a deployment its newer deploy replaced (ECS
+// reports no end of such a deployment).
 const (
 	Completed  = "completed"
 	Failed     = "failed"
 	RolledBack = "rolled_back"
+	Superseded = "superseded"
 )
 
 // SetOutcome records how a deployment ended on both items of its record,
@@ -60,7 +63,7 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 	if r.DeploymentID != "" {
 		items = append(items, update("deployment#"+r.DeploymentID, "deploy"))
 	}
-	if r.Digest != "" {
+	if r.Digest != "" && outcome != Superseded { // a digest replaced did not fail
 		items = append(items, w.digestOutcome(r, outcome))
 	}
 	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})

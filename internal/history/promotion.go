@@ -50,7 +50,8 @@ type Progress struct {
 // once. Only once the count reaches targets (the rule's) does it read the
 // targets' items (paged) for the caller to confirm every target by name;
 // before that a completion costs the same two calls, however many targets
-// the rule has.
+// the rule has. A transaction cancelled for another one on the counter is
+// tried again (jittered), up to conflictAttempts times.
 func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (Progress, error) {
 	pk := promotionPK(rule, digest)
 	expires := &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())}
@@ -58,7 +59,7 @@ func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKe
 		"pk": &types.AttributeValueMemberS{Value: pk},
 		"sk": &types.AttributeValueMemberS{Value: "count"},
 	}
-	_, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	mark := &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{
 			TableName: aws.String(w.table),
 			Item: map[string]types.AttributeValue{
@@ -73,9 +74,22 @@ func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKe
 			UpdateExpression:          aws.String("ADD completed :one SET expires_at = :exp"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":exp": expires},
 		}},
-	}})
+	}}
+	// Completions of one digest arrive together, all on the counter: a
+	// transaction that meets another's is cancelled (TransactionConflict),
+	// which the SDK does not retry.
+	var err error
+	for attempt := 1; ; attempt++ {
+		_, err = w.db.TransactWriteItems(ctx, mark)
+		if !conflicted(err) || attempt == conflictAttempts {
+			break
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return Progress{}, fmt.Errorf("mark %s completed for %s: %w", serviceKey, pk, err)
+		}
+	}
 	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) && len(cancelled.CancellationReasons) > 0 &&
+	if errors.As(err, &cancelled) && !conflicted(err) && len(cancelled.CancellationReasons) > 0 &&
 		aws.ToString(cancelled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 		err = nil // a duplicate: counted before
 	}

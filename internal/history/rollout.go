@@ -13,34 +13,41 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
-// Rollout bookkeeping, per rule and push (or sweep) event, for one notice
-// per rule when a push that reached many targets has ended on all of them
-// (pk "rollout#<rule>#<event id>"):
+// Rollout bookkeeping, per rule and push, for one notice per rule when a
+// push that reached many targets has ended on all of them (pk
+// "rollout#<rule>#<event id>"):
 //
-//	sk "rollout"                         the header: what was pushed, round, expected, ended, the notice's claim
-//	sk "end#<round, 6 digits>#<service>" one target's end: outcome, reason, where
+//	sk "rollout"               the header: what was pushed, expected, ended, the notice's claim
+//	sk "target#<service key>"  one target the rollout was opened for; once it ended, how
 //
-// The intake opens the header when it dispatches a rule's targets (expected
-// = how many); each target's end is a conditional put of its end item and
-// an increment of the header's counter in one transaction, so a retry or a
-// redelivery of the same end counts once. The end that finds the count
-// complete claims the notice (one conditional update); only the claimer
-// sends, and marks it sent. Every item is small and of bounded size: the
-// header has fixed fields, an end item a reason cut to MaxEndReason bytes.
+// The intake opens a rollout when it dispatches a push's targets: it writes
+// one target item per target, the only targets whose ends the rollout
+// counts, then sets the header's expected count. An end is a conditional
+// update of its target item (not ended yet) and an increment of the
+// header's counter in one transaction, so a retry, a redelivery or a
+// duplicate event counts once, and an end of a target the rollout was not
+// opened for counts nothing (it is reported per target). The end that finds
+// the count complete claims the notice (one conditional update); only the
+// claimer sends, and marks it sent. Every item is small and of bounded
+// size: the header has fixed fields, a target item a reason cut to
+// MaxEndReason bytes; a thousand targets are ten transactions to open.
 //
-// A sweep's event id is the same from one sweep of a digest to the next:
-// a dispatch that finds the last round ended starts the next round
-// (expected = its targets, ended = 0); a dispatch that finds a round still
-// open (a retry of the intake, or a sweep while the last one's deployments
-// still run) leaves it as it is.
+// A rollout, once ended, stays ended: a redelivery of its push opens
+// nothing again, and its ends find their targets ended. Rollouts are for
+// pushes (ECR events and push commands); a sweep's event id is the same
+// from one sweep of a digest to the next, so a sweep opens none and its
+// targets are reported one by one, as they are few.
 
 // RolloutRetention is how long rollout items live: far longer than any
 // rollout takes (a blue/green bake, a paused hook waits 24 h at most).
 const RolloutRetention = 14 * 24 * time.Hour
 
-// MaxEndReason bounds the reason one end item keeps, in bytes.
+// MaxEndReason bounds the reason one end keeps, in bytes.
 const MaxEndReason = 1024
 
 // Rollout is a rollout's header.
@@ -52,9 +59,19 @@ type Rollout struct {
 	Digest     string    `dynamodbav:"digest"`
 	PushedAt   time.Time `dynamodbav:"pushed_at"`
 	OpenedAt   time.Time `dynamodbav:"opened_at"`
-	Round      int       `dynamodbav:"round"`
-	Expected   int       `dynamodbav:"expected"`
-	Ended      int       `dynamodbav:"ended"`
+	// Expected is how many targets the rollout was opened for (set by
+	// OpenRollout from its targets).
+	Expected int `dynamodbav:"expected"`
+	Ended    int `dynamodbav:"ended"`
+}
+
+// RolloutTarget is one target a rollout is opened for.
+type RolloutTarget struct {
+	ServiceKey string `dynamodbav:"service_key"`
+	Account    string `dynamodbav:"account"`
+	Region     string `dynamodbav:"region"`
+	Cluster    string `dynamodbav:"cluster"`
+	Service    string `dynamodbav:"service"`
 }
 
 // RolloutEnd is how one target's part of a rollout ended.
@@ -72,31 +89,54 @@ type RolloutEnd struct {
 
 // RolloutEnding is what EndRollout found.
 type RolloutEnding struct {
-	// Tracked: a rollout is open for the rule and event, and counts this
-	// end. Untracked ends are reported per target, as always.
+	// Tracked: a rollout of the rule and event was opened for this target,
+	// and counts its end. Untracked ends are reported per target, as always.
 	Tracked bool
 	// Counted: this call counted the end (false: it was counted before).
 	Counted bool
 	Rollout Rollout
 	// Last: every target ended and the caller owns the rule's notice: send
-	// it, then RolloutNoticeSent. Ends is then every end of the round.
-	Last bool
-	Ends []RolloutEnd
+	// it, then RolloutNoticeSent with Owner, its claim's token. Ends is then
+	// every target's end.
+	Last  bool
+	Owner string
+	Ends  []RolloutEnd
 }
 
-// OpenRollout opens (or, after its last round ended, reopens) the rollout
-// of a rule's targets for one event: expected targets from now on. Opening
-// a rollout that is open already changes nothing, so the intake's retry
-// may open it again.
-func (w *Store) OpenRollout(ctx context.Context, r Rollout, now time.Time) error {
-	r.Round, r.Ended, r.OpenedAt = 1, 0, now
+// ErrNoticePending is EndRollout's answer to an end counted before, of a
+// rollout that ended, whose notice another call claimed and has not marked
+// sent: a concurrent duplicate of the last end, or a claimer whose answer
+// was lost. The caller tries again later: by then the notice was sent, or
+// the claim is ClaimStale old and the retry takes it over.
+var ErrNoticePending = errors.New("the rollout's notice is claimed by another call and not sent yet")
+
+// maxTransactItems is DynamoDB's bound on the actions of one transaction.
+const maxTransactItems = 100
+
+// OpenRollout opens the rollout of a rule's targets for one push: the
+// targets (by service key; a service named twice counts once) are the ones
+// whose ends it counts. Opening a rollout that is open, or that ended,
+// changes nothing, so the intake's retry and a redelivery of the push may
+// open it again; an open that died half-way is finished by the next.
+func (w *Store) OpenRollout(ctx context.Context, r Rollout, targets []RolloutTarget, now time.Time) error {
+	seen := map[string]bool{}
+	var unique []RolloutTarget
+	for _, t := range targets {
+		if !seen[t.ServiceKey] {
+			seen[t.ServiceKey] = true
+			unique = append(unique, t)
+		}
+	}
+	r.Ended, r.OpenedAt = 0, now
 	item, err := attributevalue.MarshalMap(r)
 	if err != nil {
 		return fmt.Errorf("marshal rollout: %w", err)
 	}
+	delete(item, "expected") // set once every target item is written
 	key := rolloutKey(r.Rule, r.EventID)
 	copyKey(item, key)
-	item["expires_at"] = &types.AttributeValueMemberN{Value: fmt.Sprint(now.Add(RolloutRetention).Unix())}
+	exp := &types.AttributeValueMemberN{Value: fmt.Sprint(now.Add(RolloutRetention).Unix())}
+	item["expires_at"] = exp
 	_, err = w.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(w.table),
 		Item:                                item,
@@ -104,121 +144,190 @@ func (w *Store) OpenRollout(ctx context.Context, r Rollout, now time.Time) error
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var exists *types.ConditionalCheckFailedException
-	if !errors.As(err, &exists) {
-		if err != nil {
-			return fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
+	switch {
+	case errors.As(err, &exists):
+		if _, opened := exists.Item["expected"]; opened {
+			return nil // open or ended: a retry of the intake, a redelivery
 		}
-		return nil
+	case err != nil:
+		return fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
 	}
-	var old Rollout
-	if err := attributevalue.UnmarshalMap(exists.Item, &old); err != nil {
-		return fmt.Errorf("read rollout of %s for %s: %w", r.Rule, r.EventID, err)
+	var g errgroup.Group
+	g.SetLimit(4)
+	for i := 0; i < len(unique); i += maxTransactItems {
+		chunk := unique[i:min(i+maxTransactItems, len(unique))]
+		g.Go(func() error { return w.writeTargets(ctx, r, chunk, exp) })
 	}
-	if old.Ended < old.Expected {
-		return nil // open: a retry of the intake, or a sweep while it runs
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	_, err = w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(w.table),
-		Key:       key,
-		UpdateExpression: aws.String("SET #round = :next, expected = :m, ended = :zero, opened_at = :now, expires_at = :exp, " +
-			"repository = :repo, tag = :tag, digest = :digest, pushed_at = :pushed REMOVE notice_owner, notice_at, notice_sent"),
-		ConditionExpression:      aws.String("#round = :round AND ended >= expected"),
-		ExpressionAttributeNames: map[string]string{"#round": "round"},
+		TableName:           aws.String(w.table),
+		Key:                 key,
+		UpdateExpression:    aws.String("SET expected = :m"),
+		ConditionExpression: aws.String("attribute_exists(pk) AND attribute_not_exists(expected)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":round":  num(old.Round),
-			":next":   num(old.Round + 1),
-			":m":      num(r.Expected),
-			":zero":   num(0),
-			":now":    item["opened_at"],
-			":exp":    item["expires_at"],
-			":repo":   item["repository"],
-			":tag":    item["tag"],
-			":digest": item["digest"],
-			":pushed": item["pushed_at"],
+			":m": num(len(unique)),
 		},
 	})
 	if errors.As(err, &exists) {
-		return nil // another dispatch reopened it
+		return nil // another open of the same push finished first
 	}
 	if err != nil {
-		return fmt.Errorf("reopen rollout of %s for %s: %w", r.Rule, r.EventID, err)
+		return fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
 	}
 	return nil
 }
 
-// conflictAttempts bounds the tries of an end that DynamoDB refuses for a
-// concurrent transaction on the header (many targets ending at once).
-const conflictAttempts = 8
-
-// EndRollout records how one target of a rule's rollout for an event
-// ended, once: a retry, a redelivery or a duplicate event finds its end
-// item and counts nothing. When every target has ended, the first caller to
-// see it claims the notice (Last); a caller that claimed and did not mark
-// it sent (it died, or the claim's response was lost) claims it again on
-// its retry, as the claim is its own (owner: the target's service key). A
-// failed end that a rollback follows is amended to rolled_back, not
-// counted again.
-func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end RolloutEnd, now time.Time) (RolloutEnding, error) {
-	end.Reason = cut(end.Reason, MaxEndReason)
-	key := rolloutKey(rule, eventID)
-	var ending RolloutEnding
+// writeTargets writes target items, in one transaction. Each write sets
+// only what names the target, so writing it again (a retry of the open)
+// leaves an end already recorded on it as it is.
+func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTarget, exp types.AttributeValue) error {
+	items := make([]types.TransactWriteItem, 0, len(targets))
+	for _, t := range targets {
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:        aws.String(w.table),
+			Key:              targetKey(r.Rule, r.EventID, t.ServiceKey),
+			UpdateExpression: aws.String("SET service_key = :k, account = :a, #region = :r, #cluster = :c, #service = :s, expires_at = :exp"),
+			ExpressionAttributeNames: map[string]string{
+				"#region": "region", "#cluster": "cluster", "#service": "service",
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":k": str(t.ServiceKey), ":a": str(t.Account), ":r": str(t.Region), ":c": str(t.Cluster), ":s": str(t.Service),
+				":exp": exp,
+			},
+		}})
+	}
 	for attempt := 1; ; attempt++ {
-		out, err := w.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(w.table), Key: key, ConsistentRead: aws.Bool(true)})
-		if err != nil {
-			return ending, fmt.Errorf("read rollout of %s for %s: %w", rule, eventID, err)
-		}
-		if out.Item == nil {
-			return ending, nil
-		}
-		if err := attributevalue.UnmarshalMap(out.Item, &ending.Rollout); err != nil {
-			return ending, fmt.Errorf("read rollout of %s for %s: %w", rule, eventID, err)
-		}
-		ending.Tracked = true
-		counted, retry, err := w.countEnd(ctx, key, ending.Rollout, end, now)
-		if err != nil {
-			return ending, err
-		}
-		if retry && attempt < conflictAttempts {
-			// Jittered, growing: ends of one rollout arrive together.
-			wait := time.Duration(rand.Int64N(int64(10*time.Millisecond) << min(attempt, 5)))
-			select {
-			case <-ctx.Done():
-				return ending, fmt.Errorf("end of %s in rollout of %s for %s: %w", end.ServiceKey, rule, eventID, ctx.Err())
-			case <-time.After(wait):
+		_, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if conflicted(err) && attempt < conflictAttempts {
+			if err := backoff(ctx, attempt); err != nil {
+				return fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
 			}
 			continue
 		}
-		if retry {
-			return ending, fmt.Errorf("end of %s in rollout of %s for %s: the rollout's header stayed busy after %d attempts", end.ServiceKey, rule, eventID, attempt)
+		if err != nil {
+			return fmt.Errorf("open rollout of %s for %s: write %d targets: %w", r.Rule, r.EventID, len(targets), err)
 		}
-		ending.Counted = counted
-		break
+		return nil
 	}
-	return w.claimNotice(ctx, key, ending, end.ServiceKey, now)
 }
 
-// countEnd writes one end and counts it, in one transaction; retry means
-// the header changed underneath (a concurrent transaction, a new round).
-func (w *Store) countEnd(ctx context.Context, key map[string]types.AttributeValue, r Rollout, end RolloutEnd, now time.Time) (counted, retry bool, err error) {
-	item, err := attributevalue.MarshalMap(end)
-	if err != nil {
-		return false, false, fmt.Errorf("marshal rollout end: %w", err)
+// conflictAttempts bounds the tries of a write that DynamoDB refuses for a
+// concurrent transaction on its items (many targets ending at once).
+const conflictAttempts = 8
+
+// conflicted reports whether err is DynamoDB refusing a write for another
+// transaction under way on one of its items: TransactionConflict in a
+// transaction's cancellation reasons, or TransactionConflictException for
+// a single write. The SDK retries neither.
+func conflicted(err error) bool {
+	var single *types.TransactionConflictException
+	if errors.As(err, &single) {
+		return true
 	}
-	endKey := map[string]types.AttributeValue{"pk": key["pk"], "sk": &types.AttributeValueMemberS{Value: endSK(r.Round, end.ServiceKey)}}
-	copyKey(item, endKey)
-	item["expires_at"] = &types.AttributeValueMemberN{Value: fmt.Sprint(now.Add(RolloutRetention).Unix())}
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) {
+		for _, r := range cancelled.CancellationReasons {
+			if aws.ToString(r.Code) == "TransactionConflict" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// backoff waits before the next attempt of a write that conflicted:
+// jittered and growing, as ends of one rollout arrive together.
+func backoff(ctx context.Context, attempt int) error {
+	wait := time.Duration(rand.Int64N(int64(10*time.Millisecond) << min(attempt, 5)))
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
+}
+
+// EndRollout records how one target of a rule's rollout for a push ended,
+// once: a retry, a redelivery or a duplicate event finds its target ended
+// and counts nothing. An end of a target the rollout was not opened for
+// (or of a push with no rollout) is not tracked. When every target has
+// ended, one caller claims the notice (Last, with its own token as Owner):
+// the one that counted the last end, or, when that claim failed, any end's
+// retry; a concurrent duplicate of the last end does not own it too. While
+// a claim is live and the notice not sent, an end counted before is told
+// ErrNoticePending, so that its caller tries again; a claim ClaimStale old
+// (its claimer died, or lost the claim's answer) is taken over. A failed
+// end that a rollback follows is amended to rolled_back, not counted
+// again. Writes that meet another transaction on their items are tried
+// again, up to conflictAttempts times.
+func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end RolloutEnd, now time.Time) (RolloutEnding, error) {
+	end.Reason = cut(end.Reason, MaxEndReason)
+	var ending RolloutEnding
+	tkey := targetKey(rule, eventID, end.ServiceKey)
+	for attempt := 1; ; attempt++ {
+		out, err := w.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(w.table), Key: tkey, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return ending, fmt.Errorf("read target %s of rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
+		}
+		if out.Item == nil {
+			return ending, nil // not a target of this rollout, or no rollout
+		}
+		ending.Tracked = true
+		if _, ended := out.Item["outcome"]; ended {
+			if err := w.amendEnd(ctx, tkey, end); err != nil {
+				return ending, err
+			}
+			break
+		}
+		counted, again, err := w.countEnd(ctx, rule, eventID, tkey, end, now)
+		if err != nil {
+			return ending, err
+		}
+		if !again {
+			if !counted {
+				return RolloutEnding{}, nil // no header: an open that never finished
+			}
+			ending.Counted = true
+			break
+		}
+		if attempt == conflictAttempts {
+			return ending, fmt.Errorf("end of %s in rollout %s: the rollout stayed busy after %d attempts", end.ServiceKey, rolloutPK(rule, eventID), attempt)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return ending, fmt.Errorf("end of %s in rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
+		}
+	}
+	return w.claimNotice(ctx, rolloutKey(rule, eventID), ending, lock.NewToken(), now)
+}
+
+// countEnd records one end on its target item and counts it on the header,
+// in one transaction. again means try again: the transaction conflicted,
+// or a concurrent delivery of the same end recorded it first (the next
+// read finds it ended). counted false without again: the header is missing.
+func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[string]types.AttributeValue, end RolloutEnd, now time.Time) (counted, again bool, err error) {
+	values := map[string]types.AttributeValue{
+		":o": str(end.Outcome), ":r": str(end.Reason), ":d": str(end.DeploymentID),
+		":at": str(end.At.UTC().Format(time.RFC3339Nano)),
+	}
 	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(w.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		{Update: &types.Update{
-			TableName: aws.String(w.table), Key: key,
+			TableName: aws.String(w.table), Key: tkey,
+			UpdateExpression:          aws.String("SET outcome = :o, reason = :r, deployment_id = :d, #at = :at"),
+			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(outcome)"),
+			ExpressionAttributeNames:  map[string]string{"#at": "at"},
+			ExpressionAttributeValues: values,
+		}},
+		{Update: &types.Update{
+			TableName: aws.String(w.table), Key: rolloutKey(rule, eventID),
 			UpdateExpression:          aws.String("ADD ended :one"),
-			ConditionExpression:       aws.String("#round = :round"),
-			ExpressionAttributeNames:  map[string]string{"#round": "round"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":round": num(r.Round)},
+			ConditionExpression:       aws.String("attribute_exists(expected)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
 		}},
 	}})
 	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) {
+	if errors.As(err, &cancelled) && !conflicted(err) {
 		code := func(i int) string {
 			if i < len(cancelled.CancellationReasons) {
 				return aws.ToString(cancelled.CancellationReasons[i].Code)
@@ -227,13 +336,16 @@ func (w *Store) countEnd(ctx context.Context, key map[string]types.AttributeValu
 		}
 		switch {
 		case code(0) == "ConditionalCheckFailed":
-			return false, false, w.amendEnd(ctx, endKey, end)
-		case code(1) == "ConditionalCheckFailed", code(0) == "TransactionConflict", code(1) == "TransactionConflict":
 			return false, true, nil
+		case code(1) == "ConditionalCheckFailed":
+			return false, false, nil
 		}
 	}
+	if conflicted(err) {
+		return false, true, nil
+	}
 	if err != nil {
-		return false, false, fmt.Errorf("record end of %s in rollout %s: %w", end.ServiceKey, rolloutPK(r.Rule, r.EventID), err)
+		return false, false, fmt.Errorf("record end of %s in rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
 	}
 	return true, false, nil
 }
@@ -261,48 +373,65 @@ func (w *Store) amendEnd(ctx context.Context, endKey map[string]types.AttributeV
 
 // claimNotice claims the rule's notice for owner when every target ended.
 func (w *Store) claimNotice(ctx context.Context, key map[string]types.AttributeValue, ending RolloutEnding, owner string, now time.Time) (RolloutEnding, error) {
-	out, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	pk := aws.ToString(strOf(key["pk"]))
+	in := &dynamodb.UpdateItemInput{
 		TableName:        aws.String(w.table),
 		Key:              key,
 		UpdateExpression: aws.String("SET notice_owner = :me, notice_at = :now"),
-		ConditionExpression: aws.String("#round = :round AND ended >= expected AND (attribute_not_exists(notice_owner) OR " +
+		ConditionExpression: aws.String("ended >= expected AND (attribute_not_exists(notice_owner) OR " +
 			"(attribute_not_exists(notice_sent) AND (notice_owner = :me OR notice_at < :stale)))"),
-		ExpressionAttributeNames: map[string]string{"#round": "round"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":    &types.AttributeValueMemberS{Value: owner},
+			":me":    str(owner),
 			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 			":stale": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-ClaimStale).UnixMilli(), 10)},
-			":round": num(ending.Rollout.Round),
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
+	}
+	var out *dynamodb.UpdateItemOutput
+	var err error
+	for attempt := 1; ; attempt++ {
+		out, err = w.db.UpdateItem(ctx, in)
+		if !conflicted(err) || attempt == conflictAttempts {
+			break
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return ending, fmt.Errorf("claim the notice of rollout %s: %w", pk, err)
+		}
+	}
 	var notYet *types.ConditionalCheckFailedException
 	if errors.As(err, &notYet) {
-		if notYet.Item != nil {
-			_ = attributevalue.UnmarshalMap(notYet.Item, &ending.Rollout) // the freshest count, for the log
+		if notYet.Item == nil {
+			return ending, nil
+		}
+		_ = attributevalue.UnmarshalMap(notYet.Item, &ending.Rollout) // the freshest count, for the log
+		_, claimed := notYet.Item["notice_owner"]
+		_, sent := notYet.Item["notice_sent"]
+		if !ending.Counted && claimed && !sent && ending.Rollout.Ended >= ending.Rollout.Expected {
+			return ending, fmt.Errorf("rollout %s: %w", pk, ErrNoticePending)
 		}
 		return ending, nil
 	}
 	if err != nil {
-		return ending, fmt.Errorf("claim the notice of rollout %s: %w", aws.ToString(strOf(key["pk"])), err)
+		return ending, fmt.Errorf("claim the notice of rollout %s: %w", pk, err)
 	}
 	if err := attributevalue.UnmarshalMap(out.Attributes, &ending.Rollout); err != nil {
-		return ending, fmt.Errorf("read rollout: %w", err)
+		return ending, fmt.Errorf("read rollout %s: %w", pk, err)
 	}
-	ending.Last = true
-	ending.Ends, err = w.RolloutEnds(ctx, ending.Rollout.Rule, ending.Rollout.EventID, ending.Rollout.Round)
+	ending.Last, ending.Owner = true, owner
+	ending.Ends, err = w.RolloutEnds(ctx, ending.Rollout.Rule, ending.Rollout.EventID)
 	return ending, err
 }
 
-// RolloutEnds reads every end of one round of a rollout, page by page.
-func (w *Store) RolloutEnds(ctx context.Context, rule, eventID string, round int) ([]RolloutEnd, error) {
+// RolloutEnds reads the end of every target of a rollout, page by page;
+// a target that has not ended is left out.
+func (w *Store) RolloutEnds(ctx context.Context, rule, eventID string) ([]RolloutEnd, error) {
 	p := dynamodb.NewQueryPaginator(w.db, &dynamodb.QueryInput{
 		TableName:              aws.String(w.table),
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :round)"),
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :target)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk":    &types.AttributeValueMemberS{Value: rolloutPK(rule, eventID)},
-			":round": &types.AttributeValueMemberS{Value: endSK(round, "")},
+			":pk":     str(rolloutPK(rule, eventID)),
+			":target": str(targetSK("")),
 		},
 		ConsistentRead: aws.Bool(true),
 	})
@@ -316,24 +445,26 @@ func (w *Store) RolloutEnds(ctx context.Context, rule, eventID string, round int
 		if err := attributevalue.UnmarshalListOfMaps(page.Items, &some); err != nil {
 			return nil, fmt.Errorf("read ends of rollout %s: %w", rolloutPK(rule, eventID), err)
 		}
-		ends = append(ends, some...)
+		for _, e := range some {
+			if e.Outcome != "" {
+				ends = append(ends, e)
+			}
+		}
 	}
 	return ends, nil
 }
 
-// RolloutNoticeSent marks the claimed notice of a round sent, so that no
+// RolloutNoticeSent marks the claimed notice of a rollout sent, so that no
 // retry of its claimer sends it again.
-func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID string, round int, owner string, now time.Time) error {
+func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID, owner string, now time.Time) error {
 	_, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(w.table),
-		Key:                      rolloutKey(rule, eventID),
-		UpdateExpression:         aws.String("SET notice_sent = :now"),
-		ConditionExpression:      aws.String("#round = :round AND notice_owner = :me"),
-		ExpressionAttributeNames: map[string]string{"#round": "round"},
+		TableName:           aws.String(w.table),
+		Key:                 rolloutKey(rule, eventID),
+		UpdateExpression:    aws.String("SET notice_sent = :now"),
+		ConditionExpression: aws.String("notice_owner = :me"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":    &types.AttributeValueMemberS{Value: owner},
-			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-			":round": num(round),
+			":me":  str(owner),
+			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
 		},
 	})
 	var taken *types.ConditionalCheckFailedException
@@ -346,16 +477,70 @@ func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID string, rou
 	return nil
 }
 
+// supersedeLookback is how many of a service's latest records Supersede
+// reads: a deployment under way is among the last few deploys.
+const supersedeLookback = 10
+
+// SupersededReason is the reason a deployment superseded by a deploy of
+// push eventID under rule to revision running is recorded with.
+func SupersededReason(eventID, rule, running string) string {
+	return fmt.Sprintf("replaced by %s (rule %s, event %s) before it ended", running, rule, eventID)
+}
+
+// Supersede ends, as superseded, every deployment of ours still under way
+// on a service that a newer deploy replaced: ECS reports no end of a
+// deployment an UpdateService replaced, so without this its rollout never
+// ends. The newer deploy is push eventID under rule, to revision running;
+// its own records and records of running are left alone. It returns the
+// records it ended, as ended — also those an earlier try of the same deploy
+// ended (same reason), so that a retry counts their ends when the try that
+// recorded them died before it did.
+func (w *Store) Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]Record, error) {
+	recent, err := w.Recent(ctx, serviceKey, supersedeLookback)
+	if err != nil {
+		return nil, fmt.Errorf("supersede deployments of %s: %w", serviceKey, err)
+	}
+	reason := SupersededReason(eventID, rule, running)
+	var ended []Record
+	for _, r := range recent {
+		if r.DeploymentID == "" || r.Outcome != "deployed" || (r.EventID == eventID && r.Rule == rule) || r.ToTaskDefinition == running {
+			continue
+		}
+		switch r.DeploymentOutcome {
+		case "":
+			recorded, err := w.SetOutcome(ctx, r, Superseded, reason, at)
+			if err != nil {
+				return ended, fmt.Errorf("supersede deployment %s of %s: %w", r.DeploymentID, serviceKey, err)
+			}
+			if !recorded {
+				continue // it ended meanwhile: the watcher reports it
+			}
+		case Superseded:
+			if r.DeploymentReason != reason {
+				continue
+			}
+		default:
+			continue
+		}
+		r.DeploymentOutcome, r.DeploymentReason, r.FinishedAt = Superseded, reason, at
+		ended = append(ended, r)
+	}
+	return ended, nil
+}
+
 func rolloutPK(rule, eventID string) string { return "rollout#" + rule + "#" + eventID }
 
 func rolloutKey(rule, eventID string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{
-		"pk": &types.AttributeValueMemberS{Value: rolloutPK(rule, eventID)},
-		"sk": &types.AttributeValueMemberS{Value: "rollout"},
-	}
+	return map[string]types.AttributeValue{"pk": str(rolloutPK(rule, eventID)), "sk": str("rollout")}
 }
 
-func endSK(round int, serviceKey string) string { return fmt.Sprintf("end#%06d#%s", round, serviceKey) }
+func targetSK(serviceKey string) string { return "target#" + serviceKey }
+
+func targetKey(rule, eventID, serviceKey string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": str(rolloutPK(rule, eventID)), "sk": str(targetSK(serviceKey))}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
 // copyKey copies key into item.
 func copyKey(item, key map[string]types.AttributeValue) {

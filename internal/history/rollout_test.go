@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
@@ -33,6 +34,24 @@ type counting struct {
 	// answer an error, as when DynamoDB's response is lost on the way.
 	mu   sync.Mutex
 	lose map[string]bool
+	// conflicts, per operation, is how many of its next calls DynamoDB
+	// refuses for another transaction under way (not applied): moto never
+	// does, DynamoDB does when ends of one rollout meet on its header.
+	conflicts map[string]int
+}
+
+func (c *counting) conflict(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conflicts[op] == 0 {
+		return nil
+	}
+	c.conflicts[op]--
+	if op == "UpdateItem" {
+		return &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+	}
+	return &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"),
+		CancellationReasons: []types.CancellationReason{{Code: aws.String("None")}, {Code: aws.String("TransactionConflict")}}}
 }
 
 var errLost = errors.New("connection reset: the response was lost")
@@ -57,6 +76,10 @@ func (c *counting) add(items ...map[string]types.AttributeValue) {
 func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	c.serial.Lock()
 	defer c.serial.Unlock()
+	if err := c.conflict("UpdateItem"); err != nil {
+		c.add()
+		return nil, err
+	}
 	out, err := c.dynamoAPI.UpdateItem(ctx, in, o...)
 	if out != nil {
 		c.add(out.Attributes)
@@ -80,6 +103,9 @@ func (c *counting) TransactWriteItems(ctx context.Context, in *dynamodb.Transact
 	c.serial.Lock()
 	defer c.serial.Unlock()
 	c.add()
+	if err := c.conflict("TransactWriteItems"); err != nil {
+		return nil, err
+	}
 	out, err := c.dynamoAPI.TransactWriteItems(ctx, in, o...)
 	if err == nil && c.lost("TransactWriteItems") {
 		return nil, errLost
@@ -137,8 +163,18 @@ func newCounting(t *testing.T) (*counting, *Store) {
 	t.Helper()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
-	c := &counting{dynamoAPI: dynamodb.NewFromConfig(m.AWSConfig()), lose: map[string]bool{}}
+	c := &counting{dynamoAPI: dynamodb.NewFromConfig(m.AWSConfig()), lose: map[string]bool{}, conflicts: map[string]int{}}
 	return c, NewStore(c, table)
+}
+
+// targetsOf are svc-00 … svc-<n-1> of cluster fleet, as end names them.
+func targetsOf(n int) []RolloutTarget {
+	var ts []RolloutTarget
+	for i := range n {
+		e := end(i, "")
+		ts = append(ts, RolloutTarget{ServiceKey: e.ServiceKey, Account: e.Account, Region: e.Region, Cluster: e.Cluster, Service: e.Service})
+	}
+	return ts
 }
 
 func end(i int, outcome string) RolloutEnd {
@@ -155,9 +191,9 @@ func TestRolloutEndsOnce(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	const targets = 50
-	r := Rollout{Rule: "fleet", EventID: "evt-1", Repository: "sidecar", Tag: "v2", Digest: "sha256:d", PushedAt: now, Expected: targets}
+	r := Rollout{Rule: "fleet", EventID: "evt-1", Repository: "sidecar", Tag: "v2", Digest: "sha256:d", PushedAt: now}
 	for range 2 { // the intake's retry opens it again: nothing changes
-		if err := store.OpenRollout(ctx, r, now); err != nil {
+		if err := store.OpenRollout(ctx, r, targetsOf(targets), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,6 +223,9 @@ func TestRolloutEndsOnce(t *testing.T) {
 		defer wg.Done()
 		e := end(i, outcome(i))
 		got, err := store.EndRollout(ctx, "fleet", "evt-1", e, now)
+		if errors.Is(err, ErrNoticePending) && !got.Counted {
+			return // a concurrent duplicate of the last end: its caller tries again
+		}
 		if err != nil {
 			t.Error(err)
 			return
@@ -200,7 +239,7 @@ func TestRolloutEndsOnce(t *testing.T) {
 			counted[e.ServiceKey]++
 		}
 		if got.Last {
-			last = append(last, e.ServiceKey)
+			last = append(last, got.Owner)
 			if len(got.Ends) != targets {
 				t.Errorf("the last end read %d ends, want %d", len(got.Ends), targets)
 			}
@@ -228,7 +267,7 @@ func TestRolloutEndsOnce(t *testing.T) {
 			t.Errorf("target %d counted %d times", i, n)
 		}
 	}
-	if err := store.RolloutNoticeSent(ctx, "fleet", "evt-1", 1, last[0], now); err != nil {
+	if err := store.RolloutNoticeSent(ctx, "fleet", "evt-1", last[0], now); err != nil {
 		t.Fatal(err)
 	}
 	// Once sent, even the claimer's retry does not claim it again.
@@ -237,7 +276,7 @@ func TestRolloutEndsOnce(t *testing.T) {
 			t.Errorf("end %d after the notice: last=%v counted=%v err=%v", i, got.Last, got.Counted, err)
 		}
 	}
-	ends, err := store.RolloutEnds(ctx, "fleet", "evt-1", 1)
+	ends, err := store.RolloutEnds(ctx, "fleet", "evt-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,13 +290,14 @@ func TestRolloutEndsOnce(t *testing.T) {
 }
 
 // DynamoDB applied a write but its answer was lost: the SDK's (or Lambda's)
-// retry counts nothing twice and sends no second notice, yet a claimer that
-// lost its claim's answer still owns the notice on its retry.
+// retry counts nothing twice and sends no second notice. A claimer that lost
+// its claim's answer is told the notice is pending, as any duplicate is,
+// until the claim is stale; then its retry takes the notice over, once.
 func TestRolloutWriteAppliedResponseLost(t *testing.T) {
 	c, store := newCounting(t)
 	ctx := context.Background()
 	now := time.Now()
-	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e", Expected: 2}, now); err != nil {
+	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e"}, targetsOf(2), now); err != nil {
 		t.Fatal(err)
 	}
 	c.lose["TransactWriteItems"] = true
@@ -273,54 +313,91 @@ func TestRolloutWriteAppliedResponseLost(t *testing.T) {
 	if _, err := store.EndRollout(ctx, "r", "e", end(1, Completed), now); !errors.Is(err, errLost) {
 		t.Fatalf("last end: %v, want the lost answer", err)
 	}
-	if got, err := store.EndRollout(ctx, "r", "e", end(0, Completed), now); err != nil || got.Last {
-		t.Errorf("another target's duplicate claimed the notice: %+v, %v", got, err)
+	for _, i := range []int{0, 1} { // another target's duplicate, the claimer's retry
+		if got, err := store.EndRollout(ctx, "r", "e", end(i, Completed), now); !errors.Is(err, ErrNoticePending) || got.Last {
+			t.Errorf("end %d while the lost claim is live: %+v, %v; want pending", i, got, err)
+		}
 	}
-	retry, err := store.EndRollout(ctx, "r", "e", end(1, Completed), now)
+	later := now.Add(ClaimStale + time.Second)
+	retry, err := store.EndRollout(ctx, "r", "e", end(1, Completed), later)
 	if err != nil || !retry.Last || retry.Counted || len(retry.Ends) != 2 {
-		t.Fatalf("the claimer's retry: %+v, %v; want it to own the notice", retry, err)
+		t.Fatalf("the claimer's retry once the claim is stale: %+v, %v; want it to own the notice", retry, err)
 	}
-	if err := store.RolloutNoticeSent(ctx, "r", "e", retry.Rollout.Round, end(1, "").ServiceKey, now); err != nil {
+	if got, err := store.EndRollout(ctx, "r", "e", end(0, Completed), later); !errors.Is(err, ErrNoticePending) || got.Last {
+		t.Errorf("a duplicate after the take-over: %+v, %v; want pending", got, err)
+	}
+	if err := store.RolloutNoticeSent(ctx, "r", "e", retry.Owner, later); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := store.EndRollout(ctx, "r", "e", end(1, Completed), now); err != nil || got.Last {
-		t.Errorf("after sent: %+v, %v", got, err)
+	for _, i := range []int{0, 1} {
+		if got, err := store.EndRollout(ctx, "r", "e", end(i, Completed), later); err != nil || got.Last {
+			t.Errorf("end %d after sent: %+v, %v", i, got, err)
+		}
 	}
 }
 
-// No rollout open: the end is not tracked (reported per target). A failure
-// that a rollback follows is amended, not counted again. A sweep's event id
-// comes back: a finished round is reopened, an open one left alone.
-func TestRolloutRoundsAndAmends(t *testing.T) {
+// An end is tracked only for a target its rollout was opened for: no
+// rollout, or another target (a sweep's, a target added to the rules since),
+// is reported per target, and counts nothing — so the count cannot complete
+// while a target it was opened for still deploys. A failure that a
+// rollback follows is amended, not counted again. A rollout that ended
+// stays ended: opening it again (a redelivery of its push) changes nothing,
+// and a late duplicate of an end counts nothing.
+func TestRolloutCountsOnlyItsTargetsAndStaysEnded(t *testing.T) {
 	_, store := newCounting(t)
 	ctx := context.Background()
 	now := time.Now()
-	if got, err := store.EndRollout(ctx, "r", "none", end(0, Completed), now); err != nil || got.Tracked {
-		t.Fatalf("end without a rollout: %+v, %v", got, err)
-	}
-	r := Rollout{Rule: "r", EventID: "reconcile-abc", Digest: "sha256:1", Expected: 2}
-	if err := store.OpenRollout(ctx, r, now); err != nil {
+	r := Rollout{Rule: "r", EventID: "push-1", Digest: "sha256:1"}
+	if err := store.OpenRollout(ctx, r, targetsOf(2), now); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
-		end     RolloutEnd
-		counted bool
-		last    bool
+		name                   string
+		end                    RolloutEnd
+		tracked, counted, last bool
 	}{
-		{end(0, Failed), true, false},
-		{end(0, RolledBack), false, false}, // the rollback after the failure
-		{end(1, Completed), true, true},
+		{"no rollout for the event", end(0, Completed), false, false, false},
+		{"a target the rollout was not opened for", end(2, Completed), false, false, false},
+		{"svc-00 fails", end(0, Failed), true, true, false},
+		{"the rollback after the failure", end(0, RolledBack), true, false, false},
+		{"svc-02 again, after another open", end(2, Completed), false, false, false},
+		{"svc-01, the last", end(1, Completed), true, true, true},
+		{"svc-00's late duplicate", end(0, Completed), true, false, false},
+		{"svc-01's redelivery after its push was opened again", end(1, Completed), true, false, false},
 	}
 	var ends []RolloutEnd
 	for i, s := range steps {
-		got, err := store.EndRollout(ctx, "r", "reconcile-abc", s.end, now)
+		event := "push-1"
+		switch i {
+		case 0:
+			event = "push-none"
+		case 4:
+			// Another open of push-1, for svc-02 only: the rollout is open.
+			if err := store.OpenRollout(ctx, r, targetsOf(3)[2:], now); err != nil {
+				t.Fatal(err)
+			}
+		case 7:
+			// A redelivery of the push, after its rollout ended.
+			if err := store.OpenRollout(ctx, r, targetsOf(2), now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := store.EndRollout(ctx, "r", event, s.end, now)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", s.name, err)
 		}
-		if got.Counted != s.counted || got.Last != s.last {
-			t.Errorf("step %d: counted=%v last=%v, want %v %v", i, got.Counted, got.Last, s.counted, s.last)
+		if got.Tracked != s.tracked || got.Counted != s.counted || got.Last != s.last {
+			t.Errorf("%s: tracked=%v counted=%v last=%v, want %v %v %v", s.name, got.Tracked, got.Counted, got.Last, s.tracked, s.counted, s.last)
 		}
-		ends = got.Ends
+		if got.Last {
+			ends = got.Ends
+			if got.Rollout.Expected != 2 || got.Rollout.Ended != 2 {
+				t.Errorf("%s: ended %d of %d, want 2 of 2", s.name, got.Rollout.Ended, got.Rollout.Expected)
+			}
+			if err := store.RolloutNoticeSent(ctx, "r", event, got.Owner, now); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	var outcomes []string
 	for _, e := range ends {
@@ -329,19 +406,180 @@ func TestRolloutRoundsAndAmends(t *testing.T) {
 	if diff := cmp.Diff([]string{"svc-00 rolled_back", "svc-01 completed"}, outcomes); diff != "" {
 		t.Errorf("ends (-want +got):\n%s", diff)
 	}
-	// The next sweep of the digest dispatches one target again: round 2.
-	r.Expected = 1
-	if err := store.OpenRollout(ctx, r, now); err != nil {
+}
+
+// A push to 1,000 services: opening costs a handful of calls (ten
+// transactions of 100 target items), an end the same three small calls as
+// in a rollout of two, and an open that died half-way is finished by the
+// next (the intake's retry), with the count it was opened for. (Ending all
+// 1,000 on moto takes minutes; the other tests end every target.)
+func TestRolloutOfAThousandTargets(t *testing.T) {
+	c, store := newCounting(t)
+	ctx := context.Background()
+	now := time.Now()
+	const n, ended = 1000, 20
+	r := Rollout{Rule: "fleet", EventID: "push-1k", Digest: "sha256:k"}
+	c.lose["TransactWriteItems"] = true // the first chunk applied, its answer lost: the open fails
+	if err := store.OpenRollout(ctx, r, targetsOf(n), now); !errors.Is(err, errLost) {
+		t.Fatalf("open: %v, want the lost answer", err)
+	}
+	if got, err := store.EndRollout(ctx, "fleet", "push-1k", end(0, Completed), now); err != nil || got.Tracked {
+		t.Fatalf("an end before the open finished: %+v, %v; want untracked", got, err)
+	}
+	c.calls.Store(0)
+	if err := store.OpenRollout(ctx, r, targetsOf(n), now); err != nil {
 		t.Fatal(err)
 	}
-	// A dispatch while round 2 is open changes nothing.
-	r.Expected = 5
-	if err := store.OpenRollout(ctx, r, now); err != nil {
+	if got := c.calls.Load(); got != 12 {
+		t.Errorf("opening for %d targets took %d calls, want 12 (the header, 10 transactions, the count)", n, got)
+	}
+	if err := store.OpenRollout(ctx, Rollout{Rule: "fleet", EventID: "push-2"}, targetsOf(2), now); err != nil {
 		t.Fatal(err)
 	}
-	got, err := store.EndRollout(ctx, "r", "reconcile-abc", end(0, Completed), now)
-	if err != nil || !got.Counted || !got.Last || got.Rollout.Round != 2 || got.Rollout.Expected != 1 || len(got.Ends) != 1 {
-		t.Errorf("round 2: %+v, %v", got, err)
+	type cost struct{ calls, bytes int64 }
+	measure := func(event string, i int) cost {
+		c.calls.Store(0)
+		c.bytes.Store(0)
+		got, err := store.EndRollout(ctx, "fleet", event, end(i, Completed), now)
+		if err != nil || !got.Counted || got.Last {
+			t.Fatalf("end %d of %s: %+v, %v", i, event, got, err)
+		}
+		return cost{c.calls.Load(), c.bytes.Load()}
+	}
+	small := measure("push-2", 0)
+	if small.calls != 3 {
+		t.Errorf("an end costs %d calls, want 3 (read its target, the transaction, the claim)", small.calls)
+	}
+	for i := range ended {
+		if got := measure("push-1k", i); got.calls != small.calls || got.bytes > small.bytes+8 {
+			t.Errorf("end %d of 1,000 cost %+v, an end of 2 %+v", i, got, small)
+		}
+	}
+	got, err := store.RolloutEnds(ctx, "fleet", "push-1k")
+	if err != nil || len(got) != ended {
+		t.Errorf("ends read: %d, %v; want the %d that ended", len(got), err, ended)
+	}
+}
+
+// DynamoDB refuses a write that meets another transaction on its items
+// (TransactionConflict), and the SDK does not retry it: the end's
+// transaction, the notice's claim and a promotion's completion are tried
+// again, each counted once, and a conflict that lasts is an error the
+// caller retries — which counts nothing twice.
+func TestConflictsAreTriedAgain(t *testing.T) {
+	c, store := newCounting(t)
+	ctx := context.Background()
+	now := time.Now()
+	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e"}, targetsOf(2), now); err != nil {
+		t.Fatal(err)
+	}
+	c.conflicts["TransactWriteItems"] = 2
+	if got, err := store.EndRollout(ctx, "r", "e", end(0, Completed), now); err != nil || !got.Counted {
+		t.Fatalf("end after two conflicts: %+v, %v", got, err)
+	}
+	c.conflicts["UpdateItem"] = 3 // the last end's claim
+	got, err := store.EndRollout(ctx, "r", "e", end(1, Completed), now)
+	if err != nil || !got.Counted || !got.Last || len(got.Ends) != 2 {
+		t.Fatalf("last end, its claim conflicting thrice: %+v, %v", got, err)
+	}
+
+	// A conflict that outlasts every attempt: an error; the retry claims.
+	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "f"}, targetsOf(1), now); err != nil {
+		t.Fatal(err)
+	}
+	c.conflicts["UpdateItem"] = conflictAttempts
+	if _, err := store.EndRollout(ctx, "r", "f", end(0, Failed), now); err == nil {
+		t.Fatal("a claim that conflicts on every attempt: no error")
+	}
+	retry, err := store.EndRollout(ctx, "r", "f", end(0, Failed), now)
+	if err != nil || retry.Counted || !retry.Last || retry.Rollout.Ended != 1 {
+		t.Fatalf("the retry: %+v, %v; want the claim, nothing counted again", retry, err)
+	}
+
+	c.conflicts["TransactWriteItems"] = 2
+	p, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-0", 2, now)
+	if err != nil || p.Completed != 1 {
+		t.Fatalf("completion after two conflicts: %+v, %v", p, err)
+	}
+	c.conflicts["TransactWriteItems"] = conflictAttempts
+	if _, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err == nil {
+		t.Fatal("a completion that conflicts on every attempt: no error")
+	}
+	for range 2 { // the retry, and a duplicate of it
+		if p, err = store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err != nil || p.Completed != 2 || len(p.Done) != 2 {
+			t.Fatalf("completion's retry: %+v, %v", p, err)
+		}
+	}
+}
+
+// A deploy that replaced deployments still under way ends them as
+// superseded (ECS reports no end of them): the records of other events and
+// rules, not its own, not one of the revision it deploys, not one that
+// ended; the digest replaced is not remembered as failed; a retry of the
+// deploy finds the same records, ended by it, and nothing else.
+func TestSupersede(t *testing.T) {
+	_, store := newCounting(t)
+	ctx := context.Background()
+	at := time.Now().UTC()
+	key := ServiceKey(testenv.Account, testenv.Region, "fleet", "svc-00")
+	rec := func(event, rule, td, depl string, ago time.Duration) Record {
+		return Record{Rule: rule, Repository: "web", Tag: event, Digest: "sha256:" + event, Account: testenv.Account, Region: testenv.Region,
+			Cluster: "fleet", Service: "svc-00", ToTaskDefinition: td, DeploymentID: depl, EventID: event, Outcome: "deployed",
+			PushedAt: at.Add(-ago), DeployedAt: at.Add(-ago)}
+	}
+	done := rec("push-0", "fleet", "td:1", "ecs-svc/0", 4*time.Hour)
+	records := []Record{
+		done,
+		rec("push-1", "fleet", "td:2", "ecs-svc/1", 3*time.Hour),
+		rec("push-2", "other", "td:3", "ecs-svc/2", 2*time.Hour),
+		rec("push-3", "fleet", "td:4", "ecs-svc/3", time.Hour),
+		rec("push-4", "fleet", "td:4", "ecs-svc/4", 30*time.Minute), // its revision is the one now deployed
+	}
+	for _, r := range records {
+		if err := store.Put(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.SetOutcome(ctx, done, Completed, "", at); err != nil {
+		t.Fatal(err)
+	}
+	for try := range 2 { // the deploy, and its retry
+		ended, err := store.Supersede(ctx, key, "push-3", "fleet", "td:4", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range ended {
+			if r.DeploymentOutcome != Superseded || r.DeploymentReason != SupersededReason("push-3", "fleet", "td:4") {
+				t.Errorf("try %d: %s ended %q: %q", try, r.DeploymentID, r.DeploymentOutcome, r.DeploymentReason)
+			}
+			got = append(got, r.DeploymentID)
+		}
+		slices.Sort(got)
+		if diff := cmp.Diff([]string{"ecs-svc/1", "ecs-svc/2"}, got); diff != "" {
+			t.Errorf("try %d: superseded (-want +got):\n%s", try, diff)
+		}
+	}
+	states, err := store.States(ctx, []string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states[key]; st.DigestFailed("sha256:push-1") || st.DigestFailed("sha256:push-2") {
+		t.Errorf("a superseded digest is remembered as failed: %v", st.FailedDigests)
+	}
+	for _, id := range []string{"ecs-svc/1", "ecs-svc/2"} {
+		r, _, err := store.ByDeployment(ctx, id)
+		if err != nil || r.DeploymentOutcome != Superseded {
+			t.Errorf("%s recorded %q, %v", id, r.DeploymentOutcome, err)
+		}
+	}
+	// A later deploy of another push does not claim them as its own.
+	if ended, err := store.Supersede(ctx, key, "push-5", "fleet", "td:5", at); err != nil || len(ended) != 2 {
+		var ids []string
+		for _, r := range ended {
+			ids = append(ids, r.DeploymentID)
+		}
+		t.Errorf("push-5 superseded %v, %v; want push-3's and push-4's deployments only", ids, err)
 	}
 }
 
@@ -350,7 +588,7 @@ func TestRolloutEndReasonBounded(t *testing.T) {
 	_, store := newCounting(t)
 	ctx := context.Background()
 	now := time.Now()
-	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e", Expected: 1}, now); err != nil {
+	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e"}, targetsOf(1), now); err != nil {
 		t.Fatal(err)
 	}
 	e := end(0, Failed)

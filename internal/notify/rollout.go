@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 )
 
@@ -19,6 +22,10 @@ const RolloutEnded = "rollout_ended"
 // Skipped is a target's end in a rollout when its deploy changed nothing:
 // held, already running the image, or a downgrade refused.
 const Skipped = "skipped"
+
+// Superseded is a target's end in a rollout when a newer deploy replaced
+// its deployment before it ended (history.Superseded).
+const Superseded = history.Superseded
 
 // Bounds of a rollout notice, so that one push to a thousand services
 // reads in a glance and stays far inside SNS's and Chatbot's limits.
@@ -42,11 +49,72 @@ type Summary struct {
 	MoreGroups int
 }
 
-// Group is the targets that ended alike.
+// Group is the targets that ended alike: one outcome, and reasons that
+// differ only in what names the target (its cluster and service, ARNs,
+// task definition revisions, AWS request ids; see groupKey). Reason is the
+// first service's own reason, as an example.
 type Group struct {
 	Outcome, Reason string
 	Count           int
 	Services        []string // at most MaxNamed, cluster/service
+}
+
+// groupPatterns are what groupKey erases from a reason, compiled on first
+// use (not at init: the functions' cold start stays at its floor).
+var groupPatterns = sync.OnceValue(func() []*regexp.Regexp {
+	return []*regexp.Regexp{
+		regexp.MustCompile(`arn:aws[a-z-]*:[^\s,;()"'\[\]]+`),             // ARNs: of the service, its task definition, a role
+		regexp.MustCompile(`(?i)(request ?id:?\s*)[0-9a-f][0-9a-f-]{7,}`), // RequestID: 5d1c…
+		regexp.MustCompile(`([A-Za-z0-9_-]):[0-9]+\b`),                    // family:7
+		regexp.MustCompile(`\b(ecs-svc/)[0-9]+\b`),                        // deployment ids
+	}
+})
+
+// groupKey is a reason with what names one target erased, so that one cause
+// on many services is one group: "update service fleet/svc-007 to
+// arn:…:task-definition/svc-007:7: … RequestID: 5d1c… AccessDenied…" and
+// the same for svc-008 read alike.
+func groupKey(e history.RolloutEnd) string {
+	r := strings.TrimSpace(e.Reason)
+	ps := groupPatterns()
+	r = ps[0].ReplaceAllString(r, "<arn>")
+	r = ps[1].ReplaceAllString(r, "${1}<id>")
+	r = ps[2].ReplaceAllString(r, "${1}:<n>")
+	r = ps[3].ReplaceAllString(r, "${1}<n>")
+	names := []struct{ name, as string }{{ecsarn.Name(e.Service), "<service>"}, {ecsarn.Name(e.Cluster), "<cluster>"}}
+	if len(names[1].name) > len(names[0].name) {
+		names[0], names[1] = names[1], names[0] // the longer first: "web" within "web-prod"
+	}
+	for _, n := range names {
+		r = replaceWord(r, n.name, n.as)
+	}
+	return r
+}
+
+// replaceWord replaces name in s where it stands as a whole word of a
+// service name (not within a longer name such as web-worker for web).
+func replaceWord(s, name, as string) string {
+	if name == "" {
+		return s
+	}
+	inName := func(b byte) bool {
+		return b == '-' || b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	var out strings.Builder
+	for {
+		i := strings.Index(s, name)
+		if i < 0 {
+			out.WriteString(s)
+			return out.String()
+		}
+		j := i + len(name)
+		if (i > 0 && inName(s[i-1])) || (j < len(s) && inName(s[j])) {
+			out.WriteString(s[:j])
+		} else {
+			out.WriteString(s[:i] + as)
+		}
+		s = s[j:]
+	}
 }
 
 // RolloutNotice is the one notice of a rollout whose every target ended.
@@ -54,19 +122,24 @@ func RolloutNotice(r history.Rollout, ends []history.RolloutEnd, at time.Time) N
 	s := Summary{Expected: r.Expected, Counts: map[string]int{}}
 	type key struct{ outcome, reason string }
 	groups := map[key]*Group{}
+	first := map[*Group]string{} // the service whose reason the group shows
 	for _, e := range ends {
 		s.Counts[e.Outcome]++
 		if e.Outcome == Completed {
 			continue
 		}
-		k := key{e.Outcome, e.Reason}
+		k := key{e.Outcome, groupKey(e)}
+		name := e.Cluster + "/" + e.Service
 		g := groups[k]
 		if g == nil {
-			g = &Group{Outcome: e.Outcome, Reason: cutText(strings.TrimSpace(e.Reason), MaxGroupReason)}
+			g = &Group{Outcome: e.Outcome}
 			groups[k] = g
 		}
+		if f, ok := first[g]; !ok || name < f {
+			first[g], g.Reason = name, cutText(strings.TrimSpace(e.Reason), MaxGroupReason)
+		}
 		g.Count++
-		g.Services = append(g.Services, e.Cluster+"/"+e.Service)
+		g.Services = append(g.Services, name)
 	}
 	all := make([]*Group, 0, len(groups))
 	for _, g := range groups {
@@ -148,6 +221,9 @@ func (s *Summary) title(n Notice) string {
 	if k := s.Counts[Skipped]; k > 0 {
 		t += fmt.Sprintf(", %d skipped", k)
 	}
+	if k := s.Counts[Superseded]; k > 0 {
+		t += fmt.Sprintf(", %d superseded", k)
+	}
 	return t
 }
 
@@ -197,6 +273,9 @@ func (s *Summary) nextSteps() []string {
 	if s.Counts[Skipped] > 0 {
 		steps = append(steps, "Skipped services were held, already ran the image, or would have been downgraded: see the reasons above.")
 	}
+	if s.Counts[Superseded] > 0 {
+		steps = append(steps, "Superseded services were deployed again, by a newer push, before this one ended there: the newer push's notice says how that ended.")
+	}
 	return steps
 }
 
@@ -228,7 +307,7 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 // RolloutBook keeps rollouts (history.Store).
 type RolloutBook interface {
 	EndRollout(ctx context.Context, rule, eventID string, end history.RolloutEnd, now time.Time) (history.RolloutEnding, error)
-	RolloutNoticeSent(ctx context.Context, rule, eventID string, round int, owner string, now time.Time) error
+	RolloutNoticeSent(ctx context.Context, rule, eventID, owner string, now time.Time) error
 }
 
 // Sender sends a notice (a Topic); nil sends nothing.
@@ -262,13 +341,13 @@ func EndTarget(ctx context.Context, book RolloutBook, sender Sender, log *slog.L
 	n := RolloutNotice(r, ending.Ends, end.At)
 	log.InfoContext(ctx, "rollout", "outcome", "ended", "rule", rule, "event_id", eventID, "digest", r.Digest,
 		"repository", r.Repository, "tag", r.Tag, "deployed", n.Summary.Deployed(), "expected", r.Expected,
-		"ends", n.Summary.Counts, "round", r.Round)
+		"ends", n.Summary.Counts)
 	if sender == nil {
-		return true, book.RolloutNoticeSent(ctx, rule, eventID, r.Round, end.ServiceKey, now)
+		return true, book.RolloutNoticeSent(ctx, rule, eventID, ending.Owner, now)
 	}
 	if err := sender.Notify(ctx, n); err != nil {
 		log.ErrorContext(ctx, "notification not sent", "rule", rule, "event_id", eventID, "error", err.Error())
 		return true, nil
 	}
-	return true, book.RolloutNoticeSent(ctx, rule, eventID, r.Round, end.ServiceKey, now)
+	return true, book.RolloutNoticeSent(ctx, rule, eventID, ending.Owner, now)
 }

@@ -12,7 +12,7 @@ import (
 
 func rollout(expected int) history.Rollout {
 	return history.Rollout{Rule: "fleet", EventID: "0f6a1e3c-3b7e-4a7d-9f39-2f1c2b0e9d11", Repository: "log-router", Tag: "v2.3.0",
-		Digest: "sha256:4a5c0e1f9b2d3c4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8091a2b3c4d5", PushedAt: pushed, Expected: expected, Round: 1}
+		Digest: "sha256:4a5c0e1f9b2d3c4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f8091a2b3c4d5", PushedAt: pushed, Expected: expected}
 }
 
 // ends makes n ends of one outcome and reason, services named from first.
@@ -127,5 +127,100 @@ func TestRolloutNoticeBounded(t *testing.T) {
 	}
 	if !strings.Contains(n.Email(), "and 992 more reasons") {
 		t.Errorf("email does not say what it left out:\n%s", n.Email())
+	}
+}
+
+// accessDenied is the deploy path's reason when the worker's role may not
+// update service svc of cluster fleet: its own names, ARNs, the revision
+// and AWS's request id in it, so no two services' reasons are equal.
+func accessDenied(svc string, i int) string {
+	return fmt.Sprintf("update service fleet/%s to arn:aws:ecs:eu-west-1:123456789012:task-definition/%s:%d: operation error ECS: UpdateService, "+
+		"https response error StatusCode: 400, RequestID: 5d1c%04x-2b1e-4c55-9d1a-0c7e8f9a%04x, AccessDeniedException: User: "+
+		"arn:aws:sts::123456789012:assumed-role/Test-worker-eu-west-1/Test-Worker is not authorized to perform: ecs:UpdateService on resource: "+
+		"arn:aws:ecs:eu-west-1:123456789012:service/fleet/%s because no identity-based policy allows the ecs:UpdateService action", svc, svc, 7+i%3, i, i, svc)
+}
+
+// One cause on many services is one group, whatever in its reasons names
+// each service (its cluster and service, ARNs, the task definition's
+// revision, AWS's request id); the group shows its first service's own
+// reason. Causes that differ stay apart, and a name within a longer one
+// (web in web-worker) is not taken for the service's.
+func TestRolloutGroupsOneCause(t *testing.T) {
+	many := func(n int, reason func(svc string, i int) string, outcome string) []history.RolloutEnd {
+		var es []history.RolloutEnd
+		for i := range n {
+			svc := fmt.Sprintf("svc-%03d", i)
+			es = append(es, history.RolloutEnd{Account: "123456789012", Region: "eu-west-1", Cluster: "fleet", Service: svc,
+				Outcome: outcome, Reason: reason(svc, i)})
+		}
+		return es
+	}
+	throttled := func(svc string, i int) string {
+		return fmt.Sprintf("register task definition %s: operation error ECS: RegisterTaskDefinition, exceeded maximum number of attempts, 3, "+
+			"https response error StatusCode: 400, RequestID: 9a9a%04x-0000-4000-8000-00000000%04x, ThrottlingException: Rate exceeded", svc, i, i)
+	}
+	for _, tt := range []struct {
+		name   string
+		ends   []history.RolloutEnd
+		groups []Group // Services: only the first
+	}{
+		{
+			name:   "forty services denied alike",
+			ends:   many(40, accessDenied, NotDeployed),
+			groups: []Group{{Outcome: NotDeployed, Reason: cutText(accessDenied("svc-000", 0), MaxGroupReason), Count: 40}},
+		},
+		{
+			name: "two causes",
+			ends: append(many(30, accessDenied, NotDeployed), many(12, throttled, Failed)[2:]...),
+			groups: []Group{
+				{Outcome: NotDeployed, Reason: cutText(accessDenied("svc-000", 0), MaxGroupReason), Count: 30},
+				{Outcome: Failed, Reason: cutText(throttled("svc-002", 2), MaxGroupReason), Count: 10},
+			},
+		},
+		{
+			name: "a name within a longer name",
+			ends: []history.RolloutEnd{
+				{Cluster: "prod", Service: "web", Outcome: Failed, Reason: "container web-worker exited: service web-worker is unhealthy"},
+				{Cluster: "prod", Service: "web-worker", Outcome: Failed, Reason: "container web-worker exited: service web-worker is unhealthy"},
+			},
+			groups: []Group{
+				{Outcome: Failed, Reason: "container web-worker exited: service web-worker is unhealthy", Count: 1},
+				{Outcome: Failed, Reason: "container web-worker exited: service web-worker is unhealthy", Count: 1},
+			},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := RolloutNotice(rollout(len(tt.ends)), tt.ends, ended).Summary
+			var got []Group
+			for _, g := range s.Groups {
+				g.Services = g.Services[:1]
+				got = append(got, g)
+			}
+			want := tt.groups
+			for i := range want {
+				if i < len(got) {
+					want[i].Services = got[i].Services // compared below by count and reason
+				}
+			}
+			if diff := cmp.Diff(want, got); diff != "" || s.MoreGroups != 0 {
+				t.Errorf("groups (-want +got):\n%s; %d more", diff, s.MoreGroups)
+			}
+		})
+	}
+}
+
+// A deployment a newer push replaced ends its part of the rollout as
+// superseded: counted apart from failures, said in the title, explained.
+func TestRolloutNoticeSaysSuperseded(t *testing.T) {
+	es := append(ends(0, 3, Completed, ""), ends(3, 2, Superseded, "replaced by web:9 (rule fleet, event e2) before it ended")...)
+	n := RolloutNotice(rollout(5), es, ended)
+	if want := "rule fleet deployed log-router:v2.3.0 to 3 of 5 services, 2 superseded"; n.Title() != want {
+		t.Errorf("title %q, want %q", n.Title(), want)
+	}
+	if n.icon() != "⚠️" || !strings.Contains(strings.Join(n.NextSteps(), "\n"), "Superseded services") {
+		t.Errorf("icon %s, next steps %q", n.icon(), n.NextSteps())
+	}
+	if !strings.Contains(n.Email(), "Superseded (2)") {
+		t.Errorf("email does not list the superseded:\n%s", n.Email())
 	}
 }

@@ -39,7 +39,7 @@ func TestFiftyEndsMakeOneRuleNotice(t *testing.T) {
 	ctx := context.Background()
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: "push-main-abc", Repository: "web", Tag: "main-abc",
-		Digest: digest, PushedAt: t0, Expected: targets}, t0); err != nil {
+		Digest: digest, PushedAt: t0}, fleetTargets(targets), t0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range targets {
@@ -153,4 +153,83 @@ func (s *serialDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.Client.Query(ctx, in, o...)
+}
+
+// fleetTargets are svc-00 … svc-<n-1> of cluster fleet, in the central place.
+func fleetTargets(n int) []history.RolloutTarget {
+	var ts []history.RolloutTarget
+	for i := range n {
+		svc := fmt.Sprintf("svc-%02d", i)
+		ts = append(ts, history.RolloutTarget{ServiceKey: history.ServiceKey(testenv.Account, testenv.Region, "fleet", svc),
+			Account: testenv.Account, Region: testenv.Region, Cluster: "fleet", Service: svc})
+	}
+	return ts
+}
+
+// Push 1 (main-abc) reaches svc-00 and svc-01; svc-01's deployment fails,
+// counted in push 1's rollout. Before svc-00's deployment ends, push 2
+// (main-def) deploys svc-00 again: ECS replaces the first deployment, which
+// never reports its end. Here push 2's records are written as a deploy by
+// another version would (the deploy path supersedes as it deploys, see
+// internal/deploy): when push 2's deployment of svc-00 completes, the
+// watcher ends push 1's as superseded, push 1's rollout ends, and its one
+// notice tells svc-01's failure. The event delivered twice ends nothing
+// twice.
+func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
+	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n"+
+		"      - {cluster: fleet, service: svc-00}\n      - {cluster: fleet, service: svc-01}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.StartMoto(t)
+	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	rec := &recorder{}
+	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
+	ctx := context.Background()
+	push := func(event, tag, digest string, base int) {
+		if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: event, Repository: "web", Tag: tag,
+			Digest: digest, PushedAt: t0}, fleetTargets(2), t0); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if err := store.Put(ctx, history.Record{Rule: "fleet", Repository: "web", Tag: tag, Digest: digest,
+				Account: testenv.Account, Region: testenv.Region, Cluster: "fleet", Service: fmt.Sprintf("svc-%02d", i),
+				DeploymentID: fmt.Sprintf("ecs-svc/%d", base+i), EventID: event, Outcome: "deployed",
+				ToTaskDefinition: fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/svc-%02d:%d", testenv.Region, testenv.Account, i, base),
+				PushedAt:         t0, DeployedAt: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	push("push-1", "main-abc", "sha256:"+strings.Repeat("ab", 32), 100)
+	if _, err := w.Handle(ctx, ecsEvent(t, "ecs-deployment-failed.json", "fleet", "svc-01", "ecs-svc/101")); err != nil {
+		t.Fatal(err)
+	}
+	// Push 2 replaces svc-00's deployment ecs-svc/100 (no end event for it).
+	push("push-2", "main-def", "sha256:"+strings.Repeat("cd", 32), 200)
+	for _, d := range []string{"ecs-svc/200", "ecs-svc/200", "ecs-svc/201"} {
+		svc := "svc-0" + d[len(d)-1:]
+		if _, err := w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "fleet", svc, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var abc, def []string
+	for _, msg := range rec.messages {
+		switch {
+		case strings.Contains(msg, "main-abc"):
+			abc = append(abc, msg)
+		case strings.Contains(msg, "main-def"):
+			def = append(def, msg)
+		}
+	}
+	if len(abc) != 1 || !strings.Contains(abc[0], "svc-01") || !strings.Contains(abc[0], "Superseded (1)") {
+		t.Errorf("want push 1's one notice, naming svc-01's failure and svc-00 superseded; got:\n%s", strings.Join(abc, "\n----\n"))
+	}
+	if len(def) != 1 {
+		t.Errorf("want push 2's one notice; got %d", len(def))
+	}
+	old, _, err := store.ByDeployment(ctx, "ecs-svc/100")
+	if err != nil || old.DeploymentOutcome != history.Superseded {
+		t.Errorf("push 1's deployment of svc-00 recorded %q, %v; want superseded", old.DeploymentOutcome, err)
+	}
 }

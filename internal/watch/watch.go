@@ -29,6 +29,7 @@ type Store interface {
 	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
 	SetOutcome(ctx context.Context, r history.Record, outcome, reason string, at time.Time) (bool, error)
 	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (history.Progress, error)
+	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]history.Record, error)
 	notify.RolloutBook
 	ClaimPromotion(ctx context.Context, rule, digest, owner string, now time.Time) (history.Claim, string, error)
 	PromotionDone(ctx context.Context, rule, digest string) error
@@ -148,6 +149,11 @@ func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
 	if err := w.endOfTarget(ctx, rec, outcome, e.reason, at, recorded); err != nil {
 		return res, err
 	}
+	if outcome == history.Completed && (recorded || rec.DeploymentOutcome == history.Completed) {
+		if err := w.supersede(ctx, rec, at); err != nil {
+			return res, err
+		}
+	}
 	// Promotion follows the recorded outcome, not this delivery: a retry or
 	// redrive of the event that recorded the completion finishes a
 	// promotion that did not finish (the claim makes it happen once).
@@ -255,6 +261,36 @@ func (w *Watcher) endOfTarget(ctx context.Context, rec history.Record, outcome, 
 	}
 	if !tracked && recorded {
 		w.notify(ctx, Notice(rec, outcome, reason, at))
+	}
+	return nil
+}
+
+// supersede ends, as superseded, our older deployments still under way on
+// the service of a deployment that completed: it runs another revision now,
+// so they never end, and ECS reports no end of a deployment an
+// UpdateService replaced. The deploy path ends them when it replaces them;
+// this catches the rest (a deploy by an older version, or one whose ending
+// was never retried). A retry of the event ends nothing twice.
+func (w *Watcher) supersede(ctx context.Context, rec history.Record, at time.Time) error {
+	key := history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service)
+	recs, err := w.Store.Supersede(ctx, key, rec.EventID, rec.Rule, rec.ToTaskDefinition, at)
+	if err != nil {
+		return fmt.Errorf("after deployment %s completed: %w", rec.DeploymentID, err)
+	}
+	for _, old := range recs {
+		w.Log.InfoContext(ctx, "deployment", "rule", old.Rule, "repository", old.Repository, "tag", old.Tag, "digest", old.Digest,
+			"cluster", old.Cluster, "service", old.Service, "deployment_id", old.DeploymentID, "task_definition", old.ToTaskDefinition,
+			"outcome", history.Superseded, "reason", old.DeploymentReason, "event_id", old.EventID)
+		end := history.RolloutEnd{ServiceKey: key, Account: old.Account, Region: old.Region, Cluster: old.Cluster, Service: old.Service,
+			Outcome: history.Superseded, Reason: old.DeploymentReason, DeploymentID: old.DeploymentID, At: at}
+		var sender notify.Sender
+		if w.Notifier != nil {
+			sender = w.Notifier
+		}
+		// Untracked: the completion's own notice says what runs now.
+		if _, err := notify.EndTarget(ctx, w.Store, sender, w.Log, old.Rule, old.EventID, end, w.now()); err != nil {
+			return fmt.Errorf("end of superseded deployment %s in the rollout of rule %s: %w", old.DeploymentID, old.Rule, err)
+		}
 	}
 	return nil
 }

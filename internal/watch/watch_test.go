@@ -591,7 +591,11 @@ func (u untouchable) EndRollout(context.Context, string, string, history.Rollout
 	u.fail("EndRollout")
 	return history.RolloutEnding{}, nil
 }
-func (u untouchable) RolloutNoticeSent(context.Context, string, string, int, string, time.Time) error {
+func (u untouchable) Supersede(context.Context, string, string, string, string, time.Time) ([]history.Record, error) {
+	u.fail("Supersede")
+	return nil, nil
+}
+func (u untouchable) RolloutNoticeSent(context.Context, string, string, string, time.Time) error {
 	u.fail("RolloutNoticeSent")
 	return nil
 }
