@@ -370,8 +370,8 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 11 {
-		t.Errorf("%d alarms, want errors per function, a failure queue per function but the worker, 2 rule DLQs, the work DLQ, failed deploys, history not written, failed/rolled-back deployments", len(alarms))
+	if len(alarms) != 12 {
+		t.Errorf("%d alarms, want errors per function, a failure queue per function but the worker, 2 rule DLQs, the work DLQ, failed deploys, history not written, failed/rolled-back deployments, reports lost", len(alarms))
 	}
 	// The deploy lines come from the worker and (sweeps, in-process) the
 	// deployer: a filter on each log group feeds one alarm's metric.
@@ -383,7 +383,8 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 	failed := `{ (($.msg = "deploy" || $.msg = "reconcile" || $.msg = "publish") && $.outcome = "failed") || $.msg = "work item refused" }`
 	history := `{ $.msg = "history not written" }`
 	want := []string{failed + " on DeployerLogs", failed + " on WorkerLogs", history + " on DeployerLogs", history + " on WorkerLogs",
-		`{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") } on WatcherLogs`}
+		`{ $.msg = "deployment" && ($.outcome = "failed" || $.outcome = "rolled_back") } on WatcherLogs`,
+		reportsLostPattern + " on DeployerLogs", reportsLostPattern + " on WorkerLogs", reportsLostPattern + " on WatcherLogs"}
 	if diff := cmp.Diff(want, patterns, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("alarm filters (-want +got):\n%s", diff)
 	}
