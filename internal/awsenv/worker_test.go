@@ -99,5 +99,6 @@ func (v v1Only) RetryDelay(attempt int, err error) (time.Duration, error) {
 func (v v1Only) GetRetryToken(ctx context.Context, err error) (func(error) error, error) {
 	return v.r.GetRetryToken(ctx, err)
 }
+
 //lint:ignore SA1019 a v1 retryer is what this fake plays
 func (v v1Only) GetInitialToken() func(error) error { return v.r.GetInitialToken() }
