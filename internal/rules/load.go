@@ -18,7 +18,7 @@ import (
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
 // (top level), "defaults", "reconcile", "rule", "target", "promote",
-// "publish", "registry", "codedeploy" and "hooks". The JSON Schema
+// "publish", "registry", "codedeploy", "hooks" and "cleanup". The JSON Schema
 // test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
@@ -27,9 +27,9 @@ func Keys(mapping string) []string {
 	case "reconcile":
 		return []string{"every"}
 	case "defaults":
-		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish", "registry"}
+		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "cleanup"}
 	case "rule":
-		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "targets", "promote"}
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "targets", "promote", "cleanup"}
 	case "registry":
 		return []string{"account", "region"}
 	case "publish":
@@ -42,6 +42,8 @@ func Keys(mapping string) []string {
 		return HookEvents
 	case "promote":
 		return []string{"tag"}
+	case "cleanup":
+		return []string{"keep", "delete"}
 	}
 	return nil
 }
@@ -176,6 +178,7 @@ type defaults struct {
 	passRoles  []string
 	publish    *Publish
 	registry   Place
+	cleanup    *Cleanup
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
@@ -271,6 +274,9 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 	}
 	if f, ok := m["registry"]; ok {
 		d.registry = p.registry(f, "defaults.registry")
+	}
+	if f, ok := m["cleanup"]; ok {
+		d.cleanup = p.cleanup(f, "defaults.cleanup")
 	}
 	return d
 }
@@ -405,7 +411,7 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if m == nil {
 		return nil
 	}
-	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish, Registry: d.registry}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish, Registry: d.registry, Cleanup: d.cleanup}
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
@@ -442,6 +448,9 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	}
 	if f, ok := m["registry"]; ok {
 		r.Registry = p.registry(f, at+".registry")
+	}
+	if f, ok := m["cleanup"]; ok {
+		r.Cleanup = p.cleanup(f, at+".cleanup")
 	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")

@@ -81,7 +81,10 @@ type Rule struct {
 	// Registry is where the repository is (zero: the central account and
 	// region); only pushes from there match the rule.
 	Registry Place
-	Line     int
+	// Cleanup, when set, deregisters old revisions of the targets'
+	// families (internal/cleanup); nil: revisions are never cleaned up.
+	Cleanup *Cleanup
+	Line    int
 }
 
 // Publish says where the running image is published.
