@@ -73,7 +73,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.errs
 	}
-	cfg.File = file
+	cfg.File, cfg.sha256 = file, digest(data)
 	return cfg, nil
 }
 

@@ -46,6 +46,7 @@ type Config struct {
 	Rules     []*Rule
 	Reconcile Reconcile
 	File      string // as loaded, for errors found later (CheckOwners)
+	sha256    string // of the file's bytes as parsed (see SHA256)
 }
 
 // DefaultReconcileEvery is how often sweeps run when the file does not say.
