@@ -74,6 +74,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, p.errs
 	}
 	cfg.File, cfg.sha256 = file, digest(data)
+	for _, r := range cfg.Rules {
+		r.fileSHA256 = cfg.sha256
+	}
 	return cfg, nil
 }
 

@@ -86,6 +86,8 @@ type Rule struct {
 	// families (internal/cleanup); nil: revisions are never cleaned up.
 	Cleanup *Cleanup
 	Line    int
+
+	fileSHA256 string // of the rules file it was parsed from (see FileSHA256)
 }
 
 // Publish says where the running image is published.

@@ -16,3 +16,7 @@ func digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
+
+// FileSHA256 is the SHA256 of the rules file r was parsed from ("" for a
+// rule built by hand): what a work item for one of r's targets carries.
+func (r *Rule) FileSHA256() string { return r.fileSHA256 }

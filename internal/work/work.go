@@ -70,11 +70,28 @@ type DeployTarget struct {
 	Rule        string `json:"rule"`
 	TargetIndex int    `json:"target_index"`
 	ServiceKey  string `json:"service_key"`
+	// RulesSHA256 is the SHA-256 of the rules file the intake resolved the
+	// item with (rules.Config.SHA256; optional, so v1 still: a reader that
+	// does not know it ignores it, and an item without it is read as
+	// before). See OutOfStep.
+	RulesSHA256 string `json:"rules_sha256,omitempty"`
 }
 
-// NewDeployTarget is the item for target index i of rule r.
+// NewDeployTarget is the item for target index i of rule r, with the
+// SHA-256 of the rules file r was parsed from.
 func NewDeployTarget(push ecrevent.Push, r *rules.Rule, i int, central rules.Place) DeployTarget {
-	return DeployTarget{Push: PushOf(push), Rule: r.Name, TargetIndex: i, ServiceKey: serviceKey(r.Targets[i], central)}
+	return DeployTarget{Push: PushOf(push), Rule: r.Name, TargetIndex: i, ServiceKey: serviceKey(r.Targets[i], central),
+		RulesSHA256: r.FileSHA256()}
+}
+
+// OutOfStep reports whether the item was resolved with another rules file
+// than cfg (both SHA-256s known, and different): during a stack update the
+// intake may run a newer file than a worker still warm, and an item that
+// cfg refuses (Resolve) is then no proof that the target is gone — a
+// worker with the intake's file takes it. An item or a Config without a
+// SHA-256 is never out of step: Resolve's refusal stands.
+func (it DeployTarget) OutOfStep(cfg *rules.Config) bool {
+	return it.RulesSHA256 != "" && cfg.SHA256() != "" && it.RulesSHA256 != cfg.SHA256()
 }
 
 // Place is where the item's target runs (account/region): queues and the

@@ -2,6 +2,7 @@ package work
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,9 +92,82 @@ func TestEncodedShape(t *testing.T) {
 	}
 	want := `{"kind":"deploy-target","v":1,"push":{"event_id":"ev-1","registry_account":"123456789012","registry_region":"eu-west-1",` +
 		`"repository":"web","tag":"main-1","digest":"` + digest + `","pushed_at":"2026-11-30T09:15:02.345678Z"},` +
-		`"rule":"web","target_index":1,"service_key":"210987654321/us-east-1/prod/web"}`
+		`"rule":"web","target_index":1,"service_key":"210987654321/us-east-1/prod/web",` +
+		`"rules_sha256":"` + load(t, twoTargets).SHA256() + `"}`
 	if diff := gocmp.Diff(want, string(body)); diff != "" {
 		t.Errorf("encoded (-want +got):\n%s", diff)
+	}
+}
+
+// rules_sha256 is optional in v1: an item without it (an older intake's)
+// reads as before, and a v1 reader that knows nothing of it (an older
+// worker, played by a struct without the field) reads the rest unchanged.
+func TestRulesSHA256IsOptional(t *testing.T) {
+	cfg := load(t, twoTargets)
+	withSHA := NewDeployTarget(push(), cfg.Rules[0], 0, central)
+	if withSHA.RulesSHA256 != cfg.SHA256() || len(withSHA.RulesSHA256) != 64 {
+		t.Fatalf("item's rules_sha256 %q, want the file's %q", withSHA.RulesSHA256, cfg.SHA256())
+	}
+	body, err := Encode(withSHA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var older struct {
+		Envelope
+		Push        Push   `json:"push"`
+		Rule        string `json:"rule"`
+		TargetIndex int    `json:"target_index"`
+		ServiceKey  string `json:"service_key"`
+	}
+	if err := json.Unmarshal(body, &older); err != nil {
+		t.Fatalf("an older reader: %v", err)
+	}
+	if diff := gocmp.Diff(withSHA.ServiceKey, older.ServiceKey); diff != "" || older.V != 1 || older.Rule != "web" {
+		t.Errorf("an older reader read %+v", older)
+	}
+	without := withSHA
+	without.RulesSHA256 = ""
+	body, err = Encode(without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(body), "rules_sha256") {
+		t.Errorf("an item without a SHA-256 encodes one: %s", body)
+	}
+	got, err := Decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff(without, got); diff != "" {
+		t.Errorf("decoded (-want +got):\n%s", diff)
+	}
+}
+
+// An item is out of step with a rules file only when both SHA-256s are
+// known and differ.
+func TestOutOfStep(t *testing.T) {
+	sent := load(t, twoTargets)
+	newer := load(t, twoTargets+"      - {cluster: prod, service: api}\n")
+	item := NewDeployTarget(push(), sent.Rules[0], 0, central)
+	noSHA := item
+	noSHA.RulesSHA256 = ""
+	for _, tc := range []struct {
+		name string
+		item DeployTarget
+		cfg  *rules.Config
+		want bool
+	}{
+		{"the intake's file", item, sent, false},
+		{"the same bytes parsed again", item, load(t, twoTargets), false},
+		{"another file", item, newer, true},
+		{"an item from an older intake", noSHA, newer, false},
+		{"a rules file built by hand", item, &rules.Config{Rules: sent.Rules}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.item.OutOfStep(tc.cfg); got != tc.want {
+				t.Errorf("OutOfStep = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 
