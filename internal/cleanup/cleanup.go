@@ -1,0 +1,470 @@
+// Package cleanup deregisters (and optionally deletes) old revisions of a
+// task-definition family without ever breaking a rollback: everything
+// beyond the newest Keep revisions goes, except the revisions the service
+// runs or an active deployment or task set uses, the rollback candidates,
+// the revision a published parameter names, the revision just before the
+// running one, and the newest revision the product did not register (see
+// docs/decisions.md, "Old revisions").
+//
+// Deregistering spends ECS's RegisterTaskDefinition bucket (20 burst, 1 per
+// second per account and region), which deploys need: a Run spends at most
+// a Budget of calls, deregisters one revision per call, and stops at the
+// first throttle, leaving the rest to the next run.
+package cleanup
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
+)
+
+// ecsAPI is what clean-up needs of ECS.
+type ecsAPI interface {
+	ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error)
+	DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
+	DeregisterTaskDefinition(ctx context.Context, in *ecs.DeregisterTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error)
+	DeleteTaskDefinitions(ctx context.Context, in *ecs.DeleteTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.DeleteTaskDefinitionsOutput, error)
+}
+
+// MinKeep is the fewest revisions a family keeps (rules.MinCleanupKeep).
+const MinKeep = 2
+
+// MaxDeletePerCall is DeleteTaskDefinitions' limit of revisions per call.
+const MaxDeletePerCall = 10
+
+// listPageSize is ListTaskDefinitions' largest page.
+const listPageSize = 100
+
+// Target is one service's family to clean up, with what protects its
+// revisions. Every revision may be given as an ARN or as family:revision.
+type Target struct {
+	// Family is the task-definition family; empty: the running revision's.
+	Family string
+	Keep   int
+	// Delete also deletes deregistered (INACTIVE) revisions.
+	Delete bool
+	// Service is the caller's DescribeServices answer for the service: its
+	// running revision, its deployments' and task sets' revisions stay.
+	Service types.Service
+	// Rollback are the revisions a rollback could return to: the last Keep
+	// the product deployed there, from history (each deploy's from and to).
+	Rollback []string
+	// Published are the revisions published parameters name.
+	Published []string
+	// SweepInactive lists INACTIVE revisions to delete (with Delete) even
+	// when this run deregistered none, to finish a delete a throttle cut
+	// short; without it they are listed only after a deregistration.
+	SweepInactive bool
+}
+
+// Kept reasons: why a revision beyond the newest Keep stays ACTIVE.
+const (
+	ReasonNewest     = "newest"
+	ReasonRunning    = "running"
+	ReasonDeployment = "deployment"
+	ReasonTaskSet    = "task set"
+	ReasonRollback   = "rollback candidate"
+	ReasonPublished  = "published"
+	ReasonPrevious   = "before the running one"
+	// ReasonForeign is the newest revision without autodeploy tags beyond
+	// the newest Keep: made by hand or by IaC, whose state names it.
+	ReasonForeign = "not registered by autodeploy"
+)
+
+// Revision is one revision of the family.
+type Revision struct {
+	ARN    string
+	Number int
+}
+
+// Kept is a revision that stays, with why.
+type Kept struct {
+	Revision
+	Reasons []string
+}
+
+// Plan is what a run would do, from one listing of the family's ACTIVE
+// revisions (one ListTaskDefinitions call up to 100 revisions).
+type Plan struct {
+	Family string
+	Keep   int
+	// Active counts the family's ACTIVE revisions.
+	Active int
+	// Kept are the revisions that stay, newest first.
+	Kept []Kept
+	// Candidates are the revisions a run would deregister, newest first —
+	// but for the newest of them without autodeploy tags, which a run keeps
+	// (ReasonForeign; it reads tags only as it goes).
+	Candidates []Revision
+}
+
+// Outcomes of a cleanup log line.
+const (
+	OutcomeDeregistered = "deregistered"
+	OutcomeDeleted      = "deleted"
+	OutcomeDeleteFailed = "delete refused"
+	OutcomeKept         = "kept"
+	OutcomeThrottled    = "throttled"
+	OutcomeFailed       = "failed"
+)
+
+// Result is what a run did and left.
+type Result struct {
+	Family       string
+	Deregistered []string // family:revision, in the order done
+	Deleted      []string
+	// Foreign is the revision kept as the newest not registered by the
+	// product, "" when none was met.
+	Foreign string
+	// Left are the candidates not deregistered (budget spent or throttled),
+	// LeftToDelete the INACTIVE revisions not deleted; the next run goes on.
+	Left         []string
+	LeftToDelete []string
+	Throttled    bool
+}
+
+// Budget is how many calls clean-up may spend on ECS's register bucket
+// (DeregisterTaskDefinition) and DeleteTaskDefinitions in one sweep of one
+// account and region; runs of several families share it. Once a run meets
+// a throttle, the budget is spent: the bucket is the place's, not the
+// family's, and deploys come first.
+type Budget struct {
+	left      int
+	throttled bool
+}
+
+// NewBudget allows n calls.
+func NewBudget(n int) *Budget { return &Budget{left: n} }
+
+// Left is how many calls remain (0 once throttled).
+func (b *Budget) Left() int {
+	if b.throttled {
+		return 0
+	}
+	return b.left
+}
+
+// Throttled reports whether a run on this budget met a throttle.
+func (b *Budget) Throttled() bool { return b.throttled }
+
+func (b *Budget) take() bool {
+	if b.Left() <= 0 {
+		return false
+	}
+	b.left--
+	return true
+}
+
+// Cleaner cleans families up through one ECS client (one place).
+type Cleaner struct {
+	ecs ecsAPI
+	log *slog.Logger
+}
+
+// New returns a Cleaner; every action is a msg="cleanup" line on log.
+func New(client ecsAPI, log *slog.Logger) *Cleaner {
+	return &Cleaner{ecs: client, log: log}
+}
+
+// Plan lists the family's ACTIVE revisions and decides which stay.
+func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
+	running := name(aws.ToString(t.Service.TaskDefinition))
+	if running == "" {
+		return Plan{}, errors.New("clean-up: the service's running task definition is not known; refusing to clean its family")
+	}
+	family := t.Family
+	if family == "" {
+		family, _ = split(running)
+	}
+	if t.Keep < MinKeep {
+		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, MinKeep)
+	}
+	active, err := c.list(ctx, family, types.TaskDefinitionStatusActive)
+	if err != nil {
+		return Plan{}, err
+	}
+	return decide(family, t, active), nil
+}
+
+// decide is the plan for the family's ACTIVE revisions (newest first).
+func decide(family string, t Target, active []Revision) Plan {
+	protect := map[string][]string{}
+	add := func(reason string, revs ...string) {
+		for _, r := range revs {
+			if n := name(r); n != "" && !slices.Contains(protect[n], reason) {
+				protect[n] = append(protect[n], reason)
+			}
+		}
+	}
+	running := name(aws.ToString(t.Service.TaskDefinition))
+	add(ReasonRunning, running)
+	for _, d := range t.Service.Deployments {
+		add(ReasonDeployment, aws.ToString(d.TaskDefinition))
+	}
+	for _, ts := range t.Service.TaskSets {
+		add(ReasonTaskSet, aws.ToString(ts.TaskDefinition))
+	}
+	add(ReasonRollback, t.Rollback...)
+	add(ReasonPublished, t.Published...)
+	if fam, n := split(running); fam == family {
+		for _, r := range active {
+			if r.Number < n {
+				add(ReasonPrevious, r.ARN)
+				break
+			}
+		}
+	}
+	p := Plan{Family: family, Keep: t.Keep, Active: len(active)}
+	for i, r := range active {
+		reasons := protect[name(r.ARN)]
+		if i < t.Keep {
+			reasons = append([]string{ReasonNewest}, reasons...)
+		}
+		if len(reasons) > 0 {
+			p.Kept = append(p.Kept, Kept{Revision: r, Reasons: reasons})
+		} else {
+			p.Candidates = append(p.Candidates, r)
+		}
+	}
+	return p
+}
+
+// Run plans and carries the plan out within budget: candidates newest
+// first, one DeregisterTaskDefinition each, reading a candidate's tags
+// (DescribeTaskDefinition, another bucket) only until the newest one the
+// product did not register is found and kept. With Delete, the family's
+// INACTIVE revisions are then deleted, ten per call. It stops at the first
+// throttle, with the budget marked spent, and returns what is left; any
+// other error stops it too and is returned beside the result so far.
+func (c *Cleaner) Run(ctx context.Context, t Target, b *Budget) (Result, error) {
+	p, err := c.Plan(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.Apply(ctx, t, p, b)
+}
+
+// Apply carries out a plan made for t (see Run).
+func (c *Cleaner) Apply(ctx context.Context, t Target, p Plan, b *Budget) (Result, error) {
+	res := Result{Family: p.Family}
+	foreignFound := false
+	for i, r := range p.Candidates {
+		rev := name(r.ARN)
+		if b.Left() <= 0 {
+			res.Left = names(p.Candidates[i:])
+			break
+		}
+		if !foreignFound {
+			out, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+				TaskDefinition: aws.String(r.ARN), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
+			})
+			if err != nil {
+				res.Left = names(p.Candidates[i:])
+				return c.stopped(ctx, res, b, err, "describe "+rev)
+			}
+			if !byProduct(out.Tags) {
+				foreignFound, res.Foreign = true, rev
+				c.logLine(ctx, p.Family, []string{rev}, OutcomeKept, ReasonForeign)
+				continue
+			}
+		}
+		b.take()
+		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(r.ARN)}); err != nil {
+			res.Left = names(p.Candidates[i:])
+			return c.stopped(ctx, res, b, err, "deregister "+rev)
+		}
+		res.Deregistered = append(res.Deregistered, rev)
+		c.logLine(ctx, p.Family, []string{rev}, OutcomeDeregistered, "")
+	}
+	if !t.Delete || (len(res.Deregistered) == 0 && !t.SweepInactive) {
+		return res, nil
+	}
+	return c.delete(ctx, t, p, b, res)
+}
+
+// delete deletes the family's INACTIVE revisions, ten per call; one the
+// service still runs or deploys stays.
+func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res Result) (Result, error) {
+	inactive, err := c.list(ctx, p.Family, types.TaskDefinitionStatusInactive)
+	if err != nil {
+		return res, err
+	}
+	slices.Reverse(inactive) // oldest first
+	var todo []string
+	for _, r := range inactive {
+		if rev := name(r.ARN); !inUse(t.Service, rev) {
+			todo = append(todo, rev)
+		}
+	}
+	for len(todo) > 0 {
+		if !b.take() {
+			res.LeftToDelete = todo
+			return res, nil
+		}
+		batch := todo[:min(MaxDeletePerCall, len(todo))]
+		out, err := c.ecs.DeleteTaskDefinitions(ctx, &ecs.DeleteTaskDefinitionsInput{TaskDefinitions: batch})
+		if err != nil {
+			res.LeftToDelete = todo
+			return c.stopped(ctx, res, b, err, "delete "+strings.Join(batch, ", "))
+		}
+		refused := map[string]bool{}
+		for _, f := range out.Failures {
+			rev := name(aws.ToString(f.Arn))
+			refused[rev] = true
+			c.logLine(ctx, p.Family, []string{rev}, OutcomeDeleteFailed, aws.ToString(f.Reason))
+		}
+		var deleted []string
+		for _, rev := range batch {
+			if !refused[rev] {
+				deleted = append(deleted, rev)
+			}
+		}
+		if len(deleted) > 0 {
+			res.Deleted = append(res.Deleted, deleted...)
+			c.logLine(ctx, p.Family, deleted, OutcomeDeleted, "")
+		}
+		todo = todo[len(batch):]
+	}
+	return res, nil
+}
+
+// inUse reports whether the service runs rev or a deployment or task set
+// uses it (a service can run an INACTIVE revision).
+func inUse(svc types.Service, rev string) bool {
+	if name(aws.ToString(svc.TaskDefinition)) == rev {
+		return true
+	}
+	for _, d := range svc.Deployments {
+		if name(aws.ToString(d.TaskDefinition)) == rev {
+			return true
+		}
+	}
+	for _, ts := range svc.TaskSets {
+		if name(aws.ToString(ts.TaskDefinition)) == rev {
+			return true
+		}
+	}
+	return false
+}
+
+// stopped ends a run at a failed call: a throttle spends the budget and is
+// no error (the next run goes on); anything else is returned.
+func (c *Cleaner) stopped(ctx context.Context, res Result, b *Budget, err error, what string) (Result, error) {
+	if Throttle(err) {
+		b.throttled, res.Throttled = true, true
+		c.logLine(ctx, res.Family, leftOf(res), OutcomeThrottled, what)
+		return res, nil
+	}
+	c.logLine(ctx, res.Family, leftOf(res), OutcomeFailed, what+": "+err.Error())
+	return res, fmt.Errorf("clean-up of %s: %s: %w", res.Family, what, err)
+}
+
+func leftOf(res Result) []string {
+	if len(res.LeftToDelete) > 0 {
+		return res.LeftToDelete
+	}
+	return res.Left
+}
+
+func (c *Cleaner) logLine(ctx context.Context, family string, revisions []string, outcome, detail string) {
+	attrs := []any{"family", family, "revisions", revisionNumbers(revisions), "outcome", outcome}
+	if detail != "" {
+		attrs = append(attrs, "detail", detail)
+	}
+	c.log.InfoContext(ctx, "cleanup", attrs...)
+}
+
+// revisionNumbers are the revisions' numbers, as the log line holds them.
+func revisionNumbers(revs []string) []int {
+	out := make([]int, 0, len(revs))
+	for _, r := range revs {
+		_, n := split(r)
+		out = append(out, n)
+	}
+	return out
+}
+
+// Throttle reports whether err is ECS refusing for rate: a throttle, or
+// concurrent revisions of one family (a deploy registering beside us).
+func Throttle(err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.ErrorCode() {
+	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded":
+		return true
+	case "ClientException":
+		return strings.Contains(ae.ErrorMessage(), "Too many concurrent attempts")
+	}
+	return false
+}
+
+// list returns the family's revisions of one status, newest first.
+// familyPrefix matches every family it begins (web matches web-worker), so
+// only the exact family is kept.
+func (c *Cleaner) list(ctx context.Context, family string, status types.TaskDefinitionStatus) ([]Revision, error) {
+	var out []Revision
+	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(family), Status: status, MaxResults: aws.Int32(listPageSize)}
+	for {
+		page, err := c.ecs.ListTaskDefinitions(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("clean-up of %s: list its %s revisions: %w", family, strings.ToLower(string(status)), err)
+		}
+		for _, a := range page.TaskDefinitionArns {
+			if f, n := split(name(a)); f == family && n > 0 {
+				out = append(out, Revision{ARN: a, Number: n})
+			}
+		}
+		if aws.ToString(page.NextToken) == "" {
+			break
+		}
+		in.NextToken = page.NextToken
+	}
+	slices.SortFunc(out, func(a, b Revision) int { return cmp.Compare(b.Number, a.Number) })
+	return slices.CompactFunc(out, func(a, b Revision) bool { return a.Number == b.Number }), nil
+}
+
+// byProduct reports whether a revision's tags say autodeploy registered it.
+func byProduct(tags []types.Tag) bool {
+	return slices.ContainsFunc(tags, func(t types.Tag) bool { return strings.HasPrefix(aws.ToString(t.Key), "autodeploy:") })
+}
+
+// name is family:revision of an ARN or of family:revision itself.
+func name(s string) string {
+	if i := strings.LastIndex(s, "task-definition/"); i >= 0 {
+		return s[i+len("task-definition/"):]
+	}
+	return s
+}
+
+// split takes family:revision apart; revision 0 when it does not parse.
+func split(s string) (string, int) {
+	i := strings.LastIndex(s, ":")
+	if i < 0 {
+		return s, 0
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return s, 0
+	}
+	return s[:i], n
+}
+
+func names(revs []Revision) []string {
+	out := make([]string, len(revs))
+	for i, r := range revs {
+		out[i] = name(r.ARN)
+	}
+	return out
+}
