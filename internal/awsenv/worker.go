@@ -20,7 +20,8 @@ const WorkerMaxAttempts = 5
 
 // ForWorker is cfg with every client's retryer bounded to
 // WorkerMaxAttempts; all else of the retryer (its backoff, adaptive mode
-// per operation, what it retries) stays cfg's.
+// per operation, what it retries) stays cfg's. A retryer that already
+// makes fewer attempts keeps its number: the bound only lowers.
 func ForWorker(cfg aws.Config) aws.Config {
 	c := cfg.Copy()
 	base := cfg.Retryer
@@ -30,6 +31,9 @@ func ForWorker(cfg aws.Config) aws.Config {
 			r = base()
 		} else {
 			r = retry.NewStandard()
+		}
+		if n := r.MaxAttempts(); n > 0 && n <= WorkerMaxAttempts {
+			return r
 		}
 		return WithMaxAttempts(r, WorkerMaxAttempts)
 	}

@@ -67,11 +67,20 @@ func TestForWorkerKeepsTheRetryer(t *testing.T) {
 		{"adaptive per operation", NewRetryer, true},
 		{"standard", NewStateRetryer, true},
 		{"none (the SDK's default)", nil, true},
-		{"a v1 retryer", func() aws.Retryer { return v1Only{retry.NewStandard()} }, false},
+		{"a v1 retryer", func() aws.Retryer {
+			return v1Only{retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 8 })}
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := ForWorker(aws.Config{Retryer: tt.base}).Retryer()
+			if tt.base == nil {
+				// The SDK's default makes 3 attempts, fewer than the bound.
+				if got := r.MaxAttempts(); got != 3 {
+					t.Errorf("MaxAttempts = %d, want the SDK default's 3", got)
+				}
+				return
+			}
 			if got := r.MaxAttempts(); got != WorkerMaxAttempts {
 				t.Errorf("MaxAttempts = %d, want %d", got, WorkerMaxAttempts)
 			}
@@ -85,6 +94,17 @@ func TestForWorkerKeepsTheRetryer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The bound only lowers: a retryer that already makes fewer attempts (a
+// test's one attempt, the SDK's default three) keeps its number.
+func TestForWorkerOnlyLowers(t *testing.T) {
+	for _, n := range []int{1, 3, WorkerMaxAttempts} {
+		base := func() aws.Retryer { return retry.AddWithMaxAttempts(retry.NewStandard(), n) }
+		if got := ForWorker(aws.Config{Retryer: base}).Retryer().MaxAttempts(); got != n {
+			t.Errorf("a retryer of %d attempts makes %d under ForWorker", n, got)
+		}
 	}
 }
 
