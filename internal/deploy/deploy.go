@@ -245,7 +245,9 @@ func (d *Deployer) Dispatch(ctx context.Context, push ecrevent.Push, jobs []Job)
 	}
 	sum, err := d.Dispatcher.Dispatch(ctx, push, jobs)
 	if _, inProcess := d.Dispatcher.(InProcess); !inProcess {
-		d.notifyDispatched(ctx, push, sum)
+		if nerr := d.notifyDispatched(ctx, push, sum); nerr != nil {
+			err = errors.Join(err, fmt.Errorf("event %s: %w (the push will be retried)", push.EventID, nerr))
+		}
 	}
 	return sum, err
 }
@@ -259,7 +261,11 @@ const maxListed = 10
 // cause). A rule's notice of an event goes once per process: Lambda retries
 // a push whose other targets failed transiently, and a sweep's event id is
 // the same from one sweep to the next while the stack stays wrong.
-func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum Summary) {
+//
+// Each failure is ended in its rule's rollout, so the rule's notice does not
+// wait for a target that was never queued; an end not recorded is the
+// error returned, and the push's invocation fails so that Lambda retries it.
+func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum Summary) error {
 	byRule := map[string][]Result{}
 	var order []string
 	for _, r := range sum.Results {
@@ -272,10 +278,14 @@ func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum
 		}
 		byRule[r.Rule] = append(byRule[r.Rule], r)
 	}
+	var errs []error
 	for _, rule := range order {
 		// A rule's rollout counts them, and notifies once all its targets
 		// ended; what no rollout counts is notified here.
-		rs := d.endOfTargets(ctx, push, byRule[rule])
+		rs, err := d.endOfTargets(ctx, push, byRule[rule])
+		if err != nil {
+			errs = append(errs, err)
+		}
 		if len(rs) == 0 || d.Notifier == nil || !d.firstNotice(push.EventID, rule) {
 			continue
 		}
@@ -293,6 +303,7 @@ func (d *Deployer) notifyDispatched(ctx context.Context, push ecrevent.Push, sum
 		}
 		d.notify(ctx, push, n, notify.NotDeployed, reason)
 	}
+	return errors.Join(errs...)
 }
 
 // firstNotice reports whether event's failures under rule are not yet

@@ -23,6 +23,8 @@ import (
 type Rollouts interface {
 	OpenRollout(ctx context.Context, r history.Rollout, targets []history.RolloutTarget, now time.Time) error
 	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]history.Record, error)
+	ClaimFirstFailure(ctx context.Context, rule, eventID, serviceKey string, now time.Time) (history.Rollout, bool, error)
+	FirstFailureSent(ctx context.Context, rule, eventID, serviceKey string, now time.Time) error
 	notify.RolloutBook
 }
 
@@ -155,7 +157,8 @@ func (d *Deployer) sender() notify.Sender {
 // started is the watcher's to end, and so is a skip of a revision this
 // very event registered (a redelivery: its deployment is under way); a
 // transient failure is retried. tracked is false when no rollout counts
-// the target: the caller notifies it by itself.
+// the target: the caller notifies it by itself. The rollout's first
+// permanent failure is notified at once (firstFailure).
 func (d *Deployer) endOfTarget(ctx context.Context, push ecrevent.Push, res Result, ownRevision bool) (tracked bool, err error) {
 	var outcome string
 	switch {
@@ -168,28 +171,103 @@ func (d *Deployer) endOfTarget(ctx context.Context, push ecrevent.Push, res Resu
 	default:
 		return false, nil
 	}
-	end := history.RolloutEnd{ServiceKey: history.ServiceKey(res.Account, res.Region, res.Cluster, res.Service),
-		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
-		Outcome: outcome, Reason: res.Reason, DeploymentID: res.DeploymentID, At: d.now()}
-	return notify.EndTarget(ctx, d.Rollouts, d.sender(), d.Log, res.Rule, push.EventID, end, d.now())
+	return d.end(ctx, push, res, outcome, false)
+}
+
+// end counts res's target in its rule's rollout with outcome (parked: its
+// work item parked in the dead-letter queue), and notifies the rollout's
+// first permanent failure.
+func (d *Deployer) end(ctx context.Context, push ecrevent.Push, res Result, outcome string, parked bool) (tracked bool, err error) {
+	key := history.ServiceKey(res.Account, res.Region, res.Cluster, res.Service)
+	end := history.RolloutEnd{ServiceKey: key, Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
+		Outcome: outcome, Reason: res.Reason, DeploymentID: res.DeploymentID, At: d.now(), Parked: parked}
+	tracked, err = notify.EndTarget(ctx, d.Rollouts, d.sender(), d.Log, res.Rule, push.EventID, end, d.now())
+	if err != nil || !tracked || outcome != notify.NotDeployed {
+		return tracked, err
+	}
+	return true, d.firstFailure(ctx, push, res, key)
+}
+
+// firstFailure tells people of a rollout's first permanent failure at once,
+// once per rollout (history.Store.ClaimFirstFailure): the rule's notice
+// waits for every target's end, which may never come (an ECS event lost),
+// and a failure for good needs a person now. Later failures wait for the
+// rule's notice, and none is told once every target ended (the rule's
+// notice says it). A retry of the same end, before the notice was marked
+// sent, sends it again; a notice that cannot be sent is logged, as every
+// notice.
+func (d *Deployer) firstFailure(ctx context.Context, push ecrevent.Push, res Result, key string) error {
+	if d.Notifier == nil {
+		return nil
+	}
+	r, claimed, err := d.Rollouts.ClaimFirstFailure(ctx, res.Rule, push.EventID, key, d.now())
+	if err != nil || !claimed {
+		return err
+	}
+	reason := fmt.Sprintf("%s (first failure of %d targets of rule %s; the rule's notice follows when every target ended)",
+		res.Reason, r.Expected, res.Rule)
+	d.notify(ctx, push, res, notify.NotDeployed, reason)
+	return d.Rollouts.FirstFailureSent(ctx, res.Rule, push.EventID, key, d.now())
+}
+
+// ParkedReason is the end a work item parked in the work dead-letter queue
+// gets in its rollout: receives is how many times it was received, last
+// why its last receive failed.
+func ParkedReason(receives int, last string) string {
+	last = strings.TrimSuffix(last, " (will retry)")
+	if l, ok := strings.CutSuffix(last, "; will retry)"); ok {
+		last = l + ")"
+	}
+	return fmt.Sprintf("parked in the work dead-letter queue after %d receives (last: %s); `autodeploy redrive --queue work` replays it",
+		receives, last)
+}
+
+// EndParked ends, as not deployed, a target whose work item failed
+// transiently on its last receive (its queue's redrive policy parks it in
+// the dead-letter queue next): its rule's rollout would otherwise never
+// end, and nobody would be told of its other targets. res is the item's
+// last (Retryable) result. A redrive that then deploys the target is
+// reported by itself (history.RolloutEnd.Parked). A target no rollout
+// counts, or whose end cannot be recorded (logged: the item is parked
+// whatever happens), is notified by itself.
+func (d *Deployer) EndParked(ctx context.Context, push ecrevent.Push, res Result, receives int) {
+	res.Outcome, res.Retryable = Failed, false
+	res.Reason = ParkedReason(receives, res.Reason)
+	tracked := false
+	if d.Rollouts != nil && !IsSweep(push.EventID) {
+		var err error
+		if tracked, err = d.end(ctx, push, res, notify.NotDeployed, true); err != nil {
+			d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", res.Rule, "cluster", res.Cluster, "service", res.Service,
+				"event_id", push.EventID, "error", err.Error())
+			tracked = false
+		}
+	}
+	d.Log.ErrorContext(ctx, "work item parked", "rule", res.Rule, "cluster", res.Cluster, "service", res.Service,
+		"event_id", push.EventID, "digest", push.Digest, "receive_count", receives, "tracked", tracked, "reason", res.Reason)
+	if !tracked {
+		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
+	}
 }
 
 // endOfTargets is endOfTarget for many results at once (a dispatch's
 // failures), bounded by the deployer's concurrency; it returns the results
-// no rollout counts.
-func (d *Deployer) endOfTargets(ctx context.Context, push ecrevent.Push, rs []Result) []Result {
+// no rollout counts, and an error when some end was not recorded: the push
+// then fails its invocation, and Lambda's retry ends them (the items
+// already sent go again, which is harmless). An end not recorded is not
+// returned as untracked: its retry counts it, or finds it untracked.
+func (d *Deployer) endOfTargets(ctx context.Context, push ecrevent.Push, rs []Result) ([]Result, error) {
 	tracked := make([]bool, len(rs))
+	errs := make([]error, len(rs))
 	var g errgroup.Group
 	g.SetLimit(max(d.Concurrency, 1))
 	for i, r := range rs {
 		g.Go(func() error {
 			var err error
 			if tracked[i], err = d.endOfTarget(ctx, push, r, false); err != nil {
-				// Not handed to a queue, so nothing retries it: its own
-				// notice says it, and the rule's notice waits for it.
 				d.Log.ErrorContext(ctx, "rollout end not recorded", "rule", r.Rule, "cluster", r.Cluster, "service", r.Service,
 					"event_id", push.EventID, "error", err.Error())
-				tracked[i] = false
+				errs[i] = fmt.Errorf("%s/%s: %w", r.Cluster, r.Service, err)
+				tracked[i] = true
 			}
 			return nil
 		})
@@ -201,5 +279,5 @@ func (d *Deployer) endOfTargets(ctx context.Context, push ecrevent.Push, rs []Re
 			untracked = append(untracked, r)
 		}
 	}
-	return untracked
+	return untracked, errors.Join(errs...)
 }

@@ -48,7 +48,7 @@ func TestRolloutNoticesFromTheDeployPath(t *testing.T) {
 	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 
-	t.Run("a failure waits for the deployment's end, and a retry counts nothing twice", func(t *testing.T) {
+	t.Run("a first failure is told at once, the rule's notice waits for the deployment's end, and a retry counts nothing twice", func(t *testing.T) {
 		f := newFixture(t)
 		notices := &titles{}
 		f.d.Notifier, f.d.Rollouts = notices, store
@@ -59,8 +59,9 @@ func TestRolloutNoticesFromTheDeployPath(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := notices.list(); len(got) != 0 {
-			t.Fatalf("notices before the deployment ended: %q", got)
+		first := []string{"staging/web-worker NOT deployed web:main-aaa0001"} // the rollout's first failure, once
+		if diff := cmp.Diff(first, notices.list()); diff != "" {
+			t.Fatalf("notices before the deployment ended (-want +got):\n%s", diff)
 		}
 		// The watcher's end of staging/web's deployment.
 		rec := f.services.recorded()
@@ -77,7 +78,7 @@ func TestRolloutNoticesFromTheDeployPath(t *testing.T) {
 				t.Fatalf("end: %v, %v", tracked, err)
 			}
 		}
-		want := []string{"rule web-staging deployed web:main-aaa0001 to 1 of 2 services, 1 FAILED"}
+		want := append(first, "rule web-staging deployed web:main-aaa0001 to 1 of 2 services, 1 FAILED")
 		if diff := cmp.Diff(want, notices.list()); diff != "" {
 			t.Errorf("notices (-want +got):\n%s", diff)
 		}

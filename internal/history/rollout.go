@@ -85,6 +85,12 @@ type RolloutEnd struct {
 	Reason       string    `dynamodbav:"reason,omitempty"`
 	DeploymentID string    `dynamodbav:"deployment_id,omitempty"`
 	At           time.Time `dynamodbav:"at"`
+	// Parked: the target's work item was parked in the work dead-letter
+	// queue, still failing transiently, and is ended as failed so that its
+	// rule's notice goes. A later end of the same target (a redrive that
+	// deployed it) is not the rollout's any more: EndRollout leaves it
+	// untracked, and its caller reports it by itself.
+	Parked bool `dynamodbav:"parked,omitempty"`
 }
 
 // RolloutEnding is what EndRollout found.
@@ -260,8 +266,11 @@ func backoff(ctx context.Context, attempt int) error {
 // ErrNoticePending, so that its caller tries again; a claim ClaimStale old
 // (its claimer died, or lost the claim's answer) is taken over. A failed
 // end that a rollback follows is amended to rolled_back, not counted
-// again. Writes that meet another transaction on their items are tried
-// again, up to conflictAttempts times.
+// again. A target ended as parked (RolloutEnd.Parked) counts no later end:
+// an end that is not parked is then untracked (its redrive's own end,
+// which the caller reports by itself), a parked one a duplicate. Writes
+// that meet another transaction on their items are tried again, up to
+// conflictAttempts times.
 func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end RolloutEnd, now time.Time) (RolloutEnding, error) {
 	end.Reason = cut(end.Reason, MaxEndReason)
 	var ending RolloutEnding
@@ -276,6 +285,11 @@ func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end Rollou
 		}
 		ending.Tracked = true
 		if _, ended := out.Item["outcome"]; ended {
+			if _, parked := out.Item["parked"]; parked && !end.Parked {
+				// Counted as parked (and told in the rule's notice): this
+				// later end, of its redrive, is reported by itself.
+				return RolloutEnding{}, nil
+			}
 			if err := w.amendEnd(ctx, tkey, end); err != nil {
 				return ending, err
 			}
@@ -311,10 +325,15 @@ func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[str
 		":o": str(end.Outcome), ":r": str(end.Reason), ":d": str(end.DeploymentID),
 		":at": str(end.At.UTC().Format(time.RFC3339Nano)),
 	}
+	set := "SET outcome = :o, reason = :r, deployment_id = :d, #at = :at"
+	if end.Parked {
+		set += ", parked = :parked"
+		values[":parked"] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName: aws.String(w.table), Key: tkey,
-			UpdateExpression:          aws.String("SET outcome = :o, reason = :r, deployment_id = :d, #at = :at"),
+			UpdateExpression:          aws.String(set),
 			ConditionExpression:       aws.String("attribute_exists(pk) AND attribute_not_exists(outcome)"),
 			ExpressionAttributeNames:  map[string]string{"#at": "at"},
 			ExpressionAttributeValues: values,
@@ -473,6 +492,82 @@ func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID, owner stri
 	}
 	if err != nil {
 		return fmt.Errorf("mark the notice of rollout %s sent: %w", rolloutPK(rule, eventID), err)
+	}
+	return nil
+}
+
+// ClaimFirstFailure claims the notice of a rollout's first permanent
+// failure, the end of target serviceKey, which EndRollout counted: a person
+// hears of it at once, not only in the rule's notice when every target
+// ended — which may be never (an ECS event lost). One target's failure is
+// told this way per rollout: claimed is true for the first target to
+// claim, and again for that target's own retries until it is marked sent
+// (FirstFailureSent), or for any target once the claim is ClaimStale old
+// and unsent (its claimer died). claimed is false once every target ended
+// (the rule's notice says it all) or another failure holds the claim;
+// r is then the header as it stood, else as claimed.
+func (w *Store) ClaimFirstFailure(ctx context.Context, rule, eventID, serviceKey string, now time.Time) (r Rollout, claimed bool, err error) {
+	pk := rolloutPK(rule, eventID)
+	in := &dynamodb.UpdateItemInput{
+		TableName:        aws.String(w.table),
+		Key:              rolloutKey(rule, eventID),
+		UpdateExpression: aws.String("SET first_failure = :me, first_failure_at = :now"),
+		ConditionExpression: aws.String("attribute_exists(expected) AND ended < expected AND " +
+			"(attribute_not_exists(first_failure) OR (attribute_not_exists(first_failure_sent) AND " +
+			"(first_failure = :me OR first_failure_at < :stale)))"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":me":    str(serviceKey),
+			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":stale": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-ClaimStale).UnixMilli(), 10)},
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	var out *dynamodb.UpdateItemOutput
+	for attempt := 1; ; attempt++ {
+		out, err = w.db.UpdateItem(ctx, in)
+		if !conflicted(err) || attempt == conflictAttempts {
+			break
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return r, false, fmt.Errorf("claim the first failure's notice of rollout %s: %w", pk, err)
+		}
+	}
+	var taken *types.ConditionalCheckFailedException
+	if errors.As(err, &taken) {
+		if taken.Item != nil {
+			_ = attributevalue.UnmarshalMap(taken.Item, &r)
+		}
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("claim the first failure's notice of rollout %s: %w", pk, err)
+	}
+	if err := attributevalue.UnmarshalMap(out.Attributes, &r); err != nil {
+		return r, false, fmt.Errorf("read rollout %s: %w", pk, err)
+	}
+	return r, true, nil
+}
+
+// FirstFailureSent marks the first failure's notice, claimed for
+// serviceKey, sent, so that no retry sends it again.
+func (w *Store) FirstFailureSent(ctx context.Context, rule, eventID, serviceKey string, now time.Time) error {
+	_, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(w.table),
+		Key:                 rolloutKey(rule, eventID),
+		UpdateExpression:    aws.String("SET first_failure_sent = :now"),
+		ConditionExpression: aws.String("first_failure = :me"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":me":  str(serviceKey),
+			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		},
+	})
+	var taken *types.ConditionalCheckFailedException
+	if errors.As(err, &taken) {
+		return nil // taken over as stale: its new claimer marks its own
+	}
+	if err != nil {
+		return fmt.Errorf("mark the first failure's notice of rollout %s sent: %w", rolloutPK(rule, eventID), err)
 	}
 	return nil
 }
