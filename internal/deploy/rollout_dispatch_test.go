@@ -15,6 +15,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -22,14 +23,14 @@ import (
 // good as a place without a work queue does; its results name their place,
 // as the queue's dispatcher's do.
 type placedDispatcher struct {
-	central Deployer
+	central rules.Place
 	fail    string // a service
 }
 
 func (p placedDispatcher) Dispatch(_ context.Context, push ecrevent.Push, jobs []Job) (Summary, error) {
 	sum := Summary{EventID: push.EventID}
 	for _, j := range jobs {
-		at := j.Target.Where(p.central.Central)
+		at := j.Target.Where(p.central)
 		res := Result{Rule: j.Rule.Name, Account: at.Account, Region: at.Region, Cluster: j.Target.Cluster, Service: j.Target.Service,
 			Outcome: Queued}
 		if j.Target.Service == p.fail {
@@ -86,7 +87,7 @@ func TestADispatchFailureEndsItsRollout(t *testing.T) {
 			f := newFixture(t)
 			notices := &titles{}
 			f.d.Notifier, f.d.Rollouts = notices, store
-			f.d.Dispatcher = placedDispatcher{central: Deployer{Central: f.d.Central}, fail: "web-worker"}
+			f.d.Dispatcher = placedDispatcher{central: f.d.Central, fail: "web-worker"}
 			ev := pushEvent(t, "web", "main-ggg000"+string(rune('1'+i)), t0)
 			for n, wantErr := range tc.wantError {
 				if _, err := f.d.Handle(ctx, ev); (err != nil) != wantErr {
