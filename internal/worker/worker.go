@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
@@ -64,8 +65,14 @@ type Handler struct {
 	Backoff func(n int) time.Duration
 	// CallTimeout bounds the ChangeMessageVisibility call (default 5 s):
 	// when it does not answer, the item still returns, after the queue's
-	// visibility timeout.
+	// visibility timeout. It bounds the end of a parked item too.
 	CallTimeout time.Duration
+	// MaxReceiveCount is the receives of an item before its queue's redrive
+	// policy parks it in the dead-letter queue (default
+	// queue.MaxReceiveCount, which the stack's redrive policy uses): an
+	// item that fails transiently on its last receive is ended in its
+	// rollout as parked (deploy.Deployer.EndParked).
+	MaxReceiveCount int
 }
 
 // DefaultBackoff is BackoffBase × 2^(n-1), at most BackoffMax, with equal
@@ -111,7 +118,16 @@ func reserve(remaining time.Duration) time.Duration { return min(Reserve, remain
 //     answers before the deadline (see Reserve);
 //   - a message that is not a work item this build reads: returned so the
 //     queue's redrive policy parks it in the dead-letter queue after its
-//     receives, where an operator sees it.
+//     receives, where an operator sees it;
+//   - an item the rules file refuses while the intake resolved it with
+//     another rules file (a stack update under way: work.DeployTarget's
+//     OutOfStep): backed off as above, so a worker with the intake's file
+//     takes it, or it parks in the dead-letter queue, alarmed and
+//     redrivable.
+//
+// An item returned on its last receive (MaxReceiveCount) parks in the
+// dead-letter queue: its target is ended in its rule's rollout as not
+// deployed, so that the rule's notice still goes (EndParked).
 //
 // A permanent failure (the deployer logged, recorded and notified it) and
 // an item the rules file no longer describes (logged, counted and notified
@@ -132,15 +148,19 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	var backoffs sync.WaitGroup
 	for i, msg := range ev.Records {
 		g.Go(func() error {
+			var last *attempt
 			if items.Err() != nil {
 				h.Deployer.Log.WarnContext(ctx, "work item not started: the invocation's time is all but spent; it returns to the queue",
 					"message_id", msg.MessageId, "receive_count", msg.Attributes["ApproximateReceiveCount"])
-				failed[i] = true
+				failed[i], last = true, notStarted(msg)
 			} else {
-				failed[i] = h.item(items, msg)
+				failed[i], last = h.item(items, msg)
 			}
 			if failed[i] {
 				backoffs.Go(func() { h.backoff(ctx, msg) })
+				if n := receiveCount(msg); last != nil && n >= h.maxReceiveCount() {
+					backoffs.Go(func() { h.park(ctx, *last, n) })
+				}
 			}
 			return nil
 		})
@@ -167,28 +187,79 @@ func itemContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, deadline.Add(-reserve(time.Until(deadline))))
 }
 
-// item handles one message; retry says whether it must be received again.
-func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool) {
+// attempt is an item's push and its result on a receive that failed
+// transiently: what its end says if that receive was its last.
+type attempt struct {
+	push ecrevent.Push
+	res  deploy.Result
+}
+
+// item handles one message; retry says whether it must be received again,
+// last (when retry, and the message is a work item) how it failed.
+func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool, last *attempt) {
 	d := h.Deployer
 	log := d.Log.With("message_id", msg.MessageId, "receive_count", msg.Attributes["ApproximateReceiveCount"])
 	it, err := work.Decode([]byte(msg.Body))
 	if err != nil {
 		log.ErrorContext(ctx, "work item unreadable", "error", err.Error(), "queue", msg.EventSourceARN)
-		return true
+		return true, nil
 	}
 	job, err := it.Resolve(d.Rules, d.Central)
 	if err != nil {
+		res := deploy.Result{Rule: it.Rule, Outcome: deploy.Failed, Reason: "work item refused: " + err.Error()}
+		res.Account, res.Region, res.Cluster, res.Service = it.Target()
+		if it.OutOfStep(d.Rules) {
+			// The intake ran another rules file (a stack update under
+			// way): a worker with that file takes the item, or it parks.
+			log.WarnContext(ctx, "work item refused: rules file differs from the intake's; it returns to the queue",
+				"rule", it.Rule, "service_key", it.ServiceKey, "event_id", it.Push.EventID, "digest", it.Push.Digest,
+				"item_rules_sha256", it.RulesSHA256, "rules_sha256", d.Rules.SHA256(), "error", err.Error())
+			res.Retryable = true
+			res.Reason += " (the rules file differs from the intake's; will retry)"
+			return true, &attempt{it.Push.Event(), res}
+		}
 		log.ErrorContext(ctx, "work item refused", "rule", it.Rule, "service_key", it.ServiceKey,
 			"event_id", it.Push.EventID, "digest", it.Push.Digest, "error", err.Error())
 		// Not received again, and no deploy path saw it: counted and
 		// notified here, or nobody learns the target was not deployed.
-		res := deploy.Result{Rule: it.Rule, Outcome: deploy.Failed, Reason: "work item refused: " + err.Error()}
-		res.Account, res.Region, res.Cluster, res.Service = it.Target()
 		d.NotDeployed(ctx, it.Push.Event(), res)
-		return false
+		return false, nil
 	}
-	res := d.DeployTarget(ctx, it.Push.Event(), job)
-	return res.Retryable
+	push := it.Push.Event()
+	res := d.DeployTarget(ctx, push, job)
+	if !res.Retryable {
+		return false, nil
+	}
+	return true, &attempt{push, res}
+}
+
+// notStarted is the attempt of an item the invocation had no time for
+// (nil: not a work item).
+func notStarted(msg events.SQSMessage) *attempt {
+	it, err := work.Decode([]byte(msg.Body))
+	if err != nil {
+		return nil
+	}
+	res := deploy.Result{Rule: it.Rule, Outcome: deploy.Failed, Retryable: true,
+		Reason: "not started: the worker invocation's time was all but spent"}
+	res.Account, res.Region, res.Cluster, res.Service = it.Target()
+	return &attempt{it.Push.Event(), res}
+}
+
+func (h *Handler) maxReceiveCount() int {
+	if h.MaxReceiveCount > 0 {
+		return h.MaxReceiveCount
+	}
+	return queue.MaxReceiveCount
+}
+
+// park ends the target of an item returned on its last receive (the
+// queue parks it next) in its rule's rollout, within CallTimeout: on the
+// invocation's context, in its reserve, beside the item's backoff.
+func (h *Handler) park(ctx context.Context, last attempt, receives int) {
+	cctx, cancel := context.WithTimeout(ctx, cmp.Or(h.CallTimeout, 5*time.Second))
+	defer cancel()
+	h.Deployer.EndParked(cctx, last.push, last.res, receives)
 }
 
 // receiveCount is the message's ApproximateReceiveCount, 1 when absent.
