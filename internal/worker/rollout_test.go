@@ -304,9 +304,10 @@ func TestAParkedTargetOfNoRolloutIsNotifiedByItself(t *testing.T) {
 
 // During a stack update the intake may run a newer rules file than a warm
 // worker: an item for a target the worker's file does not have yet goes
-// back to the queue (a worker with the new file takes it; on its last
-// receive it parks, told), while with the intake's own file the refusal
-// stays permanent.
+// back to the queue (a worker with the new file takes it; by its last
+// receive every worker runs the stack's file, so it is refused for good,
+// told, rather than parked to alarm and loop through redrives), while with
+// the intake's own file the refusal stays permanent.
 func TestRulesFileOutOfStepWithTheIntake(t *testing.T) {
 	const added = "      - {cluster: fleet, service: svc-01}\n"
 	tests := []struct {
@@ -319,7 +320,7 @@ func TestRulesFileOutOfStepWithTheIntake(t *testing.T) {
 		wantNote  string // the notice's reason, "" for none
 	}{
 		{"a warm worker with the older file", "1", false, false, true, "work item refused: rules file differs from the intake's; it returns to the queue", ""},
-		{"its last receive parks it, told", "3", false, false, true, "work item parked", "parked in the work dead-letter queue after 3 receives (last: work item refused: rule fleet no longer targets"},
+		{"its last receive refuses it for good, told", "3", false, false, false, "work item refused", "work item refused: rule fleet no longer targets"},
 		{"an item from an older intake is refused for good", "1", true, false, false, "work item refused", "work item refused: rule fleet no longer targets"},
 		{"the same file refuses for good", "1", false, true, false, "work item refused", "work item refused: rule fleet no longer targets"},
 	}

@@ -122,8 +122,7 @@ func reserve(remaining time.Duration) time.Duration { return min(Reserve, remain
 //   - an item the rules file refuses while the intake resolved it with
 //     another rules file (a stack update under way: work.DeployTarget's
 //     OutOfStep): backed off as above, so a worker with the intake's file
-//     takes it, or it parks in the dead-letter queue, alarmed and
-//     redrivable.
+//     takes it; on its last receive it is refused for good, as below.
 //
 // An item returned on its last receive (MaxReceiveCount) parks in the
 // dead-letter queue: its target is ended in its rule's rollout as not
@@ -208,9 +207,13 @@ func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool, 
 	if err != nil {
 		res := deploy.Result{Rule: it.Rule, Outcome: deploy.Failed, Reason: "work item refused: " + err.Error()}
 		res.Account, res.Region, res.Cluster, res.Service = it.Target()
-		if it.OutOfStep(d.Rules) {
+		if it.OutOfStep(d.Rules) && receiveCount(msg) < h.maxReceiveCount() {
 			// The intake ran another rules file (a stack update under
-			// way): a worker with that file takes the item, or it parks.
+			// way): a worker with that file takes the item. By the last
+			// receive (minutes of backoff later) every worker runs the
+			// stack's file, so the refusal below is the truth: the rules
+			// changed while the item waited, and parking it would only
+			// alarm and loop through redrives.
 			log.WarnContext(ctx, "work item refused: rules file differs from the intake's; it returns to the queue",
 				"rule", it.Rule, "service_key", it.ServiceKey, "event_id", it.Push.EventID, "digest", it.Push.Digest,
 				"item_rules_sha256", it.RulesSHA256, "rules_sha256", d.Rules.SHA256(), "error", err.Error())
