@@ -70,10 +70,10 @@ unit: tools ## unit and integration tests (moto, aws-lambda-rie), emulators requ
 	AUTODEPLOY_REQUIRE_EMULATOR=1 $(GO) test -race -count=1 ./...
 
 fuzz: ## short bounded fuzz runs of event parsing and tag matching
-	$(GO) test ./internal/ecrevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/rules -run '^$$' -fuzz FuzzMatches -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/ecsevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/codedeployevent -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ecrevent -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/rules -run '^$$' -fuzz '^FuzzMatches$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/ecsevent -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/codedeployevent -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 lint: $(BIN)/staticcheck ## gofmt, go vet, staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
