@@ -19,6 +19,7 @@ import (
 // fails (one value per service made each sweep report both anew); a state
 // item written before failures were kept per rule still answers for its rule.
 func TestLastFailurePerRule(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	db := dynamodb.NewFromConfig(m.AWSConfig())

@@ -13,6 +13,7 @@ import (
 )
 
 func TestStoreRoundTrip(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
@@ -61,6 +62,7 @@ func TestStoreRoundTrip(t *testing.T) {
 }
 
 func TestOutcomesAndPromotionBookkeeping(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
@@ -127,6 +129,7 @@ func TestOutcomesAndPromotionBookkeeping(t *testing.T) {
 }
 
 func TestPromotionClaims(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
@@ -176,6 +179,7 @@ func TestPromotionClaims(t *testing.T) {
 // TestWritesWhoseResponseWasLost: moto applies each write, a proxy loses
 // its answer, the SDK retries the same request; each must count as done.
 func TestWritesWhoseResponseWasLost(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	proxy := testenv.StartProxy(t, m.Endpoint)
@@ -207,6 +211,7 @@ func TestWritesWhoseResponseWasLost(t *testing.T) {
 // TestServiceState: the state item a deploy reads when it locks, as the
 // deployer (Finish) and the watcher (SetOutcome) write it; against moto.
 func TestServiceState(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	db := dynamodb.NewFromConfig(m.AWSConfig())
@@ -292,6 +297,7 @@ func TestServiceState(t *testing.T) {
 }
 
 func TestServiceKeyNamesAServiceAlikeByNameOrARN(t *testing.T) {
+	t.Parallel()
 	byName := ServiceKey("123456789012", "eu-west-1", "prod", "web")
 	byARN := ServiceKey("123456789012", "eu-west-1", "arn:aws:ecs:eu-west-1:123456789012:cluster/prod",
 		"arn:aws:ecs:eu-west-1:123456789012:service/prod/web")

@@ -19,6 +19,7 @@ import (
 // locks, beside what the lock and the watcher keep there; resume lifts it;
 // States reads many services' state at once.
 func TestHoldsAndStates(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	db := dynamodb.NewFromConfig(m.AWSConfig())
@@ -84,6 +85,7 @@ func TestHoldsAndStates(t *testing.T) {
 // newest first and never appear among the deploys the watcher, rollback and
 // status read.
 func TestPlaceAndLiftHold(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	proxy := testenv.StartProxy(t, m.Endpoint)
@@ -137,6 +139,7 @@ func TestPlaceAndLiftHold(t *testing.T) {
 // Hold events sort by time in the table, so a limit keeps the newest: with
 // RFC3339Nano keys "…00.5Z" sorted after "…00.55Z".
 func TestHoldEventsNewestFirstWithinASecond(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	store := NewStore(dynamodb.NewFromConfig(m.AWSConfig()), table)

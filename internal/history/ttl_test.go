@@ -16,6 +16,7 @@ import (
 // there, keep their hold and their mark however long the service stays
 // quiet; its deploy records still expire after Retention.
 func TestStateOutlivesRetention(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	db := dynamodb.NewFromConfig(m.AWSConfig())
@@ -80,6 +81,7 @@ func TestStateOutlivesRetention(t *testing.T) {
 // A state item an older version left with an expiry loses it when a hold
 // is placed, so the hold does not vanish with it.
 func TestHoldClearsAnOlderExpiry(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
 	db := dynamodb.NewFromConfig(m.AWSConfig())
