@@ -22,6 +22,7 @@ import (
 // one that is still baking; moto does not refuse a second deployment (the
 // fake in internal/deploy does), so a second one would show here.
 func TestSweepWhileTheNewestImageDeploys(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		firstBy  string // "push" or "sweep"

@@ -37,6 +37,7 @@ func (p *pagedECR) DescribeImages(_ context.Context, in *ecr.DescribeImagesInput
 // event would drop: signatures, non-image artifacts; a multi-arch index is
 // kept whatever its artifact type says.
 func TestListImages(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	detail := func(digest, manifest, artifact string, tags ...string) ecrtypes.ImageDetail {
 		d := ecrtypes.ImageDetail{ImageDigest: aws.String(digest), ImageTags: tags, ImagePushedAt: aws.Time(at),

@@ -150,6 +150,7 @@ rules:
 // again; a hold blocks it and resume releases it; a missing repository and a
 // rule that selects nothing are said, and the other rules still reconciled.
 func TestSweep(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sweepRules)
 	ctx := context.Background()
 	images := f.repo(t, "web", "main-1", "v1.0.0", "main-2", "v1.1.0")
@@ -257,6 +258,7 @@ func (f *fixture) repo2(t *testing.T, repo, tag string) string {
 // A sweep writes a publishing target's parameter when it is missing or holds
 // another image, and only then; a dry run says so and writes nothing.
 func TestSweepPublishes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "version: 1\nrules:\n  - {name: web, repository: web, tags: [\"*\"], publish: {ssm-prefix: /images}, targets: [{cluster: c, service: web}]}\n")
 	ctx := context.Background()
 	digest := f.repo(t, "web", "v1")["v1"]
@@ -330,6 +332,7 @@ func (e throttledECR) DescribeImages(ctx context.Context, in *ecr.DescribeImages
 // A throttled ECR fails its rule's targets transiently and the sweep with
 // them (Lambda or the next sweep catches up); the other rules go on.
 func TestThrottledRegistry(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "version: 1\nrules:\n  - {name: web, repository: web, tags: [\"*\"], targets: [{cluster: c, service: web}]}\n"+
 		"  - {name: api, repository: api, tags: [\"*\"], targets: [{cluster: c, service: api}]}\n")
 	f.repo(t, "web", "v1")
@@ -355,6 +358,7 @@ func TestThrottledRegistry(t *testing.T) {
 // DescribeServices per 10 services of a cluster, one BatchGetItem, and the
 // task definitions described once per process; nothing written.
 func TestSweepOfTargetsInSyncCalls(t *testing.T) {
+	t.Parallel()
 	var targets []string
 	for i := range 50 {
 		cluster := "a"
@@ -392,6 +396,7 @@ func TestSweepOfTargetsInSyncCalls(t *testing.T) {
 // TestSweepRollsABlueGreenService: a blue/green service behind the newest
 // image is caught up through CodeDeploy (moto's), never UpdateService.
 func TestSweepRollsABlueGreenService(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, `version: 1
 rules:
@@ -437,6 +442,7 @@ rules:
 // (moto has whole seconds): a pin: tag target a sweep deployed is in sync on
 // the next sweep, not redeployed on every one.
 func TestSweepPinByTagAtECRPrecision(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "version: 1\nrules:\n  - {name: dev, repository: web, tags: [latest], pin: tag, targets: [{cluster: dev, service: web}]}\n")
 	f.proxy.SubSecondPushTimes(777 * time.Millisecond)
 	f.repo(t, "web", "latest")
@@ -473,6 +479,7 @@ func TestSweepPinByTagAtECRPrecision(t *testing.T) {
 // the parameter back to the snapshot's image: the repair reads what runs
 // under the service's lock.
 func TestSweepRepairsOnlyWhatRunsUnderTheLock(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "version: 1\nrules:\n  - {name: web, repository: web, tags: [\"*\"], publish: {ssm-prefix: /images}, targets: [{cluster: c, service: web}]}\n")
 	ctx := context.Background()
 	images := f.repo(t, "web", "v1")

@@ -42,6 +42,7 @@ func (q *queueStub) Dispatch(_ context.Context, push ecrevent.Push, jobs []deplo
 // target behind is queued, and its line says so (not "deployed"); what is in
 // sync is not queued; nothing is deployed by the sweep itself.
 func TestSweepQueuesWhatIsBehind(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sweepRules)
 	images := f.repo(t, "web", "main-1", "v1.0.0", "main-2", "v1.1.0")
 	old := emulator.Registry + "/web:seed"
@@ -72,6 +73,7 @@ func TestSweepQueuesWhatIsBehind(t *testing.T) {
 // time (a rule and its newest digest), not one dispatch per target: the
 // queue then sends them ten to a call. Each line says its own result.
 func TestSweepQueuesOnePushPerRule(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, `version: 1
 rules:
   - name: fleet

@@ -50,6 +50,7 @@ func (l *roleLog) sorted() []string {
 // twice: the repair writes once, the second sweep finds the parameter in
 // place.
 func TestSweepRoleInAnotherAccount(t *testing.T) {
+	t.Parallel()
 	const account = "222222222222"
 	sweepRole := "arn:aws:iam::" + account + ":role/" + rules.SweepRoleName(testenv.Region)
 	deployRole := "arn:aws:iam::" + account + ":role/" + rules.TargetRoleName(testenv.Region)
