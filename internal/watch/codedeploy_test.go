@@ -61,6 +61,7 @@ func (f *fixture) withCodeDeploy(t *testing.T, n int) *testenv.FakeCodeDeploy {
 }
 
 func TestCodeDeploySuccessPromotesWithECSTargets(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.withCodeDeploy(t, 1)
 	ctx := context.Background()
@@ -94,6 +95,7 @@ func TestCodeDeploySuccessPromotesWithECSTargets(t *testing.T) {
 }
 
 func TestCodeDeployFailureAndRollback(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	cd := f.withCodeDeploy(t, 3)
 	ctx := context.Background()
@@ -154,6 +156,7 @@ func TestCodeDeployFailureAndRollback(t *testing.T) {
 // TestCodeDeployUnreadable: GetDeployment refused (access denied) is no
 // reason to retry forever: the failure is reported, saying what is unknown.
 func TestCodeDeployUnreadable(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	cd := f.withCodeDeploy(t, 1)
 	ctx := context.Background()
@@ -173,6 +176,7 @@ func TestCodeDeployUnreadable(t *testing.T) {
 // in another account is read there, through its target stack's watcher role
 // (GetDeployment only), never the deployer's role, even one the file names.
 func TestCodeDeployInAnotherAccount(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, role string }{
 		{"derived role", ""},
 		{"named role", `, role: "arn:aws:iam::222222222222:role/custom-deployer"`},

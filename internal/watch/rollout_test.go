@@ -21,6 +21,7 @@ import (
 // fail), some events come twice, the last two race. People get exactly one
 // notice, the rule's, and no notice per deployment.
 func TestFiftyEndsMakeOneRuleNotice(t *testing.T) {
+	t.Parallel()
 	const targets = 50
 	var yaml strings.Builder
 	yaml.WriteString("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n")
@@ -176,6 +177,7 @@ func fleetTargets(n int) []history.RolloutTarget {
 // notice tells svc-01's failure. The event delivered twice ends nothing
 // twice.
 func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
+	t.Parallel()
 	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n"+
 		"      - {cluster: fleet, service: svc-00}\n      - {cluster: fleet, service: svc-01}\n"))
 	if err != nil {

@@ -161,6 +161,7 @@ func (f *fixture) tagsOf(t *testing.T, digest string) []string {
 }
 
 func TestPromotionWaitsForEveryTarget(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	digest := f.pushImage(t, "main-abc")
@@ -208,6 +209,7 @@ func TestPromotionWaitsForEveryTarget(t *testing.T) {
 }
 
 func TestFailureAndRollbackNeverPromoteNorPassAsSuccess(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	digest := f.pushImage(t, "main-bad")
@@ -266,6 +268,7 @@ func TestFailureAndRollbackNeverPromoteNorPassAsSuccess(t *testing.T) {
 }
 
 func TestIgnoresWhatItDidNotStart(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	for _, tt := range []struct{ sample, want string }{
@@ -289,6 +292,7 @@ func TestIgnoresWhatItDidNotStart(t *testing.T) {
 // The watcher's notice carries what the record knows; notify's golden
 // files show how it reads.
 func TestNotice(t *testing.T) {
+	t.Parallel()
 	rec := history.Record{Account: "123456789012", Region: "eu-west-1", Cluster: "prod", Service: "web", Repository: "web",
 		Tag: "v1.4.0", Digest: "sha256:abc", Rule: "web-prod", DeploymentID: "ecs-svc/1", EventID: "e1", PushedAt: t0,
 		ToTaskDefinition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7"}
@@ -306,6 +310,7 @@ func TestNotice(t *testing.T) {
 }
 
 func TestPromotionNeverFeedsItsOwnRule(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	cfg, err := rules.Parse("loop.yaml", []byte("version: 1\nrules:\n  - name: any\n    repository: web\n    tags: [\"*\"]\n    pin: tag\n"+
@@ -326,6 +331,7 @@ func TestPromotionNeverFeedsItsOwnRule(t *testing.T) {
 }
 
 func TestRollbackSkipsFailedDeploysWithoutDeployment(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	digest := f.pushImage(t, "main-x")
@@ -361,6 +367,7 @@ func rollbackEvent(t *testing.T, service, id, to string, at time.Time) json.RawM
 // returns to and when it happened; only the deployment it undoes is ours
 // to mark rolled back.
 func TestRollbackBlamesTheRightDeployment(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("another deployment failed and ECS rolls back to ours", func(t *testing.T) {
@@ -421,6 +428,7 @@ func (p *failingPromoter) Promote(ctx context.Context, rec history.Record, tag s
 // tagging fails after the outcome was recorded, or the watcher dies after
 // claiming; Lambda's retry or a redrive of the same event finishes it.
 func TestPromotionSurvivesRetries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	single := "version: 1\nrules:\n  - name: web-staging\n    repository: web\n    tags: [\"main-*\"]\n" +
 		"    targets: [{cluster: staging, service: web}]\n    promote: {tag: \"verified-{tag}\"}\n"
@@ -506,6 +514,7 @@ func TestPromotionSurvivesRetries(t *testing.T) {
 // permanent failure, logged and notified once (not on every delivery),
 // never a retry loop.
 func TestPromotedTagTooLong(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	long := "main-" + strings.Repeat("a", 118) // 123 characters, a valid tag
@@ -539,6 +548,7 @@ func TestPromotedTagTooLong(t *testing.T) {
 // deployer for a sweep at once (the parameter names the image rolled back
 // from until one runs), once, however often the event comes.
 func TestRollbackOfAPublishingRuleRequestsASweep(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	cfg, err := rules.Parse("autodeploy.yaml", []byte(rulesYAML+"    publish: {ssm-prefix: /ecr-autodeploy}\n"))
@@ -616,6 +626,7 @@ func (u untouchable) ReleasePromotion(context.Context, string, string, string) e
 // cluster that no rule targets (or of a named service in another account)
 // is dropped, logged as ignored, with no error and no history lookup.
 func TestEventsOfServicesNoRuleNamesAreDropped(t *testing.T) {
+	t.Parallel()
 	cfg, err := rules.Parse("autodeploy.yaml", []byte(rulesYAML))
 	if err != nil {
 		t.Fatal(err)
