@@ -43,6 +43,7 @@ rules:
 `
 
 func TestBlueGreenPlanAndRollback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")

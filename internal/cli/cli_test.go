@@ -74,6 +74,7 @@ func writeRules(t *testing.T) string {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	good := writeRules(t)
 	r := cli(t, nil, "", "validate", good)
 	if r.code != 0 || !strings.Contains(r.stdout, "web-staging  web         tags main-*") || !strings.Contains(r.stdout, "2 rules, valid") {
@@ -164,6 +165,7 @@ func (s motoSetup) deploy(t *testing.T, event string, edits ...[2]string) {
 }
 
 func TestPlanIsReadOnly(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	event := filepath.Join(testenv.RepoRoot(t), "events", "ecr-push-main.json")
 	r := cli(t, s.moto, s.table, "plan", "--event", event, "--config", s.rules)
@@ -200,6 +202,7 @@ func TestPlanIsReadOnly(t *testing.T) {
 // digest that failed there are skipped, with the deployer's own reasons —
 // and without a table it says what it could not check.
 func TestPlanDecidesAsTheDeployer(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	ctx := context.Background()
 	event := filepath.Join(testenv.RepoRoot(t), "events", "ecr-push-main.json")
@@ -236,6 +239,7 @@ func TestPlanDecidesAsTheDeployer(t *testing.T) {
 }
 
 func TestHistoryAndRollback(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	s.deploy(t, "ecr-push-release.json")       // prod: web-prod:1 → :2 (v1.4.0)
 	s.deploy(t, "ecr-push-older-release.json") // refused as a downgrade: not in history
@@ -280,6 +284,7 @@ func TestHistoryAndRollback(t *testing.T) {
 // the revision before, never forward to the bad one; named by ARN, the
 // service is the same service (same lock, same history).
 func TestSecondRollbackGoesFurtherBack(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	s.deploy(t, "ecr-push-release.json") // prod: web-prod:1 → :2 (v1.4.0)
 	s.deploy(t, "ecr-push-release.json", [2]string{"v1.4.0", "v1.5.0"}, [2]string{"2026-11-25T10:05:00Z", "2026-11-25T11:05:00Z"},

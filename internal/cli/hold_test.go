@@ -17,6 +17,7 @@ import (
 // and resume is a row of `autodeploy history`, once even when an answer
 // was lost.
 func TestHoldRefusesWhatWouldMislead(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	if _, err := s.ecs.DeleteService(context.Background(), &ecs.DeleteServiceInput{Cluster: aws.String("staging"), Service: aws.String("web"), Force: aws.Bool(true)}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 // then for real) brings it to the newest image; rollback holds the service so
 // that sweeps leave it; resume lets the next sweep roll it forward.
 func TestStatusReconcileHoldResume(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	ctx := context.Background()
 	table := m.CreateTable(t, "autodeploy")

@@ -127,6 +127,7 @@ func TestRedriveEndToEnd(t *testing.T) {
 }
 
 func TestRedriveFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--queue", "watcher"}, {"--queue", "push", "--queue-url", "https://q"}} {
 		if r := cli(t, nil, "", append([]string{"redrive"}, args...)...); r.code != 2 {
 			t.Errorf("redrive %v: %+v, want a usage error", args, r)

@@ -97,6 +97,7 @@ func (g *lockGate) Do(req *http.Request) (*http.Response, error) {
 // when the rollback lets the lock go, the hold is already there, so the
 // waiting deploy skips the service instead of rolling it forward again.
 func TestRollbackHoldsBeforeItUnlocks(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	v150 := twoReleases(t, s)
 	proxy := testenv.StartProxy(t, s.moto.Endpoint) // DynamoDB's atomic conditions
@@ -159,6 +160,7 @@ func TestRollbackHoldsBeforeItUnlocks(t *testing.T) {
 // what --dry-run says (and that it does nothing), and the images each
 // rollback restores, in its output and its history row.
 func TestRollbackNeverRollsForward(t *testing.T) {
+	t.Parallel()
 	s := setup(t)
 	twoReleases(t, s) // web-prod:1 main-0000000, :2 v1.4.0, :3 v1.5.0
 	key := history.ServiceKey(testenv.Account, testenv.Region, "prod", "web")
