@@ -114,6 +114,7 @@ func (f *motoFixture) running(t *testing.T) (*types.Service, *ecs.DescribeTaskDe
 }
 
 func TestDeployAgainstMoto(t *testing.T) {
+	t.Parallel()
 	f := newMotoFixture(t)
 	ctx := context.Background()
 	_, before := f.running(t)
@@ -193,6 +194,7 @@ func TestDeployAgainstMoto(t *testing.T) {
 // instances would, on pushes to the two repositories of one service's two
 // containers, round after round: each round must end with both new images.
 func TestRacingDeployersLoseNoUpdate(t *testing.T) {
+	t.Parallel()
 	f := newMotoFixture(t)
 	ctx := context.Background()
 	var logs syncBuffer // both deployers log into it at once
@@ -293,6 +295,7 @@ func (b *syncBuffer) String() string {
 // fails (moto never sees it); the invocation fails so Lambda retries, and
 // the retry, finding the image running, records the deploy it made.
 func TestLostHistoryIsRepairedByTheRetry(t *testing.T) {
+	t.Parallel()
 	f := newMotoFixture(t)
 	ctx := context.Background()
 	var logs bytes.Buffer
@@ -345,6 +348,7 @@ func TestLostHistoryIsRepairedByTheRetry(t *testing.T) {
 // four ECS calls and one transaction (history and release); a duplicate
 // delivery stops after the two reads.
 func TestCallsPerTarget(t *testing.T) {
+	t.Parallel()
 	f := newMotoFixture(t)
 	ctx := context.Background()
 	var logs bytes.Buffer
@@ -373,6 +377,7 @@ func TestCallsPerTarget(t *testing.T) {
 // Parameter Store in the target's account — here another account, reached
 // through the target's role (moto is multi-account through sts:AssumeRole).
 func TestPublishAgainstMoto(t *testing.T) {
+	t.Parallel()
 	m := testenv.StartMoto(t)
 	ctx := context.Background()
 	const role = "arn:aws:iam::222222222222:role/autodeploy-target"
@@ -425,6 +430,7 @@ func TestPublishAgainstMoto(t *testing.T) {
 // moto's deployments never end, so endings are tested against the fake
 // (bluegreen_test.go).
 func TestBlueGreenAgainstMoto(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newMotoFixture(t)
 	cfg, err := rules.Parse("bluegreen.yaml", []byte(`version: 1
