@@ -42,6 +42,16 @@ type Poller struct {
 	Timeout time.Duration
 
 	batches, received, failures, timedOut atomic.Int64
+
+	// queueMu makes the poller's calls to the queue one at a time. Moto's
+	// SQS holds no lock over a queue: two ReceiveMessage at once can both
+	// take one message (its receive count bumped twice, each with its own
+	// receipt handle), and two DeleteMessageBatch at once can each rewrite
+	// the queue's message list from the same copy, one bringing back what
+	// the other deleted. SQS's pollers do neither as a rule, and tests count
+	// receives and deploys exactly; the handlers still run Concurrency
+	// batches at once.
+	queueMu sync.Mutex
 }
 
 // PollStats says what a drain did.
@@ -107,12 +117,14 @@ func (p *Poller) Drain(ctx context.Context) (PollStats, error) {
 
 // poll receives one batch and settles it; n is its size.
 func (p *Poller) poll(ctx context.Context) (n int, err error) {
+	p.queueMu.Lock()
 	out, err := p.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(p.QueueURL),
 		MaxNumberOfMessages:         cmp.Or(p.BatchSize, 10),
 		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
 		MessageAttributeNames:       []string{"All"},
 	})
+	p.queueMu.Unlock()
 	if err != nil {
 		return 0, fmt.Errorf("receive from %s: %w", p.QueueURL, err)
 	}
@@ -161,7 +173,9 @@ func (p *Poller) poll(ctx context.Context) (n int, err error) {
 	}
 	if len(del) > 0 {
 		// Not the test's context: a batch handled must be settled.
+		p.queueMu.Lock()
 		dout, err := p.SQS.DeleteMessageBatch(context.WithoutCancel(ctx), &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.QueueURL), Entries: del})
+		p.queueMu.Unlock()
 		if err != nil {
 			return 0, fmt.Errorf("delete from %s: %w", p.QueueURL, err)
 		}
@@ -186,25 +200,37 @@ func (p *Poller) invoke(ctx context.Context, ev events.SQSEvent) (resp events.SQ
 	return resp, !time.Now().Before(deadline), err
 }
 
-// empty reports whether the queue holds no message at all.
+// empty reports whether the queue holds no message at all. It holds
+// queueMu, so no receive of the poller's moves a message from visible to
+// in flight while QueueDepth counts (see there).
 func (p *Poller) empty(ctx context.Context) (bool, error) {
+	p.queueMu.Lock()
+	defer p.queueMu.Unlock()
 	n, err := QueueDepth(ctx, p.SQS, p.QueueURL)
 	return n == 0, err
 }
 
-// QueueDepth is the messages a queue holds: visible, in flight and delayed.
+// QueueDepth is the messages a queue holds: in flight, delayed and visible.
+// Moto counts each attribute at its own instant, not all at once: asked for
+// all three in one call, a message whose backoff (or delay) ends between
+// the count of the visible ones and that of the others is in neither, and
+// a queue holding it reads empty. So it asks for one count at a time, in
+// the order messages move without a receive — in flight or delayed, then
+// visible: a message that moves meanwhile is counted at least once. Only a
+// receive moves one back (visible to in flight); the Poller receives
+// nothing while it counts.
 func QueueDepth(ctx context.Context, client *sqs.Client, url string) (int, error) {
-	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages,
-			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible, types.QueueAttributeNameApproximateNumberOfMessagesDelayed}})
-	if err != nil {
-		return 0, err
-	}
 	total := 0
-	for _, v := range out.Attributes {
-		n, err := strconv.Atoi(v)
+	for _, name := range []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		types.QueueAttributeNameApproximateNumberOfMessagesDelayed, types.QueueAttributeNameApproximateNumberOfMessages} {
+		out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+			AttributeNames: []types.QueueAttributeName{name}})
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("count %s of %s: %w", name, url, err)
+		}
+		n, err := strconv.Atoi(out.Attributes[string(name)])
+		if err != nil {
+			return 0, fmt.Errorf("count %s of %s: %w", name, url, err)
 		}
 		total += n
 	}

@@ -76,7 +76,8 @@ type fixture struct {
 	yaml    string // the rules file the deployer runs
 
 	mu       sync.Mutex
-	failures []string // message ids the handler returned
+	failures []string            // message ids the handler returned
+	receives map[string][]string // the latest drain's: service → each receive's ApproximateReceiveCount, in order
 }
 
 // newFixture seeds n services (fleet/svc-NN, one container on web:seed),
@@ -141,14 +142,29 @@ func (f *fixture) edit(t *testing.T, old, new string) {
 	f.d.Rules = cfg
 }
 
-// drain plays the event source mapping until the queue is empty.
+// drain plays the event source mapping until the queue is empty, and
+// notes each receive by the service its item targets (f.receives). Its
+// deadline is generous: a loaded CI machine (go test -race of every package
+// at once) is slow, and no test here asserts how long a drain takes.
 func (f *fixture) drain(t *testing.T) testenv.PollStats {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
+	f.mu.Lock()
+	f.receives = map[string][]string{}
+	f.mu.Unlock()
 	// Each batch under the stack's worker timeout, as Lambda runs it.
 	p := &testenv.Poller{SQS: f.sqs, QueueURL: f.queue.URL, BatchSize: 10, Concurrency: 3, Timeout: 3 * time.Minute,
 		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			f.mu.Lock()
+			for _, r := range ev.Records {
+				service := "(not a work item)"
+				if it, err := work.Decode([]byte(r.Body)); err == nil {
+					_, _, _, service = it.Target()
+				}
+				f.receives[service] = append(f.receives[service], r.Attributes["ApproximateReceiveCount"])
+			}
+			f.mu.Unlock()
 			resp, err := f.handler.Handle(ctx, ev)
 			f.mu.Lock()
 			for _, fail := range resp.BatchItemFailures {
@@ -232,10 +248,12 @@ func queued(t *testing.T, d *deploy.Deployer, push ecrevent.Push) int {
 }
 
 // One push to 25 services through the queue deploys each exactly once; the
-// same items delivered again find their image running.
+// same items delivered again find their image running. The visibility
+// timeout is the stack's (18 min): no batch, however slow the machine,
+// outlives it, so each item is received exactly once per drain.
 func TestPushToManyTargetsThroughTheQueue(t *testing.T) {
 	const n = 25
-	f := newFixture(t, n, 30*time.Second, 3)
+	f := newFixture(t, n, 18*time.Minute, 3)
 	if got := queued(t, f.d, f.push); got != n {
 		t.Fatalf("queued %d, want %d", got, n)
 	}
@@ -246,9 +264,14 @@ func TestPushToManyTargetsThroughTheQueue(t *testing.T) {
 	if stats.Received != n || stats.Failures != 0 {
 		t.Errorf("poll stats %+v, want %d received and no failure", stats, n)
 	}
+	once := map[string][]string{}
 	want := map[string]int{}
 	for i := range n {
 		want[fmt.Sprintf("svc-%02d deployed", i)] = 1
+		once[fmt.Sprintf("svc-%02d", i)] = []string{"1"}
+	}
+	if diff := cmp.Diff(once, f.receives); diff != "" {
+		t.Errorf("receives by service (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(want, f.outcomes(t)); diff != "" {
 		t.Errorf("deploys (-want +got):\n%s", diff)
@@ -267,6 +290,9 @@ func TestPushToManyTargetsThroughTheQueue(t *testing.T) {
 	f.from = len(f.logs.String())
 	queued(t, f.d, f.push)
 	f.drain(t)
+	if diff := cmp.Diff(once, f.receives); diff != "" {
+		t.Errorf("receives by service on redelivery (-want +got):\n%s", diff)
+	}
 	skipped := f.lines(t, "deploy")
 	if len(skipped) != n {
 		t.Fatalf("%d deploy lines on redelivery, want %d", len(skipped), n)
