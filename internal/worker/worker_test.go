@@ -390,7 +390,8 @@ func setParking(f *fixture, receives int) {
 // file it runs, as the intake did by its own. The items name the file they
 // were sent with, not the worker's: the refusal could be a worker behind
 // the intake (TestRulesFileOutOfStepWithTheIntake), so each returns until
-// its last receive, parks in the dead-letter queue and is told.
+// its last receive, where the refusal is final (every worker runs the
+// stack's file by then): refused, told, and not parked.
 func TestRuleNoLongerTakesTheTag(t *testing.T) {
 	for _, tc := range []struct{ name, old, new, want string }{
 		{"ignore-tags added", `tags: ["main-*"]`, `tags: ["main-*"]` + "\n    ignore-tags: [\"main-4f*\"]", `tag main-4f2a9c1 is ignored by "main-4f*"`},
@@ -403,8 +404,8 @@ func TestRuleNoLongerTakesTheTag(t *testing.T) {
 			queued(t, f.d, f.push)
 			f.edit(t, tc.old, tc.new)
 			stats := f.drain(t)
-			if stats.Received != 6 || stats.Failures != 6 || f.depth(t, f.queue.DLQ) != 2 {
-				t.Errorf("poll stats %+v, want 6 received, 6 returned, 2 parked", stats)
+			if stats.Received != 6 || stats.Failures != 4 || f.depth(t, f.queue.DLQ) != 0 {
+				t.Errorf("poll stats %+v, want 6 received, 4 returned, none parked", stats)
 			}
 			if got := f.outcomes(t); len(got) != 0 {
 				t.Errorf("deployed %v", got)
@@ -412,22 +413,22 @@ func TestRuleNoLongerTakesTheTag(t *testing.T) {
 			if calls := f.proxy.Calls(); calls["RegisterTaskDefinition"]+calls["UpdateService"] != 0 {
 				t.Errorf("the worker deployed: %v", calls)
 			}
-			refused := f.lines(t, "work item refused: rules file differs from the intake's; it returns to the queue")
-			if len(refused) != 6 {
-				t.Fatalf("%d refusals, want 6\n%s", len(refused), f.logs)
+			returned := f.lines(t, "work item refused: rules file differs from the intake's; it returns to the queue")
+			refused := f.lines(t, "work item refused")
+			if len(returned) != 4 || len(refused) != 2 {
+				t.Fatalf("%d refusals returned, %d final; want 4 and 2\n%s", len(returned), len(refused), f.logs)
 			}
-			for _, l := range refused {
+			for _, l := range append(returned, refused...) {
 				if !strings.Contains(l["error"].(string), tc.want) {
 					t.Errorf("refused: %v, want it to say %q", l["error"], tc.want)
 				}
 			}
 			if len(f.notices.all) != 2 {
-				t.Fatalf("notices %v, want both parked items", f.notices.list())
+				t.Fatalf("notices %v, want both refused items", f.notices.list())
 			}
 			for _, n := range f.notices.all {
-				if !strings.HasPrefix(n.Reason, "parked in the work dead-letter queue after 3 receives (last: work item refused: ") ||
-					!strings.Contains(n.Reason, tc.want) {
-					t.Errorf("notice %q, want it parked, saying %q", n.Reason, tc.want)
+				if !strings.HasPrefix(n.Reason, "work item refused: ") || !strings.Contains(n.Reason, tc.want) {
+					t.Errorf("notice %q, want it refused, saying %q", n.Reason, tc.want)
 				}
 			}
 			for i := range 2 {
@@ -442,7 +443,8 @@ func TestRuleNoLongerTakesTheTag(t *testing.T) {
 // The rules file changes while items wait: a target inserted before them
 // moves their index, and each still deploys its own service; the item of a
 // target removed is refused (returned, as the worker's file is not the
-// intake's, until it parks), and notified, not dropped in silence.
+// intake's, until its last receive, then refused for good), and notified,
+// not dropped in silence.
 func TestTargetsMoveWhileItemsWait(t *testing.T) {
 	f := newFixture(t, 3, 30*time.Second, 3)
 	setParking(f, 3)
@@ -454,8 +456,8 @@ func TestTargetsMoveWhileItemsWait(t *testing.T) {
 	f.edit(t, "    targets:\n", "    targets:\n      - {cluster: fleet, service: new}\n")
 	f.edit(t, "      - {cluster: fleet, service: svc-01}\n", "")
 	stats := f.drain(t)
-	if stats.Received != 5 || stats.Failures != 3 {
-		t.Errorf("poll stats %+v, want 5 received, svc-01's 3 returned", stats)
+	if stats.Received != 5 || stats.Failures != 2 || f.depth(t, f.queue.DLQ) != 0 {
+		t.Errorf("poll stats %+v, want 5 received, svc-01's first 2 returned, none parked", stats)
 	}
 	if diff := cmp.Diff(map[string]int{"svc-00 deployed": 1, "svc-02 deployed": 1}, f.outcomes(t)); diff != "" {
 		t.Errorf("deploys (-want +got):\n%s\n%s", diff, f.logs)
@@ -466,9 +468,10 @@ func TestTargetsMoveWhileItemsWait(t *testing.T) {
 			t.Errorf("%s runs %s, want %s", service, img, emulator.Registry+want)
 		}
 	}
-	refused := f.lines(t, "work item refused: rules file differs from the intake's; it returns to the queue")
-	if len(refused) != 3 || !strings.Contains(refused[0]["error"].(string), "rule fleet no longer targets "+central.String()+"/fleet/svc-01") {
-		t.Errorf("refused %v", refused)
+	returned := f.lines(t, "work item refused: rules file differs from the intake's; it returns to the queue")
+	refused := f.lines(t, "work item refused")
+	if len(returned) != 2 || len(refused) != 1 || !strings.Contains(refused[0]["error"].(string), "rule fleet no longer targets "+central.String()+"/fleet/svc-01") {
+		t.Errorf("returned %v, refused %v", returned, refused)
 	}
 	if diff := cmp.Diff([]string{"not_deployed fleet fleet/svc-01"}, f.notices.list()); diff != "" {
 		t.Errorf("notices (-want +got):\n%s", diff)
