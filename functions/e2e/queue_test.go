@@ -147,8 +147,12 @@ func TestWorkerKilledMidDeployIsFinishedByTheNextReceive(t *testing.T) {
 	})
 	invoke(t, deployer, f.pushEvent(t, "main-1", time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)))
 	stats := drain(t, f, worker.Handle, 2*time.Minute)
-	if !killed.Load() || worker.restarts != 1 || stats.Received != 2 {
-		t.Fatalf("killed %v, restarts %d, stats %+v: want one kill and the item received twice", killed.Load(), worker.restarts, stats)
+	// Received at least twice: the killed receive, then the one that
+	// finishes. A receive that reaches the fresh environment before it has
+	// started (seconds on a loaded machine) fails and is received again,
+	// as Lambda would; what must hold is one deploy and its one record.
+	if !killed.Load() || worker.restarts != 1 || stats.Received < 2 || stats.Failures != stats.Received-1 {
+		t.Fatalf("killed %v, restarts %d, stats %+v: want one kill, the item received until one receive finished it", killed.Load(), worker.restarts, stats)
 	}
 	ops, _ := f.proxy.Calls()
 	if ops["RegisterTaskDefinition"] != 1 || ops["UpdateService"] != 1 {
