@@ -2,15 +2,10 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,95 +24,19 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
-// awsProxy stands between the functions and moto (a fake of the network and
-// of ECS's throttling, which moto has not): it counts calls by operation,
-// throttles RegisterTaskDefinition of chosen families a number of times, and
-// runs a hook once moto has applied a call, before its answer goes back.
-type awsProxy struct {
-	URL string
-
-	mu       sync.Mutex
-	calls    map[string]int
-	families map[string]int // family → registrations
-	throttle map[string]int // family → throttles still to answer
-	after    func(op string, body []byte)
-}
-
-func startProxy(t *testing.T, endpoint string) *awsProxy {
-	t.Helper()
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
+// calls is the AWS calls the functions made so far, by operation
+// (cumulative: testenv.Proxy's Calls counts anew after each read), and the
+// registrations that reached moto by family. The proxy between the functions
+// and moto is testenv.Proxy: it also serialises DynamoDB requests, which
+// moto does not apply atomically (concurrent writes can undo each other's,
+// two deploys then both hold one lock).
+func (f *fleet) calls() (ops, families map[string]int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for op, n := range f.proxy.Calls() {
+		f.ops[op] += n
 	}
-	p := &awsProxy{calls: map[string]int{}, families: map[string]int{}, throttle: map[string]int{}}
-	rp := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op := r.Header.Get("X-Amz-Target")
-		op = op[strings.LastIndex(op, ".")+1:]
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var in struct{ Family string }
-		if op == "RegisterTaskDefinition" {
-			_ = json.Unmarshal(body, &in)
-		}
-		p.mu.Lock()
-		p.calls[op]++
-		throttled := in.Family != "" && p.throttle[in.Family] > 0
-		if throttled {
-			p.throttle[in.Family]--
-		} else if in.Family != "" {
-			p.families[in.Family]++
-		}
-		after := p.after
-		p.mu.Unlock()
-		if throttled {
-			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = io.WriteString(w, `{"__type":"ThrottlingException","message":"Rate exceeded (test proxy)"}`)
-			return
-		}
-		rec := httptest.NewRecorder()
-		rp.ServeHTTP(rec, r)
-		if after != nil {
-			after(op, body)
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	t.Cleanup(srv.Close)
-	p.URL = srv.URL
-	return p
-}
-
-// Throttle answers the next n registrations of family with ECS's throttling.
-func (p *awsProxy) Throttle(family string, n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.throttle[family] = n
-}
-
-// After runs hook once moto applied each call (nil: none).
-func (p *awsProxy) After(hook func(op string, body []byte)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.after = hook
-}
-
-// Calls is the calls so far by operation, and registrations by family.
-func (p *awsProxy) Calls() (ops, families map[string]int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	ops, families = map[string]int{}, map[string]int{}
-	for k, v := range p.calls {
-		ops[k] = v
-	}
-	for k, v := range p.families {
-		families[k] = v
-	}
-	return ops, families
+	return maps.Clone(f.ops), f.proxy.Registrations()
 }
 
 // fleet is a moto server with n services fleet/svc-NN (family svc-NN, one
@@ -125,7 +44,9 @@ func (p *awsProxy) Calls() (ops, families map[string]int) {
 // table and a work queue with its dead-letter queue, as the stack makes them.
 type fleet struct {
 	moto   *testenv.Moto
-	proxy  *awsProxy
+	proxy  *testenv.Proxy
+	mu     sync.Mutex
+	ops    map[string]int // calls() so far
 	ecs    *ecs.Client
 	sqs    *sqs.Client
 	store  *history.Store
@@ -138,7 +59,7 @@ type fleet struct {
 func newFleet(t *testing.T, n int, visibility time.Duration, maxReceive int) *fleet {
 	t.Helper()
 	m := testenv.StartMoto(t)
-	f := &fleet{moto: m, proxy: startProxy(t, m.Endpoint), ecs: ecs.NewFromConfig(m.AWSConfig()), sqs: sqs.NewFromConfig(m.AWSConfig())}
+	f := &fleet{moto: m, proxy: testenv.StartProxy(t, m.Endpoint), ops: map[string]int{}, ecs: ecs.NewFromConfig(m.AWSConfig()), sqs: sqs.NewFromConfig(m.AWSConfig())}
 	f.table = m.CreateTable(t, "autodeploy")
 	f.store = history.NewStore(dynamodb.NewFromConfig(m.AWSConfig()), f.table)
 	var yaml strings.Builder

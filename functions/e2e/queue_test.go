@@ -40,7 +40,7 @@ func TestQueuedPushDeploysEachTargetOnce(t *testing.T) {
 			t.Errorf("%s: %s (%s), want queued", r.Service, r.Outcome, r.Reason)
 		}
 	}
-	if ops, _ := f.proxy.Calls(); ops["RegisterTaskDefinition"]+ops["UpdateService"]+ops["DescribeServices"] != 0 || ops["SendMessageBatch"] != 3 {
+	if ops, _ := f.calls(); ops["RegisterTaskDefinition"]+ops["UpdateService"]+ops["DescribeServices"] != 0 || ops["SendMessageBatch"] != 3 {
 		t.Errorf("the intake's calls %v: want 3 SendMessageBatch (25 items) and no ECS call", ops)
 	}
 
@@ -48,7 +48,7 @@ func TestQueuedPushDeploysEachTargetOnce(t *testing.T) {
 	if stats.Received != n || stats.Failures != 0 {
 		t.Errorf("poll stats %+v, want %d received, no failure", stats, n)
 	}
-	ops, families := f.proxy.Calls()
+	ops, families := f.calls()
 	if ops["RegisterTaskDefinition"] != n || ops["UpdateService"] != n {
 		t.Errorf("%d registrations, %d updates; want %d each", ops["RegisterTaskDefinition"], ops["UpdateService"], n)
 	}
@@ -68,7 +68,7 @@ func TestQueuedPushDeploysEachTargetOnce(t *testing.T) {
 	// (d) Delivered again: every item finds its image running.
 	invoke(t, deployer, push)
 	drain(t, f, worker.Handle, 2*time.Minute)
-	if ops, _ := f.proxy.Calls(); ops["RegisterTaskDefinition"] != n || ops["UpdateService"] != n {
+	if ops, _ := f.calls(); ops["RegisterTaskDefinition"] != n || ops["UpdateService"] != n {
 		t.Errorf("a redelivery registered or updated: %v", ops)
 	}
 	skipped := 0
@@ -107,7 +107,7 @@ func TestTwoPushesSerialiseOnTheLock(t *testing.T) {
 	if stats.Received != 2*n || stats.Batches != 1 {
 		t.Errorf("poll stats %+v, want both pushes' %d items in one batch", stats, 2*n)
 	}
-	_, families := f.proxy.Calls()
+	_, families := f.calls()
 	for i := range n {
 		svc := fmt.Sprintf("svc-%02d", i)
 		if img := f.image(t, svc); img != emulator.Registry+"/web@"+f.digest("main-2") {
@@ -154,7 +154,7 @@ func TestWorkerKilledMidDeployIsFinishedByTheNextReceive(t *testing.T) {
 	if !killed.Load() || worker.restarts != 1 || stats.Received < 2 || stats.Failures != stats.Received-1 {
 		t.Fatalf("killed %v, restarts %d, stats %+v: want one kill, the item received until one receive finished it", killed.Load(), worker.restarts, stats)
 	}
-	ops, _ := f.proxy.Calls()
+	ops, _ := f.calls()
 	if ops["RegisterTaskDefinition"] != 1 || ops["UpdateService"] != 1 {
 		t.Errorf("calls %v: want one registration and one update in all", ops)
 	}

@@ -84,7 +84,7 @@ func fleetDigest(tag string) string {
 func TestThrottledTargetReturnsToTheQueue(t *testing.T) {
 	f := newFleet(t, 4, 30*time.Second, 5)
 	d, h, logs := inProcess(t, f)
-	f.proxy.Throttle("svc-01", 2)
+	f.proxy.ThrottleRegistrations("svc-01", 2)
 	queuePush(t, d, "main-1")
 	start := time.Now()
 	stats := drain(t, f, h.Handle, time.Minute)
@@ -94,7 +94,7 @@ func TestThrottledTargetReturnsToTheQueue(t *testing.T) {
 	if stats.Received != 6 || stats.Failures != 2 {
 		t.Errorf("poll stats %+v: want svc-01 received three times", stats)
 	}
-	_, families := f.proxy.Calls()
+	_, families := f.calls()
 	for i := range 4 {
 		svc := fmt.Sprintf("svc-%02d", i)
 		if families[svc] != 1 || f.image(t, svc) != emulator.Registry+"/web@"+fleetDigest("main-1") || len(f.records(t, svc)) != 1 {
@@ -120,7 +120,7 @@ func TestThrottledTargetReturnsToTheQueue(t *testing.T) {
 func TestPoisonItemIsParkedAndRedriven(t *testing.T) {
 	f := newFleet(t, 2, 30*time.Second, 3)
 	d, h, _ := inProcess(t, f)
-	f.proxy.Throttle("svc-01", 1000)
+	f.proxy.ThrottleRegistrations("svc-01", 1000)
 	queuePush(t, d, "main-1")
 	if _, err := f.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(f.queue.URL), MessageBody: aws.String(`{"kind":"deploy-target"`)}); err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestPoisonItemIsParkedAndRedriven(t *testing.T) {
 		t.Fatalf("svc-00 runs %s, svc-01 has %v", f.image(t, "svc-00"), f.records(t, "svc-01"))
 	}
 
-	f.proxy.Throttle("svc-01", 0) // the account's bucket refilled
+	f.proxy.ThrottleRegistrations("svc-01", 0) // the account's bucket refilled
 	redrive := func() (int, string) {
 		var out, errOut bytes.Buffer
 		code := cli.Run(context.Background(), []string{"redrive", "--queue", "work", "--queue-url", f.queue.DLQ},
@@ -158,7 +158,7 @@ func TestPoisonItemIsParkedAndRedriven(t *testing.T) {
 		t.Errorf("%d items in the work queue after two redrives, want 1", got)
 	}
 	drain(t, f, h.Handle, time.Minute)
-	_, families := f.proxy.Calls()
+	_, families := f.calls()
 	if families["svc-01"] != 1 || f.image(t, "svc-01") != emulator.Registry+"/web@"+fleetDigest("main-1") || len(f.records(t, "svc-01")) != 1 {
 		t.Errorf("svc-01 after the redrive: %d registrations, runs %s, history %v", families["svc-01"], f.image(t, "svc-01"), f.records(t, "svc-01"))
 	}

@@ -59,6 +59,12 @@ type Proxy struct {
 	faultRate float64
 	rng       *rand.Rand
 	injected  map[string]int
+	// throttleFamily answers that many RegisterTaskDefinition calls of a
+	// family with ECS's throttling; registrations counts the others.
+	throttleFamily map[string]int
+	registrations  map[string]int
+	// after runs once moto applied a call, before its answer goes back.
+	after func(op string, body []byte)
 }
 
 // Kinds of injected fault, as Injected counts them.
@@ -76,7 +82,8 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{lose: map[string]int{}, fail: map[string]int{}, lost: map[string]int{}, calls: map[string]int{}}
+	p := &Proxy{lose: map[string]int{}, fail: map[string]int{}, lost: map[string]int{}, calls: map[string]int{},
+		throttleFamily: map[string]int{}, registrations: map[string]int{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		op := operation(resp.Request.Header.Get("X-Amz-Target"))
@@ -113,6 +120,12 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 			_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"injected failure (test proxy)"}`)
 			return
 		}
+		if op == "RegisterTaskDefinition" && p.registration(r) {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"__type":"ThrottlingException","message":"Rate exceeded (test proxy)"}`)
+			return
+		}
 		latency, parallel := p.settings()
 		if latency > 0 {
 			time.Sleep(latency)
@@ -121,7 +134,21 @@ func StartProxy(t testing.TB, endpoint string) *Proxy {
 			p.dynamo.Lock()
 			defer p.dynamo.Unlock()
 		}
-		rp.ServeHTTP(w, r)
+		p.mu.Lock()
+		after := p.after
+		p.mu.Unlock()
+		if after == nil {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		after(op, body)
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 	}))
 	t.Cleanup(srv.Close)
 	p.URL = srv.URL
@@ -210,6 +237,48 @@ func (p *Proxy) settings() (time.Duration, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.latency, p.parallel
+}
+
+// ThrottleRegistrations answers the next n RegisterTaskDefinition calls of
+// family with ECS's ThrottlingException (0 stops it), before moto sees them.
+func (p *Proxy) ThrottleRegistrations(family string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.throttleFamily[family] = n
+}
+
+// Registrations counts the RegisterTaskDefinition calls that reached moto,
+// by family.
+func (p *Proxy) Registrations() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.registrations)
+}
+
+// After runs hook once moto applied each call, before its answer goes back
+// (nil: none): a test's way to act between a write and its answer, as a
+// crash would.
+func (p *Proxy) After(hook func(op string, body []byte)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.after = hook
+}
+
+// registration notes a RegisterTaskDefinition call of r's family, and says
+// whether it is to be throttled instead.
+func (p *Proxy) registration(r *http.Request) (throttled bool) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var in struct{ Family string }
+	_ = json.Unmarshal(body, &in)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.throttleFamily[in.Family] > 0 {
+		p.throttleFamily[in.Family]--
+		return true
+	}
+	p.registrations[in.Family]++
+	return false
 }
 
 // Lose makes the answers to the next n requests of op (e.g. "UpdateItem") lost.
