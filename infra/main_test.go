@@ -53,19 +53,7 @@ func TestSlackContextGoesInPairs(t *testing.T) {
 // account and region as context, the app writes the central stack and the
 // registry and target stacks; without them it says what is missing.
 func TestSynthWritesEveryStack(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dist := t.TempDir()
-	for _, fn := range stack.Functions() {
-		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root, dist := standInBuild(t)
 	ctx := map[string]any{"config": filepath.Join(root, "autodeploy.example.yaml"), "dist": dist, "account": "111111111111", "region": "eu-west-1"}
 	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx, Outdir: jsii.String(t.TempDir())})
 	if err := build(app); err != nil {
@@ -93,19 +81,7 @@ func TestSynthWritesEveryStack(t *testing.T) {
 // cdk.json (a number); a value outside Lambda's 2..1000 stops the synth
 // with the bounds and the default, as does one that is not a number.
 func TestWorkConcurrencyContext(t *testing.T) {
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dist := t.TempDir()
-	for _, fn := range stack.Functions() {
-		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root, dist := standInBuild(t)
 	for _, tc := range []struct {
 		name  string
 		value any
@@ -134,4 +110,24 @@ func TestWorkConcurrencyContext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// standInBuild is the repository's root and a dist directory holding a
+// stand-in bootstrap for every function, as `make build` would leave them.
+func standInBuild(t *testing.T) (root, dist string) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dist = t.TempDir()
+	for _, fn := range stack.Functions() {
+		if err := os.MkdirAll(filepath.Join(dist, fn), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dist, fn, "bootstrap"), []byte("stand-in"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, dist
 }
