@@ -59,8 +59,14 @@ func Revision(taskDefinitionARN string) string {
 	return taskDefinitionARN
 }
 
-// Name is the name of a cluster or service given as a name or an ARN.
+// Name is the name of a cluster or service given as a name or an ARN;
+// anything that is not an ECS cluster or service ARN is returned as it is.
+// What does not begin "arn:" is never parsed (Parse would refuse it), so a
+// plain name, the loader's usual case, costs nothing.
 func Name(nameOrARN string) string {
+	if !strings.HasPrefix(nameOrARN, "arn:") {
+		return nameOrARN
+	}
 	if a, err := Parse(nameOrARN); err == nil {
 		return a.Name
 	}

@@ -57,3 +57,34 @@ func TestServiceARN(t *testing.T) {
 		}
 	}
 }
+
+// TestName: an ECS cluster or service ARN gives its name; a plain name and
+// anything else (another service's ARN, a task definition ARN, something
+// merely beginning "arn") come back as they are.
+func TestName(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"prod", "prod"},
+		{"", ""},
+		{"arn", "arn"},
+		{"arnold", "arnold"},
+		{"arn:aws:ecs:eu-west-1:123456789012:cluster/prod", "prod"},
+		{"arn:aws:ecs:eu-west-1:123456789012:service/prod/web", "web"},
+		{"arn:aws:ecs:eu-west-1:123456789012:service/web", "web"},
+		{"arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3", "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:3"},
+		{"arn:aws:iam::123456789012:role/x", "arn:aws:iam::123456789012:role/x"},
+	} {
+		if got := Name(tt.in); got != tt.want {
+			t.Errorf("Name(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// BenchmarkNamePlain is the loader's case: a plain name, no allocation.
+func BenchmarkNamePlain(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if Name("s0001") != "s0001" {
+			b.Fatal("name changed")
+		}
+	}
+}

@@ -3,7 +3,6 @@ package rules
 import (
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 )
@@ -19,16 +18,7 @@ type claim struct {
 
 // serviceAt names a target's service in place at (its account and region).
 func serviceAt(at Place, t Target) string {
-	return at.Account + "|" + at.Region + "|" + nameOf(t.Cluster) + "|" + nameOf(t.Service)
-}
-
-// nameOf is ecsarn.Name without its cost for what is already a name (the
-// loader keeps only the name of an ARN it reads): only an ARN is parsed.
-func nameOf(nameOrARN string) string {
-	if strings.HasPrefix(nameOrARN, "arn:") {
-		return ecsarn.Name(nameOrARN)
-	}
-	return nameOrARN
+	return at.Account + "|" + at.Region + "|" + ecsarn.Name(t.Cluster) + "|" + ecsarn.Name(t.Service)
 }
 
 // CheckOwners checks one owner per container again with every target and
