@@ -23,9 +23,13 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
-	"github.com/aws/smithy-go"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // ecsAPI is what clean-up needs of ECS.
@@ -35,9 +39,6 @@ type ecsAPI interface {
 	DeregisterTaskDefinition(ctx context.Context, in *ecs.DeregisterTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error)
 	DeleteTaskDefinitions(ctx context.Context, in *ecs.DeleteTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.DeleteTaskDefinitionsOutput, error)
 }
-
-// MinKeep is the fewest revisions a family keeps (rules.MinCleanupKeep).
-const MinKeep = 2
 
 // MaxDeletePerCall is DeleteTaskDefinitions' limit of revisions per call.
 const MaxDeletePerCall = 10
@@ -178,7 +179,7 @@ func New(client ecsAPI, log *slog.Logger) *Cleaner {
 
 // Plan lists the family's ACTIVE revisions and decides which stay.
 func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
-	running := name(aws.ToString(t.Service.TaskDefinition))
+	running := ecsarn.Revision(aws.ToString(t.Service.TaskDefinition))
 	if running == "" {
 		return Plan{}, errors.New("clean-up: the service's running task definition is not known; refusing to clean its family")
 	}
@@ -186,8 +187,8 @@ func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
 	if family == "" {
 		family, _ = split(running)
 	}
-	if t.Keep < MinKeep {
-		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, MinKeep)
+	if t.Keep < rules.MinCleanupKeep {
+		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, rules.MinCleanupKeep)
 	}
 	active, err := c.list(ctx, family, types.TaskDefinitionStatusActive)
 	if err != nil {
@@ -201,12 +202,12 @@ func decide(family string, t Target, active []Revision) Plan {
 	protect := map[string][]string{}
 	add := func(reason string, revs ...string) {
 		for _, r := range revs {
-			if n := name(r); n != "" && !slices.Contains(protect[n], reason) {
+			if n := ecsarn.Revision(r); n != "" && !slices.Contains(protect[n], reason) {
 				protect[n] = append(protect[n], reason)
 			}
 		}
 	}
-	running := name(aws.ToString(t.Service.TaskDefinition))
+	running := ecsarn.Revision(aws.ToString(t.Service.TaskDefinition))
 	add(ReasonRunning, running)
 	for _, d := range t.Service.Deployments {
 		add(ReasonDeployment, aws.ToString(d.TaskDefinition))
@@ -226,7 +227,7 @@ func decide(family string, t Target, active []Revision) Plan {
 	}
 	p := Plan{Family: family, Keep: t.Keep, Active: len(active)}
 	for i, r := range active {
-		reasons := protect[name(r.ARN)]
+		reasons := protect[ecsarn.Revision(r.ARN)]
 		if i < t.Keep {
 			reasons = append([]string{ReasonNewest}, reasons...)
 		}
@@ -259,7 +260,7 @@ func (c *Cleaner) Apply(ctx context.Context, t Target, p Plan, b *Budget) (Resul
 	res := Result{Family: p.Family}
 	foreignFound := false
 	for i, r := range p.Candidates {
-		rev := name(r.ARN)
+		rev := ecsarn.Revision(r.ARN)
 		if b.Left() <= 0 {
 			res.Left = names(p.Candidates[i:])
 			break
@@ -302,7 +303,7 @@ func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res R
 	slices.Reverse(inactive) // oldest first
 	var todo []string
 	for _, r := range inactive {
-		if rev := name(r.ARN); !inUse(t.Service, rev) {
+		if rev := ecsarn.Revision(r.ARN); !inUse(t.Service, rev) {
 			todo = append(todo, rev)
 		}
 	}
@@ -319,7 +320,7 @@ func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res R
 		}
 		refused := map[string]bool{}
 		for _, f := range out.Failures {
-			rev := name(aws.ToString(f.Arn))
+			rev := ecsarn.Revision(aws.ToString(f.Arn))
 			refused[rev] = true
 			c.logLine(ctx, p.Family, []string{rev}, OutcomeDeleteFailed, aws.ToString(f.Reason))
 		}
@@ -341,16 +342,16 @@ func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res R
 // inUse reports whether the service runs rev or a deployment or task set
 // uses it (a service can run an INACTIVE revision).
 func inUse(svc types.Service, rev string) bool {
-	if name(aws.ToString(svc.TaskDefinition)) == rev {
+	if ecsarn.Revision(aws.ToString(svc.TaskDefinition)) == rev {
 		return true
 	}
 	for _, d := range svc.Deployments {
-		if name(aws.ToString(d.TaskDefinition)) == rev {
+		if ecsarn.Revision(aws.ToString(d.TaskDefinition)) == rev {
 			return true
 		}
 	}
 	for _, ts := range svc.TaskSets {
-		if name(aws.ToString(ts.TaskDefinition)) == rev {
+		if ecsarn.Revision(aws.ToString(ts.TaskDefinition)) == rev {
 			return true
 		}
 	}
@@ -394,20 +395,12 @@ func revisionNumbers(revs []string) []int {
 	return out
 }
 
-// Throttle reports whether err is ECS refusing for rate: a throttle, or
-// concurrent revisions of one family (a deploy registering beside us).
+// Throttle reports whether err is ECS refusing for rate: a throttle (the
+// SDK's own list of throttling codes, which internal/awsenv's retryer
+// limits by), or concurrent revisions of one family (a deploy
+// registering beside us, awsenv.IsConcurrentRevision).
 func Throttle(err error) bool {
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		return false
-	}
-	switch ae.ErrorCode() {
-	case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded":
-		return true
-	case "ClientException":
-		return strings.Contains(ae.ErrorMessage(), "Too many concurrent attempts")
-	}
-	return false
+	return retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err) == aws.TrueTernary || awsenv.IsConcurrentRevision(err)
 }
 
 // list returns the family's revisions of one status, newest first.
@@ -422,7 +415,7 @@ func (c *Cleaner) list(ctx context.Context, family string, status types.TaskDefi
 			return nil, fmt.Errorf("clean-up of %s: list its %s revisions: %w", family, strings.ToLower(string(status)), err)
 		}
 		for _, a := range page.TaskDefinitionArns {
-			if f, n := split(name(a)); f == family && n > 0 {
+			if f, n := split(ecsarn.Revision(a)); f == family && n > 0 {
 				out = append(out, Revision{ARN: a, Number: n})
 			}
 		}
@@ -438,14 +431,6 @@ func (c *Cleaner) list(ctx context.Context, family string, status types.TaskDefi
 // byProduct reports whether a revision's tags say autodeploy registered it.
 func byProduct(tags []types.Tag) bool {
 	return slices.ContainsFunc(tags, func(t types.Tag) bool { return strings.HasPrefix(aws.ToString(t.Key), "autodeploy:") })
-}
-
-// name is family:revision of an ARN or of family:revision itself.
-func name(s string) string {
-	if i := strings.LastIndex(s, "task-definition/"); i >= 0 {
-		return s[i+len("task-definition/"):]
-	}
-	return s
 }
 
 // split takes family:revision apart; revision 0 when it does not parse.
@@ -464,7 +449,7 @@ func split(s string) (string, int) {
 func names(revs []Revision) []string {
 	out := make([]string, len(revs))
 	for i, r := range revs {
-		out[i] = name(r.ARN)
+		out[i] = ecsarn.Revision(r.ARN)
 	}
 	return out
 }

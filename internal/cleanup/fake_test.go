@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 )
 
@@ -51,7 +52,7 @@ func (f *fakeECS) ListTaskDefinitions(_ context.Context, in *ecs.ListTaskDefinit
 	}
 	var match []string
 	for _, a := range src {
-		if strings.HasPrefix(name(a), aws.ToString(in.FamilyPrefix)) {
+		if strings.HasPrefix(ecsarn.Revision(a), aws.ToString(in.FamilyPrefix)) {
 			match = append(match, a)
 		}
 	}
@@ -75,7 +76,7 @@ func (f *fakeECS) DescribeTaskDefinition(_ context.Context, in *ecs.DescribeTask
 func (f *fakeECS) DeregisterTaskDefinition(_ context.Context, in *ecs.DeregisterTaskDefinitionInput, _ ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error) {
 	f.calls["DeregisterTaskDefinition"]++
 	for i, a := range f.arns {
-		if name(a) == name(aws.ToString(in.TaskDefinition)) {
+		if ecsarn.Revision(a) == ecsarn.Revision(aws.ToString(in.TaskDefinition)) {
 			f.arns = append(f.arns[:i:i], f.arns[i+1:]...)
 			f.inactive = append(f.inactive, a)
 		}
@@ -114,7 +115,7 @@ func TestExactFamilyAcrossPages(t *testing.T) {
 		t.Errorf("plan: family %q, %d active, %d kept, %d candidates; want web, 250, 5, 245", p.Family, p.Active, len(p.Kept), len(p.Candidates))
 	}
 	for _, r := range p.Candidates {
-		if fam, _ := split(name(r.ARN)); fam != "web" {
+		if fam, _ := split(ecsarn.Revision(r.ARN)); fam != "web" {
 			t.Errorf("candidate of another family: %s", r.ARN)
 		}
 	}
@@ -192,7 +193,11 @@ func TestThrottleClassification(t *testing.T) {
 	}{
 		{&smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}, true},
 		{fmt.Errorf("operation error ECS: DeregisterTaskDefinition: %w", &smithy.GenericAPIError{Code: "ThrottlingException"}), true},
+		{&smithy.GenericAPIError{Code: "TooManyRequestsException"}, true},
+		{&smithy.GenericAPIError{Code: "RequestLimitExceeded"}, true},
 		{&smithy.GenericAPIError{Code: "ClientException", Message: "Too many concurrent attempts to create a new revision of the specified family."}, true},
+		{fmt.Errorf("deregister web:3: %w", &smithy.GenericAPIError{Code: "ClientException", Message: "Too many concurrent attempts to create a new revision of the specified family."}), true},
+		{&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "Rate of calls is not the point"}, false},
 		{&smithy.GenericAPIError{Code: "ClientException", Message: "The specified task definition does not exist."}, false},
 		{errors.New("connection reset"), false},
 	} {

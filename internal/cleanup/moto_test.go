@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
@@ -101,7 +102,7 @@ func (e *env) revisions(family string, status types.TaskDefinitionStatus) []int 
 	}
 	var revs []int
 	for _, a := range out.TaskDefinitionArns {
-		_, n := split(name(a))
+		_, n := split(ecsarn.Revision(a))
 		revs = append(revs, n)
 	}
 	slices.Sort(revs)
