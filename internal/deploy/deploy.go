@@ -25,6 +25,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -503,8 +504,9 @@ func (d *Deployer) NotDeployed(ctx context.Context, push ecrevent.Push, res Resu
 	}
 }
 
-// notify tells people about a target, when a notifier is set. A notice that
-// cannot be sent is logged; it never fails the deploy.
+// notify tells people about a target, when a notifier is set, on a context
+// of its own (noticeContext): it often follows a write that ran ctx out. A
+// notice that cannot be sent is logged; it never fails the deploy.
 func (d *Deployer) notify(ctx context.Context, push ecrevent.Push, res Result, outcome, reason string) {
 	if d.Notifier == nil {
 		return
@@ -512,7 +514,7 @@ func (d *Deployer) notify(ctx context.Context, push ecrevent.Push, res Result, o
 	n := notify.Notice{Outcome: outcome, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
 		Service: res.Service, Rule: res.Rule, Repository: push.Repository, Tag: push.Tag, Digest: push.Digest,
 		EventID: push.EventID, Reason: reason, TaskDefinition: res.To}
-	if err := d.Notifier.Notify(ctx, n); err != nil {
+	if err := (ownBudget{d.Notifier}).Notify(ctx, n); err != nil {
 		d.Log.ErrorContext(ctx, "notification not sent", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
 	}
 }
@@ -718,7 +720,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	if err != nil {
 		return nil, fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
 	}
-	res.DeploymentID = primaryDeployment(upd.Service, res.To)
+	res.DeploymentID = rollout.PrimaryDeployment(upd.Service, res.To)
 	res.Outcome, res.Reason = Deployed, p.Skip
 	return nil, nil
 }
@@ -737,7 +739,7 @@ func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceS
 		taskdef.TagValue(p.RunningTags, taskdef.TagRule) != res.Rule {
 		return nil
 	}
-	r := &repair{deploymentID: primaryDeployment(p.Service, p.From)}
+	r := &repair{deploymentID: rollout.PrimaryDeployment(p.Service, p.From)}
 	r.outcome, r.reason = endedDeployment(p.Service, p.From)
 	if p.From == state.LastTaskDefinition {
 		if r.outcome == "" || r.deploymentID == "" {
@@ -814,25 +816,6 @@ func CheckService(svc *types.Service, cluster, service string) error {
 		return permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)
 	}
 	return nil
-}
-
-// primaryDeployment returns the id of the deployment running taskDef, else
-// of the PRIMARY deployment.
-func primaryDeployment(svc *types.Service, taskDef string) string {
-	if svc == nil {
-		return ""
-	}
-	var primary string
-	for _, dep := range svc.Deployments {
-		if aws.ToString(dep.Status) != "PRIMARY" {
-			continue
-		}
-		if aws.ToString(dep.TaskDefinition) == taskDef {
-			return aws.ToString(dep.Id)
-		}
-		primary = cmp.Or(primary, aws.ToString(dep.Id))
-	}
-	return primary
 }
 
 // record is the history record of a target's result.

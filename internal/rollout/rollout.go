@@ -160,15 +160,19 @@ func updateService(ctx context.Context, client UpdateServiceAPI, rev Revision) (
 	}
 	s := Started{TaskDefinition: rev.TaskDefinition}
 	if svc := out.Service; svc != nil {
-		s.DeploymentID = primaryDeployment(svc, rev.TaskDefinition)
+		s.DeploymentID = PrimaryDeployment(svc, rev.TaskDefinition)
 		s.ServiceDeploymentARN = aws.ToString(svc.CurrentServiceDeployment)
 	}
 	return s, nil
 }
 
-// primaryDeployment is the id of the PRIMARY deployment running taskDef,
-// else of the PRIMARY deployment (as internal/deploy reads it).
-func primaryDeployment(svc *types.Service, taskDef string) string {
+// PrimaryDeployment is the id of the PRIMARY deployment running taskDef,
+// else of the first PRIMARY deployment; "" for no service. The deploy path
+// reads an UpdateService answer (and a described service) with it too.
+func PrimaryDeployment(svc *types.Service, taskDef string) string {
+	if svc == nil {
+		return ""
+	}
 	var primary string
 	for _, dep := range svc.Deployments {
 		if aws.ToString(dep.Status) != "PRIMARY" {
