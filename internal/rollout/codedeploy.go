@@ -96,7 +96,8 @@ func (c CodeDeployRollout) usable(cluster, service string) error {
 	return nil
 }
 
-// Outcome maps CodeDeploy's state as the watcher always has: SUCCESS is
+// Outcome maps CodeDeploy's state (the watcher's codeDeployEnding asks it,
+// so the decision lives here only): SUCCESS is
 // completed; FAILURE is failed, or rolled back when CodeDeploy rolled it
 // back (GetDeployment's rollbackInfo, bluegreen.Ended); STOP is failed;
 // START and READY are in flight. A duplicate (Recorded) reads nothing. A

@@ -3,19 +3,18 @@ package watch
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/codedeployevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// codeDeployEnding reads a CodeDeploy deployment state change: SUCCESS is
-// completed; FAILURE is failed, or rolled back when CodeDeploy rolled it
-// back (GetDeployment's rollbackInfo says so); STOP is failed. A rollback
-// is a deployment of its own, which autodeploy did not start: ignored.
+// codeDeployEnding reads a CodeDeploy deployment state change of a
+// deployment autodeploy started; how it ended is the CodeDeploy rollout's
+// to say (rollout.CodeDeployRollout.Outcome: SUCCESS completed, FAILURE
+// failed or rolled back, STOP failed). A rollback is a deployment of its
+// own, which autodeploy did not start: ignored.
 func (w *Watcher) codeDeployEnding(ctx context.Context, raw json.RawMessage) (ending, error) {
 	ev, err := codedeployevent.Parse(raw)
 	if err != nil {
@@ -39,41 +38,19 @@ func (w *Watcher) codeDeployEnding(ctx context.Context, raw json.RawMessage) (en
 		return e, nil
 	}
 	e.rec = rec
-	if ev.State == codedeployevent.Success {
-		e.outcome = history.Completed
-		return e, nil
+	kind := rollout.CodeDeployRollout{}
+	if w.CodeDeploy != nil {
+		kind.Client = w.CodeDeploy(rec.Region, w.roleOf(rec))
 	}
-	e.outcome, e.reason = history.Failed, "CodeDeploy deployment failed"
-	if ev.State == codedeployevent.Stop {
-		e.reason = "CodeDeploy deployment stopped"
+	o, err := kind.Outcome(ctx, rollout.End{
+		Cluster: rec.Cluster, Service: rec.Service, TaskDefinition: rec.ToTaskDefinition, DeploymentID: rec.DeploymentID, StartedAt: rec.DeployedAt,
+		Recorded: rec.DeploymentOutcome, Event: rollout.Event{Name: ev.State},
+	})
+	if err != nil {
+		return ending{}, err // transient: Lambda retries the event
 	}
-	if rec.DeploymentOutcome != "" {
-		return e, nil // a duplicate: recorded already, nothing to look up
-	}
-	end, err := w.readEnding(ctx, rec)
-	switch {
-	case err != nil && awsenv.IsTransient(err):
-		return ending{}, err // Lambda retries the event
-	case err != nil:
-		e.reason += fmt.Sprintf(" (whether it was rolled back is unknown: %v)", err)
-	default:
-		if end.RolledBack && ev.State == codedeployevent.Failure {
-			e.outcome = history.RolledBack
-		}
-		if end.Reason != "" {
-			e.reason += ": " + end.Reason
-		}
-	}
+	e.outcome, e.reason = o.Outcome, o.Reason
 	return e, nil
-}
-
-// readEnding asks CodeDeploy, in the target's account and region, how the
-// deployment of rec ended.
-func (w *Watcher) readEnding(ctx context.Context, rec history.Record) (bluegreen.Ending, error) {
-	if w.CodeDeploy == nil {
-		return bluegreen.Ending{}, fmt.Errorf("this watcher has no CodeDeploy client")
-	}
-	return bluegreen.Ended(ctx, w.CodeDeploy(rec.Region, w.roleOf(rec)), rec.DeploymentID)
 }
 
 // roleOf is the role that reads CodeDeploy where rec deployed: the target
