@@ -109,7 +109,7 @@ func dashboard(s awscdk.Stack, cfg *rules.Config, fns []function, queues map[str
 		{graph("Work items waiting, per target place", true, backlog...), graph("Oldest work item waiting, per target place (s)", false, age...)},
 		{graph("Function errors and throttles", false, errs...), graph("Function duration (ms)", false, duration...)},
 	}
-	if cfg.Reconcile.Every > 0 {
+	if sweeps(cfg) {
 		rows = append(rows, &[]awscloudwatch.IWidget{graph("Sweep drift: targets found behind, per rule", true, drift...)})
 	}
 	return awscloudwatch.NewDashboard(s, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{

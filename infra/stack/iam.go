@@ -84,7 +84,7 @@ func grantDeploy(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	var extra []policyStatement
 	roles := sweepRoles(cfg, central)
-	if cfg.Reconcile.Every > 0 {
+	if sweeps(cfg) {
 		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
 			resources: RepositoryARNs(cfg, central, nil)})
 		roles = append(roles, registryRoles(cfg, central)...)

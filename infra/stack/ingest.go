@@ -2,6 +2,7 @@ package stack
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
 // ruleTo sends matching events to fn, retrying for a day before leaving
@@ -48,6 +51,16 @@ func subs(arns []string) *[]*string {
 		}
 	}
 	return &out
+}
+
+// sweeps reports whether the deployer ever sweeps: on the schedule
+// (reconcile.every), or when the watcher asks for one after ECS rolled back
+// a deploy of a rule that publishes (watch.republishAfterRollback, which
+// does not look at the schedule). A sweep lists every rule's repository, so
+// its grants (ecr:DescribeImages, the registries' read roles, made by the
+// registry stacks) and its dashboard row follow this, not the schedule.
+func sweeps(cfg *rules.Config) bool {
+	return cfg.Reconcile.Every > 0 || slices.ContainsFunc(cfg.Rules, func(r *rules.Rule) bool { return r.Publish != nil })
 }
 
 // reconcileSchedule sends the deployer EventBridge's "Scheduled Event" every

@@ -48,7 +48,7 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 		}
 		return out
 	}
-	if p.Rules.Reconcile.Every > 0 { // the deployer reads a registry only to sweep
+	if sweeps(p.Rules) { // the deployer reads a registry only to sweep
 		read := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
 			RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
 			AssumedBy:   p.trustCentral(deployerRoleName),
