@@ -22,7 +22,6 @@ func deploymentAlarm(s awscdk.Stack, logGroup awslogs.LogGroup, topic awssns.ITo
 	alarmOn(s, "DeploymentsNotCompletedAlarm", "An autodeploy deployment failed or was rolled back: query ecr-autodeploy/deployment-outcomes",
 		mf.Metric(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
 		topic)
-	reportsLostAlarm(s, []awslogs.LogGroup{logGroup}, topic)
 }
 
 // reportsLostPattern matches the lines that say people may not have been
@@ -34,29 +33,9 @@ const reportsLostPattern = `{ $.msg = "rollout end not recorded" || $.msg = "dep
 // reportsLostName is the metric, and the alarm's name stem, of reportsLostPattern.
 const reportsLostName = "ReportsLost"
 
-// reportsLostAlarm watches logGroups for reportsLostPattern: a filter on
-// each feeds one metric and one alarm, however many calls add groups (the
-// deploy path's groups and the watcher's are added where each is wired).
-func reportsLostAlarm(s awscdk.Stack, logGroups []awslogs.LogGroup, topic awssns.ITopic) {
-	for _, lg := range logGroups {
-		awslogs.NewMetricFilter(s, jsii.String(reportsLostName+*lg.Node().Id()+"Filter"), &awslogs.MetricFilterProps{
-			LogGroup:        lg,
-			FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(reportsLostPattern)),
-			MetricNamespace: jsii.String("Autodeploy"),
-			MetricName:      jsii.String(reportsLostName),
-			MetricValue:     jsii.String("1"),
-		})
-	}
-	if s.Node().TryFindChild(jsii.String(reportsLostName+"Alarm")) != nil {
-		return
-	}
-	alarmOn(s, reportsLostName+"Alarm",
-		"A rollout's end, a deployment's end or a notice was not recorded or not sent: people may not have been told how a deploy ended. "+
-			"Query the functions' logs for msg \"rollout end not recorded\", \"deployment end not recorded\" or \"notification not sent\"",
-		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String("Autodeploy"), MetricName: jsii.String(reportsLostName),
-			Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
-		topic)
-}
+// reportsLostDescription is the description of reportsLostPattern's alarm.
+const reportsLostDescription = "A rollout's end, a deployment's end or a notice was not recorded or not sent: people may not have been told how a deploy ended. " +
+	"Query the functions' logs for msg \"rollout end not recorded\", \"deployment end not recorded\" or \"notification not sent\""
 
 // logLineAlarm fires on any log line the pattern matches in any of the
 // log groups: a metric filter on each feeds one metric, which the alarm
@@ -91,7 +70,6 @@ const deploysFailedPattern = `{ (($.msg = "deploy" || $.msg = "reconcile" || $.m
 func failedDeploysAlarm(s awscdk.Stack, logGroups []awslogs.LogGroup, topic awssns.ITopic) {
 	logLineAlarm(s, "DeploysFailed", logGroups, deploysFailedPattern,
 		"A push or a sweep could not bring a service to its image, or publish it: query ecr-autodeploy/failed-deploys and ecr-autodeploy/sweeps", topic)
-	reportsLostAlarm(s, logGroups, topic)
 }
 
 func queueAlarm(s awscdk.Stack, name string, q awssqs.Queue, topic awssns.ITopic) {

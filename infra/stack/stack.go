@@ -199,6 +199,10 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	services := deploymentEntries(p.Rules, everyTarget, deployments)
 	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", deployments, &services, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
 	deploymentAlarm(s, watcher.logGroup, alarms)
+	// Any function may write that people were not told (the deploy path's
+	// rollout ends and notices, the watcher's deployment ends and notices).
+	logLineAlarm(s, reportsLostName, []awslogs.LogGroup{deployer.logGroup, worker.logGroup, watcher.logGroup}, reportsLostPattern,
+		reportsLostDescription, alarms)
 	queues := map[string]awssqs.Queue{
 		"push events (deployer)": pushDLQ, "deployment events (watcher)": deploymentDLQ,
 		"deployer failed events": deployer.failures, "watcher failed events": watcher.failures,
