@@ -35,6 +35,9 @@ type ServiceState struct {
 	LastFailures map[string]string `dynamodbav:"-"`
 	// Hold, when set, stops pushes, promotions and sweeps on the service.
 	Hold *Hold `dynamodbav:"hold,omitempty"`
+	// Queued is the latest work item a sweep queued for the service (see
+	// Store.NoteQueued).
+	Queued *Queued `dynamodbav:"queued,omitempty"`
 }
 
 // Hold is an operator's stop on a service's automation.

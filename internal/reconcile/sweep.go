@@ -28,6 +28,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
 
 // Outcomes of one target in a sweep.
@@ -40,9 +41,11 @@ const (
 	Queued   = string(deploy.Queued) // behind, and handed to the work queue: the worker deploys it
 )
 
-// States reads services' state items (holds, failed digests) at once.
+// States reads services' state items (holds, failed digests, queued
+// items) at once, and notes on one the item a sweep queued for it.
 type States interface {
 	States(ctx context.Context, serviceKeys []string) (map[string]history.ServiceState, error)
+	NoteQueued(ctx context.Context, serviceKey string, q history.Queued) error
 }
 
 // Sweeper runs sweeps. It keeps task definitions it has described (they
@@ -92,6 +95,10 @@ type Report struct {
 	EventID string `json:"event_id"`
 	Lines   []Line `json:"targets"`
 	Drift   int    `json:"drift"` // targets found behind
+	// Waiting counts the targets behind that an earlier sweep queued for the
+	// same digest, whose item may still be in the work queue: not queued
+	// again (their lines say queued, and by which sweep).
+	Waiting int `json:"waiting,omitempty"`
 }
 
 // Options of one sweep.
@@ -137,12 +144,14 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	rep.Lines = make([]Line, len(jobs))
 	behind := make([]bool, len(jobs))
 	later := make([]*handOver, len(jobs))
+	waiting := make([]bool, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(max(s.Deployer.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
 			list := images[repository{j.rule.RegistryOf(central), j.rule.Repository}]
 			rep.Lines[i], behind[i], later[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr)
+			waiting[i] = behind[i] && later[i] == nil && rep.Lines[i].Outcome == Queued
 			if later[i] == nil {
 				s.log(ctx, o, rep.Lines[i])
 			}
@@ -156,6 +165,9 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 		if behind[i] {
 			drift[j.rule.Name]++
 			rep.Drift++
+		}
+		if waiting[i] {
+			rep.Waiting++
 		}
 	}
 	if !o.DryRun {
@@ -282,11 +294,12 @@ func noteDescribed(out map[serviceRef]described, at serviceRef, batch []string, 
 	}
 }
 
-// handOver is a target behind, for a work queue: its job and the push that
-// deploys it.
+// handOver is a target behind, for a work queue: its job, the push that
+// deploys it and its service's key.
 type handOver struct {
 	push ecrevent.Push
 	job  deploy.Job
+	key  string
 }
 
 // queues says whether the deployer hands targets to a work queue (else it
@@ -301,7 +314,9 @@ func (s *Sweeper) role(t rules.Target) string { return s.Deployer.ReadRole(t) }
 // handOver dispatches the targets found behind for a work queue, one
 // Dispatch per push (a rule and its newest digest), so the queue sends them
 // ten to a call rather than one call per target, and writes each result
-// into its target's line, then logs the line.
+// into its target's line, then logs the line. Each target queued is noted
+// on its service's state item (one UpdateItem), so the next sweeps leave it
+// alone while its item may still wait in the queue (queue.RetrySpan).
 func (s *Sweeper) handOver(ctx context.Context, o Options, lines []Line, later []*handOver) {
 	type push struct{ rule, digest string }
 	groups := map[push][]int{}
@@ -336,6 +351,32 @@ func (s *Sweeper) handOver(ctx context.Context, o Options, lines []Line, later [
 					l.Outcome, l.Reason, l.Retryable, l.Published = string(res.Outcome), res.Reason, res.Retryable, res.Published
 				}
 				s.log(ctx, o, *l)
+			}
+			s.noteQueued(ctx, o, lines, later, idx)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// noteQueued notes on each queued target's state item that this sweep
+// queued it, at once within the deployer's concurrency. A note that fails
+// is logged, not retried: the item is queued all the same, and the next
+// sweep at worst queues a second one, which the worker finds deployed.
+func (s *Sweeper) noteQueued(ctx context.Context, o Options, lines []Line, later []*handOver, idx []int) {
+	var g errgroup.Group
+	g.SetLimit(max(s.Deployer.Concurrency, 1))
+	at := s.now()
+	for _, i := range idx {
+		if lines[i].Outcome != Queued {
+			continue
+		}
+		h := later[i]
+		g.Go(func() error {
+			q := history.Queued{Digest: h.push.Digest, At: at, By: o.EventID}
+			if err := s.States.NoteQueued(ctx, h.key, q); err != nil {
+				s.Log.WarnContext(ctx, "reconcile: the queued item is not noted; the next sweep may queue it again",
+					"rule", lines[i].Rule, "cluster", lines[i].Cluster, "service", lines[i].Service, "error", err, "event_id", o.EventID)
 			}
 			return nil
 		})
@@ -427,8 +468,15 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 		return line, behind, nil
 	}
 	if s.queues() {
+		// An earlier sweep's item for this digest may still be in the
+		// queue (a drain of 1,000 targets outlasts reconcile.every): one
+		// item is enough.
+		if q := line.State.Queued; q.Waiting(newest.Digest, s.now(), queue.RetrySpan) {
+			line.Outcome, line.Reason = Queued, fmt.Sprintf("already %s, not queued again while its item may wait in the work queue", q)
+			return line, behind, nil
+		}
 		line.Outcome, line.Reason = Behind, "to be queued"
-		return line, behind, &handOver{push: push, job: j}
+		return line, behind, &handOver{push: push, job: j, key: key}
 	}
 	// In-process, through the deployer's dispatcher as a push goes, now.
 	sum, err := s.Deployer.Dispatch(ctx, push, []deploy.Job{j})

@@ -1,5 +1,7 @@
 package queue
 
+import "time"
+
 // How fast the work queues drain, as the stack sets each place's event
 // source mapping and redrive policy (infra/stack work.go).
 
@@ -47,3 +49,20 @@ const BatchSize = 10
 // within the same quarter of an hour. A higher workConcurrency spends more
 // of each item's receives: raise the count with it.
 const MaxReceiveCount = 10
+
+// RetrySpan is how long a work item may still be in its queue after it was
+// sent, counted as the stack drains it: before its first receive, the items
+// sent ahead of it in its place's queue, at about the registration bucket's
+// 1 per second (~17 min for 1,000 targets of one place); then up to
+// MaxReceiveCount receives, each holding it at most the worker's timeout
+// (3 min, infra/stack), each but the last followed by the worker's backoff,
+// at most 5 min (worker.BackoffMax): 10 × 3 + 9 × 5 = 75 min. About 92
+// minutes in all; two hours leaves a margin for a slower drain. A sweep
+// queues a target behind again only once its earlier item for the same
+// digest is older than this (history.ServiceState.Queued): longer only
+// delays a new item for a target whose item was parked (the dead-letter
+// queue's alarm says so meanwhile, and a redrive replays it); shorter costs
+// a second item, which the worker finds already deployed. Raise it with
+// MaxReceiveCount or the worker's backoff (a test holds it above their
+// product).
+const RetrySpan = 2 * time.Hour
