@@ -1,10 +1,12 @@
 // Package cleanup deregisters (and optionally deletes) old revisions of a
 // task-definition family without ever breaking a rollback: everything
-// beyond the newest Keep revisions goes, except the revisions the service
-// runs or an active deployment or task set uses, the rollback candidates,
-// the revision a published parameter names, the revision just before the
-// running one, and the newest revision the product did not register (see
-// docs/decisions.md, "Old revisions").
+// beyond the newest Keep revisions goes, except, for every service known
+// to run the family (several services can share one: staging and prod both
+// on web), the revisions it runs or an active deployment or task set of it
+// uses, its rollback candidates and the revision just before the one it
+// runs; and the revisions published parameters name and the newest
+// revision the product did not register (see docs/decisions.md, "Old
+// revisions").
 //
 // Deregistering spends ECS's RegisterTaskDefinition bucket (20 burst, 1 per
 // second per account and region), which deploys need: a Run spends at most
@@ -46,26 +48,40 @@ const MaxDeletePerCall = 10
 // listPageSize is ListTaskDefinitions' largest page.
 const listPageSize = 100
 
-// Target is one service's family to clean up, with what protects its
-// revisions. Every revision may be given as an ARN or as family:revision.
+// Target is one family to clean up, with what protects its revisions:
+// the union of what every service of Services protects. Every revision may
+// be given as an ARN or as family:revision.
 type Target struct {
-	// Family is the task-definition family; empty: the running revision's.
+	// Family is the task-definition family; empty: the revision the first
+	// service runs is of it.
 	Family string
 	Keep   int
 	// Delete also deletes deregistered (INACTIVE) revisions.
 	Delete bool
-	// Service is the caller's DescribeServices answer for the service: its
-	// running revision, its deployments' and task sets' revisions stay.
-	Service types.Service
-	// Rollback are the revisions a rollback could return to: the last Keep
-	// the product deployed there, from history (each deploy's from and to).
-	Rollback []string
+	// Services are every service known to run the family (or to have run
+	// it: a rollback of it may return there), in any cluster, account or
+	// region of this place. A revision one of them needs is never a
+	// candidate, whichever service's deploy or sweep asked for the run; a
+	// service left out is protected only by the newest Keep. At least one.
+	Services []Service
 	// Published are the revisions published parameters name.
 	Published []string
 	// SweepInactive lists INACTIVE revisions to delete (with Delete) even
 	// when this run deregistered none, to finish a delete a throttle cut
 	// short; without it they are listed only after a deregistration.
 	SweepInactive bool
+}
+
+// Service is one service of the family and its rollback candidates.
+type Service struct {
+	// Described is the caller's DescribeServices answer for the service:
+	// its running revision, its deployments' and task sets' revisions, and
+	// the newest ACTIVE one before its running one stay.
+	Described types.Service
+	// Rollback are the revisions a rollback of this service could return
+	// to: the last Keep the product deployed there, from history (each
+	// deploy's from and to).
+	Rollback []string
 }
 
 // Kept reasons: why a revision beyond the newest Keep stays ACTIVE.
@@ -179,13 +195,17 @@ func New(client ecsAPI, log *slog.Logger) *Cleaner {
 
 // Plan lists the family's ACTIVE revisions and decides which stay.
 func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
-	running := ecsarn.Revision(aws.ToString(t.Service.TaskDefinition))
-	if running == "" {
-		return Plan{}, errors.New("clean-up: the service's running task definition is not known; refusing to clean its family")
+	if len(t.Services) == 0 {
+		return Plan{}, errors.New("clean-up: no service of the family is known; refusing to clean it")
+	}
+	for _, s := range t.Services {
+		if aws.ToString(s.Described.TaskDefinition) == "" {
+			return Plan{}, fmt.Errorf("clean-up: %s: the service's running task definition is not known; refusing to clean its family", serviceName(s.Described))
+		}
 	}
 	family := t.Family
 	if family == "" {
-		family, _ = split(running)
+		family, _ = split(ecsarn.Revision(aws.ToString(t.Services[0].Described.TaskDefinition)))
 	}
 	if t.Keep < rules.MinCleanupKeep {
 		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, rules.MinCleanupKeep)
@@ -197,7 +217,8 @@ func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
 	return decide(family, t, active), nil
 }
 
-// decide is the plan for the family's ACTIVE revisions (newest first).
+// decide is the plan for the family's ACTIVE revisions (newest first):
+// what any of the target's services needs stays.
 func decide(family string, t Target, active []Revision) Plan {
 	protect := map[string][]string{}
 	add := func(reason string, revs ...string) {
@@ -207,17 +228,30 @@ func decide(family string, t Target, active []Revision) Plan {
 			}
 		}
 	}
-	running := ecsarn.Revision(aws.ToString(t.Service.TaskDefinition))
-	add(ReasonRunning, running)
-	for _, d := range t.Service.Deployments {
-		add(ReasonDeployment, aws.ToString(d.TaskDefinition))
+	// One reason at a time over every service, so a revision's reasons
+	// read in the same order whoever needs it.
+	for _, s := range t.Services {
+		add(ReasonRunning, aws.ToString(s.Described.TaskDefinition))
 	}
-	for _, ts := range t.Service.TaskSets {
-		add(ReasonTaskSet, aws.ToString(ts.TaskDefinition))
+	for _, s := range t.Services {
+		for _, d := range s.Described.Deployments {
+			add(ReasonDeployment, aws.ToString(d.TaskDefinition))
+		}
 	}
-	add(ReasonRollback, t.Rollback...)
+	for _, s := range t.Services {
+		for _, ts := range s.Described.TaskSets {
+			add(ReasonTaskSet, aws.ToString(ts.TaskDefinition))
+		}
+	}
+	for _, s := range t.Services {
+		add(ReasonRollback, s.Rollback...)
+	}
 	add(ReasonPublished, t.Published...)
-	if fam, n := split(running); fam == family {
+	for _, s := range t.Services {
+		fam, n := split(ecsarn.Revision(aws.ToString(s.Described.TaskDefinition)))
+		if fam != family {
+			continue
+		}
 		for _, r := range active {
 			if r.Number < n {
 				add(ReasonPrevious, r.ARN)
@@ -293,8 +327,8 @@ func (c *Cleaner) Apply(ctx context.Context, t Target, p Plan, b *Budget) (Resul
 	return c.delete(ctx, t, p, b, res)
 }
 
-// delete deletes the family's INACTIVE revisions, ten per call; one the
-// service still runs or deploys stays.
+// delete deletes the family's INACTIVE revisions, ten per call; one any of
+// the services still runs or deploys stays.
 func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res Result) (Result, error) {
 	inactive, err := c.list(ctx, p.Family, types.TaskDefinitionStatusInactive)
 	if err != nil {
@@ -303,7 +337,7 @@ func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res R
 	slices.Reverse(inactive) // oldest first
 	var todo []string
 	for _, r := range inactive {
-		if rev := ecsarn.Revision(r.ARN); !inUse(t.Service, rev) {
+		if rev := ecsarn.Revision(r.ARN); !slices.ContainsFunc(t.Services, func(s Service) bool { return inUse(s.Described, rev) }) {
 			todo = append(todo, rev)
 		}
 	}
@@ -356,6 +390,11 @@ func inUse(svc types.Service, rev string) bool {
 		}
 	}
 	return false
+}
+
+// serviceName names a service for an error: its ARN, else its name.
+func serviceName(svc types.Service) string {
+	return cmp.Or(aws.ToString(svc.ServiceArn), aws.ToString(svc.ServiceName), "(unnamed)")
 }
 
 // stopped ends a run at a failed call: a throttle spends the budget and is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,9 +94,16 @@ func (f *fakeECS) DeleteTaskDefinitions(_ context.Context, in *ecs.DeleteTaskDef
 	for _, td := range in.TaskDefinitions {
 		if reason, ok := f.refuse[td]; ok {
 			out.Failures = append(out.Failures, types.Failure{Arn: aws.String(td), Reason: aws.String(reason)})
+			continue
 		}
+		f.inactive = slices.DeleteFunc(f.inactive, func(a string) bool { return ecsarn.Revision(a) == ecsarn.Revision(td) })
 	}
 	return out, nil
+}
+
+// one is the Services of a family one service runs.
+func one(svc types.Service, rollback ...string) []Service {
+	return []Service{{Described: svc, Rollback: rollback}}
 }
 
 func running(rev string) types.Service {
@@ -107,7 +115,7 @@ func running(rev string) types.Service {
 func TestExactFamilyAcrossPages(t *testing.T) {
 	f := newFake(100, map[string]int{"web": 250, "web-worker": 30, "webapp": 5})
 	c := New(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p, err := c.Plan(context.Background(), Target{Keep: 5, Service: running("web:250")})
+	p, err := c.Plan(context.Background(), Target{Keep: 5, Services: one(running("web:250"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,17 +149,36 @@ func TestDecide(t *testing.T) {
 		active     []Revision
 		candidates []string
 	}{
-		{"running newest: previous within keep", Target{Keep: 2, Service: running("web:6")}, active(6), []string{"web:4", "web:3", "web:2", "web:1"}},
-		{"rolled back: running and its previous stay", Target{Keep: 2, Service: running("web:3")}, active(6), []string{"web:4", "web:1"}},
-		{"a deployment and a task set", Target{Keep: 2, Service: types.Service{
+		{"running newest: previous within keep", Target{Keep: 2, Services: one(running("web:6"))}, active(6), []string{"web:4", "web:3", "web:2", "web:1"}},
+		{"rolled back: running and its previous stay", Target{Keep: 2, Services: one(running("web:3"))}, active(6), []string{"web:4", "web:1"}},
+		{"a deployment and a task set", Target{Keep: 2, Services: one(types.Service{
 			TaskDefinition: aws.String("web:6"),
 			Deployments:    []types.Deployment{{TaskDefinition: aws.String("web:6")}, {TaskDefinition: aws.String("arn:aws:ecs:eu-west-1:1:task-definition/web:2")}},
 			TaskSets:       []types.TaskSet{{TaskDefinition: aws.String("web:3")}},
-		}}, active(6), []string{"web:4", "web:1"}},
-		{"published and rollback of another family ignored", Target{Keep: 2, Service: running("web:6"), Rollback: []string{"api:1"}, Published: []string{"web:1"}},
+		})}, active(6), []string{"web:4", "web:1"}},
+		{"published and rollback of another family ignored", Target{Keep: 2, Services: one(running("web:6"), "api:1"), Published: []string{"web:1"}},
 			active(6), []string{"web:4", "web:3", "web:2"}},
-		{"fewer than keep", Target{Keep: 10, Service: running("web:6")}, active(6), nil},
-		{"running of another family: Family given", Target{Family: "web", Keep: 2, Service: running("web-v2:1")}, active(4), []string{"web:2", "web:1"}},
+		{"fewer than keep", Target{Keep: 10, Services: one(running("web:6"))}, active(6), nil},
+		{"running of another family: Family given", Target{Family: "web", Keep: 2, Services: one(running("web-v2:1"))}, active(4), []string{"web:2", "web:1"}},
+		// Staging and prod share the family: each one's running revision,
+		// the one before it, its deployments and its rollback candidates
+		// stay, whichever of them the run is for.
+		{"shared family: the other service's running, previous and rollback stay", Target{Keep: 3, Services: []Service{
+			{Described: running("web:10"), Rollback: []string{"web:9", "web:10"}},
+			{Described: running("web:3"), Rollback: []string{"web:2", "web:3"}},
+		}}, active(10), []string{"web:7", "web:6", "web:5", "web:4", "web:1"}},
+		{"shared family: the other service's deployment and task set stay", Target{Keep: 2, Services: []Service{
+			{Described: running("web:8")},
+			{Described: types.Service{
+				TaskDefinition: aws.String("web:5"),
+				Deployments:    []types.Deployment{{TaskDefinition: aws.String("web:5")}, {TaskDefinition: aws.String("web:3")}},
+				TaskSets:       []types.TaskSet{{TaskDefinition: aws.String("arn:aws:ecs:eu-west-1:1:task-definition/web:2")}},
+			}},
+		}}, active(8), []string{"web:6", "web:1"}},
+		{"shared family: a service on another family still protects its rollback here", Target{Family: "web", Keep: 2, Services: []Service{
+			{Described: running("web:6")},
+			{Described: running("web-v2:1"), Rollback: []string{"web:2"}},
+		}}, active(6), []string{"web:4", "web:3", "web:1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -177,8 +204,12 @@ func TestPlanRefuses(t *testing.T) {
 		target Target
 		want   string
 	}{
-		{"no running revision", Target{Keep: 3}, "running task definition is not known"},
-		{"keep below two", Target{Keep: 1, Service: running("web:3")}, "keep 1 is below 2"},
+		{"no service", Target{Keep: 3}, "no service of the family is known"},
+		{"no running revision", Target{Keep: 3, Services: one(types.Service{})}, "running task definition is not known"},
+		{"one service of several without a running revision", Target{Keep: 3, Services: []Service{
+			{Described: running("web:3")}, {Described: types.Service{ServiceArn: aws.String("arn:aws:ecs:eu-west-1:123456789012:service/prod/web")}},
+		}}, "arn:aws:ecs:eu-west-1:123456789012:service/prod/web: the service's running task definition is not known"},
+		{"keep below two", Target{Keep: 1, Services: one(running("web:3"))}, "keep 1 is below 2"},
 	} {
 		if _, err := c.Plan(context.Background(), tt.target); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
@@ -214,7 +245,7 @@ func TestDeleteRefusals(t *testing.T) {
 	f.refuse["web:3"] = "The specified task definition is still in ACTIVE status."
 	var logs bytes.Buffer
 	c := New(f, logging.New(&logs, 0))
-	res, err := c.Run(context.Background(), Target{Keep: 2, Delete: true, Service: running("web:14")}, NewBudget(20))
+	res, err := c.Run(context.Background(), Target{Keep: 2, Delete: true, Services: one(running("web:14"))}, NewBudget(20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +265,7 @@ func TestDeleteRefusals(t *testing.T) {
 func BenchmarkPlanClean(b *testing.B) {
 	f := newFake(100, map[string]int{"web": 10, "web-worker": 10})
 	c := New(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	tg := Target{Keep: 10, Service: running("web:10")}
+	tg := Target{Keep: 10, Services: one(running("web:10"))}
 	for b.Loop() {
 		res, err := c.Run(context.Background(), tg, NewBudget(5))
 		if err != nil || len(res.Deregistered) > 0 {
@@ -247,4 +278,61 @@ func BenchmarkPlanClean(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/float64(b.N), "calls/op")
 	b.ReportMetric(float64(f.calls["ListTaskDefinitions"])/float64(b.N), "lists/op")
+}
+
+// TestSharedFamilyKeepsEveryServicesRevisions: staging and prod share the
+// family web (the deployer registers in the running revision's family).
+// Staging moved on to web:10; prod runs web:3, deployed from web:2; a
+// canary runs web:4, which was deregistered by hand (a service can run an
+// INACTIVE revision). Cleaning up on staging's deploy deregisters none of
+// prod's running revision and rollback candidates, and deletes none the
+// canary runs; run again (a retried sweep), it does nothing more.
+func TestSharedFamilyKeepsEveryServicesRevisions(t *testing.T) {
+	f := newFake(100, map[string]int{"web": 10})
+	for i, a := range f.arns {
+		if ecsarn.Revision(a) == "web:4" {
+			f.arns = append(f.arns[:i:i], f.arns[i+1:]...)
+			f.inactive = append(f.inactive, a)
+			break
+		}
+	}
+	c := New(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tg := Target{Keep: 3, Delete: true, Services: []Service{
+		{Described: running("web:10"), Rollback: []string{"web:9", "web:10"}},
+		{Described: running("web:3"), Rollback: []string{"web:2", "web:3"}},
+		{Described: running("web:4")},
+	}}
+	res, err := c.Run(context.Background(), tg, NewBudget(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{Family: "web", Deregistered: []string{"web:7", "web:6", "web:5", "web:1"}, Deleted: []string{"web:1", "web:5", "web:6", "web:7"}}
+	if diff := cmp.Diff(want, res); diff != "" {
+		t.Errorf("first run (-want +got):\n%s", diff)
+	}
+	for _, rev := range []string{"web:3", "web:2", "web:4"} {
+		if slices.Contains(res.Deregistered, rev) || slices.Contains(res.Deleted, rev) {
+			t.Errorf("cleaned up %s, which another service of the family runs or rolls back to: %+v", rev, res)
+		}
+	}
+
+	tg.SweepInactive = true
+	res, err = c.Run(context.Background(), tg, NewBudget(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Result{Family: "web"}, res); diff != "" {
+		t.Errorf("second run (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web:2", "web:3", "web:8", "web:9", "web:10"}, revs(f.arns)); diff != "" {
+		t.Errorf("ACTIVE after (-want +got):\n%s", diff)
+	}
+}
+
+func revs(arns []string) []string {
+	out := make([]string, len(arns))
+	for i, a := range arns {
+		out[i] = ecsarn.Revision(a)
+	}
+	return out
 }

@@ -76,17 +76,24 @@ func (e *env) family(family string, n int, foreign ...int) {
 // DescribeServices answer for it, as the caller of Run has one.
 func (e *env) service(family string, running int) types.Service {
 	e.t.Helper()
+	return e.serviceIn("prod", family, family, running)
+}
+
+// serviceIn creates service name in cluster running family:running and
+// returns moto's DescribeServices answer for it.
+func (e *env) serviceIn(cluster, name, family string, running int) types.Service {
+	e.t.Helper()
 	ctx := context.Background()
-	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("prod")}); err != nil {
+	if _, err := e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(cluster)}); err != nil {
 		e.t.Fatal(err)
 	}
 	if _, err := e.ecs.CreateService(ctx, &ecs.CreateServiceInput{
-		Cluster: aws.String("prod"), ServiceName: aws.String(family), DesiredCount: aws.Int32(0),
+		Cluster: aws.String(cluster), ServiceName: aws.String(name), DesiredCount: aws.Int32(0),
 		TaskDefinition: aws.String(fmt.Sprintf("%s:%d", family, running)),
 	}); err != nil {
 		e.t.Fatal(err)
 	}
-	out, err := e.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{family}})
+	out, err := e.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: []string{name}})
 	if err != nil || len(out.Services) != 1 {
 		e.t.Fatalf("DescribeServices: %v %+v", err, out)
 	}
@@ -129,8 +136,7 @@ func TestTwelveRevisionsKeepThree(t *testing.T) {
 	e.family("web", 12, 1, 2) // 1 and 2 by IaC
 	svc := e.service("web", 4)
 	target := Target{
-		Keep: 3, Service: svc,
-		Rollback:  []string{rev("web", 6), "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7"},
+		Keep: 3, Services: one(svc, rev("web", 6), "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7"),
 		Published: []string{rev("web", 8)},
 	}
 	c := e.cleaner()
@@ -216,6 +222,36 @@ func TestTwelveRevisionsKeepThree(t *testing.T) {
 	}
 }
 
+// TestSharedFamilyInMoto: services staging/web and prod/web both run the
+// family web, as moto describes them; cleaning the family up keeps what
+// either needs (prod's web:3 and web:2, the one before it and its rollback
+// candidate; staging's newest three), in one listing of the family.
+func TestSharedFamilyInMoto(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 1)
+	e.family("web", 10)
+	tg := Target{Keep: 3, Services: []Service{
+		{Described: e.serviceIn("staging", "web", "web", 10), Rollback: []string{rev("web", 9)}},
+		{Described: e.serviceIn("prod", "web", "web", 3), Rollback: []string{rev("web", 2), rev("web", 3)}},
+	}}
+	c := e.cleaner()
+	e.calls() // counts from here
+	res, err := c.Run(context.Background(), tg, NewBudget(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Result{Family: "web", Deregistered: []string{"web:7", "web:6", "web:5", "web:4", "web:1"}}
+	if diff := cmp.Diff(want, res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]int{"ListTaskDefinitions": 1, "DescribeTaskDefinition": 5, "DeregisterTaskDefinition": 5}, e.calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{2, 3, 8, 9, 10}, e.revisions("web", types.TaskDefinitionStatusActive)); diff != "" {
+		t.Errorf("ACTIVE after (-want +got):\n%s", diff)
+	}
+}
+
 // TestCleanFamilyOneListing is the benchmark's counter: once a family of
 // the product's revisions is clean, planning and running make exactly one
 // ListTaskDefinitions call per family and nothing else.
@@ -226,7 +262,7 @@ func TestCleanFamilyOneListing(t *testing.T) {
 	var targets []Target
 	for _, f := range families {
 		e.family(f, 8)
-		targets = append(targets, Target{Keep: 3, Delete: true, Service: e.service(f, 8), Rollback: []string{rev(f, 7), rev(f, 6)}})
+		targets = append(targets, Target{Keep: 3, Delete: true, Services: one(e.service(f, 8), rev(f, 7), rev(f, 6))})
 	}
 	c := e.cleaner()
 	for _, tg := range targets {
@@ -258,8 +294,8 @@ func TestThrottleStopsAndNextRunFinishes(t *testing.T) {
 	e := newEnv(t, 1)
 	e.family("web", 12)
 	e.family("api", 6)
-	web := Target{Keep: 3, Service: e.service("web", 12)}
-	api := Target{Keep: 2, Service: e.service("api", 6)}
+	web := Target{Keep: 3, Services: one(e.service("web", 12))}
+	api := Target{Keep: 2, Services: one(e.service("api", 6))}
 	c := e.cleaner()
 
 	e.throttle.set(3)
@@ -317,7 +353,7 @@ func TestBudgetPaces(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	e.family("web", 10)
-	tg := Target{Keep: 2, Service: e.service("web", 10)}
+	tg := Target{Keep: 2, Services: one(e.service("web", 10))}
 	c := e.cleaner()
 	b := NewBudget(4)
 	res, err := c.Run(context.Background(), tg, b)
@@ -358,7 +394,7 @@ func TestLostDeregistration(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, tt.attempts)
 			e.family("web", 6)
-			tg := Target{Keep: 2, Service: e.service("web", 6)}
+			tg := Target{Keep: 2, Services: one(e.service("web", 6))}
 			c := e.cleaner()
 			e.proxy.Lose("DeregisterTaskDefinition", 1)
 			res, err := c.Run(context.Background(), tg, NewBudget(10))
@@ -395,7 +431,7 @@ func TestDeleteTenPerCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, 1)
 	e.family("web", 25)
-	tg := Target{Keep: 2, Delete: true, Service: e.service("web", 25)}
+	tg := Target{Keep: 2, Delete: true, Services: one(e.service("web", 25))}
 	c := e.cleaner()
 	e.calls()                                                  // counts from here
 	res, err := c.Run(context.Background(), tg, NewBudget(25)) // 23 deregistrations, 2 deletes
