@@ -102,11 +102,7 @@ func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 // deployer gets it for its own targets, a target stack's sweep role for
 // that place's. Extra statements are placed with them.
 func grantSweeps(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
-	grants := readStatements(role, cfg, keep, perService, extra)
-	if !grants.fits() {
-		grants = readStatements(role, cfg, keep, perCluster, extra)
-	}
-	grants.place()
+	grantAt(role, cfg, keep, sweepStatements, extra)
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("DescribeRevisions"),
@@ -121,23 +117,44 @@ func grantSweeps(role awsiam.Role, cfg *rules.Config, keep reach, extra ...polic
 	}}, jsii.Bool(true))
 }
 
-// readStatements are the intake's grants on the targets keep selects, at
-// grain g: describing their services and reading and repairing their
-// published parameters.
-func readStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *roleGrants {
-	grants := &roleGrants{role: role}
-	if g == perCluster {
-		grants.suppress(clusterWildcards(cfg))
-	} else if prefixes := nagPrefixes(cfg); prefixes != "" {
-		grants.suppress(publishedPerService(prefixes))
+// statements add to grants a role's statements on the targets keep
+// selects, at grain g (sweepStatements, targetStatements).
+type statements func(grants *roleGrants, cfg *rules.Config, keep reach, g grain)
+
+// grantAt places on role what add makes for the targets keep selects, and
+// extra (lists of the role's own), with the findings of their grain: per
+// service while every list of the role fits inline beside the function's
+// own grants, else services and parameters per cluster (the other lists
+// stay exact), packed into managed policies of the role's own when they
+// still do not fit.
+func grantAt(role awsiam.Role, cfg *rules.Config, keep reach, add statements, extra []policyStatement) {
+	at := func(g grain) *roleGrants {
+		grants := &roleGrants{role: role}
+		if g == perCluster {
+			grants.suppress(clusterWildcards(cfg))
+		} else if prefixes := nagPrefixes(cfg); prefixes != "" {
+			grants.suppress(publishedPerService(prefixes))
+		}
+		add(grants, cfg, keep, g)
+		for _, p := range extra {
+			grants.add(p)
+		}
+		return grants
 	}
+	grants := at(perService)
+	if !grants.fits() {
+		grants = at(perCluster)
+	}
+	grants.place()
+}
+
+// sweepStatements are the intake's grants on the targets keep selects:
+// describing their services and reading and repairing their published
+// parameters.
+func sweepStatements(grants *roleGrants, cfg *rules.Config, keep reach, g grain) {
 	grants.add(policyStatement{sid: "DescribeConfiguredServices", actions: []string{"ecs:DescribeServices"}, resources: serviceScope(cfg, keep, g)})
 	grants.add(policyStatement{sid: "PublishRunningImages", actions: []string{"ssm:PutParameter", "ssm:GetParameter"},
 		resources: publishedParameters(cfg, keep, g)})
-	for _, p := range extra {
-		grants.add(p)
-	}
-	return grants
 }
 
 // publishedPerService is the finding of the per-service parameter grants.
@@ -153,19 +170,11 @@ func publishedPerService(prefixes string) *[]*cdknag.NagPackSuppression {
 // grantTargets gives role what deploying the targets keep selects needs:
 // describing and rolling exactly their services, registering (and tagging)
 // revisions, passing only task roles to ECS, writing only their published
-// parameters, and their CodeDeploy groups. The central deployer gets it for
+// parameters, and their CodeDeploy groups. The central worker gets it for
 // its own targets; a target stack's role for that account and region's.
 // Extra statements (lists of the role's own) are placed with them.
 func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
-	// Per service while every list of the role fits inline beside the
-	// function's own grants, else services and parameters per cluster (the
-	// other lists stay exact), packed into managed policies of the role's
-	// own when they still do not fit.
-	grants := targetStatements(role, cfg, keep, perService, extra)
-	if !grants.fits() {
-		grants = targetStatements(role, cfg, keep, perCluster, extra)
-	}
-	grants.place()
+	grantAt(role, cfg, keep, targetStatements, extra)
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
@@ -200,21 +209,10 @@ func passRoleWildcards() *[]*cdknag.NagPackSuppression {
 	}}
 }
 
-// targetStatements are the grants on the targets keep selects, at grain g:
+// targetStatements are the deploy grants on the targets keep selects:
 // describing and rolling their services, writing their published
 // parameters, passing their roles, deploying their CodeDeploy groups.
-func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, extra []policyStatement) *roleGrants {
-	grants := &roleGrants{role: role}
-	defer func() {
-		for _, p := range extra {
-			grants.add(p)
-		}
-	}()
-	if g == perCluster {
-		grants.suppress(clusterWildcards(cfg))
-	} else if prefixes := nagPrefixes(cfg); prefixes != "" {
-		grants.suppress(publishedPerService(prefixes))
-	}
+func targetStatements(grants *roleGrants, cfg *rules.Config, keep reach, g grain) {
 	grants.suppress(passRoleWildcards())
 	// CodeDeploy moves a blue/green service; the deployer only reads it.
 	grants.add(policyStatement{sid: "DescribeBlueGreenServices", actions: []string{"ecs:DescribeServices"},
@@ -239,7 +237,6 @@ func targetStatements(role awsiam.Role, cfg *rules.Config, keep reach, g grain, 
 		grants.add(policyStatement{sid: "FindBlueGreenGroups", actions: []string{"codedeploy:ListApplications", "codedeploy:BatchGetApplications",
 			"codedeploy:ListDeploymentGroups", "codedeploy:BatchGetDeploymentGroups"}, resources: apps})
 	}
-	return grants
 }
 
 // warnAnyPassRole warns, at synth, for every rule whose targets keep
