@@ -547,20 +547,14 @@ func (p *parser) targets(f field, at string) []Target {
 		p.errorf(f.value, at, "must be a non-empty list of targets")
 		return nil
 	}
+	// A service listed twice is checkOwners' to find, on the service's
+	// resolved key (a name and an ARN, or the central region written out
+	// and left out, are one service).
 	out := make([]Target, 0, len(f.value.Content))
-	seen := make(map[string]int, len(f.value.Content))
 	for i, n := range f.value.Content {
-		tat := at + "[" + strconv.Itoa(i) + "]"
-		t, ok := p.target(n, tat)
-		if !ok {
-			continue
+		if t, ok := p.target(n, at+"["+strconv.Itoa(i)+"]"); ok {
+			out = append(out, t)
 		}
-		key := strings.Join([]string{t.Account, t.Region, t.Cluster, t.Service}, "|")
-		if line, dup := seen[key]; dup {
-			p.errorf(n, tat, "service %s/%s is listed twice in this rule (first at line %d)", t.Cluster, t.Service, line)
-		}
-		seen[key] = t.Line
-		out = append(out, t)
 	}
 	return out
 }

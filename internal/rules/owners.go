@@ -44,7 +44,8 @@ func (c *Config) CheckOwners(central Place) error {
 // container of one service a load error: their orders fight (a tags rule
 // and a semver rule each see the other's image as older, and every sweep
 // flips the service). Rules on different containers of one service are
-// fine. A rule without `containers` chooses every container whose image is
+// fine; one rule listing a service twice, on the service's resolved key,
+// is an error whatever its containers. A rule without `containers` chooses every container whose image is
 // from its repository, so two such rules clash exactly when they name the
 // same repository in the same registry, and one clashes with a rule naming
 // containers of that same repository.
@@ -77,11 +78,17 @@ func (p *parser) checkOwners(rules []*Rule, ats []string, central Place) {
 		for i := 1; i < len(claims); i++ {
 			for _, first := range claims[:i] {
 				later := claims[i]
+				key := fmt.Sprintf("%s.targets[%d]", ats[later.ruleAt], later.targetAt)
 				if first.rule == later.rule {
-					continue // listed twice in one rule: reported by targets
+					// A rule deploys a service once: its rollout, items and
+					// notice count each target it lists as another service.
+					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: key,
+						Msg: fmt.Sprintf("service %s/%s is listed twice in this rule (first at line %d)",
+							ecsarn.Name(later.target.Cluster), ecsarn.Name(later.target.Service), first.target.Line)})
+					break
 				}
 				if shared, ok := clash(first, later, central); ok {
-					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: fmt.Sprintf("%s.targets[%d]", ats[later.ruleAt], later.targetAt),
+					p.errs = append(p.errs, &Error{File: p.file, Line: later.target.Line, Key: key,
 						Msg: fmt.Sprintf("%s of service %s/%s is also deployed by rule %s (line %d, its target at line %d): "+
 							"one owner per container, or the two rules' orders fight and every sweep flips the service; "+
 							"give each rule its own containers (containers: [...])",

@@ -93,3 +93,50 @@ func TestOneOwnerPerContainerResolved(t *testing.T) {
 		})
 	}
 }
+
+// A rule lists a service once (its rollout, items and notice count each
+// target as a service of its own): twice, however written — by name and by
+// ARN, with the central region named and left out, on other containers — is
+// an error naming both lines, found at load when the two are written alike
+// and by CheckOwners once the central place resolves them.
+func TestServiceListedTwiceInOneRule(t *testing.T) {
+	central := Place{Account: "111111111111", Region: "eu-west-1"}
+	const head = "version: 1\nrules:\n  - name: web\n    repository: web\n    tags: [\"*\"]\n    targets:\n      - {cluster: prod, service: web, containers: [app]}\n"
+	tests := []struct {
+		name, second string
+		atLoad       bool   // the loader finds it without the central place
+		want         string // "" for a valid file
+	}{
+		{"a name and an ARN", "      - {cluster: prod, service: 'arn:aws:ecs:eu-west-1:111111111111:service/prod/web', containers: [app]}\n", false,
+			"f.yaml:8: rules[0].targets[1]: service prod/web is listed twice in this rule (first at line 7)"},
+		{"the central region named", "      - {cluster: prod, service: web, region: eu-west-1, containers: [app]}\n", false,
+			"f.yaml:8: rules[0].targets[1]: service prod/web is listed twice in this rule (first at line 7)"},
+		{"written alike, other containers", "      - {cluster: prod, service: web, containers: [log]}\n", true,
+			"f.yaml:8: rules[0].targets[1]: service prod/web is listed twice in this rule (first at line 7)"},
+		{"a cluster ARN", "      - {cluster: 'arn:aws:ecs:eu-west-1:111111111111:cluster/prod', service: web, containers: [app]}\n", false,
+			"f.yaml:8: rules[0].targets[1]: service prod/web is listed twice in this rule (first at line 7)"},
+		{"another region", "      - {cluster: prod, service: web, region: us-east-1, containers: [app]}\n", false, ""},
+		{"another cluster", "      - {cluster: staging, service: web, containers: [app]}\n", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("f.yaml", []byte(head+tt.second))
+			if tt.atLoad {
+				if err == nil || err.Error() != tt.want {
+					t.Errorf("Parse: %v\nwant %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			err = cfg.CheckOwners(central)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("CheckOwners: %v", err)
+			case tt.want != "" && (err == nil || err.Error() != tt.want):
+				t.Errorf("CheckOwners: %v\nwant %q", err, tt.want)
+			}
+		})
+	}
+}
