@@ -258,12 +258,8 @@ func warnAnyPassRole(role awsiam.Role, cfg *rules.Config, keep reach) {
 	}
 }
 
-// ServiceARNs are the services of every target, in whatever account and
-// region, as CloudFormation Fn::Sub strings, sorted: the services whose
-// deployment events the watcher hears.
-func ServiceARNs(cfg *rules.Config) []string { return serviceARNs(cfg, everyTarget) }
-
-// serviceARNs are the services of the targets keep selects.
+// serviceARNs are the services of the targets keep selects, in whatever
+// account and region, as CloudFormation Fn::Sub strings, sorted.
 func serviceARNs(cfg *rules.Config, keep reach) []string {
 	seen := map[string]bool{}
 	for _, r := range cfg.Rules {

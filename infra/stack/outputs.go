@@ -8,13 +8,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 )
 
-// Output names `autodeploy redrive` reads from the stack.
-const (
-	OutputDeployerFunction    = "DeployerFunctionName"
-	OutputPushEventsQueue     = "PushEventsQueueUrl"
-	OutputDeployerFailedQueue = "DeployerFailedEventsQueueUrl"
-)
-
 // outputs publish, under the names redrive reads, what the operator's CLI needs to find in the stack.
 func outputs(s awscdk.Stack, deployer function, pushDLQ, workDLQ awssqs.Queue) {
 	for _, o := range []struct{ id, value, description string }{
