@@ -27,9 +27,12 @@ export AUTODEPLOY_RIE := $(BIN)/aws-lambda-rie
 
 CONFIG  ?= autodeploy.yaml
 COMMA   := ,
-# Optional stack context: an address for alarms, a Slack channel for alarms and notices.
-CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION)) \
-           $(if $(SLACK_WORKSPACE),-c slackWorkspaceId=$(SLACK_WORKSPACE)) $(if $(SLACK_CHANNEL),-c slackChannelId=$(SLACK_CHANNEL))
+# Optional stack context: an address for alarms, one for deployment notices, a Slack channel for
+# both, each target place's worker invocations at once (2–1000, default 2).
+CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(NOTIFY_EMAIL),-c notifyEmail=$(NOTIFY_EMAIL)) \
+           $(if $(ACCOUNT),-c account=$(ACCOUNT)) $(if $(REGION),-c region=$(REGION)) \
+           $(if $(SLACK_WORKSPACE),-c slackWorkspaceId=$(SLACK_WORKSPACE)) $(if $(SLACK_CHANNEL),-c slackChannelId=$(SLACK_CHANNEL)) \
+           $(if $(WORK_CONCURRENCY),-c workConcurrency=$(WORK_CONCURRENCY))
 # The CDK CLI is installed outside the Go module's tree (go ./... would read its templates).
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
 CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
@@ -107,7 +110,7 @@ cdk-cli:
 diff: build cdk-cli ## cdk diff against the account of your AWS credentials
 	$(CDK) diff --all -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
-deploy: build cdk-cli ## cdk deploy every stack, the central one first (ALARM_EMAIL=…, ACCOUNT=… REGION=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…)
+deploy: build cdk-cli ## cdk deploy every stack, the central one first (ALARM_EMAIL=…, NOTIFY_EMAIL=…, ACCOUNT=… REGION=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…, WORK_CONCURRENCY=N)
 	$(CDK) deploy --all --require-approval broadening -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
 clean: ## remove build output and installed tools

@@ -46,8 +46,15 @@ const BatchSize = 10
 // backoff plus the SDK's time in each receive, about the whole drain of
 // 1,000 targets in one place (~1,000 s): only an item throttled on every
 // receive of such a drain would be parked, while a poison message parks
-// within the same quarter of an hour. A higher workConcurrency spends more
-// of each item's receives: raise the count with it.
+// within the same quarter of an hour. The count does not follow the
+// stack's workConcurrency, and need not: the worker reads it too (an item
+// on its last receive is ended in its rollout as parked), so it is this one
+// constant for the stack's redrive policy and the worker; and
+// workConcurrency is for an account whose registration quota was raised in
+// proportion, where an item's wait for a token, and so the receives it
+// spends, stay what is counted here. Raised without the quota, more
+// invocations only spend receives on ThrottlingException (see
+// MaximumConcurrency): lower workConcurrency then, not raise the count.
 const MaxReceiveCount = 10
 
 // RetrySpan is how long a work item may still be in its queue after it was
