@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -51,7 +52,19 @@ func NewRetryer() aws.Retryer { return Retry{Adaptive: true}.New() }
 // NewStateRetryer is the state table's retryer: the same retries without
 // adaptive mode's client-side rate limiter, because a lease renewal held
 // back by that limiter after a throttle loses the lease, and the deploy
-// holding it with it.
+// holding it with it. It also retries a single write that DynamoDB refused
+// for a transaction under way on its item (TransactionConflictException):
+// the ends of one rollout all write its header at once.
+//
+// A transaction cancelled for another one on its items
+// (TransactionCanceledException with a TransactionConflict reason) is not
+// retried here: the SDK fills the call's ClientRequestToken once and sends
+// it again on every attempt, and DynamoDB answers identical calls with one
+// token, for 10 minutes after the first completed, with the result of the
+// first ("multiple identical calls have the same effect as one single
+// call"; nothing promises that a cancelled one runs again). The caller
+// tries again with a fresh token (history.Store does, see
+// IsTransactionConflict).
 func NewStateRetryer() aws.Retryer { return Retry{}.New() }
 
 // Retry is a retry policy. Backoff is the SDK's: full jitter doubling from
@@ -95,7 +108,7 @@ func (r Retry) New() aws.Retryer {
 		so.RateLimiter = ratelimit.None
 		so.Backoff = jitterBackoff{base: cmp.Or(r.Base, time.Second), max: cmp.Or(r.Max, 20*time.Second)}
 		so.Retryables = append(so.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
-			if IsConcurrentRevision(err) {
+			if IsConcurrentRevision(err) || isSingleWriteConflict(err) {
 				return aws.TrueTernary
 			}
 			return aws.UnknownTernary
@@ -200,6 +213,35 @@ func IsConcurrentRevision(err error) bool {
 	var apiErr smithy.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode() == "ClientException" &&
 		strings.Contains(apiErr.ErrorMessage(), "Too many concurrent attempts")
+}
+
+// IsTransactionConflict reports DynamoDB refusing a write for another
+// transaction under way on one of its items: TransactionConflictException
+// for a single write, or a transaction cancelled with TransactionConflict
+// among its cancellation reasons. A transaction cancelled only for its
+// conditions (ConditionalCheckFailed, None) is no conflict: it would fail
+// again.
+func IsTransactionConflict(err error) bool {
+	if isSingleWriteConflict(err) {
+		return true
+	}
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) {
+		for _, r := range cancelled.CancellationReasons {
+			if aws.ToString(r.Code) == "TransactionConflict" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isSingleWriteConflict reports TransactionConflictException, a single
+// write (PutItem, UpdateItem, DeleteItem) refused for a transaction on its
+// item: it carries no token, so the SDK may send it again as it is.
+func isSingleWriteConflict(err error) bool {
+	var single *types.TransactionConflictException
+	return errors.As(err, &single)
 }
 
 // IsTransient reports whether an AWS error may pass by itself: throttling,
