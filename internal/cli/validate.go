@@ -54,6 +54,14 @@ func validate(_ context.Context, args []string, env Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d rules, valid\n", file, len(cfg.Rules))
+	if names := cfg.CleanupRules(); len(names) > 0 {
+		// Once, for every rule that sets it: the key is checked, not acted on.
+		which := "rules"
+		if len(names) == 1 {
+			which = "rule"
+		}
+		fmt.Fprintf(env.Stderr, "warning: %s %s: %s\n", which, strings.Join(names, ", "), rules.CleanupNotCarriedOut)
+	}
 	if *account == "" || *region == "" {
 		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
 	}

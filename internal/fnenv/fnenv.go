@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,13 +127,21 @@ type Runtime struct {
 // Init reads the environment, the rules file and the AWS SDK config. Log is
 // set even when it fails, so main can say why before exiting.
 func Init(ctx context.Context) (Runtime, error) {
+	return initTo(ctx, os.Stdout)
+}
+
+// initTo is Init with its log lines written to out.
+func initTo(ctx context.Context, out io.Writer) (Runtime, error) {
 	env, err := Load(os.Getenv, Executable())
-	rt := Runtime{Env: env, Log: logging.New(os.Stdout, env.LogLevel)}
+	rt := Runtime{Env: env, Log: logging.New(out, env.LogLevel)}
 	if err != nil {
 		return rt, err
 	}
 	if rt.Rules, err = rules.Load(env.ConfigPath); err != nil {
 		return rt, fmt.Errorf("rules file: %w", err)
+	}
+	if names := rt.Rules.CleanupRules(); len(names) > 0 {
+		rt.Log.WarnContext(ctx, rules.CleanupNotCarriedOut, "rules", names, "file", env.ConfigPath)
 	}
 	if rt.AWS, err = awsenv.Load(ctx); err != nil {
 		return rt, err

@@ -40,6 +40,16 @@ func TestCleanup(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("cleanup per rule (-want +got):\n%s", diff)
 			}
+			// The rules validate and the functions' init warn of.
+			var wantNames []string
+			for i, c := range tt.want {
+				if c != nil {
+					wantNames = append(wantNames, cfg.Rules[i].Name)
+				}
+			}
+			if diff := cmp.Diff(wantNames, cfg.CleanupRules()); diff != "" {
+				t.Errorf("CleanupRules (-want +got):\n%s", diff)
+			}
 		})
 	}
 }

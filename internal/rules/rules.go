@@ -82,8 +82,9 @@ type Rule struct {
 	// Registry is where the repository is (zero: the central account and
 	// region); only pushes from there match the rule.
 	Registry Place
-	// Cleanup, when set, deregisters old revisions of the targets'
-	// families (internal/cleanup); nil: revisions are never cleaned up.
+	// Cleanup, when set, says how old revisions of the targets' families
+	// are to be cleaned up (internal/cleanup); validated but not carried
+	// out yet (CleanupNotCarriedOut, issue 22). nil: never cleaned up.
 	Cleanup *Cleanup
 	Line    int
 
