@@ -65,20 +65,30 @@ type Report struct {
 // after the deployer returned without error; delivering one twice (a delete
 // that failed, a second run) is safe: the deployer skips what already runs.
 func (r *Redriver) Run(ctx context.Context, queueURL string) (Report, error) {
+	return drain(ctx, r.SQS, queueURL, nil, func(m types.Message) (Item, bool) { return r.one(ctx, queueURL, m) })
+}
+
+// drain receives every message of the queue at queueURL once (with
+// attrs, SQS's system attributes one needs) and hands each to one, which
+// says what became of it and whether it left the queue. A message seen
+// again (its receive outlived hidden) is not handed twice; the run ends at
+// the first receive with nothing new. What stays is made visible again at
+// the end, so the queue's alarm and the next run see it now.
+func drain(ctx context.Context, q sqsAPI, queueURL string, attrs []types.MessageSystemAttributeName,
+	one func(types.Message) (Item, bool)) (Report, error) {
 	var rep Report
 	seen := map[string]bool{}
 	var release []string
 	defer func() {
-		// Give back what stays, so the queue's alarm and the next run see it now.
 		for _, receipt := range release {
-			_, _ = r.SQS.ChangeMessageVisibility(context.WithoutCancel(ctx), &sqs.ChangeMessageVisibilityInput{
+			_, _ = q.ChangeMessageVisibility(context.WithoutCancel(ctx), &sqs.ChangeMessageVisibilityInput{
 				QueueUrl: aws.String(queueURL), ReceiptHandle: aws.String(receipt), VisibilityTimeout: 0})
 		}
 	}()
 	for {
-		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, VisibilityTimeout: hidden, WaitTimeSeconds: 1,
-			MessageAttributeNames: []string{"All"},
+			MessageAttributeNames: []string{"All"}, MessageSystemAttributeNames: attrs,
 		})
 		if err != nil {
 			return rep, fmt.Errorf("receive from %s: %w", queueURL, err)
@@ -90,7 +100,7 @@ func (r *Redriver) Run(ctx context.Context, queueURL string) (Report, error) {
 				continue
 			}
 			seen[id], fresh = true, fresh+1
-			item, moved := r.one(ctx, queueURL, m)
+			item, moved := one(m)
 			if moved {
 				rep.Moved = append(rep.Moved, item)
 			} else {

@@ -3,8 +3,6 @@ package redrive
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -19,10 +17,8 @@ import (
 const OutputWorkDeadLetterQueue = "WorkDeadLetterQueueUrl"
 
 type workSQS interface {
-	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	sqsAPI
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
-	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
-	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 }
 
 // WorkRedriver sends the work items parked in the work queues' dead-letter
@@ -39,43 +35,8 @@ type WorkRedriver struct {
 // finds its image running). A message that names no work queue, or is not
 // a work item, stays, with why.
 func (r *WorkRedriver) Run(ctx context.Context, dlqURL string) (Report, error) {
-	var rep Report
-	seen := map[string]bool{}
-	var release []string
-	defer func() {
-		for _, receipt := range release {
-			_, _ = r.SQS.ChangeMessageVisibility(context.WithoutCancel(ctx), &sqs.ChangeMessageVisibilityInput{
-				QueueUrl: aws.String(dlqURL), ReceiptHandle: aws.String(receipt), VisibilityTimeout: 0})
-		}
-	}()
-	for {
-		out, err := r.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: hidden, WaitTimeSeconds: 1,
-			MessageAttributeNames:       []string{"All"},
-			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameDeadLetterQueueSourceArn},
-		})
-		if err != nil {
-			return rep, fmt.Errorf("receive from %s: %w", dlqURL, err)
-		}
-		fresh := 0
-		for _, m := range out.Messages {
-			id := aws.ToString(m.MessageId)
-			if seen[id] {
-				continue
-			}
-			seen[id], fresh = true, fresh+1
-			item, moved := r.one(ctx, dlqURL, m)
-			if moved {
-				rep.Moved = append(rep.Moved, item)
-			} else {
-				rep.Left = append(rep.Left, item)
-				release = append(release, aws.ToString(m.ReceiptHandle))
-			}
-		}
-		if fresh == 0 {
-			return rep, nil
-		}
-	}
+	return drain(ctx, r.SQS, dlqURL, []types.MessageSystemAttributeName{types.MessageSystemAttributeNameDeadLetterQueueSourceArn},
+		func(m types.Message) (Item, bool) { return r.one(ctx, dlqURL, m) })
 }
 
 // one redrives a message and says whether it left the dead-letter queue.
@@ -118,17 +79,15 @@ func SourceQueue(dlqURL string, m types.Message) (string, error) {
 	if arn := m.Attributes[string(types.MessageSystemAttributeNameDeadLetterQueueSourceArn)]; arn != "" {
 		return queue.URLOfARN(dlqURL, arn)
 	}
-	attr, ok := m.MessageAttributes[queue.AttrQueue]
-	name := aws.ToString(attr.StringValue)
-	if !ok || name == "" || strings.Contains(name, "/") {
+	name := aws.ToString(m.MessageAttributes[queue.AttrQueue].StringValue)
+	if name == "" {
 		return "", fmt.Errorf("the message names no work queue (no %s attribute, nor SQS's source queue)", queue.AttrQueue)
 	}
-	u, err := url.Parse(dlqURL)
-	i := strings.LastIndex(dlqURL, "/")
-	if err != nil || u.Host == "" || i < 0 {
-		return "", fmt.Errorf("dead-letter queue URL %q: not a queue URL", dlqURL)
+	to, err := queue.URLForName(dlqURL, name)
+	if err != nil {
+		return "", fmt.Errorf("the message names no work queue (its %s attribute: %w)", queue.AttrQueue, err)
 	}
-	return dlqURL[:i+1] + name, nil
+	return to, nil
 }
 
 func shortDigest(d string) string {

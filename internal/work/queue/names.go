@@ -72,16 +72,39 @@ func URLOfARN(baseURL, arn string) (string, error) {
 	return u.Scheme + "://" + u.Host + "/" + parts[4] + "/" + parts[5], nil
 }
 
-// split cuts a queue URL into everything up to its name, and the name.
-func split(queueURL string) (prefix, name string, err error) {
+// URLForName is the URL of the queue named name beside the queue at
+// anyURL (same account, region and endpoint): the redrive's way from the
+// dead-letter queue to the work queue a message names.
+func URLForName(anyURL, name string) (string, error) {
+	if name == "" || len(name) > maxNameLen || strings.ContainsAny(name, "/?#") {
+		return "", fmt.Errorf("%q is not a queue name", name)
+	}
+	prefix, _, err := cut(anyURL)
+	if err != nil {
+		return "", err
+	}
+	return prefix + name, nil
+}
+
+// cut cuts a queue URL into everything up to its name, and the name.
+func cut(queueURL string) (prefix, name string, err error) {
 	u, perr := url.Parse(queueURL)
 	i := strings.LastIndex(queueURL, "/")
 	if perr != nil || u.Host == "" || i < 0 || i == len(queueURL)-1 {
-		return "", "", fmt.Errorf("work queue URL %q: want https://sqs.<region>.amazonaws.com/<account>/<name>", queueURL)
+		return "", "", fmt.Errorf("queue URL %q: want https://sqs.<region>.amazonaws.com/<account>/<name>", queueURL)
 	}
-	name = queueURL[i+1:]
+	return queueURL[:i+1], queueURL[i+1:], nil
+}
+
+// split cuts the central work queue's URL into everything up to its name,
+// and the name, which must leave room for the other places' suffixes.
+func split(queueURL string) (prefix, name string, err error) {
+	prefix, name, err = cut(queueURL)
+	if err != nil {
+		return "", "", fmt.Errorf("work %w", err)
+	}
 	if len(name) > MaxBaseNameLen {
 		return "", "", fmt.Errorf("work queue URL %q: its name is longer than %d characters, so the other places' queues could not be named", queueURL, MaxBaseNameLen)
 	}
-	return queueURL[:i+1], name, nil
+	return prefix, name, nil
 }

@@ -43,3 +43,32 @@ func TestQueueNames(t *testing.T) {
 		t.Error("an SNS ARN was taken for a queue")
 	}
 }
+
+func TestURLForName(t *testing.T) {
+	const dlq = "https://sqs.eu-west-1.amazonaws.com/111111111111/Stack-WorkDeadLetters-ABC"
+	tests := []struct {
+		name, url, queue, want string // want "": an error
+	}{
+		{"beside", dlq, "work-222222222222-us-east-1", "https://sqs.eu-west-1.amazonaws.com/111111111111/work-222222222222-us-east-1"},
+		{"moto", "http://127.0.0.1:5000/123456789012/dlq", "work", "http://127.0.0.1:5000/123456789012/work"},
+		{"a long name beside a short one", dlq, strings.Repeat("q", 80), "https://sqs.eu-west-1.amazonaws.com/111111111111/" + strings.Repeat("q", 80)},
+		{"no name", dlq, "", ""},
+		{"a path", dlq, "../x/work", ""},
+		{"too long", dlq, strings.Repeat("q", 81), ""},
+		{"not a queue URL", "Stack-WorkDeadLetters-ABC", "work", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := URLForName(tt.url, tt.queue)
+			if tt.want == "" {
+				if err == nil {
+					t.Errorf("URLForName = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("URLForName = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
