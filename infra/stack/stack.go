@@ -16,6 +16,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
 
 // Props configure the stack.
@@ -143,7 +144,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	worker := newFunction(s, "Worker", functionSpec{
 		bundle:      bundles["worker"],
 		description: "Rolls the ECS services of the work items it takes from the work queues (ecr-autodeploy)",
-		timeout:     awscdk.Duration_Seconds(jsii.Number(workerTimeout.Seconds())),
+		timeout:     awscdk.Duration_Seconds(jsii.Number(queue.WorkerTimeout.Seconds())),
 		memory:      256,
 		table:       table,
 		retention:   p.LogRetention,

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -17,20 +16,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
-
-// workerTimeout is the worker's: a batch's items deploy at once, so a batch
-// takes as long as its slowest item, which may wait out a lock
-// (worker.LockWait, 25 s), then meet a throttled call whose SDK retries (8
-// attempts, jittered backoff capped at 20 s) take up to about 90 s, then
-// write its history and back off a returned item (a 5 s budget): about two
-// minutes at worst, so 3 minutes (the deployer's budget for the same path)
-// leaves a margin that 2 would not.
-const workerTimeout = 3 * time.Minute
-
-// workVisibility is the work queues' visibility timeout: six times the
-// worker's timeout, AWS's guidance for a queue an event source mapping
-// reads (a batch still in hand is never delivered again).
-const workVisibility = 6 * workerTimeout
 
 // workSuffix ends the work queues' base name.
 const workSuffix = "-work"
@@ -70,7 +55,7 @@ type placeQueue struct {
 // newWorkQueues makes a standard queue per place of tp (the central place
 // and every other target place), named by queue.NameFor, each encrypted
 // with SQS-managed keys (no KMS grants), SSL only, with a visibility
-// timeout of workVisibility and a redrive policy into one dead-letter
+// timeout of queue.Visibility and a redrive policy into one dead-letter
 // queue after queue.MaxReceiveCount receives; an alarm on that queue's
 // first message. One queue policy denies non-SSL requests on all of them,
 // one resource instead of one per place.
@@ -96,7 +81,7 @@ func newWorkQueues(s awscdk.Stack, tp Topology, alarms awssns.ITopic) workQueues
 		q := awssqs.NewQueue(s, jsii.String(id), &awssqs.QueueProps{
 			QueueName:         jsii.String(queue.NameFor(wq.base, tp.Central, p)),
 			Encryption:        awssqs.QueueEncryption_SQS_MANAGED,
-			VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(workVisibility.Seconds())),
+			VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(queue.Visibility.Seconds())),
 			RetentionPeriod:   awscdk.Duration_Days(jsii.Number(14)),
 			DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: wq.dlq, MaxReceiveCount: jsii.Number(queue.MaxReceiveCount)},
 		})

@@ -84,8 +84,8 @@ func TestWorkQueues(t *testing.T) {
 	base := WorkQueueBase("Test")
 	worker := s.resources("AWS::Lambda::Function")[s.resourceID(t, "AWS::Lambda::Function", "Worker")]
 	timeout := worker["Timeout"].(float64)
-	if timeout != workerTimeout.Seconds() {
-		t.Errorf("worker timeout %vs, want %v", timeout, workerTimeout)
+	if timeout != queue.WorkerTimeout.Seconds() {
+		t.Errorf("worker timeout %vs, want %v", timeout, queue.WorkerTimeout)
 	}
 	dlq := s.resourceID(t, "AWS::SQS::Queue", "WorkDeadLetters")
 	var names []string
@@ -95,8 +95,8 @@ func TestWorkQueues(t *testing.T) {
 			continue
 		}
 		names = append(names, name)
-		if v := q["VisibilityTimeout"].(float64); v < 6*timeout {
-			t.Errorf("%s: visibility timeout %vs, under six times the worker's %vs", id, v, timeout)
+		if v := q["VisibilityTimeout"].(float64); v < 6*timeout || v != queue.Visibility.Seconds() {
+			t.Errorf("%s: visibility timeout %vs, want queue.Visibility (%v), six times the worker's %vs", id, v, queue.Visibility, timeout)
 		}
 		wantRedrive := map[string]any{"deadLetterTargetArn": map[string]any{"Fn::GetAtt": []any{dlq, "Arn"}}, "maxReceiveCount": float64(queue.MaxReceiveCount)}
 		if diff := cmp.Diff(wantRedrive, q["RedrivePolicy"]); diff != "" {

@@ -62,7 +62,7 @@ const MaxReceiveCount = 10
 // sent ahead of it in its place's queue, at about the registration bucket's
 // 1 per second (~17 min for 1,000 targets of one place); then up to
 // MaxReceiveCount receives, each holding it at most the worker's timeout
-// (3 min, infra/stack), each but the last followed by the worker's backoff,
+// (WorkerTimeout, 3 min), each but the last followed by the worker's backoff,
 // at most 5 min (worker.BackoffMax): 10 × 3 + 9 × 5 = 75 min. About 92
 // minutes in all; two hours leaves a margin for a slower drain. A sweep
 // queues a target behind again only once its earlier item for the same
