@@ -12,7 +12,7 @@ import (
 // the SDK's full-jitter backoff from 1 s, 5 attempts wait at most
 // 1 + 2 + 4 + 8 = 15 s per call, 60 s over a deploy's four ECS calls; with
 // the lock's wait (worker.LockWait, 25 s) and the answer's reserve
-// (worker.Reserve, 16 s) that is about 100 s of the worker's 180 s timeout.
+// (worker.Reserve, 21 s) that is about 105 s of the worker's 180 s timeout.
 // MaxAttempts' 8 attempts wait up to 71 s per call (1 … 16, then 20, 20),
 // 284 s over four: a throttled target would run its invocation out of time
 // instead of returning to the queue.

@@ -127,11 +127,7 @@ func (d *Deployer) endRepaired(ctx context.Context, push ecrevent.Push, rule *ru
 		Outcome: outcome, Reason: reason, DeploymentID: rec.DeploymentID, At: at}
 	tracked := false
 	if d.Rollouts != nil {
-		var sender notify.Sender
-		if d.Notifier != nil {
-			sender = d.Notifier
-		}
-		if tracked, err = notify.EndTarget(ctx, d.Rollouts, sender, d.Log, rec.Rule, rec.EventID, end, at); err != nil {
+		if tracked, err = notify.EndTarget(ctx, d.Rollouts, d.sender(), d.Log, rec.Rule, rec.EventID, end, at); err != nil {
 			return fmt.Errorf("end of deployment %s in the rollout of rule %s: %w", rec.DeploymentID, rec.Rule, err)
 		}
 	}
@@ -140,7 +136,7 @@ func (d *Deployer) endRepaired(ctx context.Context, push ecrevent.Push, rule *ru
 			Rule: rec.Rule, Repository: rec.Repository, Tag: rec.Tag, Digest: rec.Digest, TaskDefinition: rec.ToTaskDefinition,
 			DeploymentID: rec.DeploymentID, EventID: rec.EventID, Reason: reason, PushedAt: rec.PushedAt, EndedAt: at,
 			ServiceARN: ecsarn.ServiceARN(rec.Account, rec.Region, rec.Cluster, rec.Service)}
-		if err := d.Notifier.Notify(ctx, n); err != nil {
+		if err := (ownBudget{d.Notifier}).Notify(ctx, n); err != nil {
 			d.Log.ErrorContext(ctx, "notification not sent", "deployment_id", rec.DeploymentID, "error", err.Error())
 		}
 	}

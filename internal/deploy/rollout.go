@@ -144,12 +144,14 @@ func (d *Deployer) supersede(ctx context.Context, push ecrevent.Push, res Result
 	return errors.Join(errs...)
 }
 
-// sender is the deployer's notifier as a rollout's sender (nil: none).
+// sender is the deployer's notifier as a rollout's sender (nil: none),
+// each notice on a context of its own (ownBudget): the rule's notice
+// follows the rollout's end write, which may have spent ctx.
 func (d *Deployer) sender() notify.Sender {
 	if d.Notifier == nil {
 		return nil
 	}
-	return d.Notifier
+	return ownBudget{d.Notifier}
 }
 
 // endOfTarget counts a target the deploy path is done with in its rule's
@@ -229,7 +231,9 @@ func ParkedReason(receives int, last string) string {
 // last (Retryable) result. A redrive that then deploys the target is
 // reported by itself (history.RolloutEnd.Parked). A target no rollout
 // counts, or whose end cannot be recorded (logged: the item is parked
-// whatever happens), is notified by itself.
+// whatever happens), is notified by itself. ctx bounds the end's writes;
+// each notice has a budget of its own (NoticeTimeout), so an end write
+// that runs ctx out does not lose the notice that replaces it.
 func (d *Deployer) EndParked(ctx context.Context, push ecrevent.Push, res Result, receives int) {
 	res.Outcome, res.Retryable = Failed, false
 	res.Reason = ParkedReason(receives, res.Reason)

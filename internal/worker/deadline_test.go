@@ -146,7 +146,8 @@ func TestHandleAnswersBeforeTheInvocationDeadline(t *testing.T) {
 func TestReserve(t *testing.T) {
 	for _, tt := range []struct{ remaining, want time.Duration }{
 		{3 * time.Minute, Reserve},
-		{64 * time.Second, Reserve},
+		{84 * time.Second, Reserve},
+		{80 * time.Second, 20 * time.Second},
 		{60 * time.Second, 15 * time.Second},
 		{3600 * time.Millisecond, 900 * time.Millisecond},
 		{0, 0},

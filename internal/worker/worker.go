@@ -65,7 +65,8 @@ type Handler struct {
 	Backoff func(n int) time.Duration
 	// CallTimeout bounds the ChangeMessageVisibility call (default 5 s):
 	// when it does not answer, the item still returns, after the queue's
-	// visibility timeout. It bounds the end of a parked item too.
+	// visibility timeout. It bounds the end's writes of a parked item too
+	// (its notice has deploy.NoticeTimeout of its own).
 	CallTimeout time.Duration
 	// MaxReceiveCount is the receives of an item before its queue's redrive
 	// policy parks it in the dead-letter queue (default
@@ -89,14 +90,18 @@ func DefaultBackoff(n int) time.Duration {
 // invocation's deadline, and no item starts once that has ended. It is what
 // an item still does after its context ended, in turn: the lock's release
 // (or the history write with it), which the deploy path gives 10 s of its
-// own, and the ChangeMessageVisibility that backs the item off (CallTimeout,
-// 5 s), plus a second to answer. An answer Lambda receives after the
+// own; then the ChangeMessageVisibility that backs the item off
+// (CallTimeout, 5 s) and, beside it on its last receive, the park: its end's
+// writes (CallTimeout) and the notice the deploy path sends after them
+// (deploy.NoticeTimeout, 5 s, a budget of its own, so an end write that
+// runs out of time does not take the notice with it); plus a second to
+// answer. An answer Lambda receives after the
 // deadline is lost ("Task timed out"): the event source mapping then
 // returns the whole batch after the queue's visibility timeout (18 min in
 // the stack) instead of the unfinished items after their backoff. An
 // invocation shorter than 4 × Reserve keeps a quarter of its time instead
 // (time-scaled benchmarks run a 3-minute timeout in seconds).
-const Reserve = 16 * time.Second
+const Reserve = 21 * time.Second
 
 // reserve is the time kept for the answer of an invocation with remaining
 // time left: Reserve, at most a quarter of it.
@@ -257,8 +262,11 @@ func (h *Handler) maxReceiveCount() int {
 }
 
 // park ends the target of an item returned on its last receive (the
-// queue parks it next) in its rule's rollout, within CallTimeout: on the
-// invocation's context, in its reserve, beside the item's backoff.
+// queue parks it next) in its rule's rollout, its writes within
+// CallTimeout: on the invocation's context, in its reserve, beside the
+// item's backoff. The notice EndParked sends when the end is not recorded
+// (or the rule's, when it is) has deploy.NoticeTimeout of its own, also in
+// the reserve: sent on the end's spent context, it would be lost.
 func (h *Handler) park(ctx context.Context, last attempt, receives int) {
 	cctx, cancel := context.WithTimeout(ctx, cmp.Or(h.CallTimeout, 5*time.Second))
 	defer cancel()
