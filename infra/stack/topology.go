@@ -21,23 +21,18 @@ type Topology struct {
 // names another account or region needs central pinned: the stacks there
 // trust and forward to it by account and region.
 func NewTopology(cfg *rules.Config, central rules.Place) (Topology, error) {
-	tp := Topology{Central: central}
-	regs, tgts := map[rules.Place]bool{}, map[rules.Place]bool{}
+	tp := Topology{Central: central, Targets: cfg.TargetPlaces(central)}
+	regs := map[rules.Place]bool{}
 	for _, r := range cfg.Rules {
 		if reg := r.RegistryOf(central); reg != central {
 			regs[reg] = true
 		}
-		for _, t := range r.Targets {
-			if at := t.Where(central); at != central {
-				tgts[at] = true
-			}
-		}
 	}
-	if (len(regs) > 0 || len(tgts) > 0) && (central.Account == "" || central.Region == "") {
+	if (len(regs) > 0 || len(tp.Targets) > 0) && (central.Account == "" || central.Region == "") {
 		return tp, fmt.Errorf("the rules name other accounts or regions, so the central stack's account and region must be known: " +
 			"give context account=… and region=… (make synth ACCOUNT=… REGION=…), or AWS credentials with a region")
 	}
-	tp.Registries, tp.Targets = sortedPlaces(regs), sortedPlaces(tgts)
+	tp.Registries = sortedPlaces(regs)
 	return tp, nil
 }
 

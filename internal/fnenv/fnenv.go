@@ -156,24 +156,9 @@ func initTo(ctx context.Context, out io.Writer) (Runtime, error) {
 		return rt, fmt.Errorf("rules file: %w", err)
 	}
 	if env.WorkQueueURL != "" {
-		if rt.WorkQueues, err = queue.Queues(env.WorkQueueURL, rt.Central, Places(rt.Rules, rt.Central)); err != nil {
+		if rt.WorkQueues, err = queue.Queues(env.WorkQueueURL, rt.Central, rt.Rules.TargetPlaces(rt.Central)); err != nil {
 			return rt, fmt.Errorf("AUTODEPLOY_WORK_QUEUE_URL: %w", err)
 		}
 	}
 	return rt, nil
-}
-
-// Places is every place the rules' targets name, each once, in file order.
-func Places(cfg *rules.Config, central rules.Place) []rules.Place {
-	seen := map[rules.Place]bool{}
-	var out []rules.Place
-	for _, r := range cfg.Rules {
-		for _, t := range r.Targets {
-			if at := t.Where(central); !seen[at] {
-				seen[at] = true
-				out = append(out, at)
-			}
-		}
-	}
-	return out
 }

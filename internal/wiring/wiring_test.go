@@ -28,7 +28,7 @@ func runtime(t *testing.T, queueURL string) fnenv.Runtime {
 	rt := fnenv.Runtime{Env: fnenv.Env{Table: "t", Concurrency: 10, WorkQueueURL: queueURL}, Log: logging.New(&strings.Builder{}, 0),
 		Rules: cfg, AWS: aws.Config{Region: "eu-west-1", Retryer: awsenv.NewRetryer}, Central: central}
 	if queueURL != "" {
-		if rt.WorkQueues, err = queue.Queues(queueURL, central, fnenv.Places(cfg, central)); err != nil {
+		if rt.WorkQueues, err = queue.Queues(queueURL, central, cfg.TargetPlaces(central)); err != nil {
 			t.Fatal(err)
 		}
 	}
