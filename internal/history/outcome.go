@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
@@ -66,9 +67,9 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 	if r.Digest != "" && outcome != Superseded { // a digest replaced did not fail
 		items = append(items, w.digestOutcome(r, outcome))
 	}
-	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	err = w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) {
+	if errors.As(err, &cancelled) && !awsenv.IsTransactionConflict(err) {
 		for _, reason := range cancelled.CancellationReasons {
 			if aws.ToString(reason.Code) == "ConditionalCheckFailed" {
 				return false, nil

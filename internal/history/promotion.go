@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 )
 
 // Promotion bookkeeping, per rule and digest (pk "promote#<rule>#<digest>"):
@@ -51,7 +53,7 @@ type Progress struct {
 // targets' items (paged) for the caller to confirm every target by name;
 // before that a completion costs the same two calls, however many targets
 // the rule has. A transaction cancelled for another one on the counter is
-// tried again (jittered), up to conflictAttempts times.
+// tried again (w.transact).
 func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (Progress, error) {
 	pk := promotionPK(rule, digest)
 	expires := &types.AttributeValueMemberN{Value: fmt.Sprint(at.Add(Retention).Unix())}
@@ -77,19 +79,10 @@ func (w *Store) MarkTargetCompleted(ctx context.Context, rule, digest, serviceKe
 	}}
 	// Completions of one digest arrive together, all on the counter: a
 	// transaction that meets another's is cancelled (TransactionConflict),
-	// which the SDK does not retry.
-	var err error
-	for attempt := 1; ; attempt++ {
-		_, err = w.db.TransactWriteItems(ctx, mark)
-		if !conflicted(err) || attempt == conflictAttempts {
-			break
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return Progress{}, fmt.Errorf("mark %s completed for %s: %w", serviceKey, pk, err)
-		}
-	}
+	// which transact tries again with a fresh token.
+	err := w.transact(ctx, mark)
 	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) && !conflicted(err) && len(cancelled.CancellationReasons) > 0 &&
+	if errors.As(err, &cancelled) && !awsenv.IsTransactionConflict(err) && len(cancelled.CancellationReasons) > 0 &&
 		aws.ToString(cancelled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 		err = nil // a duplicate: counted before
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
@@ -204,55 +204,10 @@ func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTa
 			},
 		}})
 	}
-	for attempt := 1; ; attempt++ {
-		_, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		if conflicted(err) && attempt < conflictAttempts {
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("open rollout of %s for %s: write %d targets: %w", r.Rule, r.EventID, len(targets), err)
-		}
-		return nil
+	if err := w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+		return fmt.Errorf("open rollout of %s for %s: write %d targets: %w", r.Rule, r.EventID, len(targets), err)
 	}
-}
-
-// conflictAttempts bounds the tries of a write that DynamoDB refuses for a
-// concurrent transaction on its items (many targets ending at once).
-const conflictAttempts = 8
-
-// conflicted reports whether err is DynamoDB refusing a write for another
-// transaction under way on one of its items: TransactionConflict in a
-// transaction's cancellation reasons, or TransactionConflictException for
-// a single write. The SDK retries neither.
-func conflicted(err error) bool {
-	var single *types.TransactionConflictException
-	if errors.As(err, &single) {
-		return true
-	}
-	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) {
-		for _, r := range cancelled.CancellationReasons {
-			if aws.ToString(r.Code) == "TransactionConflict" {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// backoff waits before the next attempt of a write that conflicted:
-// jittered and growing, as ends of one rollout arrive together.
-func backoff(ctx context.Context, attempt int) error {
-	wait := time.Duration(rand.Int64N(int64(10*time.Millisecond) << min(attempt, 5)))
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(wait):
-		return nil
-	}
+	return nil
 }
 
 // EndRollout records how one target of a rule's rollout for a push ended,
@@ -269,13 +224,17 @@ func backoff(ctx context.Context, attempt int) error {
 // again. A target ended as parked (RolloutEnd.Parked) counts no later end:
 // an end that is not parked is then untracked (its redrive's own end,
 // which the caller reports by itself), a parked one a duplicate. Writes
-// that meet another transaction on their items are tried again, up to
-// conflictAttempts times.
+// that meet another transaction on their items are tried again: a
+// transaction by the store (transact), a single write by the state
+// retryer (awsenv.NewStateRetryer).
 func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end RolloutEnd, now time.Time) (RolloutEnding, error) {
 	end.Reason = cut(end.Reason, MaxEndReason)
 	var ending RolloutEnding
 	tkey := targetKey(rule, eventID, end.ServiceKey)
-	for attempt := 1; ; attempt++ {
+	// Two reads at most: a concurrent delivery of the same end that
+	// recorded it between this one's read and write makes the second read
+	// find it ended.
+	for read := 1; ; read++ {
 		out, err := w.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(w.table), Key: tkey, ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			return ending, fmt.Errorf("read target %s of rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
@@ -295,32 +254,29 @@ func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end Rollou
 			}
 			break
 		}
-		counted, again, err := w.countEnd(ctx, rule, eventID, tkey, end, now)
+		counted, endedMeanwhile, err := w.countEnd(ctx, rule, eventID, tkey, end)
 		if err != nil {
 			return ending, err
 		}
-		if !again {
-			if !counted {
-				return RolloutEnding{}, nil // no header: an open that never finished
-			}
+		if counted {
 			ending.Counted = true
 			break
 		}
-		if attempt == conflictAttempts {
-			return ending, fmt.Errorf("end of %s in rollout %s: the rollout stayed busy after %d attempts", end.ServiceKey, rolloutPK(rule, eventID), attempt)
+		if !endedMeanwhile {
+			return RolloutEnding{}, nil // no header: an open that never finished
 		}
-		if err := backoff(ctx, attempt); err != nil {
-			return ending, fmt.Errorf("end of %s in rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
+		if read == 2 {
+			return ending, fmt.Errorf("end of %s in rollout %s: its target item changed under two reads", end.ServiceKey, rolloutPK(rule, eventID))
 		}
 	}
 	return w.claimNotice(ctx, rolloutKey(rule, eventID), ending, lock.NewToken(), now)
 }
 
 // countEnd records one end on its target item and counts it on the header,
-// in one transaction. again means try again: the transaction conflicted,
-// or a concurrent delivery of the same end recorded it first (the next
-// read finds it ended). counted false without again: the header is missing.
-func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[string]types.AttributeValue, end RolloutEnd, now time.Time) (counted, again bool, err error) {
+// in one transaction (w.transact: tried again while it conflicts). Not
+// counted: endedMeanwhile when a concurrent delivery of the same end
+// recorded it first (a read finds it ended), else the header is missing.
+func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[string]types.AttributeValue, end RolloutEnd) (counted, endedMeanwhile bool, err error) {
 	values := map[string]types.AttributeValue{
 		":o": str(end.Outcome), ":r": str(end.Reason), ":d": str(end.DeploymentID),
 		":at": str(end.At.UTC().Format(time.RFC3339Nano)),
@@ -330,7 +286,7 @@ func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[str
 		set += ", parked = :parked"
 		values[":parked"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
-	_, err = w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	err = w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName: aws.String(w.table), Key: tkey,
 			UpdateExpression:          aws.String(set),
@@ -346,7 +302,7 @@ func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[str
 		}},
 	}})
 	var cancelled *types.TransactionCanceledException
-	if errors.As(err, &cancelled) && !conflicted(err) {
+	if errors.As(err, &cancelled) && !awsenv.IsTransactionConflict(err) {
 		code := func(i int) string {
 			if i < len(cancelled.CancellationReasons) {
 				return aws.ToString(cancelled.CancellationReasons[i].Code)
@@ -359,9 +315,6 @@ func (w *Store) countEnd(ctx context.Context, rule, eventID string, tkey map[str
 		case code(1) == "ConditionalCheckFailed":
 			return false, false, nil
 		}
-	}
-	if conflicted(err) {
-		return false, true, nil
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("record end of %s in rollout %s: %w", end.ServiceKey, rolloutPK(rule, eventID), err)
@@ -407,17 +360,7 @@ func (w *Store) claimNotice(ctx context.Context, key map[string]types.AttributeV
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	var out *dynamodb.UpdateItemOutput
-	var err error
-	for attempt := 1; ; attempt++ {
-		out, err = w.db.UpdateItem(ctx, in)
-		if !conflicted(err) || attempt == conflictAttempts {
-			break
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return ending, fmt.Errorf("claim the notice of rollout %s: %w", pk, err)
-		}
-	}
+	out, err := w.db.UpdateItem(ctx, in)
 	var notYet *types.ConditionalCheckFailedException
 	if errors.As(err, &notYet) {
 		if notYet.Item == nil {
@@ -523,16 +466,7 @@ func (w *Store) ClaimFirstFailure(ctx context.Context, rule, eventID, serviceKey
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	var out *dynamodb.UpdateItemOutput
-	for attempt := 1; ; attempt++ {
-		out, err = w.db.UpdateItem(ctx, in)
-		if !conflicted(err) || attempt == conflictAttempts {
-			break
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return r, false, fmt.Errorf("claim the first failure's notice of rollout %s: %w", pk, err)
-		}
-	}
+	out, err := w.db.UpdateItem(ctx, in)
 	var taken *types.ConditionalCheckFailedException
 	if errors.As(err, &taken) {
 		if taken.Item != nil {

@@ -463,11 +463,9 @@ func TestRolloutOfManyTargets(t *testing.T) {
 	}
 }
 
-// DynamoDB refuses a write that meets another transaction on its items
-// (TransactionConflict), and the SDK does not retry it: the end's
-// transaction, the notice's claim and a promotion's completion are tried
-// again, each counted once, and a conflict that lasts is an error the
-// caller retries — which counts nothing twice.
+// DynamoDB refuses a transaction that meets another on its items
+// (TransactionConflict): the end's transaction is tried again, and
+// counted once (see also TestEveryHotWriteOutlastsConflicts).
 func TestConflictsAreTriedAgain(t *testing.T) {
 	c, store := newCounting(t)
 	ctx := context.Background()
@@ -479,38 +477,10 @@ func TestConflictsAreTriedAgain(t *testing.T) {
 	if got, err := store.EndRollout(ctx, "r", "e", end(0, Completed), now); err != nil || !got.Counted {
 		t.Fatalf("end after two conflicts: %+v, %v", got, err)
 	}
-	c.conflicts["UpdateItem"] = 3 // the last end's claim
+	c.conflicts["TransactWriteItems"] = 3
 	got, err := store.EndRollout(ctx, "r", "e", end(1, Completed), now)
 	if err != nil || !got.Counted || !got.Last || len(got.Ends) != 2 {
-		t.Fatalf("last end, its claim conflicting thrice: %+v, %v", got, err)
-	}
-
-	// A conflict that outlasts every attempt: an error; the retry claims.
-	if err := store.OpenRollout(ctx, Rollout{Rule: "r", EventID: "f"}, targetsOf(1), now); err != nil {
-		t.Fatal(err)
-	}
-	c.conflicts["UpdateItem"] = conflictAttempts
-	if _, err := store.EndRollout(ctx, "r", "f", end(0, Failed), now); err == nil {
-		t.Fatal("a claim that conflicts on every attempt: no error")
-	}
-	retry, err := store.EndRollout(ctx, "r", "f", end(0, Failed), now)
-	if err != nil || retry.Counted || !retry.Last || retry.Rollout.Ended != 1 {
-		t.Fatalf("the retry: %+v, %v; want the claim, nothing counted again", retry, err)
-	}
-
-	c.conflicts["TransactWriteItems"] = 2
-	p, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-0", 2, now)
-	if err != nil || p.Completed != 1 {
-		t.Fatalf("completion after two conflicts: %+v, %v", p, err)
-	}
-	c.conflicts["TransactWriteItems"] = conflictAttempts
-	if _, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err == nil {
-		t.Fatal("a completion that conflicts on every attempt: no error")
-	}
-	for range 2 { // the retry, and a duplicate of it
-		if p, err = store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err != nil || p.Completed != 2 || len(p.Done) != 2 {
-			t.Fatalf("completion's retry: %+v, %v", p, err)
-		}
+		t.Fatalf("last end, its count conflicting thrice: %+v, %v", got, err)
 	}
 }
 
