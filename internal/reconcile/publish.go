@@ -29,7 +29,7 @@ func (s *Sweeper) checkPublished(ctx context.Context, o Options, r *rules.Rule, 
 	for _, c := range containers {
 		images[c] = taskdef.Image(td.TaskDefinition, c)
 	}
-	states, err := deploy.CheckPublished(ctx, s.SSM(line.Region, s.role(t)), r, t, containers, images)
+	states, err := deploy.CheckPublished(ctx, s.SSM(line.Region, s.Deployer.ReadRole(t)), r, t, containers, images)
 	if err != nil {
 		line.Published = "failed"
 		return err

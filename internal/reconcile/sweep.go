@@ -237,7 +237,9 @@ func (s *Sweeper) describeServices(ctx context.Context, o Options) map[serviceRe
 	for _, r := range s.Rules.Rules {
 		for _, t := range r.Targets {
 			at := t.Where(central)
-			g := group{at.Account, at.Region, s.role(t), t.Cluster}
+			// With a work queue the intake's sweep role, which deploys
+			// nothing; in-process the deploy role (deploy.Deployer.ReadRole).
+			g := group{at.Account, at.Region, s.Deployer.ReadRole(t), t.Cluster}
 			if _, ok := groups[g]; !ok {
 				order = append(order, g)
 			}
@@ -301,15 +303,6 @@ type handOver struct {
 	job  deploy.Job
 	key  string
 }
-
-// queues says whether the deployer hands targets to a work queue (else it
-// deploys them in-process, each in its target's turn).
-func (s *Sweeper) queues() bool { return s.Deployer.Queued() }
-
-// role is the role the sweep reads target t with: with a work queue the
-// intake's sweep role, which deploys nothing; in-process the deploy role,
-// as the sweep deploys the targets behind itself (deploy.Deployer.ReadRole).
-func (s *Sweeper) role(t rules.Target) string { return s.Deployer.ReadRole(t) }
 
 // handOver dispatches the targets found behind for a work queue, one
 // Dispatch per push (a rule and its newest digest), so the queue sends them
@@ -392,7 +385,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool, later *handOver) {
 	r, t := j.Rule, j.Target
 	central := s.central()
-	at, role, registry := t.Where(central), s.role(t), r.RegistryOf(central)
+	at, role, registry := t.Where(central), s.Deployer.ReadRole(t), r.RegistryOf(central)
 	acct, region := at.Account, at.Region
 	line = Line{Rule: r.Name, Repository: r.Repository, Account: acct, Region: region, Cluster: t.Cluster, Service: t.Service}
 	fail := func(err error) (Line, bool, *handOver) {
@@ -467,7 +460,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 		line.Outcome, line.Reason = Behind, "would deploy "+plan.Image
 		return line, behind, nil
 	}
-	if s.queues() {
+	if s.Deployer.Queued() { // a work queue deploys it; else the sweep, now
 		// An earlier sweep's item for this digest may still be in the
 		// queue (a drain of 1,000 targets outlasts reconcile.every): one
 		// item is enough.

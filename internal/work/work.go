@@ -94,16 +94,6 @@ func (it DeployTarget) OutOfStep(cfg *rules.Config) bool {
 	return it.RulesSHA256 != "" && cfg.SHA256() != "" && it.RulesSHA256 != cfg.SHA256()
 }
 
-// Place is where the item's target runs (account/region): queues and the
-// worker's concurrency are per place, as ECS's rate limits are.
-func (it DeployTarget) Place() (rules.Place, error) {
-	parts := strings.SplitN(it.ServiceKey, "/", 3)
-	if len(parts) < 3 || parts[0] == "" || parts[1] == "" {
-		return rules.Place{}, &Error{Msg: "service key " + it.ServiceKey + " names no place"}
-	}
-	return rules.Place{Account: parts[0], Region: parts[1]}, nil
-}
-
 // Resolve finds the item's rule and target in cfg, and refuses, with a
 // permanent *Error, an item the rules file no longer describes: the rule is
 // gone, it no longer takes the item's push (its repository, registry,
