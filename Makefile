@@ -92,7 +92,7 @@ bench: tools ## micro-benchmarks, then the deployer under aws-lambda-rie beside 
 
 demo: tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
-	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
+	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap -worker .cache/local/worker/bootstrap
 
 demo-accounts: tools ## the same, across accounts: a registry account, a target account in another region
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local

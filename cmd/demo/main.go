@@ -18,7 +18,7 @@ func main() {
 	flag.StringVar(&o.RIE, "rie", envOr("AUTODEPLOY_RIE", ".bin/aws-lambda-rie"), "aws-lambda-rie binary")
 	flag.StringVar(&o.Deployer, "deployer", ".cache/local/deployer/bootstrap", "the deployer bootstrap built for this machine")
 	flag.StringVar(&o.Watcher, "watcher", ".cache/local/watcher/bootstrap", "the watcher bootstrap built for this machine")
-	flag.StringVar(&o.Worker, "worker", ".cache/local/worker/bootstrap", "the worker bootstrap built for this machine (built when missing)")
+	flag.StringVar(&o.Worker, "worker", ".cache/local/worker/bootstrap", "the worker bootstrap built for this machine")
 	flag.StringVar(&o.EventsDir, "events", "events", "directory of sample events")
 	accounts := flag.Bool("accounts", false, "the two-account demo: a registry account, a target account in another region")
 	flag.Parse()

@@ -49,7 +49,7 @@ type Options struct {
 	RIE        string // aws-lambda-rie binary
 	Deployer   string // the deployer bootstrap, built for this machine
 	Watcher    string // the watcher bootstrap, built for this machine
-	Worker     string // the worker bootstrap, built for this machine (built here when missing)
+	Worker     string // the worker bootstrap, built for this machine
 	EventsDir  string // the repository's events/, used as templates
 }
 
@@ -180,11 +180,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	workerBin, err := workerBootstrap(ctx, o, dir)
-	if err != nil {
-		return err
-	}
-	if d.worker, err = startFunction(ctx, o.RIE, workerBin, filepath.Join(dir, "worker"), env); err != nil {
+	if d.worker, err = startFunction(ctx, o.RIE, o.Worker, filepath.Join(dir, "worker"), env); err != nil {
 		return err
 	}
 	defer d.worker.Stop()

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -17,40 +15,25 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
 
 // workQueue makes the work queue and its dead-letter queue as the stack
-// does (a visibility timeout well past one batch, a redrive policy), and
-// returns the work queue's URL.
+// does (infra/stack work.go): the stack's visibility timeout
+// (queue.Visibility, six times the worker's timeout) and its redrive
+// policy (queue.MaxReceiveCount receives), and returns the work queue's URL.
 func (d *demo) workQueue(ctx context.Context) (string, error) {
 	if _, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("autodeploy-work-dlq")}); err != nil {
 		return "", fmt.Errorf("create work dead-letter queue: %w", err)
 	}
-	policy := fmt.Sprintf(`{"deadLetterTargetArn":"arn:aws:sqs:%s:%s:autodeploy-work-dlq","maxReceiveCount":5}`, emulator.Region, emulator.Account)
+	policy := fmt.Sprintf(`{"deadLetterTargetArn":"arn:aws:sqs:%s:%s:autodeploy-work-dlq","maxReceiveCount":%d}`, emulator.Region, emulator.Account, queue.MaxReceiveCount)
 	q, err := d.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("autodeploy-work"), Attributes: map[string]string{
-		string(types.QueueAttributeNameVisibilityTimeout): "60", string(types.QueueAttributeNameRedrivePolicy): policy}})
+		string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(queue.Visibility / time.Second)),
+		string(types.QueueAttributeNameRedrivePolicy):     policy}})
 	if err != nil {
 		return "", fmt.Errorf("create work queue: %w", err)
 	}
 	return aws.ToString(q.QueueUrl), nil
-}
-
-// workerBootstrap is the worker bootstrap of the options, built here with
-// `go build` when it is missing (a checkout whose `make build` predates the
-// worker).
-func workerBootstrap(ctx context.Context, o Options, dir string) (string, error) {
-	if o.Worker != "" {
-		if _, err := os.Stat(o.Worker); err == nil {
-			return o.Worker, nil
-		}
-	}
-	out := filepath.Join(dir, "worker-build", "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/worker")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the worker (%s missing): %v\n%s", o.Worker, err, b)
-	}
-	return out, nil
 }
 
 // work plays Lambda's event source mapping: it hands the work queue's
@@ -58,7 +41,7 @@ func workerBootstrap(ctx context.Context, o Options, dir string) (string, error)
 // returns what the worker did, target by target, from its deploy lines.
 func (d *demo) work(ctx context.Context) ([]deploy.Result, error) {
 	before := lineCount(d.worker.Logs())
-	p := &testenv.Poller{SQS: d.sqs, QueueURL: d.workURL, BatchSize: 10, Concurrency: 1,
+	p := &testenv.Poller{SQS: d.sqs, QueueURL: d.workURL, BatchSize: queue.BatchSize, Concurrency: 1, Timeout: queue.WorkerTimeout,
 		Handler: func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 			data, err := json.Marshal(ev)
 			if err != nil {
