@@ -173,12 +173,14 @@ func publishedPerService(prefixes string) *[]*cdknag.NagPackSuppression {
 // parameters, and their CodeDeploy groups. The central worker gets it for
 // its own targets; a target stack's role for that account and region's.
 // Extra statements (lists of the role's own) are placed with them.
+// ListTaskDefinitions lets a redelivered work item find the revision an
+// earlier receive registered (deploy.Deployer's undone check).
 func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
 	grantAt(role, cfg, keep, targetStatements, extra)
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),
-			Actions:   jsii.Strings("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"),
+			Actions:   jsii.Strings("ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions"),
 			Resources: jsii.Strings("*"),
 		}))
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -192,7 +194,7 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...poli
 	grantCodeDeploy(role, cfg, keep)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("ecs:DescribeTaskDefinition and ecs:RegisterTaskDefinition take no resource-level permissions; " +
+		Reason: jsii.String("ecs:DescribeTaskDefinition, ecs:RegisterTaskDefinition and ecs:ListTaskDefinitions take no resource-level permissions; " +
 			"ecs:TagResource is limited by ecs:CreateAction=RegisterTaskDefinition; log stream names are chosen by Lambda."),
 		AppliesTo: &[]any{"Resource::*", map[string]string{"regex": `/^Resource::<\w+Logs\w+\.Arn>:\*$/`}},
 	}}, jsii.Bool(true))

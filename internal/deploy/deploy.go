@@ -36,6 +36,8 @@ type ECS interface {
 	DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
 	RegisterTaskDefinition(ctx context.Context, in *ecs.RegisterTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.RegisterTaskDefinitionOutput, error)
 	UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, optFns ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
+	// ListTaskDefinitions finds a redelivered item's own revision (undone).
+	ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error)
 }
 
 // Services locks a service by its key and reads its state in the same call;
@@ -161,6 +163,11 @@ type Job struct {
 	// Index names the target within its rule, so a work item can name it
 	// again.
 	Index int
+	// Redelivered: an earlier delivery of this very target may have
+	// deployed it (a work item received before: ApproximateReceiveCount >
+	// 1), so before registering, the deploy looks for that deploy undone
+	// since (see undone). A first delivery pays nothing for it.
+	Redelivered bool
 }
 
 // Match returns the targets a push deploys to, in file order, or why none.
@@ -330,7 +337,7 @@ const maxNotified = 10000
 // logs the result: the one per-target path, which the in-process
 // dispatcher runs for each job and the worker for each work item.
 func (d *Deployer) DeployTarget(ctx context.Context, push ecrevent.Push, j Job) Result {
-	return d.deployTarget(ctx, push, j.Rule, j.Target)
+	return d.deployTarget(ctx, push, j.Rule, j.Target, j.Redelivered)
 }
 
 // DeployJobs deploys push to the given targets now, as a push event would,
@@ -342,7 +349,7 @@ func (d *Deployer) DeployJobs(ctx context.Context, push ecrevent.Push, jobs []Jo
 	g.SetLimit(max(d.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
-			sum.Results[i] = d.deployTarget(ctx, push, j.Rule, j.Target)
+			sum.Results[i] = d.deployTarget(ctx, push, j.Rule, j.Target, j.Redelivered)
 			return nil
 		})
 	}
@@ -417,7 +424,7 @@ func IsPermanent(err error) bool {
 	return !awsenv.IsTransient(err)
 }
 
-func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *rules.Rule, t rules.Target) (res Result) {
+func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *rules.Rule, t rules.Target, redelivered bool) (res Result) {
 	start := d.Now()
 	res = Result{Rule: rule.Name, Cluster: t.Cluster, Service: t.Service}
 	at, role := t.Where(d.Central), t.RoleFor(d.Central)
@@ -432,7 +439,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.fail(err)
 		return res
 	}
-	repaired, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, &res)
+	repaired, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, redelivered, &res)
 	if err != nil {
 		res.fail(err)
 	}
@@ -655,8 +662,9 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 
 // deployLocked does steps 2–7 of a deploy, under the service's lock. When
 // the image already runs because an earlier attempt of this very event
-// deployed it but lost its history write, it returns the record to repair.
-func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, res *Result) (*repair, error) {
+// deployed it but lost its history write, it returns the record to repair;
+// so it does, on a redelivery, when such a deploy was undone since (undone).
+func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, t rules.Target, held history.Held, redelivered bool, res *Result) (*repair, error) {
 	if why := Blocked(held.State(), push.Digest); why != "" {
 		res.Outcome, res.Reason = Skipped, why
 		return nil, nil
@@ -674,6 +682,11 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		res.ownRevision = taskdef.TagValue(p.RunningTags, taskdef.TagEvent) == push.EventID &&
 			taskdef.TagValue(p.RunningTags, taskdef.TagRule) == rule.Name
 		return d.unrecorded(push, p, held.State(), res), nil
+	}
+	if redelivered {
+		if r, err := d.undone(ctx, client, push, rule, p, res); err != nil || r != nil {
+			return r, err
+		}
 	}
 	var bg blueGreen
 	if p.BlueGreen {

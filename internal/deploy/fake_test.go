@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -48,6 +49,7 @@ func (f *fakeECS) addTaskDef(td types.TaskDefinition, tags []types.Tag) string {
 	f.revisions[family]++
 	arn := fmt.Sprintf("arn:aws:ecs:eu-west-1:123456789012:task-definition/%s:%d", family, f.revisions[family])
 	td.TaskDefinitionArn, td.Revision, td.Status = aws.String(arn), f.revisions[family], types.TaskDefinitionStatusActive
+	td.RegisteredAt = aws.Time(time.Now())
 	f.taskDefs[arn] = &ecs.DescribeTaskDefinitionOutput{TaskDefinition: &td, Tags: tags}
 	return arn
 }
@@ -133,10 +135,27 @@ func (f *fakeECS) UpdateService(_ context.Context, in *ecs.UpdateServiceInput, _
 	f.deploys++
 	svc.TaskDefinition = in.TaskDefinition
 	svc.Deployments = []types.Deployment{
-		{Id: aws.String(fmt.Sprintf("ecs-svc/%d", 1000+f.deploys)), Status: aws.String("PRIMARY"), TaskDefinition: in.TaskDefinition},
+		{Id: aws.String(fmt.Sprintf("ecs-svc/%d", 1000+f.deploys)), Status: aws.String("PRIMARY"), TaskDefinition: in.TaskDefinition,
+			CreatedAt: aws.Time(time.Now())},
 	}
 	out := *svc
 	return &ecs.UpdateServiceOutput{Service: &out}, nil
+}
+
+// ListTaskDefinitions lists a family's revisions as moto does: the exact
+// family, oldest first, in one page.
+func (f *fakeECS) ListTaskDefinitions(_ context.Context, in *ecs.ListTaskDefinitionsInput, _ ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail("ListTaskDefinitions"); err != nil {
+		return nil, err
+	}
+	out := &ecs.ListTaskDefinitionsOutput{}
+	family := aws.ToString(in.FamilyPrefix)
+	for n := int32(1); n <= f.revisions[family]; n++ {
+		out.TaskDefinitionArns = append(out.TaskDefinitionArns, fmt.Sprintf("arn:aws:ecs:eu-west-1:123456789012:task-definition/%s:%d", family, n))
+	}
+	return out, nil
 }
 
 // current returns the task definition a service runs now.

@@ -233,6 +233,10 @@ func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool, 
 		d.NotDeployed(ctx, it.Push.Event(), res)
 		return false, nil
 	}
+	// A receive after the first may follow one that deployed and died
+	// before recording it: the deploy path then looks for that deploy
+	// undone (deploy.Job.Redelivered).
+	job.Redelivered = receiveCount(msg) > 1
 	push := it.Push.Event()
 	res := d.DeployTarget(ctx, push, job)
 	if !res.Retryable {

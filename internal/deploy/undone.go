@@ -1,0 +1,178 @@
+package deploy
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+)
+
+// undoneLookback bounds the revisions newer than the running one that a
+// redelivered item describes, newest first, looking for its own; and
+// undonePages the pages of ListTaskDefinitions it reads to find them (its
+// familyPrefix also lists longer families, which DESC sorts first).
+const (
+	undoneLookback = 5
+	undonePages    = 5
+)
+
+// undoneReason begins the reason of a target skipped because this event's
+// deploy of it was undone before it was recorded.
+const undoneReason = "this event's deploy was undone before it was recorded"
+
+// undone finds, for a redelivered item (Job.Redelivered) whose image does
+// not run, a deploy of this very event that an earlier receive made and
+// that was undone since: a worker killed after UpdateService (its history
+// write lost), then ECS's circuit breaker rolled the service back before
+// the item came back (18 min later in the stack). The watcher dropped the
+// failure and the rollback (no record named the deployment) and the
+// repair (unrecorded) only sees a revision that runs, so without this the
+// item would deploy the digest ECS just rolled back, again.
+//
+// It is the newest revision of the family newer than the running one that
+// this event registered under this rule (its tags), derived from the
+// running revision (autodeploy:from: the rollback returned to it), with the
+// service's PRIMARY deployment created after that revision was registered
+// (something moved the service after it: without it, the earlier receive
+// failed before its UpdateService, and the deploy goes on as usual), and
+// no other newer revision registered before that deployment (it, not ours,
+// may be what was undone). Anything less certain deploys as before.
+//
+// The repair it returns records the deploy (recorded at the revision's
+// registration time, so a retry writes the same record again) and its end
+// as rolled back: the digest is remembered failed on the service, the
+// target ends in its rollout, or is notified by itself.
+func (d *Deployer) undone(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, p Plan, res *Result) (*repair, error) {
+	if p.Running == nil || p.Service == nil || p.BlueGreen {
+		return nil, nil
+	}
+	family, running := aws.ToString(p.Running.Family), p.Running.Revision
+	newer, err := newerRevisions(ctx, client, family, running)
+	if err != nil {
+		return nil, d.undoneCheckFailed(ctx, res, err)
+	}
+	var own *ecs.DescribeTaskDefinitionOutput
+	var others []*types.TaskDefinition
+	for _, arn := range newer {
+		out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+			TaskDefinition: aws.String(arn), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+		if err != nil {
+			return nil, d.undoneCheckFailed(ctx, res, fmt.Errorf("describe task definition %s: %w", arn, err))
+		}
+		if taskdef.TagValue(out.Tags, taskdef.TagEvent) == push.EventID && taskdef.TagValue(out.Tags, taskdef.TagRule) == rule.Name {
+			own = out
+			break
+		}
+		others = append(others, out.TaskDefinition)
+	}
+	if own == nil || taskdef.TagValue(own.Tags, taskdef.TagFrom) != p.From {
+		return nil, nil
+	}
+	mine := own.TaskDefinition
+	var primary *types.Deployment
+	for i, dep := range p.Service.Deployments {
+		if aws.ToString(dep.Status) == "PRIMARY" {
+			primary = &p.Service.Deployments[i]
+		}
+	}
+	if primary == nil || primary.CreatedAt == nil || mine.RegisteredAt == nil || !primary.CreatedAt.After(*mine.RegisteredAt) {
+		return nil, nil
+	}
+	for _, o := range others {
+		if o.RegisteredAt == nil || !o.RegisteredAt.After(*primary.CreatedAt) {
+			return nil, nil
+		}
+	}
+	revision := aws.ToString(mine.TaskDefinitionArn)
+	var deploymentID string
+	for _, dep := range p.Service.Deployments {
+		if aws.ToString(dep.TaskDefinition) == revision {
+			deploymentID = aws.ToString(dep.Id)
+		}
+	}
+	reason := fmt.Sprintf("%s runs again (deployment %s, created %s) after this event deployed %s: rolled back, or replaced by hand, before its end was recorded",
+		ecsarn.Revision(p.From), aws.ToString(primary.Id), primary.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"), ecsarn.Revision(revision))
+	rec := d.record(push, Result{Rule: res.Rule, Account: res.Account, Region: res.Region, Cluster: res.Cluster,
+		Service: res.Service, Containers: res.Containers, From: p.From, To: revision, DeploymentID: deploymentID,
+		Outcome: Deployed, Reason: repairedReason})
+	rec.DeployedAt = *mine.RegisteredAt
+	res.Outcome = Skipped
+	res.Reason = undoneReason + ": " + reason + "; " + push.Digest + " is not deployed again (only a newer image moves the service)"
+	res.ownRevision = true
+	return &repair{rec: &rec, deploymentID: deploymentID, outcome: history.RolledBack, reason: reason}, nil
+}
+
+// undoneCheckFailed is the error of an undone check that could not read
+// ECS: a transient one returns the item (its next receive checks again);
+// any other (a deploy role without ecs:ListTaskDefinitions, a stack
+// updated after the worker) is logged and the deploy goes on, as it did
+// before the check.
+func (d *Deployer) undoneCheckFailed(ctx context.Context, res *Result, err error) error {
+	if !IsPermanent(err) {
+		return fmt.Errorf("look for an undone deploy of this event: %w", err)
+	}
+	d.Log.WarnContext(ctx, "undone deploy not checked", "cluster", res.Cluster, "service", res.Service, "error", err.Error())
+	return nil
+}
+
+// newerRevisions lists the ACTIVE revisions of family newer than running,
+// newest first, at most undoneLookback.
+func newerRevisions(ctx context.Context, client ECS, family string, running int32) ([]string, error) {
+	type rev struct {
+		arn string
+		n   int
+	}
+	var newer []rev
+	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(family), Sort: types.SortOrderDesc, MaxResults: aws.Int32(100)}
+	for range undonePages {
+		out, err := client.ListTaskDefinitions(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list task definitions of %s: %w", family, err)
+		}
+		past := false
+		for _, arn := range out.TaskDefinitionArns {
+			f, n, ok := familyRevision(arn)
+			if !ok || f != family {
+				continue // a longer family the prefix matched
+			}
+			if n <= int(running) {
+				past = true
+				continue
+			}
+			newer = append(newer, rev{arn, n})
+		}
+		if past || aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	slices.SortFunc(newer, func(a, b rev) int { return cmp.Compare(b.n, a.n) })
+	arns := make([]string, 0, min(len(newer), undoneLookback))
+	for _, r := range newer[:min(len(newer), undoneLookback)] {
+		arns = append(arns, r.arn)
+	}
+	return arns, nil
+}
+
+// familyRevision splits a task definition ARN into family and revision.
+func familyRevision(arn string) (string, int, bool) {
+	fr := ecsarn.Revision(arn)
+	i := strings.LastIndex(fr, ":")
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(fr[i+1:])
+	return fr[:i], n, err == nil
+}
