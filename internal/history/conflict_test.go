@@ -1,320 +1,335 @@
 package history
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"slices"
+	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/google/go-cmp/cmp"
-
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// conflicting stands between the SDK and moto and answers chosen requests
-// with the conflict DynamoDB gives a write that meets a transaction under
-// way on its items, which moto never does: TransactionConflictException
-// for a single write, a cancellation with a TransactionConflict reason for
-// a transaction. Below the SDK, so the state retryer sees what DynamoDB's
-// answer would make it see. A request is chosen by its operation and a
-// piece of its expression (each store call writes its own).
-type conflicting struct {
-	base    http.RoundTripper
-	mu      sync.Mutex
-	pending map[string]int      // by kind: conflicts still to answer
-	seen    map[string]int      // by kind: requests
-	tokens  map[string][]string // by kind: a transaction's ClientRequestTokens
+// A fake, not moto: occupying plays DynamoDB's transaction isolation, which moto lacks (the
+// suite serialises every call instead): while a TransactWriteItems is under
+// way (hold, about a transaction's latency in AWS) its items are busy; another
+// transaction touching one is cancelled with TransactionConflict, a single
+// PutItem/UpdateItem on one fails with TransactionConflictException. Nothing
+// is applied by a refused call. Plain writes do not make items busy.
+type occupying struct {
+	dynamoAPI
+	hold      time.Duration
+	mu        sync.Mutex
+	busy      map[string]int
+	conflicts atomic.Int64
 }
 
-// conflictKinds are the store's writes on a rollout's or a digest's hot
-// items, by the operation and a piece of the expression that tell them.
-var conflictKinds = map[string][2]string{
-	"open targets":   {"TransactWriteItems", "SET service_key"},
-	"count end":      {"TransactWriteItems", "ADD ended"},
-	"claim notice":   {"UpdateItem", "SET notice_owner"},
-	"notice sent":    {"UpdateItem", "SET notice_sent"},
-	"claim first":    {"UpdateItem", "SET first_failure = "},
-	"first sent":     {"UpdateItem", "SET first_failure_sent"},
-	"amend end":      {"UpdateItem", "SET outcome = :rb"},
-	"set outcome":    {"TransactWriteItems", "SET deployment_outcome"},
-	"mark completed": {"TransactWriteItems", "ADD completed"},
+func akey(k map[string]types.AttributeValue) string {
+	return aws.ToString(strOf(k["pk"])) + "|" + aws.ToString(strOf(k["sk"]))
 }
 
-func (c *conflicting) kind(op string, body []byte) string {
-	for k, m := range conflictKinds {
-		if m[0] == op && bytes.Contains(body, []byte(m[1])) {
-			return k
+func txKeys(in *dynamodb.TransactWriteItemsInput) []string {
+	var ks []string
+	for _, it := range in.TransactItems {
+		switch {
+		case it.Update != nil:
+			ks = append(ks, akey(it.Update.Key))
+		case it.Put != nil:
+			ks = append(ks, akey(it.Put.Item))
+		case it.Delete != nil:
+			ks = append(ks, akey(it.Delete.Key))
+		case it.ConditionCheck != nil:
+			ks = append(ks, akey(it.ConditionCheck.Key))
 		}
 	}
-	return ""
+	return ks
 }
 
-func (c *conflicting) RoundTrip(r *http.Request) (*http.Response, error) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+func (o *occupying) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, f ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	ks := txKeys(in)
+	o.mu.Lock()
+	reasons := make([]types.CancellationReason, len(ks))
+	conflict := false
+	for i, k := range ks {
+		reasons[i].Code = aws.String("None")
+		if o.busy[k] > 0 {
+			reasons[i].Code, conflict = aws.String("TransactionConflict"), true
+		}
+	}
+	if !conflict {
+		for _, k := range ks {
+			o.busy[k]++
+		}
+	}
+	o.mu.Unlock()
+	if conflict {
+		o.conflicts.Add(1)
+		return nil, &types.TransactionCanceledException{Message: aws.String("Transaction cancelled"), CancellationReasons: reasons}
+	}
+	// Busy for the transaction's latency only; moto (serialised by the
+	// suite) then applies it, outside the window.
+	time.Sleep(o.hold)
+	o.mu.Lock()
+	for _, k := range ks {
+		o.busy[k]--
+	}
+	o.mu.Unlock()
+	return o.dynamoAPI.TransactWriteItems(ctx, in, f...)
+}
+
+func (o *occupying) single(k string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.busy[k] > 0 {
+		o.conflicts.Add(1)
+		return &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+	}
+	return nil
+}
+
+func (o *occupying) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, f ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if err := o.single(akey(in.Key)); err != nil {
 		return nil, err
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	kind := c.kind(op, body)
-	c.mu.Lock()
-	c.seen[kind]++
-	if op == "TransactWriteItems" {
-		var in struct{ ClientRequestToken string }
-		_ = json.Unmarshal(body, &in)
-		c.tokens[kind] = append(c.tokens[kind], in.ClientRequestToken)
-	}
-	refuse := kind != "" && c.pending[kind] > 0
-	if refuse {
-		c.pending[kind]--
-	}
-	c.mu.Unlock()
-	if !refuse {
-		return c.base.RoundTrip(r)
-	}
-	answer := `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionConflictException","message":"Transaction is ongoing for the item"}`
-	if op == "TransactWriteItems" {
-		answer = `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",` +
-			`"Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]",` +
-			`"CancellationReasons":[{"Code":"None"},{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}`
-	}
-	return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Request: r,
-		Header:        http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
-		Body:          io.NopCloser(strings.NewReader(answer)),
-		ContentLength: int64(len(answer))}, nil
+	return o.dynamoAPI.UpdateItem(ctx, in, f...)
 }
 
-// conflict makes the next n requests of kind conflict.
-func (c *conflicting) conflict(kind string, n int) {
-	if _, ok := conflictKinds[kind]; !ok {
-		panic("no such kind: " + kind)
+func (o *occupying) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if err := o.single(akey(in.Item)); err != nil {
+		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.pending[kind] = n
-	c.seen[kind], c.tokens[kind] = 0, nil
+	return o.dynamoAPI.PutItem(ctx, in, f...)
 }
 
-func (c *conflicting) requests(kind string) (n int, tokens []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.seen[kind], slices.Clone(c.tokens[kind])
+
+// memDB is an in-memory table that answers exactly the calls a rollout's
+// open and ends make (their expressions, matched as written in rollout.go),
+// concurrently, with a latency per call, so that the ends of a burst meet
+// on the header as they do in DynamoDB; wrapped in occupying, a
+// transaction's items are busy for its latency. moto cannot show this: it
+// applies concurrent transactions without isolation, so the suite serialises
+// every call, and its per-call CPU then spaces the ends out.
+type memDB struct {
+	dynamoAPI // unused calls panic
+	mu        sync.Mutex
+	items     map[string]map[string]types.AttributeValue
+	lat       time.Duration
 }
 
-// newConflicting is a store on moto whose client is the state table's
-// (awsenv.StateTable's retryer, its backoff shortened) through conflicting.
-func newConflicting(t *testing.T) (*conflicting, *Store) {
-	t.Helper()
-	m := testenv.StartMoto(t)
-	table := m.CreateTable(t, "autodeploy")
-	c := &conflicting{base: http.DefaultTransport, pending: map[string]int{}, seen: map[string]int{}, tokens: map[string][]string{}}
-	db := dynamodb.NewFromConfig(m.AWSConfig(), func(o *dynamodb.Options) {
-		o.Retryer = awsenv.Retry{Base: time.Millisecond, Max: 4 * time.Millisecond}.New()
-		o.HTTPClient = &http.Client{Transport: c}
-	})
-	return c, NewStore(db, table)
+func (m *memDB) get(k map[string]types.AttributeValue) map[string]types.AttributeValue {
+	return m.items[akey(k)]
 }
 
-// Every write of the rollout and promotion bookkeeping that DynamoDB may
-// refuse for a transaction on its items (the ends of a rollout, the
-// completions of a digest all write one item) succeeds once the conflicts
-// pass, N conflicts in a row, and counts once when it is delivered again:
-// a transaction is sent again by the store with a fresh ClientRequestToken
-// (a token DynamoDB saw answers with the first call's result), a single
-// write by the state retryer.
-func TestEveryHotWriteOutlastsConflicts(t *testing.T) {
-	const n = 3
-	ctx := context.Background()
-	now := time.Now()
-	tests := []struct {
-		kind string
-		// setup runs before the conflicts and returns the notice's owner,
-		// if it claimed one.
-		setup func(t *testing.T, s *Store) string
-		// call meets n conflicts, then runs again without (again).
-		call func(t *testing.T, s *Store, owner string, again bool)
-	}{
-		{kind: "open targets", call: func(t *testing.T, s *Store, _ string, _ bool) {
-			if err := s.OpenRollout(ctx, Rollout{Rule: "r", EventID: "e"}, targetsOf(2), now); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := s.EndRollout(ctx, "r", "e", end(1, Completed), now); err != nil || !got.Tracked || got.Rollout.Expected != 2 {
-				t.Fatalf("an end of the rollout opened: %+v, %v", got, err)
-			}
-		}},
-		{kind: "count end", setup: open(2), call: func(t *testing.T, s *Store, _ string, again bool) {
-			got, err := s.EndRollout(ctx, "r", "e", end(0, Completed), now)
-			if err != nil || got.Counted == again || got.Rollout.Ended != 1 {
-				t.Fatalf("end (again %v): %+v, %v; want it counted once", again, got, err)
-			}
-		}},
-		{kind: "claim notice", setup: open(1), call: func(t *testing.T, s *Store, _ string, again bool) {
-			got, err := s.EndRollout(ctx, "r", "e", end(0, Completed), now)
-			if again {
-				if got.Last || (err != nil && !errors.Is(err, ErrNoticePending)) {
-					t.Fatalf("a duplicate of the last end: %+v, %v; want it to wait for the claimer", got, err)
-				}
-				return
-			}
-			if err != nil || !got.Last || len(got.Ends) != 1 {
-				t.Fatalf("last end: %+v, %v", got, err)
-			}
-		}},
-		{kind: "notice sent", setup: func(t *testing.T, s *Store) string {
-			open(1)(t, s)
-			got, err := s.EndRollout(ctx, "r", "e", end(0, Completed), now)
-			if err != nil || !got.Last {
-				t.Fatalf("last end: %+v, %v", got, err)
-			}
-			return got.Owner
-		}, call: func(t *testing.T, s *Store, owner string, _ bool) {
-			if err := s.RolloutNoticeSent(ctx, "r", "e", owner, now); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := s.EndRollout(ctx, "r", "e", end(0, Completed), now.Add(time.Hour)); err != nil || got.Last {
-				t.Fatalf("a redelivery after the notice was sent: %+v, %v; want nothing to send", got, err)
-			}
-		}},
-		{kind: "claim first", setup: endFailed, call: func(t *testing.T, s *Store, _ string, again bool) {
-			_, claimed, err := s.ClaimFirstFailure(ctx, "r", "e", end(0, "").ServiceKey, now)
-			if err != nil || (!again && !claimed) {
-				t.Fatalf("claim: %v, %v", claimed, err)
-			}
-		}},
-		{kind: "first sent", setup: func(t *testing.T, s *Store) string {
-			endFailed(t, s)
-			if _, claimed, err := s.ClaimFirstFailure(ctx, "r", "e", end(0, "").ServiceKey, now); err != nil || !claimed {
-				t.Fatalf("claim: %v, %v", claimed, err)
-			}
-			return ""
-		}, call: func(t *testing.T, s *Store, _ string, _ bool) {
-			if err := s.FirstFailureSent(ctx, "r", "e", end(0, "").ServiceKey, now); err != nil {
-				t.Fatal(err)
-			}
-			if _, claimed, err := s.ClaimFirstFailure(ctx, "r", "e", end(0, "").ServiceKey, now.Add(time.Hour)); err != nil || claimed {
-				t.Fatalf("claim after it was sent: %v, %v; want none", claimed, err)
-			}
-		}},
-		{kind: "amend end", setup: endFailed, call: func(t *testing.T, s *Store, _ string, _ bool) {
-			if _, err := s.EndRollout(ctx, "r", "e", end(0, RolledBack), now); err != nil {
-				t.Fatal(err)
-			}
-			ends, err := s.RolloutEnds(ctx, "r", "e")
-			if err != nil || len(ends) != 1 || ends[0].Outcome != RolledBack {
-				t.Fatalf("ends %+v, %v; want the failure amended to rolled_back", ends, err)
-			}
-		}},
-		{kind: "set outcome", setup: func(t *testing.T, s *Store) string {
-			if err := s.Put(ctx, Record{Account: testenv.Account, Region: testenv.Region, Cluster: "fleet", Service: "svc-00",
-				DeploymentID: "ecs-svc/1", Digest: "sha256:a", Outcome: "deployed", DeployedAt: now}); err != nil {
-				t.Fatal(err)
-			}
-			return ""
-		}, call: func(t *testing.T, s *Store, _ string, again bool) {
-			r, _, err := s.ByDeployment(ctx, "ecs-svc/1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			recorded, err := s.SetOutcome(ctx, r, Failed, "circuit breaker", now)
-			if err != nil || recorded == again {
-				t.Fatalf("outcome (again %v): recorded %v, %v; want it recorded once", again, recorded, err)
-			}
-			if r, _, err = s.ByDeployment(ctx, "ecs-svc/1"); err != nil || r.DeploymentOutcome != Failed {
-				t.Fatalf("record %+v, %v", r, err)
-			}
-		}},
-		{kind: "mark completed", call: func(t *testing.T, s *Store, _ string, _ bool) {
-			p, err := s.MarkTargetCompleted(ctx, "r", "sha256:c", "k-0", 2, now)
-			if err != nil || p.Completed != 1 {
-				t.Fatalf("completion: %+v, %v; want it counted once", p, err)
-			}
-		}},
+func numOf(v types.AttributeValue) int {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		i, _ := strconv.Atoi(n.Value)
+		return i
 	}
-	for _, tt := range tests {
-		t.Run(tt.kind, func(t *testing.T) {
-			t.Parallel()
-			c, store := newConflicting(t)
-			var owner string
-			if tt.setup != nil {
-				owner = tt.setup(t, store)
+	return 0
+}
+
+// cond evaluates the conditions rollout.go writes.
+func cond(expr string, it map[string]types.AttributeValue, vals map[string]types.AttributeValue) bool {
+	has := func(a string) bool { _, ok := it[a]; return ok }
+	switch expr {
+	case "":
+		return true
+	case "attribute_not_exists(pk)":
+		return !has("pk")
+	case "attribute_exists(pk) AND attribute_not_exists(expected)":
+		return has("pk") && !has("expected")
+	case "attribute_exists(pk) AND attribute_not_exists(outcome)":
+		return has("pk") && !has("outcome")
+	case "attribute_exists(expected)":
+		return has("expected")
+	}
+	if strings.HasPrefix(expr, "ended >= expected AND") {
+		me := aws.ToString(strOf(vals[":me"]))
+		return has("expected") && numOf(it["ended"]) >= numOf(it["expected"]) &&
+			(!has("notice_owner") || (!has("notice_sent") && (aws.ToString(strOf(it["notice_owner"])) == me ||
+				numOf(it["notice_at"]) < numOf(vals[":stale"]))))
+	}
+	panic("condition not played: " + expr)
+}
+
+// apply applies SET a = :v, ... and ADD a :v.
+func apply(expr string, it map[string]types.AttributeValue, names map[string]string, vals map[string]types.AttributeValue) {
+	if rest, ok := strings.CutPrefix(expr, "ADD "); ok {
+		f := strings.Fields(rest)
+		it[f[0]] = num(numOf(it[f[0]]) + numOf(vals[f[1]]))
+		return
+	}
+	rest, ok := strings.CutPrefix(expr, "SET ")
+	if !ok {
+		panic("update not played: " + expr)
+	}
+	for _, a := range strings.Split(rest, ",") {
+		lhs, rhs, _ := strings.Cut(a, "=")
+		lhs, rhs = strings.TrimSpace(lhs), strings.TrimSpace(rhs)
+		if n, ok := names[lhs]; ok {
+			lhs = n
+		}
+		it[lhs] = vals[rhs]
+	}
+}
+
+func copyItem(it map[string]types.AttributeValue) map[string]types.AttributeValue {
+	out := map[string]types.AttributeValue{}
+	for k, v := range it {
+		out[k] = v
+	}
+	return out
+}
+
+func (m *memDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	time.Sleep(m.lat)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it := m.get(in.Key)
+	if it == nil {
+		return &dynamodb.GetItemOutput{}, nil
+	}
+	return &dynamodb.GetItemOutput{Item: copyItem(it)}, nil
+}
+
+func (m *memDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	time.Sleep(m.lat)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.get(in.Item)
+	if old == nil {
+		old = map[string]types.AttributeValue{}
+	}
+	if !cond(aws.ToString(in.ConditionExpression), old, in.ExpressionAttributeValues) {
+		return nil, &types.ConditionalCheckFailedException{Message: aws.String("failed"), Item: copyItem(old)}
+	}
+	m.items[akey(in.Item)] = copyItem(in.Item)
+	return &dynamodb.PutItemOutput{}, nil
+}
+
+func (m *memDB) update(key map[string]types.AttributeValue, u *types.Update) {
+	it := m.get(key)
+	if it == nil {
+		it = copyItem(key)
+		m.items[akey(key)] = it
+	}
+	apply(aws.ToString(u.UpdateExpression), it, u.ExpressionAttributeNames, u.ExpressionAttributeValues)
+}
+
+func (m *memDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	time.Sleep(m.lat)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.get(in.Key)
+	if old == nil {
+		old = map[string]types.AttributeValue{}
+	}
+	if !cond(aws.ToString(in.ConditionExpression), old, in.ExpressionAttributeValues) {
+		var item map[string]types.AttributeValue
+		if len(old) > 0 {
+			item = copyItem(old)
+		}
+		return nil, &types.ConditionalCheckFailedException{Message: aws.String("failed"), Item: item}
+	}
+	m.update(in.Key, &types.Update{UpdateExpression: in.UpdateExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
+		ExpressionAttributeValues: in.ExpressionAttributeValues})
+	return &dynamodb.UpdateItemOutput{Attributes: copyItem(m.get(in.Key))}, nil
+}
+
+func (m *memDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, _ ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reasons := make([]types.CancellationReason, len(in.TransactItems))
+	failed := false
+	for i, t := range in.TransactItems {
+		reasons[i].Code = aws.String("None")
+		old := m.get(t.Update.Key)
+		if old == nil {
+			old = map[string]types.AttributeValue{}
+		}
+		if !cond(aws.ToString(t.Update.ConditionExpression), old, t.Update.ExpressionAttributeValues) {
+			reasons[i].Code, failed = aws.String("ConditionalCheckFailed"), true
+		}
+	}
+	if failed {
+		return nil, &types.TransactionCanceledException{Message: aws.String("cancelled"), CancellationReasons: reasons}
+	}
+	for _, t := range in.TransactItems {
+		m.update(t.Update.Key, t.Update)
+	}
+	return &dynamodb.TransactWriteItemsOutput{}, nil
+}
+
+func (m *memDB) Query(ctx context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	time.Sleep(m.lat)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	pk := aws.ToString(strOf(in.ExpressionAttributeValues[":pk"]))
+	prefix := aws.ToString(strOf(in.ExpressionAttributeValues[":target"]))
+	var keys []string
+	for k := range m.items {
+		if strings.HasPrefix(k, pk+"|"+prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	out := &dynamodb.QueryOutput{}
+	for _, k := range keys {
+		out.Items = append(out.Items, copyItem(m.items[k]))
+	}
+	return out, nil
+}
+
+// The ends of one rollout all write its header (a transaction's
+// ADD ended, then a claim), and DynamoDB cancels a transaction that meets
+// another on an item instead of queueing it. A burst of skips — a push
+// whose every target already runs the digest (a re-tag), a rule's targets
+// held — at the worker's default 2 invocations x 10 items per place, or the
+// watcher (unbounded concurrency): n ends at once on one header, with AWS-like
+// latencies (5 ms a call, 15 ms a transaction). Each must be counted within
+// EndRollout's 8 tries, and one end must own the rule's notice.
+func TestHotRolloutHeaderOutlastsTransactionConflicts(t *testing.T) {
+	for _, n := range []int{20, 40, 60, 100} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			mem := &memDB{items: map[string]map[string]types.AttributeValue{}, lat: 5 * time.Millisecond}
+			o := &occupying{dynamoAPI: mem, hold: 15 * time.Millisecond, busy: map[string]int{}}
+			store := NewStore(o, "autodeploy")
+			ctx := context.Background()
+			now := time.Now()
+			if err := store.OpenRollout(ctx, Rollout{Rule: "fleet", EventID: "retag"}, targetsOf(n), now); err != nil {
+				t.Fatal(err)
 			}
-			c.conflict(tt.kind, n)
-			tt.call(t, store, owner, false)
-			requests, tokens := c.requests(tt.kind)
-			if requests != n+1 {
-				t.Errorf("%d requests, want %d: %d conflicts, then the write", requests, n+1, n)
+			var wg sync.WaitGroup
+			var failed, last atomic.Int64
+			var first atomic.Value
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got, err := store.EndRollout(ctx, "fleet", "retag", end(i, "skipped"), now)
+					if err != nil && !errors.Is(err, ErrNoticePending) {
+						failed.Add(1)
+						first.CompareAndSwap(nil, err.Error())
+					}
+					if got.Last {
+						last.Add(1)
+					}
+				}()
 			}
-			if conflictKinds[tt.kind][0] == "TransactWriteItems" {
-				if fresh := len(slices.Compact(slices.Sorted(slices.Values(tokens)))); fresh != n+1 || slices.Contains(tokens, "") {
-					t.Errorf("tokens %q: want a fresh one on each of the %d tries", tokens, n+1)
-				}
+			wg.Wait()
+			if failed.Load() > 0 {
+				t.Errorf("%d of %d ends not recorded (%d conflicts met); first: %v", failed.Load(), n, o.conflicts.Load(), first.Load())
 			}
-			tt.call(t, store, owner, true) // delivered again: counts nothing twice
+			if last.Load() != 1 {
+				t.Errorf("the rule's notice claimed %d times, want 1", last.Load())
+			}
 		})
 	}
-}
-
-// A conflict that outlasts every attempt is an error, and the caller's
-// retry (Lambda's, the queue's) counts nothing twice.
-func TestConflictsThatLastFailAndTheRetryCountsOnce(t *testing.T) {
-	c, store := newConflicting(t)
-	ctx := context.Background()
-	now := time.Now()
-	_ = open(1)(t, store)
-	c.conflict("claim notice", awsenv.MaxAttempts)
-	if _, err := store.EndRollout(ctx, "r", "e", end(0, Failed), now); err == nil {
-		t.Fatal("a claim that conflicts on every attempt: no error")
-	}
-	retry, err := store.EndRollout(ctx, "r", "e", end(0, Failed), now.Add(ClaimStale))
-	if err != nil || retry.Counted || !retry.Last || retry.Rollout.Ended != 1 {
-		t.Fatalf("the retry: %+v, %v; want the claim, nothing counted again", retry, err)
-	}
-
-	c.conflict("mark completed", 2)
-	p, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-0", 2, now)
-	if err != nil || p.Completed != 1 {
-		t.Fatalf("completion after two conflicts: %+v, %v", p, err)
-	}
-	c.conflict("mark completed", transactAttempts)
-	if _, err := store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err == nil {
-		t.Fatal("a completion that conflicts on every attempt: no error")
-	}
-	for range 2 { // the retry, and a duplicate of it
-		if p, err = store.MarkTargetCompleted(ctx, "r", "sha256:c", "k-1", 2, now); err != nil || p.Completed != 2 || len(p.Done) != 2 {
-			t.Fatalf("completion's retry: %+v, %v", p, err)
-		}
-	}
-	if diff := cmp.Diff([]string{"k-0", "k-1"}, p.Done); diff != "" {
-		t.Errorf("done (-want +got):\n%s", diff)
-	}
-}
-
-// open opens rollout r/e of n targets.
-func open(n int) func(t *testing.T, s *Store) string {
-	return func(t *testing.T, s *Store) string {
-		t.Helper()
-		if err := s.OpenRollout(context.Background(), Rollout{Rule: "r", EventID: "e"}, targetsOf(n), time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		return ""
-	}
-}
-
-// endFailed opens rollout r/e of two targets and fails the first.
-func endFailed(t *testing.T, s *Store) string {
-	t.Helper()
-	open(2)(t, s)
-	if got, err := s.EndRollout(context.Background(), "r", "e", end(0, Failed), time.Now()); err != nil || !got.Counted {
-		t.Fatalf("failure: %+v, %v", got, err)
-	}
-	return ""
 }

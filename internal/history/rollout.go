@@ -346,12 +346,68 @@ func (w *Store) amendEnd(ctx context.Context, endKey map[string]types.AttributeV
 // claimNotice claims the rule's notice for owner when every target ended.
 func (w *Store) claimNotice(ctx context.Context, key map[string]types.AttributeValue, ending RolloutEnding, owner string, now time.Time) (RolloutEnding, error) {
 	pk := aws.ToString(strOf(key["pk"]))
-	in := &dynamodb.UpdateItemInput{
+	header, claimed, err := w.claim(ctx, key, ruleNotice, owner, now)
+	if err != nil {
+		return ending, err
+	}
+	if header == nil {
+		return ending, nil
+	}
+	if err := attributevalue.UnmarshalMap(header, &ending.Rollout); err != nil && claimed {
+		return ending, fmt.Errorf("read rollout %s: %w", pk, err)
+	}
+	if !claimed { // ending.Rollout: the freshest count, for the log
+		_, taken := header["notice_owner"]
+		_, sent := header["notice_sent"]
+		if !ending.Counted && taken && !sent && ending.Rollout.Ended >= ending.Rollout.Expected {
+			return ending, fmt.Errorf("rollout %s: %w", pk, ErrNoticePending)
+		}
+		return ending, nil
+	}
+	ending.Last, ending.Owner = true, owner
+	ending.Ends, err = w.RolloutEnds(ctx, ending.Rollout.Rule, ending.Rollout.EventID)
+	return ending, err
+}
+
+// noticeKind is a notice whose claim a rollout's header keeps: one
+// sender, and a mark once it was sent.
+type noticeKind int
+
+const (
+	// ruleNotice is the rule's notice, once every target ended.
+	ruleNotice noticeKind = iota
+	// firstFailureNotice is the rollout's first permanent failure's, told
+	// at once while targets are still under way.
+	firstFailureNotice
+)
+
+// noticeClaim names a notice's attributes on the header: its claimer,
+// when it claimed, when it was sent; when is the header's condition for a
+// claim, what the notice's name in errors.
+type noticeClaim struct{ owner, at, sent, when, what string }
+
+func (k noticeKind) claim() noticeClaim {
+	if k == firstFailureNotice {
+		return noticeClaim{owner: "first_failure", at: "first_failure_at", sent: "first_failure_sent",
+			when: "attribute_exists(expected) AND ended < expected", what: "the first failure's notice"}
+	}
+	return noticeClaim{owner: "notice_owner", at: "notice_at", sent: "notice_sent",
+		when: "ended >= expected", what: "the notice"}
+}
+
+// claim claims notice k of the rollout whose header is key for owner,
+// when the header's condition holds and the notice is unclaimed, or
+// claimed but unsent by owner itself or ClaimStale ago (its claimer died).
+// header is the header as claimed, or as it stood when the claim failed
+// (nil: no header).
+func (w *Store) claim(ctx context.Context, key map[string]types.AttributeValue, k noticeKind, owner string, now time.Time) (header map[string]types.AttributeValue, claimed bool, err error) {
+	c := k.claim()
+	out, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:        aws.String(w.table),
 		Key:              key,
-		UpdateExpression: aws.String("SET notice_owner = :me, notice_at = :now"),
-		ConditionExpression: aws.String("ended >= expected AND (attribute_not_exists(notice_owner) OR " +
-			"(attribute_not_exists(notice_sent) AND (notice_owner = :me OR notice_at < :stale)))"),
+		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :me, %s = :now", c.owner, c.at)),
+		ConditionExpression: aws.String(fmt.Sprintf("%s AND (attribute_not_exists(%s) OR (attribute_not_exists(%s) AND (%s = :me OR %s < :stale)))",
+			c.when, c.owner, c.sent, c.owner, c.at)),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":me":    str(owner),
 			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
@@ -359,30 +415,40 @@ func (w *Store) claimNotice(ctx context.Context, key map[string]types.AttributeV
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-	out, err := w.db.UpdateItem(ctx, in)
-	var notYet *types.ConditionalCheckFailedException
-	if errors.As(err, &notYet) {
-		if notYet.Item == nil {
-			return ending, nil
-		}
-		_ = attributevalue.UnmarshalMap(notYet.Item, &ending.Rollout) // the freshest count, for the log
-		_, claimed := notYet.Item["notice_owner"]
-		_, sent := notYet.Item["notice_sent"]
-		if !ending.Counted && claimed && !sent && ending.Rollout.Ended >= ending.Rollout.Expected {
-			return ending, fmt.Errorf("rollout %s: %w", pk, ErrNoticePending)
-		}
-		return ending, nil
+	})
+	var refused *types.ConditionalCheckFailedException
+	if errors.As(err, &refused) {
+		return refused.Item, false, nil
 	}
 	if err != nil {
-		return ending, fmt.Errorf("claim the notice of rollout %s: %w", pk, err)
+		return nil, false, fmt.Errorf("claim %s of rollout %s: %w", c.what, aws.ToString(strOf(key["pk"])), err)
 	}
-	if err := attributevalue.UnmarshalMap(out.Attributes, &ending.Rollout); err != nil {
-		return ending, fmt.Errorf("read rollout %s: %w", pk, err)
+	return out.Attributes, true, nil
+}
+
+// markSent marks notice k, claimed by owner, sent, so that no retry of its
+// claimer sends it again. A claim taken over meanwhile (stale) is its new
+// owner's to mark.
+func (w *Store) markSent(ctx context.Context, key map[string]types.AttributeValue, k noticeKind, owner string, now time.Time) error {
+	c := k.claim()
+	_, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(w.table),
+		Key:                 key,
+		UpdateExpression:    aws.String(fmt.Sprintf("SET %s = :now", c.sent)),
+		ConditionExpression: aws.String(c.owner + " = :me"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":me":  str(owner),
+			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+		},
+	})
+	var taken *types.ConditionalCheckFailedException
+	if errors.As(err, &taken) {
+		return nil
 	}
-	ending.Last, ending.Owner = true, owner
-	ending.Ends, err = w.RolloutEnds(ctx, ending.Rollout.Rule, ending.Rollout.EventID)
-	return ending, err
+	if err != nil {
+		return fmt.Errorf("mark %s of rollout %s sent: %w", c.what, aws.ToString(strOf(key["pk"])), err)
+	}
+	return nil
 }
 
 // RolloutEnds reads the end of every target of a rollout, page by page;
@@ -419,24 +485,7 @@ func (w *Store) RolloutEnds(ctx context.Context, rule, eventID string) ([]Rollou
 // RolloutNoticeSent marks the claimed notice of a rollout sent, so that no
 // retry of its claimer sends it again.
 func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID, owner string, now time.Time) error {
-	_, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(w.table),
-		Key:                 rolloutKey(rule, eventID),
-		UpdateExpression:    aws.String("SET notice_sent = :now"),
-		ConditionExpression: aws.String("notice_owner = :me"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":  str(owner),
-			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		},
-	})
-	var taken *types.ConditionalCheckFailedException
-	if errors.As(err, &taken) {
-		return nil // taken over as stale: its owner sends, or sent, its own
-	}
-	if err != nil {
-		return fmt.Errorf("mark the notice of rollout %s sent: %w", rolloutPK(rule, eventID), err)
-	}
-	return nil
+	return w.markSent(ctx, rolloutKey(rule, eventID), ruleNotice, owner, now)
 }
 
 // ClaimFirstFailure claims the notice of a rollout's first permanent
@@ -450,60 +499,20 @@ func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID, owner stri
 // (the rule's notice says it all) or another failure holds the claim;
 // r is then the header as it stood, else as claimed.
 func (w *Store) ClaimFirstFailure(ctx context.Context, rule, eventID, serviceKey string, now time.Time) (r Rollout, claimed bool, err error) {
-	pk := rolloutPK(rule, eventID)
-	in := &dynamodb.UpdateItemInput{
-		TableName:        aws.String(w.table),
-		Key:              rolloutKey(rule, eventID),
-		UpdateExpression: aws.String("SET first_failure = :me, first_failure_at = :now"),
-		ConditionExpression: aws.String("attribute_exists(expected) AND ended < expected AND " +
-			"(attribute_not_exists(first_failure) OR (attribute_not_exists(first_failure_sent) AND " +
-			"(first_failure = :me OR first_failure_at < :stale)))"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":    str(serviceKey),
-			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-			":stale": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-ClaimStale).UnixMilli(), 10)},
-		},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	header, claimed, err := w.claim(ctx, rolloutKey(rule, eventID), firstFailureNotice, serviceKey, now)
+	if err != nil || header == nil {
+		return r, false, err
 	}
-	out, err := w.db.UpdateItem(ctx, in)
-	var taken *types.ConditionalCheckFailedException
-	if errors.As(err, &taken) {
-		if taken.Item != nil {
-			_ = attributevalue.UnmarshalMap(taken.Item, &r)
-		}
-		return r, false, nil
+	if err := attributevalue.UnmarshalMap(header, &r); err != nil && claimed {
+		return r, false, fmt.Errorf("read rollout %s: %w", rolloutPK(rule, eventID), err)
 	}
-	if err != nil {
-		return r, false, fmt.Errorf("claim the first failure's notice of rollout %s: %w", pk, err)
-	}
-	if err := attributevalue.UnmarshalMap(out.Attributes, &r); err != nil {
-		return r, false, fmt.Errorf("read rollout %s: %w", pk, err)
-	}
-	return r, true, nil
+	return r, claimed, nil
 }
 
 // FirstFailureSent marks the first failure's notice, claimed for
 // serviceKey, sent, so that no retry sends it again.
 func (w *Store) FirstFailureSent(ctx context.Context, rule, eventID, serviceKey string, now time.Time) error {
-	_, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(w.table),
-		Key:                 rolloutKey(rule, eventID),
-		UpdateExpression:    aws.String("SET first_failure_sent = :now"),
-		ConditionExpression: aws.String("first_failure = :me"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":me":  str(serviceKey),
-			":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
-		},
-	})
-	var taken *types.ConditionalCheckFailedException
-	if errors.As(err, &taken) {
-		return nil // taken over as stale: its new claimer marks its own
-	}
-	if err != nil {
-		return fmt.Errorf("mark the first failure's notice of rollout %s sent: %w", rolloutPK(rule, eventID), err)
-	}
-	return nil
+	return w.markSent(ctx, rolloutKey(rule, eventID), firstFailureNotice, serviceKey, now)
 }
 
 // supersedeLookback is how many of a service's latest records Supersede
