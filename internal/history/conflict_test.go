@@ -108,7 +108,6 @@ func (o *occupying) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ..
 	return o.dynamoAPI.PutItem(ctx, in, f...)
 }
 
-
 // memDB is an in-memory table that answers exactly the calls a rollout's
 // open and ends make (their expressions, matched as written in rollout.go),
 // concurrently, with a latency per call, so that the ends of a burst meet
