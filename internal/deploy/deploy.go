@@ -485,7 +485,7 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 			res.Reason = strings.TrimSpace(res.Reason + " (its deployment's end not recorded, will retry to record it)")
 		}
 	}
-	tracked := d.rolloutEnds(ctx, push, &res, (repaired != nil && repaired.rec != nil) || res.ownRevision)
+	tracked := d.rolloutEnds(ctx, push, &res, state, (repaired != nil && repaired.rec != nil) || res.ownRevision)
 	if permanentFailure && !reported && !tracked {
 		d.notify(ctx, push, res, notify.NotDeployed, res.Reason)
 	}

@@ -249,6 +249,9 @@ func (h *memHeld) Finish(ctx context.Context, r history.Record) error {
 		st.LastFailures[r.Rule] = history.FailureKey(r.EventID, r.Rule)
 	} else {
 		st.LastTaskDefinition = r.ToTaskDefinition
+		if r.DeploymentID != "" && r.DeploymentOutcome == "" {
+			st.UnderWay = append(st.UnderWay, r.DeploymentID)
+		}
 	}
 	h.s.state[h.key] = st
 	h.s.mu.Unlock()

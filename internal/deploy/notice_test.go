@@ -24,7 +24,7 @@ type spentBook struct{}
 func (spentBook) OpenRollout(context.Context, history.Rollout, []history.RolloutTarget, time.Time) error {
 	return nil
 }
-func (spentBook) Supersede(context.Context, string, string, string, string, time.Time) ([]history.Record, error) {
+func (spentBook) Supersede(context.Context, string, string, string, string, time.Time, time.Time) ([]history.Record, error) {
 	return nil, nil
 }
 func (spentBook) ClaimFirstFailure(context.Context, string, string, string, time.Time) (history.Rollout, bool, error) {

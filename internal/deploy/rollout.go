@@ -22,7 +22,7 @@ import (
 // ends the deployments.
 type Rollouts interface {
 	OpenRollout(ctx context.Context, r history.Rollout, targets []history.RolloutTarget, now time.Time) error
-	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]history.Record, error)
+	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, since, at time.Time) ([]history.Record, error)
 	ClaimFirstFailure(ctx context.Context, rule, eventID, serviceKey string, now time.Time) (history.Rollout, bool, error)
 	FirstFailureSent(ctx context.Context, rule, eventID, serviceKey string, now time.Time) error
 	notify.RolloutBook
@@ -81,13 +81,15 @@ func (d *Deployer) openRollouts(ctx context.Context, push ecrevent.Push, jobs []
 // so the target is tried again (a work item returns to its queue, a push
 // fails its invocation) and the retry counts the end once and claims the
 // rule's notice — else the notice would be lost for good.
-func (d *Deployer) rolloutEnds(ctx context.Context, push ecrevent.Push, res *Result, ownRevision bool) (tracked bool) {
+func (d *Deployer) rolloutEnds(ctx context.Context, push ecrevent.Push, res *Result, state history.ServiceState, ownRevision bool) (tracked bool) {
 	if d.Rollouts == nil {
 		return false
 	}
 	// ownRevision: an earlier try of this deploy replaced them; its
-	// supersedes may not all have been counted.
-	if res.Outcome == Deployed || (ownRevision && res.Outcome == Skipped) {
+	// supersedes may not all have been counted. Only when the state read
+	// with the lock says one may be under way: a deploy after a deployment
+	// that ended costs no call for it.
+	if (res.Outcome == Deployed || (ownRevision && res.Outcome == Skipped)) && state.OthersUnderWay(res.DeploymentID) {
 		running := res.To
 		if res.Outcome != Deployed {
 			running = res.From
@@ -124,7 +126,8 @@ func (d *Deployer) endNotRecorded(ctx context.Context, push ecrevent.Push, res *
 // way on res's service, now running revision running, in their rollouts.
 func (d *Deployer) supersede(ctx context.Context, push ecrevent.Push, res Result, running string) error {
 	key := history.ServiceKey(res.Account, res.Region, res.Cluster, res.Service)
-	recs, err := d.Rollouts.Supersede(ctx, key, push.EventID, res.Rule, running, d.now())
+	now := d.now()
+	recs, err := d.Rollouts.Supersede(ctx, key, push.EventID, res.Rule, running, now, now)
 	if err != nil {
 		return err
 	}

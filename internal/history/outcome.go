@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -64,8 +65,8 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 	if r.DeploymentID != "" {
 		items = append(items, update("deployment#"+r.DeploymentID, "deploy"))
 	}
-	if r.Digest != "" && outcome != Superseded { // a digest replaced did not fail
-		items = append(items, w.digestOutcome(r, outcome))
+	if st, ok := w.stateOutcome(r, outcome); ok {
+		items = append(items, st)
 	}
 	err = w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	var cancelled *types.TransactionCanceledException
@@ -82,15 +83,36 @@ func (w *Store) SetOutcome(ctx context.Context, r Record, outcome, reason string
 	return true, nil
 }
 
-// digestOutcome remembers (failed, rolled back) or forgets (completed) the
-// record's digest on its service's state item, which never expires (see
-// NewServices; an expiry left by an older version is removed).
-func (w *Store) digestOutcome(r Record, outcome string) types.TransactWriteItem {
-	expr := "ADD failed_digests :d REMOVE expires_at"
-	if outcome == Completed {
-		expr = "DELETE failed_digests :d REMOVE expires_at"
+// stateOutcome is the ended deployment's note on its service's state item
+// (one update: a transaction takes one action per item): the deployment
+// is no longer under way, and the record's digest is remembered (failed,
+// rolled back) or forgotten (completed) — a digest superseded did not
+// fail. The item never expires (see NewServices; an expiry left by an
+// older version is removed). ok is false when there is nothing to note.
+func (w *Store) stateOutcome(r Record, outcome string) (item types.TransactWriteItem, ok bool) {
+	var add, del []string
+	values := map[string]types.AttributeValue{}
+	if r.DeploymentID != "" {
+		del = append(del, "under_way :uw")
+		values[":uw"] = &types.AttributeValueMemberSS{Value: []string{r.DeploymentID}}
 	}
-	return w.stateUpdate(r.serviceKey(), expr, map[string]types.AttributeValue{
-		":d": &types.AttributeValueMemberSS{Value: []string{r.Digest}},
-	})
+	if r.Digest != "" && outcome != Superseded {
+		values[":d"] = &types.AttributeValueMemberSS{Value: []string{r.Digest}}
+		if outcome == Completed {
+			del = append(del, "failed_digests :d")
+		} else {
+			add = append(add, "failed_digests :d")
+		}
+	}
+	if len(values) == 0 {
+		return item, false
+	}
+	expr := ""
+	if len(add) > 0 {
+		expr += "ADD " + strings.Join(add, ", ") + " "
+	}
+	if len(del) > 0 {
+		expr += "DELETE " + strings.Join(del, ", ") + " "
+	}
+	return w.stateUpdate(r.serviceKey(), expr+"REMOVE expires_at", values), true
 }

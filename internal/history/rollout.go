@@ -529,11 +529,13 @@ func SupersededReason(eventID, rule, running string) string {
 // on a service that a newer deploy replaced: ECS reports no end of a
 // deployment an UpdateService replaced, so without this its rollout never
 // ends. The newer deploy is push eventID under rule, to revision running;
-// its own records and records of running are left alone. It returns the
+// its own records, records of running and records deployed at or after
+// since (the newer deploy's time: a late completion of an older deploy must
+// not end a newer one) are left alone. It returns the
 // records it ended, as ended — also those an earlier try of the same deploy
 // ended (same reason), so that a retry counts their ends when the try that
 // recorded them died before it did.
-func (w *Store) Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]Record, error) {
+func (w *Store) Supersede(ctx context.Context, serviceKey, eventID, rule, running string, since, at time.Time) ([]Record, error) {
 	recent, err := w.Recent(ctx, serviceKey, supersedeLookback)
 	if err != nil {
 		return nil, fmt.Errorf("supersede deployments of %s: %w", serviceKey, err)
@@ -541,7 +543,8 @@ func (w *Store) Supersede(ctx context.Context, serviceKey, eventID, rule, runnin
 	reason := SupersededReason(eventID, rule, running)
 	var ended []Record
 	for _, r := range recent {
-		if r.DeploymentID == "" || r.Outcome != "deployed" || (r.EventID == eventID && r.Rule == rule) || r.ToTaskDefinition == running {
+		if r.DeploymentID == "" || r.Outcome != "deployed" || (r.EventID == eventID && r.Rule == rule) ||
+			r.ToTaskDefinition == running || !r.DeployedAt.Before(since) {
 			continue
 		}
 		switch r.DeploymentOutcome {

@@ -516,7 +516,7 @@ func TestSupersede(t *testing.T) {
 		t.Fatal(err)
 	}
 	for try := range 2 { // the deploy, and its retry
-		ended, err := store.Supersede(ctx, key, "push-3", "fleet", "td:4", at)
+		ended, err := store.Supersede(ctx, key, "push-3", "fleet", "td:4", at, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -546,7 +546,7 @@ func TestSupersede(t *testing.T) {
 		}
 	}
 	// A later deploy of another push does not claim them as its own.
-	if ended, err := store.Supersede(ctx, key, "push-5", "fleet", "td:5", at); err != nil || len(ended) != 2 {
+	if ended, err := store.Supersede(ctx, key, "push-5", "fleet", "td:5", at, at); err != nil || len(ended) != 2 {
 		var ids []string
 		for _, r := range ended {
 			ids = append(ids, r.DeploymentID)

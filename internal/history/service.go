@@ -38,6 +38,16 @@ type ServiceState struct {
 	// Queued is the latest work item a sweep queued for the service (see
 	// Store.NoteQueued).
 	Queued *Queued `dynamodbav:"queued,omitempty"`
+	// UnderWay are the deployment ids of the service's deploys recorded and
+	// not ended yet (Finish adds one, SetOutcome removes it), so a deploy
+	// looks for deployments to supersede only when one may be under way.
+	UnderWay []string `dynamodbav:"under_way,stringset,omitempty"`
+}
+
+// OthersUnderWay reports whether a deployment other than own may be under
+// way on the service.
+func (s ServiceState) OthersUnderWay(own string) bool {
+	return slices.ContainsFunc(s.UnderWay, func(id string) bool { return id != own })
 }
 
 // Hold is an operator's stop on a service's automation.
@@ -170,19 +180,22 @@ func (h *heldLock) Finish(ctx context.Context, rec Record) error {
 		_ = h.lease.Release(ctx)
 		return err
 	}
-	set, names, values := "last_task_definition = :td", map[string]string(nil), map[string]types.AttributeValue{
+	set, names, values := "SET last_task_definition = :td", map[string]string(nil), map[string]types.AttributeValue{
 		":td": &types.AttributeValueMemberS{Value: rec.ToTaskDefinition},
 	}
 	if rec.Outcome == Failed {
-		set, names, values = "#lf = :lf", map[string]string{"#lf": failureAttr(rec.Rule)}, map[string]types.AttributeValue{
+		set, names, values = "SET #lf = :lf", map[string]string{"#lf": failureAttr(rec.Rule)}, map[string]types.AttributeValue{
 			":lf": &types.AttributeValueMemberS{Value: FailureKey(rec.EventID, rec.Rule)},
 		}
+	} else if rec.DeploymentID != "" && rec.DeploymentOutcome == "" {
+		set += " ADD under_way :uw"
+		values[":uw"] = &types.AttributeValueMemberSS{Value: []string{rec.DeploymentID}}
 	}
 	release := h.lease.ReleaseUpdate(set, names, values)
 	_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) && lockConditionFailed(cancelled, len(items)) {
-		note := h.store.stateUpdate(rec.serviceKey(), "SET "+set, values)
+		note := h.store.stateUpdate(rec.serviceKey(), set, values)
 		note.Update.ExpressionAttributeNames = names
 		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, note)})
 	} else if err != nil {

@@ -292,10 +292,11 @@ func (le *Lease) Release(ctx context.Context) error {
 }
 
 // ReleaseUpdate is a transaction item that releases the lease and applies
-// set (an UpdateExpression SET list, "" for none) with its names and values, so a
+// update (UpdateExpression clauses other than REMOVE, such as "SET a = :a
+// ADD b :b"; "" for none) with its names and values, so a
 // caller can write its results and unlock in one call. A transaction
 // cancelled by this item's condition means the lease was lost.
-func (le *Lease) ReleaseUpdate(set string, names map[string]string, values map[string]types.AttributeValue) types.TransactWriteItem {
+func (le *Lease) ReleaseUpdate(update string, names map[string]string, values map[string]types.AttributeValue) types.TransactWriteItem {
 	le.Stop()
 	remove, cond, n, v := le.releaseParts()
 	for k, x := range values {
@@ -305,8 +306,8 @@ func (le *Lease) ReleaseUpdate(set string, names map[string]string, values map[s
 		n[k] = x
 	}
 	expr := remove
-	if set != "" {
-		expr = "SET " + set + " " + remove
+	if update != "" {
+		expr = update + " " + remove
 	}
 	return types.TransactWriteItem{Update: &types.Update{
 		TableName:                 aws.String(le.l.table),

@@ -201,7 +201,7 @@ func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
 	rec := &recorder{}
 	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
 	ctx := context.Background()
-	push := func(event, tag, digest string, base int) {
+	push := func(event, tag, digest string, base int, at time.Time) {
 		if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: event, Repository: "web", Tag: tag,
 			Digest: digest, PushedAt: t0}, fleetTargets(2), t0); err != nil {
 			t.Fatal(err)
@@ -211,17 +211,17 @@ func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
 				Account: testenv.Account, Region: testenv.Region, Cluster: "fleet", Service: fmt.Sprintf("svc-%02d", i),
 				DeploymentID: fmt.Sprintf("ecs-svc/%d", base+i), EventID: event, Outcome: "deployed",
 				ToTaskDefinition: fmt.Sprintf("arn:aws:ecs:%s:%s:task-definition/svc-%02d:%d", testenv.Region, testenv.Account, i, base),
-				PushedAt:         t0, DeployedAt: t0}); err != nil {
+				PushedAt:         at, DeployedAt: at}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	push("push-1", "main-abc", "sha256:"+strings.Repeat("ab", 32), 100)
+	push("push-1", "main-abc", "sha256:"+strings.Repeat("ab", 32), 100, t0)
 	if _, err := w.Handle(ctx, ecsEvent(t, "ecs-deployment-failed.json", "fleet", "svc-01", "ecs-svc/101")); err != nil {
 		t.Fatal(err)
 	}
 	// Push 2 replaces svc-00's deployment ecs-svc/100 (no end event for it).
-	push("push-2", "main-def", "sha256:"+strings.Repeat("cd", 32), 200)
+	push("push-2", "main-def", "sha256:"+strings.Repeat("cd", 32), 200, t0.Add(2*time.Minute))
 	for _, d := range []string{"ecs-svc/200", "ecs-svc/200", "ecs-svc/201"} {
 		svc := "svc-0" + d[len(d)-1:]
 		if _, err := w.Handle(ctx, ecsEvent(t, "ecs-deployment-completed.json", "fleet", svc, d)); err != nil {

@@ -29,7 +29,7 @@ type Store interface {
 	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
 	SetOutcome(ctx context.Context, r history.Record, outcome, reason string, at time.Time) (bool, error)
 	MarkTargetCompleted(ctx context.Context, rule, digest, serviceKey string, targets int, at time.Time) (history.Progress, error)
-	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, at time.Time) ([]history.Record, error)
+	Supersede(ctx context.Context, serviceKey, eventID, rule, running string, since, at time.Time) ([]history.Record, error)
 	notify.RolloutBook
 	ClaimPromotion(ctx context.Context, rule, digest, owner string, now time.Time) (history.Claim, string, error)
 	PromotionDone(ctx context.Context, rule, digest string) error
@@ -266,14 +266,15 @@ func (w *Watcher) endOfTarget(ctx context.Context, rec history.Record, outcome, 
 }
 
 // supersede ends, as superseded, our older deployments still under way on
-// the service of a deployment that completed: it runs another revision now,
+// the service of a deployment that completed (older: deployed before it; a
+// late completion leaves a newer deploy alone): it runs another revision now,
 // so they never end, and ECS reports no end of a deployment an
 // UpdateService replaced. The deploy path ends them when it replaces them;
 // this catches the rest (a deploy by an older version, or one whose ending
 // was never retried). A retry of the event ends nothing twice.
 func (w *Watcher) supersede(ctx context.Context, rec history.Record, at time.Time) error {
 	key := history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service)
-	recs, err := w.Store.Supersede(ctx, key, rec.EventID, rec.Rule, rec.ToTaskDefinition, at)
+	recs, err := w.Store.Supersede(ctx, key, rec.EventID, rec.Rule, rec.ToTaskDefinition, rec.DeployedAt, at)
 	if err != nil {
 		return fmt.Errorf("after deployment %s completed: %w", rec.DeploymentID, err)
 	}

@@ -601,7 +601,7 @@ func (u untouchable) EndRollout(context.Context, string, string, history.Rollout
 	u.fail("EndRollout")
 	return history.RolloutEnding{}, nil
 }
-func (u untouchable) Supersede(context.Context, string, string, string, string, time.Time) ([]history.Record, error) {
+func (u untouchable) Supersede(context.Context, string, string, string, string, time.Time, time.Time) ([]history.Record, error) {
 	u.fail("Supersede")
 	return nil, nil
 }

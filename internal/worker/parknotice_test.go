@@ -32,7 +32,7 @@ type slowRollouts struct{ fail error }
 func (slowRollouts) OpenRollout(context.Context, history.Rollout, []history.RolloutTarget, time.Time) error {
 	return nil
 }
-func (slowRollouts) Supersede(context.Context, string, string, string, string, time.Time) ([]history.Record, error) {
+func (slowRollouts) Supersede(context.Context, string, string, string, string, time.Time, time.Time) ([]history.Record, error) {
 	return nil, nil
 }
 func (slowRollouts) ClaimFirstFailure(context.Context, string, string, string, time.Time) (history.Rollout, bool, error) {
