@@ -200,7 +200,8 @@ func (d *Deployer) end(ctx context.Context, push ecrevent.Push, res Result, outc
 // rule's notice, and none is told once every target ended (the rule's
 // notice says it). A retry of the same end, before the notice was marked
 // sent, sends it again; a notice that cannot be sent is logged, as every
-// notice.
+// notice. Once sent, a lost mark is logged and no error: the target's
+// failure is permanent, and a retry would only send the notice again.
 func (d *Deployer) firstFailure(ctx context.Context, push ecrevent.Push, res Result, key string) error {
 	if d.Notifier == nil {
 		return nil
@@ -212,7 +213,11 @@ func (d *Deployer) firstFailure(ctx context.Context, push ecrevent.Push, res Res
 	reason := fmt.Sprintf("%s (first failure of %d targets of rule %s; the rule's notice follows when every target ended)",
 		res.Reason, r.Expected, res.Rule)
 	d.notify(ctx, push, res, notify.NotDeployed, reason)
-	return d.Rollouts.FirstFailureSent(ctx, res.Rule, push.EventID, key, d.now())
+	if err := d.Rollouts.FirstFailureSent(ctx, res.Rule, push.EventID, key, d.now()); err != nil {
+		d.Log.WarnContext(ctx, "notice sent, its mark not written", "rule", res.Rule, "event_id", push.EventID,
+			"cluster", res.Cluster, "service", res.Service, "error", err.Error())
+	}
+	return nil
 }
 
 // ParkedReason is the end a work item parked in the work dead-letter queue

@@ -113,7 +113,7 @@ type RolloutEnding struct {
 // rollout that ended, whose notice another call claimed and has not marked
 // sent: a concurrent duplicate of the last end, or a claimer whose answer
 // was lost. The caller tries again later: by then the notice was sent, or
-// the claim is ClaimStale old and the retry takes it over.
+// the claim outlived its claimer (claimUntil) and the retry takes it over.
 var ErrNoticePending = errors.New("the rollout's notice is claimed by another call and not sent yet")
 
 // maxTransactItems is DynamoDB's bound on the actions of one transaction.
@@ -218,7 +218,7 @@ func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTa
 // the one that counted the last end, or, when that claim failed, any end's
 // retry; a concurrent duplicate of the last end does not own it too. While
 // a claim is live and the notice not sent, an end counted before is told
-// ErrNoticePending, so that its caller tries again; a claim ClaimStale old
+// ErrNoticePending, so that its caller tries again; a claim that outlived its claimer (claimUntil)
 // (its claimer died, or lost the claim's answer) is taken over. A failed
 // end that a rollback follows is amended to rolled_back, not counted
 // again. A target ended as parked (RolloutEnd.Parked) counts no later end:
@@ -382,22 +382,46 @@ const (
 )
 
 // noticeClaim names a notice's attributes on the header: its claimer,
-// when it claimed, when it was sent; when is the header's condition for a
-// claim, what the notice's name in errors.
-type noticeClaim struct{ owner, at, sent, when, what string }
+// when it claimed, until when the claim holds (claimUntil), when it was
+// sent; when is the header's condition for a claim, what the notice's name
+// in errors.
+type noticeClaim struct{ owner, at, until, sent, when, what string }
+
+// claimSkew is how long a claim outlives its claimer's deadline: the
+// notice it sends on a context of its own (5 s), and the clock skew
+// between two Lambda hosts.
+const claimSkew = 30 * time.Second
+
+// claimUntil is when a notice's claim made now stops holding: its
+// claimer's invocation ends at ctx's deadline (Lambda's), after which it
+// sends nothing, so a retry of the end (Lambda's first comes a minute after
+// the invocation died) takes the claim over instead of waiting out
+// ClaimStale behind a dead claimer — which outlasted both of Lambda's
+// retries and left the rule's notice unsent. Measured on the real clock
+// (time.Until) and added to now, so that a caller's clock is kept.
+// Without a deadline: ClaimStale.
+func claimUntil(ctx context.Context, now time.Time) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < ClaimStale-claimSkew {
+			return now.Add(max(left, 0) + claimSkew)
+		}
+	}
+	return now.Add(ClaimStale)
+}
 
 func (k noticeKind) claim() noticeClaim {
 	if k == firstFailureNotice {
-		return noticeClaim{owner: "first_failure", at: "first_failure_at", sent: "first_failure_sent",
+		return noticeClaim{owner: "first_failure", at: "first_failure_at", until: "first_failure_until", sent: "first_failure_sent",
 			when: "attribute_exists(expected) AND ended < expected", what: "the first failure's notice"}
 	}
-	return noticeClaim{owner: "notice_owner", at: "notice_at", sent: "notice_sent",
+	return noticeClaim{owner: "notice_owner", at: "notice_at", until: "notice_until", sent: "notice_sent",
 		when: "ended >= expected", what: "the notice"}
 }
 
 // claim claims notice k of the rollout whose header is key for owner,
 // when the header's condition holds and the notice is unclaimed, or
-// claimed but unsent by owner itself or ClaimStale ago (its claimer died).
+// claimed but unsent by owner itself or by a claimer that can no longer be
+// sending (claimUntil passed: it died).
 // header is the header as claimed, or as it stood when the claim failed
 // (nil: no header).
 func (w *Store) claim(ctx context.Context, key map[string]types.AttributeValue, k noticeKind, owner string, now time.Time) (header map[string]types.AttributeValue, claimed bool, err error) {
@@ -405,12 +429,15 @@ func (w *Store) claim(ctx context.Context, key map[string]types.AttributeValue, 
 	out, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:        aws.String(w.table),
 		Key:              key,
-		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :me, %s = :now", c.owner, c.at)),
-		ConditionExpression: aws.String(fmt.Sprintf("%s AND (attribute_not_exists(%s) OR (attribute_not_exists(%s) AND (%s = :me OR %s < :stale)))",
-			c.when, c.owner, c.sent, c.owner, c.at)),
+		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :me, %s = :now, %s = :until", c.owner, c.at, c.until)),
+		// A claim without until is an older version's: stale by its age.
+		ConditionExpression: aws.String(fmt.Sprintf("%s AND (attribute_not_exists(%s) OR (attribute_not_exists(%s) AND "+
+			"(%s = :me OR %s < :now OR (attribute_not_exists(%s) AND %s < :stale))))",
+			c.when, c.owner, c.sent, c.owner, c.until, c.until, c.at)),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":me":    str(owner),
 			":now":   &types.AttributeValueMemberN{Value: strconv.FormatInt(now.UnixMilli(), 10)},
+			":until": &types.AttributeValueMemberN{Value: strconv.FormatInt(claimUntil(ctx, now).UnixMilli(), 10)},
 			":stale": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Add(-ClaimStale).UnixMilli(), 10)},
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
@@ -494,7 +521,7 @@ func (w *Store) RolloutNoticeSent(ctx context.Context, rule, eventID, owner stri
 // ended — which may be never (an ECS event lost). One target's failure is
 // told this way per rollout: claimed is true for the first target to
 // claim, and again for that target's own retries until it is marked sent
-// (FirstFailureSent), or for any target once the claim is ClaimStale old
+// (FirstFailureSent), or for any target once the claim outlived its claimer (claimUntil)
 // and unsent (its claimer died). claimed is false once every target ended
 // (the rule's notice says it all) or another failure holds the claim;
 // r is then the header as it stood, else as claimed.

@@ -325,7 +325,7 @@ type Sender interface {
 // A notice that cannot be sent is logged and stays unsent: the claim is
 // kept, so no other end sends it either (a notice twice is worse than a
 // logged loss, as for every notice). A notice sent whose mark is lost is
-// sent again only by a retry of the same end.
+// logged, and no error: a retry of the end would send it again.
 func EndTarget(ctx context.Context, book RolloutBook, sender Sender, log *slog.Logger, rule, eventID string, end history.RolloutEnd, now time.Time) (tracked bool, err error) {
 	ending, err := book.EndRollout(ctx, rule, eventID, end, now)
 	if err != nil || !ending.Tracked {
@@ -349,5 +349,8 @@ func EndTarget(ctx context.Context, book RolloutBook, sender Sender, log *slog.L
 		log.ErrorContext(ctx, "notification not sent", "rule", rule, "event_id", eventID, "error", err.Error())
 		return true, nil
 	}
-	return true, book.RolloutNoticeSent(ctx, rule, eventID, ending.Owner, now)
+	if err := book.RolloutNoticeSent(ctx, rule, eventID, ending.Owner, now); err != nil {
+		log.WarnContext(ctx, "notice sent, its mark not written", "rule", rule, "event_id", eventID, "error", err.Error())
+	}
+	return true, nil
 }
