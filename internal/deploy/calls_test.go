@@ -16,7 +16,7 @@ import (
 
 // callCount counts the state table's calls by operation.
 type callCount struct {
-	*serialDB
+	*dynamodb.Client
 	mu  sync.Mutex
 	ops map[string]int
 }
@@ -25,23 +25,23 @@ func (c *callCount) note(op string) { c.mu.Lock(); c.ops[op]++; c.mu.Unlock() }
 
 func (c *callCount) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	c.note("UpdateItem")
-	return c.serialDB.UpdateItem(ctx, in, o...)
+	return c.Client.UpdateItem(ctx, in, o...)
 }
 func (c *callCount) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	c.note("PutItem")
-	return c.serialDB.PutItem(ctx, in, o...)
+	return c.Client.PutItem(ctx, in, o...)
 }
 func (c *callCount) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
 	c.note("TransactWriteItems")
-	return c.serialDB.TransactWriteItems(ctx, in, o...)
+	return c.Client.TransactWriteItems(ctx, in, o...)
 }
 func (c *callCount) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
 	c.note("GetItem")
-	return c.serialDB.GetItem(ctx, in, o...)
+	return c.Client.GetItem(ctx, in, o...)
 }
 func (c *callCount) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	c.note("Query")
-	return c.serialDB.Query(ctx, in, o...)
+	return c.Client.Query(ctx, in, o...)
 }
 
 // DESIGN "Deploying one target" step 8: one target costs exactly the lock
@@ -53,7 +53,7 @@ func (c *callCount) Query(ctx context.Context, in *dynamodb.QueryInput, o ...fun
 func TestOneTargetCostsTheLockWriteAndOneTransaction(t *testing.T) {
 	m := testenv.StartMoto(t)
 	table := m.CreateTable(t, "autodeploy")
-	db := &callCount{serialDB: &serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, ops: map[string]int{}}
+	db := &callCount{Client: testenv.SerialDynamoDB(m.AWSConfig()), ops: map[string]int{}}
 	store := history.NewStore(db, table)
 	f := newFixture(t)
 	f.d.Rollouts = store

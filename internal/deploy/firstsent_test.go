@@ -20,7 +20,7 @@ import (
 // header while another target's end (a transaction on the header) is under
 // way, after the SDK's retries.
 type conflictOnce struct {
-	*serialDB
+	*dynamodb.Client
 	mu   sync.Mutex
 	done bool
 }
@@ -35,7 +35,7 @@ func (c *conflictOnce) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemIn
 			return nil, &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
 		}
 	}
-	return c.serialDB.UpdateItem(ctx, in, o...)
+	return c.Client.UpdateItem(ctx, in, o...)
 }
 
 // A lost "sent" mark of the first failure's notice (a conflict past the
@@ -44,7 +44,7 @@ func (c *conflictOnce) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemIn
 // the conflict is a fake above the SDK.
 func TestFirstFailureSentMarkLostSendsOnce(t *testing.T) {
 	m := testenv.StartMoto(t)
-	db := &conflictOnce{serialDB: &serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}}
+	db := &conflictOnce{Client: testenv.SerialDynamoDB(m.AWSConfig())}
 	store := history.NewStore(db, m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 	f := newFixture(t)

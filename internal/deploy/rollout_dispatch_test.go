@@ -45,7 +45,7 @@ func (p placedDispatcher) Dispatch(_ context.Context, push ecrevent.Push, jobs [
 // that records it) with an error the store does not retry, as DynamoDB's
 // 5xx after the SDK's retries.
 type failEnds struct {
-	*serialDB
+	*dynamodb.Client
 	mu sync.Mutex
 	n  int
 }
@@ -60,7 +60,7 @@ func (f *failEnds) TransactWriteItems(ctx context.Context, in *dynamodb.Transact
 			return nil, &smithy.GenericAPIError{Code: "InternalServerError", Message: "Internal server error", Fault: smithy.FaultServer}
 		}
 	}
-	return f.serialDB.TransactWriteItems(ctx, in, o...)
+	return f.Client.TransactWriteItems(ctx, in, o...)
 }
 
 // A target the dispatcher never queued (its place has no work queue) ends
@@ -81,7 +81,7 @@ func TestADispatchFailureEndsItsRollout(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := testenv.StartMoto(t)
-			db := &failEnds{serialDB: &serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, n: tc.failEnds}
+			db := &failEnds{Client: testenv.SerialDynamoDB(m.AWSConfig()), n: tc.failEnds}
 			store := history.NewStore(db, m.CreateTable(t, "autodeploy"))
 			ctx := context.Background()
 			f := newFixture(t)

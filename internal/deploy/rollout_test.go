@@ -45,7 +45,7 @@ func (n *titles) list() []string {
 // watcher's end of a deployment); a rule of one target keeps its notice.
 func TestRolloutNoticesFromTheDeployPath(t *testing.T) {
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 
 	t.Run("a first failure is told at once, the rule's notice waits for the deployment's end, and a retry counts nothing twice", func(t *testing.T) {
@@ -120,7 +120,7 @@ func TestRolloutNoticesFromTheDeployPath(t *testing.T) {
 // end recorded, and the rule's notice goes once.
 func TestRedeliveredPushAfterItsRolloutEndedIsNotToldAgain(t *testing.T) {
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 	f := newFixture(t)
 	notices := &titles{}
@@ -145,7 +145,7 @@ func TestRedeliveredPushAfterItsRolloutEndedIsNotToldAgain(t *testing.T) {
 // after the SDK's retries (a TransactionConflict is retried in the store:
 // see internal/history's TestConflictsAreTriedAgain).
 type failClaim struct {
-	*serialDB
+	*dynamodb.Client
 	mu        sync.Mutex
 	calls, at int
 }
@@ -160,7 +160,7 @@ func (f *failClaim) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput
 			return nil, &smithy.GenericAPIError{Code: "InternalServerError", Message: "Internal server error", Fault: smithy.FaultServer}
 		}
 	}
-	return f.serialDB.UpdateItem(ctx, in, o...)
+	return f.Client.UpdateItem(ctx, in, o...)
 }
 
 // The last end is counted, then its claim of the rule's notice fails: the
@@ -170,7 +170,7 @@ func (f *failClaim) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput
 // nothing.
 func TestAClaimThatFailsIsRetriedAndNoticedOnce(t *testing.T) {
 	m := testenv.StartMoto(t)
-	db := &failClaim{serialDB: &serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, at: 2}
+	db := &failClaim{Client: testenv.SerialDynamoDB(m.AWSConfig()), at: 2}
 	store := history.NewStore(db, m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 	f := newFixture(t)
@@ -210,7 +210,7 @@ func TestAClaimThatFailsIsRetriedAndNoticedOnce(t *testing.T) {
 // nothing twice.
 func TestADeployEndsTheDeploymentItReplaced(t *testing.T) {
 	m := testenv.StartMoto(t)
-	db := &serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}
+	db := testenv.SerialDynamoDB(m.AWSConfig())
 	table := m.CreateTable(t, "autodeploy")
 	store := history.NewStore(db, table)
 	ctx := context.Background()
@@ -258,7 +258,7 @@ func TestADeployEndsTheDeploymentItReplaced(t *testing.T) {
 // digest to the next): each target it deploys is reported by itself.
 func TestASweepOpensNoRollout(t *testing.T) {
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	ctx := context.Background()
 	f := newFixture(t)
 	notices := &titles{}
@@ -283,43 +283,4 @@ func TestASweepOpensNoRollout(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("notices (-want +got):\n%s", diff)
 	}
-}
-
-// serialDB makes one DynamoDB call at a time: moto's server applies
-// concurrent transactions without isolation (it loses an increment of two
-// at once), where DynamoDB serialises the writes to one item. The targets
-// of a push still interleave between their calls.
-type serialDB struct {
-	mu sync.Mutex
-	*dynamodb.Client
-}
-
-func (s *serialDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.UpdateItem(ctx, in, o...)
-}
-
-func (s *serialDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.PutItem(ctx, in, o...)
-}
-
-func (s *serialDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.TransactWriteItems(ctx, in, o...)
-}
-
-func (s *serialDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.GetItem(ctx, in, o...)
-}
-
-func (s *serialDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.Query(ctx, in, o...)
 }

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -35,7 +33,7 @@ func TestFiftyEndsMakeOneRuleNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	rec := &recorder{}
 	logs := &syncBuffer{}
 	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(logs, slog.LevelInfo)}
@@ -130,45 +128,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// serialDB makes one DynamoDB call at a time: moto's server applies
-// concurrent transactions without isolation (it loses an increment of two
-// at once), where DynamoDB serialises the writes to one item. The handlers
-// still interleave between their calls, which is the race tested.
-type serialDB struct {
-	mu sync.Mutex
-	*dynamodb.Client
-}
-
-func (s *serialDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.UpdateItem(ctx, in, o...)
-}
-
-func (s *serialDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.PutItem(ctx, in, o...)
-}
-
-func (s *serialDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.TransactWriteItems(ctx, in, o...)
-}
-
-func (s *serialDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.GetItem(ctx, in, o...)
-}
-
-func (s *serialDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.Query(ctx, in, o...)
-}
-
 // fleetTargets are svc-00 … svc-<n-1> of cluster fleet, in the central place.
 func fleetTargets(n int) []history.RolloutTarget {
 	var ts []history.RolloutTarget
@@ -197,7 +156,7 @@ func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	rec := &recorder{}
 	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
 	ctx := context.Background()

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -30,7 +28,7 @@ func TestWatcherRetryTakesOverADeadClaimersNotice(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	rec := &recorder{}
 	clock := t0
 	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo),

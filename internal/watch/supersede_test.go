@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -29,7 +27,7 @@ func TestLateCompletionLeavesTheNewerDeploymentAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testenv.StartMoto(t)
-	store := history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(m.AWSConfig())}, m.CreateTable(t, "autodeploy"))
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
 	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: &recorder{}, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
 	ctx := context.Background()
 	put := func(event, tag, digest, depl, td string, at time.Time) {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
@@ -19,6 +17,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
@@ -40,45 +39,10 @@ func (c alwaysThrottled) RegisterTaskDefinition(ctx context.Context, in *ecs.Reg
 // rolloutStore is the fixture's table as a rollout store, one DynamoDB
 // call at a time: moto's server applies concurrent conditional writes
 // without isolation (two claims of one notice may both succeed), where
-// DynamoDB serialises the writes to one item (as internal/deploy's
-// serialDB). The targets still interleave between their calls.
+// DynamoDB serialises the writes to one item (testenv.SerialDynamoDB).
+// The targets still interleave between their calls.
 func rolloutStore(f *fixture) *history.Store {
-	return history.NewStore(&serialDB{Client: dynamodb.NewFromConfig(f.moto.AWSConfig())}, "autodeploy")
-}
-
-type serialDB struct {
-	mu sync.Mutex
-	*dynamodb.Client
-}
-
-func (s *serialDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.UpdateItem(ctx, in, o...)
-}
-
-func (s *serialDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.PutItem(ctx, in, o...)
-}
-
-func (s *serialDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.TransactWriteItems(ctx, in, o...)
-}
-
-func (s *serialDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.GetItem(ctx, in, o...)
-}
-
-func (s *serialDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.Client.Query(ctx, in, o...)
+	return history.NewStore(testenv.SerialDynamoDB(f.moto.AWSConfig()), "autodeploy")
 }
 
 // rollouts is the rule notices sent.
