@@ -92,7 +92,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stdout, "  skip: %s\n", p.Skip)
 		default:
 			printRegister(env.Stdout, p)
-			if p.BlueGreen {
+			if p.Kind.IsCodeDeployControlled() {
 				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, role), &groups, region+"|"+role, p, j.Target)
 			}
 		}
@@ -104,7 +104,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 // the image lines and the tags it would set.
 func printRegister(w io.Writer, p deploy.Plan) {
 	then := "point the service at it"
-	if p.BlueGreen {
+	if p.Kind.IsCodeDeployControlled() {
 		then = "deploy it through CodeDeploy"
 	}
 	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and %s:\n",

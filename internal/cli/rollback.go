@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,7 +61,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		how := "a rolling deployment"
-		if deploy.IsBlueGreen(svc) {
+		if rollout.KindOf(*svc).IsCodeDeployControlled() {
 			how = "a CodeDeploy deployment"
 		}
 		fmt.Fprintf(env.Stdout, "would roll %s %s: %s → %s, by %s (dry run: nothing done)\n", name, p.direction(), ecsarn.Revision(p.current), ecsarn.Revision(p.target), how)
@@ -104,7 +105,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	now := env.Now()
 	eventID := fmt.Sprintf("rollback-%d", now.UnixNano())
 	var deployment string
-	if deploy.IsBlueGreen(svc) {
+	if rollout.KindOf(*svc).IsCodeDeployControlled() {
 		cd := &rules.CodeDeploy{Application: *application, DeploymentGroup: *group}
 		deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, p.target, cd, eventID)
 	} else {

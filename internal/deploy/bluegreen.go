@@ -13,12 +13,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// IsBlueGreen reports whether CodeDeploy deploys svc.
-func IsBlueGreen(svc *types.Service) bool {
-	dc := svc.DeploymentController
-	return dc != nil && dc.Type == types.DeploymentControllerTypeCodeDeploy
-}
-
 // blueGreen is a blue/green target's CodeDeploy client, group and the mark
 // its deployment carries.
 type blueGreen struct {

@@ -74,7 +74,13 @@ type Result struct {
 	From           string   `json:"from_task_definition,omitempty"`
 	To             string   `json:"to_task_definition,omitempty"`
 	DeploymentID   string   `json:"deployment_id,omitempty"`
-	Outcome        Outcome  `json:"outcome"`
+	// Rollout is the service's kind of rollout (rollout.Kind's String),
+	// for a target the deploy path described.
+	Rollout string `json:"rollout,omitempty"`
+	// ServiceDeploymentARN is, for an ECS-native rollout, the service
+	// deployment UpdateService's answer named (a hint the watcher checks).
+	ServiceDeploymentARN string  `json:"service_deployment_arn,omitempty"`
+	Outcome              Outcome `json:"outcome"`
 	Reason         string   `json:"reason,omitempty"`
 	Retryable      bool     `json:"retryable,omitempty"`
 	DurationMillis int64    `json:"duration_ms"`
@@ -559,7 +565,7 @@ type Plan struct {
 	Updates     map[string]string // container → new image; empty: skip
 	Skip        string            // why nothing would change
 	Refused     bool              // a container was refused as a downgrade (else a skip means it runs the image)
-	BlueGreen   bool              // the service is deployed through CodeDeploy
+	Kind        rollout.Kind      // how the service rolls out (rollout.KindOf)
 	Service     *types.Service    // as described
 	Running     *types.TaskDefinition
 	RunningTags []types.Tag
@@ -590,11 +596,14 @@ func PlanTarget(ctx context.Context, client ECS, push ecrevent.Push, rule *rules
 // (with tags) already described: a sweep describes many at once and keeps
 // task definitions, which never change, from one sweep to the next.
 func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push ecrevent.Push, rule *rules.Rule, t rules.Target) (Plan, error) {
-	p := Plan{From: bluegreen.RunningTaskDefinition(svc), Image: push.ByDigest(), Service: svc, BlueGreen: IsBlueGreen(svc)}
+	p := Plan{From: bluegreen.RunningTaskDefinition(svc), Image: push.ByDigest(), Service: svc, Kind: rollout.KindOf(*svc)}
 	if rule.Pin == rules.PinTag {
 		p.Image = push.ByTag()
 	}
-	if p.BlueGreen && t.CodeDeploy == nil {
+	if p.Kind.Family == rollout.Unsupported {
+		return p, permanent("service %s in cluster %s runs on the %s deployment controller: its task sets are managed elsewhere, and autodeploy deploys only services on the ECS or CODE_DEPLOY controller", t.Service, t.Cluster, p.Kind.Controller)
+	}
+	if p.Kind.IsCodeDeployControlled() && t.CodeDeploy == nil {
 		return p, permanent("service %s in cluster %s is blue/green (CODE_DEPLOY controller): give its target codedeploy: {} (or name application and deployment-group) to deploy it through CodeDeploy; the stack grants CodeDeploy access only to such targets", t.Service, t.Cluster)
 	}
 	td := tdOut.TaskDefinition
@@ -671,6 +680,9 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	}
 	p, err := PlanTarget(ctx, client, push, rule, t)
 	res.From, res.Containers = p.From, p.Containers
+	if p.Service != nil {
+		res.Rollout = p.Kind.String()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -689,7 +701,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		}
 	}
 	var bg blueGreen
-	if p.BlueGreen {
+	if p.Kind.IsCodeDeployControlled() {
 		// Before registering: a missing group, or a group still deploying,
 		// leaves no unused revision (see blueGreen).
 		var done bool
@@ -709,7 +721,7 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 	if err := held.Check(); err != nil {
 		return nil, fmt.Errorf("before updating service %s/%s: %w", t.Cluster, t.Service, err)
 	}
-	if p.BlueGreen {
+	if p.Kind.IsCodeDeployControlled() {
 		// CodeDeploy owns the task definition of such a service; an
 		// UpdateService with one is refused.
 		started, err := bg.start(ctx, res.To, p.Service)
@@ -723,17 +735,16 @@ func (d *Deployer) deployLocked(ctx context.Context, client ECS, push ecrevent.P
 		return nil, nil
 	}
 
-	// Only the task definition: desired count, autoscaling, load balancers
-	// and deployment settings stay as their owners set them.
-	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{
-		Cluster:        aws.String(t.Cluster),
-		Service:        aws.String(t.Service),
-		TaskDefinition: aws.String(res.To),
-	})
+	// Rolling and ECS-native: only the task definition (UpdateService), so
+	// desired count, autoscaling, load balancers and the deployment
+	// configuration — the strategy, bake, hooks, alarms — stay their
+	// owners'; ECS runs the strategy.
+	started, err := rollout.ECSControlled(p.Kind, client).Start(ctx, rollout.Revision{Cluster: t.Cluster, Service: t.Service,
+		TaskDefinition: res.To, Described: p.Service})
 	if err != nil {
-		return nil, fmt.Errorf("update service %s/%s to %s: %w", t.Cluster, t.Service, res.To, err)
+		return nil, err
 	}
-	res.DeploymentID = rollout.PrimaryDeployment(upd.Service, res.To)
+	res.DeploymentID, res.ServiceDeploymentARN = started.DeploymentID, started.ServiceDeploymentARN
 	res.Outcome, res.Reason = Deployed, p.Skip
 	return nil, nil
 }
@@ -838,7 +849,8 @@ func (d *Deployer) record(push ecrevent.Push, res Result) history.Record {
 		RegistryAccount: push.Account, RegistryRegion: push.Region,
 		Account: res.Account, Region: res.Region, Cluster: res.Cluster, Service: res.Service,
 		Containers: res.Containers, FromTaskDefinition: res.From, ToTaskDefinition: res.To,
-		DeploymentID: res.DeploymentID, EventID: push.EventID, Outcome: string(res.Outcome),
+		DeploymentID: res.DeploymentID, Rollout: res.Rollout, ServiceDeploymentARN: res.ServiceDeploymentARN,
+		EventID: push.EventID, Outcome: string(res.Outcome),
 		Reason: res.Reason, PushedAt: push.Time, DeployedAt: d.Now(),
 	}
 }
@@ -859,7 +871,7 @@ func (d *Deployer) logResult(ctx context.Context, push ecrevent.Push, r Result) 
 		"rule", r.Rule, "repository", push.Repository, "tag", push.Tag, "digest", push.Digest,
 		"cluster", r.Cluster, "service", r.Service, "containers", r.Containers,
 		"from_task_definition", r.From, "to_task_definition", r.To, "deployment_id", r.DeploymentID,
-		"outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
+		"rollout", r.Rollout, "service_deployment_arn", r.ServiceDeploymentARN, "outcome", string(r.Outcome), "reason", r.Reason, "duration_ms", r.DurationMillis,
 		"event_id", push.EventID)
 	d.count(ctx, r, true)
 }

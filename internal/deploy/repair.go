@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"log/slog"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ type repair struct {
 // which the watcher reads from the service deployment, and a CodeDeploy one
 // is CodeDeploy's to tell.
 func endedDeployment(svc *types.Service, revision string) (outcome, reason string) {
-	if svc == nil || IsBlueGreen(svc) {
+	if svc == nil || rollout.KindOf(*svc).IsCodeDeployControlled() {
 		return "", ""
 	}
 	if dc := svc.DeploymentConfiguration; dc != nil && dc.Strategy != "" && dc.Strategy != types.DeploymentStrategyRolling {

@@ -55,7 +55,7 @@ const undoneReason = "this event's deploy was undone before it was recorded"
 // as rolled back: the digest is remembered failed on the service, the
 // target ends in its rollout, or is notified by itself.
 func (d *Deployer) undone(ctx context.Context, client ECS, push ecrevent.Push, rule *rules.Rule, p Plan, res *Result) (*repair, error) {
-	if p.Running == nil || p.Service == nil || p.BlueGreen {
+	if p.Running == nil || p.Service == nil || p.Kind.IsCodeDeployControlled() {
 		return nil, nil
 	}
 	family, running := aws.ToString(p.Running.Family), p.Running.Revision

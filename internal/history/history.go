@@ -40,7 +40,14 @@ type Record struct {
 	FromTaskDefinition string    `dynamodbav:"from_task_definition,omitempty"`
 	ToTaskDefinition   string    `dynamodbav:"to_task_definition,omitempty"`
 	DeploymentID       string    `dynamodbav:"deployment_id,omitempty"`
-	EventID            string    `dynamodbav:"event_id"`
+	// Rollout is the service's kind of rollout when deployed ("rolling",
+	// "ECS-native CANARY", "CodeDeploy-controlled blue/green"; empty from
+	// older versions: rolling or CodeDeploy by the deployment id).
+	Rollout string `dynamodbav:"rollout,omitempty"`
+	// ServiceDeploymentARN is an ECS-native rollout's service deployment:
+	// UpdateService's hint, then the one the watcher found.
+	ServiceDeploymentARN string    `dynamodbav:"service_deployment_arn,omitempty"`
+	EventID              string    `dynamodbav:"event_id"`
 	Outcome            string    `dynamodbav:"outcome"`
 	Reason             string    `dynamodbav:"reason,omitempty"`
 	PushedAt           time.Time `dynamodbav:"pushed_at"`

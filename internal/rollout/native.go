@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -16,7 +17,10 @@ import (
 // reads the service deployment that targets the revision.
 type NativeRollout struct {
 	Strategy types.DeploymentStrategy
-	ECS      NativeAPI
+	// ECS starts the rollout; Outcome also reads its service deployment
+	// through it (NativeAPI: the watcher's client), so the deployer's
+	// client, which only starts rollouts, needs no reads.
+	ECS UpdateServiceAPI
 	// Now is the clock for stages; time.Now when nil.
 	Now func() time.Time
 }
@@ -43,7 +47,11 @@ func (n NativeRollout) Outcome(ctx context.Context, end End) (Outcome, error) {
 	if end.Recorded != "" {
 		return Outcome{Outcome: end.Recorded}, nil
 	}
-	d, err := FindServiceDeployment(ctx, n.ECS, Query{Cluster: end.Cluster, Service: end.Service,
+	reader, ok := n.ECS.(ServiceDeploymentReader)
+	if !ok {
+		return Outcome{}, fmt.Errorf("service %s/%s: the ECS client reads no service deployments", end.Cluster, end.Service)
+	}
+	d, err := FindServiceDeployment(ctx, reader, Query{Cluster: end.Cluster, Service: end.Service,
 		TaskDefinition: end.TaskDefinition, Since: end.StartedAt, Known: end.ServiceDeploymentARN})
 	if err != nil {
 		return Outcome{}, err

@@ -115,6 +115,16 @@ type Outcome struct {
 // InFlight reports whether the rollout has not ended yet.
 func (o Outcome) InFlight() bool { return o.Outcome == "" }
 
+// ECSControlled is the rollout of a service on the ECS controller of kind
+// k: ECS-native for BLUE_GREEN, LINEAR and CANARY, else rolling. Both start
+// with the same UpdateService; only how they end differs.
+func ECSControlled(k Kind, client UpdateServiceAPI) Rollout {
+	if k.IsECSNative() {
+		return NativeRollout{Strategy: k.Strategy, ECS: client}
+	}
+	return RollingRollout{ECS: client}
+}
+
 // UpdateServiceAPI is the one call rolling and ECS-native rollouts start with.
 type UpdateServiceAPI interface {
 	UpdateService(ctx context.Context, in *ecs.UpdateServiceInput, optFns ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error)
