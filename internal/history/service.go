@@ -139,8 +139,8 @@ type Services struct {
 // item never expires: a hold must outlast any quiet spell of the service,
 // and a failed digest's mark must outlive the chance that it is still the
 // newest image (a sweep would deploy it again the day the mark expired).
-// It is one small item per service the rules ever named; the locker must
-// leave ItemTTL at its default, 0.
+// It is one small item per service the rules ever named; the locker
+// keeps it without an expiry.
 func NewServices(locks *lock.Locker, store *Store) *Services {
 	return &Services{locks: locks, store: store}
 }

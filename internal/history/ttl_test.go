@@ -2,10 +2,13 @@ package history
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
@@ -88,14 +91,13 @@ func TestHoldClearsAnOlderExpiry(t *testing.T) {
 	store := NewStore(db, table)
 	ctx := context.Background()
 	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
-	old := lock.New(db, table) // an older version's locker: items expired 90 days after a take
-	old.ItemTTL = Retention
-	old.Now = func() time.Time { return time.Now().Add(-89 * 24 * time.Hour) }
-	lease, err := old.Acquire(ctx, stateKey(key), "evt-0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lease.Release(ctx); err != nil {
+	// An older version's locker left the state item to expire 90 days
+	// after a take, 89 days ago.
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"pk":         &types.AttributeValueMemberS{Value: stateKey(key).PK},
+		"sk":         &types.AttributeValueMemberS{Value: stateKey(key).SK},
+		"expires_at": &types.AttributeValueMemberN{Value: strconv.FormatInt(time.Now().Add(24*time.Hour).Unix(), 10)},
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.PlaceHold(ctx, key, Hold{By: "alice", At: time.Now(), Reason: "incident"}, false); err != nil {

@@ -47,10 +47,6 @@ type Locker struct {
 	Lease time.Duration
 	// MaxWait bounds waiting for a held lease; the context may end it sooner.
 	MaxWait time.Duration
-	// ItemTTL is how long the item outlives its last taking (expires_at);
-	// 0 leaves the item without an expiry (taking removes one it had), for
-	// items whose other attributes must not vanish with time.
-	ItemTTL time.Duration
 	// Now and Sleep are the clock, replaceable in tests. Only durations
 	// measured on this one clock are ever used.
 	Now   func() time.Time
@@ -138,13 +134,10 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 			":lease":  &types.AttributeValueMemberN{Value: strconv.FormatInt(l.Lease.Milliseconds(), 10)},
 			":at":     &types.AttributeValueMemberS{Value: sent.UTC().Format(time.RFC3339Nano)},
 		}
-		update := "SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at"
-		if l.ItemTTL > 0 {
-			update += ", #exp = :exp"
-			values[":exp"] = &types.AttributeValueMemberN{Value: strconv.FormatInt(sent.Add(l.ItemTTL).Unix(), 10)}
-		} else {
-			update += " REMOVE #exp"
-		}
+		// A locked item never expires: its other attributes (a service's
+		// hold, failed digests) must not vanish with time; taking removes
+		// an expiry an older version left.
+		update := "SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at REMOVE #exp"
 		if seenRVN != "" && sent.Sub(seenAt) >= seenLease {
 			// The holder has not renewed for a whole lease: it is gone.
 			cond += " OR #rvn = :seen"
