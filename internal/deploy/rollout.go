@@ -28,15 +28,15 @@ type Rollouts interface {
 	notify.RolloutBook
 }
 
-// sweepEventPrefix begins the event id of a sweep's deploy of a digest
+// SweepEventPrefix begins the event id of a sweep's deploy of a digest
 // (reconcile.EventID), which is the same from one sweep of it to the next.
-const sweepEventPrefix = "reconcile-"
+const SweepEventPrefix = "reconcile-"
 
 // IsSweep reports whether eventID names a sweep's deploy, which opens no
 // rollout: a sweep finds few targets behind, each reported by itself, and
 // its event id comes back with every sweep of the digest, where a rollout,
 // once ended, stays ended.
-func IsSweep(eventID string) bool { return strings.HasPrefix(eventID, sweepEventPrefix) }
+func IsSweep(eventID string) bool { return strings.HasPrefix(eventID, SweepEventPrefix) }
 
 // openRollouts opens the rollout of each rule that push reaches on two or
 // more targets, before any of them is dispatched (a target may end before

@@ -486,7 +486,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 // an earlier sweep registered for it.
 func EventID(digest string) string {
 	hex := strings.TrimPrefix(digest, "sha256:")
-	return "reconcile-" + hex[:min(12, len(hex))]
+	return deploy.SweepEventPrefix + hex[:min(12, len(hex))]
 }
 
 // taskDefinition describes a task definition (with tags) once per process.
