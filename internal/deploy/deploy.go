@@ -28,6 +28,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/text"
 )
 
 // ECS is the part of the ECS API a deploy uses.
@@ -65,15 +66,15 @@ const (
 
 // Result is what happened to one target of one event.
 type Result struct {
-	Rule           string   `json:"rule"`
-	Account        string   `json:"account"`
-	Region         string   `json:"region"`
-	Cluster        string   `json:"cluster"`
-	Service        string   `json:"service"`
-	Containers     []string `json:"containers,omitempty"`
-	From           string   `json:"from_task_definition,omitempty"`
-	To             string   `json:"to_task_definition,omitempty"`
-	DeploymentID   string   `json:"deployment_id,omitempty"`
+	Rule         string   `json:"rule"`
+	Account      string   `json:"account"`
+	Region       string   `json:"region"`
+	Cluster      string   `json:"cluster"`
+	Service      string   `json:"service"`
+	Containers   []string `json:"containers,omitempty"`
+	From         string   `json:"from_task_definition,omitempty"`
+	To           string   `json:"to_task_definition,omitempty"`
+	DeploymentID string   `json:"deployment_id,omitempty"`
 	// Rollout is the service's kind of rollout (rollout.Kind's String),
 	// for a target the deploy path described.
 	Rollout string `json:"rollout,omitempty"`
@@ -81,9 +82,9 @@ type Result struct {
 	// deployment UpdateService's answer named (a hint the watcher checks).
 	ServiceDeploymentARN string  `json:"service_deployment_arn,omitempty"`
 	Outcome              Outcome `json:"outcome"`
-	Reason         string   `json:"reason,omitempty"`
-	Retryable      bool     `json:"retryable,omitempty"`
-	DurationMillis int64    `json:"duration_ms"`
+	Reason               string  `json:"reason,omitempty"`
+	Retryable            bool    `json:"retryable,omitempty"`
+	DurationMillis       int64   `json:"duration_ms"`
 	// Image is the reference deployed (or found running), as the task
 	// definition holds it.
 	Image string `json:"image,omitempty"`
@@ -375,7 +376,7 @@ func (s Summary) TransientError(eventID, what string) error {
 		}
 		n++
 		if len(retry) < maxNamedInError {
-			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, cut(r.Reason, 300)))
+			retry = append(retry, fmt.Sprintf("%s/%s: %s", r.Cluster, r.Service, text.Cut(r.Reason, 300)))
 		}
 	}
 	if n == 0 {
@@ -390,14 +391,6 @@ func (s Summary) TransientError(eventID, what string) error {
 // maxNamedInError bounds the targets an invocation's error names: a push to
 // 1,000 services must not make a 100 KB error line.
 const maxNamedInError = 5
-
-// cut shortens s to at most n bytes, saying it did.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "") + "…"
-}
 
 // permanentError is a failure that retrying cannot fix.
 type permanentError struct{ msg string }

@@ -26,20 +26,20 @@ const Retention = 90 * 24 * time.Hour
 
 // Record is one deploy of one target.
 type Record struct {
-	Rule               string    `dynamodbav:"rule"`
-	Repository         string    `dynamodbav:"repository"`
-	RegistryAccount    string    `dynamodbav:"registry_account"`
-	RegistryRegion     string    `dynamodbav:"registry_region"`
-	Tag                string    `dynamodbav:"tag"`
-	Digest             string    `dynamodbav:"digest"`
-	Account            string    `dynamodbav:"account"`
-	Region             string    `dynamodbav:"region"`
-	Cluster            string    `dynamodbav:"cluster"`
-	Service            string    `dynamodbav:"service"`
-	Containers         []string  `dynamodbav:"containers,stringset,omitempty"`
-	FromTaskDefinition string    `dynamodbav:"from_task_definition,omitempty"`
-	ToTaskDefinition   string    `dynamodbav:"to_task_definition,omitempty"`
-	DeploymentID       string    `dynamodbav:"deployment_id,omitempty"`
+	Rule               string   `dynamodbav:"rule"`
+	Repository         string   `dynamodbav:"repository"`
+	RegistryAccount    string   `dynamodbav:"registry_account"`
+	RegistryRegion     string   `dynamodbav:"registry_region"`
+	Tag                string   `dynamodbav:"tag"`
+	Digest             string   `dynamodbav:"digest"`
+	Account            string   `dynamodbav:"account"`
+	Region             string   `dynamodbav:"region"`
+	Cluster            string   `dynamodbav:"cluster"`
+	Service            string   `dynamodbav:"service"`
+	Containers         []string `dynamodbav:"containers,stringset,omitempty"`
+	FromTaskDefinition string   `dynamodbav:"from_task_definition,omitempty"`
+	ToTaskDefinition   string   `dynamodbav:"to_task_definition,omitempty"`
+	DeploymentID       string   `dynamodbav:"deployment_id,omitempty"`
 	// Rollout is the service's kind of rollout when deployed ("rolling",
 	// "ECS-native CANARY", "CodeDeploy-controlled blue/green"; empty from
 	// older versions: rolling or CodeDeploy by the deployment id).
@@ -48,10 +48,10 @@ type Record struct {
 	// UpdateService's hint, then the one the watcher found.
 	ServiceDeploymentARN string    `dynamodbav:"service_deployment_arn,omitempty"`
 	EventID              string    `dynamodbav:"event_id"`
-	Outcome            string    `dynamodbav:"outcome"`
-	Reason             string    `dynamodbav:"reason,omitempty"`
-	PushedAt           time.Time `dynamodbav:"pushed_at"`
-	DeployedAt         time.Time `dynamodbav:"deployed_at"`
+	Outcome              string    `dynamodbav:"outcome"`
+	Reason               string    `dynamodbav:"reason,omitempty"`
+	PushedAt             time.Time `dynamodbav:"pushed_at"`
+	DeployedAt           time.Time `dynamodbav:"deployed_at"`
 
 	// Set by the watcher once ECS says how the deployment ended.
 	DeploymentOutcome string    `dynamodbav:"deployment_outcome,omitempty"`

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/text"
 )
 
 // Rollout bookkeeping, per rule and push, for one notice per rule when a
@@ -228,7 +228,7 @@ func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTa
 // transaction by the store (transact), a single write by the state
 // retryer (awsenv.NewStateRetryer).
 func (w *Store) EndRollout(ctx context.Context, rule, eventID string, end RolloutEnd, now time.Time) (RolloutEnding, error) {
-	end.Reason = cut(end.Reason, MaxEndReason)
+	end.Reason = text.Cut(end.Reason, MaxEndReason)
 	var ending RolloutEnding
 	tkey := targetKey(rule, eventID, end.ServiceKey)
 	// Two reads at most: a concurrent delivery of the same end that
@@ -624,16 +624,4 @@ func strOf(v types.AttributeValue) *string {
 		return &s.Value
 	}
 	return nil
-}
-
-// cut shortens s to at most n bytes, on a character boundary.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n-len("…")]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s + "…"
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/text"
 )
 
 // RolloutEnded is the notice of a push's rollout to a rule's targets once
@@ -136,7 +137,7 @@ func RolloutNotice(r history.Rollout, ends []history.RolloutEnd, at time.Time) N
 			groups[k] = g
 		}
 		if f, ok := first[g]; !ok || name < f {
-			first[g], g.Reason = name, cutText(strings.TrimSpace(e.Reason), MaxGroupReason)
+			first[g], g.Reason = name, text.Cut(strings.TrimSpace(e.Reason), MaxGroupReason)
 		}
 		g.Count++
 		g.Services = append(g.Services, name)
@@ -289,20 +290,6 @@ func (s *Summary) icon() string {
 	}
 	return "⚠️"
 }
-
-// cutText shortens s to at most n bytes, on a character boundary.
-func cutText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // RolloutBook keeps rollouts (history.Store).
 type RolloutBook interface {

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/text"
 )
 
 func rollout(expected int) history.Rollout {
@@ -167,14 +168,14 @@ func TestRolloutGroupsOneCause(t *testing.T) {
 		{
 			name:   "forty services denied alike",
 			ends:   many(40, accessDenied, NotDeployed),
-			groups: []Group{{Outcome: NotDeployed, Reason: cutText(accessDenied("svc-000", 0), MaxGroupReason), Count: 40}},
+			groups: []Group{{Outcome: NotDeployed, Reason: text.Cut(accessDenied("svc-000", 0), MaxGroupReason), Count: 40}},
 		},
 		{
 			name: "two causes",
 			ends: append(many(30, accessDenied, NotDeployed), many(12, throttled, Failed)[2:]...),
 			groups: []Group{
-				{Outcome: NotDeployed, Reason: cutText(accessDenied("svc-000", 0), MaxGroupReason), Count: 30},
-				{Outcome: Failed, Reason: cutText(throttled("svc-002", 2), MaxGroupReason), Count: 10},
+				{Outcome: NotDeployed, Reason: text.Cut(accessDenied("svc-000", 0), MaxGroupReason), Count: 30},
+				{Outcome: Failed, Reason: text.Cut(throttled("svc-002", 2), MaxGroupReason), Count: 10},
 			},
 		},
 		{
