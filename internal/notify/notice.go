@@ -35,6 +35,8 @@ type Notice struct {
 	// Summary is set on a RolloutEnded notice: how a push to a rule's
 	// targets ended on all of them.
 	Summary *Summary
+	// Pause is set on a Paused notice: the hook that waits for a person.
+	Pause *Pause
 }
 
 // Title is the notice in one line, without decoration: it is the e-mail's
@@ -42,6 +44,9 @@ type Notice struct {
 func (n Notice) Title() string {
 	if n.Summary != nil {
 		return n.Summary.title(n)
+	}
+	if n.Pause != nil {
+		return n.Pause.title(n)
 	}
 	image := n.Repository + ":" + n.Tag
 	switch n.Outcome {
@@ -69,6 +74,8 @@ func (n Notice) icon() string {
 		return n.Summary.icon()
 	}
 	switch n.Outcome {
+	case Paused:
+		return "⏸️"
 	case Completed:
 		return "✅"
 	case RolledBack:
@@ -99,7 +106,10 @@ func (n Notice) facts() []fact {
 		{"Event", n.EventID},
 		{"Reason", n.Reason},
 	}
-	if !n.PushedAt.IsZero() && !n.EndedAt.IsZero() {
+	if n.Pause != nil {
+		fs = n.Pause.facts(n)
+	}
+	if n.Pause == nil && !n.PushedAt.IsZero() && !n.EndedAt.IsZero() {
 		fs = append(fs, fact{"Push to end", fmt.Sprintf("%s (pushed %s, ended %s)", n.EndedAt.Sub(n.PushedAt).Round(time.Second),
 			n.PushedAt.UTC().Format(time.RFC3339), n.EndedAt.UTC().Format(time.RFC3339))})
 	}
@@ -116,6 +126,9 @@ func (n Notice) facts() []fact {
 func (n Notice) NextSteps() []string {
 	if n.Summary != nil {
 		return n.Summary.nextSteps()
+	}
+	if n.Pause != nil {
+		return n.Pause.nextSteps(n)
 	}
 	flags := fmt.Sprintf("--cluster %s --service %s", n.Cluster, n.Service)
 	history := "See what ran before: `autodeploy history " + flags + "`"
@@ -218,6 +231,9 @@ func (n Notice) Chatbot() ([]byte, error) {
 	}
 	if n.Summary != nil {
 		id = n.EventID + "/" + n.Rule
+	}
+	if n.Pause != nil {
+		id = n.Pause.HookID
 	}
 	b, err := json.MarshalIndent(chatbotMessage{
 		Version: "1.0",

@@ -62,6 +62,9 @@ func TestGoldenMessages(t *testing.T) {
 		{"not_promoted", Notice{Outcome: NotPromoted, Rule: "staging", Repository: "web", Tag: "v1.4.0-rc.1",
 			Digest: "sha256:4a5c0e1f", DeploymentID: "ecs-svc/1234567890123456789", PromotedTag: strings.Repeat("x", 130),
 			Reason: "the promoted tag is 130 characters, over the 128 an image tag may have"}},
+		{"paused", PausedNotice(deployment("", ""), Pause{Stage: "POST_TEST_TRAFFIC_SHIFT",
+			HookID: "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw", ExpiresAt: ended.Add(24 * time.Hour),
+			ServiceDeploymentARN: "arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/web/0EYSiB0qap8xf0N76FsbE"})},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			chat, err := tt.notice.Chatbot()
