@@ -2,6 +2,12 @@
 // deployer started and tells the truth about how each ended: completed,
 // failed or rolled back. It records the outcome, logs and measures it,
 // notifies, and promotes a digest once every target of its rule completed.
+//
+// An ECS-native rollout (BLUE_GREEN, LINEAR, CANARY) is judged by its
+// service deployment, not by the event (native.go): while it is in flight
+// (a bake, a pause) nothing final is recorded and a recheck is asked for;
+// its lifecycle hooks' events tell people of a pause and report a hook's
+// failure (hook.go).
 package watch
 
 import (
@@ -20,7 +26,9 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
 // Store is the part of the history store the watcher uses.
@@ -34,6 +42,11 @@ type Store interface {
 	ClaimPromotion(ctx context.Context, rule, digest, owner string, now time.Time) (history.Claim, string, error)
 	PromotionDone(ctx context.Context, rule, digest string) error
 	ReleasePromotion(ctx context.Context, rule, digest, owner string) error
+	// ECS-native rollouts: the service deployment found, and a paused
+	// hook's notice, told once.
+	NoteServiceDeployment(ctx context.Context, r history.Record, arn string) error
+	ClaimHookNotice(ctx context.Context, hookID, owner string, now time.Time) (bool, error)
+	HookNoticeSent(ctx context.Context, hookID, owner string, now time.Time) error
 }
 
 // Notifier tells people how a deployment ended; nil tells no one.
@@ -60,7 +73,15 @@ type Watcher struct {
 	// CodeDeploy reads how a blue/green deployment ended (rolled back or
 	// not) in a target's region, through its role.
 	CodeDeploy func(region, role string) bluegreen.CodeDeploy
-	Log        *slog.Logger
+	// ECS reads an ECS-native rollout's service deployment in a target's
+	// region, through the same role as CodeDeploy (roleOf). Nil: ECS-native
+	// rollouts are judged by the event alone, as rolling ones, with a
+	// warning.
+	ECS func(region, role string) rollout.ServiceDeploymentReader
+	// Rechecker is asked to judge an in-flight ECS-native rollout again
+	// later (a bake ends without an event); nil: none.
+	Rechecker Rechecker
+	Log       *slog.Logger
 	// Now is the clock promotion claims are timed by (nil: time.Now).
 	Now func() time.Time
 }
@@ -71,20 +92,33 @@ type Result struct {
 	Outcome      string `json:"outcome,omitempty"`
 	Ignored      string `json:"ignored,omitempty"`
 	Promoted     string `json:"promoted,omitempty"`
+	// Stage is where an ECS-native rollout in flight stands (Outcome
+	// in_progress).
+	Stage string `json:"stage,omitempty"`
 }
 
-// Handle is the Lambda handler: ECS deployment events and CodeDeploy
-// deployment events alike.
+// Handle is the Lambda handler: ECS deployment and hook events, CodeDeploy
+// deployment events, and the recheck command a timer sends.
 func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, error) {
 	var head struct {
-		Source string `json:"source"`
+		Source     string `json:"source"`
+		DetailType string `json:"detail-type"`
 	}
 	_ = json.Unmarshal(raw, &head) // a malformed event fails in its parser
 	var e ending
 	var err error
-	if head.Source == codedeployevent.Source {
+	switch {
+	case work.IsCommand(raw):
+		e, err = w.recheckEnding(ctx, raw)
+	case head.Source == codedeployevent.Source:
 		e, err = w.codeDeployEnding(ctx, raw)
-	} else {
+	case head.DetailType == ecsevent.HookDetailType:
+		var done *Result
+		e, done, err = w.hookEnding(ctx, raw)
+		if done != nil {
+			return *done, err
+		}
+	default:
 		e, err = w.ecsEnding(ctx, raw)
 	}
 	if err != nil {
@@ -105,6 +139,9 @@ type ending struct {
 	eventID      string
 	deploymentID string // as the event names it
 	log          []any  // what the ignored line says of the event
+	// inFlight is an ECS-native rollout's service deployment still in
+	// flight: nothing final to record (outcome is "").
+	inFlight *rollout.Outcome
 }
 
 func (w *Watcher) ecsEnding(ctx context.Context, raw json.RawMessage) (ending, error) {
@@ -120,12 +157,20 @@ func (w *Watcher) ecsEnding(ctx context.Context, raw json.RawMessage) (ending, e
 		return ending{ignored: "service not in the rules", at: ev.When(), eventID: ev.EventID, deploymentID: ev.DeploymentID, log: log}, nil
 	}
 	rec, outcome, why, err := w.classify(ctx, ev)
-	return ending{rec: rec, outcome: outcome, reason: ev.Reason, ignored: why, at: ev.When(), eventID: ev.EventID,
-		deploymentID: ev.DeploymentID, log: log}, err
+	e := ending{rec: rec, outcome: outcome, reason: ev.Reason, ignored: why, at: ev.When(), eventID: ev.EventID,
+		deploymentID: ev.DeploymentID, log: log}
+	if err != nil || outcome == "" || !isNative(rec) {
+		return e, err // rolling (and older records): the event tells, no call
+	}
+	_, rollingBack := ev.RollingBackTo()
+	return w.native(ctx, e, rollout.Event{Name: ev.EventName, RollingBack: rollingBack, Reason: ev.Reason}, "")
 }
 
 // conclude records an ending, reports it once and promotes after it.
 func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
+	if e.inFlight != nil {
+		return w.stillInFlight(ctx, e)
+	}
 	if e.outcome == "" {
 		w.Log.DebugContext(ctx, "ignored", append([]any{"reason", e.ignored, "deployment_id", e.deploymentID}, e.log...)...)
 		return Result{DeploymentID: e.deploymentID, Ignored: e.ignored}, nil
@@ -224,11 +269,17 @@ func (w *Watcher) report(ctx context.Context, rec history.Record, outcome, reaso
 	if outcome != history.Completed {
 		level = slog.LevelError
 	}
-	w.Log.Log(ctx, level, "deployment",
-		"rule", rec.Rule, "repository", rec.Repository, "tag", rec.Tag, "digest", rec.Digest,
+	attrs := []any{"rule", rec.Rule, "repository", rec.Repository, "tag", rec.Tag, "digest", rec.Digest,
 		"cluster", rec.Cluster, "service", rec.Service, "deployment_id", rec.DeploymentID,
 		"task_definition", rec.ToTaskDefinition, "outcome", outcome, "reason", reason,
-		"push_to_completion_ms", pushToEnd, "event_id", rec.EventID)
+		"push_to_completion_ms", pushToEnd, "event_id", rec.EventID}
+	if rec.Rollout != "" {
+		attrs = append(attrs, "rollout", rec.Rollout)
+	}
+	if rec.ServiceDeploymentARN != "" {
+		attrs = append(attrs, "service_deployment_arn", rec.ServiceDeploymentARN)
+	}
+	w.Log.Log(ctx, level, "deployment", attrs...)
 	dims := map[string]string{"rule": rec.Rule, "service": rec.Cluster + "/" + rec.Service}
 	ms := []metrics.Metric{{Name: deploymentMetric(outcome), Unit: "Count", Value: 1}}
 	if outcome == history.Completed {

@@ -621,6 +621,18 @@ func (u untouchable) ReleasePromotion(context.Context, string, string, string) e
 	u.fail("ReleasePromotion")
 	return nil
 }
+func (u untouchable) NoteServiceDeployment(context.Context, history.Record, string) error {
+	u.fail("NoteServiceDeployment")
+	return nil
+}
+func (u untouchable) ClaimHookNotice(context.Context, string, string, time.Time) (bool, error) {
+	u.fail("ClaimHookNotice")
+	return false, nil
+}
+func (u untouchable) HookNoticeSent(context.Context, string, string, time.Time) error {
+	u.fail("HookNoticeSent")
+	return nil
+}
 
 // At scale the stack hears whole clusters: an event of a service in a named
 // cluster that no rule targets (or of a named service in another account)
