@@ -1,0 +1,80 @@
+package wiring
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
+)
+
+// The watcher reads service deployments and CodeDeploy deployments in the
+// target's region with the SDK's full retries; it sets recheck timers in
+// the configured group only when timers are configured, and otherwise has
+// no Rechecker (the next event reads the rollout again).
+func TestWatcher(t *testing.T) {
+	const role = "arn:aws:iam::111111111111:role/ecr-autodeploy-scheduler"
+	for _, tt := range []struct {
+		name   string
+		env    map[string]string
+		timers *timer.Config // nil: no Rechecker
+	}{
+		{"no timers", nil, nil},
+		{"timers", map[string]string{timer.EnvGroup: timer.DefaultGroup, timer.EnvRoleARN: role},
+			&timer.Config{Group: timer.DefaultGroup, RoleARN: role}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := timer.LoadConfig(func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := New(runtime(t, "")).Watcher(cfg)
+			if w.Store == nil || w.Promoter == nil || w.Log == nil || w.Rules == nil {
+				t.Errorf("watcher %+v: missing its store, promoter, log or rules", w)
+			}
+			if w.ECS == nil {
+				t.Fatal("the watcher has no ECS client: ECS-native rollouts would be judged by the event alone")
+			}
+			e, ok := w.ECS("eu-central-1", "").(*ecs.Client)
+			if !ok {
+				t.Fatalf("ECS client %T, want *ecs.Client", w.ECS("eu-central-1", ""))
+			}
+			if got := e.Options().Region; got != "eu-central-1" {
+				t.Errorf("ECS client in %s, want the target's region eu-central-1", got)
+			}
+			if got := e.Options().Retryer.MaxAttempts(); got != awsenv.MaxAttempts {
+				t.Errorf("the watcher's ECS client makes %d attempts, want %d", got, awsenv.MaxAttempts)
+			}
+			if _, ok := w.CodeDeploy("eu-west-1", "").(*codedeploy.Client); !ok {
+				t.Errorf("CodeDeploy client %T", w.CodeDeploy("eu-west-1", ""))
+			}
+			if tt.timers == nil {
+				if w.Rechecker != nil {
+					t.Errorf("Rechecker %T, want none", w.Rechecker)
+				}
+				return
+			}
+			r, ok := w.Rechecker.(*timer.Rechecker)
+			if !ok || r.Timers == nil {
+				t.Fatalf("Rechecker %#v, want a *timer.Rechecker with timers", w.Rechecker)
+			}
+			if diff := cmp.Diff(*tt.timers, r.Timers.Config); diff != "" {
+				t.Errorf("timer config (-want +got):\n%s", diff)
+			}
+			if r.Watcher != "" {
+				t.Errorf("Rechecker targets %s, want the invoked function", r.Watcher)
+			}
+			s, ok := r.Timers.Scheduler.(*scheduler.Client)
+			if !ok {
+				t.Fatalf("scheduler %T, want *scheduler.Client", r.Timers.Scheduler)
+			}
+			if got := s.Options().Region; got != "eu-west-1" {
+				t.Errorf("schedules set in %s, want the central region eu-west-1", got)
+			}
+		})
+	}
+}
