@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -28,11 +29,15 @@ Usage:
   autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
   autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
                                                              redeploy the previous (or named) revision, and hold;
-                                                             never forward without --force
+                                                             never forward without --force; an ECS-native deployment
+                                                             in flight is rolled back through ECS instead
+  autodeploy continue --cluster C --service S [--hook ID]    continue an ECS-native deployment paused at a PAUSE hook
+                                                             (the notice's hook id: a repeat sends nothing)
   autodeploy hold --cluster C --service S --reason TEXT [--force]
                                                              stop pushes, promotions and sweeps on a service
   autodeploy resume --cluster C --service S                  let them move it again
-  autodeploy status [--config FILE]                          each target: running, newest, in sync or not, last outcome
+  autodeploy status [--config FILE]                          each target: rollout kind and stage, running, newest, in
+                                                             sync or not, last outcome
   autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does
   autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
@@ -50,6 +55,10 @@ type Env struct {
 	// AWS loads the SDK config; tests aim it at an emulator.
 	AWS func(ctx context.Context) (aws.Config, error)
 	Now func() time.Time
+	// ECS, when set, wraps each ECS client the commands make (tests answer
+	// the service-deployment calls, which moto lacks, from a fake); nil:
+	// the SDK's client as it is.
+	ECS func(*ecs.Client) ECS
 }
 
 // Run runs one command and returns the process exit code.
@@ -63,7 +72,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	}
 	commands := map[string]func(context.Context, []string, Env) error{
 		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback, "redrive": redriveCmd,
-		"hold": hold, "resume": resume, "status": status, "reconcile": reconcileCmd,
+		"hold": hold, "resume": resume, "status": status, "reconcile": reconcileCmd, "continue": continueCmd,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -106,16 +115,24 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 // serviceFlags are the flags the per-service commands share.
 type serviceFlags struct {
-	cluster, service, account, region, table *string
+	cluster, service, account, region *string
+	// table is nil for a command that writes no state (continue).
+	table *string
 }
 
 func addServiceFlags(fs *flag.FlagSet, env Env) serviceFlags {
+	sf := addTargetFlags(fs)
+	sf.table = fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)")
+	return sf
+}
+
+// addTargetFlags are the service's flags without the state table.
+func addTargetFlags(fs *flag.FlagSet) serviceFlags {
 	return serviceFlags{
 		cluster: fs.String("cluster", "", "ECS cluster name (required)"),
 		service: fs.String("service", "", "ECS service name (required)"),
 		account: fs.String("account", "", "the service's account (default: the caller's)"),
 		region:  fs.String("region", "", "the service's region (default: the SDK's)"),
-		table:   fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)"),
 	}
 }
 
@@ -129,7 +146,7 @@ func (f serviceFlags) resolve(ctx context.Context, env Env) (aws.Config, string,
 	if *f.cluster == "" || *f.service == "" {
 		return aws.Config{}, "", usageError{"--cluster and --service are required"}
 	}
-	if *f.table == "" {
+	if f.table != nil && *f.table == "" {
 		return aws.Config{}, "", usageError{"--table or AUTODEPLOY_TABLE is required"}
 	}
 	// An ARN names the same service as its name (the deployer's lock and

@@ -17,6 +17,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
@@ -84,7 +85,11 @@ func plan(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stdout, "  skip: %s\n", why)
 			continue
 		}
-		p, err := deploy.PlanTarget(ctx, clients.ECS(region, role), push, j.Rule, j.Target)
+		client := env.ecsClient(clients.ECS(region, role))
+		p, err := deploy.PlanTarget(ctx, client, push, j.Rule, j.Target)
+		if p.Service != nil {
+			printRollout(ctx, env, client, rollout.KindOf(*p.Service), j.Target)
+		}
 		switch {
 		case err != nil:
 			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)
@@ -98,6 +103,19 @@ func plan(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	return nil
+}
+
+// printRollout names the target's kind of rollout and, for an ECS-native
+// service with a deployment in flight, where it stands.
+func printRollout(ctx context.Context, env Env, client rollout.ServiceDeploymentReader, kind rollout.Kind, t rules.Target) {
+	stage, err := nativeStage(ctx, client, kind, t.Cluster, t.Service, env.Now())
+	if err != nil {
+		stage = "stage not read: " + err.Error()
+	}
+	if stage != "" {
+		stage = " · in flight: " + stage
+	}
+	fmt.Fprintf(env.Stdout, "  rollout: %s%s\n", kind, stage)
 }
 
 // printRegister shows the revision a deploy would register, as a diff of

@@ -24,7 +24,7 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sw, _, o, err := sweeper(ctx, env, *config, *table)
+	sw, _, o, err := sweeper(ctx, env, *config, *table, nil)
 	if err != nil {
 		return err
 	}
@@ -48,8 +48,9 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 
 // sweeper builds, for the operator's machine, the sweep the deployer runs:
 // same rules, same table, same deploy path, the caller's credentials. It
-// returns the history store too, for what a command reads besides.
-func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Sweeper, *history.Store, reconcile.Options, error) {
+// returns the history store too, for what a command reads besides. With
+// seen, the services the sweep describes are noted there.
+func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*reconcile.Sweeper, *history.Store, reconcile.Options, error) {
 	none := reconcile.Options{}
 	if table == "" {
 		return nil, nil, none, usageError{"--table or AUTODEPLOY_TABLE is required"}
@@ -74,7 +75,14 @@ func sweeper(ctx context.Context, env Env, config, table string) (*reconcile.Swe
 	db := awsenv.StateTable(awsCfg)
 	store := history.NewStore(db, table)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil)) // the table printed is the report
-	d := &deploy.Deployer{Rules: cfg, Central: central, ECS: func(region, role string) deploy.ECS { return clients.ECS(region, role) },
+	client := func(region, role string) deploy.ECS {
+		c := env.ecsClient(clients.ECS(region, role))
+		if seen != nil {
+			c = seen.observe(c)
+		}
+		return c
+	}
+	d := &deploy.Deployer{Rules: cfg, Central: central, ECS: client,
 		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now,
 		SSM:        func(region, role string) deploy.SSM { return clients.SSM(region, role) },
 		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }}

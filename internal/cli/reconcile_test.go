@@ -44,7 +44,7 @@ func TestStatusReconcileHoldResume(t *testing.T) {
 	}
 
 	r := cli(t, m, table, "status", "--config", config)
-	if r.code != 0 || row(r.stdout) != "web-staging staging/web seed main-2 "+short+" behind - -" {
+	if r.code != 0 || row(r.stdout) != "web-staging staging/web rolling seed main-2 "+short+" behind - -" {
 		t.Fatalf("status before: %+v\nrow %q", r, row(r.stdout))
 	}
 	r = cli(t, m, table, "reconcile", "--config", config, "--dry-run")
@@ -57,7 +57,7 @@ func TestStatusReconcileHoldResume(t *testing.T) {
 		t.Fatalf("reconcile: %+v (runs %s)", r, runningImage())
 	}
 	r = cli(t, m, table, "status", "--config", config)
-	if !regexp.MustCompile(`^web-staging staging/web main-2 ` + short + ` main-2 ` + short + ` in sync - deployed \S+ \(main-2\)$`).MatchString(row(r.stdout)) {
+	if !regexp.MustCompile(`^web-staging staging/web rolling main-2 ` + short + ` main-2 ` + short + ` in sync - deployed \S+ \(main-2\)$`).MatchString(row(r.stdout)) {
 		t.Errorf("status after: %q", row(r.stdout))
 	}
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +18,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
@@ -48,7 +48,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	}
 	db := awsenv.StateTable(cfg)
 	store := history.NewStore(db, *sf.table)
-	client := ecs.NewFromConfig(cfg)
+	client := env.ecsClient(ecs.NewFromConfig(cfg))
 	name := *sf.cluster + "/" + *sf.service
 
 	if *dryRun {
@@ -56,16 +56,29 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		p, err := planRollback(ctx, client, store, key, bluegreen.RunningTaskDefinition(svc), *to, *force)
+		kind := rollout.KindOf(*svc)
+		np, err := planNative(ctx, client, kind, *sf.cluster, *sf.service, *to, env.Now())
 		if err != nil {
 			return err
 		}
-		how := "a rolling deployment"
-		if rollout.KindOf(*svc).IsCodeDeployControlled() {
-			how = "a CodeDeploy deployment"
+		if np != nil {
+			fmt.Fprintf(env.Stdout, "would roll %s back through ECS: %s (dry run: nothing done)\n", name, np.would())
+			np.plan.printRestores(env.Stdout)
+		} else {
+			p, err := planRollback(ctx, client, store, key, bluegreen.RunningTaskDefinition(svc), *to, *force)
+			if err != nil {
+				return err
+			}
+			how := "a rolling deployment"
+			switch {
+			case kind.IsCodeDeployControlled():
+				how = "a CodeDeploy deployment"
+			case kind.IsECSNative():
+				how = "a new ECS-native " + string(kind.Strategy) + " deployment (none is in flight to roll back through ECS)"
+			}
+			fmt.Fprintf(env.Stdout, "would roll %s %s: %s → %s, by %s (dry run: nothing done)\n", name, p.direction(), ecsarn.Revision(p.current), ecsarn.Revision(p.target), how)
+			p.printRestores(env.Stdout)
 		}
-		fmt.Fprintf(env.Stdout, "would roll %s %s: %s → %s, by %s (dry run: nothing done)\n", name, p.direction(), ecsarn.Revision(p.current), ecsarn.Revision(p.target), how)
-		p.printRestores(env.Stdout)
 		switch states, err := store.States(ctx, []string{key}); {
 		case err != nil:
 			return err
@@ -97,22 +110,45 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	current := bluegreen.RunningTaskDefinition(svc)
-	p, err := planRollback(ctx, client, store, key, current, *to, *force)
-	if err != nil {
-		return err
-	}
+	kind := rollout.KindOf(*svc)
 	now := env.Now()
 	eventID := fmt.Sprintf("rollback-%d", now.UnixNano())
-	var deployment string
-	if rollout.KindOf(*svc).IsCodeDeployControlled() {
-		cd := &rules.CodeDeploy{Application: *application, DeploymentGroup: *group}
-		deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, p.target, cd, eventID)
-	} else {
-		deployment, err = rollBackRolling(ctx, client, *sf.cluster, *sf.service, p.target)
-	}
+	// An ECS-native deployment in flight is rolled back by ECS, to the
+	// revision it came from; only with none in flight (it ended meanwhile
+	// too) is an older revision deployed.
+	np, err := planNative(ctx, client, kind, *sf.cluster, *sf.service, *to, now)
 	if err != nil {
 		return err
+	}
+	var act rollout.Action
+	if np != nil {
+		act, err = rollout.RollBack(ctx, client, *sf.cluster, *sf.service)
+		switch {
+		case errors.Is(err, rollout.ErrNothingInFlight):
+			np = nil
+		case err != nil:
+			return fmt.Errorf("%s not rolled back: %w", name, err)
+		}
+	}
+	var p rollbackPlan
+	var deployment string
+	current := bluegreen.RunningTaskDefinition(svc)
+	switch {
+	case np != nil:
+		p, current = np.plan, np.plan.current
+	default:
+		if p, err = planRollback(ctx, client, store, key, current, *to, *force); err != nil {
+			return err
+		}
+		if kind.IsCodeDeployControlled() {
+			cd := &rules.CodeDeploy{Application: *application, DeploymentGroup: *group}
+			deployment, err = rollBackBlueGreen(ctx, codedeploy.NewFromConfig(cfg), svc, *sf.cluster, *sf.service, p.target, cd, eventID)
+		} else {
+			deployment, err = rollBackRolling(ctx, client, *sf.cluster, *sf.service, p.target)
+		}
+		if err != nil {
+			return err
+		}
 	}
 
 	// The hold is placed while the lock is still ours: a deploy waiting on
@@ -121,6 +157,9 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	var holdErr error
 	var kept *history.Hold
 	h := history.Hold{By: who(ctx, cfg, env), At: now.UTC(), Reason: "rolled " + p.direction() + " from " + ecsarn.Revision(current) + " to " + ecsarn.Revision(p.target)}
+	if np != nil {
+		h.Reason = "rolled back through ECS from " + ecsarn.Revision(current) + " to " + cmp.Or(ecsarn.Revision(p.target), "the revision before")
+	}
 	if !*noHold {
 		var already *history.AlreadyHeldError
 		if _, holdErr = store.PlaceHold(ctx, key, h, false); errors.As(holdErr, &already) {
@@ -128,18 +167,42 @@ func rollback(ctx context.Context, args []string, env Env) error {
 			kept, holdErr = &already.Hold, nil
 		}
 	}
-	finished = true
 	rec := p.record(history.Record{
 		Rule: rollbackRule, Account: *sf.account, Region: cfg.Region, Cluster: *sf.cluster, Service: *sf.service,
-		FromTaskDefinition: current, ToTaskDefinition: p.target, DeploymentID: deployment,
+		FromTaskDefinition: current, ToTaskDefinition: p.target, DeploymentID: deployment, Rollout: kind.String(),
 		EventID: eventID, Outcome: string(deploy.Deployed),
 		Reason: "rollback by the autodeploy CLI", PushedAt: now, DeployedAt: now,
 	})
-	if err := held.Finish(context.WithoutCancel(ctx), rec); err != nil {
-		return fmt.Errorf("rolled %s %s, but its history was not written (run `autodeploy history` to check): %w", name, p.direction(), err)
+	switch {
+	case np != nil && act.Already:
+		// Nothing was sent: whoever rolled it back (an alarm, a hook, an
+		// earlier run whose answer was lost) has the history's account of it.
+		if err := held.Release(context.WithoutCancel(ctx)); err != nil {
+			fmt.Fprintf(env.Stderr, "warning: %v\n", err)
+		}
+		finished = true
+		fmt.Fprintf(env.Stdout, "%s: already rolling back through ECS: %s (nothing sent)\n", name, act.Note)
+	case np != nil:
+		finished = true
+		rec.ServiceDeploymentARN = act.ServiceDeploymentARN
+		rec.Reason = "rollback through ECS by the autodeploy CLI: " + np.how(act)
+		if err := held.Finish(context.WithoutCancel(ctx), rec); err != nil {
+			return fmt.Errorf("rolled %s back through ECS, but its history was not written (run `autodeploy history` to check): %w", name, err)
+		}
+		fmt.Fprintf(env.Stdout, "rolling %s back through ECS: %s, %s → %s (service deployment %s)\n", name, np.how(act),
+			ecsarn.Revision(current), cmp.Or(ecsarn.Revision(p.target), "the revision before"), act.ServiceDeploymentARN)
+		if act.Note != "" {
+			fmt.Fprintf(env.Stdout, "  %s\n", act.Note)
+		}
+		p.printRestores(env.Stdout)
+	default:
+		finished = true
+		if err := held.Finish(context.WithoutCancel(ctx), rec); err != nil {
+			return fmt.Errorf("rolled %s %s, but its history was not written (run `autodeploy history` to check): %w", name, p.direction(), err)
+		}
+		fmt.Fprintf(env.Stdout, "rolled %s %s: %s → %s (deployment %s)\n", name, p.direction(), ecsarn.Revision(current), ecsarn.Revision(p.target), cmp.Or(deployment, "-"))
+		p.printRestores(env.Stdout)
 	}
-	fmt.Fprintf(env.Stdout, "rolled %s %s: %s → %s (deployment %s)\n", name, p.direction(), ecsarn.Revision(current), ecsarn.Revision(p.target), cmp.Or(deployment, "-"))
-	p.printRestores(env.Stdout)
 	switch {
 	case *noHold:
 		fmt.Fprintln(env.Stdout, "not held (--no-hold): the next push or sweep may roll it forward again")
@@ -155,7 +218,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 
 // rollBackRolling points an ECS-controlled service at target and returns
 // the deployment that rolls it.
-func rollBackRolling(ctx context.Context, client *ecs.Client, cluster, service, target string) (string, error) {
+func rollBackRolling(ctx context.Context, client rollout.UpdateServiceAPI, cluster, service, target string) (string, error) {
 	upd, err := client.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(cluster), Service: aws.String(service), TaskDefinition: aws.String(target)})
 	if err != nil {
 		return "", fmt.Errorf("update service %s/%s to %s: %w", cluster, service, target, err)

@@ -40,7 +40,7 @@ type restore struct {
 // latest autodeploy deploy of the running one replaced) and refuses, unless
 // force, what would roll forward: a revision newer than the running one,
 // or one that runs an image the last rollback took out.
-func planRollback(ctx context.Context, client *ecs.Client, store *history.Store, key, current, to string, force bool) (rollbackPlan, error) {
+func planRollback(ctx context.Context, client taskDefinitionReader, store *history.Store, key, current, to string, force bool) (rollbackPlan, error) {
 	p := rollbackPlan{current: current}
 	recs, err := store.Recent(ctx, key, 50)
 	if err != nil {
@@ -117,7 +117,7 @@ func lastRollback(recs []history.Record) *history.Record {
 }
 
 // takenOut are the images, by container, a rollback replaced.
-func takenOut(ctx context.Context, client *ecs.Client, rb history.Record) (map[string]string, error) {
+func takenOut(ctx context.Context, client taskDefinitionReader, rb history.Record) (map[string]string, error) {
 	from, err := describeRevision(ctx, client, rb.FromTaskDefinition)
 	if err != nil {
 		return nil, fmt.Errorf("checking what the last rollback took out: %w", err)
@@ -138,7 +138,7 @@ func takenOut(ctx context.Context, client *ecs.Client, rb history.Record) (map[s
 
 // describeRevision reads a revision with its tags (the tags name the
 // images' tags), in the operator's words when it does not exist.
-func describeRevision(ctx context.Context, client *ecs.Client, td string) (*ecs.DescribeTaskDefinitionOutput, error) {
+func describeRevision(ctx context.Context, client taskDefinitionReader, td string) (*ecs.DescribeTaskDefinitionOutput, error) {
 	out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(td), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
 	var ce *types.ClientException
 	switch {

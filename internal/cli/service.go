@@ -13,7 +13,7 @@ import (
 // describeService returns the service the flags name, or an error in the
 // operator's words when it is missing or no longer active: a hold, resume
 // or rollback of a mistyped name must not "succeed".
-func describeService(ctx context.Context, client *ecs.Client, sf serviceFlags, region string) (*types.Service, error) {
+func describeService(ctx context.Context, client serviceDescriber, sf serviceFlags, region string) (*types.Service, error) {
 	where := fmt.Sprintf("in account %s, region %s", *sf.account, region)
 	out, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: sf.cluster, Services: []string{*sf.service}})
 	var noCluster *types.ClusterNotFoundException

@@ -18,17 +18,25 @@ func status(ctx context.Context, args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sw, store, o, err := sweeper(ctx, env, *config, *table)
+	seen := newKinds()
+	sw, store, o, err := sweeper(ctx, env, *config, *table, seen)
 	if err != nil {
 		return err
 	}
 	o.DryRun = true
 	rep, sweepErr := sw.Sweep(ctx, o)
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "RULE\tTARGET\tRUNNING\tNEWEST\tSTATE\tPUBLISHED\tLAST DEPLOY")
+	fmt.Fprintln(w, "RULE\tTARGET\tROLLOUT\tRUNNING\tNEWEST\tSTATE\tPUBLISHED\tLAST DEPLOY")
+	stages := map[string]string{} // a service of several rules is read once
 	for _, l := range rep.Lines {
+		key := history.ServiceKey(l.Account, l.Region, l.Cluster, l.Service)
+		ro, ok := stages[key]
+		if !ok {
+			ro = rolloutOf(ctx, env, seen, key, l)
+			stages[key] = ro
+		}
 		last := "-"
-		recs, err := store.Recent(ctx, history.ServiceKey(l.Account, l.Region, l.Cluster, l.Service), 1)
+		recs, err := store.Recent(ctx, key, 1)
 		if err != nil {
 			return err
 		}
@@ -43,13 +51,29 @@ func status(ctx context.Context, args []string, env Env) error {
 				last += " (" + r.Tag + ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, dash(running(l)),
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, ro, dash(running(l)),
 			dash(image(l.NewestTag, l.NewestDigest)), stateOf(l), dash(l.Published), last)
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	return sweepErr
+}
+
+// rolloutOf is a target's rollout kind and, for an ECS-native service
+// with a deployment in flight, its stage ("-" for a service the sweep did
+// not describe). A stage that cannot be read is said, and the table goes on.
+func rolloutOf(ctx context.Context, env Env, seen *kinds, key string, l reconcile.Line) string {
+	s, ok := seen.get(key)
+	if !ok {
+		return "-"
+	}
+	stage, err := nativeStage(ctx, s.client, s.kind, l.Cluster, l.Service, env.Now())
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "warning: where the deployment of %s/%s stands was not read: %v\n", l.Cluster, l.Service, err)
+		stage = "stage not read"
+	}
+	return rolloutLabel(s.kind, stage)
 }
 
 // stateOf says where a target stands, in the words of `autodeploy status`.
