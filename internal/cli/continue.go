@@ -46,7 +46,7 @@ func continueCmd(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("nothing to continue: %s is not paused at a hook; its deployment stands at %s (service deployment %s)",
 			name, notPaused.Stage, notPaused.ServiceDeploymentARN)
 	case err != nil:
-		return fmt.Errorf("%s not continued: %w", name, err)
+		return fmt.Errorf("%s not continued (autodeploy status shows where it stands; the same command again is safe: a continue ECS applied is not sent twice): %w", name, err)
 	}
 	if a.Already {
 		fmt.Fprintf(env.Stdout, "%s: already continued: hook %s of service deployment %s (nothing sent)\n", name, a.HookID, a.ServiceDeploymentARN)

@@ -10,6 +10,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -208,14 +209,21 @@ func TestContinue(t *testing.T) {
 			want: []string{"nothing to continue: staging/web is a rolling service, and only ECS-native blue/green, linear and canary deployments pause at hooks"}},
 		{name: "a service that does not exist", args: []string{"--service", "wbe"}, code: 1,
 			want: []string{"nothing continued: service wbe not found in cluster prod"}},
-		{name: "paused, the answer lost", before: func(t *testing.T) {
+		{name: "paused, ECS refuses", before: func(t *testing.T) {
 			hook = w.fake.Pause(arn, preProduction, 24*time.Hour)
+			w.fake.FailNext("ContinueServiceDeployment", &types.ServerException{Message: aws.String("internal error")})
+		}, args: []string{"--hook", "$hook"}, code: 1, continues: 1,
+			want: []string{"prod/web not continued (autodeploy status shows where it stands; the same command again is safe", "ServerException"}},
+		{name: "paused, the call times out", before: func(t *testing.T) {
+			w.fake.FailNext("ContinueServiceDeployment", fmt.Errorf("testenv: %w", context.DeadlineExceeded))
+		}, args: []string{"--hook", "$hook"}, code: 1, continues: 2, want: []string{"prod/web not continued", "deadline exceeded"}},
+		{name: "paused, the answer lost", before: func(t *testing.T) {
 			w.fake.LoseNext("ContinueServiceDeployment", 1)
-		}, args: []string{"--hook", "$hook"}, code: 0, continues: 1,
+		}, args: []string{"--hook", "$hook"}, code: 0, continues: 3,
 			want: []string{"prod/web: continued at PRE_PRODUCTION_TRAFFIC_SHIFT: hook $hook of service deployment $arn", "ECS applied it; its answer was lost"}},
-		{name: "the same again", args: []string{"--hook", "$hook"}, code: 0, continues: 1,
+		{name: "the same again", args: []string{"--hook", "$hook"}, code: 0, continues: 3,
 			want: []string{"prod/web: already continued: hook $hook of service deployment $arn (nothing sent)"}},
-		{name: "a hook that is not there", args: []string{"--hook", "ecs-pause-9999hook"}, code: 1, continues: 1,
+		{name: "a hook that is not there", args: []string{"--hook", "ecs-pause-9999hook"}, code: 1, continues: 3,
 			want: []string{"hook ecs-pause-9999hook is not among the hooks of its in-flight service deployments"}},
 	}
 	for _, s := range steps {
@@ -302,6 +310,17 @@ func TestRollbackInFlightGoesThroughECS(t *testing.T) {
 				t.Fatalf("the dry run and the refusal sent %d calls", sends())
 			}
 
+			store := history.NewStore(dynamodb.NewFromConfig(w.moto.AWSConfig()), w.table)
+			key := history.ServiceKey(testenv.Account, testenv.Region, "prod", "web")
+			// ECS refuses (nothing applied): no row, no hold, the lock let go.
+			w.fake.FailNext(tc.op, &types.ServerException{Message: aws.String("internal error")})
+			if r := rollback(); r.code != 1 || !strings.Contains(r.stderr, "prod/web not rolled back (the same command again is safe") {
+				t.Errorf("refused rollback: %+v", r)
+			}
+			if recs, err := store.Recent(context.Background(), key, 10); err != nil || len(recs) != 0 {
+				t.Errorf("a refused rollback left history %+v, %v", recs, err)
+			}
+
 			w.fake.LoseNext(tc.op, 1)
 			r = rollback()
 			for _, want := range []string{"rolling prod/web back through ECS: " + tc.did, "web-prod:2 → web-prod:1 (service deployment " + arn + ")",
@@ -317,15 +336,13 @@ func TestRollbackInFlightGoesThroughECS(t *testing.T) {
 			if r.code != 0 || !strings.Contains(r.stdout, "prod/web: already rolling back through ECS: service deployment "+arn+" is already ROLLBACK_REQUESTED (nothing sent)") {
 				t.Errorf("rollback again: %+v", r)
 			}
-			if got := w.fake.Calls(tc.op); got != 1 || sends() != 1 {
-				t.Errorf("%s called %d times (%d in all), want once", tc.op, got, sends())
+			if got := w.fake.Calls(tc.op); got != 2 || sends() != 2 {
+				t.Errorf("%s called %d times (%d in all), want twice (refused, then lost)", tc.op, got, sends())
 			}
 			if u, reg := w.written("UpdateService"), w.written("RegisterTaskDefinition"); u != 0 || reg != 0 {
 				t.Errorf("the rollback through ECS called UpdateService %d and RegisterTaskDefinition %d times", u, reg)
 			}
 
-			store := history.NewStore(dynamodb.NewFromConfig(w.moto.AWSConfig()), w.table)
-			key := history.ServiceKey(testenv.Account, testenv.Region, "prod", "web")
 			recs, err := store.Recent(context.Background(), key, 10)
 			if err != nil {
 				t.Fatal(err)

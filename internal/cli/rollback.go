@@ -127,7 +127,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		case errors.Is(err, rollout.ErrNothingInFlight):
 			np = nil
 		case err != nil:
-			return fmt.Errorf("%s not rolled back: %w", name, err)
+			return fmt.Errorf("%s not rolled back (the same command again is safe: a rollback ECS applied is not sent twice): %w", name, err)
 		}
 	}
 	var p rollbackPlan
