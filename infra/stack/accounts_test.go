@@ -98,7 +98,7 @@ func TestSeveralAccountsStacks(t *testing.T) {
 		want := map[string]any{
 			"arn:aws:iam::222222222222:root ecr-autodeploy-deployments": when(
 				[]any{"arn:aws:iam::*:role/ecr-autodeploy-forward-deployments-eu-west-1"},
-				[]any{"aws.ecs"}, []any{"ECS Deployment State Change"}),
+				[]any{"aws.ecs"}, []any{"ECS Deployment State Change", "ECS Hook State Change"}),
 			"arn:aws:iam::333333333333:root ecr-autodeploy-pushes": when(
 				[]any{"arn:aws:iam::*:role/ecr-autodeploy-forward-pushes-eu-west-1"},
 				[]any{"aws.ecr"}, []any{"ECR Image Action"}),
@@ -184,6 +184,7 @@ func TestSeveralAccountsStacks(t *testing.T) {
 			t.Errorf("worker assumes (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff([]any{
+			"arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-west-1",
 			"arn:aws:iam::333333333333:role/ecr-autodeploy-promote-eu-west-1",
 			"arn:aws:iam::444444444444:role/ecr-autodeploy-watcher-us-east-1",
 		}, st["AssumeRegistryAndTargetRoles"]["Resource"]); diff != "" {
@@ -267,8 +268,14 @@ func TestSeveralAccountsStacks(t *testing.T) {
 		if diff := cmp.Diff(trust("worker"), role["AssumeRolePolicyDocument"]); diff != "" {
 			t.Errorf("trust (-want +got):\n%s", diff)
 		}
-		if tgt.roleNamed("ecr-autodeploy-watcher-eu-west-1") != nil {
-			t.Error("a watcher role where no target is blue/green")
+		// The watcher reads the service deployments of the services here
+		// (any may be ECS-native), and nothing else.
+		watcher := tgt.roleNamed("ecr-autodeploy-watcher-eu-west-1")
+		if diff := cmp.Diff(trust("watcher"), watcher["AssumeRolePolicyDocument"]); diff != "" {
+			t.Errorf("watcher role's trust (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{"ReadServiceDeployments"}, mapKeys(tgt.roleStatements(t, "ecr-autodeploy-watcher-eu-west-1"))); diff != "" {
+			t.Errorf("the watcher's role may do more than read service deployments (-want +got):\n%s", diff)
 		}
 		st := tgt.roleStatements(t, "ecr-autodeploy-target-eu-west-1")
 		if diff := cmp.Diff([]any{

@@ -50,19 +50,23 @@ type admission struct {
 }
 
 // admissions are what the other accounts forward: pushes from their registry
-// stacks, deployment events from their target stacks (CodeDeploy's only from
-// accounts with a blue/green target), each as that stack's forwarding role.
-// One statement per kind, listing every account, and the forwarding roles by
-// name per region (arn:aws:iam::*:role/NAME, the accounts being the
-// principals), rather than one statement per account with each role's ARN:
-// the bus policy is limited to 10,240 characters for the whole account, and
-// per-account statements reached that at about ten accounts. The grant is as
-// tight: only those accounts, only as the roles their stacks create.
+// stacks, deployment events from their target stacks — ECS's deployments
+// always, ECS's hooks from accounts with a target that may be ECS-native (one
+// without `codedeploy:`), CodeDeploy's from accounts with a CodeDeploy-
+// controlled target — each as that stack's forwarding role. One statement per
+// kind, listing every account, and the forwarding roles by name per region
+// (arn:aws:iam::*:role/NAME, the accounts being the principals), rather than
+// one statement per account with each role's ARN: the bus policy is limited
+// to 10,240 characters for the whole account, and per-account statements
+// reached that at about ten accounts. The grant is as tight: only those
+// accounts, only as the roles their stacks create.
 func admissions(cfg *rules.Config, tp Topology) []admission {
 	pushes := admission{kind: forwardsPushes, sources: []string{ecrSource}, detailTypes: []string{ecrPush}}
-	deployments := admission{kind: forwardsDeployments, sources: []string{ecsSource}, detailTypes: []string{ecsDeployment}}
+	deployments := admission{kind: forwardsDeployments, sources: []string{ecsSource}, detailTypes: []string{ecsDeployment, ecsHook}}
 	blueGreen := admission{kind: forwardsDeployments + "-bluegreen", sources: []string{ecsSource, codeDeploySource},
 		detailTypes: []string{ecsDeployment, codeDeployEnding}}
+	mixed := admission{kind: forwardsDeployments + "-mixed", sources: []string{ecsSource, codeDeploySource},
+		detailTypes: []string{ecsDeployment, ecsHook, codeDeployEnding}}
 	for _, account := range tp.OtherAccounts() {
 		for _, place := range tp.Registries {
 			if place.Account == account {
@@ -78,7 +82,10 @@ func admissions(cfg *rules.Config, tp Topology) []admission {
 			}
 		}
 		into := &deployments
-		if bg {
+		switch native := hookAdmitted(cfg, tp, account); {
+		case bg && native:
+			into = &mixed
+		case bg:
 			into = &blueGreen
 		}
 		for _, r := range roles {
@@ -86,7 +93,7 @@ func admissions(cfg *rules.Config, tp Topology) []admission {
 		}
 	}
 	var out []admission
-	for _, a := range []admission{pushes, deployments, blueGreen} {
+	for _, a := range []admission{pushes, deployments, blueGreen, mixed} {
 		if len(a.roles) > 0 {
 			out = append(out, a)
 		}

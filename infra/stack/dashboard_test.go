@@ -80,6 +80,7 @@ func TestDashboardWidgets(t *testing.T) {
 		"Dead-letter and failure queues (messages waiting)": {
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${DeployerFailedEvents.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${DeploymentEventsDLQ.QueueName} Maximum",
+			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${HookEventsDLQ.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${PushEventsDLQ.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WatcherFailedEvents.QueueName} Maximum",
 			"AWS/SQS ApproximateNumberOfMessagesVisible QueueName=${WorkDeadLetters.QueueName} Maximum"},

@@ -28,31 +28,36 @@ func grantPublish(role awsiam.Role, topic awssns.Topic, key awskms.Key) {
 }
 
 // grantWatch gives the watcher its table, ECR tagging on the repositories
-// of rules that promote, publishing notices, invoking the deployer, and its
-// own roles in other accounts: the promote roles of registries and the
-// watcher roles of blue/green targets (never the deployer's).
+// of rules that promote, publishing notices, invoking the deployer, reading
+// how the rollouts of the central account's targets ended (CodeDeploy's
+// deployments of CodeDeploy-controlled ones, the service deployments of
+// the others, which may be ECS-native: watchStatements, per service while
+// that fits, per cluster beyond), and its own roles in other accounts: the
+// promote roles of registries and the watcher roles of the target places
+// (never the deployer's).
 func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rules.Place, deployer awslambda.Function, notices awssns.Topic, key awskms.Key) {
 	promotes := func(r *rules.Rule) bool { return r.Promote != nil }
-	grants := &roleGrants{role: role}
-	grants.add(policyStatement{sid: "PromoteDigests", actions: []string{"ecr:BatchGetImage", "ecr:PutImage"},
-		resources: RepositoryARNs(cfg, central, promotes)})
+	extra := []policyStatement{{sid: "PromoteDigests", actions: []string{"ecr:BatchGetImage", "ecr:PutImage"},
+		resources: RepositoryARNs(cfg, central, promotes)}}
 	var roles []string
 	for _, r := range cfg.Rules {
 		if role := rules.PromoteRole(r.RegistryOf(central), central); role != "" && promotes(r) {
 			roles = append(roles, role)
 		}
+		// Every target elsewhere: a CodeDeploy-controlled one's endings,
+		// any other's service deployments (target stacks make the role
+		// for either).
 		for _, t := range r.Targets {
-			if role := t.WatcherRoleFor(central); role != "" && t.CodeDeploy != nil {
+			if role := t.WatcherRoleFor(central); role != "" {
 				roles = append(roles, role)
 			}
 		}
 	}
-	grants.add(policyStatement{sid: "AssumeRegistryAndTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
-	// The watcher reads the central account's CodeDeploy endings with its
-	// own credentials, whatever role the deployer uses (rules.WatcherRole).
+	extra = append(extra, policyStatement{sid: "AssumeRegistryAndTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
+	// The watcher reads the central account's rollouts with its own
+	// credentials, whatever role the deployer uses (rules.WatcherRole).
 	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
-	readBlueGreenEndings(grants, cfg, inCentral)
-	grants.place()
+	grantAt(role, cfg, inCentral, watchStatements, extra)
 	grantPublish(role, notices, key)
 	deployer.GrantInvoke(role)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{

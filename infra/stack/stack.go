@@ -192,10 +192,11 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 
+	targetAccounts := withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))
 	deployments := &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.ecs"),
 		DetailType: jsii.Strings("ECS Deployment State Change"),
-		Account:    jsii.Strings(withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))...),
+		Account:    jsii.Strings(targetAccounts...),
 	}
 	services := deploymentEntries(p.Rules, everyTarget, deployments)
 	deploymentDLQ := ruleTo(s, "EcsDeploymentRule", "ECS deployment state changes of the services of autodeploy.yaml", deployments, &services, watcher.fn, "DeploymentEventsDLQ", "ECS deployment events EventBridge could not deliver to the watcher", alarms)
@@ -211,6 +212,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	}
 	if q := blueGreen(s, p.Rules, p.central(), watcher, alarms); q != nil {
 		queues["CodeDeploy events (watcher)"] = q
+	}
+	if q := hookRule(s, p.Rules, targetAccounts, watcher, alarms); q != nil {
+		queues["hook events (watcher)"] = q
 	}
 
 	queries(s, deployLogs, deployer.logGroup, watcher.logGroup)

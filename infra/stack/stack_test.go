@@ -150,16 +150,28 @@ func (s synthesized) one(t *testing.T, typ string) map[string]any {
 	return nil
 }
 
-// rule returns the EventBridge rule on events of one source.
+// rule returns the EventBridge rule on events of one source (of aws.ecs:
+// its deployments; ruleFor reads the hook rules).
 func (s synthesized) rule(t *testing.T, source string) map[string]any {
+	t.Helper()
+	detailType := ""
+	if source == ecsSource {
+		detailType = ecsDeployment
+	}
+	return s.ruleFor(t, source, detailType)
+}
+
+// ruleFor returns the EventBridge rule on events of one source and detail
+// type ("": any).
+func (s synthesized) ruleFor(t *testing.T, source, detailType string) map[string]any {
 	t.Helper()
 	for _, r := range s.resources("AWS::Events::Rule") {
 		pattern, _ := r["EventPattern"].(map[string]any) // a schedule has none
-		if cmp.Equal([]any{source}, pattern["source"]) {
+		if cmp.Equal([]any{source}, pattern["source"]) && (detailType == "" || cmp.Equal([]any{detailType}, pattern["detail-type"])) {
 			return r
 		}
 	}
-	t.Fatalf("no rule on %s events", source)
+	t.Fatalf("no rule on %s %q events", source, detailType)
 	return nil
 }
 
@@ -370,8 +382,8 @@ func TestLeastPrivilege(t *testing.T) {
 func TestAlarmsQueuesAndQueries(t *testing.T) {
 	s := synth(t)
 	alarms := s.resources("AWS::CloudWatch::Alarm")
-	if len(alarms) != 12 {
-		t.Errorf("%d alarms, want errors per function, a failure queue per function but the worker, 2 rule DLQs, the work DLQ, failed deploys, history not written, failed/rolled-back deployments, reports lost", len(alarms))
+	if len(alarms) != 13 {
+		t.Errorf("%d alarms, want errors per function, a failure queue per function but the worker, 3 rule DLQs (push, deployment, hook events), the work DLQ, failed deploys, history not written, failed/rolled-back deployments, reports lost", len(alarms))
 	}
 	// The deploy lines come from the worker and (sweeps, in-process) the
 	// deployer: a filter on each log group feeds one alarm's metric.
@@ -402,8 +414,8 @@ func TestAlarmsQueuesAndQueries(t *testing.T) {
 		t.Errorf("subscription = %v", sub)
 	}
 	queues := s.resources("AWS::SQS::Queue")
-	if len(queues) != 8 {
-		t.Errorf("%d queues, want 8: 2 rule DLQs, 2 failure queues, 3 work queues (one per target place) and their DLQ", len(queues))
+	if len(queues) != 9 {
+		t.Errorf("%d queues, want 9: 3 rule DLQs (push, deployment, hook events), 2 failure queues, 3 work queues (one per target place) and their DLQ", len(queues))
 	}
 	for id, q := range queues {
 		if q["SqsManagedSseEnabled"] != true {

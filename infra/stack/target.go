@@ -12,13 +12,13 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// NewTargetStack forwards the deployment events (ECS and CodeDeploy) of the
-// targets at its place to the central bus and, in another account, makes
+// NewTargetStack forwards the deployment events (ECS deployments and, for
+// targets that may be ECS-native, hooks; CodeDeploy's) of the targets at
+// its place to the central bus and, in another account, makes
 // the role the central worker deploys through there (the worker's least
 // privilege at home), the role the central deployer's sweeps read through
 // (the intake's at home: nothing that deploys), and the role the central
-// watcher reads how CodeDeploy deployments ended with (nothing that
-// deploys).
+// watcher reads how rollouts ended with (nothing that deploys).
 func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy targets %s: deployed from the central account %s", p.Place, p.Topology.Central))
 	central := p.Topology.Central
@@ -34,6 +34,11 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 	if len(blueGreenTargets(p.Rules, here)) > 0 {
 		pattern, apps := codeDeployPattern(p.Rules, here, []string{p.Place.Account})
 		p.forward(s, forwarder, "ForwardCodeDeployDeployments", "CodeDeploy deployments of the blue/green services of autodeploy.yaml", pattern, apps)
+	}
+	if nativeTargets(p.Rules, here) {
+		hooks := hookPattern([]string{p.Place.Account})
+		entries := hookEntries(p.Rules, here, hooks)
+		p.forward(s, forwarder, "ForwardEcsHooks", "ECS lifecycle hook state changes of the services of autodeploy.yaml", hooks, &entries)
 	}
 	if p.Place.Account == central.Account {
 		return s // the central functions' own credentials
@@ -61,20 +66,19 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 	return s
 }
 
-// watcherRole makes the role the central watcher reads the CodeDeploy
-// deployments of the blue/green targets here with: GetDeployment on their
-// groups, for every such target, whether or not it names a role (that one
-// is the deployer's). Nothing when no target here is blue/green.
+// watcherRole makes the role the central watcher reads how the rollouts of
+// the targets here ended with: GetDeployment on the groups of the
+// CodeDeploy-controlled ones, the service deployments of the others (which
+// may be ECS-native), for every target here whether or not it names a role
+// (that one is the deployer's). Nothing when no target is here.
 func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
-	if len(blueGreenTargets(p.Rules, here)) == 0 {
+	if len(blueGreenTargets(p.Rules, here)) == 0 && !nativeTargets(p.Rules, here) {
 		return
 	}
 	role := awsiam.NewRole(s, jsii.String("WatcherRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(rules.WatcherRoleName(p.Place.Region)),
 		AssumedBy:   p.trustCentral(watcherRoleName),
-		Description: jsii.String("ecr-autodeploy: the central watcher reads how CodeDeploy deployments of the listed services ended"),
+		Description: jsii.String("ecr-autodeploy: the central watcher reads how the rollouts of the listed services ended"),
 	})
-	grants := &roleGrants{role: role}
-	readBlueGreenEndings(grants, p.Rules, here)
-	grants.place()
+	grantAt(role, p.Rules, here, watchStatements, nil)
 }
