@@ -50,7 +50,9 @@ func isNative(rec history.Record) bool {
 
 // readOnly is the watcher's ECS client as an ECS-native rollout takes it:
 // it reads service deployments and starts nothing.
-type readOnly struct{ rollout.ServiceDeploymentReader }
+type readOnly struct {
+	rollout.ServiceDeploymentReader
+}
 
 func (readOnly) UpdateService(context.Context, *ecs.UpdateServiceInput, ...func(*ecs.Options)) (*ecs.UpdateServiceOutput, error) {
 	return nil, errors.New("the watcher starts no rollouts")
