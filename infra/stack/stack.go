@@ -191,6 +191,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		},
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
+	timers(s, watcher)
 
 	targetAccounts := withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))
 	deployments := &awsevents.EventPattern{
