@@ -3,8 +3,6 @@ package cli
 import (
 	"cmp"
 	"context"
-	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,52 +48,21 @@ type taskDefinitionReader interface {
 	DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
 }
 
-// inFlightStatuses are the statuses of a service deployment not ended yet:
-// moving forward, rolling back, or being stopped.
-var inFlightStatuses = []types.ServiceDeploymentStatus{
-	types.ServiceDeploymentStatusPending, types.ServiceDeploymentStatusInProgress,
-	types.ServiceDeploymentStatusStopRequested,
-	types.ServiceDeploymentStatusRollbackRequested, types.ServiceDeploymentStatusRollbackInProgress,
-}
-
 // inFlightDeployment is the service's newest service deployment in flight
-// (ListServiceDeployments filtered by status, one page, then
-// DescribeServiceDeployments of the newest); found is false when nothing
-// is in flight. Status and plan show where it stands; rollback shows what
-// it would roll back.
+// (rollout.InFlight); found is false when nothing is in flight. Status and
+// plan show where it stands; rollback shows what it would roll back.
 func inFlightDeployment(ctx context.Context, client rollout.ServiceDeploymentReader, cluster, service string) (d types.ServiceDeployment, found bool, err error) {
-	out, err := client.ListServiceDeployments(ctx, &ecs.ListServiceDeploymentsInput{Cluster: aws.String(cluster), Service: aws.String(service),
-		Status: inFlightStatuses, MaxResults: aws.Int32(20)})
-	if err != nil {
-		return d, false, fmt.Errorf("list the in-flight service deployments of %s/%s: %w", cluster, service, err)
+	all, err := rollout.InFlight(ctx, client, cluster, service)
+	if err != nil || len(all) == 0 {
+		return d, false, err
 	}
-	if len(out.ServiceDeployments) == 0 {
-		return d, false, nil
-	}
-	// ECS does not document the listing's order.
-	newest := slices.MaxFunc(out.ServiceDeployments, func(a, b types.ServiceDeploymentBrief) int {
-		return aws.ToTime(a.CreatedAt).Compare(aws.ToTime(b.CreatedAt))
-	})
-	arn := aws.ToString(newest.ServiceDeploymentArn)
-	desc, err := client.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{arn}})
-	switch {
-	case err != nil:
-		return d, false, fmt.Errorf("describe service deployment %s of %s/%s: %w", arn, cluster, service, err)
-	case len(desc.ServiceDeployments) == 0:
-		return d, false, fmt.Errorf("describe service deployment %s of %s/%s: ECS did not describe it", arn, cluster, service)
-	}
-	return desc.ServiceDeployments[0], true, nil
-}
-
-// rollingBack reports whether ECS is rolling d back.
-func rollingBack(d types.ServiceDeployment) bool {
-	return d.Status == types.ServiceDeploymentStatusRollbackRequested || d.Status == types.ServiceDeploymentStatusRollbackInProgress
+	return all[0], true, nil
 }
 
 // stageOf is where an in-flight service deployment stands, in the words of
 // status and plan: rollout.Stage, or that ECS is rolling it back.
 func stageOf(d types.ServiceDeployment, now time.Time) string {
-	if rollingBack(d) {
+	if rollout.RollingBack(d) {
 		return "rolling back (" + string(d.Status) + ")"
 	}
 	return rollout.Stage(d, now)

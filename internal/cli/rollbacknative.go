@@ -105,7 +105,7 @@ func (n *nativeRollback) would() string {
 	arn := aws.ToString(n.d.ServiceDeploymentArn)
 	what := fmt.Sprintf("service deployment %s (%s)", arn, stageOf(n.d, n.now))
 	switch {
-	case rollingBack(n.d):
+	case rollout.RollingBack(n.d):
 		what = "ECS is already rolling back " + what + "; nothing would be sent"
 	case n.d.Status == types.ServiceDeploymentStatusStopRequested:
 		what = "ECS is stopping " + what + " without rollback; it would be refused"

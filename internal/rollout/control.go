@@ -62,9 +62,13 @@ var forward = []types.ServiceDeploymentStatus{types.ServiceDeploymentStatusPendi
 // rollingBack are the statuses of a deployment being rolled back.
 var rollingBack = []types.ServiceDeploymentStatus{types.ServiceDeploymentStatusRollbackRequested, types.ServiceDeploymentStatusRollbackInProgress}
 
-// inFlight lists and describes the service's in-flight service
-// deployments (forward, rolling back, stop requested), newest first.
-func inFlight(ctx context.Context, client ServiceDeploymentReader, cluster, service string) ([]types.ServiceDeployment, error) {
+// RollingBack reports whether ECS is rolling d back.
+func RollingBack(d types.ServiceDeployment) bool { return slices.Contains(rollingBack, d.Status) }
+
+// InFlight lists and describes the service's in-flight service
+// deployments (forward, rolling back, stop requested), newest first: what
+// Continue and RollBack act on, and status and plan show.
+func InFlight(ctx context.Context, client ServiceDeploymentReader, cluster, service string) ([]types.ServiceDeployment, error) {
 	in := &ecs.ListServiceDeploymentsInput{Cluster: aws.String(cluster), Service: aws.String(service), MaxResults: aws.Int32(20),
 		Status: append(append(slices.Clone(forward), rollingBack...), types.ServiceDeploymentStatusStopRequested)}
 	var arns []string
@@ -108,7 +112,7 @@ func nothingInFlight(cluster, service string) error {
 // a hook now SUCCEEDED means ECS applied it and the answer was lost, which
 // is success.
 func Continue(ctx context.Context, client ServiceDeploymentController, cluster, service string, opt ContinueOptions) (Action, error) {
-	all, err := inFlight(ctx, client, cluster, service)
+	all, err := InFlight(ctx, client, cluster, service)
 	if err != nil {
 		return Action{}, err
 	}
@@ -173,7 +177,7 @@ func pickHook(cluster, service string, moving []types.ServiceDeployment, hookID 
 // ErrNothingInFlight. When the call fails, the deployment is read again: a
 // ROLLBACK_* status means ECS applied it and the answer was lost.
 func RollBack(ctx context.Context, client ServiceDeploymentController, cluster, service string) (Action, error) {
-	all, err := inFlight(ctx, client, cluster, service)
+	all, err := InFlight(ctx, client, cluster, service)
 	if err != nil {
 		return Action{}, err
 	}
@@ -184,7 +188,7 @@ func RollBack(ctx context.Context, client ServiceDeploymentController, cluster, 
 	if i < 0 {
 		d := all[0]
 		arn := aws.ToString(d.ServiceDeploymentArn)
-		if slices.Contains(rollingBack, d.Status) {
+		if RollingBack(d) {
 			return Action{ServiceDeploymentARN: arn, Stage: d.LifecycleStage, Did: "rolling back", Already: true,
 				Note: fmt.Sprintf("service deployment %s is already %s", arn, d.Status)}, nil
 		}
