@@ -561,3 +561,83 @@ func TestPauseIsToldOnce(t *testing.T) {
 		t.Errorf("continued: %+v, %v, rechecks %v", res, err, f.rechecks.asked)
 	}
 }
+
+// What the watcher drops or takes on the event's word, and says why.
+func TestNativeOddCases(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		// play sets the case up and returns the event and the deployment.
+		play        func(t *testing.T, f *nativeFixture) (json.RawMessage, string)
+		wantOutcome string
+		wantIgnored string
+		wantLog     string
+	}{
+		{
+			name: "no ECS client configured: the event's word, with a warning",
+			play: func(t *testing.T, f *nativeFixture) (json.RawMessage, string) {
+				f.w.ECS = nil
+				rec, _ := f.nativeDeploy(t, "web-prod", "prod", "web", "main-o1", f.pushImage(t, "main-o1"), true)
+				return ecsEvent(t, "ecs-deployment-completed.json", "prod", "web", rec.DeploymentID), rec.DeploymentID
+			},
+			wantOutcome: history.Completed, wantLog: `"msg":"service deployment not read"`,
+		},
+		{
+			name: "a malformed recheck is dropped",
+			play: func(t *testing.T, f *nativeFixture) (json.RawMessage, string) {
+				return json.RawMessage(`{"kind":"recheck","v":1}`), ""
+			},
+			wantIgnored: "invalid command: incomplete recheck command: deployment_id is required", wantLog: `"msg":"invalid command"`,
+		},
+		{
+			name: "a recheck of a deployment autodeploy did not start",
+			play: func(t *testing.T, f *nativeFixture) (json.RawMessage, string) {
+				return recheckCommand(t, "ecs-svc/unknown"), "ecs-svc/unknown"
+			},
+			wantIgnored: "deployment not started by autodeploy",
+		},
+		{
+			name: "a hook of another service deployment of the service",
+			play: func(t *testing.T, f *nativeFixture) (json.RawMessage, string) {
+				rec, arn := f.nativeDeploy(t, "web-staging", "staging", "web", "main-o2", f.pushImage(t, "main-o2"), true)
+				f.ecs.End(arn, types.ServiceDeploymentStatusSuccessful, "", "")
+				// Someone else's deployment after ours, whose Lambda hook failed.
+				theirs := f.ecs.StartDeployment(t, "staging", "web", "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:99")
+				f.ecs.HookRuns(theirs, types.ServiceDeploymentLifecycleStagePostScaleUp, "arn:aws:lambda:eu-west-1:123456789012:function:smoke")
+				return hookEvent(t, "hook-evt-o2", "HOOK_FAILED", "AWS_LAMBDA", "web", theirs, "ecs-lambda-x",
+					types.ServiceDeploymentLifecycleStagePostScaleUp, time.Time{}), rec.DeploymentID
+			},
+			wantIgnored: "hook of a service deployment autodeploy did not start",
+		},
+		{
+			name: "a hook of another service deployment, ours recorded without one",
+			play: func(t *testing.T, f *nativeFixture) (json.RawMessage, string) {
+				rec, _ := f.nativeDeploy(t, "web-staging", "staging", "web", "main-o3", f.pushImage(t, "main-o3"), false)
+				f.clock.advance(time.Minute)
+				theirs := f.ecs.StartDeployment(t, "staging", "web", "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:99")
+				f.ecs.HookRuns(theirs, types.ServiceDeploymentLifecycleStagePostScaleUp, "arn:aws:lambda:eu-west-1:123456789012:function:smoke")
+				return hookEvent(t, "hook-evt-o3", "HOOK_FAILED", "AWS_LAMBDA", "web", theirs, "ecs-lambda-y",
+					types.ServiceDeploymentLifecycleStagePostScaleUp, time.Time{}), rec.DeploymentID
+			},
+			wantIgnored: "hook of a service deployment autodeploy did not start",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newNativeFixture(t)
+			ev, deployment := tt.play(t, f)
+			res, err := f.w.Handle(context.Background(), ev)
+			if err != nil || res.Outcome != tt.wantOutcome || res.Ignored != tt.wantIgnored {
+				t.Fatalf("Handle = %+v, %v; want outcome %q, ignored %q", res, err, tt.wantOutcome, tt.wantIgnored)
+			}
+			if tt.wantLog != "" && !strings.Contains(f.logs.String(), tt.wantLog) {
+				t.Errorf("no %s line:\n%s", tt.wantLog, f.logs)
+			}
+			if deployment != "" && tt.wantOutcome == "" {
+				if rec, found, _ := f.store.ByDeployment(context.Background(), deployment); found && rec.DeploymentOutcome != "" {
+					t.Errorf("recorded %q for an event it ignored", rec.DeploymentOutcome)
+				}
+			}
+		})
+	}
+}
