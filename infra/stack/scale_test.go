@@ -370,9 +370,30 @@ func (s synthesized) noWiderThanClusters(t *testing.T) {
 			}
 		}
 	}
+	// The service-deployment reads (ListServiceDeployments and friends)
+	// name the same services or clusters, and their deployments and
+	// revisions.
+	reads := regexp.MustCompile(`^arn:aws:ecs:[a-z0-9-]+:\d{12}:(service|service-deployment|service-revision)/(prod|emea)-team-\d\d/(\*|(prod|emea)-team-\d\d-svc-\d\d(/\*)?)$`)
+	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
+		for id, p := range s.resources(typ) {
+			for _, st := range asList(r.resolve(p["PolicyDocument"]).(map[string]any)["Statement"]) {
+				m := st.(map[string]any)
+				if !strings.Contains(jsonString(m["Action"]), "ecs:ListServiceDeployments") {
+					continue
+				}
+				for _, res := range append(asList(m["Resource"]), m["Resource"]) {
+					if str, ok := res.(string); ok && !reads.MatchString(str) {
+						t.Errorf("%s: service-deployment reads on %s, wider than a named cluster", id, str)
+					}
+				}
+			}
+		}
+	}
 	for id, rule := range s.resources("AWS::Events::Rule") {
 		pattern, _ := r.resolve(rule["EventPattern"]).(map[string]any)
-		for _, res := range asList(pattern["resources"]) {
+		// A hook rule names services at detail.serviceArn.
+		detail, _ := pattern["detail"].(map[string]any)
+		for _, res := range append(asList(pattern["resources"]), asList(detail["serviceArn"])...) {
 			arn, ok := res.(string)
 			if m, isPrefix := res.(map[string]any); isPrefix {
 				arn, ok = m["prefix"].(string)
