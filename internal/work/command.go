@@ -28,7 +28,7 @@ const (
 )
 
 // Command is one of the product's messages to itself: DeployTarget,
-// DeployPush or Sweep. DecodeCommand returns one by its kind.
+// DeployPush, Sweep or Recheck. DecodeCommand returns one by its kind.
 type Command interface {
 	Kind() Kind
 	version() int
@@ -145,6 +145,8 @@ func DecodeCommand(body []byte) (Command, error) {
 		c = &DeployPush{}
 	case KindSweep:
 		c = &Sweep{}
+	case KindRecheck:
+		c = &Recheck{}
 	default:
 		return nil, &Error{Msg: fmt.Sprintf("unknown command kind %q (version %d)", env.Kind, env.V)}
 	}
@@ -170,6 +172,8 @@ func deref(c Command) Command {
 	case *DeployPush:
 		return *c
 	case *Sweep:
+		return *c
+	case *Recheck:
 		return *c
 	}
 	return c

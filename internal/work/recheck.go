@@ -1,7 +1,6 @@
 package work
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 )
@@ -35,26 +34,16 @@ func (c Recheck) check() error {
 	return nil
 }
 
-// DecodeRecheck reads a recheck command; anything else (another kind, an
-// unknown version, an incomplete one) is a permanent *Error, as
-// DecodeCommand's are.
+// DecodeRecheck reads a recheck command (DecodeCommand, and the kind
+// checked); anything else is a permanent *Error, as DecodeCommand's are.
 func DecodeRecheck(body []byte) (Recheck, error) {
-	var env Envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return Recheck{}, &Error{Msg: "not a command: " + err.Error()}
+	c, err := DecodeCommand(body)
+	if err != nil {
+		return Recheck{}, err
 	}
-	if env.Kind != KindRecheck {
-		return Recheck{}, &Error{Msg: fmt.Sprintf("a %q command is not a %s", env.Kind, KindRecheck)}
+	r, ok := c.(Recheck)
+	if !ok {
+		return Recheck{}, &Error{Msg: fmt.Sprintf("a %q command is not a %s", c.Kind(), KindRecheck)}
 	}
-	var c Recheck
-	if env.V != c.version() {
-		return Recheck{}, &Error{Msg: fmt.Sprintf("command %s version %d is not known to this build (it reads %d)", env.Kind, env.V, c.version())}
-	}
-	if err := json.Unmarshal(body, &c); err != nil {
-		return Recheck{}, &Error{Msg: fmt.Sprintf("malformed %s command: %v", env.Kind, err)}
-	}
-	if err := c.check(); err != nil {
-		return Recheck{}, &Error{Msg: fmt.Sprintf("incomplete %s command: %v", env.Kind, err)}
-	}
-	return c, nil
+	return r, nil
 }
