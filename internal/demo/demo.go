@@ -35,6 +35,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 )
 
@@ -117,6 +118,10 @@ type demo struct {
 	chat     string // the queue standing in for Chatbot, subscribed to the notices topic
 
 	codeDeploy *codedeploy.Client
+	// front is the ECS endpoint of the functions and the CLI: moto, with
+	// the ECS-native services' service deployments played by a fake.
+	front   *testenv.ECSNativeFront
+	motoCfg aws.Config
 }
 
 // Run runs the whole demo, writing the narration to out, and stops all it
@@ -147,6 +152,11 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	}
 	d.ecs, d.ecr, d.ssm = ecs.NewFromConfig(moto.AWSConfig()), ecr.NewFromConfig(moto.AWSConfig()), ssm.NewFromConfig(moto.AWSConfig())
 	d.codeDeploy = codedeploy.NewFromConfig(moto.AWSConfig())
+	d.motoCfg = moto.AWSConfig()
+	if d.front, err = startFront(moto.Endpoint); err != nil {
+		return err
+	}
+	defer d.front.Close()
 	if _, err := d.ecr.CreateRepository(ctx, &ecr.CreateRepositoryInput{RepositoryName: aws.String("web")}); err != nil {
 		return fmt.Errorf("create repository: %w", err)
 	}
@@ -163,6 +173,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 			d.p.line("    blue/green: CodeDeploy application web, deployment group %s shifts its traffic", s.Name)
 		}
 	}
+	if err := d.seedNative(ctx); err != nil {
+		return err
+	}
 
 	topic, err := d.chatTopic(ctx, moto.AWSConfig())
 	if err != nil {
@@ -174,7 +187,8 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	}
 
 	d.p.head("Starting the deployer, the worker and the watcher under aws-lambda-rie (the queued path)")
-	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_NOTIFY_TOPIC_ARN="+topic, "AUTODEPLOY_WORK_QUEUE_URL="+d.workURL)
+	env := append(moto.Env(), "AUTODEPLOY_TABLE="+table, "AUTODEPLOY_NOTIFY_TOPIC_ARN="+topic, "AUTODEPLOY_WORK_QUEUE_URL="+d.workURL,
+		"AWS_ENDPOINT_URL_ECS="+d.front.URL)
 	dir, err := os.MkdirTemp("", "autodeploy-demo-")
 	if err != nil {
 		return err
@@ -196,6 +210,8 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	d.p.line("  AUTODEPLOY_NOTIFY_TOPIC_ARN=%s (a queue stands in for Slack's Chatbot subscription)", topic)
 	d.p.line("  AUTODEPLOY_WORK_QUEUE_URL=%s: the deployer queues one work item per target (SQS),", d.workURL)
 	d.p.line("  and the worker deploys them, fed by a poller that plays Lambda's event source mapping")
+	d.p.line("  AWS_ENDPOINT_URL_ECS=%s: the ECS front passes every call to moto but the ECS-native services' strategy", d.front.URL)
+	d.p.line("  and service deployments, which it plays (moto has none)")
 
 	for i, s := range steps() {
 		d.p.head(fmt.Sprintf("Step %d: %s", i+1, s.title))
@@ -209,6 +225,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	}
 	if err := d.sweeps(ctx, history.NewStore(dynamodb.NewFromConfig(moto.AWSConfig()), table), len(steps())+2); err != nil {
 		return fmt.Errorf("sweeps: %w", err)
+	}
+	if err := d.nativeScenes(ctx, len(steps())+4); err != nil {
+		return err
 	}
 	d.p.head("Done: every service ran what its rules allowed, and every deployment's end was told truthfully")
 	return nil
@@ -389,33 +408,42 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 // tellWatcher invokes the watcher with one deployment event and narrates
 // its answer.
 func (d *demo) tellWatcher(ctx context.Context, event []byte, r deploy.Result, digest string) error {
+	_, err := d.tellWatcherLines(ctx, event, r, digest)
+	return err
+}
+
+// tellWatcherLines is tellWatcher, returning the watcher's new log lines.
+func (d *demo) tellWatcherLines(ctx context.Context, event []byte, r deploy.Result, digest string) ([]string, error) {
 	before := lineCount(d.watcher.Logs())
 	body, err := d.watcher.Invoke(ctx, event)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var res struct {
 		watch.Result
 		Error string `json:"errorMessage"` // Lambda's answer for a function error
 	}
 	if err := json.Unmarshal(body, &res); err != nil {
-		return fmt.Errorf("watcher answered %s: %w", body, err)
+		return nil, fmt.Errorf("watcher answered %s: %w", body, err)
 	}
 	switch {
 	case res.Error != "":
 		d.p.line("  watcher: the invocation failed (Lambda would retry): %s", res.Error)
+	case res.Outcome != "" && res.Stage != "":
+		d.p.line("  watcher: deployment %s %s (stage: %s)", r.DeploymentID, res.Outcome, res.Stage)
 	case res.Outcome != "":
 		d.p.line("  watcher: deployment %s %s", r.DeploymentID, res.Outcome)
 	}
 	if res.Promoted != "" {
 		tags, err := d.tags(ctx, digest)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		d.p.line("  watcher: every target of %s completed, so the digest is promoted: ECR tags now %s", r.Rule, strings.Join(tags, ", "))
 	}
-	d.p.logs("watcher", newJSONLines(d.watcher.LogsAfter(before), before))
-	return nil
+	lines := newJSONLines(d.watcher.LogsAfter(before), before)
+	d.p.logs("watcher", lines)
+	return lines, nil
 }
 
 // playCodeDeploy shows the deployment the deployer created, plays

@@ -46,7 +46,11 @@ func (d *demo) chatTopic(ctx context.Context, cfg aws.Config) (string, error) {
 
 // chatMessages prints the notices published since the last call, as a chat
 // channel would show them: title, then next steps.
-func (d *demo) chatMessages(ctx context.Context) error {
+func (d *demo) chatMessages(ctx context.Context) error { return d.chatNotices(ctx, false) }
+
+// chatNotices is chatMessages, with each notice's description too when
+// described.
+func (d *demo) chatNotices(ctx context.Context, described bool) error {
 	for {
 		out, err := d.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(d.chat), MaxNumberOfMessages: 10})
 		if err != nil {
@@ -58,8 +62,9 @@ func (d *demo) chatMessages(ctx context.Context) error {
 		for _, m := range out.Messages {
 			var msg struct {
 				Content struct {
-					Title     string   `json:"title"`
-					NextSteps []string `json:"nextSteps"`
+					Title       string   `json:"title"`
+					Description string   `json:"description"`
+					NextSteps   []string `json:"nextSteps"`
 				} `json:"content"`
 				Metadata struct {
 					ThreadID string `json:"threadId"`
@@ -69,6 +74,11 @@ func (d *demo) chatMessages(ctx context.Context) error {
 				return fmt.Errorf("chat message %s: %w", aws.ToString(m.Body), err)
 			}
 			d.p.line("  chat (thread %s): %s", msg.Metadata.ThreadID, msg.Content.Title)
+			if described {
+				for _, l := range strings.Split(strings.TrimSpace(msg.Content.Description), "\n") {
+					d.p.line("        %s", l)
+				}
+			}
 			for _, step := range msg.Content.NextSteps {
 				d.p.line("        next: %s", step)
 			}
