@@ -42,6 +42,7 @@ func Judge(d types.ServiceDeployment, now time.Time) Outcome {
 		o.Outcome, o.Reason = history.Failed, join("stopped", Why(d))
 	default:
 		o.Stage, o.RecheckAt = stage(d, now)
+		o.Paused = pausedHook(d) != nil
 	}
 	return o
 }

@@ -107,6 +107,9 @@ type Outcome struct {
 	// RecheckAt is, in flight, when a bake ends: the next moment the
 	// outcome may be known without another event.
 	RecheckAt time.Time
+	// Paused is, in flight, a deployment waiting at a PAUSE hook for a
+	// person (autodeploy continue or rollback).
+	Paused bool
 	// ServiceDeploymentARN and Status are ECS-native's service deployment.
 	ServiceDeploymentARN string
 	Status               types.ServiceDeploymentStatus

@@ -139,7 +139,7 @@ func (w *Watcher) recheckAt(o rollout.Outcome) time.Time {
 	switch {
 	case !o.RecheckAt.IsZero():
 		return maxTime(o.RecheckAt, now)
-	case strings.Contains(o.Stage, "paused at "):
+	case o.Paused:
 		return now.Add(recheckPaused)
 	}
 	return now.Add(recheckInFlight)
