@@ -102,7 +102,7 @@ func TestNativeOutcome(t *testing.T) {
 		{"paused", func(f *testenv.FakeECSDeployments, arn string, c *clock) {
 			f.Pause(arn, preProductionTrafficShift, 24*time.Hour)
 			c.now = c.now.Add(50 * time.Minute)
-		}, Outcome{Stage: "CANARY 0% · paused at PRE_PRODUCTION_TRAFFIC_SHIFT · times out in 23 h 10 min (then ROLLBACK)", Status: types.ServiceDeploymentStatusInProgress}},
+		}, Outcome{Stage: "CANARY 0% · paused at PRE_PRODUCTION_TRAFFIC_SHIFT · times out in 23 h 10 min (then ROLLBACK)", Paused: true, Status: types.ServiceDeploymentStatusInProgress}},
 		{"lambda hook running", func(f *testenv.FakeECSDeployments, arn string, c *clock) {
 			f.HookRuns(arn, types.ServiceDeploymentLifecycleStagePostTestTrafficShift, "arn:aws:lambda:us-east-1:123456789012:function:smoke")
 		}, Outcome{Stage: "CANARY 0% · smoke hook running at POST_TEST_TRAFFIC_SHIFT", Status: types.ServiceDeploymentStatusInProgress}},
