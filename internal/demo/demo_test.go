@@ -60,6 +60,25 @@ func TestDemoEndState(t *testing.T) {
 		"(playing CodeDeploy) green tasks healthy, traffic shifted: web-canary now runs web-canary:2",
 		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/web-canary): ✅ prod/web-canary is running web:canary-7c1d2e3",
 		"sweep: in_sync   prod/web-canary (rule web-canary, newest canary-7c1d2e3)",
+		// ECS-native (the ECS front plays service deployments: moto has none)
+		"AWS_ENDPOINT_URL_ECS=http://",
+		"worker: deployed prod/checkout (rule checkout)",
+		`"rollout":"ECS-native CANARY","service_deployment_arn":"arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/checkout/`,
+		"worker: rollout=ECS-native CANARY, service deployment arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/checkout/",
+		"the canary: 10% of production traffic  →  CANARY 10% · bake 5 min left",
+		"→  CANARY 10% · paused at PRE_PRODUCTION_TRAFFIC_SHIFT · times out in 30 min (then ROLLBACK)",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/checkout): ⏸️ prod/checkout PAUSED at PRE_PRODUCTION_TRAFFIC_SHIFT: the deployment of checkout:main-5d6e7f8 waits for you",
+		"next: To go on: `autodeploy continue --cluster prod --service checkout --hook ecs-pause-",
+		"prod/checkout: continued at PRE_PRODUCTION_TRAFFIC_SHIFT: hook ecs-pause-",
+		"while its service deployment still says IN_PROGRESS (baking)",
+		`"outcome":"in_progress","stage":"CANARY 100% · bake 10 min left"`,
+		`(playing the watcher's timer: the demo configures no EventBridge Scheduler) {"kind":"recheck","v":1,"deployment_id":"ecs-svc/`,
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/checkout): ✅ prod/checkout is running checkout:main-5d6e7f8",
+		"now running: prod/checkout checkout:2 app=checkout@sha256:",
+		`"rollout":"ECS-native BLUE_GREEN"`,
+		"watcher: rolled_back because: alarm payments-5xx in ALARM",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/payments): ↩️ prod/payments was ROLLED BACK from payments:main-9a8b7c6",
+		"prod/payments payments:1 app=payments:main-0000000",
 		"Done:",
 	} {
 		if !strings.Contains(text, want) {
@@ -67,7 +86,11 @@ func TestDemoEndState(t *testing.T) {
 		}
 	}
 	for _, re := range []string{`watcher: deployment ecs-svc/\d+ failed\n`, `watcher: deployment ecs-svc/\d+ rolled_back\n`,
-		`CodeDeploy deployment [0-9a-f-]+ in web/web-canary, AppSpec:`, `watcher: deployment [0-9a-f-]{36} completed\n`} {
+		`CodeDeploy deployment [0-9a-f-]+ in web/web-canary, AppSpec:`, `watcher: deployment [0-9a-f-]{36} completed\n`,
+		`watcher: deployment ecs-svc/\d+ paused \(stage: PRE_PRODUCTION_TRAFFIC_SHIFT\)\n`,
+		`watcher: deployment ecs-svc/\d+ in_progress \(stage: CANARY 100% · bake 10 min left\)\n`,
+		`"msg":"deployment","rule":"checkout".*"outcome":"completed"`,
+		`"msg":"deployment","rule":"payments".*"outcome":"rolled_back","reason":"alarm payments-5xx in ALARM"`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("demo output lacks %s", re)
 		}
@@ -78,9 +101,26 @@ func TestDemoEndState(t *testing.T) {
 	if rollback := steps[6]; !strings.Contains(rollback, "now running: staging/web web-staging:2 app=web@sha256:fe63") || !strings.Contains(rollback, "prod/web web-prod:2 ") {
 		t.Errorf("after the rollback: %s", rollback)
 	}
-	running := strings.Split(text, "now running: ")
+	running := strings.Split(steps[10], "now running: ") // the last step before the ECS-native scenes
 	if last := running[len(running)-1]; !strings.Contains(last, "prod/web web-prod:4 ") {
 		t.Errorf("prod at the end: %s", last)
+	}
+	// The canary: completed only after the pause was continued and the
+	// bake ended — in that order.
+	canary := steps[11]
+	order := []string{"paused (stage: PRE_PRODUCTION_TRAFFIC_SHIFT)", "$ autodeploy continue --cluster prod --service checkout --hook ecs-pause-",
+		"in_progress (stage: CANARY 100% · bake 10 min left)", "service deployment SUCCESSFUL", " completed\n"}
+	at := strings.Index(canary, order[0])
+	if at < 0 {
+		t.Errorf("canary scene lacks %q", order[0])
+	}
+	for i := 1; i < len(order) && at >= 0; i++ {
+		next := strings.Index(canary[at:], order[i])
+		if next < 0 {
+			t.Errorf("canary scene: %q does not follow %q", order[i], order[i-1])
+			break
+		}
+		at += next
 	}
 	if strings.Contains(text, "never-logged") {
 		t.Error("a container environment value reached the demo's log lines")
