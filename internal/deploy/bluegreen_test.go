@@ -395,6 +395,14 @@ func TestBlueGreenPermanentFailures(t *testing.T) {
 		{"access denied", func(f blueGreenFixture) {
 			f.cd.FailNext("CreateDeployment", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform codedeploy:CreateDeployment", Fault: smithy.FaultClient})
 		}, "create deployment in web/web-prod: api error AccessDeniedException"},
+		// Moved to ECS-native in the IaC with codedeploy: still in the rules:
+		// refused before anything is registered (the stack grants such a
+		// target no UpdateService).
+		{"codedeploy: on an ECS-controlled service", func(f blueGreenFixture) {
+			svc := f.ecs.services["prod/web"]
+			svc.DeploymentController = &types.DeploymentController{Type: types.DeploymentControllerTypeEcs}
+			svc.DeploymentConfiguration = &types.DeploymentConfiguration{Strategy: types.DeploymentStrategyBlueGreen}
+		}, "is ECS-native BLUE_GREEN (ECS controller), but its target has codedeploy:; remove codedeploy:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,6 +420,9 @@ func TestBlueGreenPermanentFailures(t *testing.T) {
 			}
 			if len(notices.messages) != 1 {
 				t.Errorf("notices = %q, want one", notices.messages)
+			}
+			if tt.name == "codedeploy: on an ECS-controlled service" && f.ecs.calls["RegisterTaskDefinition"] != 0 {
+				t.Errorf("%d revisions registered, want none", f.ecs.calls["RegisterTaskDefinition"])
 			}
 		})
 	}

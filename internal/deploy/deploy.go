@@ -593,8 +593,8 @@ func PlanFrom(svc *types.Service, tdOut *ecs.DescribeTaskDefinitionOutput, push 
 	if rule.Pin == rules.PinTag {
 		p.Image = push.ByTag()
 	}
-	if p.Kind.Family == rollout.Unsupported {
-		return p, permanent("service %s in cluster %s runs on the %s deployment controller: its task sets are managed elsewhere, and autodeploy deploys only services on the ECS or CODE_DEPLOY controller", t.Service, t.Cluster, p.Kind.Controller)
+	if t.CodeDeploy != nil && !p.Kind.IsCodeDeployControlled() {
+		return p, permanent("service %s in cluster %s is %s (%s controller), but its target has codedeploy:; remove codedeploy: from the target to deploy it with UpdateService (the stack grants UpdateService only to targets without it)", t.Service, t.Cluster, p.Kind, p.Kind.Controller)
 	}
 	if p.Kind.IsCodeDeployControlled() && t.CodeDeploy == nil {
 		return p, permanent("service %s in cluster %s is blue/green (CODE_DEPLOY controller): give its target codedeploy: {} (or name application and deployment-group) to deploy it through CodeDeploy; the stack grants CodeDeploy access only to such targets", t.Service, t.Cluster)
@@ -826,8 +826,8 @@ func CheckService(svc *types.Service, cluster, service string) error {
 	if status := aws.ToString(svc.Status); status != "ACTIVE" {
 		return permanent("service %s in cluster %s is %s, not ACTIVE", service, cluster, status)
 	}
-	if dc := svc.DeploymentController; dc != nil && dc.Type != "" && dc.Type != types.DeploymentControllerTypeEcs && dc.Type != types.DeploymentControllerTypeCodeDeploy {
-		return permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled and blue/green (CODE_DEPLOY) services can be deployed", service, cluster, dc.Type)
+	if k := rollout.KindOf(*svc); k.Family == rollout.Unsupported {
+		return permanent("service %s in cluster %s uses the %s deployment controller; only ECS-controlled (rolling, ECS-native) and CodeDeploy-controlled services can be deployed", service, cluster, k.Controller)
 	}
 	if bluegreen.RunningTaskDefinition(svc) == "" {
 		return permanent("service %s in cluster %s has no task definition (task sets are managed outside the ECS controller)", service, cluster)

@@ -47,7 +47,8 @@ func TargetRoleName(region string) string { return targetRolePrefix + region }
 func SweepRoleName(region string) string { return sweepRolePrefix + region }
 
 // WatcherRoleName is the name of the role a target stack makes in region for
-// the watcher: it reads how CodeDeploy deployments ended, nothing else.
+// the watcher: it reads how CodeDeploy deployments and ECS-native service
+// deployments ended, nothing else.
 func WatcherRoleName(region string) string { return watcherRolePrefix + region }
 
 // RegistryRoleName is the name of the role a registry stack makes in region
@@ -121,14 +122,15 @@ func (t Target) roleFor(central Place, name func(region string) string) string {
 }
 
 // WatcherRoleFor is the role the watcher assumes to read the target's
-// CodeDeploy deployments (see WatcherRole). A role the file names is the
+// CodeDeploy deployments and service deployments (see WatcherRole). A role the file names is the
 // worker's and the deployer's alone.
 func (t Target) WatcherRoleFor(central Place) string { return WatcherRole(t.Where(central), central) }
 
-// WatcherRole is the role the watcher assumes to read CodeDeploy at place:
-// in another account than the central one, the watcher role of its target
-// stack, else "" (the functions' own credentials). The target stack makes
-// that role for every blue/green target of its place, whether or not the
+// WatcherRole is the role the watcher assumes to read CodeDeploy and ECS's
+// service deployments at place: in another account than the central one,
+// the watcher role of its target stack, else "" (the functions' own
+// credentials). The target stack makes that role for every place with
+// targets, whether or not the
 // target names a role, so the watcher never holds what deploys; and it
 // depends on the place only, which every deployment record carries.
 func WatcherRole(at, central Place) string {
