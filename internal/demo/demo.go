@@ -558,9 +558,12 @@ func (d *demo) diff(ctx context.Context, from, to string) error {
 }
 
 // running prints what each service runs now.
-func (d *demo) running(ctx context.Context) error {
+func (d *demo) running(ctx context.Context) error { return d.runningOf(ctx, services()) }
+
+// runningOf prints what the given services run now (moto's view).
+func (d *demo) runningOf(ctx context.Context, list []emulator.Service) error {
 	var parts []string
-	for _, s := range services() {
+	for _, s := range list {
 		svc, err := d.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(s.Cluster), Services: []string{s.Name}})
 		if err != nil {
 			return err

@@ -334,21 +334,11 @@ func (d *demo) autodeploy(ctx context.Context, args []string) error {
 
 // runningNative prints what the native services run now (moto's view).
 func (d *demo) runningNative(ctx context.Context) error {
-	var parts []string
+	var list []emulator.Service
 	for _, s := range nativeServices() {
-		svc, err := d.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(s.Cluster), Services: []string{s.Name}})
-		if err != nil {
-			return err
-		}
-		td, err := d.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.Services[0].TaskDefinition})
-		if err != nil {
-			return err
-		}
-		parts = append(parts, fmt.Sprintf("%s/%s %s app=%s", s.Cluster, s.Name, ecsarn.Revision(aws.ToString(svc.Services[0].TaskDefinition)),
-			shortImage(aws.ToString(td.TaskDefinition.ContainerDefinitions[0].Image))))
+		list = append(list, s.Service)
 	}
-	d.p.line("  now running: %s", strings.Join(parts, "  |  "))
-	return nil
+	return d.runningOf(ctx, list)
 }
 
 // startFront starts the ECS front for moto at endpoint.
