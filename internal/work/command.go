@@ -28,7 +28,8 @@ const (
 )
 
 // Command is one of the product's messages to itself: DeployTarget,
-// DeployPush, Sweep or Recheck. DecodeCommand returns one by its kind.
+// DeployPush, Sweep, Recheck or Cleanup. DecodeCommand returns one by its
+// kind.
 type Command interface {
 	Kind() Kind
 	version() int
@@ -147,6 +148,8 @@ func DecodeCommand(body []byte) (Command, error) {
 		c = &Sweep{}
 	case KindRecheck:
 		c = &Recheck{}
+	case KindCleanup:
+		c = &Cleanup{}
 	default:
 		return nil, &Error{Msg: fmt.Sprintf("unknown command kind %q (version %d)", env.Kind, env.V)}
 	}
@@ -174,6 +177,8 @@ func deref(c Command) Command {
 	case *Sweep:
 		return *c
 	case *Recheck:
+		return *c
+	case *Cleanup:
 		return *c
 	}
 	return c
