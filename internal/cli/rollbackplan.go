@@ -27,6 +27,9 @@ type rollbackPlan struct {
 	forced   string
 	forward  bool
 	restores []restore
+	// unchecked says why the last rollback's images were not checked
+	// ("" when they were): clean-up deleted its revisions.
+	unchecked string
 }
 
 // restore is one container whose image the rollback changes.
@@ -39,23 +42,37 @@ type restore struct {
 // planRollback picks the target (the named revision, or the revision the
 // latest autodeploy deploy of the running one replaced) and refuses, unless
 // force, what would roll forward: a revision newer than the running one,
-// or one that runs an image the last rollback took out.
-func planRollback(ctx context.Context, client taskDefinitionReader, store *history.Store, key, current, to string, force bool) (rollbackPlan, error) {
+// or one that runs an image the last rollback took out. Only an ACTIVE
+// revision is a target (ECS deploys no INACTIVE one): one clean-up
+// deregistered or deleted is refused, naming the ACTIVE ones there are.
+func planRollback(ctx context.Context, client rollbackReader, store *history.Store, key, current, to string, force bool) (rollbackPlan, error) {
 	p := rollbackPlan{current: current}
 	recs, err := store.Recent(ctx, key, 50)
 	if err != nil {
 		return p, err
 	}
+	which := "" // how the target was chosen, for a refusal
 	if to != "" {
 		p.target = family(current) + ":" + to
 	} else if p.target = defaultTarget(recs, current); p.target == "" {
-		return p, fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to", ecsarn.Revision(current))
+		return p, fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to: %s",
+			ecsarn.Revision(current), activeChoices(ctx, client, current))
+	} else {
+		which = fmt.Sprintf(", the revision the last deploy of %s replaced,", ecsarn.Revision(current))
 	}
 	tgt, err := describeRevision(ctx, client, p.target)
 	if err != nil {
-		return p, err
+		return p, goneTarget(ctx, client, err, p.target, current, which)
 	}
 	p.target = aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)
+	if p.target != current {
+		if err := checkActive(ctx, client, tgt, current, which); err != nil {
+			if which != "" {
+				err = fmt.Errorf("%w; name one with --to", err)
+			}
+			return p, err
+		}
+	}
 	if p.target == current {
 		return p, fmt.Errorf("the service already runs %s", ecsarn.Revision(current))
 	}
@@ -72,7 +89,14 @@ func planRollback(ctx context.Context, client taskDefinitionReader, store *histo
 	}
 	if last := lastRollback(recs); last != nil {
 		taken, err := takenOut(ctx, client, *last)
-		if err != nil && !force {
+		var gone *revisionGoneError
+		switch {
+		case errors.As(err, &gone):
+			// Deleted revisions cannot run again; their images could, in
+			// another revision, but they are not known any more.
+			p.unchecked = fmt.Sprintf("not checked whether %s runs an image the last rollback (%s → %s) took out: clean-up deleted %s",
+				ecsarn.Revision(p.target), ecsarn.Revision(last.FromTaskDefinition), ecsarn.Revision(last.ToTaskDefinition), gone.revision)
+		case err != nil && !force:
 			return p, fmt.Errorf("%w; pass --force to roll back without that check", err)
 		}
 		for _, c := range tgt.TaskDefinition.ContainerDefinitions {
@@ -143,7 +167,7 @@ func describeRevision(ctx context.Context, client taskDefinitionReader, td strin
 	var ce *types.ClientException
 	switch {
 	case errors.As(err, &ce):
-		return nil, fmt.Errorf("revision %s not found (deleted, or never registered)", ecsarn.Revision(td))
+		return nil, &revisionGoneError{revision: ecsarn.Revision(td)}
 	case err != nil:
 		return nil, fmt.Errorf("read revision %s: %w", ecsarn.Revision(td), err)
 	}
@@ -186,6 +210,9 @@ func (p rollbackPlan) direction() string {
 func (p rollbackPlan) printRestores(w io.Writer) {
 	if p.forced != "" {
 		fmt.Fprintf(w, "  --force: %s\n", p.forced)
+	}
+	if p.unchecked != "" {
+		fmt.Fprintf(w, "  %s\n", p.unchecked)
 	}
 	if len(p.restores) == 0 {
 		fmt.Fprintln(w, "  restores no other image: the containers run the same images (other settings of the revision differ)")

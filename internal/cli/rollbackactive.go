@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+)
+
+// revisionLister lists a family's revisions.
+type revisionLister interface {
+	ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error)
+}
+
+// rollbackReader is what a rollback's plan reads of ECS: revisions, and
+// the family's ACTIVE ones (after clean-up, only those can be deployed).
+type rollbackReader interface {
+	taskDefinitionReader
+	revisionLister
+}
+
+// revisionGoneError is a revision DescribeTaskDefinition no longer knows:
+// deleted (by clean-up's delete: true, or by hand), or never registered.
+type revisionGoneError struct{ revision string }
+
+func (e *revisionGoneError) Error() string {
+	return fmt.Sprintf("revision %s not found (deleted, or never registered)", e.revision)
+}
+
+// shownActive bounds how many ACTIVE revisions a refusal names.
+const shownActive = 8
+
+// activeOlder are the family's ACTIVE revisions older than current, newest
+// first (family:revision): what a rollback can go back to once clean-up
+// deregistered the rest. One ListTaskDefinitions call per 100 revisions.
+func activeOlder(ctx context.Context, client revisionLister, current string) ([]string, error) {
+	fam, n := splitRevision(current)
+	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(fam), Status: types.TaskDefinitionStatusActive,
+		Sort: types.SortOrderDesc, MaxResults: aws.Int32(100)}
+	type rev struct {
+		name string
+		n    int
+	}
+	var revs []rev
+	for {
+		page, err := client.ListTaskDefinitions(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list the ACTIVE revisions of %s: %w", fam, err)
+		}
+		for _, a := range page.TaskDefinitionArns {
+			// familyPrefix also lists web-prod-worker under web-prod.
+			if f, m := splitRevision(a); f == fam && m < n {
+				revs = append(revs, rev{ecsarn.Revision(a), m})
+			}
+		}
+		if aws.ToString(page.NextToken) == "" {
+			break
+		}
+		in.NextToken = page.NextToken
+	}
+	slices.SortFunc(revs, func(a, b rev) int { return cmp.Compare(b.n, a.n) })
+	out := make([]string, len(revs))
+	for i, r := range revs {
+		out[i] = r.name
+	}
+	return out, nil
+}
+
+// activeChoices says which ACTIVE revisions a rollback of current may go
+// back to, for a refusal: "the ACTIVE revisions to roll back to are
+// web-prod:9, web-prod:7 (--to 9)", or that there is none.
+func activeChoices(ctx context.Context, client revisionLister, current string) string {
+	revs, err := activeOlder(ctx, client, current)
+	switch {
+	case err != nil:
+		return "the ACTIVE revisions were not read: " + err.Error()
+	case len(revs) == 0:
+		return fmt.Sprintf("no revision of %s older than the running %s is ACTIVE, so there is nothing to roll back to", family(current), ecsarn.Revision(current))
+	}
+	shown := revs[:min(len(revs), shownActive)]
+	more := ""
+	if len(revs) > len(shown) {
+		more = fmt.Sprintf(" and %d older", len(revs)-len(shown))
+	}
+	_, n := splitRevision(shown[0])
+	return fmt.Sprintf("the ACTIVE revisions to roll back to are %s%s (e.g. --to %d)", strings.Join(shown, ", "), more, n)
+}
+
+// cleanedUp is why a revision cannot be deployed any more: ECS refuses a
+// service an INACTIVE or deleted revision. "" when it is ACTIVE.
+func cleanedUp(td *types.TaskDefinition) string {
+	switch td.Status {
+	case types.TaskDefinitionStatusActive, "":
+		return ""
+	case types.TaskDefinitionStatusInactive:
+		return "INACTIVE" + since(td.DeregisteredAt)
+	case types.TaskDefinitionStatusDeleteInProgress:
+		return "deleted" + since(td.DeleteRequestedAt)
+	}
+	return string(td.Status)
+}
+
+func since(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return " since " + t.UTC().Format(time.RFC3339)
+}
+
+// checkActive refuses a rollback to target when clean-up deregistered or
+// deleted it, naming the ACTIVE revisions it may go back to instead.
+// which says how target was chosen ("" for --to).
+func checkActive(ctx context.Context, client revisionLister, tgt *ecs.DescribeTaskDefinitionOutput, current, which string) error {
+	why := cleanedUp(tgt.TaskDefinition)
+	if why == "" {
+		return nil
+	}
+	return fmt.Errorf("%s%s was cleaned up (%s): ECS deploys no INACTIVE or deleted revision; %s",
+		ecsarn.Revision(aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)), which, why, activeChoices(ctx, client, current))
+}
+
+// goneTarget says that the revision a rollback was to go to no longer
+// exists: cleaned up when it is older than the running one (revisions are
+// numbered in order, so it was registered once), else never registered.
+func goneTarget(ctx context.Context, client revisionLister, err error, target, current, which string) error {
+	var gone *revisionGoneError
+	if !errors.As(err, &gone) {
+		return err
+	}
+	if family(target) == family(current) && newer(current, target) {
+		return fmt.Errorf("%s%s was cleaned up (deleted): ECS deploys no INACTIVE or deleted revision; %s",
+			ecsarn.Revision(target), which, activeChoices(ctx, client, current))
+	}
+	return err
+}
