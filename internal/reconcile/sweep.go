@@ -63,9 +63,18 @@ type Sweeper struct {
 	// SSM, when set, checks the published image of in-sync targets of rules
 	// that publish, and writes it when missing or stale.
 	SSM func(region, role string) ParameterStore
+	// Cleanup, without a work queue, cleans up after the sweep's deploys
+	// the families of the targets of rules with cleanup: (sweepcleanup.go);
+	// CleanupQueue, with one, takes their cleanup items instead. Marks
+	// says which families are clean. Unset: no clean-up.
+	Cleanup      *CleanupRunner
+	CleanupQueue CleanupSender
+	Marks        CleanMarks
 
 	mu       sync.Mutex
 	taskDefs map[string]*ecs.DescribeTaskDefinitionOutput
+	// clean is what the sweeper learnt of families clean (see knownClean).
+	clean map[MarkKey]int
 }
 
 // Line is what a sweep found and did for one target.
@@ -88,6 +97,9 @@ type Line struct {
 	Published string `json:"published,omitempty"`
 	// State is the service's state item as the sweep read it.
 	State history.ServiceState `json:"-"`
+	// containers are the rule's containers of the service (its published
+	// parameters', for a clean-up).
+	containers []string
 }
 
 // Report is a sweep's answer.
@@ -99,6 +111,9 @@ type Report struct {
 	// same digest, whose item may still be in the work queue: not queued
 	// again (their lines say queued, and by which sweep).
 	Waiting int `json:"waiting,omitempty"`
+	// Cleanups counts the cleanup items the sweep queued (or, without a
+	// work queue, the clean-ups it ran) after its deploys.
+	Cleanups int `json:"cleanups,omitempty"`
 }
 
 // Options of one sweep.
@@ -160,6 +175,11 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	}
 	_ = g.Wait()
 	s.handOver(ctx, o, rep.Lines, later)
+	deployJobs := make([]deploy.Job, len(jobs))
+	for i, j := range jobs {
+		deployJobs[i] = deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}
+	}
+	rep.Cleanups = s.cleanUp(ctx, o, deployJobs, services, rep.Lines)
 	drift := map[string]int{}
 	for i, j := range jobs {
 		if behind[i] {
@@ -425,6 +445,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	push := ecrevent.Push{EventID: EventID(newest.Digest), Account: registry.Account, Region: registry.Region, Time: newest.PushedAt,
 		Repository: r.Repository, Tag: newest.Tag, Digest: newest.Digest}
 	plan, err := deploy.PlanFrom(d.svc, td, push, r, t)
+	line.containers = plan.Containers
 	if len(plan.Containers) > 0 {
 		line.Running = taskdef.Image(td.TaskDefinition, plan.Containers[0])
 		line.RunningTag, _ = taskdef.Recorded(td.Tags, plan.Containers[0])

@@ -1,0 +1,221 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/cleanup"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
+)
+
+// CleanupBudget is the calls one cleanup item (or, in-process, one sweep of
+// one place) may spend on ECS's register bucket: DeregisterTaskDefinition
+// and DeleteTaskDefinitions. ECS refills that bucket at 1 per second and a
+// deploy needs one token per target: 5 leaves the burst (20) to the
+// deploys, and a family of 1,000 stale revisions is cleaned in a few hours
+// of sweeps.
+const CleanupBudget = 5
+
+// CleanupECS is what a cleanup run asks of ECS in its place: the services'
+// describes, and internal/cleanup's listing, tag reads, deregistrations and
+// deletes.
+type CleanupECS interface {
+	DescribeServices(ctx context.Context, in *ecs.DescribeServicesInput, optFns ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error)
+	ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error)
+	DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
+	DeregisterTaskDefinition(ctx context.Context, in *ecs.DeregisterTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error)
+	DeleteTaskDefinitions(ctx context.Context, in *ecs.DeleteTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.DeleteTaskDefinitionsOutput, error)
+}
+
+// CleanupHistory reads a service's latest deploy records: its rollback
+// candidates.
+type CleanupHistory interface {
+	Recent(ctx context.Context, serviceKey string, limit int32) ([]history.Record, error)
+}
+
+// ParameterReader reads a published parameter.
+type ParameterReader interface {
+	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
+}
+
+// CleanupRunner carries out cleanup commands: the worker's for each item,
+// and a sweep's own without a work queue. It never takes a service's lock:
+// a deploy registering beside it makes ECS refuse a deregistration as
+// concurrent, which ends the run like a throttle.
+type CleanupRunner struct {
+	ECS     func(region, role string) CleanupECS
+	History CleanupHistory
+	// SSM reads the published parameters a command names (nil: none read).
+	SSM func(region, role string) ParameterReader
+	// Marks, when set, remembers a family left clean, so sweeps stop
+	// sending it until a newer revision runs.
+	Marks CleanMarks
+	Log   *slog.Logger
+}
+
+// Run carries out c within budget b (see cleanup.Cleaner.Run). A throttle
+// is no error: the run stops, b is spent, and the next sweep goes on. A
+// run that leaves nothing to do marks the family clean as of its newest
+// ACTIVE revision. Any other failure is returned (transient or not: the
+// worker returns the item to its queue).
+func (r *CleanupRunner) Run(ctx context.Context, c work.Cleanup, b *cleanup.Budget) (cleanup.Result, error) {
+	res, _, err := r.run(ctx, c, b)
+	return res, err
+}
+
+// run is Run, and the revision the family is clean as of (0: not clean).
+func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budget) (cleanup.Result, int, error) {
+	client := r.ECS(c.Region, c.Role)
+	described, err := r.describe(ctx, client, c)
+	if err != nil {
+		return cleanup.Result{Family: c.Family}, 0, err
+	}
+	if len(described) == 0 {
+		r.Log.WarnContext(ctx, "cleanup: none of the family's services was found; nothing is cleaned",
+			"family", c.Family, "account", c.Account, "region", c.Region, "rules", c.Rules, "origin", c.Origin)
+		return cleanup.Result{Family: c.Family}, 0, nil
+	}
+	t := cleanup.Target{Family: c.Family, Keep: c.Keep, Delete: c.Delete, SweepInactive: c.Delete}
+	for _, d := range described {
+		recs, err := r.History.Recent(ctx, history.ServiceKey(c.Account, c.Region, d.cluster, d.service), int32(c.Keep))
+		if err != nil {
+			return cleanup.Result{Family: c.Family}, 0, fmt.Errorf("clean-up of %s: %w", c.Family, err)
+		}
+		svc := cleanup.Service{Described: d.svc}
+		for _, rec := range recs {
+			for _, rev := range []string{rec.FromTaskDefinition, rec.ToTaskDefinition} {
+				if rev != "" && !slices.Contains(svc.Rollback, rev) {
+					svc.Rollback = append(svc.Rollback, rev)
+				}
+			}
+		}
+		t.Services = append(t.Services, svc)
+		published, err := r.published(ctx, c, d, recs)
+		if err != nil {
+			return cleanup.Result{Family: c.Family}, 0, err
+		}
+		t.Published = append(t.Published, published...)
+	}
+	cl := cleanup.New(client, r.Log)
+	p, err := cl.Plan(ctx, t)
+	if err != nil {
+		return cleanup.Result{Family: c.Family}, 0, err
+	}
+	res, err := cl.Apply(ctx, t, p, b)
+	if err != nil || res.Throttled || len(res.Left) > 0 || len(res.LeftToDelete) > 0 || len(p.Kept) == 0 {
+		return res, 0, err
+	}
+	clean := p.Kept[0].Number
+	if r.Marks == nil {
+		return res, clean, nil
+	}
+	if err := r.Marks.MarkClean(ctx, MarkKey{Account: c.Account, Region: c.Region, Family: c.Family}, clean); err != nil {
+		// The family is clean all the same; the next sweep sends it once
+		// more and that run, finding nothing to do, marks it.
+		r.Log.WarnContext(ctx, "cleanup: the family is clean but not marked so; the next sweep sends it again",
+			"family", c.Family, "account", c.Account, "region", c.Region, "error", err.Error())
+	}
+	return res, clean, nil
+}
+
+// describedService is one service of a cleanup as DescribeServices
+// answered.
+type describedService struct {
+	cluster, service string
+	published        []string
+	svc              types.Service
+}
+
+// describe describes the command's services, ten to a call per cluster; a
+// service ECS does not know runs nothing and is left out.
+func (r *CleanupRunner) describe(ctx context.Context, client CleanupECS, c work.Cleanup) ([]describedService, error) {
+	byCluster := map[string][]work.CleanupService{}
+	var clusters []string
+	for _, s := range c.Services {
+		if _, ok := byCluster[s.Cluster]; !ok {
+			clusters = append(clusters, s.Cluster)
+		}
+		if !slices.ContainsFunc(byCluster[s.Cluster], func(o work.CleanupService) bool { return ecsarn.Name(o.Service) == ecsarn.Name(s.Service) }) {
+			byCluster[s.Cluster] = append(byCluster[s.Cluster], s)
+		}
+	}
+	var out []describedService
+	for _, cluster := range clusters {
+		svcs := byCluster[cluster]
+		for start := 0; start < len(svcs); start += 10 {
+			batch := svcs[start:min(start+10, len(svcs))]
+			names := make([]string, len(batch))
+			for i, s := range batch {
+				names[i] = ecsarn.Name(s.Service)
+			}
+			ans, err := client.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: names})
+			if err != nil {
+				return nil, fmt.Errorf("clean-up of %s: describe services of cluster %s: %w", c.Family, cluster, err)
+			}
+			for _, f := range ans.Failures {
+				r.Log.WarnContext(ctx, "cleanup: a service of the family is not found; it protects nothing",
+					"family", c.Family, "cluster", cluster, "service", aws.ToString(f.Arn), "reason", aws.ToString(f.Reason))
+			}
+			for _, svc := range ans.Services {
+				name := aws.ToString(svc.ServiceName)
+				i := slices.IndexFunc(batch, func(s work.CleanupService) bool { return ecsarn.Name(s.Service) == name })
+				if i < 0 || aws.ToString(svc.TaskDefinition) == "" || aws.ToString(svc.Status) == "INACTIVE" {
+					continue
+				}
+				out = append(out, describedService{cluster: cluster, service: name, published: batch[i].Published, svc: svc})
+			}
+		}
+	}
+	return out, nil
+}
+
+// published are the revisions the service's published parameters name:
+// each parameter holds an image, and the revision that put it there is the
+// one of the service's records that deployed that image (the running
+// revision is protected anyway, whatever the parameter says).
+func (r *CleanupRunner) published(ctx context.Context, c work.Cleanup, d describedService, recs []history.Record) ([]string, error) {
+	if r.SSM == nil || len(d.published) == 0 {
+		return nil, nil
+	}
+	client := r.SSM(c.Region, c.Role)
+	var out []string
+	for _, name := range d.published {
+		got, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+		var missing *ssmtypes.ParameterNotFound
+		switch {
+		case errors.As(err, &missing):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("clean-up of %s: read %s: %w", c.Family, name, err)
+		}
+		image := aws.ToString(got.Parameter.Value)
+		for _, rec := range recs {
+			if rec.ToTaskDefinition != "" && imageOf(image, rec) {
+				out = append(out, rec.ToTaskDefinition)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// imageOf reports whether image is the one rec deployed, pinned by digest
+// or by tag.
+func imageOf(image string, rec history.Record) bool {
+	if rec.Digest != "" && strings.HasSuffix(image, "@"+rec.Digest) {
+		return true
+	}
+	return rec.Tag != "" && strings.HasSuffix(image, "/"+rec.Repository+":"+rec.Tag)
+}
