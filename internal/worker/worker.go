@@ -17,6 +17,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work/queue"
 )
@@ -74,6 +75,9 @@ type Handler struct {
 	// item that fails transiently on its last receive is ended in its
 	// rollout as parked (deploy.Deployer.EndParked).
 	MaxReceiveCount int
+	// Cleanup runs cleanup items (cleanup.go); nil: they are refused and
+	// return to the queue, to park in its dead-letter queue.
+	Cleanup *reconcile.CleanupRunner
 }
 
 // DefaultBackoff is BackoffBase × 2^(n-1), at most BackoffMax, with equal
@@ -203,6 +207,11 @@ type attempt struct {
 func (h *Handler) item(ctx context.Context, msg events.SQSMessage) (retry bool, last *attempt) {
 	d := h.Deployer
 	log := d.Log.With("message_id", msg.MessageId, "receive_count", msg.Attributes["ApproximateReceiveCount"])
+	if c, err := work.DecodeCommand([]byte(msg.Body)); err == nil {
+		if c, ok := c.(work.Cleanup); ok {
+			return h.cleanup(ctx, log, c), nil
+		}
+	}
 	it, err := work.Decode([]byte(msg.Body))
 	if err != nil {
 		log.ErrorContext(ctx, "work item unreadable", "error", err.Error(), "queue", msg.EventSourceARN)
