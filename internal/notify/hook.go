@@ -66,7 +66,7 @@ func (p *Pause) facts(n Notice) []fact {
 }
 
 func (p *Pause) nextSteps(n Notice) []string {
-	flags := fmt.Sprintf("--cluster %s --service %s", n.Cluster, n.Service)
+	flags := n.serviceFlags()
 	return []string{
 		"To go on: `autodeploy continue " + flags + " --hook " + p.HookID + "`",
 		"To roll back: `autodeploy rollback " + flags + "`",

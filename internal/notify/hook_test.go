@@ -33,3 +33,18 @@ func TestPausedNoticeOfAServiceOnly(t *testing.T) {
 		}
 	}
 }
+
+// The commands name the service's account and region: the CLI's defaults
+// are the caller's account and the SDK's region, where the same cluster and
+// service names may be another service.
+func TestPausedNoticeNamesWhere(t *testing.T) {
+	n := PausedNotice(Notice{Cluster: "prod", Service: "web", Account: "222222222222", Region: "us-east-1", EventID: "evt-1"},
+		Pause{Stage: "PRE_PRODUCTION_TRAFFIC_SHIFT", HookID: "ecs-pause-1"})
+	want := []string{
+		"To go on: `autodeploy continue --cluster prod --service web --account 222222222222 --region us-east-1 --hook ecs-pause-1`",
+		"To roll back: `autodeploy rollback --cluster prod --service web --account 222222222222 --region us-east-1`",
+	}
+	if diff := cmp.Diff(want, n.NextSteps()); diff != "" {
+		t.Errorf("next steps (-want +got):\n%s", diff)
+	}
+}

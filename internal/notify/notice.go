@@ -122,6 +122,21 @@ func (n Notice) facts() []fact {
 	return out
 }
 
+// serviceFlags name the notice's service for the CLI: cluster and service,
+// and its account and region when known — the CLI's defaults are the
+// caller's account and the SDK's region, and the same cluster and service
+// names in another region would be another service.
+func (n Notice) serviceFlags() string {
+	flags := fmt.Sprintf("--cluster %s --service %s", n.Cluster, n.Service)
+	if n.Account != "" {
+		flags += " --account " + n.Account
+	}
+	if n.Region != "" {
+		flags += " --region " + n.Region
+	}
+	return flags
+}
+
 // NextSteps say what a person may do now, with the command to run.
 func (n Notice) NextSteps() []string {
 	if n.Summary != nil {
@@ -130,7 +145,7 @@ func (n Notice) NextSteps() []string {
 	if n.Pause != nil {
 		return n.Pause.nextSteps(n)
 	}
-	flags := fmt.Sprintf("--cluster %s --service %s", n.Cluster, n.Service)
+	flags := n.serviceFlags()
 	history := "See what ran before: `autodeploy history " + flags + "`"
 	switch n.Outcome {
 	case Completed:

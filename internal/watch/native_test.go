@@ -529,8 +529,8 @@ func TestPauseIsToldOnce(t *testing.T) {
 	for _, s := range []string{
 		"staging/web PAUSED at PRE_PRODUCTION_TRAFFIC_SHIFT: the deployment of web:main-p1 waits for you",
 		"Hook:", hook, "Expires:", expires.UTC().Format(time.RFC3339), arn,
-		"autodeploy continue --cluster staging --service web --hook " + hook,
-		"autodeploy rollback --cluster staging --service web",
+		"autodeploy continue --cluster staging --service web --account " + testenv.Account + " --region " + testenv.Region + " --hook " + hook,
+		"autodeploy rollback --cluster staging --service web --account " + testenv.Account + " --region " + testenv.Region,
 	} {
 		if !strings.Contains(mail, s) {
 			t.Errorf("the notice does not say %q:\n%s", s, mail)
