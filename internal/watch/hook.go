@@ -76,20 +76,27 @@ func (w *Watcher) hookEnding(ctx context.Context, raw json.RawMessage) (ending, 
 }
 
 // recordOfHook finds the deploy a hook event is about: the service's
-// record naming its service deployment, else its latest ECS-native deploy
-// that names none and began before the hook changed (UpdateService named no
-// service deployment; the read checks that it targets the record's
-// revision).
+// deploy record naming its service deployment, else its latest ECS-native
+// deploy still in flight that names none and began before the hook changed
+// (UpdateService named no service deployment; the read checks that it
+// targets the record's revision). Only deploy records count (a deployment
+// id): `autodeploy rollback` through ECS writes a row naming the service
+// deployment it rolled back, whose "to" is the source revision; and a
+// record that ended is no pause's (an infrastructure deploy's would be
+// told as ours).
 func (w *Watcher) recordOfHook(ctx context.Context, h ecsevent.Hook) (history.Record, bool, error) {
 	recent, err := w.Store.Recent(ctx, history.ServiceKey(h.Service.Account, h.Service.Region, h.Service.Cluster, h.Service.Name), hookLookback)
 	if err != nil {
 		return history.Record{}, false, err
 	}
-	if i := slices.IndexFunc(recent, func(r history.Record) bool { return r.ServiceDeploymentARN == h.ServiceDeploymentARN }); i >= 0 {
+	if i := slices.IndexFunc(recent, func(r history.Record) bool {
+		return r.DeploymentID != "" && r.ServiceDeploymentARN == h.ServiceDeploymentARN
+	}); i >= 0 {
 		return recent[i], true, nil
 	}
 	i := slices.IndexFunc(recent, func(r history.Record) bool {
-		return r.DeploymentID != "" && isNative(r) && r.ServiceDeploymentARN == "" && !r.DeployedAt.After(h.When())
+		return r.DeploymentID != "" && isNative(r) && r.ServiceDeploymentARN == "" && r.DeploymentOutcome == "" &&
+			!r.DeployedAt.After(h.When())
 	})
 	if i < 0 {
 		return history.Record{}, false, nil
