@@ -197,6 +197,7 @@ func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...poli
 	}
 	warnAnyPassRole(role, cfg, keep)
 	grantCodeDeploy(role, cfg, keep)
+	grantCleanup(role, cfg, keep)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("ecs:DescribeTaskDefinition, ecs:RegisterTaskDefinition and ecs:ListTaskDefinitions take no resource-level permissions; " +

@@ -41,6 +41,13 @@ func platform(central, other int) string {
 			if c%5 == 0 {
 				b.WriteString("    promote: {tag: \"verified-{tag}\"}\n")
 			}
+			// Clean-up on a third of the rules, deleting on half of those.
+			switch c % 6 {
+			case 0:
+				b.WriteString("    cleanup: {keep: 5, delete: true}\n")
+			case 3:
+				b.WriteString("    cleanup: {keep: 10}\n")
+			}
 			b.WriteString("    targets:\n")
 			for s := range 20 {
 				v := svc{cluster: cluster, service: fmt.Sprintf("%s-svc-%02d", cluster, s), where: where}

@@ -176,6 +176,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		Detail:  &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}},
 	}, &split{path: "detail.repository-name", values: anyStrings(p.Rules.Repositories())}, deployer.fn, "PushEventsDLQ", "ECR push events EventBridge could not deliver to the deployer", alarms)
 
+	watcherEnv := map[string]*string{
+		"AUTODEPLOY_DEPLOYER_FUNCTION": deployer.fn.FunctionName(),
+		"AUTODEPLOY_NOTIFY_TOPIC_ARN":  notices.TopicArn(),
+	}
+	if q := cleanupQueue(p.Rules, work); q != nil {
+		watcherEnv["AUTODEPLOY_WORK_QUEUE_URL"] = q
+	}
 	watcher := newFunction(s, "Watcher", functionSpec{
 		bundle:      bundles["watcher"],
 		description: "Reports how each ecr-autodeploy deployment ended and promotes on success",
@@ -185,12 +192,10 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 		retention:   p.LogRetention,
 		alarms:      alarms,
 		roleName:    watcherRole,
-		env: map[string]*string{
-			"AUTODEPLOY_DEPLOYER_FUNCTION": deployer.fn.FunctionName(),
-			"AUTODEPLOY_NOTIFY_TOPIC_ARN":  notices.TopicArn(),
-		},
+		env:         watcherEnv,
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
+	grantCleanupItems(p.Rules, work, watcher.role)
 	timers(s, watcher)
 
 	targetAccounts := withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))
