@@ -106,6 +106,8 @@ type kinds struct {
 type seenService struct {
 	kind   rollout.Kind
 	client ECS
+	// svc is the service as described (status previews clean-up from it).
+	svc *types.Service
 }
 
 func newKinds() *kinds { return &kinds{seen: map[string]seenService{}} }
@@ -132,13 +134,14 @@ func (o observed) DescribeServices(ctx context.Context, in *ecs.DescribeServices
 	}
 	o.kinds.mu.Lock()
 	defer o.kinds.mu.Unlock()
-	for _, svc := range out.Services {
+	for i := range out.Services {
+		svc := &out.Services[i]
 		a, perr := ecsarn.Parse(aws.ToString(svc.ServiceArn))
 		if perr != nil {
 			continue
 		}
 		cluster := cmp.Or(a.Cluster, ecsarn.Name(aws.ToString(svc.ClusterArn)))
-		o.kinds.seen[history.ServiceKey(a.Account, a.Region, cluster, a.Name)] = seenService{kind: rollout.KindOf(svc), client: o.ECS}
+		o.kinds.seen[history.ServiceKey(a.Account, a.Region, cluster, a.Name)] = seenService{kind: rollout.KindOf(*svc), client: o.ECS, svc: svc}
 	}
 	return out, nil
 }

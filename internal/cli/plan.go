@@ -76,6 +76,10 @@ func plan(ctx context.Context, args []string, env Env) error {
 	}
 	clients := awsenv.NewClients(awsCfg)
 	var groups bluegreen.Groups
+	cleanups, err := planCleanups(ctx, env, cfg, central, clients, awsCfg, *table, jobs)
+	if err != nil {
+		return err
+	}
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
 		at, role := j.Target.Where(central), j.Target.RoleFor(central)
@@ -101,8 +105,31 @@ func plan(ctx context.Context, args []string, env Env) error {
 				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, role), &groups, region+"|"+role, p, j.Target)
 			}
 		}
+		for _, c := range cleanups {
+			if c.runs(at, j.Target) {
+				fmt.Fprintf(env.Stdout, "  clean-up of %s: %s\n", c.cmd.Family, c.line())
+			}
+		}
 	}
 	return nil
+}
+
+// planCleanups previews the clean-up of the families the push's targets of
+// rules with cleanup: run (nil when none has).
+func planCleanups(ctx context.Context, env Env, cfg *rules.Config, central rules.Place, clients *awsenv.Clients, awsCfg aws.Config, table string, jobs []deploy.Job) ([]cleanupPreview, error) {
+	var store *history.Store
+	if table != "" {
+		store = history.NewStore(awsenv.StateTable(awsCfg), table)
+	}
+	pushed := func(r *rules.Rule, t rules.Target) bool {
+		key := func(t rules.Target) string {
+			at := t.Where(central)
+			return history.ServiceKey(at.Account, at.Region, t.Cluster, t.Service)
+		}
+		return slices.ContainsFunc(jobs, func(j deploy.Job) bool { return j.Rule == r && key(j.Target) == key(t) })
+	}
+	planner := &cleanupPlanner{rules: cfg, central: central, clients: clients, env: env, store: store}
+	return planner.plan(ctx, pushed)
 }
 
 // printRollout names the target's kind of rollout and, for an ECS-native

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 )
@@ -57,7 +58,35 @@ func status(ctx context.Context, args []string, env Env) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	if err := printCleanups(ctx, env, sw, store, seen); err != nil {
+		return err
+	}
 	return sweepErr
+}
+
+// printCleanups says, for every family a rule with cleanup: runs, what its
+// next clean-up would deregister (read-only: the services the sweep
+// described, one listing per family, history's rollback candidates and
+// the published parameters).
+func printCleanups(ctx context.Context, env Env, sw *reconcile.Sweeper, store *history.Store, seen *kinds) error {
+	if len(sw.Rules.CleanupRules()) == 0 {
+		return nil
+	}
+	awsCfg, err := env.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	planner := &cleanupPlanner{rules: sw.Rules, central: sw.Deployer.Central, clients: awsenv.NewClients(awsCfg), env: env, store: store, seen: seen}
+	previews, err := planner.plan(ctx, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "\nCLEAN-UP (what the next one would do, per family)")
+	for _, p := range previews {
+		fmt.Fprintf(env.Stdout, "%s in %s %s (%s; rules %s): %s\n", p.cmd.Family, p.cmd.Account, p.cmd.Region,
+			strings.Join(p.services, ", "), strings.Join(p.cmd.Rules, ", "), p.line())
+	}
+	return nil
 }
 
 // rolloutOf is a target's rollout kind and, for an ECS-native service
