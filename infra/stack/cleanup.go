@@ -30,7 +30,7 @@ func anyTarget(cfg *rules.Config, keep reach) bool {
 // reads with what deploys already have (ListTaskDefinitions,
 // DescribeTaskDefinition, DescribeServices).
 //
-// Both are granted on "*": the Service Authorization Reference lists no
+// Both are granted on "*": ECS's actions table (IAM User Guide) lists no
 // resource type for DeregisterTaskDefinition, and the families are not
 // the stack's to know — a deploy registers in the family of the revision
 // the service runs, which IaC or a person chose (docs/decisions.md, "Old
