@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -115,6 +116,16 @@ func (w *Watcher) pauseNotice(ctx context.Context, h ecsevent.Hook) (Result, err
 	w.Log.InfoContext(ctx, "hook", "event", h.EventName, "cluster", h.Service.Cluster, "service", h.Service.Name,
 		"stage", h.LifecycleStage, "hook_id", h.HookID, "hook_type", h.HookType, "expires_at", h.ExpiresAt,
 		"service_deployment_arn", h.ServiceDeploymentARN, "event_id", h.EventID)
+	rec, found, err := w.recordOfHook(ctx, h)
+	if err != nil {
+		return Result{}, err
+	}
+	if found {
+		res.DeploymentID = rec.DeploymentID
+		if err := w.armPauseBackstop(ctx, rec, h); err != nil {
+			return Result{}, err
+		}
+	}
 	if w.Notifier == nil {
 		return res, nil
 	}
@@ -130,13 +141,8 @@ func (w *Watcher) pauseNotice(ctx context.Context, h ecsevent.Hook) (Result, err
 	}
 	base := notify.Notice{Account: h.Service.Account, Region: h.Service.Region, Cluster: h.Service.Cluster, Service: h.Service.Name,
 		EventID: h.EventID, ServiceARN: h.ServiceARN}
-	rec, found, err := w.recordOfHook(ctx, h)
-	if err != nil {
-		return Result{}, err
-	}
 	if found {
 		base = Notice(rec, notify.Paused, "", h.When())
-		res.DeploymentID = rec.DeploymentID
 	}
 	n := notify.PausedNotice(base, notify.Pause{Stage: h.LifecycleStage, HookID: h.HookID, ExpiresAt: h.ExpiresAt,
 		ServiceDeploymentARN: h.ServiceDeploymentARN})
@@ -147,4 +153,23 @@ func (w *Watcher) pauseNotice(ctx context.Context, h ecsevent.Hook) (Result, err
 		w.Log.ErrorContext(ctx, "hook notice sent, its mark not written", "hook_id", h.HookID, "error", err.Error())
 	}
 	return res, nil
+}
+
+// armPauseBackstop asks for a recheck of our deployment paused at a hook a
+// minute after the hook times out (ECS then takes its timeout action), or
+// recheckPaused on without an expiry: the hook's next event reads the
+// rollout at once, but if that event is lost the timer still does. A
+// retry or duplicate asks for the same minute (the timer's name), so once.
+func (w *Watcher) armPauseBackstop(ctx context.Context, rec history.Record, h ecsevent.Hook) error {
+	if w.Rechecker == nil {
+		return nil
+	}
+	at := w.now().Add(recheckPaused)
+	if !h.ExpiresAt.IsZero() {
+		at = h.ExpiresAt.Add(time.Minute)
+	}
+	if err := w.Rechecker.Recheck(ctx, rec, at); err != nil {
+		return fmt.Errorf("recheck of deployment %s paused at %s: %w", rec.DeploymentID, h.LifecycleStage, err)
+	}
+	return nil
 }

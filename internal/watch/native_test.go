@@ -550,6 +550,19 @@ func TestPauseIsToldOnce(t *testing.T) {
 		t.Errorf("a running hook: %+v, %v", res, err)
 	}
 
+	// Each delivery of the pause armed the backstop, for the same minute
+	// (the timer's name: one schedule): if the hook's next event is lost,
+	// the rollout is still read after the hook times out.
+	for _, r := range f.rechecks.asked {
+		if want := "@" + expires.Add(time.Minute).UTC().Format(time.RFC3339); !strings.HasSuffix(r, want) {
+			t.Errorf("the pause armed %s, want the backstop %s", r, want)
+		}
+	}
+	if len(f.rechecks.asked) == 0 {
+		t.Error("a pause of our deployment armed no backstop recheck")
+	}
+	armed := len(f.rechecks.asked)
+
 	// Someone continues: the deployment is read at once, still in flight,
 	// and a recheck is asked for.
 	if _, err := f.ecs.ContinueServiceDeployment(ctx, &ecs.ContinueServiceDeploymentInput{ServiceDeploymentArn: aws.String(arn), HookId: aws.String(hook)}); err != nil {
@@ -557,7 +570,7 @@ func TestPauseIsToldOnce(t *testing.T) {
 	}
 	f.ecs.Advance(arn, types.ServiceDeploymentLifecycleStageProductionTrafficShift, 100)
 	cont := hookEvent(t, "hook-evt-c", "HOOK_SUCCEEDED", "PAUSE", "web", arn, hook, "PRE_PRODUCTION_TRAFFIC_SHIFT", expires)
-	if res, err := f.w.Handle(ctx, cont); err != nil || res.Outcome != InProgress || len(f.rechecks.asked) != 1 {
+	if res, err := f.w.Handle(ctx, cont); err != nil || res.Outcome != InProgress || len(f.rechecks.asked) != armed+1 {
 		t.Errorf("continued: %+v, %v, rechecks %v", res, err, f.rechecks.asked)
 	}
 }
