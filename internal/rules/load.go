@@ -18,8 +18,8 @@ import (
 
 // Keys returns the keys the loader accepts in each mapping of the file: ""
 // (top level), "defaults", "reconcile", "rule", "target", "promote",
-// "publish", "registry", "codedeploy", "hooks" and "cleanup". The JSON Schema
-// test holds the schema to the same lists.
+// "publish", "registry", "codedeploy", "hooks", "cleanup", "approval" and
+// "scan". The JSON Schema test holds the schema to the same lists.
 func Keys(mapping string) []string {
 	switch mapping {
 	case "":
@@ -27,9 +27,9 @@ func Keys(mapping string) []string {
 	case "reconcile":
 		return []string{"every"}
 	case "defaults":
-		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "cleanup"}
+		return []string{"pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "cleanup", "approval", "scan", "promote"}
 	case "rule":
-		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "targets", "promote", "cleanup"}
+		return []string{"name", "repository", "tags", "tag-regex", "semver", "pin", "order", "ignore-tags", "pass-roles", "publish", "registry", "targets", "promote", "cleanup", "approval", "scan"}
 	case "registry":
 		return []string{"account", "region"}
 	case "publish":
@@ -41,9 +41,13 @@ func Keys(mapping string) []string {
 	case "hooks":
 		return HookEvents
 	case "promote":
-		return []string{"tag"}
+		return []string{"tag", "bake", "alarms"}
 	case "cleanup":
 		return []string{"keep", "delete"}
+	case "approval":
+		return []string{"expires"}
+	case "scan":
+		return []string{"block", "wait"}
 	}
 	return nil
 }
@@ -182,6 +186,13 @@ type defaults struct {
 	publish    *Publish
 	registry   Place
 	cleanup    *Cleanup
+	approval   *Approval
+	scan       *Scan
+	promote    *Promote
+	// promoteAt is defaults' promote key, to locate what a rule that takes
+	// it finds wrong with it (a tag too long for the rule's tags, an alarm
+	// of an account the rule has no target in).
+	promoteAt field
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
@@ -280,6 +291,15 @@ func (p *parser) defaults(n *yaml.Node, d defaults) defaults {
 	}
 	if f, ok := m["cleanup"]; ok {
 		d.cleanup = p.cleanup(f, "defaults.cleanup")
+	}
+	if f, ok := m["approval"]; ok {
+		d.approval = p.approval(f, "defaults.approval")
+	}
+	if f, ok := m["scan"]; ok {
+		d.scan = p.scan(f, "defaults.scan")
+	}
+	if f, ok := m["promote"]; ok {
+		d.promote, d.promoteAt = p.promote(f, "defaults.promote"), f
 	}
 	return d
 }
@@ -414,7 +434,8 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if m == nil {
 		return nil
 	}
-	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish, Registry: d.registry, Cleanup: d.cleanup}
+	r := &Rule{Line: n.Line, Pin: d.pin, Order: d.order, IgnoreTags: d.ignoreTags, PassRoles: d.passRoles, Publish: d.publish, Registry: d.registry, Cleanup: d.cleanup,
+		Approval: d.approval, Scan: d.scan}
 	if f, ok := m["name"]; !ok {
 		p.errorf(n, at+".name", "missing; every rule needs a unique name")
 	} else if s, ok := p.str(f, at+".name"); ok {
@@ -455,21 +476,37 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if f, ok := m["cleanup"]; ok {
 		r.Cleanup = p.cleanup(f, at+".cleanup")
 	}
+	if f, ok := m["approval"]; ok {
+		r.Approval = p.approval(f, at+".approval")
+	}
+	if f, ok := m["scan"]; ok {
+		r.Scan = p.scan(f, at+".scan")
+	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")
 	} else {
 		r.Targets = p.targets(f, at+".targets")
 	}
+	// A rule's promote replaces the default's whole; one taken from
+	// defaults is checked against each rule that takes it, and located there.
+	promoteAt, pf, of := at+".promote", d.promoteAt, ""
 	if f, ok := m["promote"]; ok {
-		r.Promote = p.promote(f, at+".promote")
-		if r.Promote != nil {
-			if longest, ok := r.longestTag(); ok {
-				if tag := RenderPromoteTag(r.Promote.Tag, longest); len(tag) > MaxTagLength {
-					p.errorf(m["promote"].value, at+".promote.tag", "renders %q (%d characters) for the longest tag this rule selects, %q; an image tag has at most %d",
-						tag, len(tag), longest, MaxTagLength)
+		r.Promote, pf = p.promote(f, at+".promote"), f
+	} else if d.promote != nil {
+		r.Promote, promoteAt, of = d.promote.clone(), "defaults.promote", " (from defaults)"
+	}
+	if r.Promote != nil {
+		if longest, ok := r.longestTag(); ok {
+			if tag := RenderPromoteTag(r.Promote.Tag, longest); len(tag) > MaxTagLength {
+				which := "this rule"
+				if of != "" {
+					which = fmt.Sprintf("rule %q", r.Name)
 				}
+				p.errorf(pf.value, promoteAt+".tag", "renders %q (%d characters) for the longest tag %s selects, %q; an image tag has at most %d",
+					tag, len(tag), which, longest, MaxTagLength)
 			}
 		}
+		p.checkAlarms(r, promoteAt, of)
 	}
 	return r
 }
@@ -736,7 +773,11 @@ func (p *parser) promote(f field, at string) *Promote {
 		p.errorf(tf.value, at+".tag", "%q does not render to a valid image tag (got %q for tag 1.2.3)", s, sample)
 		return nil
 	}
-	return &Promote{Tag: s}
+	pr := &Promote{Tag: s}
+	if !p.bake(f, m, at, pr) {
+		return nil
+	}
+	return pr
 }
 
 // RenderPromoteTag fills a promote template with the pushed tag.

@@ -86,7 +86,12 @@ type Rule struct {
 	// are to be cleaned up (internal/cleanup); validated but not carried
 	// out yet (CleanupNotCarriedOut, issue 22). nil: never cleaned up.
 	Cleanup *Cleanup
-	Line    int
+	// Approval, when set, makes each digest wait for a person's approval
+	// before it deploys to the targets; Scan, for its image scan. Both are
+	// validated but not carried out yet (GatesNotCarriedOut). nil: no gate.
+	Approval *Approval
+	Scan     *Scan
+	Line     int
 
 	fileSHA256 string // of the rules file it was parsed from (see FileSHA256)
 }
@@ -137,9 +142,22 @@ type Hook struct {
 // order CodeDeploy runs them.
 var HookEvents = []string{"BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"}
 
-// Promote tags the deployed digest once every target of the rule completed.
+// Promote tags the deployed digest once every target of the rule completed
+// and, with a Bake, once it then ran that long with none of Alarms
+// entering ALARM (the bake is validated but not carried out yet:
+// GatesNotCarriedOut).
 type Promote struct {
-	Tag string // template; {tag} is replaced by the pushed tag
+	Tag    string        // template; {tag} is replaced by the pushed tag
+	Bake   time.Duration // 0: promote at once; else MinBake to MaxBake
+	Alarms []Alarm       // set exactly when Bake is
+}
+
+// clone is a copy of defaults' promote for one rule, whose alarms it
+// resolves against that rule's targets.
+func (p *Promote) clone() *Promote {
+	c := *p
+	c.Alarms = append([]Alarm(nil), p.Alarms...)
+	return &c
 }
 
 // Selector describes how the rule selects tags, for people.

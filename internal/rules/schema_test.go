@@ -45,7 +45,7 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	props := s["properties"].(map[string]any)
 	objects := map[string]any{
 		"": s, "defaults": props["defaults"], "reconcile": props["reconcile"], "rule": defs["rule"], "target": defs["target"],
-		"promote": defs["rule"].(map[string]any)["properties"].(map[string]any)["promote"],
+		"promote": defs["promote"], "approval": defs["approval"], "scan": defs["scan"],
 		"publish": defs["publish"], "codedeploy": defs["codedeploy"], "registry": defs["registry"],
 		"hooks": defs["codedeploy"].(map[string]any)["properties"].(map[string]any)["hooks"],
 	}
@@ -101,7 +101,7 @@ func TestFilesAgreeWithSchema(t *testing.T) {
 		}
 		return schema.Validate(inst)
 	}
-	for _, f := range []string{"../../autodeploy.yaml", "../../autodeploy.example.yaml", "../demo/autodeploy.yaml", "testdata/full.yaml"} {
+	for _, f := range []string{"../../autodeploy.yaml", "../../autodeploy.example.yaml", "../demo/autodeploy.yaml", "testdata/full.yaml", "testdata/gates.yaml"} {
 		src, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -118,6 +118,10 @@ func TestFilesAgreeWithSchema(t *testing.T) {
 		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    semver: '>=1'\n    targets: [{cluster: c, service: s}]\n",
 		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    pin: sha\n    targets: [{cluster: c, service: s}]\n",
 		"version: 2\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    targets: [{cluster: c, service: s}]\n",
+		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    scan: {block: [SEVERE]}\n    targets: [{cluster: c, service: s}]\n",
+		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    promote: {tag: v, bake: 15m}\n    targets: [{cluster: c, service: s}]\n",
+		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    promote: {tag: v, bake: 15m, alarms: []}\n    targets: [{cluster: c, service: s}]\n",
+		"version: 1\nrules:\n  - name: a\n    repository: web\n    tags: [x]\n    approval: {expires: 1.5h}\n    targets: [{cluster: c, service: s}]\n",
 	} {
 		if _, err := Parse("bad.yaml", []byte(bad)); err == nil {
 			t.Errorf("the loader accepts:\n%s", bad)

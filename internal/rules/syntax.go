@@ -35,6 +35,8 @@ var (
 	// A hook is a Lambda function name (≤ 64), partial or full ARN, with
 	// an optional version or alias (≤ 128).
 	lambdaFunctionRE = lazyRegexp(`^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?([A-Za-z0-9_-]+)(:[A-Za-z0-9$_-]+)?$`)
+	// gateDurationRE is a gate's duration: days, hours, minutes, seconds.
+	gateDurationRE = lazyRegexp(`^(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$`)
 )
 
 // maxRoleName bounds an IAM role's path and name together, as the ARN
