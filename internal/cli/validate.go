@@ -55,12 +55,23 @@ func validate(_ context.Context, args []string, env Env) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s: %d rules, valid\n", file, len(cfg.Rules))
 	if names := cfg.CleanupRules(); len(names) > 0 {
-		// Once, for every rule that sets it: the key is checked, not acted on.
+		var said []string
+		for _, r := range cfg.Rules {
+			if r.Cleanup == nil {
+				continue
+			}
+			how := fmt.Sprintf("%s (keep %d", r.Name, r.Cleanup.Keep)
+			if r.Cleanup.Delete {
+				how += ", delete"
+			}
+			said = append(said, how+")")
+		}
 		which := "rules"
-		if len(names) == 1 {
+		if len(said) == 1 {
 			which = "rule"
 		}
-		fmt.Fprintf(env.Stderr, "warning: %s %s: %s\n", which, strings.Join(names, ", "), rules.CleanupNotCarriedOut)
+		fmt.Fprintf(env.Stdout, "clean-up: %s %s deregister old revisions of their targets' families; autodeploy status shows what the next clean-up would\n",
+			which, strings.Join(said, ", "))
 	}
 	if *account == "" || *region == "" {
 		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
