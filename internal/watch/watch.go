@@ -84,6 +84,9 @@ type Watcher struct {
 	Log       *slog.Logger
 	// Now is the clock promotion claims are timed by (nil: time.Now).
 	Now func() time.Time
+	// Cleanups, when set (a work queue), takes the cleanup a recorded
+	// completion asks for (cleanup.go); nil: the next sweep cleans.
+	Cleanups CleanupSender
 }
 
 // Result is the function's answer for one event.
@@ -198,6 +201,9 @@ func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
 		if err := w.supersede(ctx, rec, at); err != nil {
 			return res, err
 		}
+	}
+	if outcome == history.Completed && recorded {
+		w.cleanUpAfter(ctx, rec)
 	}
 	// Promotion follows the recorded outcome, not this delivery: a retry or
 	// redrive of the event that recorded the completion finishes a
