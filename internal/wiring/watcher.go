@@ -45,6 +45,11 @@ func (f *Functions) Watcher(timers timer.Config) *watch.Watcher {
 		// the watcher they invoke (the invocation's own ARN).
 		w.Rechecker = &timer.Rechecker{Timers: &timer.Timers{Scheduler: scheduler.NewFromConfig(rt.AWS), Config: timers, Now: time.Now}}
 	}
+	// After a completion, a cleanup item for the worker (a rule's
+	// cleanup:); without the work queue the next sweep cleans.
+	if q := f.cleanupQueue(); q != nil {
+		w.Cleanups = q
+	}
 	if rt.Env.NotifyTopic != "" {
 		w.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}

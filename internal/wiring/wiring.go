@@ -84,9 +84,42 @@ func (f *Functions) Intake() (*deploy.Deployer, *reconcile.Sweeper) {
 	sweeper := &reconcile.Sweeper{
 		Rules: rt.Rules, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table), Deployer: d, Log: rt.Log, Now: time.Now,
-		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) },
+		SSM:   func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) },
+		Marks: f.marks(),
+	}
+	// Clean-up after the sweep's deploys: the worker's, through the work
+	// queues; without them the sweep's own, in-process.
+	if rt.WorkQueues != nil {
+		sweeper.CleanupQueue = f.cleanupQueue()
+	} else {
+		sweeper.Cleanup = f.cleanupRunner(clients)
 	}
 	return d, sweeper
+}
+
+// marks are the clean-up marks in the state table.
+func (f *Functions) marks() *reconcile.TableMarks {
+	return &reconcile.TableMarks{DB: awsenv.StateTable(f.rt.AWS), Table: f.rt.Env.Table, Now: time.Now}
+}
+
+// cleanupRunner runs clean-ups through clients (each place's deploy role).
+func (f *Functions) cleanupRunner(clients *awsenv.Clients) *reconcile.CleanupRunner {
+	return &reconcile.CleanupRunner{
+		ECS:     func(region, role string) reconcile.CleanupECS { return clients.ECS(region, role) },
+		History: history.NewStore(awsenv.StateTable(f.rt.AWS), f.rt.Env.Table),
+		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
+		Marks:   f.marks(),
+		Log:     f.rt.Log,
+	}
+}
+
+// cleanupQueue sends cleanup items to each place's work queue; nil without
+// AUTODEPLOY_WORK_QUEUE_URL.
+func (f *Functions) cleanupQueue() *reconcile.CleanupQueue {
+	if f.rt.Env.WorkQueueURL == "" {
+		return nil
+	}
+	return &reconcile.CleanupQueue{SQS: sqs.NewFromConfig(f.rt.AWS), BaseURL: f.rt.Env.WorkQueueURL, Central: f.rt.Central}
 }
 
 // Worker is the worker function's handler. It requires the work queue: it
@@ -100,9 +133,11 @@ func (f *Functions) Worker() (*worker.Handler, error) {
 	// (awsenv.ForWorker): the queue retries the item, with a backoff, and
 	// the invocation stays inside its timeout. The state table keeps its
 	// retries: a lease renewal that gave up would lose the lock.
+	clients := awsenv.NewClients(awsenv.ForWorker(f.rt.AWS))
 	return &worker.Handler{
-		Deployer: f.deployer(worker.LockWait, awsenv.NewClients(awsenv.ForWorker(f.rt.AWS))),
+		Deployer: f.deployer(worker.LockWait, clients),
 		SQS:      sqs.NewFromConfig(f.rt.AWS),
 		QueueURL: f.rt.Env.WorkQueueURL,
+		Cleanup:  f.cleanupRunner(clients),
 	}, nil
 }
