@@ -134,3 +134,45 @@ func TestStatusAndPlanShowTheNextCleanUp(t *testing.T) {
 		}
 	}
 }
+
+// TestReconcileCleansUp, on moto: `autodeploy reconcile` cleans up after
+// its deploys as the schedule's sweep does without a work queue — the
+// preview's revisions go, each a msg="cleanup" line, but for the newest
+// one autodeploy did not register (the fixture's carry no autodeploy tags:
+// :9 stays as IaC's head, which is why the preview says "up to") — and a
+// second run, the family marked clean, does nothing more; --dry-run and
+// status clean nothing.
+func TestReconcileCleansUp(t *testing.T) {
+	t.Parallel()
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	m.Repository(t, "web", "unselected")
+	client := cleanupFamily(t, m, table)
+	config := writeTempFile(t, "version: 1\nrules:\n"+
+		"  - {name: web-prod, repository: web, semver: \">= 1.0.0\", cleanup: {keep: 3}, targets: [{cluster: prod, service: web}]}\n"+
+		"  - {name: web-canary, repository: web, tags: [\"canary-*\"], targets: [{cluster: prod, service: web-canary}]}\n")
+	for _, args := range [][]string{{"reconcile", "--config", config, "--dry-run"}, {"status", "--config", config}} {
+		if r := cli(t, m, table, args...); strings.Contains(r.stderr, `"msg":"cleanup"`) || activeRevisions(t, client) != 11 {
+			t.Fatalf("%v cleaned up: %+v", args, r)
+		}
+	}
+	r := cli(t, m, table, "reconcile", "--config", config)
+	for _, want := range []string{`"family":"web-prod","revisions":[9],"outcome":"kept","detail":"not registered by autodeploy"`,
+		`"family":"web-prod","revisions":[7],"outcome":"deregistered"`, `"family":"web-prod","revisions":[4],"outcome":"deregistered"`} {
+		if !strings.Contains(r.stdout, "clean-up: 1 family cleaned within the sweep's budget") || strings.Count(r.stderr, `"msg":"cleanup"`) != 3 ||
+			!strings.Contains(r.stderr, want) {
+			t.Errorf("reconcile lacks %s: %+v", want, r)
+		}
+	}
+	if n := activeRevisions(t, client); n != 9 {
+		t.Errorf("%d ACTIVE revisions after the clean-up, want 9 (4 and 7 gone)", n)
+	}
+	r = cli(t, m, table, "status", "--config", config)
+	if !strings.Contains(r.stdout, "keep 3, would deregister up to 1 (web-prod:9)") {
+		t.Errorf("status after the clean-up: %+v", r)
+	}
+	r = cli(t, m, table, "reconcile", "--config", config)
+	if strings.Contains(r.stdout, "clean-up:") || strings.Contains(r.stderr, `"msg":"cleanup"`) || activeRevisions(t, client) != 9 {
+		t.Errorf("a second reconcile, the family clean: %+v", r)
+	}
+}

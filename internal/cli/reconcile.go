@@ -43,6 +43,10 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 		verb = "would deploy (dry run)"
 	}
 	fmt.Fprintf(env.Stdout, "%d of %d targets behind; %s\n", rep.Drift, len(rep.Lines), map[bool]string{true: verb + " them", false: "nothing to do"}[rep.Drift > 0])
+	if rep.Cleanups > 0 {
+		fmt.Fprintf(env.Stdout, "clean-up: %d %s cleaned within the sweep's budget (each action a msg=\"cleanup\" line on stderr)\n",
+			rep.Cleanups, map[bool]string{true: "family", false: "families"}[rep.Cleanups == 1])
+	}
 	return sweepErr
 }
 
@@ -89,6 +93,19 @@ func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: store, Deployer: d, Log: quiet, Now: env.Now,
 		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) }}
+	// As the schedule's sweep does without a work queue: clean-up after the
+	// deploys, within the sweep's budget per place, through each place's
+	// deploy role; its msg="cleanup" lines go to stderr. A dry run (and so
+	// status) cleans nothing.
+	marks := &reconcile.TableMarks{DB: db, Table: table, Now: env.Now}
+	sw.Marks = marks
+	sw.Cleanup = &reconcile.CleanupRunner{
+		ECS:     func(region, role string) reconcile.CleanupECS { return clients.ECS(region, role) },
+		History: store,
+		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
+		Marks:   marks,
+		Log:     slog.New(slog.NewJSONHandler(env.Stderr, nil)),
+	}
 	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano())}
 	return sw, store, o, nil
 }
