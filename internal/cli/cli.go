@@ -25,10 +25,11 @@ Usage:
   autodeploy validate [--account A --region R] [FILE]        check a rules file (default autodeploy.yaml), owners as the
                                                              functions check them where they run
   autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy, decided as the deployer
-                                                             does (read-only AWS calls; holds from the table)
+                                                             does (read-only AWS calls; holds from the table), and
+                                                             what the next clean-up of its targets' families would remove
   autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
   autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
-                                                             redeploy the previous (or named) revision, and hold;
+                                                             redeploy the previous (or named) ACTIVE revision, and hold;
                                                              never forward without --force; an ECS-native deployment
                                                              in flight is rolled back through ECS instead
   autodeploy continue --cluster C --service S [--hook ID]    continue an ECS-native deployment paused at a PAUSE hook
@@ -37,8 +38,10 @@ Usage:
                                                              stop pushes, promotions and sweeps on a service
   autodeploy resume --cluster C --service S                  let them move it again
   autodeploy status [--config FILE]                          each target: rollout kind and stage, running, newest, in
-                                                             sync or not, last outcome
-  autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does
+                                                             sync or not, last outcome; per family, what the next
+                                                             clean-up would deregister
+  autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does (its deploys,
+                                                             then clean-up)
   autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
