@@ -87,7 +87,7 @@ func cleanupFixture(t *testing.T) (*fixture, *CleanupRunner) {
 	return f, runner
 }
 
-func activeRevisions(t *testing.T, client *ecs.Client, family string) []int {
+func activeRevisions(t testing.TB, client *ecs.Client, family string) []int {
 	t.Helper()
 	out, err := client.ListTaskDefinitions(context.Background(), &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive})
 	if err != nil {
