@@ -768,7 +768,18 @@ func (d *Deployer) unrecorded(push ecrevent.Push, p Plan, state history.ServiceS
 	repaired.Outcome, repaired.Reason = Deployed, repairedReason
 	repaired.From, repaired.To = taskdef.TagValue(p.RunningTags, taskdef.TagFrom), p.From
 	repaired.DeploymentID = r.deploymentID
+	if p.Kind.IsECSNative() {
+		// The watcher reads the service deployment: name the one ECS
+		// says is current (it checks that it targets the revision).
+		repaired.ServiceDeploymentARN = aws.ToString(p.Service.CurrentServiceDeployment)
+	}
 	rec := d.record(push, repaired)
+	// When the deployment started, not now: the item may come back long
+	// after (the queue's visibility timeout, a redrive), and the watcher
+	// looks for the service deployment from about then.
+	if dep := rollout.Primary(p.Service, p.From); dep != nil && dep.CreatedAt != nil {
+		rec.DeployedAt = *dep.CreatedAt
+	}
 	r.rec = &rec
 	res.Reason += "; recorded its deploy, whose history write had been lost"
 	if r.outcome != "" {

@@ -24,6 +24,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -332,6 +333,11 @@ func TestLostHistoryIsRepairedByTheRetry(t *testing.T) {
 	}
 	if _, found, _ := store.ByDeployment(ctx, got.DeploymentID); !found {
 		t.Errorf("the watcher cannot find deployment %s", got.DeploymentID)
+	}
+	// Recorded at the deployment's start, not the repair's: the item may
+	// come back long after, and the watcher looks for the rollout from then.
+	if dep := rollout.Primary(svc, got.ToTaskDefinition); dep == nil || dep.CreatedAt == nil || !got.DeployedAt.Equal(*dep.CreatedAt) {
+		t.Errorf("repaired record deployed at %s, want its deployment's start %v", got.DeployedAt, dep)
 	}
 
 	sum, err = d.Handle(ctx, event) // and a redrive later: nothing more

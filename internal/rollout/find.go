@@ -102,6 +102,13 @@ func FindServiceDeployment(ctx context.Context, client ServiceDeploymentReader, 
 			}
 		}
 	}
+	if !q.Since.IsZero() {
+		// Since may be late: a record a repair wrote after a worker died
+		// (its item back after the queue's visibility timeout, or redriven
+		// hours later). Before saying there is none, the newest match of
+		// the service's latest deployments, whenever made.
+		return FindServiceDeployment(ctx, client, Query{Cluster: q.Cluster, Service: q.Service, TaskDefinition: q.TaskDefinition})
+	}
 	return types.ServiceDeployment{}, fmt.Errorf("service %s/%s: %w %s (%d service deployment(s) listed)",
 		q.Cluster, q.Service, ErrNoServiceDeployment, q.TaskDefinition, len(briefs))
 }

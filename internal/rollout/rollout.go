@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -183,18 +182,29 @@ func updateService(ctx context.Context, client UpdateServiceAPI, rev Revision) (
 // else of the first PRIMARY deployment; "" for no service. The deploy path
 // reads an UpdateService answer (and a described service) with it too.
 func PrimaryDeployment(svc *types.Service, taskDef string) string {
-	if svc == nil {
-		return ""
+	if dep := Primary(svc, taskDef); dep != nil {
+		return aws.ToString(dep.Id)
 	}
-	var primary string
-	for _, dep := range svc.Deployments {
+	return ""
+}
+
+// Primary is the PRIMARY deployment running taskDef, else the first
+// PRIMARY deployment; nil for none.
+func Primary(svc *types.Service, taskDef string) *types.Deployment {
+	if svc == nil {
+		return nil
+	}
+	var primary *types.Deployment
+	for i, dep := range svc.Deployments {
 		if aws.ToString(dep.Status) != "PRIMARY" {
 			continue
 		}
 		if aws.ToString(dep.TaskDefinition) == taskDef {
-			return aws.ToString(dep.Id)
+			return &svc.Deployments[i]
 		}
-		primary = cmp.Or(primary, aws.ToString(dep.Id))
+		if primary == nil {
+			primary = &svc.Deployments[i]
+		}
 	}
 	return primary
 }
