@@ -18,8 +18,9 @@ import (
 
 // Rechecker asks for the watcher to judge rec's deployment again at at
 // (internal/timer: a one-time schedule that sends work.Recheck). Asked
-// twice for the same deployment and time, it rechecks once; a recheck
-// delivered twice records nothing twice anyway.
+// twice for the same deployment and due minute, it sets one schedule (a
+// retry a minute later for a time already due sets a second: harmless);
+// a recheck delivered twice records nothing twice anyway.
 type Rechecker interface {
 	Recheck(ctx context.Context, rec history.Record, at time.Time) error
 }
@@ -76,7 +77,7 @@ func (w *Watcher) native(ctx context.Context, e ending, ev rollout.Event, hint s
 	if recorded == history.Failed {
 		recorded = "" // a rollback may follow a failure: read it
 	}
-	kind := rollout.NativeRollout{Strategy: types.DeploymentStrategy(strings.TrimPrefix(rec.Rollout, rollout.Kind{Family: rollout.ECSNative}.String())),
+	kind := rollout.NativeRollout{Strategy: types.DeploymentStrategy(strings.TrimSpace(strings.TrimPrefix(rec.Rollout, rollout.Kind{Family: rollout.ECSNative}.String()))),
 		ECS: readOnly{w.ECS(rec.Region, w.roleOf(rec))}, Now: w.Now}
 	if hint == "" {
 		hint = rec.ServiceDeploymentARN
