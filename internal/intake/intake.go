@@ -53,7 +53,7 @@ func Read(raw []byte) (Request, error) {
 		case work.DeployPush:
 			return Request{Push: &c, Command: c.Kind(), From: c.Origin}, nil
 		default:
-			return Request{}, &work.Error{Msg: fmt.Sprintf("a %s command is not the deployer's (a deploy-target is the worker's, from a work queue; a recheck the watcher's)", c.Kind())}
+			return Request{}, &work.Error{Msg: fmt.Sprintf("a %s command is not the deployer's (a deploy-target or a cleanup is the worker's, from a work queue; a recheck the watcher's)", c.Kind())}
 		}
 	}
 	var h header

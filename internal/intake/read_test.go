@@ -54,6 +54,7 @@ func TestRead(t *testing.T) {
 		// Handle ignores it (action-type DELETE), as it does today.
 		{name: "an ECR delete event", file: "events/ecr-delete.json", want: Request{From: "ECR event"}},
 		{name: "a worker's item", file: "command-deploy-target.json", wantErr: "a deploy-target command is not the deployer's"},
+		{name: "a worker's cleanup", file: "command-cleanup.json", wantErr: "a cleanup command is not the deployer's"},
 		{name: "a newer writer's push", file: "command-push-v2.json", wantErr: "command push version 2 is not known to this build (it reads 1)"},
 		{name: "a kind this build does not know", file: "command-approve.json", wantErr: `unknown command kind "approve" (version 1)`},
 		{name: "an ECS event", file: "events/ecs-deployment-completed.json",
