@@ -108,7 +108,7 @@ func TestDemoEndState(t *testing.T) {
 	// The canary: completed only after the pause was continued and the
 	// bake ended — in that order.
 	canary := steps[11]
-	order := []string{"paused (stage: PRE_PRODUCTION_TRAFFIC_SHIFT)", "$ autodeploy continue --cluster prod --service checkout --hook ecs-pause-",
+	order := []string{"paused (stage: PRE_PRODUCTION_TRAFFIC_SHIFT)", "$ autodeploy continue --cluster prod --service checkout --account 123456789012 --region eu-west-1 --hook ecs-pause-",
 		"in_progress (stage: CANARY 100% · bake 10 min left)", "service deployment SUCCESSFUL", " completed\n"}
 	at := strings.Index(canary, order[0])
 	if at < 0 {

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,29 +113,15 @@ func (d *demo) canary(ctx context.Context) error {
 	d.p.line("  (playing ECS: moto has no service deployments; the ECS front's fake moves %s through ECS's stages)", arn)
 	fake.Advance(arn, types.ServiceDeploymentLifecycleStageTestTrafficShift, 0)
 	d.stage(arn, "new tasks up, test traffic on them")
+	// ECS runs a canary's PRE_PRODUCTION_TRAFFIC_SHIFT hooks before every
+	// traffic shift step: before the canary, and before the rest.
+	if err := d.pauseAndContinue(ctx, r, arn, "the PAUSE hook holds production traffic for a person, before the canary", true); err != nil {
+		return err
+	}
 	fake.Advance(arn, types.ServiceDeploymentLifecycleStageProductionTrafficShift, 10)
 	d.stage(arn, "the canary: 10% of production traffic")
-	hook := fake.Pause(arn, "PRE_PRODUCTION_TRAFFIC_SHIFT", 30*time.Minute)
-	d.stage(arn, "the canary baked; the PAUSE hook holds the rest of the traffic for a person")
-	ev, err := d.hookEvent(r, arn, hook, "HOOK_AWAITING_ACTION", "PRE_PRODUCTION_TRAFFIC_SHIFT")
-	if err != nil {
+	if err := d.pauseAndContinue(ctx, r, arn, "the canary baked; the PAUSE hook holds the rest of the traffic (a new hook id: --hook continues only this step)", false); err != nil {
 		return err
-	}
-	d.p.line("  (playing ECS) ECS Hook State Change HOOK_AWAITING_ACTION, hook %s, goes to the watcher", hook)
-	if _, err := d.tellWatcherLines(ctx, ev, r, ""); err != nil {
-		return err
-	}
-	if err := d.chatNotices(ctx, true); err != nil {
-		return err
-	}
-
-	args := []string{"continue", "--cluster", r.Cluster, "--service", r.Service, "--hook", hook}
-	d.p.line("  $ autodeploy %s   (the CLI in-process, its ECS endpoint the front)", strings.Join(args, " "))
-	if err := d.autodeploy(ctx, args); err != nil {
-		return err
-	}
-	if got := hookStatus(fake.Deployment(arn), hook); got != types.DeploymentLifecycleHookStatusSucceeded {
-		return fmt.Errorf("after autodeploy continue, hook %s is %s", hook, got)
 	}
 	fake.Advance(arn, types.ServiceDeploymentLifecycleStageProductionTrafficShift, 100)
 	d.stage(arn, "ECS continues: the rest of production traffic shifts")
@@ -158,6 +145,37 @@ func (d *demo) canary(ctx context.Context) error {
 		return err
 	}
 	return d.runningNative(ctx)
+}
+
+// pauseAndContinue plays a PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT
+// (the fake), sends the watcher its HOOK_AWAITING_ACTION event, shows the
+// chat notice (in full when full) and runs the command it names,
+// `autodeploy continue … --hook <id>`.
+func (d *demo) pauseAndContinue(ctx context.Context, r deploy.Result, arn, why string, full bool) error {
+	fake := d.front.Fake
+	hook := fake.Pause(arn, "PRE_PRODUCTION_TRAFFIC_SHIFT", 30*time.Minute)
+	d.stage(arn, why)
+	ev, err := d.hookEvent(r, arn, hook, "HOOK_AWAITING_ACTION", "PRE_PRODUCTION_TRAFFIC_SHIFT")
+	if err != nil {
+		return err
+	}
+	d.p.line("  (playing ECS) ECS Hook State Change HOOK_AWAITING_ACTION, hook %s, goes to the watcher", hook)
+	if _, err := d.tellWatcherLines(ctx, ev, r, ""); err != nil {
+		return err
+	}
+	if err := d.chatNotices(ctx, full); err != nil {
+		return err
+	}
+	args := []string{"continue", "--cluster", r.Cluster, "--service", r.Service, "--account", cmp.Or(r.Account, emulator.Account),
+		"--region", cmp.Or(r.Region, emulator.Region), "--hook", hook}
+	d.p.line("  $ autodeploy %s   (the CLI in-process, its ECS endpoint the front)", strings.Join(args, " "))
+	if err := d.autodeploy(ctx, args); err != nil {
+		return err
+	}
+	if got := hookStatus(fake.Deployment(arn), hook); got != types.DeploymentLifecycleHookStatusSucceeded {
+		return fmt.Errorf("after autodeploy continue, hook %s is %s", hook, got)
+	}
+	return nil
 }
 
 // blueGreenByAlarm: the push, the worker's deploy, the traffic shift and
