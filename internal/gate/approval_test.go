@@ -75,8 +75,10 @@ func TestApprovalTransitions(t *testing.T) {
 			first: outcome{State: Pending, Applied: true, Detail: d(1)}, again: outcome{State: Pending},
 			final: Superseded, detailEither: true},
 		{name: "an older push arriving second is superseded at once",
-			setup: func(ctx context.Context, t *testing.T, s *Store, rule string) { request(ctx, t, s, rule, 2, time.Minute) },
-			act:   push(1, 0), first: outcome{State: Superseded, Applied: true}, again: outcome{State: Superseded}, final: Superseded},
+			setup: func(ctx context.Context, t *testing.T, s *Store, rule string) {
+				request(ctx, t, s, rule, 2, time.Minute)
+			},
+			act: push(1, 0), first: outcome{State: Superseded, Applied: true}, again: outcome{State: Superseded}, final: Superseded},
 		{name: "pending → expired at its time", setup: pending, act: expire(time.Hour),
 			first: outcome{State: Expired, Applied: true}, again: outcome{State: Expired}, final: Expired},
 		{name: "not expired before its time", setup: pending, act: expire(time.Hour - time.Millisecond),

@@ -21,7 +21,7 @@ type Bake struct {
 	StartedAt time.Time `dynamodbav:"started_at"`
 	Due       time.Time `dynamodbav:"due"`
 	// Alarms are the alarms watched, as the rule names them.
-	Alarms []string `dynamodbav:"alarms,stringset"`
+	Alarms []string `dynamodbav:"alarms"`
 	// Alarm and AlarmAt: the alarm that stopped it (NotPromoted) and when
 	// it entered ALARM.
 	Alarm   string    `dynamodbav:"alarm,omitempty"`
