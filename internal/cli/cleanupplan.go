@@ -204,6 +204,8 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 		if w.svc == nil {
 			continue
 		}
+		var published []string
+		read := false
 		for _, rev := range revisionsOf(w.svc) {
 			g := byKey[key{w.at.Account, w.at.Region, family(rev)}]
 			if g == nil {
@@ -217,7 +219,10 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 				g.services = append(g.services, ecsarn.Name(w.t.Cluster)+"/"+ecsarn.Name(w.t.Service))
 				i = len(g.cmd.Services) - 1
 			}
-			for _, name := range p.published(ctx, w) {
+			if !read {
+				published, read = p.published(ctx, w), true
+			}
+			for _, name := range published {
 				if !slices.Contains(g.cmd.Services[i].Published, name) {
 					g.cmd.Services[i].Published = append(g.cmd.Services[i].Published, name)
 				}
