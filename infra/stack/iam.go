@@ -181,7 +181,13 @@ func publishedPerService(prefixes string) *[]*cdknag.NagPackSuppression {
 // ListTaskDefinitions lets a redelivered work item find the revision an
 // earlier receive registered (deploy.Deployer's undone check).
 func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
-	grantAt(role, cfg, keep, targetStatements, extra)
+	grantTargetsWith(role, cfg, keep, targetStatements, extra)
+}
+
+// grantTargetsWith is grantTargets with the per-grain statements add (a
+// target stack's deploy role adds the operator's service-deployment calls).
+func grantTargetsWith(role awsiam.Role, cfg *rules.Config, keep reach, add statements, extra []policyStatement) {
+	grantAt(role, cfg, keep, add, extra)
 	if len(serviceARNs(cfg, keep)) > 0 {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("RegisterRevisions"),

@@ -125,6 +125,26 @@ func readServiceDeployments(grants *roleGrants, cfg *rules.Config, keep reach, g
 	grants.suppress(serviceDeploymentWildcards())
 }
 
+// operateServiceDeployments adds to grants (a target stack's deploy role,
+// which operators assume there) what the CLI calls on an ECS-native
+// deployment of the targets keep selects: status and plan read its stage,
+// continue continues a paused hook, rollback continues with ROLLBACK or
+// stops it. Each action requires the service and the service deployment
+// (the reads also the service revision). Nothing for CodeDeploy-controlled
+// targets. The worker at home gets none of it (operators there use their
+// own credentials: README's operator policy).
+func operateServiceDeployments(grants *roleGrants, cfg *rules.Config, keep reach, g grain) {
+	resources := serviceDeploymentScope(cfg, keep.and(mayBeNative), g)
+	if len(resources) == 0 {
+		return
+	}
+	grants.add(policyStatement{sid: "OperateServiceDeployments",
+		actions: []string{"ecs:ListServiceDeployments", "ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions",
+			"ecs:ContinueServiceDeployment", "ecs:StopServiceDeployment"},
+		resources: resources})
+	grants.suppress(serviceDeploymentWildcards())
+}
+
 // serviceDeploymentWildcards is the finding of the service-deployment
 // reads: a service's deployments and revisions are named by ids ECS makes
 // (service-deployment/<cluster>/<service>/*), and per cluster the

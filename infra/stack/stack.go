@@ -196,7 +196,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 	grantCleanupItems(p.Rules, work, watcher.role)
-	timers(s, watcher)
+	if nativeTargets(p.Rules, everyTarget) {
+		timers(s, watcher) // today's only timer: an ECS-native rollout's recheck
+	}
 
 	targetAccounts := withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))
 	deployments := &awsevents.EventPattern{

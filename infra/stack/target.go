@@ -56,7 +56,12 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 		AssumedBy:   p.trustCentral(workerRoleName),
 		Description: jsii.String("ecr-autodeploy: the central worker deploys the listed services here"),
 	})
-	grantTargets(role, p.Rules, mine)
+	// Operators assume the deploy role here (the CLI): status and plan read
+	// an ECS-native deployment's stage, continue and rollback act on it.
+	grantTargetsWith(role, p.Rules, mine, func(grants *roleGrants, cfg *rules.Config, keep reach, g grain) {
+		targetStatements(grants, cfg, keep, g)
+		operateServiceDeployments(grants, cfg, keep, g)
+	}, nil)
 	sweep := awsiam.NewRole(s, jsii.String("SweepRole"), &awsiam.RoleProps{
 		RoleName:    jsii.String(rules.SweepRoleName(p.Place.Region)),
 		AssumedBy:   p.trustCentral(deployerRoleName),

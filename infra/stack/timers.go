@@ -46,7 +46,8 @@ func timers(s awscdk.Stack, watcher function) {
 	}))
 	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:     jsii.String("SetTimers"),
-		Actions: jsii.Strings("scheduler:CreateSchedule", "scheduler:GetSchedule", "scheduler:DeleteSchedule"),
+		// Only CreateSchedule: timers delete themselves after they fire.
+		Actions: jsii.Strings("scheduler:CreateSchedule"),
 		// Scheduler's schedule ARN: schedule/<group>/<name>.
 		Resources: jsii.Strings(*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"+TimerGroup+"/*"), nil)),
 	}))

@@ -40,7 +40,7 @@ func TestTimers(t *testing.T) {
 	wantWatcher := map[string]map[string]any{
 		"SetTimers": {
 			"Sid": "SetTimers", "Effect": "Allow",
-			"Action":   []any{"scheduler:CreateSchedule", "scheduler:GetSchedule", "scheduler:DeleteSchedule"},
+			"Action":   "scheduler:CreateSchedule",
 			"Resource": map[string]any{"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/ecr-autodeploy/*"},
 		},
 		"PassTheTimerRoleToScheduler": {
