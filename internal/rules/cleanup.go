@@ -65,11 +65,6 @@ func (p *parser) cleanupKeep(f field, at string) (int, bool) {
 	return n, true
 }
 
-// CleanupNotCarriedOut is what `autodeploy validate` and the functions'
-// init say, once, of a rules file that sets cleanup: the key is validated,
-// but nothing acts on it until issue 22 wires internal/cleanup.
-const CleanupNotCarriedOut = "cleanup: is not carried out yet; nothing is deregistered"
-
 // CleanupRules are the names of the rules that would clean up (a cleanup:
 // of their own or of the defaults), in file order.
 func (c *Config) CleanupRules() []string {

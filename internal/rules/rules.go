@@ -83,8 +83,8 @@ type Rule struct {
 	// region); only pushes from there match the rule.
 	Registry Place
 	// Cleanup, when set, says how old revisions of the targets' families
-	// are to be cleaned up (internal/cleanup); validated but not carried
-	// out yet (CleanupNotCarriedOut, issue 22). nil: never cleaned up.
+	// are to be cleaned up (internal/cleanup: sweeps, and after a
+	// completion). nil: never cleaned up.
 	Cleanup *Cleanup
 	// Approval, when set, makes each digest wait for a person's approval
 	// before it deploys to the targets; Scan, for its image scan. Both are

@@ -14,19 +14,20 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// TestInitWarnsCleanupNotCarriedOut: a rules file that sets cleanup: loads,
-// and init writes one WARN line naming every rule that sets it (nothing
-// acts on the key until issue 22); a file without it writes none.
-func TestInitWarnsCleanupNotCarriedOut(t *testing.T) {
+// TestInitWarnsGatesNotCarriedOut: a rules file that sets a gate loads,
+// and init writes one WARN line naming every rule that sets one (nothing
+// acts on them until issue 21 wires internal/gate); a file without any,
+// or with only cleanup: (carried out), writes none.
+func TestInitWarnsGatesNotCarriedOut(t *testing.T) {
 	const rule = "  - {name: %s, repository: web, tags: [x], targets: [{cluster: c, service: %s}]%s}\n"
 	for _, tt := range []struct {
 		name  string
 		body  string
 		lines []map[string]any
 	}{
-		{"none", "version: 1\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ""), nil},
-		{"a rule and the defaults", "version: 1\ndefaults:\n  cleanup: {keep: 10}\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ", cleanup: {keep: 3}"),
-			[]map[string]any{{"level": "WARN", "msg": rules.CleanupNotCarriedOut, "rules": []any{"a", "b"}}}},
+		{"none", "version: 1\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ", cleanup: {keep: 3}"), nil},
+		{"a rule and the defaults", "version: 1\ndefaults:\n  approval: {expires: 24h}\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ", scan: {block: [CRITICAL]}"),
+			[]map[string]any{{"level": "WARN", "msg": rules.GatesNotCarriedOut, "rules": []any{"a", "b"}}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			file := t.TempDir() + "/rules.yaml"
