@@ -251,18 +251,9 @@ func TestContinue(t *testing.T) {
 			t.Errorf("%s: ContinueServiceDeployment called %d times, want %d", s.name, got, s.continues)
 		}
 	}
-	if got := hookStatus(w.fake.Deployment(arn), hook); got != types.DeploymentLifecycleHookStatusSucceeded {
+	if got := w.fake.HookStatus(arn, hook); got != types.DeploymentLifecycleHookStatusSucceeded {
 		t.Errorf("hook %s is %s, want SUCCEEDED", hook, got)
 	}
-}
-
-func hookStatus(d types.ServiceDeployment, hook string) types.DeploymentLifecycleHookStatus {
-	for _, h := range d.LifecycleHookDetails {
-		if aws.ToString(h.HookId) == hook {
-			return h.Status
-		}
-	}
-	return ""
 }
 
 // rollback during an in-flight ECS-native deployment goes through ECS — a

@@ -122,7 +122,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	}
 	var act rollout.Action
 	if np != nil {
-		act, err = rollout.RollBack(ctx, client, *sf.cluster, *sf.service)
+		act, err = rollout.RollBackAmong(ctx, client, *sf.cluster, *sf.service, np.all)
 		switch {
 		case errors.Is(err, rollout.ErrNothingInFlight):
 			np = nil

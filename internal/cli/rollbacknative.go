@@ -16,7 +16,10 @@ import (
 // nativeRollback is a rollback of an ECS-native deployment in flight:
 // ECS takes the service back to the revision the deployment came from.
 type nativeRollback struct {
+	// d is the deployment rolled back, among all in flight (one read:
+	// the plan shown is of the deployment acted on).
 	d   types.ServiceDeployment
+	all []types.ServiceDeployment
 	now time.Time
 	// plan: current is the deployment's target revision, target the one
 	// it came from ("" when ECS names none), restores their images.
@@ -38,16 +41,20 @@ func planNative(ctx context.Context, client nativeReader, kind rollout.Kind, clu
 	if !kind.IsECSNative() {
 		return nil, nil
 	}
-	d, found, err := inFlightDeployment(ctx, client, cluster, service)
-	if err != nil || !found {
+	all, err := rollout.InFlight(ctx, client, cluster, service)
+	if err != nil {
 		return nil, err
+	}
+	d, found := rollout.RollBackTarget(all)
+	if !found {
+		return nil, nil
 	}
 	arn := aws.ToString(d.ServiceDeploymentArn)
 	if to != "" {
 		return nil, fmt.Errorf("refused: an ECS-native deployment of %s/%s is in flight (service deployment %s, %s); roll it back through ECS first (autodeploy rollback without --to), then name a revision with --to",
 			cluster, service, arn, stageOf(d, now))
 	}
-	n := &nativeRollback{d: d, now: now}
+	n := &nativeRollback{d: d, all: all, now: now}
 	var arns []string
 	if t := d.TargetServiceRevision; t != nil && aws.ToString(t.Arn) != "" {
 		arns = append(arns, aws.ToString(t.Arn))
@@ -109,8 +116,8 @@ func (n *nativeRollback) would() string {
 		what = "ECS is already rolling back " + what + "; nothing would be sent"
 	case n.d.Status == types.ServiceDeploymentStatusStopRequested:
 		what = "ECS is stopping " + what + " without rollback; it would be refused"
-	case paused(n.d) != "":
-		what = "ContinueServiceDeployment ROLLBACK at the paused hook " + paused(n.d) + " of " + what
+	case rollout.PausedHookID(n.d) != "":
+		what = "ContinueServiceDeployment ROLLBACK at the paused hook " + rollout.PausedHookID(n.d) + " of " + what
 	default:
 		what = "StopServiceDeployment ROLLBACK of " + what
 	}
@@ -126,14 +133,4 @@ func (n *nativeRollback) how(a rollout.Action) string {
 		return fmt.Sprintf("%s %s at %s", a.Did, a.HookID, a.Stage)
 	}
 	return a.Did
-}
-
-// paused is the id of the hook d waits at, if any.
-func paused(d types.ServiceDeployment) string {
-	for _, h := range d.LifecycleHookDetails {
-		if h.Status == types.DeploymentLifecycleHookStatusAwaitingAction {
-			return aws.ToString(h.HookId)
-		}
-	}
-	return ""
 }

@@ -172,7 +172,7 @@ func (d *demo) pauseAndContinue(ctx context.Context, r deploy.Result, arn, why s
 	if err := d.autodeploy(ctx, args); err != nil {
 		return err
 	}
-	if got := hookStatus(fake.Deployment(arn), hook); got != types.DeploymentLifecycleHookStatusSucceeded {
+	if got := fake.HookStatus(arn, hook); got != types.DeploymentLifecycleHookStatusSucceeded {
 		return fmt.Errorf("after autodeploy continue, hook %s is %s", hook, got)
 	}
 	return nil
@@ -267,15 +267,6 @@ func (d *demo) nativePush(ctx context.Context, repository, tag string, minute in
 // product's words (rollout.Stage, as autodeploy status shows it).
 func (d *demo) stage(arn, what string) {
 	d.p.line("  (playing ECS) %s  →  %s", what, rollout.Stage(d.front.Fake.Deployment(arn), time.Now()))
-}
-
-func hookStatus(sd types.ServiceDeployment, hook string) types.DeploymentLifecycleHookStatus {
-	for _, h := range sd.LifecycleHookDetails {
-		if aws.ToString(h.HookId) == hook {
-			return h.Status
-		}
-	}
-	return ""
 }
 
 // hookEvent is ECS's "ECS Hook State Change" for a hook of the service

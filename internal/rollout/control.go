@@ -181,12 +181,31 @@ func RollBack(ctx context.Context, client ServiceDeploymentController, cluster, 
 	if err != nil {
 		return Action{}, err
 	}
+	return RollBackAmong(ctx, client, cluster, service, all)
+}
+
+// RollBackTarget is the deployment RollBack acts on among all (InFlight's,
+// newest first): the newest moving forward, else the newest (rolling back
+// already, or stopped without rollback); false when none is in flight.
+func RollBackTarget(all []types.ServiceDeployment) (types.ServiceDeployment, bool) {
 	if len(all) == 0 {
+		return types.ServiceDeployment{}, false
+	}
+	if i := slices.IndexFunc(all, func(d types.ServiceDeployment) bool { return slices.Contains(forward, d.Status) }); i >= 0 {
+		return all[i], true
+	}
+	return all[0], true
+}
+
+// RollBackAmong is RollBack of the in-flight deployments all, already
+// read (the CLI shows its plan from the same read, so it acts on the
+// deployment it showed).
+func RollBackAmong(ctx context.Context, client ServiceDeploymentController, cluster, service string, all []types.ServiceDeployment) (Action, error) {
+	d, ok := RollBackTarget(all)
+	if !ok {
 		return Action{}, nothingInFlight(cluster, service)
 	}
-	i := slices.IndexFunc(all, func(d types.ServiceDeployment) bool { return slices.Contains(forward, d.Status) })
-	if i < 0 {
-		d := all[0]
+	if !slices.Contains(forward, d.Status) {
 		arn := aws.ToString(d.ServiceDeploymentArn)
 		if RollingBack(d) {
 			return Action{ServiceDeploymentARN: arn, Stage: d.LifecycleStage, Did: "rolling back", Already: true,
@@ -195,7 +214,6 @@ func RollBack(ctx context.Context, client ServiceDeploymentController, cluster, 
 		return Action{}, fmt.Errorf("service %s/%s: service deployment %s is %s (stopped without rollback): nothing to roll back through ECS",
 			cluster, service, arn, d.Status)
 	}
-	d := all[i]
 	if h := pausedHook(d); h != nil {
 		return act(ctx, client, d, aws.ToString(h.HookId), types.DeploymentLifecycleHookActionRollback, "rolled back at the paused hook")
 	}

@@ -197,6 +197,14 @@ func bakeOf(d types.ServiceDeployment, cfg types.DeploymentConfiguration, weight
 	return 0, ""
 }
 
+// PausedHookID is the id of the PAUSE hook d waits at, "" for none.
+func PausedHookID(d types.ServiceDeployment) string {
+	if h := pausedHook(d); h != nil {
+		return aws.ToString(h.HookId)
+	}
+	return ""
+}
+
 func pausedHook(d types.ServiceDeployment) *types.DeploymentLifecycleHookDetail {
 	for i, h := range d.LifecycleHookDetails {
 		if h.Status == types.DeploymentLifecycleHookStatusAwaitingAction {

@@ -255,6 +255,17 @@ func (f *FakeECSDeployments) Deployment(arn string) types.ServiceDeployment {
 	return copyDeployment(f.deployments[arn])
 }
 
+// HookStatus is the status of hook hookID of service deployment arn, ""
+// when it has no such hook.
+func (f *FakeECSDeployments) HookStatus(arn, hookID string) types.DeploymentLifecycleHookStatus {
+	for _, h := range f.Deployment(arn).LifecycleHookDetails {
+		if aws.ToString(h.HookId) == hookID {
+			return h.Status
+		}
+	}
+	return ""
+}
+
 func copyDeployment(d *types.ServiceDeployment) types.ServiceDeployment {
 	out := *d
 	out.LifecycleHookDetails = slices.Clone(d.LifecycleHookDetails)
