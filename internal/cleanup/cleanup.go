@@ -46,6 +46,13 @@ type ecsAPI interface {
 // MaxDeletePerCall is DeleteTaskDefinitions' limit of revisions per call.
 const MaxDeletePerCall = 10
 
+// oneAttempt makes a call on the register bucket once, whatever the
+// client's retries: a throttle there means the bucket is empty (a retry
+// would spend what refills on clean-up, not on the deploys), and "Too many
+// concurrent attempts" means a deploy is registering in the family (a retry
+// would race it). Either ends the run; the next run re-lists.
+func oneAttempt(o *ecs.Options) { o.RetryMaxAttempts = 1 }
+
 // listPageSize is ListTaskDefinitions' largest page.
 const listPageSize = 100
 
@@ -320,7 +327,7 @@ func (c *Cleaner) Apply(ctx context.Context, t Target, p Plan, b *Budget) (Resul
 			}
 		}
 		b.take()
-		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(r.ARN)}); err != nil {
+		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(r.ARN)}, oneAttempt); err != nil {
 			res.Left = names(p.Candidates[i:])
 			return c.stopped(ctx, res, b, err, "deregister "+rev)
 		}
@@ -353,7 +360,7 @@ func (c *Cleaner) delete(ctx context.Context, t Target, p Plan, b *Budget, res R
 			return res, nil
 		}
 		batch := todo[:min(MaxDeletePerCall, len(todo))]
-		out, err := c.ecs.DeleteTaskDefinitions(ctx, &ecs.DeleteTaskDefinitionsInput{TaskDefinitions: batch})
+		out, err := c.ecs.DeleteTaskDefinitions(ctx, &ecs.DeleteTaskDefinitionsInput{TaskDefinitions: batch}, oneAttempt)
 		if err != nil {
 			res.LeftToDelete = todo
 			return c.stopped(ctx, res, b, err, "delete "+strings.Join(batch, ", "))
