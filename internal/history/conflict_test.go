@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 )
 
 // A fake, not moto: occupying plays DynamoDB's transaction isolation, which moto lacks (the
@@ -106,6 +109,38 @@ func (o *occupying) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ..
 		return nil, err
 	}
 	return o.dynamoAPI.PutItem(ctx, in, f...)
+}
+
+// sdkRetried plays, above occupying, what the SDK's state retryer does
+// below the store in AWS (awsenv.NewStateRetryer knows
+// TransactionConflictException): a single write refused for a transaction
+// on its item is sent again, up to awsenv.MaxAttempts, with full-jitter
+// backoff (here from 20 ms to 1 s, shorter than the SDK's, so the test is
+// the harder case). Transactions are the store's own to retry (transact).
+type sdkRetried struct{ dynamoAPI }
+
+func (r sdkRetried) retry(ctx context.Context, call func() error) error {
+	backoff := 20 * time.Millisecond
+	var err error
+	for range awsenv.MaxAttempts {
+		var conflict *types.TransactionConflictException
+		if err = call(); !errors.As(err, &conflict) {
+			return err
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(backoff))))
+		backoff = min(2*backoff, time.Second)
+	}
+	return err
+}
+
+func (r sdkRetried) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, f ...func(*dynamodb.Options)) (out *dynamodb.UpdateItemOutput, err error) {
+	err = r.retry(ctx, func() error { out, err = r.dynamoAPI.UpdateItem(ctx, in, f...); return err })
+	return out, err
+}
+
+func (r sdkRetried) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ...func(*dynamodb.Options)) (out *dynamodb.PutItemOutput, err error) {
+	err = r.retry(ctx, func() error { out, err = r.dynamoAPI.PutItem(ctx, in, f...); return err })
+	return out, err
 }
 
 // memDB is an in-memory table that answers exactly the calls a rollout's
@@ -293,13 +328,14 @@ func (m *memDB) Query(ctx context.Context, in *dynamodb.QueryInput, _ ...func(*d
 // held — at the worker's default 2 invocations x 10 items per place, or the
 // watcher (unbounded concurrency): n ends at once on one header, with AWS-like
 // latencies (5 ms a call, 15 ms a transaction). Each must be counted within
-// EndRollout's 8 tries, and one end must own the rule's notice.
+// EndRollout's 8 tries (its claim within the SDK's, sdkRetried), and one end must
+// own the rule's notice.
 func TestHotRolloutHeaderOutlastsTransactionConflicts(t *testing.T) {
 	for _, n := range []int{20, 40, 60, 100} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			mem := &memDB{items: map[string]map[string]types.AttributeValue{}, lat: 5 * time.Millisecond}
 			o := &occupying{dynamoAPI: mem, hold: 15 * time.Millisecond, busy: map[string]int{}}
-			store := NewStore(o, "autodeploy")
+			store := NewStore(sdkRetried{o}, "autodeploy")
 			ctx := context.Background()
 			now := time.Now()
 			if err := store.OpenRollout(ctx, Rollout{Rule: "fleet", EventID: "retag"}, targetsOf(n), now); err != nil {
@@ -312,18 +348,7 @@ func TestHotRolloutHeaderOutlastsTransactionConflicts(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					// A conflict on the notice's claim (a single write the
-					// SDK's state retryer retries in AWS, but not this fake)
-					// fails the end's call: its caller tries again, as the
-					// worker's item and Lambda's retry do.
-					var got RolloutEnding
-					var err error
-					for try := range 3 {
-						if got, err = store.EndRollout(ctx, "fleet", "retag", end(i, "skipped"), now); err == nil || errors.Is(err, ErrNoticePending) {
-							break
-						}
-						time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
-					}
+					got, err := store.EndRollout(ctx, "fleet", "retag", end(i, "skipped"), now)
 					if err != nil && !errors.Is(err, ErrNoticePending) {
 						failed.Add(1)
 						first.CompareAndSwap(nil, err.Error())
