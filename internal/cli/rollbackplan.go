@@ -47,14 +47,14 @@ type restore struct {
 // deregistered or deleted is refused, naming the ACTIVE ones there are.
 func planRollback(ctx context.Context, client rollbackReader, store *history.Store, key, current, to string, force bool) (rollbackPlan, error) {
 	p := rollbackPlan{current: current}
-	recs, err := store.Recent(ctx, key, 50)
+	recs, err := store.Recent(ctx, key, history.RollbackReach)
 	if err != nil {
 		return p, err
 	}
 	which := "" // how the target was chosen, for a refusal
 	if to != "" {
 		p.target = family(current) + ":" + to
-	} else if p.target = defaultTarget(recs, current); p.target == "" {
+	} else if p.target = history.RollbackTarget(recs, current); p.target == "" {
 		return p, fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to: %s",
 			ecsarn.Revision(current), activeChoices(ctx, client, current))
 	} else {
@@ -114,19 +114,6 @@ func planRollback(ctx context.Context, client rollbackReader, store *history.Sto
 		p.forced = strings.Join(refusals, "; ")
 	}
 	return p, nil
-}
-
-// defaultTarget is the revision the latest autodeploy deploy of current
-// replaced. Rollbacks are passed over: after a rollback, the next one goes
-// further back (to what the deploy that put the restored revision in place
-// replaced), never forward.
-func defaultTarget(recs []history.Record, current string) string {
-	for _, r := range recs {
-		if r.Rule != rollbackRule && r.Outcome == string(deploy.Deployed) && r.ToTaskDefinition == current && r.FromTaskDefinition != "" {
-			return r.FromTaskDefinition
-		}
-	}
-	return ""
 }
 
 // lastRollback is the newest recorded rollback that went back (a forced

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/cleanup"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
@@ -62,7 +64,16 @@ type CleanupRunner struct {
 	// Marks, when set, remembers a family left clean, so sweeps stop
 	// sending it until a newer revision runs.
 	Marks CleanMarks
-	Log   *slog.Logger
+	// Rules, when set (the worker's and the sweep's rules file, targets
+	// defaulting to Central), decide the clean-up anew from the services
+	// described (FamilyCleanup): nothing is cleaned unless every rule
+	// whose service runs the family has cleanup:, and a command never
+	// keeps fewer or deletes more than they ask (CleanupPolicy.Narrow),
+	// so a stale or partial item cannot widen a clean-up. Without them
+	// the command's keep and delete are carried out as they are.
+	Rules   *rules.Config
+	Central rules.Place
+	Log     *slog.Logger
 }
 
 // Run carries out c within budget b (see cleanup.Cleaner.Run). A throttle
@@ -87,19 +98,31 @@ func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 			"family", c.Family, "account", c.Account, "region", c.Region, "rules", c.Rules, "origin", c.Origin)
 		return cleanup.Result{Family: c.Family}, 0, nil
 	}
-	t := cleanup.Target{Family: c.Family, Keep: c.Keep, Delete: c.Delete, SweepInactive: c.Delete}
+	keep, del := c.Keep, c.Delete
+	if r.Rules != nil {
+		p := FamilyCleanup(r.Rules, r.Central, c.Place(), func(_ *rules.Rule, t rules.Target) bool {
+			return slices.ContainsFunc(described, func(d describedService) bool {
+				return sameService(t, d.cluster, d.service) && runsFamily(&d.svc, c.Family)
+			})
+		})
+		if !p.Clean() {
+			r.Log.InfoContext(ctx, "cleanup: not every rule whose service runs the family asks for clean-up; nothing is cleaned",
+				"family", c.Family, "account", c.Account, "region", c.Region, "rules", p.Rules, "without", p.Without, "origin", c.Origin)
+			return cleanup.Result{Family: c.Family}, 0, nil
+		}
+		keep, del = p.Narrow(keep, del)
+	}
+	t := cleanup.Target{Family: c.Family, Keep: keep, Delete: del, SweepInactive: del}
 	for _, d := range described {
-		recs, err := r.History.Recent(ctx, history.ServiceKey(c.Account, c.Region, d.cluster, d.service), int32(c.Keep))
+		recs, err := r.History.Recent(ctx, history.ServiceKey(c.Account, c.Region, d.cluster, d.service), historyReach(keep))
 		if err != nil {
 			return cleanup.Result{Family: c.Family}, 0, fmt.Errorf("clean-up of %s: %w", c.Family, err)
 		}
-		svc := cleanup.Service{Described: d.svc}
-		for _, rec := range recs {
-			for _, rev := range []string{rec.FromTaskDefinition, rec.ToTaskDefinition} {
-				if rev != "" && !slices.Contains(svc.Rollback, rev) {
-					svc.Rollback = append(svc.Rollback, rev)
-				}
-			}
+		// The rollback candidates: the last keep deploys that completed,
+		// and always the revision `autodeploy rollback` returns to.
+		svc := cleanup.Service{Described: d.svc, Rollback: history.RollbackCandidates(recs, keep)}
+		if back := history.RollbackTarget(recs, bluegreen.RunningTaskDefinition(&d.svc)); back != "" && !slices.Contains(svc.Rollback, back) {
+			svc.Rollback = append(svc.Rollback, back)
 		}
 		t.Services = append(t.Services, svc)
 		published, err := r.published(ctx, c, d, recs)
@@ -121,7 +144,8 @@ func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 	if r.Marks == nil {
 		return res, clean, nil
 	}
-	if err := r.Marks.MarkClean(ctx, MarkKey{Account: c.Account, Region: c.Region, Family: c.Family}, clean); err != nil {
+	if err := r.Marks.MarkClean(ctx, MarkKey{Account: c.Account, Region: c.Region, Family: c.Family},
+		Mark{Revision: clean, Settings: MarkSettings(c.Keep, c.Delete)}); err != nil {
 		// The family is clean all the same; the next sweep sends it once
 		// more and that run, finding nothing to do, marks it.
 		r.Log.WarnContext(ctx, "cleanup: the family is clean but not marked so; the next sweep sends it again",
@@ -130,30 +154,58 @@ func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 	return res, clean, nil
 }
 
-// describedService is one service of a cleanup as DescribeServices
-// answered.
-type describedService struct {
-	cluster, service string
-	published        []string
-	svc              types.Service
+// historyReach is how many of a service's latest records a run reads:
+// enough to find keep completed deploys past failed ones, and the revision
+// a rollback returns to (history.RollbackReach), at most 1,000.
+func historyReach(keep int) int32 {
+	return int32(min(max(history.RollbackReach, 2*keep), 1000))
 }
 
-// describe describes the command's services, ten to a call per cluster; a
-// service ECS does not know runs nothing and is left out.
+// runsFamily reports whether svc runs or deploys a revision of family.
+func runsFamily(svc *types.Service, family string) bool {
+	return slices.ContainsFunc(revisionsOf(svc), func(rev string) bool {
+		f, _ := splitRevision(rev)
+		return f == family
+	}) || familyOf(bluegreen.RunningTaskDefinition(svc)) == family
+}
+
+func familyOf(td string) string {
+	f, _ := splitRevision(td)
+	return f
+}
+
+// describedService is one service of a cleanup as DescribeServices
+// answered, and the role it was described and its parameters are read
+// with.
+type describedService struct {
+	cluster, service, role string
+	published              []string
+	svc                    types.Service
+}
+
+// describe describes the command's services, ten to a call per cluster and
+// role (each service's own, else the command's); a service ECS does not
+// know runs nothing and is left out.
 func (r *CleanupRunner) describe(ctx context.Context, client CleanupECS, c work.Cleanup) ([]describedService, error) {
-	byCluster := map[string][]work.CleanupService{}
-	var clusters []string
+	type batchKey struct{ role, cluster string }
+	byCluster := map[batchKey][]work.CleanupService{}
+	var clusters []batchKey
 	for _, s := range c.Services {
-		if _, ok := byCluster[s.Cluster]; !ok {
-			clusters = append(clusters, s.Cluster)
+		k := batchKey{c.RoleOf(s), s.Cluster}
+		if _, ok := byCluster[k]; !ok {
+			clusters = append(clusters, k)
 		}
-		if !slices.ContainsFunc(byCluster[s.Cluster], func(o work.CleanupService) bool { return ecsarn.Name(o.Service) == ecsarn.Name(s.Service) }) {
-			byCluster[s.Cluster] = append(byCluster[s.Cluster], s)
+		if !slices.ContainsFunc(byCluster[k], func(o work.CleanupService) bool { return ecsarn.Name(o.Service) == ecsarn.Name(s.Service) }) {
+			byCluster[k] = append(byCluster[k], s)
 		}
 	}
 	var out []describedService
-	for _, cluster := range clusters {
-		svcs := byCluster[cluster]
+	for _, k := range clusters {
+		cluster, svcs := k.cluster, byCluster[k]
+		client := client
+		if k.role != c.Role {
+			client = r.ECS(c.Region, k.role)
+		}
 		for start := 0; start < len(svcs); start += 10 {
 			batch := svcs[start:min(start+10, len(svcs))]
 			names := make([]string, len(batch))
@@ -171,10 +223,10 @@ func (r *CleanupRunner) describe(ctx context.Context, client CleanupECS, c work.
 			for _, svc := range ans.Services {
 				name := aws.ToString(svc.ServiceName)
 				i := slices.IndexFunc(batch, func(s work.CleanupService) bool { return ecsarn.Name(s.Service) == name })
-				if i < 0 || aws.ToString(svc.TaskDefinition) == "" || aws.ToString(svc.Status) == "INACTIVE" {
+				if i < 0 || bluegreen.RunningTaskDefinition(&svc) == "" || aws.ToString(svc.Status) == "INACTIVE" {
 					continue
 				}
-				out = append(out, describedService{cluster: cluster, service: name, published: batch[i].Published, svc: svc})
+				out = append(out, describedService{cluster: cluster, service: name, role: k.role, published: batch[i].Published, svc: svc})
 			}
 		}
 	}
@@ -189,7 +241,7 @@ func (r *CleanupRunner) published(ctx context.Context, c work.Cleanup, d describ
 	if r.SSM == nil || len(d.published) == 0 {
 		return nil, nil
 	}
-	client := r.SSM(c.Region, c.Role)
+	client := r.SSM(c.Region, d.role)
 	var out []string
 	for _, name := range d.published {
 		got, err := client.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})

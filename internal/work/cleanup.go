@@ -38,13 +38,26 @@ type Cleanup struct {
 }
 
 // CleanupService is one service of a cleanup: its cluster and service (names
-// or ARNs, as the rules file gives them) and the published parameters whose
-// image must stay deployable (Parameter Store names; none when its rule does
-// not publish).
+// or ARNs, as the rules file gives them), the role it is described and its
+// parameters read with (its target's, rules.Target.RoleFor; "" for the
+// cleanup's Role — what a sender before this field meant, and what an older
+// reader ignoring it does: its describe of a service of another role fails,
+// and nothing is cleaned), and the published parameters whose image must
+// stay deployable (Parameter Store names; none when its rule does not
+// publish).
 type CleanupService struct {
 	Cluster   string   `json:"cluster"`
 	Service   string   `json:"service"`
+	Role      string   `json:"role,omitempty"`
 	Published []string `json:"published,omitempty"`
+}
+
+// RoleOf is the role s is described with: its own, else the cleanup's.
+func (c Cleanup) RoleOf(s CleanupService) string {
+	if s.Role != "" {
+		return s.Role
+	}
+	return c.Role
 }
 
 // Place is the cleanup's account and region.
