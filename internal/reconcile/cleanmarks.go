@@ -17,13 +17,24 @@ type MarkKey struct{ Account, Region, Family string }
 
 func (k MarkKey) pk() string { return "cleanup#" + k.Account + "/" + k.Region + "#" + k.Family }
 
-// CleanMarks remembers, per family and place, the newest revision a cleanup
-// run saw when it left nothing to do: while no newer revision runs, the
-// family is clean and a sweep sends it nothing.
+// Mark is a family's clean mark: the newest ACTIVE revision a cleanup run
+// saw when it left nothing to do, and the settings (keep, delete) it ran
+// with. While no newer revision runs and the rules ask the same, the
+// family is clean and a sweep sends it nothing; lowering keep or adding
+// delete: true makes it not clean.
+type Mark struct {
+	Revision int
+	Settings string // MarkSettings
+}
+
+// MarkSettings is how a mark records a cleanup's keep and delete.
+func MarkSettings(keep int, del bool) string { return fmt.Sprintf("keep=%d,delete=%t", keep, del) }
+
+// CleanMarks remembers, per family and place, the family's Mark.
 type CleanMarks interface {
-	// Clean returns the marked revision of each key that has one.
-	Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int, error)
-	MarkClean(ctx context.Context, k MarkKey, revision int) error
+	// Clean returns the mark of each key that has one.
+	Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]Mark, error)
+	MarkClean(ctx context.Context, k MarkKey, m Mark) error
 }
 
 // MarksDB is what the marks need of DynamoDB.
@@ -34,7 +45,9 @@ type MarksDB interface {
 
 // TableMarks keeps the marks in the state table: one small item per family
 // and place, pk "cleanup#<account>/<region>#<family>", sk "clean",
-// attribute revision (N) and at (the time it was marked).
+// attributes revision (N), settings (S: MarkSettings; a mark without it,
+// written before settings were recorded, is of no settings) and at (the
+// time it was marked).
 type TableMarks struct {
 	DB    MarksDB
 	Table string
@@ -49,8 +62,8 @@ const markSK = "clean"
 const maxMarksPerBatch = 100
 
 // Clean reads the marks, 100 to a call.
-func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int, error) {
-	out := map[MarkKey]int{}
+func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]Mark, error) {
+	out := map[MarkKey]Mark{}
 	byPK := map[string]MarkKey{}
 	for _, k := range keys {
 		byPK[k.pk()] = k
@@ -65,7 +78,7 @@ func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int
 			req = append(req, map[string]types.AttributeValue{
 				"pk": &types.AttributeValueMemberS{Value: pk}, "sk": &types.AttributeValueMemberS{Value: markSK}})
 		}
-		pending := map[string]types.KeysAndAttributes{m.Table: {Keys: req, ProjectionExpression: aws.String("pk, revision")}}
+		pending := map[string]types.KeysAndAttributes{m.Table: {Keys: req, ProjectionExpression: aws.String("pk, revision, settings")}}
 		for attempt := 0; len(pending) > 0; attempt++ {
 			if attempt > 0 {
 				select {
@@ -81,6 +94,7 @@ func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int
 			for _, item := range res.Responses[m.Table] {
 				pk, _ := item["pk"].(*types.AttributeValueMemberS)
 				rev, _ := item["revision"].(*types.AttributeValueMemberN)
+				settings, _ := item["settings"].(*types.AttributeValueMemberS)
 				if pk == nil || rev == nil {
 					continue
 				}
@@ -88,7 +102,11 @@ func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int
 				if err != nil {
 					return nil, fmt.Errorf("read clean-up mark %s: revision %q: %w", pk.Value, rev.Value, err)
 				}
-				out[byPK[pk.Value]] = n
+				mark := Mark{Revision: n}
+				if settings != nil {
+					mark.Settings = settings.Value
+				}
+				out[byPK[pk.Value]] = mark
 			}
 			pending = res.UnprocessedKeys
 		}
@@ -96,9 +114,11 @@ func (m *TableMarks) Clean(ctx context.Context, keys []MarkKey) (map[MarkKey]int
 	return out, nil
 }
 
-// MarkClean marks k clean as of revision; a mark of a newer revision stays
-// (a late run of an older item lowers nothing).
-func (m *TableMarks) MarkClean(ctx context.Context, k MarkKey, revision int) error {
+// MarkClean marks k clean as of mk; a mark of a newer revision stays (a
+// late run of an older item lowers nothing). Of two runs as of the same
+// revision the later's settings stay: if they are not the rules', the next
+// sweep sends the family once more and its run marks it anew.
+func (m *TableMarks) MarkClean(ctx context.Context, k MarkKey, mk Mark) error {
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
@@ -107,12 +127,13 @@ func (m *TableMarks) MarkClean(ctx context.Context, k MarkKey, revision int) err
 		TableName: aws.String(m.Table),
 		Key: map[string]types.AttributeValue{
 			"pk": &types.AttributeValueMemberS{Value: k.pk()}, "sk": &types.AttributeValueMemberS{Value: markSK}},
-		UpdateExpression:         aws.String("SET revision = :rev, #at = :at"),
+		UpdateExpression:         aws.String("SET revision = :rev, settings = :settings, #at = :at"),
 		ConditionExpression:      aws.String("attribute_not_exists(revision) OR revision <= :rev"),
 		ExpressionAttributeNames: map[string]string{"#at": "at"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":rev": &types.AttributeValueMemberN{Value: strconv.Itoa(revision)},
-			":at":  &types.AttributeValueMemberS{Value: now().UTC().Format(time.RFC3339Nano)},
+			":rev":      &types.AttributeValueMemberN{Value: strconv.Itoa(mk.Revision)},
+			":settings": &types.AttributeValueMemberS{Value: mk.Settings},
+			":at":       &types.AttributeValueMemberS{Value: now().UTC().Format(time.RFC3339Nano)},
 		},
 	})
 	var newer *types.ConditionalCheckFailedException
@@ -120,7 +141,7 @@ func (m *TableMarks) MarkClean(ctx context.Context, k MarkKey, revision int) err
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("mark %s/%s %s clean as of revision %d: %w", k.Account, k.Region, k.Family, revision, err)
+		return fmt.Errorf("mark %s/%s %s clean as of revision %d (%s): %w", k.Account, k.Region, k.Family, mk.Revision, mk.Settings, err)
 	}
 	return nil
 }

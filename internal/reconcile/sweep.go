@@ -73,8 +73,11 @@ type Sweeper struct {
 
 	mu       sync.Mutex
 	taskDefs map[string]*ecs.DescribeTaskDefinitionOutput
-	// clean is what the sweeper learnt of families clean (see knownClean).
-	clean map[MarkKey]int
+	// clean is what the sweeper learnt of families clean (see knownClean);
+	// cleanLast, per place, the family it last sent or ran a cleanup of
+	// (see pickPerPlace).
+	clean     map[MarkKey]Mark
+	cleanLast map[rules.Place]string
 }
 
 // Line is what a sweep found and did for one target.

@@ -254,7 +254,7 @@ func TestWorkerCleanupStopsAtThrottle(t *testing.T) {
 	if diff := cmp.Diff([]int{1, 2, 8, 9, 10}, e.active("web")); diff != "" {
 		t.Errorf("after the next item, ACTIVE (-want +got):\n%s", diff)
 	}
-	if m, _ := e.marks.Clean(context.Background(), key); m[key[0]] != 10 {
+	if m, _ := e.marks.Clean(context.Background(), key); m[key[0]].Revision != 10 {
 		t.Errorf("marks = %v, want web clean as of 10", m)
 	}
 }
