@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -35,10 +36,23 @@ type CleanupQueue struct {
 
 var _ CleanupSender = (*CleanupQueue)(nil)
 
+// MaxCleanupDelay is the longest delay SQS gives a message (DelaySeconds).
+const MaxCleanupDelay = 15 * time.Minute
+
 // SendCleanups sends each item to its place's queue. An item not sent is
 // an error naming it (the caller logs it: the next sweep or completion
 // sends it again, and a cleanup done twice does nothing twice).
 func (q *CleanupQueue) SendCleanups(ctx context.Context, cmds []work.Cleanup) error {
+	return q.SendDelayed(ctx, cmds, 0)
+}
+
+// SendDelayed is SendCleanups with each item hidden in its queue for delay
+// (SQS's DelaySeconds: rounded up to a second, at most MaxCleanupDelay),
+// so that the worker runs it after what was queued beside it — a
+// completion's cleanup after the rest of the push's deploys in the place,
+// which register in the same bucket and maybe in the same family.
+func (q *CleanupQueue) SendDelayed(ctx context.Context, cmds []work.Cleanup, delay time.Duration) error {
+	seconds := int32((min(max(delay, 0), MaxCleanupDelay) + time.Second - 1) / time.Second)
 	byURL := map[string][]types.SendMessageBatchRequestEntry{}
 	var order []string
 	var errs []error
@@ -60,7 +74,7 @@ func (q *CleanupQueue) SendCleanups(ctx context.Context, cmds []work.Cleanup) er
 			order = append(order, url)
 		}
 		byURL[url] = append(byURL[url], types.SendMessageBatchRequestEntry{
-			Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body)),
+			Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body)), DelaySeconds: seconds,
 			MessageAttributes: map[string]types.MessageAttributeValue{
 				queue.AttrKind: str(string(work.KindCleanup)), queue.AttrPlace: str(c.Place().String()),
 				queue.AttrRule: str(strings.Join(c.Rules, ",")), queue.AttrQueue: str(url[strings.LastIndex(url, "/")+1:]),
