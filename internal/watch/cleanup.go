@@ -7,6 +7,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
@@ -49,8 +50,15 @@ func (w *Watcher) cleanUpAfter(ctx context.Context, rec history.Record) {
 	target := rule.Targets[i]
 	place := target.Where(w.Central)
 	family := familyOf(rec.ToTaskDefinition)
+	// The watcher does not know which of the place's targets run the
+	// family, so every rule with a target there counts for keep and delete
+	// (the sweep's policy over as many rules or more: never wider). Whether
+	// a rule without cleanup: runs the family only the worker's describes
+	// tell: the runner decides that again from its rules file
+	// (reconcile.CleanupRunner.Rules) and then cleans nothing.
+	policy := reconcile.FamilyCleanup(w.Rules, w.Central, place, func(*rules.Rule, rules.Target) bool { return true })
 	cmd := work.Cleanup{Account: place.Account, Region: place.Region, Role: target.RoleFor(w.Central), Family: family,
-		Keep: rule.Cleanup.Keep, Delete: rule.Cleanup.Delete, Rules: []string{rule.Name},
+		Keep: policy.Keep, Delete: policy.Delete, Rules: policy.Rules,
 		Origin: "completion of deployment " + rec.DeploymentID}
 	for _, r := range w.Rules.Rules {
 		for _, t := range r.Targets {
@@ -59,7 +67,7 @@ func (w *Watcher) cleanUpAfter(ctx context.Context, rec history.Record) {
 			}) {
 				continue
 			}
-			s := work.CleanupService{Cluster: t.Cluster, Service: t.Service}
+			s := work.CleanupService{Cluster: t.Cluster, Service: t.Service, Role: t.RoleFor(w.Central)}
 			if r == rule && r.Publish != nil && ecsarn.Name(t.Cluster) == ecsarn.Name(rec.Cluster) && ecsarn.Name(t.Service) == ecsarn.Name(rec.Service) {
 				for _, c := range rec.Containers {
 					s.Published = append(s.Published, r.Publish.Parameter(ecsarn.Name(t.Cluster), ecsarn.Name(t.Service), c))
