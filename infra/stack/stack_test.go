@@ -2,11 +2,13 @@ package stack
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -51,16 +53,21 @@ type synthesized struct {
 // options change its props.
 func synth(t *testing.T, options ...func(*Props)) synthesized {
 	t.Helper()
-	return synthStacks(t, func(app awscdk.App, p Props) ([]awscdk.Stack, error) {
+	build := func(app awscdk.App, p Props) ([]awscdk.Stack, error) {
 		s, err := New(app, "Test", p)
 		return []awscdk.Stack{s}, err
-	}, options...)["Test"]
+	}
+	if len(options) == 0 { // the default stack: many tests read it alike
+		return synthOnce(t, "default", build)["Test"]
+	}
+	return synthStacks(t, t.TempDir(), build, options...)["Test"]
 }
 
-// synthAll builds every stack of rules (NewAll), by stack id.
+// synthAll builds every stack of rules (NewAll), by stack id; once per
+// rules text and test binary.
 func synthAll(t *testing.T, rulesText string) map[string]synthesized {
 	t.Helper()
-	return synthStacks(t, func(app awscdk.App, p Props) ([]awscdk.Stack, error) { return NewAll(app, "Test", p) }, func(p *Props) {
+	return synthOnce(t, "all:"+rulesText, func(app awscdk.App, p Props) ([]awscdk.Stack, error) { return NewAll(app, "Test", p) }, func(p *Props) {
 		cfg, err := rules.Parse("all.yaml", []byte(rulesText))
 		if err != nil {
 			t.Fatal(err)
@@ -69,9 +76,47 @@ func synthAll(t *testing.T, rulesText string) map[string]synthesized {
 	})
 }
 
-func synthStacks(t *testing.T, build func(awscdk.App, Props) ([]awscdk.Stack, error), options ...func(*Props)) map[string]synthesized {
+// synths keeps the builds that tests read alike, made once per test binary
+// (a synth costs seconds of jsii): templates are only read, and their
+// files live in the binary's own directory, removed by TestMain.
+var synths = struct {
+	sync.Mutex
+	dir   string
+	built map[string]map[string]synthesized
+}{built: map[string]map[string]synthesized{}}
+
+func synthOnce(t *testing.T, key string, build func(awscdk.App, Props) ([]awscdk.Stack, error), options ...func(*Props)) map[string]synthesized {
 	t.Helper()
-	dir := t.TempDir()
+	synths.Lock()
+	defer synths.Unlock()
+	if got, ok := synths.built[key]; ok {
+		return got
+	}
+	dir, err := os.MkdirTemp(synths.dir, "synth-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := synthStacks(t, dir, build, options...)
+	if !t.Failed() {
+		synths.built[key] = got
+	}
+	return got
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stack-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	synths.dir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func synthStacks(t *testing.T, dir string, build func(awscdk.App, Props) ([]awscdk.Stack, error), options ...func(*Props)) map[string]synthesized {
+	t.Helper()
 	rulesFile := filepath.Join(dir, "autodeploy.yaml")
 	if err := os.WriteFile(rulesFile, []byte(rulesYAML), 0o644); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func timers(s awscdk.Stack, watcher function) {
 		Resources: jsii.Strings(*watcher.fn.FunctionArn()),
 	}))
 	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:     jsii.String("SetTimers"),
+		Sid: jsii.String("SetTimers"),
 		// Only CreateSchedule: timers delete themselves after they fire.
 		Actions: jsii.Strings("scheduler:CreateSchedule"),
 		// Scheduler's schedule ARN: schedule/<group>/<name>.

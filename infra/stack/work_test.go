@@ -201,7 +201,7 @@ func TestWorkConcurrencyBounds(t *testing.T) {
 			t.Errorf("error %q does not give the bounds", err)
 		}
 	}
-	synthStacks(t, func(app awscdk.App, p Props) ([]awscdk.Stack, error) {
+	synthStacks(t, t.TempDir(), func(app awscdk.App, p Props) ([]awscdk.Stack, error) {
 		p.WorkConcurrency = 1
 		_, err := New(app, "Test", p)
 		if err == nil || !strings.Contains(err.Error(), "stack Test: workConcurrency 1") {
