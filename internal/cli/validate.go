@@ -72,6 +72,7 @@ func validate(_ context.Context, args []string, env Env) error {
 		}
 		fmt.Fprintf(env.Stdout, "clean-up: %s %s deregister old revisions of their targets' families; autodeploy status shows what the next clean-up would\n",
 			which, strings.Join(said, ", "))
+		fmt.Fprintln(env.Stdout, "clean-up: a service, scheduled task or state machine on those families that no rule names is protected only by keep")
 	}
 	if *account == "" || *region == "" {
 		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
