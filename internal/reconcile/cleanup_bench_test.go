@@ -43,7 +43,7 @@ func (w workerNow) SendCleanups(ctx context.Context, cmds []work.Cleanup) error 
 // BenchmarkSweepCleanFamilies50: a sweep over 50 in-sync targets (50
 // families, each with an old revision beyond keep: 2) whose rule cleans
 // up, in-process and queued (the worker played at once). Sweeps run until
-// every family is clean; then a sweep with clean-up on makes no more AWS
+// every family is clean (one family of the place per sweep); then a sweep with clean-up on makes no more AWS
 // calls than the same sweep without: calls/sweep (clean-up on) and
 // calls/sweep-without are reported, and the benchmark fails if they differ.
 func BenchmarkSweepCleanFamilies50(b *testing.B) {
@@ -110,8 +110,9 @@ func BenchmarkSweepCleanFamilies50(b *testing.B) {
 				}
 				return total
 			}
-			// Until clean: 50 deregistrations, 5 per sweep in-process.
-			for i := 0; i < 30; i++ {
+			// Until clean: one family of the place per sweep, so 50 sweeps
+			// (and one more, queued, to read the last mark).
+			for i := 0; i < n+5; i++ {
 				sweep()
 				s.mu.Lock()
 				clean := len(s.clean)
