@@ -207,13 +207,13 @@ func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
 		return Plan{}, errors.New("clean-up: no service of the family is known; refusing to clean it")
 	}
 	for _, s := range t.Services {
-		if running(s) == "" {
+		if runningOf(s) == "" {
 			return Plan{}, fmt.Errorf("clean-up: %s: the service's running task definition is not known; refusing to clean its family", serviceName(s.Described))
 		}
 	}
 	family := t.Family
 	if family == "" {
-		family, _ = split(ecsarn.Revision(running(t.Services[0])))
+		family, _ = split(ecsarn.Revision(runningOf(t.Services[0])))
 	}
 	if t.Keep < rules.MinCleanupKeep {
 		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, rules.MinCleanupKeep)
@@ -225,10 +225,10 @@ func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
 	return decide(family, t, active), nil
 }
 
-// running is the revision the service runs: its task definition, or a
+// runningOf is the revision the service runs: its task definition, or a
 // CodeDeploy-controlled service's PRIMARY task set's when it has none (as
 // the deploy path, the sweep and the CLI read it).
-func running(s Service) string { return bluegreen.RunningTaskDefinition(&s.Described) }
+func runningOf(s Service) string { return bluegreen.RunningTaskDefinition(&s.Described) }
 
 // decide is the plan for the family's ACTIVE revisions (newest first):
 // what any of the target's services needs stays.
@@ -244,7 +244,7 @@ func decide(family string, t Target, active []Revision) Plan {
 	// One reason at a time over every service, so a revision's reasons
 	// read in the same order whoever needs it.
 	for _, s := range t.Services {
-		add(ReasonRunning, running(s))
+		add(ReasonRunning, runningOf(s))
 	}
 	for _, s := range t.Services {
 		for _, d := range s.Described.Deployments {
@@ -261,7 +261,7 @@ func decide(family string, t Target, active []Revision) Plan {
 	}
 	add(ReasonPublished, t.Published...)
 	for _, s := range t.Services {
-		fam, n := split(ecsarn.Revision(running(s)))
+		fam, n := split(ecsarn.Revision(runningOf(s)))
 		if fam != family {
 			continue
 		}

@@ -215,7 +215,7 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 				return ecsarn.Name(cs.Cluster) == ecsarn.Name(w.t.Cluster) && ecsarn.Name(cs.Service) == ecsarn.Name(w.t.Service)
 			})
 			if i < 0 {
-				g.cmd.Services = append(g.cmd.Services, work.CleanupService{Cluster: w.t.Cluster, Service: w.t.Service})
+				g.cmd.Services = append(g.cmd.Services, work.CleanupService{Cluster: w.t.Cluster, Service: w.t.Service, Role: w.t.RoleFor(p.central)})
 				g.services = append(g.services, ecsarn.Name(w.t.Cluster)+"/"+ecsarn.Name(w.t.Service))
 				i = len(g.cmd.Services) - 1
 			}
@@ -229,6 +229,22 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 			}
 		}
 	}
+	// As the runner decides again from the rules: every rule whose target
+	// of the place runs or deploys the family counts (reconcile.FamilyCleanup).
+	for _, g := range order {
+		place := g.cmd.Place()
+		pol := reconcile.FamilyCleanup(p.rules, p.central, place, func(r *rules.Rule, t rules.Target) bool {
+			return slices.ContainsFunc(all, func(w placeService) bool {
+				return w.rule == r && w.at == place && w.svc != nil && ecsarn.Name(w.t.Cluster) == ecsarn.Name(t.Cluster) &&
+					ecsarn.Name(w.t.Service) == ecsarn.Name(t.Service) &&
+					slices.ContainsFunc(revisionsOf(w.svc), func(rev string) bool { return family(rev) == g.cmd.Family })
+			})
+		})
+		g.cmd.Keep, g.cmd.Delete, g.cmd.Rules = pol.Keep, pol.Delete, pol.Rules
+		if !pol.Clean() {
+			g.err = fmt.Errorf("not cleaned: %s, whose service runs the family, has no cleanup:", strings.Join(pol.Without, ", "))
+		}
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	runner := &reconcile.CleanupRunner{
 		ECS: func(region, role string) reconcile.CleanupECS {
@@ -237,13 +253,16 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 		SSM: func(region, role string) reconcile.ParameterReader { return p.clients.SSM(region, role) },
 		Log: quiet,
 	}
+	runner.Rules, runner.Central = p.rules, p.central
 	runner.History = noHistory{}
 	if p.store != nil {
 		runner.History = p.store
 	}
 	out := make([]cleanupPreview, 0, len(order))
 	for _, g := range order {
-		g.res, g.err = runner.Run(ctx, g.cmd, cleanup.NewBudget(0))
+		if g.err == nil {
+			g.res, g.err = runner.Run(ctx, g.cmd, cleanup.NewBudget(0))
+		}
 		g.noTable = p.store == nil
 		out = append(out, *g)
 	}
