@@ -102,4 +102,3 @@ func TestCleanupKeepsTheDefaultRollbackTargetPastFailedDeploys(t *testing.T) {
 		t.Errorf("history.RollbackTarget = %q, want web:10 (the one the CLI's rollback returns to)", got)
 	}
 }
-

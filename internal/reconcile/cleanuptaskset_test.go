@@ -60,7 +60,9 @@ func (f *taskSetECS) DeleteTaskDefinitions(context.Context, *ecs.DeleteTaskDefin
 
 type taskSetNoHistory struct{}
 
-func (taskSetNoHistory) Recent(context.Context, string, int32) ([]history.Record, error) { return nil, nil }
+func (taskSetNoHistory) Recent(context.Context, string, int32) ([]history.Record, error) {
+	return nil, nil
+}
 
 // TestCleanupProtectsATaskSetOnlyService: web (rolling) runs shared:10; bg
 // (CodeDeploy-controlled) has no service-level task definition and runs
