@@ -113,6 +113,11 @@ func TestCleanupGrants(t *testing.T) {
 			} else if sends != nil || hasQueue {
 				t.Errorf("no rule cleans up, yet the watcher may send %v and has AUTODEPLOY_WORK_QUEUE_URL %v", sends, queue)
 			}
+			// cdk-nag and cfn-lint on the richest case (both grants): each
+			// run costs seconds, and the others only take statements away.
+			if tc.name != "delete on one rule" {
+				return
+			}
 			for id, s := range all {
 				t.Run(id, func(t *testing.T) {
 					s.nagClean(t)
