@@ -215,7 +215,7 @@ func TestWorkerCleansTwelveKeepThree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[reconcile.MarkKey]int{{Account: central.Account, Region: central.Region, Family: "web"}: 12}, marks); diff != "" {
+	if diff := cmp.Diff(map[reconcile.MarkKey]reconcile.Mark{{Account: central.Account, Region: central.Region, Family: "web"}: {Revision: 12, Settings: reconcile.MarkSettings(3, false)}}, marks); diff != "" {
 		t.Errorf("marks (-want +got):\n%s", diff)
 	}
 }
