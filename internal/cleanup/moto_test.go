@@ -370,9 +370,9 @@ func TestBudgetPaces(t *testing.T) {
 }
 
 // TestLostDeregistration: ECS applies a deregistration and its answer is
-// lost. With the SDK's retries the same DeregisterTaskDefinition is sent
-// twice and the run goes on; with none the run stops with the error and
-// the next run, which no longer lists that revision, finishes the rest.
+// lost. The call is made once (even on a client that retries), so the run
+// stops with the error and the next run, which no longer lists that
+// revision, finishes the rest.
 func TestLostDeregistration(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
