@@ -84,7 +84,7 @@ func TestStatusAndPlanShowTheNextCleanUp(t *testing.T) {
 	}{
 		{
 			name: "keep", cleanup: "{keep: 3}",
-			status:      "web-prod in " + testenv.Account + " " + testenv.Region + " (prod/web, prod/web-canary; rules web-prod): keep 3, would deregister up to 3 (web-prod:4, 7, 9)",
+			status:      "web-prod in " + testenv.Account + " " + testenv.Region + " (prod/web, prod/web-canary; rules web-prod, web-canary): keep 3, would deregister up to 3 (web-prod:4, 7, 9)",
 			plan:        "rule web-prod → prod/web\n",
 			planNoTable: "  clean-up of web-prod: keep 3, would deregister up to 4 (web-prod:3–4, 7, 9) (rollback candidates not read: no state table)",
 		},
@@ -102,7 +102,7 @@ func TestStatusAndPlanShowTheNextCleanUp(t *testing.T) {
 			client := cleanupFamily(t, m, table)
 			config := writeTempFile(t, "version: 1\nrules:\n"+
 				"  - {name: web-prod, repository: web, semver: \">= 1.0.0\", cleanup: "+tc.cleanup+", targets: [{cluster: prod, service: web}]}\n"+
-				"  - {name: web-canary, repository: web, tags: [\"canary-*\"], targets: [{cluster: prod, service: web-canary}]}\n")
+				"  - {name: web-canary, repository: web, tags: [\"canary-*\"], cleanup: "+tc.cleanup+", targets: [{cluster: prod, service: web-canary}]}\n")
 
 			r := cli(t, m, table, "status", "--config", config)
 			if r.code != 0 || !strings.Contains(r.stdout, "CLEAN-UP (what the next one would do, per family)\n") || !strings.Contains(r.stdout, tc.status) {
@@ -150,7 +150,7 @@ func TestReconcileCleansUp(t *testing.T) {
 	client := cleanupFamily(t, m, table)
 	config := writeTempFile(t, "version: 1\nrules:\n"+
 		"  - {name: web-prod, repository: web, semver: \">= 1.0.0\", cleanup: {keep: 3}, targets: [{cluster: prod, service: web}]}\n"+
-		"  - {name: web-canary, repository: web, tags: [\"canary-*\"], targets: [{cluster: prod, service: web-canary}]}\n")
+		"  - {name: web-canary, repository: web, tags: [\"canary-*\"], cleanup: {keep: 3}, targets: [{cluster: prod, service: web-canary}]}\n")
 	for _, args := range [][]string{{"reconcile", "--config", config, "--dry-run"}, {"status", "--config", config}} {
 		if r := cli(t, m, table, args...); strings.Contains(r.stderr, `"msg":"cleanup"`) || activeRevisions(t, client) != 11 {
 			t.Fatalf("%v cleaned up: %+v", args, r)
