@@ -236,7 +236,7 @@ func (s *Sweeper) families(ctx context.Context, o Options, jobs []deploy.Job, se
 				return ecsarn.Name(cs.Cluster) == ecsarn.Name(t.Cluster) && ecsarn.Name(cs.Service) == ecsarn.Name(t.Service)
 			})
 			if k < 0 {
-				g.cmd.Services = append(g.cmd.Services, work.CleanupService{Cluster: t.Cluster, Service: t.Service})
+				g.cmd.Services = append(g.cmd.Services, work.CleanupService{Cluster: t.Cluster, Service: t.Service, Role: t.RoleFor(central)})
 				k = len(g.cmd.Services) - 1
 			}
 			for _, p := range published {
@@ -246,7 +246,28 @@ func (s *Sweeper) families(ctx context.Context, o Options, jobs []deploy.Job, se
 			}
 		}
 	}
-	return order
+	// What the rules ask of each family, over every rule whose described
+	// service there runs or deploys it (FamilyCleanup): a rule without
+	// cleanup: keeps the family uncleaned.
+	kept := order[:0]
+	for _, g := range order {
+		place := rules.Place{Account: g.key.Account, Region: g.key.Region}
+		p := FamilyCleanup(s.Rules, central, place, func(_ *rules.Rule, t rules.Target) bool {
+			svc := svcOf(t)
+			return svc != nil && slices.ContainsFunc(revisionsOf(svc), func(rev string) bool {
+				fam, _ := splitRevision(rev)
+				return fam == g.key.Family
+			})
+		})
+		if !p.Clean() {
+			s.Log.InfoContext(ctx, "reconcile: family not cleaned up: a rule running it has no cleanup:", "family", g.key.Family,
+				"account", g.key.Account, "region", g.key.Region, "rules", p.Rules, "without", p.Without, "event_id", o.EventID)
+			continue
+		}
+		g.cmd.Keep, g.cmd.Delete, g.cmd.Rules = p.Keep, p.Delete, p.Rules
+		kept = append(kept, g)
+	}
+	return kept
 }
 
 // knownClean marks the groups to skip: a family clean as of a revision no

@@ -46,6 +46,7 @@ rules:
   - name: web-staging
     repository: web
     tags: ["main-*"]
+    cleanup: {keep: 2}
     targets: [{cluster: staging, service: web}]
 `
 
@@ -125,5 +126,33 @@ func TestSweepCleansNoPlaceWithATargetNotDescribed(t *testing.T) {
 	}
 	if active := activeRevisions(t, f.ecs, "shared"); !slices.Contains(active, 1) || !slices.Contains(active, 5) {
 		t.Errorf("ACTIVE shared: %v, want 1 (staging runs it) and 5 (prod runs it)", active)
+	}
+}
+
+// A rule without cleanup: whose service runs the family keeps it uncleaned:
+// staging/web (web-staging, no cleanup:) and prod/web (web-prod, keep 2)
+// share "shared", so the sweep sends no clean-up of it (moto).
+func TestSweepLeavesAFamilyARuleWithoutCleanupRuns(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, strings.Replace(sharedFamilyRules, "    cleanup: {keep: 2}\n    targets: [{cluster: staging", "    targets: [{cluster: staging", 1))
+	images := f.repo(t, "web", "main-1", "v1.0.0")
+	ctx := context.Background()
+	for _, s := range []emulator.Service{
+		{Cluster: "staging", Name: "web", Family: "shared", Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web@" + images["main-1"]}}},
+		{Cluster: "prod", Name: "web", Family: "shared", Containers: []emulator.Container{{Name: "app", Image: emulator.Registry + "/web@" + images["v1.0.0"]}}},
+	} {
+		if _, err := emulator.SeedService(ctx, f.ecs, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.sweeper.Deployer.Dispatcher = &queueStub{}
+	sent := &sentCleanups{}
+	f.sweeper.CleanupQueue = sent
+	f.sweep(t, "s1")
+	if got := sent.take(); len(got) != 0 {
+		t.Errorf("sent %+v: web-staging, which runs the family, has no cleanup:", got)
+	}
+	if !strings.Contains(f.logs.String(), "family not cleaned up: a rule running it has no cleanup:") {
+		t.Errorf("no line says why the family is left:\n%s", f.logs)
 	}
 }
