@@ -105,6 +105,7 @@ func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*
 		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
 		Marks:   marks,
 		Log:     slog.New(slog.NewJSONHandler(env.Stderr, nil)),
+		Rules:   cfg, Central: central,
 	}
 	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano())}
 	return sw, store, o, nil

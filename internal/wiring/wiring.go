@@ -110,6 +110,9 @@ func (f *Functions) cleanupRunner(clients *awsenv.Clients) *reconcile.CleanupRun
 		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
 		Marks:   f.marks(),
 		Log:     f.rt.Log,
+		// The rules re-derive what an item may clean (FamilyCleanup), so a
+		// stale or partial item cannot widen a clean-up.
+		Rules: f.rt.Rules, Central: f.rt.Central,
 	}
 }
 
