@@ -22,8 +22,10 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
-// CleanupBudget is the calls one cleanup item (or, in-process, one sweep of
-// one place) may spend on ECS's register bucket: DeregisterTaskDefinition
+// CleanupBudget is the calls one cleanup item may spend on ECS's register
+// bucket (a sweep sends one family per place, or runs one in-process: the
+// budget is per place per sweep either way; a completion's item comes
+// after its push's deploys, CleanupDelay later): DeregisterTaskDefinition
 // and DeleteTaskDefinitions. ECS refills that bucket at 1 per second and a
 // deploy needs one token per target: 5 leaves the burst (20) to the
 // deploys, and a family of 1,000 stale revisions is cleaned in a few hours

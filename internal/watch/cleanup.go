@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -13,10 +14,15 @@ import (
 )
 
 // CleanupSender queues cleanup items for the worker (the place's work
-// queue).
+// queue), hidden for delay first.
 type CleanupSender interface {
-	SendCleanups(ctx context.Context, cmds []work.Cleanup) error
+	SendDelayed(ctx context.Context, cmds []work.Cleanup, delay time.Duration) error
 }
+
+// CleanupDelay is how long a completion's cleanup item waits in the queue:
+// the rest of its push's deploys in the place register in the same bucket
+// (and maybe the same family) meanwhile, and deploys come first.
+const CleanupDelay = 5 * time.Minute
 
 // MaxCleanupServices bounds the services a completion's cleanup names: the
 // watcher does not know which of a place's services run the family, so it
@@ -82,7 +88,7 @@ func (w *Watcher) cleanUpAfter(ctx context.Context, rec history.Record) {
 		w.Log.InfoContext(ctx, "cleanup left to the sweep: the place has more targets than a completion's cleanup names", log...)
 		return
 	}
-	if err := w.Cleanups.SendCleanups(ctx, []work.Cleanup{cmd}); err != nil {
+	if err := w.Cleanups.SendDelayed(ctx, []work.Cleanup{cmd}, CleanupDelay); err != nil {
 		w.Log.WarnContext(ctx, "cleanup not queued; the next sweep cleans", append(log, "error", err.Error())...)
 		return
 	}

@@ -3,8 +3,10 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -36,11 +38,14 @@ type cleanupRecorder struct {
 	err  error
 }
 
-func (r *cleanupRecorder) SendCleanups(_ context.Context, cmds []work.Cleanup) error {
+func (r *cleanupRecorder) SendDelayed(_ context.Context, cmds []work.Cleanup, delay time.Duration) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
 		return r.err
+	}
+	if delay != CleanupDelay {
+		return fmt.Errorf("a completion's cleanup sent with delay %s, want %s (after the rest of its push's deploys)", delay, CleanupDelay)
 	}
 	r.cmds = append(r.cmds, cmds...)
 	return nil
