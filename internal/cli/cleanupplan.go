@@ -242,7 +242,7 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 		})
 		g.cmd.Keep, g.cmd.Delete, g.cmd.Rules = pol.Keep, pol.Delete, pol.Rules
 		if !pol.Clean() {
-			g.err = fmt.Errorf("not cleaned: %s, whose service runs the family, has no cleanup:", strings.Join(pol.Without, ", "))
+			g.err = fmt.Errorf("not cleaned: %s, whose service runs the family, sets no cleanup", strings.Join(pol.Without, ", "))
 		}
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -24,9 +24,9 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
