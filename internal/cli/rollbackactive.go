@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 )
 
 // revisionLister lists a family's revisions.
@@ -77,8 +78,10 @@ func activeOlder(ctx context.Context, client revisionLister, current string) ([]
 
 // activeChoices says which ACTIVE revisions a rollback of current may go
 // back to, for a refusal: "the ACTIVE revisions to roll back to are
-// web-prod:9, web-prod:7 (--to 9)", or that there is none.
-func activeChoices(ctx context.Context, client revisionLister, current string) string {
+// web-prod:9, web-prod:7 (--to 9)", or that there is none. A revision whose
+// last deploy there failed or was rolled back (failed, by family:revision)
+// is marked so and never the one suggested.
+func activeChoices(ctx context.Context, client revisionLister, current string, failed map[string]bool) string {
 	revs, err := activeOlder(ctx, client, current)
 	switch {
 	case err != nil:
@@ -86,13 +89,22 @@ func activeChoices(ctx context.Context, client revisionLister, current string) s
 	case len(revs) == 0:
 		return fmt.Sprintf("no revision of %s older than the running %s is ACTIVE, so there is nothing to roll back to", family(current), ecsarn.Revision(current))
 	}
-	shown := revs[:min(len(revs), shownActive)]
+	shown := slices.Clone(revs[:min(len(revs), shownActive)])
 	more := ""
 	if len(revs) > len(shown) {
 		more = fmt.Sprintf(" and %d older", len(revs)-len(shown))
 	}
-	_, n := splitRevision(shown[0])
-	return fmt.Sprintf("the ACTIVE revisions to roll back to are %s%s (e.g. --to %d)", strings.Join(shown, ", "), more, n)
+	suggest := ""
+	if i := slices.IndexFunc(revs, func(r string) bool { return !failed[r] }); i >= 0 {
+		_, n := splitRevision(revs[i])
+		suggest = fmt.Sprintf(" (e.g. --to %d)", n)
+	}
+	for i, r := range shown {
+		if failed[r] {
+			shown[i] = r + " (its deploy failed)"
+		}
+	}
+	return fmt.Sprintf("the ACTIVE revisions to roll back to are %s%s%s", strings.Join(shown, ", "), more, suggest)
 }
 
 // cleanedUp is why a revision cannot be deployed any more: ECS refuses a
@@ -119,26 +131,42 @@ func since(t *time.Time) string {
 // checkActive refuses a rollback to target when clean-up deregistered or
 // deleted it, naming the ACTIVE revisions it may go back to instead.
 // which says how target was chosen ("" for --to).
-func checkActive(ctx context.Context, client revisionLister, tgt *ecs.DescribeTaskDefinitionOutput, current, which string) error {
+func checkActive(ctx context.Context, client revisionLister, tgt *ecs.DescribeTaskDefinitionOutput, current, which string, failed map[string]bool) error {
 	why := cleanedUp(tgt.TaskDefinition)
 	if why == "" {
 		return nil
 	}
 	return fmt.Errorf("%s%s was cleaned up (%s): ECS deploys no INACTIVE or deleted revision; %s",
-		ecsarn.Revision(aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)), which, why, activeChoices(ctx, client, current))
+		ecsarn.Revision(aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)), which, why, activeChoices(ctx, client, current, failed))
 }
 
 // goneTarget says that the revision a rollback was to go to no longer
 // exists: cleaned up when it is older than the running one (revisions are
 // numbered in order, so it was registered once), else never registered.
-func goneTarget(ctx context.Context, client revisionLister, err error, target, current, which string) error {
+func goneTarget(ctx context.Context, client revisionLister, err error, target, current, which string, failed map[string]bool) error {
 	var gone *revisionGoneError
 	if !errors.As(err, &gone) {
 		return err
 	}
 	if family(target) == family(current) && newer(current, target) {
 		return fmt.Errorf("%s%s was cleaned up (deleted): ECS deploys no INACTIVE or deleted revision; %s",
-			ecsarn.Revision(target), which, activeChoices(ctx, client, current))
+			ecsarn.Revision(target), which, activeChoices(ctx, client, current, failed))
 	}
 	return err
+}
+
+// failedRevisions are the revisions (family:revision) whose latest deploy in
+// recs (newest first) failed or was rolled back: no revision to suggest
+// rolling back to.
+func failedRevisions(recs []history.Record) map[string]bool {
+	failed, seen := map[string]bool{}, map[string]bool{}
+	for _, r := range recs {
+		rev := ecsarn.Revision(r.ToTaskDefinition)
+		if rev == "" || seen[rev] {
+			continue
+		}
+		seen[rev] = true
+		failed[rev] = r.DeploymentOutcome == history.Failed || r.DeploymentOutcome == history.RolledBack
+	}
+	return failed
 }

@@ -56,17 +56,17 @@ func planRollback(ctx context.Context, client rollbackReader, store *history.Sto
 		p.target = family(current) + ":" + to
 	} else if p.target = history.RollbackTarget(recs, current); p.target == "" {
 		return p, fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to: %s",
-			ecsarn.Revision(current), activeChoices(ctx, client, current))
+			ecsarn.Revision(current), activeChoices(ctx, client, current, failedRevisions(recs)))
 	} else {
 		which = fmt.Sprintf(", the revision the last deploy of %s replaced,", ecsarn.Revision(current))
 	}
 	tgt, err := describeRevision(ctx, client, p.target)
 	if err != nil {
-		return p, goneTarget(ctx, client, err, p.target, current, which)
+		return p, goneTarget(ctx, client, err, p.target, current, which, failedRevisions(recs))
 	}
 	p.target = aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)
 	if p.target != current {
-		if err := checkActive(ctx, client, tgt, current, which); err != nil {
+		if err := checkActive(ctx, client, tgt, current, which, failedRevisions(recs)); err != nil {
 			if which != "" {
 				err = fmt.Errorf("%w; name one with --to", err)
 			}
