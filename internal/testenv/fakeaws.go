@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -364,6 +365,18 @@ func (f *FakeAWS) answer(region, op string, in map[string]any) (any, int) {
 		}
 		f.registered[region+"/"+str("family")+"/"+strings.Join(images, ",")]++
 		return map[string]any{"taskDefinition": f.defs[arn], "tags": in["tags"]}, http.StatusOK
+	case "ListTaskDefinitions":
+		// The family's revisions as ECS lists them for familyPrefix (the
+		// exact family here), newest first with sort DESC; one page.
+		family := str("familyPrefix")
+		var arns []any
+		for n := f.revision[region+"/"+family]; n >= 1; n-- {
+			arns = append(arns, fmt.Sprintf("%stask-definition/%s:%d", arnPrefix(region), family, n))
+		}
+		if str("sort") != "DESC" {
+			slices.Reverse(arns)
+		}
+		return map[string]any{"taskDefinitionArns": arns}, http.StatusOK
 	case "UpdateService":
 		cluster, name := str("cluster"), str("service")
 		f.current[region+"/"+cluster+"/"+name] = str("taskDefinition")
