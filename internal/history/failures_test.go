@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -20,11 +19,7 @@ import (
 // item written before failures were kept per rule still answers for its rule.
 func TestLastFailurePerRule(t *testing.T) {
 	t.Parallel()
-	m := testenv.StartMoto(t)
-	table := m.CreateTable(t, "autodeploy")
-	db := dynamodb.NewFromConfig(m.AWSConfig())
-	store := NewStore(db, table)
-	services := NewServices(lock.New(db, table), store)
+	db, table, store, services := servicesOnMoto(t)
 	ctx := context.Background()
 	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)

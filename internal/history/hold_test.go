@@ -20,11 +20,7 @@ import (
 // States reads many services' state at once.
 func TestHoldsAndStates(t *testing.T) {
 	t.Parallel()
-	m := testenv.StartMoto(t)
-	table := m.CreateTable(t, "autodeploy")
-	db := dynamodb.NewFromConfig(m.AWSConfig())
-	store := NewStore(db, table)
-	services := NewServices(lock.New(db, table), store)
+	_, _, store, services := servicesOnMoto(t)
 	ctx := context.Background()
 	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
@@ -159,4 +155,15 @@ func TestHoldEventsNewestFirstWithinASecond(t *testing.T) {
 	if len(evs) != 1 || evs[0].Action != HoldLifted {
 		t.Errorf("newest hold event with limit 1: %+v, want the resume", evs)
 	}
+}
+
+// servicesOnMoto is a state table on moto, its client, and the store and
+// the services (lease and state item) on it.
+func servicesOnMoto(t *testing.T) (*dynamodb.Client, string, *Store, *Services) {
+	t.Helper()
+	m := testenv.StartMoto(t)
+	table := m.CreateTable(t, "autodeploy")
+	db := dynamodb.NewFromConfig(m.AWSConfig())
+	store := NewStore(db, table)
+	return db, table, store, NewServices(lock.New(db, table), store)
 }

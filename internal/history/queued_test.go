@@ -5,10 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -18,11 +16,7 @@ import (
 // retry) leaves one note; a later note replaces it.
 func TestNoteQueued(t *testing.T) {
 	t.Parallel()
-	m := testenv.StartMoto(t)
-	table := m.CreateTable(t, "autodeploy")
-	db := dynamodb.NewFromConfig(m.AWSConfig())
-	store := NewStore(db, table)
-	services := NewServices(lock.New(db, table), store)
+	_, _, store, services := servicesOnMoto(t)
 	ctx := context.Background()
 	key := ServiceKey(testenv.Account, testenv.Region, "prod", "web")
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
