@@ -10,60 +10,12 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/cleanup"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
-
-const rbARN = "arn:aws:ecs:eu-west-1:111111111111:task-definition/"
-
-type rollbackECS struct {
-	active       []string // family:rev
-	running      string
-	deregistered []string
-}
-
-func (f *rollbackECS) DescribeServices(_ context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
-	return &ecs.DescribeServicesOutput{Services: []types.Service{{ServiceName: aws.String("web"), Status: aws.String("ACTIVE"),
-		TaskDefinition: aws.String(rbARN + f.running),
-		Deployments:    []types.Deployment{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(rbARN + f.running)}}}}}, nil
-}
-func (f *rollbackECS) ListTaskDefinitions(_ context.Context, in *ecs.ListTaskDefinitionsInput, _ ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error) {
-	if in.Status == types.TaskDefinitionStatusInactive {
-		return &ecs.ListTaskDefinitionsOutput{}, nil
-	}
-	var out []string
-	for _, r := range f.active {
-		out = append(out, rbARN+r)
-	}
-	return &ecs.ListTaskDefinitionsOutput{TaskDefinitionArns: out}, nil
-}
-func (f *rollbackECS) DescribeTaskDefinition(context.Context, *ecs.DescribeTaskDefinitionInput, ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error) {
-	return &ecs.DescribeTaskDefinitionOutput{Tags: []types.Tag{{Key: aws.String("autodeploy:rule"), Value: aws.String("web")}}}, nil
-}
-func (f *rollbackECS) DeregisterTaskDefinition(_ context.Context, in *ecs.DeregisterTaskDefinitionInput, _ ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error) {
-	rev := ecsarn.Revision(aws.ToString(in.TaskDefinition))
-	f.active = slices.DeleteFunc(f.active, func(r string) bool { return r == rev })
-	f.deregistered = append(f.deregistered, rev)
-	return &ecs.DeregisterTaskDefinitionOutput{}, nil
-}
-func (f *rollbackECS) DeleteTaskDefinitions(context.Context, *ecs.DeleteTaskDefinitionsInput, ...func(*ecs.Options)) (*ecs.DeleteTaskDefinitionsOutput, error) {
-	return &ecs.DeleteTaskDefinitionsOutput{}, nil
-}
-
-type rollbackHistory []history.Record // newest first
-
-func (h rollbackHistory) Recent(_ context.Context, _ string, limit int32) ([]history.Record, error) {
-	return h[:min(int(limit), len(h))], nil
-}
-
-// rollbackECS is a fake ECS (not moto): one service, prod/web, running
-// f.running, and the family's ACTIVE revisions; every revision is the
-// product's (tagged), so only what the plan protects stays.
 
 // TestCleanupKeepsTheDefaultRollbackTargetPastFailedDeploys: web:10 →
 // web:12 completed (the revision `autodeploy rollback` returns to by default
@@ -74,15 +26,17 @@ func (h rollbackHistory) Recent(_ context.Context, _ string, limit int32) ([]his
 // the default rollback target: web:10 stays beside the newest three, the
 // running 12 and the one before it. ECS and history are fakes.
 func TestCleanupKeepsTheDefaultRollbackTargetPastFailedDeploys(t *testing.T) {
-	f := &rollbackECS{running: "web:12"}
+	f := &familyECS{services: []types.Service{{ServiceName: aws.String("web"), Status: aws.String("ACTIVE"),
+		TaskDefinition: aws.String(tdARN + "web:12"),
+		Deployments:    []types.Deployment{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(tdARN + "web:12")}}}}}
 	for i := 1; i <= 15; i++ {
 		f.active = append(f.active, fmt.Sprintf("web:%d", i))
 	}
 	rec := func(from, to int, outcome string) history.Record {
 		return history.Record{Rule: "web", Outcome: "deployed", DeploymentOutcome: outcome,
-			FromTaskDefinition: fmt.Sprintf("%sweb:%d", rbARN, from), ToTaskDefinition: fmt.Sprintf("%sweb:%d", rbARN, to)}
+			FromTaskDefinition: fmt.Sprintf("%sweb:%d", tdARN, from), ToTaskDefinition: fmt.Sprintf("%sweb:%d", tdARN, to)}
 	}
-	h := rollbackHistory{rec(12, 15, history.RolledBack), rec(12, 14, history.RolledBack), rec(12, 13, history.RolledBack),
+	h := fakeHistory{rec(12, 15, history.RolledBack), rec(12, 14, history.RolledBack), rec(12, 13, history.RolledBack),
 		rec(10, 12, history.Completed), rec(10, 11, history.RolledBack)}
 	r := &CleanupRunner{ECS: func(string, string) CleanupECS { return f }, History: h, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cmd := work.Cleanup{Account: "111111111111", Region: "eu-west-1", Family: "web", Keep: 3,
@@ -98,7 +52,7 @@ func TestCleanupKeepsTheDefaultRollbackTargetPastFailedDeploys(t *testing.T) {
 	if want := []string{"web:9", "web:8", "web:7", "web:6", "web:5", "web:4", "web:3", "web:2", "web:1"}; !slices.Equal(f.deregistered, want) {
 		t.Errorf("deregistered %v, want %v: the newest three (15, 14, 13), the running 12, the one before it (11) and the rollback target 10 stay", f.deregistered, want)
 	}
-	if got := history.RollbackTarget(h, rbARN+"web:12"); got != rbARN+"web:10" {
+	if got := history.RollbackTarget(h, tdARN+"web:12"); got != tdARN+"web:10" {
 		t.Errorf("history.RollbackTarget = %q, want web:10 (the one the CLI's rollback returns to)", got)
 	}
 }

@@ -9,60 +9,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/cleanup"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
-
-const tsARN = "arn:aws:ecs:eu-west-1:111111111111:task-definition/"
-
-type taskSetECS struct {
-	services     []types.Service
-	active       []string
-	deregistered []string
-}
-
-func (f *taskSetECS) DescribeServices(_ context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
-	out := &ecs.DescribeServicesOutput{}
-	for _, s := range f.services {
-		if slices.Contains(in.Services, aws.ToString(s.ServiceName)) {
-			out.Services = append(out.Services, s)
-		}
-	}
-	return out, nil
-}
-func (f *taskSetECS) ListTaskDefinitions(_ context.Context, in *ecs.ListTaskDefinitionsInput, _ ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error) {
-	if in.Status == types.TaskDefinitionStatusInactive {
-		return &ecs.ListTaskDefinitionsOutput{}, nil
-	}
-	var out []string
-	for _, r := range f.active {
-		out = append(out, tsARN+r)
-	}
-	return &ecs.ListTaskDefinitionsOutput{TaskDefinitionArns: out}, nil
-}
-func (f *taskSetECS) DescribeTaskDefinition(context.Context, *ecs.DescribeTaskDefinitionInput, ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error) {
-	return &ecs.DescribeTaskDefinitionOutput{Tags: []types.Tag{{Key: aws.String("autodeploy:rule"), Value: aws.String("x")}}}, nil
-}
-func (f *taskSetECS) DeregisterTaskDefinition(_ context.Context, in *ecs.DeregisterTaskDefinitionInput, _ ...func(*ecs.Options)) (*ecs.DeregisterTaskDefinitionOutput, error) {
-	rev := ecsarn.Revision(aws.ToString(in.TaskDefinition))
-	f.active = slices.DeleteFunc(f.active, func(r string) bool { return r == rev })
-	f.deregistered = append(f.deregistered, rev)
-	return &ecs.DeregisterTaskDefinitionOutput{}, nil
-}
-func (f *taskSetECS) DeleteTaskDefinitions(context.Context, *ecs.DeleteTaskDefinitionsInput, ...func(*ecs.Options)) (*ecs.DeleteTaskDefinitionsOutput, error) {
-	return &ecs.DeleteTaskDefinitionsOutput{}, nil
-}
-
-type taskSetNoHistory struct{}
-
-func (taskSetNoHistory) Recent(context.Context, string, int32) ([]history.Record, error) {
-	return nil, nil
-}
 
 // TestCleanupProtectsATaskSetOnlyService: web (rolling) runs shared:10; bg
 // (CodeDeploy-controlled) has no service-level task definition and runs
@@ -73,17 +24,17 @@ func (taskSetNoHistory) Recent(context.Context, string, int32) ([]history.Record
 // the one before it (shared:2). ECS is a fake (not moto: moto's services
 // have no task sets of CodeDeploy's).
 func TestCleanupProtectsATaskSetOnlyService(t *testing.T) {
-	f := &taskSetECS{services: []types.Service{
-		{ServiceName: aws.String("web"), Status: aws.String("ACTIVE"), TaskDefinition: aws.String(tsARN + "shared:10"),
-			Deployments: []types.Deployment{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(tsARN + "shared:10")}}},
+	f := &familyECS{services: []types.Service{
+		{ServiceName: aws.String("web"), Status: aws.String("ACTIVE"), TaskDefinition: aws.String(tdARN + "shared:10"),
+			Deployments: []types.Deployment{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(tdARN + "shared:10")}}},
 		{ServiceName: aws.String("bg"), Status: aws.String("ACTIVE"),
 			DeploymentController: &types.DeploymentController{Type: types.DeploymentControllerTypeCodeDeploy},
-			TaskSets:             []types.TaskSet{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(tsARN + "shared:3")}}},
+			TaskSets:             []types.TaskSet{{Status: aws.String("PRIMARY"), TaskDefinition: aws.String(tdARN + "shared:3")}}},
 	}}
 	for i := 1; i <= 10; i++ {
 		f.active = append(f.active, fmt.Sprintf("shared:%d", i))
 	}
-	r := &CleanupRunner{ECS: func(string, string) CleanupECS { return f }, History: taskSetNoHistory{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	r := &CleanupRunner{ECS: func(string, string) CleanupECS { return f }, History: fakeHistory(nil), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cmd := work.Cleanup{Account: "111111111111", Region: "eu-west-1", Family: "shared", Keep: 2,
 		Services: []work.CleanupService{{Cluster: "prod", Service: "web"}, {Cluster: "prod", Service: "bg"}}, Rules: []string{"web"}, Origin: "test"}
 	if _, err := r.Run(context.Background(), cmd, cleanup.NewBudget(100)); err != nil {
