@@ -23,20 +23,7 @@ import (
 func TestFiftyEndsMakeOneRuleNotice(t *testing.T) {
 	t.Parallel()
 	const targets = 50
-	var yaml strings.Builder
-	yaml.WriteString("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n")
-	for i := range targets {
-		fmt.Fprintf(&yaml, "      - {cluster: fleet, service: svc-%02d}\n", i)
-	}
-	cfg, err := rules.Parse("autodeploy.yaml", []byte(yaml.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := testenv.StartMoto(t)
-	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
-	rec := &recorder{}
-	logs := &syncBuffer{}
-	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(logs, slog.LevelInfo)}
+	w, store, rec, logs := fleetWatcher(t, "fleet", targets)
 	ctx := context.Background()
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: "push-main-abc", Repository: "web", Tag: "main-abc",
@@ -150,15 +137,7 @@ func fleetTargets(n int) []history.RolloutTarget {
 // twice.
 func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
 	t.Parallel()
-	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n"+
-		"      - {cluster: fleet, service: svc-00}\n      - {cluster: fleet, service: svc-01}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := testenv.StartMoto(t)
-	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
-	rec := &recorder{}
-	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
+	w, store, rec, _ := fleetWatcher(t, "fleet", 2)
 	ctx := context.Background()
 	push := func(event, tag, digest string, base int, at time.Time) {
 		if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: event, Repository: "web", Tag: tag,
@@ -206,4 +185,25 @@ func TestCompletionEndsTheDeploymentsItReplaced(t *testing.T) {
 	if err != nil || old.DeploymentOutcome != history.Superseded {
 		t.Errorf("push 1's deployment of svc-00 recorded %q, %v; want superseded", old.DeploymentOutcome, err)
 	}
+}
+
+// fleetWatcher is a watcher of one rule over services svc-00… of cluster
+// fleet, on a moto table called one request at a time (moto applies
+// concurrent writes without isolation), telling its notices to a recorder
+// and its lines to a buffer.
+func fleetWatcher(t *testing.T, rule string, targets int) (*Watcher, *history.Store, *recorder, *syncBuffer) {
+	t.Helper()
+	var yaml strings.Builder
+	fmt.Fprintf(&yaml, "version: 1\nrules:\n  - name: %s\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n", rule)
+	for i := range targets {
+		fmt.Fprintf(&yaml, "      - {cluster: fleet, service: svc-%02d}\n", i)
+	}
+	cfg, err := rules.Parse("autodeploy.yaml", []byte(yaml.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.StartMoto(t)
+	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
+	rec, logs := &recorder{}, &syncBuffer{}
+	return &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(logs, slog.LevelInfo)}, store, rec, logs
 }

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -22,17 +19,9 @@ import (
 // the dead invocation's deadline (and claimSkew): a retry takes it over and
 // sends the rule's notice once. Store on moto; ECS's sample events.
 func TestWatcherRetryTakesOverADeadClaimersNotice(t *testing.T) {
-	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - name: fleet\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n"+
-		"      - {cluster: fleet, service: svc-00}\n      - {cluster: fleet, service: svc-01}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := testenv.StartMoto(t)
-	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
-	rec := &recorder{}
+	w, store, rec, _ := fleetWatcher(t, "fleet", 2)
 	clock := t0
-	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: rec, Log: logging.New(&syncBuffer{}, slog.LevelInfo),
-		Now: func() time.Time { return clock }}
+	w.Now = func() time.Time { return clock }
 	ctx := context.Background()
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	if err := store.OpenRollout(ctx, history.Rollout{Rule: "fleet", EventID: "push-1", Repository: "web", Tag: "main-abc",

@@ -2,14 +2,11 @@ package watch
 
 import (
 	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
 
@@ -21,14 +18,7 @@ import (
 // failed digest is never remembered, and sweeps redeploy it. The store is
 // moto; the events are ECS's sample events.
 func TestLateCompletionLeavesTheNewerDeploymentAlone(t *testing.T) {
-	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - name: one\n    repository: web\n    tags: [\"main-*\"]\n    targets:\n"+
-		"      - {cluster: fleet, service: svc-00}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := testenv.StartMoto(t)
-	store := history.NewStore(testenv.SerialDynamoDB(m.AWSConfig()), m.CreateTable(t, "autodeploy"))
-	w := &Watcher{Rules: cfg, Central: central, Store: store, Notifier: &recorder{}, Log: logging.New(&syncBuffer{}, slog.LevelInfo)}
+	w, store, _, _ := fleetWatcher(t, "one", 1)
 	ctx := context.Background()
 	put := func(event, tag, digest, depl, td string, at time.Time) {
 		if err := store.Put(ctx, history.Record{Rule: "one", Repository: "web", Tag: tag, Digest: digest,
