@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -213,7 +212,7 @@ func (c *Cleaner) Plan(ctx context.Context, t Target) (Plan, error) {
 	}
 	family := t.Family
 	if family == "" {
-		family, _ = split(ecsarn.Revision(runningOf(t.Services[0])))
+		family, _ = ecsarn.FamilyRevision((runningOf(t.Services[0])))
 	}
 	if t.Keep < rules.MinCleanupKeep {
 		return Plan{}, fmt.Errorf("clean-up of %s: keep %d is below %d (the running revision and one to roll back to)", family, t.Keep, rules.MinCleanupKeep)
@@ -261,7 +260,7 @@ func decide(family string, t Target, active []Revision) Plan {
 	}
 	add(ReasonPublished, t.Published...)
 	for _, s := range t.Services {
-		fam, n := split(ecsarn.Revision(runningOf(s)))
+		fam, n := ecsarn.FamilyRevision((runningOf(s)))
 		if fam != family {
 			continue
 		}
@@ -441,7 +440,7 @@ func (c *Cleaner) logLine(ctx context.Context, family string, revisions []string
 func revisionNumbers(revs []string) []int {
 	out := make([]int, 0, len(revs))
 	for _, r := range revs {
-		_, n := split(r)
+		_, n := ecsarn.FamilyRevision(r)
 		out = append(out, n)
 	}
 	return out
@@ -467,7 +466,7 @@ func (c *Cleaner) list(ctx context.Context, family string, status types.TaskDefi
 			return nil, fmt.Errorf("clean-up of %s: list its %s revisions: %w", family, strings.ToLower(string(status)), err)
 		}
 		for _, a := range page.TaskDefinitionArns {
-			if f, n := split(ecsarn.Revision(a)); f == family && n > 0 {
+			if f, n := ecsarn.FamilyRevision((a)); f == family && n > 0 {
 				out = append(out, Revision{ARN: a, Number: n})
 			}
 		}
@@ -483,19 +482,6 @@ func (c *Cleaner) list(ctx context.Context, family string, status types.TaskDefi
 // byProduct reports whether a revision's tags say autodeploy registered it.
 func byProduct(tags []types.Tag) bool {
 	return slices.ContainsFunc(tags, func(t types.Tag) bool { return strings.HasPrefix(aws.ToString(t.Key), "autodeploy:") })
-}
-
-// split takes family:revision apart; revision 0 when it does not parse.
-func split(s string) (string, int) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return s, 0
-	}
-	n, err := strconv.Atoi(s[i+1:])
-	if err != nil {
-		return s, 0
-	}
-	return s[:i], n
 }
 
 func names(revs []Revision) []string {

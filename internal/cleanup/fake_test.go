@@ -123,7 +123,7 @@ func TestExactFamilyAcrossPages(t *testing.T) {
 		t.Errorf("plan: family %q, %d active, %d kept, %d candidates; want web, 250, 5, 245", p.Family, p.Active, len(p.Kept), len(p.Candidates))
 	}
 	for _, r := range p.Candidates {
-		if fam, _ := split(ecsarn.Revision(r.ARN)); fam != "web" {
+		if fam, _ := ecsarn.FamilyRevision((r.ARN)); fam != "web" {
 			t.Errorf("candidate of another family: %s", r.ARN)
 		}
 	}

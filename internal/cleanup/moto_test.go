@@ -109,7 +109,7 @@ func (e *env) revisions(family string, status types.TaskDefinitionStatus) []int 
 	}
 	var revs []int
 	for _, a := range out.TaskDefinitionArns {
-		_, n := split(ecsarn.Revision(a))
+		_, n := ecsarn.FamilyRevision((a))
 		revs = append(revs, n)
 	}
 	slices.Sort(revs)

@@ -86,7 +86,7 @@ func revisionRanges(revs []string) string {
 	fam := ""
 	var ns []int
 	for _, r := range revs {
-		f, n := splitRevision(r)
+		f, n := ecsarn.FamilyRevision(r)
 		fam = f
 		ns = append(ns, n)
 	}
@@ -184,7 +184,7 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 		if w.svc == nil || w.rule.Cleanup == nil || (only != nil && !only(w.rule, w.t)) {
 			continue
 		}
-		fam := family(bluegreen.RunningTaskDefinition(w.svc))
+		fam := ecsarn.Family(bluegreen.RunningTaskDefinition(w.svc))
 		k := key{w.at.Account, w.at.Region, fam}
 		g := byKey[k]
 		if g == nil {
@@ -207,7 +207,7 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 		var published []string
 		read := false
 		for _, rev := range revisionsOf(w.svc) {
-			g := byKey[key{w.at.Account, w.at.Region, family(rev)}]
+			g := byKey[key{w.at.Account, w.at.Region, ecsarn.Family(rev)}]
 			if g == nil {
 				continue
 			}
@@ -237,7 +237,7 @@ func (p *cleanupPlanner) plan(ctx context.Context, only func(*rules.Rule, rules.
 			return slices.ContainsFunc(all, func(w placeService) bool {
 				return w.rule == r && w.at == place && w.svc != nil && ecsarn.Name(w.t.Cluster) == ecsarn.Name(t.Cluster) &&
 					ecsarn.Name(w.t.Service) == ecsarn.Name(t.Service) &&
-					slices.ContainsFunc(revisionsOf(w.svc), func(rev string) bool { return family(rev) == g.cmd.Family })
+					slices.ContainsFunc(revisionsOf(w.svc), func(rev string) bool { return ecsarn.Family(rev) == g.cmd.Family })
 			})
 		})
 		g.cmd.Keep, g.cmd.Delete, g.cmd.Rules = pol.Keep, pol.Delete, pol.Rules

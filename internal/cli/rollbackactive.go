@@ -44,7 +44,7 @@ const shownActive = 8
 // first (family:revision): what a rollback can go back to once clean-up
 // deregistered the rest. One ListTaskDefinitions call per 100 revisions.
 func activeOlder(ctx context.Context, client revisionLister, current string) ([]string, error) {
-	fam, n := splitRevision(current)
+	fam, n := ecsarn.FamilyRevision(current)
 	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(fam), Status: types.TaskDefinitionStatusActive,
 		Sort: types.SortOrderDesc, MaxResults: aws.Int32(100)}
 	type rev struct {
@@ -59,7 +59,7 @@ func activeOlder(ctx context.Context, client revisionLister, current string) ([]
 		}
 		for _, a := range page.TaskDefinitionArns {
 			// familyPrefix also lists web-prod-worker under web-prod.
-			if f, m := splitRevision(a); f == fam && m < n {
+			if f, m := ecsarn.FamilyRevision(a); f == fam && m < n {
 				revs = append(revs, rev{ecsarn.Revision(a), m})
 			}
 		}
@@ -87,7 +87,7 @@ func activeChoices(ctx context.Context, client revisionLister, current string, f
 	case err != nil:
 		return "the ACTIVE revisions were not read: " + err.Error()
 	case len(revs) == 0:
-		return fmt.Sprintf("no revision of %s older than the running %s is ACTIVE, so there is nothing to roll back to", family(current), ecsarn.Revision(current))
+		return fmt.Sprintf("no revision of %s older than the running %s is ACTIVE, so there is nothing to roll back to", ecsarn.Family(current), ecsarn.Revision(current))
 	}
 	shown := slices.Clone(revs[:min(len(revs), shownActive)])
 	more := ""
@@ -96,7 +96,7 @@ func activeChoices(ctx context.Context, client revisionLister, current string, f
 	}
 	suggest := ""
 	if i := slices.IndexFunc(revs, func(r string) bool { return !failed[r] }); i >= 0 {
-		_, n := splitRevision(revs[i])
+		_, n := ecsarn.FamilyRevision(revs[i])
 		suggest = fmt.Sprintf(" (e.g. --to %d)", n)
 	}
 	for i, r := range shown {
@@ -148,7 +148,7 @@ func goneTarget(ctx context.Context, client revisionLister, err error, target, c
 	if !errors.As(err, &gone) {
 		return err
 	}
-	if family(target) == family(current) && newer(current, target) {
+	if ecsarn.Family(target) == ecsarn.Family(current) && newer(current, target) {
 		return fmt.Errorf("%s%s was cleaned up (deleted): ECS deploys no INACTIVE or deleted revision; %s",
 			ecsarn.Revision(target), which, activeChoices(ctx, client, current, failed))
 	}

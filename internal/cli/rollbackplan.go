@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,7 +52,7 @@ func planRollback(ctx context.Context, client rollbackReader, store *history.Sto
 	}
 	which := "" // how the target was chosen, for a refusal
 	if to != "" {
-		p.target = family(current) + ":" + to
+		p.target = ecsarn.Family(current) + ":" + to
 	} else if p.target = history.RollbackTarget(recs, current); p.target == "" {
 		return p, fmt.Errorf("no recorded deploy put the running %s in place (a rollback restored it, or it was deployed outside autodeploy), so there is nothing earlier to go back to; name a revision with --to: %s",
 			ecsarn.Revision(current), activeChoices(ctx, client, current, failedRevisions(recs)))
@@ -249,25 +248,8 @@ func repositoryName(image string) string {
 	return repo
 }
 
-// family is a revision's family; newer compares two revisions of one
-// family by number (revisions of different families are not ordered).
-func family(td string) string {
-	f, _ := splitRevision(td)
-	return f
-}
-
 func newer(a, b string) bool {
-	fa, na := splitRevision(a)
-	fb, nb := splitRevision(b)
+	fa, na := ecsarn.FamilyRevision(a)
+	fb, nb := ecsarn.FamilyRevision(b)
 	return fa == fb && na > nb
-}
-
-func splitRevision(td string) (string, int) {
-	rev := ecsarn.Revision(td)
-	i := strings.LastIndex(rev, ":")
-	if i < 0 {
-		return rev, 0
-	}
-	n, _ := strconv.Atoi(rev[i+1:])
-	return rev[:i], n
 }

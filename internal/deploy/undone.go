@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -143,8 +141,8 @@ func newerRevisions(ctx context.Context, client ECS, family string, running int3
 		}
 		past := false
 		for _, arn := range out.TaskDefinitionArns {
-			f, n, ok := familyRevision(arn)
-			if !ok || f != family {
+			f, n := ecsarn.FamilyRevision(arn)
+			if n == 0 || f != family {
 				continue // a longer family the prefix matched
 			}
 			if n <= int(running) {
@@ -164,15 +162,4 @@ func newerRevisions(ctx context.Context, client ECS, family string, running int3
 		arns = append(arns, r.arn)
 	}
 	return arns, nil
-}
-
-// familyRevision splits a task definition ARN into family and revision.
-func familyRevision(arn string) (string, int, bool) {
-	fr := ecsarn.Revision(arn)
-	i := strings.LastIndex(fr, ":")
-	if i < 0 {
-		return "", 0, false
-	}
-	n, err := strconv.Atoi(fr[i+1:])
-	return fr[:i], n, err == nil
 }

@@ -4,6 +4,7 @@ package ecsarn
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -48,6 +49,28 @@ func Partition(region string) string {
 		return "aws-us-gov"
 	}
 	return "aws"
+}
+
+// FamilyRevision splits a task definition (an ARN or family:revision)
+// into its family and revision number; n is 0 when it names no revision
+// (then family is the whole name).
+func FamilyRevision(taskDefinition string) (family string, n int) {
+	rev := Revision(taskDefinition)
+	i := strings.LastIndex(rev, ":")
+	if i < 0 {
+		return rev, 0
+	}
+	n, err := strconv.Atoi(rev[i+1:])
+	if err != nil || n <= 0 {
+		return rev, 0
+	}
+	return rev[:i], n
+}
+
+// Family is the family of a task definition (an ARN or family:revision).
+func Family(taskDefinition string) string {
+	f, _ := FamilyRevision(taskDefinition)
+	return f
 }
 
 // Revision shortens a task definition ARN to "family:revision", the way

@@ -88,3 +88,25 @@ func BenchmarkNamePlain(b *testing.B) {
 		}
 	}
 }
+
+func TestFamilyRevision(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		family string
+		n      int
+	}{
+		{"arn:aws:ecs:eu-west-1:111111111111:task-definition/web-prod:12", "web-prod", 12},
+		{"web:3", "web", 3},
+		{"web", "web", 0},
+		{"web:latest", "web:latest", 0},
+		{"web:0", "web:0", 0},
+		{"arn:aws-cn:ecs:cn-north-1:111111111111:task-definition/a:b:7", "a:b", 7},
+	} {
+		if f, n := FamilyRevision(tt.in); f != tt.family || n != tt.n {
+			t.Errorf("FamilyRevision(%q) = %q, %d, want %q, %d", tt.in, f, n, tt.family, tt.n)
+		}
+		if f := Family(tt.in); f != tt.family {
+			t.Errorf("Family(%q) = %q, want %q", tt.in, f, tt.family)
+		}
+	}
+}

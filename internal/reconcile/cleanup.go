@@ -166,14 +166,9 @@ func historyReach(keep int) int32 {
 // runsFamily reports whether svc runs or deploys a revision of family.
 func runsFamily(svc *types.Service, family string) bool {
 	return slices.ContainsFunc(revisionsOf(svc), func(rev string) bool {
-		f, _ := splitRevision(rev)
+		f, _ := ecsarn.FamilyRevision(rev)
 		return f == family
-	}) || familyOf(bluegreen.RunningTaskDefinition(svc)) == family
-}
-
-func familyOf(td string) string {
-	f, _ := splitRevision(td)
-	return f
+	}) || ecsarn.Family(bluegreen.RunningTaskDefinition(svc)) == family
 }
 
 // describedService is one service of a cleanup as DescribeServices

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -193,7 +192,7 @@ func (s *Sweeper) families(ctx context.Context, o Options, jobs []deploy.Job, se
 		if r.Cleanup == nil || svc == nil || undescribed[at] != nil {
 			continue
 		}
-		fam, _ := splitRevision(bluegreen.RunningTaskDefinition(svc))
+		fam, _ := ecsarn.FamilyRevision(bluegreen.RunningTaskDefinition(svc))
 		k := MarkKey{Account: at.Account, Region: at.Region, Family: fam}
 		g := byKey[k]
 		if g == nil {
@@ -218,7 +217,7 @@ func (s *Sweeper) families(ctx context.Context, o Options, jobs []deploy.Job, se
 		}
 		at := t.Where(central)
 		for _, rev := range revisionsOf(svc) {
-			fam, n := splitRevision(rev)
+			fam, n := ecsarn.FamilyRevision(rev)
 			g := byKey[MarkKey{Account: at.Account, Region: at.Region, Family: fam}]
 			if g == nil {
 				continue
@@ -255,7 +254,7 @@ func (s *Sweeper) families(ctx context.Context, o Options, jobs []deploy.Job, se
 		p := FamilyCleanup(s.Rules, central, place, func(_ *rules.Rule, t rules.Target) bool {
 			svc := svcOf(t)
 			return svc != nil && slices.ContainsFunc(revisionsOf(svc), func(rev string) bool {
-				fam, _ := splitRevision(rev)
+				fam, _ := ecsarn.FamilyRevision(rev)
 				return fam == g.key.Family
 			})
 		})
@@ -340,19 +339,4 @@ func revisionsOf(svc *types.Service) []string {
 		revs = append(revs, aws.ToString(ts.TaskDefinition))
 	}
 	return revs
-}
-
-// splitRevision takes a task definition (ARN or family:revision) apart;
-// revision 0 when it does not parse.
-func splitRevision(taskDefinition string) (string, int) {
-	s := ecsarn.Revision(taskDefinition)
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return s, 0
-	}
-	n, err := strconv.Atoi(s[i+1:])
-	if err != nil {
-		return s, 0
-	}
-	return s[:i], n
 }

@@ -95,7 +95,7 @@ func activeRevisions(t testing.TB, client *ecs.Client, family string) []int {
 	}
 	var revs []int
 	for _, a := range out.TaskDefinitionArns {
-		if fam, n := splitRevision(ecsarn.Revision(a)); fam == family {
+		if fam, n := ecsarn.FamilyRevision(ecsarn.Revision(a)); fam == family {
 			revs = append(revs, n)
 		}
 	}

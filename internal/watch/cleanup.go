@@ -3,7 +3,6 @@ package watch
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
@@ -55,7 +54,7 @@ func (w *Watcher) cleanUpAfter(ctx context.Context, rec history.Record) {
 	}
 	target := rule.Targets[i]
 	place := target.Where(w.Central)
-	family := familyOf(rec.ToTaskDefinition)
+	family := ecsarn.Family(rec.ToTaskDefinition)
 	// The watcher does not know which of the place's targets run the
 	// family, so every rule with a target there counts for keep and delete
 	// (the sweep's policy over as many rules or more: never wider). Whether
@@ -93,13 +92,4 @@ func (w *Watcher) cleanUpAfter(ctx context.Context, rec history.Record) {
 		return
 	}
 	w.Log.InfoContext(ctx, "cleanup queued", log...)
-}
-
-// familyOf is the family of a task definition (ARN or family:revision).
-func familyOf(taskDefinition string) string {
-	rev := ecsarn.Revision(taskDefinition)
-	if i := strings.LastIndex(rev, ":"); i >= 0 {
-		return rev[:i]
-	}
-	return rev
 }
