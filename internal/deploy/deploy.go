@@ -438,6 +438,11 @@ func (d *Deployer) deployTarget(ctx context.Context, push ecrevent.Push, rule *r
 		res.fail(err)
 		return res
 	}
+	// An earlier try of this very target may have deployed and died: its
+	// item received again, or its lease (never released) taken over now —
+	// a redrive, a duplicate queued item or a Lambda retry arrives as a
+	// first receive.
+	redelivered = redelivered || held.TookOver() == push.EventID+"/"+rule.Name
 	repaired, err := d.deployLocked(ctx, d.ECS(res.Region, role), push, rule, t, held, redelivered, &res)
 	if err != nil {
 		res.fail(err)

@@ -176,6 +176,9 @@ type memServices struct {
 	taken   []string
 	fail    error // Take fails with it
 	lost    bool  // Check reports the lease lost
+	// deadHolder is the holder a Take takes over, as from a worker that
+	// died holding the lease ("" : the lock was free).
+	deadHolder string
 }
 
 func newMemServices() *memServices {
@@ -195,7 +198,7 @@ func (s *memServices) Take(_ context.Context, key, _ string) (history.Held, erro
 	}
 	s.held[key] = true
 	s.taken = append(s.taken, key)
-	return &memHeld{s: s, key: key, state: s.state[key]}, nil
+	return &memHeld{s: s, key: key, state: s.state[key], tookOver: s.deadHolder}, nil
 }
 
 // fixState changes a service's state as the watcher would.
@@ -214,9 +217,10 @@ func (s *memServices) recorded() []history.Record {
 }
 
 type memHeld struct {
-	s     *memServices
-	key   string
-	state history.ServiceState
+	s        *memServices
+	key      string
+	state    history.ServiceState
+	tookOver string
 }
 
 func (h *memHeld) State() history.ServiceState { return h.state }
@@ -237,6 +241,8 @@ func (h *memHeld) Release(context.Context) error {
 	h.s.cond.Broadcast()
 	return nil
 }
+
+func (h *memHeld) TookOver() string { return h.tookOver }
 
 func (h *memHeld) Finish(ctx context.Context, r history.Record) error {
 	h.s.mu.Lock()

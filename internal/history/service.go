@@ -127,6 +127,12 @@ type Held interface {
 	Finish(ctx context.Context, rec Record) error
 	// Release releases the lock, writing nothing else.
 	Release(ctx context.Context) error
+	// TookOver is the holder whose lease this one took over when it died
+	// (or released it just then); "" when the lock was free at once. A
+	// holder of this very event and rule is an earlier try of it that may
+	// have deployed and died: a redrive or a sweep's new item for it arrives
+	// as a first receive.
+	TookOver() string
 }
 
 // Services takes services' locks on their state items.
@@ -168,6 +174,7 @@ type heldLock struct {
 func (h *heldLock) State() ServiceState               { return h.state }
 func (h *heldLock) Check() error                      { return h.lease.Check() }
 func (h *heldLock) Release(ctx context.Context) error { return h.lease.Release(ctx) }
+func (h *heldLock) TookOver() string                  { return h.lease.TookOver }
 
 // Finish writes the record, notes it on the state item and releases the
 // lock in one transaction. When the lock was lost meanwhile, the record and

@@ -107,6 +107,10 @@ type Lease struct {
 	owner string
 	// Item is the whole item as it stood right after the lease was taken.
 	Item map[string]types.AttributeValue
+	// TookOver is the holder of a lease this one may have taken over: it
+	// held the item and did not renew it for a whole lease (it died, or
+	// released it just then). "" when the item was free at once.
+	TookOver string
 
 	mu      sync.Mutex
 	renewed time.Time // when the last successful write of the lease was sent
@@ -138,7 +142,8 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 		// hold, failed digests) must not vanish with time; taking removes
 		// an expiry an older version left.
 		update := "SET #owner = :owner, #holder = :holder, #rvn = :rvn, #lease = :lease, #at = :at REMOVE #exp"
-		if seenRVN != "" && sent.Sub(seenAt) >= seenLease {
+		takeover := seenRVN != "" && sent.Sub(seenAt) >= seenLease
+		if takeover {
 			// The holder has not renewed for a whole lease: it is gone.
 			cond += " OR #rvn = :seen"
 			values[":seen"] = &types.AttributeValueMemberS{Value: seenRVN}
@@ -159,6 +164,9 @@ func (l *Locker) Acquire(ctx context.Context, key Key, holder string) (*Lease, e
 		if err == nil {
 			le := &Lease{l: l, key: key, owner: owner, Item: out.Attributes, renewed: sent,
 				stop: make(chan struct{}), done: make(chan struct{})}
+			if takeover {
+				le.TookOver = seenHolder
+			}
 			go le.heartbeat(ctx)
 			return le, nil
 		}

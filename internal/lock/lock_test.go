@@ -64,6 +64,9 @@ func TestLockAgainstDynamoDB(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a lease on svc-b blocked svc-c: %v", err)
 		}
+		if c.TookOver != "" {
+			t.Errorf("a free lock's lease TookOver = %q, want none", c.TookOver)
+		}
 		_ = c.Release(ctx)
 	})
 
@@ -78,6 +81,9 @@ func TestLockAgainstDynamoDB(t *testing.T) {
 		fresh, err := brief.Acquire(ctx, key("svc-d"), "next")
 		if err != nil {
 			t.Fatalf("Acquire of a dead lease: %v", err)
+		}
+		if fresh.TookOver != "crashed" {
+			t.Errorf("TookOver = %q, want the dead holder %q", fresh.TookOver, "crashed")
 		}
 		if err := stale.Check(); !errors.Is(err, ErrLeaseLost) {
 			t.Errorf("stale Check = %v, want ErrLeaseLost", err)

@@ -1,0 +1,38 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// A deploy that takes over the lease of a holder of this very event and
+// rule — an earlier try that died holding it — looks for its own deploy
+// undone since, although the item is a first receive (a redrive, a
+// duplicate queued item, Lambda's retry of an in-process deploy): the SQS
+// receive count cannot tell. Any other holder, or a free lock, costs
+// nothing. ECS and the locks are the package's fakes.
+func TestTakenOverLeaseOfThisEventChecksForAnUndoneDeploy(t *testing.T) {
+	event := func() string { return fmt.Sprintf("evt-web-v1.0.0-%d", t0.Unix()) }
+	for _, tt := range []struct {
+		name   string
+		holder string
+		lists  int
+	}{
+		{"free lock", "", 0},
+		{"another event's dead holder", "evt-other/web-prod", 0},
+		{"this event's dead holder", event() + "/web-prod", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.services.deadHolder = tt.holder
+			sum, err := f.d.Handle(context.Background(), pushEvent(t, "web", "v1.0.0", t0))
+			if err != nil || len(sum.Results) != 1 || sum.Results[0].Outcome != Deployed {
+				t.Fatalf("%+v, %v", sum.Results, err)
+			}
+			if got := f.ecs.calls["ListTaskDefinitions"]; got != tt.lists {
+				t.Errorf("ListTaskDefinitions called %d times, want %d", got, tt.lists)
+			}
+		})
+	}
+}
