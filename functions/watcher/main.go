@@ -11,7 +11,9 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
+	watcherwiring "github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring/watcher"
 )
 
 func main() {
@@ -25,5 +27,9 @@ func main() {
 		rt.Log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(wiring.New(rt).Watcher(timers).Handle)
+	var rechecker watch.Rechecker
+	if r := timer.NewRechecker(rt.AWS, timers); r != nil {
+		rechecker = r
+	}
+	lambda.Start(watcherwiring.New(wiring.New(rt), rechecker).Handle)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
@@ -19,6 +21,17 @@ const PurposeRecheck = "recheck"
 // schedule that hands the watcher work.Recheck for a deployment when its
 // outcome may be known (an ECS-native rollout's bake ends), since ECS sends
 // no event then.
+// NewRechecker is the watcher's Rechecker when timers are configured
+// (c.Enabled), setting schedules in cfg's account and region — beside the
+// watcher they invoke; nil without. The watcher's main builds it, so that
+// only the watcher's binary links the Scheduler client.
+func NewRechecker(cfg aws.Config, c Config) *Rechecker {
+	if !c.Enabled() {
+		return nil
+	}
+	return &Rechecker{Timers: &Timers{Scheduler: scheduler.NewFromConfig(cfg), Config: c, Now: time.Now}}
+}
+
 type Rechecker struct {
 	Timers *Timers
 	// Watcher is the ARN of the function the schedule invokes. Empty: the

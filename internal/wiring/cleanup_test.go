@@ -6,13 +6,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
 )
 
 // Clean-up is wired where it runs: with a work queue the sweep sends items
-// (to the queue of each place), the worker runs them and the watcher sends
-// one after a completion; without, the sweep runs them itself and the
-// watcher sends none. The sweep always reads the marks.
+// (to the queue of each place) and the worker runs them (the watcher's item
+// after a completion: wiring/watcher's TestWatcherCleanups); without, the
+// sweep runs them itself. The sweep always reads the marks.
 func TestCleanupWiring(t *testing.T) {
 	const url = "https://sqs.eu-west-1.amazonaws.com/111111111111/autodeploy-work"
 	for _, tc := range []struct {
@@ -25,13 +24,9 @@ func TestCleanupWiring(t *testing.T) {
 			if s.Marks == nil {
 				t.Error("the sweep reads no clean-up marks")
 			}
-			w := f.Watcher(timer.Config{})
 			if tc.queueURL == "" {
 				if s.Cleanup == nil || s.CleanupQueue != nil {
 					t.Errorf("in-process: Cleanup %v, CleanupQueue %v; want the sweep's own runner", s.Cleanup, s.CleanupQueue)
-				}
-				if w.Cleanups != nil {
-					t.Errorf("the watcher sends cleanups without a queue: %T", w.Cleanups)
 				}
 				return
 			}
@@ -44,9 +39,6 @@ func TestCleanupWiring(t *testing.T) {
 			}
 			if _, ok := q.SQS.(*sqs.Client); !ok {
 				t.Errorf("cleanup queue SQS %T", q.SQS)
-			}
-			if wq, ok := w.Cleanups.(*reconcile.CleanupQueue); !ok || wq.BaseURL != url {
-				t.Errorf("watcher Cleanups %T %v, want the work queue", w.Cleanups, w.Cleanups)
 			}
 			h, err := f.Worker()
 			if err != nil {

@@ -34,6 +34,12 @@ func New(rt fnenv.Runtime) *Functions {
 	return &Functions{rt: rt, clients: awsenv.NewClients(rt.AWS)}
 }
 
+// Runtime is what the functions were wired from.
+func (f *Functions) Runtime() fnenv.Runtime { return f.rt }
+
+// Clients are the functions' clients per region and role.
+func (f *Functions) Clients() *awsenv.Clients { return f.clients }
+
 // Deployer is the deployer with the per-service lock waiting at most
 // lockWait for a lease another deploy holds (0: the lock's default).
 // Its dispatcher is unset: in-process.
@@ -90,7 +96,7 @@ func (f *Functions) Intake() (*deploy.Deployer, *reconcile.Sweeper) {
 	// Clean-up after the sweep's deploys: the worker's, through the work
 	// queues; without them the sweep's own, in-process.
 	if rt.WorkQueues != nil {
-		sweeper.CleanupQueue = f.cleanupQueue()
+		sweeper.CleanupQueue = f.CleanupQueue()
 	} else {
 		sweeper.Cleanup = f.cleanupRunner(clients)
 	}
@@ -116,9 +122,9 @@ func (f *Functions) cleanupRunner(clients *awsenv.Clients) *reconcile.CleanupRun
 	}
 }
 
-// cleanupQueue sends cleanup items to each place's work queue; nil without
+// CleanupQueue sends cleanup items to each place's work queue; nil without
 // AUTODEPLOY_WORK_QUEUE_URL.
-func (f *Functions) cleanupQueue() *reconcile.CleanupQueue {
+func (f *Functions) CleanupQueue() *reconcile.CleanupQueue {
 	if f.rt.Env.WorkQueueURL == "" {
 		return nil
 	}

@@ -1,15 +1,23 @@
-package wiring
+package watcher
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
 )
 
 // The watcher reads service deployments and CodeDeploy deployments in the
@@ -32,7 +40,12 @@ func TestWatcher(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := New(runtime(t, "")).Watcher(cfg)
+			rt := runtime(t, "")
+			var rechecker watch.Rechecker // as the watcher's main builds it
+			if r := timer.NewRechecker(rt.AWS, cfg); r != nil {
+				rechecker = r
+			}
+			w := New(wiring.New(rt), rechecker)
 			if w.Store == nil || w.Promoter == nil || w.Log == nil || w.Rules == nil {
 				t.Errorf("watcher %+v: missing its store, promoter, log or rules", w)
 			}
@@ -76,5 +89,31 @@ func TestWatcher(t *testing.T) {
 				t.Errorf("schedules set in %s, want the central region eu-west-1", got)
 			}
 		})
+	}
+}
+
+// runtime is a runtime of one rule in eu-west-1, with the work queue at
+// queueURL ("" for none).
+func runtime(t *testing.T, queueURL string) fnenv.Runtime {
+	t.Helper()
+	cfg, err := rules.Parse("autodeploy.yaml", []byte("version: 1\nrules:\n  - {name: a, repository: web, tags: [x], targets: [{cluster: c, service: s}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	central := rules.Place{Account: "111111111111", Region: "eu-west-1"}
+	return fnenv.Runtime{Env: fnenv.Env{Table: "t", Concurrency: 10, WorkQueueURL: queueURL}, Log: logging.New(&strings.Builder{}, 0),
+		Rules: cfg, AWS: aws.Config{Region: "eu-west-1", Retryer: awsenv.NewRetryer}, Central: central}
+}
+
+// After a completion the watcher queues a cleanup item on the work queue
+// when there is one (a rule's cleanup:), none without (the sweep cleans).
+func TestWatcherCleanups(t *testing.T) {
+	const url = "https://sqs.eu-west-1.amazonaws.com/111111111111/autodeploy-work"
+	if w := New(wiring.New(runtime(t, "")), nil); w.Cleanups != nil {
+		t.Errorf("the watcher sends cleanups without a queue: %T", w.Cleanups)
+	}
+	w := New(wiring.New(runtime(t, url)), nil)
+	if wq, ok := w.Cleanups.(*reconcile.CleanupQueue); !ok || wq.BaseURL != url {
+		t.Errorf("watcher Cleanups %T %v, want the work queue", w.Cleanups, w.Cleanups)
 	}
 }

@@ -1,10 +1,13 @@
-package wiring
+// Package watcher builds the watcher function's watcher from the wiring
+// of the functions (wiring.Functions). It lives apart so that only the
+// watcher's binary links what it alone calls (Lambda, to hand promotions to
+// the deployer; SNS; Scheduler through internal/timer).
+package watcher
 
 import (
 	"time"
 
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
@@ -13,18 +16,19 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
 )
 
-// Watcher is the watcher function's watcher. It reads ECS-native rollouts'
+// New is the watcher function's watcher. It reads ECS-native rollouts'
 // service deployments and CodeDeploy deployments in each target's region
-// through the target's role. With timers configured (timer.LoadConfig:
-// AUTODEPLOY_SCHEDULE_GROUP and AUTODEPLOY_SCHEDULER_ROLE_ARN) it sets a
-// recheck timer when a rollout in flight is due to end; without, it has no
-// Rechecker and the next event (or sweep) reads the rollout again.
-func (f *Functions) Watcher(timers timer.Config) *watch.Watcher {
-	rt, clients := f.rt, f.clients
+// through the target's role. rechecker (internal/timer's, when timers are
+// configured; nil: none) is asked for a recheck when a rollout in flight is
+// due to end; without one, only the rollout's next event reads it again.
+// The watcher's main builds it, so that the other functions' binaries do
+// not link the Scheduler client.
+func New(f *wiring.Functions, rechecker watch.Rechecker) *watch.Watcher {
+	rt, clients := f.Runtime(), f.Clients()
 	w := &watch.Watcher{
 		Rules:   rt.Rules,
 		Central: rt.Central,
@@ -40,14 +44,10 @@ func (f *Functions) Watcher(timers timer.Config) *watch.Watcher {
 		ECS:        func(region, role string) rollout.ServiceDeploymentReader { return clients.ECS(region, role) },
 		Log:        rt.Log,
 	}
-	if timers.Enabled() {
-		// The schedules live in the central account and region, beside
-		// the watcher they invoke (the invocation's own ARN).
-		w.Rechecker = &timer.Rechecker{Timers: &timer.Timers{Scheduler: scheduler.NewFromConfig(rt.AWS), Config: timers, Now: time.Now}}
-	}
+	w.Rechecker = rechecker
 	// After a completion, a cleanup item for the worker (a rule's
 	// cleanup:); without the work queue the next sweep cleans.
-	if q := f.cleanupQueue(); q != nil {
+	if q := f.CleanupQueue(); q != nil {
 		w.Cleanups = q
 	}
 	if rt.Env.NotifyTopic != "" {
