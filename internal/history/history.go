@@ -100,7 +100,7 @@ func (w *Store) Put(ctx context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+	if err := w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
 		return fmt.Errorf("write history of %s: %w", r.serviceKey(), err)
 	}
 	return nil

@@ -199,12 +199,15 @@ func (h *heldLock) Finish(ctx context.Context, rec Record) error {
 		values[":uw"] = &types.AttributeValueMemberSS{Value: []string{rec.DeploymentID}}
 	}
 	release := h.lease.ReleaseUpdate(set, names, values)
-	_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
+	// Through transact: the watcher ending a deployment of this service
+	// writes its state item too, and DynamoDB cancels a transaction that
+	// meets another instead of queueing it.
+	err = h.store.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, release)})
 	var cancelled *types.TransactionCanceledException
 	if errors.As(err, &cancelled) && lockConditionFailed(cancelled, len(items)) {
 		note := h.store.stateUpdate(rec.serviceKey(), set, values)
 		note.Update.ExpressionAttributeNames = names
-		_, err = h.store.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, note)})
+		err = h.store.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: append(items, note)})
 	} else if err != nil {
 		_ = h.lease.Release(ctx)
 	}
