@@ -178,8 +178,9 @@ func publishedPerService(prefixes string) *[]*cdknag.NagPackSuppression {
 // parameters, and their CodeDeploy groups. The central worker gets it for
 // its own targets; a target stack's role for that account and region's.
 // Extra statements (lists of the role's own) are placed with them.
-// ListTaskDefinitions lets a redelivered work item find the revision an
-// earlier receive registered (deploy.Deployer's undone check).
+// ListTaskDefinitions is clean-up's listing of a family, and rollback's of
+// the ACTIVE revisions it may go back to (operators assume a target
+// stack's deploy role).
 func grantTargets(role awsiam.Role, cfg *rules.Config, keep reach, extra ...policyStatement) {
 	grantTargetsWith(role, cfg, keep, targetStatements, extra)
 }

@@ -9,9 +9,8 @@ import (
 
 // The roles that deploy — the central worker's, and a target stack's
 // deploy role — may list task definitions, on "*" (ECS takes no resource
-// for it): a redelivered work item looks for the revision an earlier
-// receive registered, so that a deploy undone before it was recorded is
-// not made again. The sweep role deploys nothing and gets none.
+// for it): clean-up lists a family's revisions, and a rollback those it
+// may go back to. The sweep role deploys nothing and gets none.
 func TestDeployRolesListTaskDefinitions(t *testing.T) {
 	all := synthAll(t, severalAccounts)
 	for _, tt := range []struct {

@@ -26,6 +26,9 @@ import (
 type ECS interface {
 	deploy.ECS
 	rollout.ServiceDeploymentController
+	// ListTaskDefinitions lists a family's revisions (rollback offers the
+	// ACTIVE ones; status and plan preview the clean-up).
+	ListTaskDefinitions(ctx context.Context, in *ecs.ListTaskDefinitionsInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error)
 }
 
 // ecsClient is the ECS client the commands use, made from the SDK's:

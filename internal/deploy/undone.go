@@ -1,30 +1,30 @@
 package deploy
 
 import (
-	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
 )
 
-// undoneLookback bounds the revisions newer than the running one that a
-// redelivered item describes, newest first, looking for its own; and
-// undonePages the pages of ListTaskDefinitions it reads to find them (its
-// familyPrefix also lists longer families, which DESC sorts first).
-const (
-	undoneLookback = 5
-	undonePages    = 5
-)
+// undoneLookback bounds the revisions after the running one that a
+// redelivered item describes looking for its own (revisions registered and
+// never deployed — a deploy that failed after registering — come between).
+const undoneLookback = 10
 
 // undoneReason begins the reason of a target skipped because this event's
 // deploy of it was undone before it was recorded.
@@ -56,19 +56,13 @@ func (d *Deployer) undone(ctx context.Context, client ECS, push ecrevent.Push, r
 	if p.Running == nil || p.Service == nil || p.Kind.IsCodeDeployControlled() {
 		return nil, nil
 	}
-	family, running := aws.ToString(p.Running.Family), p.Running.Revision
-	newer, err := newerRevisions(ctx, client, family, running)
+	newer, err := newerRevisions(ctx, client, aws.ToString(p.Running.TaskDefinitionArn), p.Running.Revision)
 	if err != nil {
 		return nil, d.undoneCheckFailed(ctx, res, err)
 	}
 	var own *ecs.DescribeTaskDefinitionOutput
 	var others []*types.TaskDefinition
-	for _, arn := range newer {
-		out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
-			TaskDefinition: aws.String(arn), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
-		if err != nil {
-			return nil, d.undoneCheckFailed(ctx, res, fmt.Errorf("describe task definition %s: %w", arn, err))
-		}
+	for _, out := range slices.Backward(newer) { // newest first
 		if taskdef.TagValue(out.Tags, taskdef.TagEvent) == push.EventID && taskdef.TagValue(out.Tags, taskdef.TagRule) == rule.Name {
 			own = out
 			break
@@ -79,12 +73,7 @@ func (d *Deployer) undone(ctx context.Context, client ECS, push ecrevent.Push, r
 		return nil, nil
 	}
 	mine := own.TaskDefinition
-	var primary *types.Deployment
-	for i, dep := range p.Service.Deployments {
-		if aws.ToString(dep.Status) == "PRIMARY" {
-			primary = &p.Service.Deployments[i]
-		}
-	}
+	primary := rollout.Primary(p.Service, p.From)
 	if primary == nil || primary.CreatedAt == nil || mine.RegisteredAt == nil || !primary.CreatedAt.After(*mine.RegisteredAt) {
 		return nil, nil
 	}
@@ -114,7 +103,7 @@ func (d *Deployer) undone(ctx context.Context, client ECS, push ecrevent.Push, r
 
 // undoneCheckFailed is the error of an undone check that could not read
 // ECS: a transient one returns the item (its next receive checks again);
-// any other (a deploy role without ecs:ListTaskDefinitions, a stack
+// any other (a deploy role denied the describe, a stack
 // updated after the worker) is logged and the deploy goes on, as it did
 // before the check.
 func (d *Deployer) undoneCheckFailed(ctx context.Context, res *Result, err error) error {
@@ -125,41 +114,26 @@ func (d *Deployer) undoneCheckFailed(ctx context.Context, res *Result, err error
 	return nil
 }
 
-// newerRevisions lists the ACTIVE revisions of family newer than running,
-// newest first, at most undoneLookback.
-func newerRevisions(ctx context.Context, client ECS, family string, running int32) ([]string, error) {
-	type rev struct {
-		arn string
-		n   int
-	}
-	var newer []rev
-	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(family), Sort: types.SortOrderDesc, MaxResults: aws.Int32(100)}
-	for range undonePages {
-		out, err := client.ListTaskDefinitions(ctx, in)
+// newerRevisions describes (with tags) the revisions registered after the
+// running one, oldest first: family:running+1, +2, … until ECS knows none
+// (ClientException: a number never registered) or undoneLookback of them.
+// Exact where a familyPrefix listing would not be: it lists longer
+// families (web-api under web) first, sorted by name, and pages of 100.
+func newerRevisions(ctx context.Context, client ECS, runningARN string, running int32) ([]*ecs.DescribeTaskDefinitionOutput, error) {
+	prefix := runningARN[:strings.LastIndex(runningARN, ":")+1]
+	var newer []*ecs.DescribeTaskDefinitionOutput
+	for n := running + 1; n <= running+undoneLookback; n++ {
+		arn := prefix + strconv.Itoa(int(n))
+		out, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+			TaskDefinition: aws.String(arn), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ClientException" {
+			break // not registered (yet): the newest is behind
+		}
 		if err != nil {
-			return nil, fmt.Errorf("list task definitions of %s: %w", family, err)
+			return nil, fmt.Errorf("describe task definition %s: %w", arn, err)
 		}
-		past := false
-		for _, arn := range out.TaskDefinitionArns {
-			f, n := ecsarn.FamilyRevision(arn)
-			if n == 0 || f != family {
-				continue // a longer family the prefix matched
-			}
-			if n <= int(running) {
-				past = true
-				continue
-			}
-			newer = append(newer, rev{arn, n})
-		}
-		if past || aws.ToString(out.NextToken) == "" {
-			break
-		}
-		in.NextToken = out.NextToken
+		newer = append(newer, out)
 	}
-	slices.SortFunc(newer, func(a, b rev) int { return cmp.Compare(b.n, a.n) })
-	arns := make([]string, 0, min(len(newer), undoneLookback))
-	for _, r := range newer[:min(len(newer), undoneLookback)] {
-		arns = append(arns, r.arn)
-	}
-	return arns, nil
+	return newer, nil
 }

@@ -14,14 +14,17 @@ import (
 // nothing. ECS and the locks are the package's fakes.
 func TestTakenOverLeaseOfThisEventChecksForAnUndoneDeploy(t *testing.T) {
 	event := func() string { return fmt.Sprintf("evt-web-v1.0.0-%d", t0.Unix()) }
+	// The check describes the revisions after the running one, which a
+	// deploy alone does not (extra: describes beyond a free lock's).
+	describes := map[string]int{}
 	for _, tt := range []struct {
 		name   string
 		holder string
-		lists  int
+		checks bool
 	}{
-		{"free lock", "", 0},
-		{"another event's dead holder", "evt-other/web-prod", 0},
-		{"this event's dead holder", event() + "/web-prod", 1},
+		{"free lock", "", false},
+		{"another event's dead holder", "evt-other/web-prod", false},
+		{"this event's dead holder", event() + "/web-prod", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -30,8 +33,9 @@ func TestTakenOverLeaseOfThisEventChecksForAnUndoneDeploy(t *testing.T) {
 			if err != nil || len(sum.Results) != 1 || sum.Results[0].Outcome != Deployed {
 				t.Fatalf("%+v, %v", sum.Results, err)
 			}
-			if got := f.ecs.calls["ListTaskDefinitions"]; got != tt.lists {
-				t.Errorf("ListTaskDefinitions called %d times, want %d", got, tt.lists)
+			describes[tt.name] = f.ecs.calls["DescribeTaskDefinition"]
+			if extra := describes[tt.name] - describes["free lock"]; (extra > 0) != tt.checks {
+				t.Errorf("%d describes beyond a free lock's; want the undone check %v", extra, tt.checks)
 			}
 		})
 	}
