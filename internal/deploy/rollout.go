@@ -85,11 +85,12 @@ func (d *Deployer) rolloutEnds(ctx context.Context, push ecrevent.Push, res *Res
 	if d.Rollouts == nil {
 		return false
 	}
-	// ownRevision: an earlier try of this deploy replaced them; its
-	// supersedes may not all have been counted. Only when the state read
-	// with the lock says one may be under way: a deploy after a deployment
-	// that ended costs no call for it.
-	if (res.Outcome == Deployed || (ownRevision && res.Outcome == Skipped)) && state.OthersUnderWay(res.DeploymentID) {
+	// A deploy reads them only when the state read with the lock says one
+	// may be under way: a deploy after a deployment that ended costs no call
+	// for it. A retry of its own deploy (ownRevision) always does: the first
+	// try may have superseded some (taking them off under_way) and died
+	// before counting their ends.
+	if res.Outcome == Deployed && state.OthersUnderWay(res.DeploymentID) || ownRevision && res.Outcome == Skipped {
 		running := res.To
 		if res.Outcome != Deployed {
 			running = res.From
