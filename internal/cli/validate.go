@@ -74,6 +74,9 @@ func validate(_ context.Context, args []string, env Env) error {
 			which, strings.Join(said, ", "))
 		fmt.Fprintln(env.Stdout, "clean-up: a service, scheduled task or state machine on those families that no rule names is protected only by keep")
 	}
+	if names := cfg.GateRules(); len(names) > 0 {
+		fmt.Fprintf(env.Stdout, "warning: %s (rules %s)\n", rules.GatesNotCarriedOut, strings.Join(names, ", "))
+	}
 	if *account == "" || *region == "" {
 		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
 	}
