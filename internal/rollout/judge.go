@@ -43,6 +43,13 @@ func Judge(d types.ServiceDeployment, now time.Time) Outcome {
 	default:
 		o.Stage, o.RecheckAt = stage(d, now)
 		o.Paused = pausedHook(d) != nil
+		return o
+	}
+	for _, t := range []*time.Time{d.FinishedAt, d.StoppedAt, d.UpdatedAt} {
+		if t != nil {
+			o.At = *t
+			break
+		}
 	}
 	return o
 }

@@ -109,6 +109,9 @@ type Outcome struct {
 	// Paused is, in flight, a deployment waiting at a PAUSE hook for a
 	// person (autodeploy continue or rollback).
 	Paused bool
+	// At is, once ended, when ECS says it ended (the service deployment's
+	// finishedAt, else stoppedAt, else updatedAt); zero when not known.
+	At time.Time
 	// ServiceDeploymentARN and Status are ECS-native's service deployment.
 	ServiceDeploymentARN string
 	Status               types.ServiceDeploymentStatus

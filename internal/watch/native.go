@@ -109,6 +109,11 @@ func (w *Watcher) native(ctx context.Context, e ending, ev rollout.Event, hint s
 		return e, nil
 	}
 	e.outcome, e.reason = o.Outcome, o.Reason
+	if !o.At.IsZero() {
+		// When ECS says it ended, not when an event or a timer (a minute
+		// or more later) brought the watcher to read it.
+		e.at = o.At
+	}
 	return e, nil
 }
 
