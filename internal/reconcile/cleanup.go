@@ -147,7 +147,10 @@ func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 		return res, clean, nil
 	}
 	if err := r.Marks.MarkClean(ctx, MarkKey{Account: c.Account, Region: c.Region, Family: c.Family},
-		Mark{Revision: clean, Settings: MarkSettings(c.Keep, c.Delete)}); err != nil {
+		// The settings the run kept and deleted under (the item's, narrowed
+		// by this worker's rules): a sweep on other settings finds the mark
+		// not clean and sends the family again, never the reverse.
+		Mark{Revision: clean, Settings: MarkSettings(keep, del)}); err != nil {
 		// The family is clean all the same; the next sweep sends it once
 		// more and that run, finding nothing to do, marks it.
 		r.Log.WarnContext(ctx, "cleanup: the family is clean but not marked so; the next sweep sends it again",
