@@ -104,6 +104,7 @@ func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*
 		History: store,
 		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
 		Marks:   marks,
+		Places:  lock.New(db, table),
 		Log:     slog.New(slog.NewJSONHandler(env.Stderr, nil)),
 		Rules:   cfg, Central: central,
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/cleanup"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
@@ -75,7 +76,15 @@ type CleanupRunner struct {
 	// the command's keep and delete are carried out as they are.
 	Rules   *rules.Config
 	Central rules.Place
-	Log     *slog.Logger
+	// Places, when set, holds a lease per account and region for the
+	// length of a run (lock key cleanup#<account>/<region>), taken without
+	// waiting: items that arrive together (a completion's and a sweep's,
+	// staging's and prod's of one family) run one at a time, the register
+	// bucket sees one budget, and the second finds the family's mark. An
+	// item that finds the place busy is left to the run that holds it and
+	// the next sweep.
+	Places *lock.Locker
+	Log    *slog.Logger
 }
 
 // Run carries out c within budget b (see cleanup.Cleaner.Run). A throttle
@@ -90,6 +99,21 @@ func (r *CleanupRunner) Run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 
 // run is Run, and the revision the family is clean as of (0: not clean).
 func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budget) (cleanup.Result, int, error) {
+	if r.Places != nil {
+		busy := *r.Places
+		busy.MaxWait = 0
+		lease, err := busy.Acquire(ctx, lock.Key{PK: "cleanup#" + c.Account + "/" + c.Region, SK: "lease"}, c.Origin+"/"+c.Family)
+		var held *lock.TimeoutError
+		if errors.As(err, &held) {
+			r.Log.InfoContext(ctx, "cleanup: another clean-up runs in this place; this one is left to it and the next sweep",
+				"family", c.Family, "account", c.Account, "region", c.Region, "holder", held.Holder, "origin", c.Origin)
+			return cleanup.Result{Family: c.Family}, 0, nil
+		}
+		if err != nil {
+			return cleanup.Result{Family: c.Family}, 0, fmt.Errorf("clean-up of %s: %w", c.Family, err)
+		}
+		defer func() { _ = lease.Release(context.WithoutCancel(ctx)) }()
+	}
 	client := r.ECS(c.Region, c.Role)
 	described, err := r.describe(ctx, client, c)
 	if err != nil {
@@ -113,6 +137,9 @@ func (r *CleanupRunner) run(ctx context.Context, c work.Cleanup, b *cleanup.Budg
 			return cleanup.Result{Family: c.Family}, 0, nil
 		}
 		keep, del = p.Narrow(keep, del)
+	}
+	if clean, err := r.markedClean(ctx, c, keep, del, described); err != nil || clean {
+		return cleanup.Result{Family: c.Family}, 0, err
 	}
 	t := cleanup.Target{Family: c.Family, Keep: keep, Delete: del, SweepInactive: del}
 	for _, d := range described {
@@ -270,4 +297,32 @@ func imageOf(image string, rec history.Record) bool {
 		return true
 	}
 	return rec.Tag != "" && strings.HasSuffix(image, "/"+rec.Repository+":"+rec.Tag)
+}
+
+// markedClean reports whether the family is already marked clean under keep
+// and del as of a revision no older than any its services run: an item
+// queued beside another for the same family (two completions of one push,
+// a completion's and a sweep's) finds the first one's work done and spends
+// nothing.
+func (r *CleanupRunner) markedClean(ctx context.Context, c work.Cleanup, keep int, del bool, described []describedService) (bool, error) {
+	if r.Marks == nil {
+		return false, nil
+	}
+	k := MarkKey{Account: c.Account, Region: c.Region, Family: c.Family}
+	marks, err := r.Marks.Clean(ctx, []MarkKey{k})
+	if err != nil {
+		return false, fmt.Errorf("clean-up of %s: read its mark: %w", c.Family, err)
+	}
+	m, ok := marks[k]
+	if !ok || m.Settings != MarkSettings(keep, del) {
+		return false, nil
+	}
+	for _, d := range described {
+		for _, rev := range revisionsOf(&d.svc) {
+			if f, n := ecsarn.FamilyRevision(rev); f == c.Family && n > m.Revision {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }

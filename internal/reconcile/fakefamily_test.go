@@ -22,6 +22,7 @@ type familyECS struct {
 	services     []types.Service
 	active       []string
 	deregistered []string
+	lists        int // ListTaskDefinitions calls
 }
 
 func (f *familyECS) DescribeServices(_ context.Context, in *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
@@ -34,6 +35,7 @@ func (f *familyECS) DescribeServices(_ context.Context, in *ecs.DescribeServices
 	return out, nil
 }
 func (f *familyECS) ListTaskDefinitions(_ context.Context, in *ecs.ListTaskDefinitionsInput, _ ...func(*ecs.Options)) (*ecs.ListTaskDefinitionsOutput, error) {
+	f.lists++
 	if in.Status == types.TaskDefinitionStatusInactive {
 		return &ecs.ListTaskDefinitionsOutput{}, nil
 	}

@@ -115,6 +115,7 @@ func (f *Functions) cleanupRunner(clients *awsenv.Clients) *reconcile.CleanupRun
 		History: history.NewStore(awsenv.StateTable(f.rt.AWS), f.rt.Env.Table),
 		SSM:     func(region, role string) reconcile.ParameterReader { return clients.SSM(region, role) },
 		Marks:   f.marks(),
+		Places:  lock.New(awsenv.StateTable(f.rt.AWS), f.rt.Env.Table),
 		Log:     f.rt.Log,
 		// The rules re-derive what an item may clean (FamilyCleanup), so a
 		// stale or partial item cannot widen a clean-up.
