@@ -16,6 +16,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
 )
@@ -45,6 +46,11 @@ func New(f *wiring.Functions, rechecker watch.Rechecker) *watch.Watcher {
 		Log:        rt.Log,
 	}
 	w.Rechecker = rechecker
+	if rechecker == nil && mayBeNative(rt.Rules) {
+		// ECS sends no event when a bake ends: without timers such a
+		// rollout is judged again only by another event of its service.
+		rt.Log.Warn("no recheck timers (AUTODEPLOY_SCHEDULE_GROUP, AUTODEPLOY_SCHEDULER_ROLE_ARN unset): an ECS-native rollout still baking at its last event is not judged again until another event of its service")
+	}
 	// After a completion, a cleanup item for the worker (a rule's
 	// cleanup:); without the work queue the next sweep cleans.
 	if q := f.CleanupQueue(); q != nil {
@@ -54,4 +60,17 @@ func New(f *wiring.Functions, rechecker watch.Rechecker) *watch.Watcher {
 		w.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}
 	return w
+}
+
+// mayBeNative reports whether a target may be ECS-native: every target
+// without codedeploy: (the kind is the service's, read at deploy time).
+func mayBeNative(cfg *rules.Config) bool {
+	for _, r := range cfg.Rules {
+		for _, t := range r.Targets {
+			if t.CodeDeploy == nil {
+				return true
+			}
+		}
+	}
+	return false
 }

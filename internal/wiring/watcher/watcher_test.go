@@ -1,8 +1,10 @@
 package watcher
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -115,5 +118,30 @@ func TestWatcherCleanups(t *testing.T) {
 	w := New(wiring.New(runtime(t, url)), nil)
 	if wq, ok := w.Cleanups.(*reconcile.CleanupQueue); !ok || wq.BaseURL != url {
 		t.Errorf("watcher Cleanups %T %v, want the work queue", w.Cleanups, w.Cleanups)
+	}
+}
+
+type noRecheck struct{}
+
+func (noRecheck) Recheck(context.Context, history.Record, time.Time) error { return nil }
+
+// Without timers the watcher says, once at init, that a rollout baking at
+// its last event is not judged again (ECS sends no event when a bake
+// ends); with a Rechecker it says nothing.
+func TestWatcherWarnsWithoutTimers(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		rechecker watch.Rechecker
+		warns     bool
+	}{{"no timers", nil, true}, {"timers", noRecheck{}, false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := runtime(t, "")
+			var logs strings.Builder
+			rt.Log = logging.New(&logs, 0)
+			New(wiring.New(rt), tt.rechecker)
+			if got := strings.Contains(logs.String(), "no recheck timers"); got != tt.warns {
+				t.Errorf("warned %v, want %v:\n%s", got, tt.warns, logs.String())
+			}
+		})
 	}
 }
