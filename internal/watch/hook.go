@@ -76,6 +76,10 @@ func (w *Watcher) hookEnding(ctx context.Context, raw json.RawMessage) (ending, 
 	return e, nil, nil
 }
 
+// hookSkew is how much later than a hook's change a deploy's record may be
+// stamped and still be the deploy the hook is about.
+const hookSkew = 5 * time.Minute
+
 // recordOfHook finds the deploy a hook event is about: the service's
 // deploy record naming its service deployment, else its latest ECS-native
 // deploy still in flight that names none and began before the hook changed
@@ -96,8 +100,11 @@ func (w *Watcher) recordOfHook(ctx context.Context, h ecsevent.Hook) (history.Re
 		return recent[i], true, nil
 	}
 	i := slices.IndexFunc(recent, func(r history.Record) bool {
+		// deployed_at is the worker's clock after UpdateService and its own
+		// work; an early hook (RECONCILE_SERVICE, PRE_SCALE_UP) may change
+		// before it: a few minutes' slack, as the finder allows.
 		return r.DeploymentID != "" && isNative(r) && r.ServiceDeploymentARN == "" && r.DeploymentOutcome == "" &&
-			!r.DeployedAt.After(h.When())
+			!r.DeployedAt.After(h.When().Add(hookSkew))
 	})
 	if i < 0 {
 		return history.Record{}, false, nil
