@@ -18,7 +18,7 @@ import (
 type NativeRollout struct {
 	Strategy types.DeploymentStrategy
 	// ECS starts the rollout; Outcome also reads its service deployment
-	// through it (NativeAPI: the watcher's client), so the deployer's
+	// through it (a ServiceDeploymentReader too: the watcher's client), so the deployer's
 	// client, which only starts rollouts, needs no reads.
 	ECS UpdateServiceAPI
 	// Now is the clock for stages; time.Now when nil.

@@ -151,13 +151,6 @@ type ServiceDeploymentController interface {
 	StopServiceDeployment(ctx context.Context, in *ecs.StopServiceDeploymentInput, optFns ...func(*ecs.Options)) (*ecs.StopServiceDeploymentOutput, error)
 }
 
-// NativeAPI is what an ECS-native rollout calls: the deployer starts it,
-// the watcher reads it.
-type NativeAPI interface {
-	UpdateServiceAPI
-	ServiceDeploymentReader
-}
-
 // updateService is the start of rolling and ECS-native rollouts: the task
 // definition only, so desired count, autoscaling, load balancers and the
 // deployment configuration (the strategy too) stay their owners'.
