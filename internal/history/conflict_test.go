@@ -284,18 +284,30 @@ func (m *memDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWri
 	failed := false
 	for i, t := range in.TransactItems {
 		reasons[i].Code = aws.String("None")
-		old := m.get(t.Update.Key)
+		var key, values map[string]types.AttributeValue
+		var expr *string
+		if t.Put != nil {
+			key, expr, values = t.Put.Item, t.Put.ConditionExpression, t.Put.ExpressionAttributeValues
+		} else {
+			key, expr, values = t.Update.Key, t.Update.ConditionExpression, t.Update.ExpressionAttributeValues
+		}
+		old := m.get(key)
 		if old == nil {
 			old = map[string]types.AttributeValue{}
 		}
-		if !cond(aws.ToString(t.Update.ConditionExpression), old, t.Update.ExpressionAttributeValues) {
+		if !cond(aws.ToString(expr), old, values) {
 			reasons[i].Code, failed = aws.String("ConditionalCheckFailed"), true
+			reasons[i].Item = copyItem(old)
 		}
 	}
 	if failed {
 		return nil, &types.TransactionCanceledException{Message: aws.String("cancelled"), CancellationReasons: reasons}
 	}
 	for _, t := range in.TransactItems {
+		if t.Put != nil {
+			m.items[akey(t.Put.Item)] = copyItem(t.Put.Item)
+			continue
+		}
 		m.update(t.Update.Key, t.Update)
 	}
 	return &dynamodb.TransactWriteItemsOutput{}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -143,6 +144,17 @@ func (w *Store) OpenRollout(ctx context.Context, r Rollout, targets []RolloutTar
 	copyKey(item, key)
 	exp := &types.AttributeValueMemberN{Value: fmt.Sprint(now.Add(RolloutRetention).Unix())}
 	item["expires_at"] = exp
+	if len(unique) < maxTransactItems {
+		// One transaction: the header (counting the targets already) and
+		// every target item — a single call on the push's path before the
+		// fan-out, and no open half done.
+		done, err := w.openAtOnce(ctx, r, item, unique, exp)
+		if err != nil || done {
+			return err
+		}
+		// A header without expected: an open of an older version died
+		// half-way; the steps below finish it.
+	}
 	_, err = w.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                           aws.String(w.table),
 		Item:                                item,
@@ -185,14 +197,51 @@ func (w *Store) OpenRollout(ctx context.Context, r Rollout, targets []RolloutTar
 	return nil
 }
 
+// openAtOnce opens a rollout of fewer than maxTransactItems targets in one
+// transaction: the header with expected set, if it does not exist, and the
+// target items. done is true when the rollout is open (now, or already: a
+// retry of the intake, a redelivery), false when a header without expected
+// is there (an open that died half-way, to be finished step by step).
+func (w *Store) openAtOnce(ctx context.Context, r Rollout, header map[string]types.AttributeValue, targets []RolloutTarget, exp types.AttributeValue) (done bool, err error) {
+	header = maps.Clone(header)
+	header["expected"] = num(len(targets))
+	items := append([]types.TransactWriteItem{{Put: &types.Put{
+		TableName:                           aws.String(w.table),
+		Item:                                header,
+		ConditionExpression:                 aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}}}, targetItems(w.table, r, targets, exp)...)
+	err = w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var cancelled *types.TransactionCanceledException
+	if errors.As(err, &cancelled) && len(cancelled.CancellationReasons) > 0 &&
+		aws.ToString(cancelled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		_, opened := cancelled.CancellationReasons[0].Item["expected"]
+		return opened, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open rollout of %s for %s: %w", r.Rule, r.EventID, err)
+	}
+	return true, nil
+}
+
 // writeTargets writes target items, in one transaction. Each write sets
 // only what names the target, so writing it again (a retry of the open)
 // leaves an end already recorded on it as it is.
 func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTarget, exp types.AttributeValue) error {
+	items := targetItems(w.table, r, targets, exp)
+	if err := w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
+		return fmt.Errorf("open rollout of %s for %s: write %d targets: %w", r.Rule, r.EventID, len(targets), err)
+	}
+	return nil
+}
+
+// targetItems are the writes of target items, each setting only what
+// names the target.
+func targetItems(table string, r Rollout, targets []RolloutTarget, exp types.AttributeValue) []types.TransactWriteItem {
 	items := make([]types.TransactWriteItem, 0, len(targets))
 	for _, t := range targets {
 		items = append(items, types.TransactWriteItem{Update: &types.Update{
-			TableName:        aws.String(w.table),
+			TableName:        aws.String(table),
 			Key:              targetKey(r.Rule, r.EventID, t.ServiceKey),
 			UpdateExpression: aws.String("SET service_key = :k, account = :a, #region = :r, #cluster = :c, #service = :s, expires_at = :exp"),
 			ExpressionAttributeNames: map[string]string{
@@ -204,10 +253,7 @@ func (w *Store) writeTargets(ctx context.Context, r Rollout, targets []RolloutTa
 			},
 		}})
 	}
-	if err := w.transact(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
-		return fmt.Errorf("open rollout of %s for %s: write %d targets: %w", r.Rule, r.EventID, len(targets), err)
-	}
-	return nil
+	return items
 }
 
 // EndRollout records how one target of a rule's rollout for a push ended,
