@@ -21,7 +21,8 @@ const (
 	DeploymentsCompleted  = "DeploymentsCompleted"
 	DeploymentsFailed     = "DeploymentsFailed"
 	DeploymentsRolledBack = "DeploymentsRolledBack"
-	Drift                 = "Drift" // per rule and sweep: targets found behind the newest image
+	Drift                 = "Drift"            // per rule and sweep: targets found behind the newest image
+	PendingApprovals      = "PendingApprovals" // per rule, at each sweep: digests that wait for a person
 )
 
 // Metric is one value; Unit is a CloudWatch unit (Count, Milliseconds…).

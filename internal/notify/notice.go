@@ -37,6 +37,8 @@ type Notice struct {
 	Summary *Summary
 	// Pause is set on a Paused notice: the hook that waits for a person.
 	Pause *Pause
+	// Gate is set on a gate's notice: an approval, a scan or a bake.
+	Gate *Gate
 }
 
 // Title is the notice in one line, without decoration: it is the e-mail's
@@ -47,6 +49,9 @@ func (n Notice) Title() string {
 	}
 	if n.Pause != nil {
 		return n.Pause.title(n)
+	}
+	if n.Gate != nil {
+		return n.Gate.title(n)
 	}
 	image := n.Repository + ":" + n.Tag
 	switch n.Outcome {
@@ -74,8 +79,10 @@ func (n Notice) icon() string {
 		return n.Summary.icon()
 	}
 	switch n.Outcome {
-	case Paused:
+	case Paused, AwaitingApproval:
 		return "⏸️"
+	case ScanBlocked:
+		return "🛑"
 	case Completed:
 		return "✅"
 	case RolledBack:
@@ -109,7 +116,10 @@ func (n Notice) facts() []fact {
 	if n.Pause != nil {
 		fs = n.Pause.facts(n)
 	}
-	if n.Pause == nil && !n.PushedAt.IsZero() && !n.EndedAt.IsZero() {
+	if n.Gate != nil {
+		fs = n.Gate.facts(n)
+	}
+	if n.Pause == nil && n.Gate == nil && !n.PushedAt.IsZero() && !n.EndedAt.IsZero() {
 		fs = append(fs, fact{"Push to end", fmt.Sprintf("%s (pushed %s, ended %s)", n.EndedAt.Sub(n.PushedAt).Round(time.Second),
 			n.PushedAt.UTC().Format(time.RFC3339), n.EndedAt.UTC().Format(time.RFC3339))})
 	}
@@ -145,6 +155,9 @@ func (n Notice) NextSteps() []string {
 	if n.Pause != nil {
 		return n.Pause.nextSteps(n)
 	}
+	if n.Gate != nil {
+		return n.Gate.nextSteps(n)
+	}
 	flags := n.serviceFlags()
 	history := "See what ran before: `autodeploy history " + flags + "`"
 	switch n.Outcome {
@@ -176,6 +189,9 @@ func (n Notice) NextSteps() []string {
 
 // threadID keeps every notice about one service in one chat thread.
 func (n Notice) threadID() string {
+	if n.Gate != nil && n.Gate.Kind != "bake" {
+		return "ecr-autodeploy/gate/" + n.Rule + "/" + n.Digest
+	}
 	switch n.Outcome {
 	case NotPromoted:
 		return "ecr-autodeploy/promote/" + n.Rule + "/" + n.Repository
@@ -249,6 +265,9 @@ func (n Notice) Chatbot() ([]byte, error) {
 	}
 	if n.Pause != nil {
 		id = n.Pause.HookID
+	}
+	if n.Gate != nil {
+		id = n.Gate.Kind + "/" + n.Rule + "/" + n.Digest + "/" + n.Outcome
 	}
 	b, err := json.MarshalIndent(chatbotMessage{
 		Version: "1.0",

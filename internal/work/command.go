@@ -28,7 +28,7 @@ const (
 )
 
 // Command is one of the product's messages to itself: DeployTarget,
-// DeployPush, Sweep, Recheck or Cleanup. DecodeCommand returns one by its
+// DeployPush, Sweep, Recheck, Cleanup or GateDue. DecodeCommand returns one by its
 // kind.
 type Command interface {
 	Kind() Kind
@@ -150,6 +150,8 @@ func DecodeCommand(body []byte) (Command, error) {
 		c = &Recheck{}
 	case KindCleanup:
 		c = &Cleanup{}
+	case KindGateDue:
+		c = &GateDue{}
 	default:
 		return nil, &Error{Msg: fmt.Sprintf("unknown command kind %q (version %d)", env.Kind, env.V)}
 	}
@@ -179,6 +181,8 @@ func deref(c Command) Command {
 	case *Recheck:
 		return *c
 	case *Cleanup:
+		return *c
+	case *GateDue:
 		return *c
 	}
 	return c

@@ -1,0 +1,363 @@
+package gate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+)
+
+// ScanReader reads a digest's scan result in its registry: ECR answers for
+// basic scanning and for enhanced scanning by Amazon Inspector alike.
+type ScanReader interface {
+	DescribeImageScanFindings(ctx context.Context, in *ecr.DescribeImageScanFindingsInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImageScanFindingsOutput, error)
+}
+
+// Notifier tells people of a gate's decision.
+type Notifier interface {
+	Notify(ctx context.Context, n notify.Notice) error
+}
+
+// Gates is the one place the intake, sweeps, the watcher and the CLI ask
+// whether a digest may go to a rule's targets (Admit, Peek), and where the
+// gates end (end.go): by their timers, scan results, alarms and sweeps.
+type Gates struct {
+	Rules *rules.Config
+	// Central is where the functions run: rules default registries,
+	// targets and alarms to it.
+	Central rules.Place
+	Store   *Store
+	// Scans reads scan results in a registry's region, through role.
+	Scans func(region, role string) ScanReader
+	// Notifier, when set, is told of every gate decision a person should
+	// know of (an approval asked, a scan blocked, a bake stopped).
+	Notifier Notifier
+	// The watcher's parts (end.go): alarms read at a bake's end, timers,
+	// the hand-off of what a gate let through, and a bake's promotion.
+	Alarms  func(region, role string) AlarmReader
+	Timers  Timers
+	HandOff HandOff
+	Promote func(ctx context.Context, r *rules.Rule, b Bake) error
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Mode says what a caller of Admit may change.
+type Mode int
+
+const (
+	// FromPush: a push (ECR's event, a hand-off, a redrive): gates open,
+	// and a newer push of a digest asks anew for an expired approval.
+	FromPush Mode = iota
+	// FromSweep: a sweep's newest image: gates open (a lost push event
+	// heals), but an ended approval is not asked again — only a push asks.
+	FromSweep
+	// ReadOnly: plan, a dry run: nothing written, nothing noticed.
+	ReadOnly
+)
+
+// Verdict is what the gates say of one digest for one rule.
+type Verdict struct {
+	// Pass: every gate of the rule let the digest through.
+	Pass bool
+	// Gate is the gate that stops it, and State where that gate is.
+	Gate  Kind
+	State State
+	// Final: a refusal no waiting ends (blocked, failed, timed out,
+	// rejected, superseded, expired): not deployed, not retried.
+	Final bool
+	// Reason says it for people: "waits for approval", "waits for its
+	// scan", "blocked: 1 CRITICAL".
+	Reason string
+}
+
+var pass = Verdict{Pass: true}
+
+// Gated reports whether rule r has a gate before it deploys.
+func Gated(r *rules.Rule) bool { return r.Scan != nil || r.Approval != nil }
+
+// Admit says whether rule r deploys push now. The scan comes first (no
+// person is asked to approve an image its scan may block), then the
+// approval. Gates are opened as the mode allows, each decision logged
+// (msg="gate") and, when a person should know, noticed once.
+func (g *Gates) Admit(ctx context.Context, r *rules.Rule, push ecrevent.Push, mode Mode) (Verdict, error) {
+	if r.Scan != nil {
+		v, err := g.scan(ctx, r, push, mode)
+		if err != nil || !v.Pass {
+			return v, err
+		}
+	}
+	if r.Approval != nil {
+		return g.approval(ctx, r, push, mode)
+	}
+	return pass, nil
+}
+
+// Peek is Admit without a write, a notice or a log line: what `plan` and a
+// dry run say.
+func (g *Gates) Peek(ctx context.Context, r *rules.Rule, push ecrevent.Push) (Verdict, error) {
+	return g.Admit(ctx, r, push, ReadOnly)
+}
+
+func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mode Mode) (Verdict, error) {
+	sc, found, err := g.Store.GetScan(ctx, r.Name, push.Digest)
+	if err != nil {
+		return Verdict{}, err
+	}
+	if found && sc.State != Pending && sc.State != TimedOut {
+		return scanVerdict(sc), nil
+	}
+	// No result recorded yet: the registry may have one (the scan event was
+	// lost, or came before any push asked).
+	res, err := g.readScan(ctx, r, push)
+	if err != nil {
+		return Verdict{}, err
+	}
+	switch {
+	case res.complete && mode == ReadOnly:
+		blocked, why := r.Scan.Blocks(res.counts)
+		if blocked {
+			return Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: " + why}, nil
+		}
+		return pass, nil
+	case res.failed && mode == ReadOnly:
+		return Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: " + res.reason}, nil
+	case mode == ReadOnly:
+		if found && sc.State == TimedOut {
+			return scanVerdict(sc), nil
+		}
+		return Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"}, nil
+	case res.complete:
+		done, applied, err := g.Store.ScanCompleted(ctx, ScanResult{Rule: r.Name, Digest: push.Digest, Repository: r.Repository,
+			Block: r.Scan.Block, Counts: res.counts, Source: SourceDescribe, At: g.now()})
+		if err != nil {
+			return Verdict{}, err
+		}
+		if applied {
+			g.scanEnded(ctx, r, done)
+		}
+		return scanVerdict(done), nil
+	case res.failed:
+		done, applied, err := g.Store.FailScan(ctx, r.Name, push.Digest, r.Repository, res.reason, SourceDescribe, g.now())
+		if err != nil {
+			return Verdict{}, err
+		}
+		if applied {
+			g.scanEnded(ctx, r, done)
+		}
+		return scanVerdict(done), nil
+	case found:
+		return scanVerdict(sc), nil // pending (or timed out) still
+	}
+	now := g.now()
+	started, created, err := g.Store.StartScan(ctx, ScanRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,
+		PushedAt: push.Time, At: now, Wait: r.Scan.Wait})
+	if err != nil {
+		return Verdict{}, err
+	}
+	if created {
+		Log(ctx, g.log(), r.Name, push.Digest, KindScan, "waits", fmt.Sprintf("no scan result yet (%s); waits until %s", res.status, started.Due.Format(time.RFC3339)))
+	}
+	return scanVerdict(started), nil
+}
+
+// scanVerdict is what a scan gate says.
+func scanVerdict(sc Scan) Verdict {
+	switch sc.State {
+	case Clean:
+		return pass
+	case Blocked:
+		return Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: " + sc.Reason}
+	case ScanFailed:
+		return Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: " + sc.Reason}
+	case TimedOut:
+		return Verdict{Gate: KindScan, State: TimedOut, Final: true, Reason: fmt.Sprintf("no scan result by %s (scan.wait)", sc.Due.Format(time.RFC3339))}
+	}
+	return Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + sc.Due.Format(time.RFC3339) + ")"}
+}
+
+// Where a scan result came from.
+const (
+	SourceECR       = "ECR Image Scan"
+	SourceInspector = "Inspector2 Scan"
+	SourceDescribe  = "DescribeImageScanFindings"
+)
+
+// registryScan is a digest's scan as its registry says.
+type registryScan struct {
+	complete, failed bool
+	counts           map[string]int
+	status, reason   string
+}
+
+// readScan asks the registry for push's scan result.
+func (g *Gates) readScan(ctx context.Context, r *rules.Rule, push ecrevent.Push) (registryScan, error) {
+	registry := r.RegistryOf(g.Central)
+	out, err := g.Scans(registry.Region, r.RegistryRole(g.Central)).DescribeImageScanFindings(ctx, &ecr.DescribeImageScanFindingsInput{
+		RegistryId:     aws.String(registry.Account),
+		RepositoryName: aws.String(r.Repository),
+		ImageId:        &ecrtypes.ImageIdentifier{ImageDigest: aws.String(push.Digest)},
+		MaxResults:     aws.Int32(1), // the counts come with the first page
+	})
+	var notFound *ecrtypes.ScanNotFoundException
+	if errors.As(err, &notFound) {
+		return registryScan{status: "not scanned yet"}, nil
+	}
+	if err != nil {
+		return registryScan{}, fmt.Errorf("read the scan of %s@%s in %s: %w", r.Repository, push.Digest, registry, err)
+	}
+	rs := registryScan{}
+	if out.ImageScanStatus != nil {
+		rs.status, rs.reason = string(out.ImageScanStatus.Status), aws.ToString(out.ImageScanStatus.Description)
+	}
+	switch out.ImageScanStatus.Status {
+	case ecrtypes.ScanStatusComplete, ecrtypes.ScanStatusActive:
+		rs.complete = true
+		rs.counts = map[string]int{}
+		if out.ImageScanFindings != nil {
+			for sev, n := range out.ImageScanFindings.FindingSeverityCounts {
+				rs.counts[strings.ToUpper(sev)] = int(n)
+			}
+		}
+	case ecrtypes.ScanStatusFailed, ecrtypes.ScanStatusUnsupportedImage:
+		rs.failed = true
+		if rs.reason == "" {
+			rs.reason = rs.status
+		}
+	}
+	if rs.status == "" {
+		rs.status = "no status"
+	}
+	return rs, nil
+}
+
+// scanEnded logs and notices a scan gate this call ended.
+func (g *Gates) scanEnded(ctx context.Context, r *rules.Rule, sc Scan) {
+	Log(ctx, g.log(), r.Name, sc.Digest, KindScan, string(sc.State), sc.Reason)
+	n := notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: sc.Tag, Digest: sc.Digest, Reason: sc.Reason}
+	switch sc.State {
+	case Blocked:
+		g.notify(ctx, notify.GateNotice(n, notify.ScanBlocked, notify.Gate{Kind: string(KindScan), Findings: sc.Reason, Targets: g.targets(r)}))
+	case ScanFailed:
+		n.Reason = "the scan failed: " + sc.Reason
+		g.notify(ctx, notify.GateNotice(n, notify.ScanNotDone, notify.Gate{Kind: string(KindScan), Targets: g.targets(r)}))
+	case TimedOut:
+		n.Reason = fmt.Sprintf("no scan result within %s (scan.wait)", r.Scan.Wait)
+		g.notify(ctx, notify.GateNotice(n, notify.ScanNotDone, notify.Gate{Kind: string(KindScan), Due: sc.Due, Targets: g.targets(r)}))
+	}
+}
+
+func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push, mode Mode) (Verdict, error) {
+	a, found, err := g.Store.GetApproval(ctx, r.Name, push.Digest)
+	if err != nil {
+		return Verdict{}, err
+	}
+	now := g.now()
+	if found {
+		// A newer push of the same digest asks anew for an approval that
+		// expired or was superseded; anything else stands as it is.
+		askAgain := mode == FromPush && (a.State == Expired || a.State == Superseded) && push.Time.After(a.PushedAt)
+		if !askAgain {
+			return approvalVerdict(a, now), nil
+		}
+	}
+	if mode == ReadOnly {
+		return Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push asks for it)"}, nil
+	}
+	req, err := g.Store.RequestApproval(ctx, ApprovalRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,
+		PushedAt: push.Time, At: now, Expires: r.Approval.Expires})
+	if err != nil {
+		return Verdict{}, err
+	}
+	for _, old := range req.Superseded {
+		Log(ctx, g.log(), r.Name, old.Digest, KindApproval, string(Superseded), "a newer push of the rule waits: "+push.Tag)
+		g.notify(ctx, notify.GateNotice(notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: old.Tag, Digest: old.Digest},
+			notify.ApprovalSuperseded, notify.Gate{Kind: string(KindApproval), NewerTag: push.Tag}))
+	}
+	if req.Created {
+		a := req.Approval
+		Log(ctx, g.log(), r.Name, a.Digest, KindApproval, "waits", "asked for approval; expires "+a.Due.Format(time.RFC3339))
+		g.notify(ctx, notify.GateNotice(notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: a.Tag, Digest: a.Digest, PushedAt: a.PushedAt},
+			notify.AwaitingApproval, notify.Gate{Kind: string(KindApproval), Due: a.Due, Targets: g.targets(r)}))
+	}
+	return approvalVerdict(req.Approval, now), nil
+}
+
+// approvalVerdict is what an approval gate says at now.
+func approvalVerdict(a Approval, now time.Time) Verdict {
+	v := Verdict{Gate: KindApproval, State: a.State, Final: true}
+	switch a.State {
+	case Approved:
+		return pass
+	case Pending:
+		if !a.Due.After(now) {
+			v.State, v.Reason = Expired, "its approval expired at "+a.Due.Format(time.RFC3339)
+			return v
+		}
+		v.Final, v.Reason = false, "waits for approval (until "+a.Due.Format(time.RFC3339)+")"
+	case Rejected:
+		v.Reason = fmt.Sprintf("rejected by %s: %s", a.By, a.Reason)
+	case Superseded:
+		v.Reason = "its approval was superseded by a newer push (" + a.SupersededBy + ")"
+	case Expired:
+		v.Reason = "its approval expired at " + a.Due.Format(time.RFC3339)
+	default:
+		v.Reason = "approval " + string(a.State)
+	}
+	return v
+}
+
+// targets are a rule's targets as a notice lists them.
+func (g *Gates) targets(r *rules.Rule) []string {
+	out := make([]string, len(r.Targets))
+	for i, t := range r.Targets {
+		at := t.Where(g.Central)
+		out[i] = fmt.Sprintf("%s/%s in %s %s", t.Cluster, t.Service, at.Account, at.Region)
+	}
+	return out
+}
+
+func (g *Gates) notify(ctx context.Context, n notify.Notice) {
+	if g.Notifier == nil {
+		return
+	}
+	if err := g.Notifier.Notify(ctx, n); err != nil {
+		// A gate's state is the truth (status and plan show it); a lost
+		// notice is logged, not retried, as a retry would notice twice.
+		g.log().WarnContext(ctx, "gate notice not sent", "rule", n.Rule, "digest", n.Digest, "outcome", n.Outcome, "error", err.Error())
+	}
+}
+
+func (g *Gates) log() *slog.Logger {
+	if g.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return g.Log
+}
+
+func (g *Gates) now() time.Time {
+	if g.Now == nil {
+		return time.Now()
+	}
+	return g.Now()
+}
+
+// HandOffID is the event id of a push a gate hands the deployer (an
+// approved digest, a scan that came clean): derived from the gate, rule and
+// digest, so a repeated hand-off is recognisable as the same one.
+func HandOffID(kind Kind, rule, digest string) string {
+	sum := sha256.Sum256([]byte(string(kind) + "\x00" + rule + "\x00" + digest))
+	return "autodeploy-" + string(kind) + "-" + hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,135 @@
+package notify
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// What a gate's notice reports (DESIGN "Gates"). A bake an alarm stopped is
+// NotPromoted with a Gate.
+const (
+	AwaitingApproval   = "awaiting_approval"   // a push waits for a person's approval
+	ApprovalExpired    = "approval_expired"    // no one decided within approval.expires: not deployed
+	ApprovalSuperseded = "approval_superseded" // a newer push of the rule waits instead
+	ApprovalRejected   = "approval_rejected"   // a person rejected it: not deployed
+	ScanBlocked        = "scan_blocked"        // the scan found a blocked severity: not deployed
+	ScanNotDone        = "scan_not_done"       // no scan result within scan.wait, or the scan failed: not deployed
+)
+
+// Gate is what a gate's notice says of the gate.
+type Gate struct {
+	// Kind is approval, scan or bake.
+	Kind string
+	// Targets are what would deploy where ("prod/web in 123456789012 eu-west-1").
+	Targets []string
+	// Due is when a pending approval expires, or a scan's wait ends.
+	Due time.Time
+	// Findings are a scan's counts of blocked severities ("1 CRITICAL").
+	Findings string
+	// Alarm and AlarmAt: the alarm that stopped a bake, and when.
+	Alarm   string
+	AlarmAt time.Time
+	// By is who decided an approval (a rejection's).
+	By string
+	// NewerTag is the push that superseded an approval.
+	NewerTag string
+}
+
+// GateNotice is base (rule, image, digest) as a gate's notice.
+func GateNotice(base Notice, outcome string, g Gate) Notice {
+	base.Outcome, base.Gate = outcome, &g
+	return base
+}
+
+// maxTargetsListed bounds the targets one gate notice lists.
+const maxTargetsListed = 10
+
+func (g *Gate) title(n Notice) string {
+	image := n.Repository + ":" + n.Tag
+	switch n.Outcome {
+	case AwaitingApproval:
+		return fmt.Sprintf("%s waits for approval to deploy by rule %s", image, n.Rule)
+	case ApprovalExpired:
+		return fmt.Sprintf("%s NOT deployed by rule %s: its approval expired", image, n.Rule)
+	case ApprovalSuperseded:
+		return fmt.Sprintf("%s no longer waits for approval by rule %s: a newer push does", image, n.Rule)
+	case ApprovalRejected:
+		return fmt.Sprintf("%s NOT deployed by rule %s: rejected", image, n.Rule)
+	case ScanBlocked:
+		return fmt.Sprintf("%s NOT deployed by rule %s: its scan found %s", image, n.Rule, g.Findings)
+	case ScanNotDone:
+		return fmt.Sprintf("%s NOT deployed by rule %s: no clean scan result", image, n.Rule)
+	case NotPromoted:
+		return fmt.Sprintf("%s NOT promoted by rule %s: alarm %s during its bake", image, n.Rule, g.Alarm)
+	}
+	return fmt.Sprintf("%s %s by rule %s", image, strings.ReplaceAll(n.Outcome, "_", " "), n.Rule)
+}
+
+func (g *Gate) facts(n Notice) []fact {
+	fs := []fact{
+		{"Image", n.Repository + ":" + n.Tag},
+		{"Digest", n.Digest},
+		{"Outcome", strings.ReplaceAll(n.Outcome, "_", " ")},
+		{"Rule", n.Rule},
+		{"Gate", g.Kind},
+	}
+	if len(g.Targets) > 0 {
+		list := g.Targets[:min(len(g.Targets), maxTargetsListed)]
+		v := strings.Join(list, ", ")
+		if more := len(g.Targets) - len(list); more > 0 {
+			v += fmt.Sprintf(" and %d more", more)
+		}
+		fs = append(fs, fact{"Targets", v})
+	}
+	if !g.Due.IsZero() {
+		what := "Expires"
+		if g.Kind == "scan" {
+			what = "Waits until"
+		}
+		fs = append(fs, fact{what, g.Due.UTC().Format(time.RFC3339)})
+	}
+	fs = append(fs, fact{"Findings", g.Findings}, fact{"Alarm", g.Alarm})
+	if !g.AlarmAt.IsZero() {
+		fs = append(fs, fact{"Alarm at", g.AlarmAt.UTC().Format(time.RFC3339)})
+	}
+	fs = append(fs, fact{"By", g.By}, fact{"Newer push", g.NewerTag}, fact{"Promoted tag", n.PromotedTag}, fact{"Reason", n.Reason})
+	return fs
+}
+
+func (g *Gate) nextSteps(n Notice) []string {
+	which := "--rule " + n.Rule + " --tag " + n.Tag
+	if n.Tag == "" {
+		which = "--rule " + n.Rule + " --digest " + n.Digest
+	}
+	switch n.Outcome {
+	case AwaitingApproval:
+		return []string{
+			"To deploy it: `autodeploy approve " + which + "`",
+			"To refuse it: `autodeploy reject " + which + " --reason \"…\"`",
+			"See what it would do: `autodeploy plan --rule " + n.Rule + " --tag " + n.Tag + "`",
+		}
+	case ApprovalExpired:
+		return []string{"Nothing was deployed. Push the image again to ask for an approval anew."}
+	case ApprovalSuperseded:
+		return []string{"Approve the newer push instead: `autodeploy status` lists what waits for approval."}
+	case ApprovalRejected:
+		return []string{"Nothing was deployed. Push a new image to ask again."}
+	case ScanBlocked:
+		return []string{
+			"This digest is not deployed by this rule: fix the findings and push a new image.",
+			"Read them: `aws ecr describe-image-scan-findings --repository-name " + n.Repository + " --image-id imageDigest=" + n.Digest + "`",
+		}
+	case ScanNotDone:
+		return []string{
+			"Not deployed. A scan result that still comes deploys it when clean; check that scanning is on for repository " + n.Repository + ".",
+			"Read the scan's status: `aws ecr describe-image-scan-findings --repository-name " + n.Repository + " --image-id imageDigest=" + n.Digest + "`",
+		}
+	case NotPromoted:
+		return []string{
+			"It stays on the rule's targets; nothing rolled back. Read the alarm's history before you roll back: `autodeploy history --rule " + n.Rule + "`",
+			"Fix and push a new image; or promote this one by hand with its tag " + n.PromotedTag + ".",
+		}
+	}
+	return nil
+}
