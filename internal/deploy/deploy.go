@@ -22,6 +22,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -132,6 +133,9 @@ type Deployer struct {
 	// Outcomes, when set, records the end of a deployment whose record a
 	// retry repaired, when it ended before (see repair).
 	Outcomes Outcomes
+	// Gates says whether a rule with approval: or scan: deploys a push
+	// now (gates.go); unset, such a rule deploys nothing.
+	Gates Gates
 	Now      func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
@@ -221,7 +225,14 @@ func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, err
 		d.logIgnored(ctx, push, ignored)
 		return Summary{EventID: push.EventID, Ignored: ignored}, nil
 	}
-	return d.Dispatch(ctx, push, jobs)
+	// Gates first: what waits for an approval or a scan registers nothing.
+	jobs, held, gerr := d.admitted(ctx, push, jobs, gate.FromPush)
+	if len(jobs) == 0 {
+		return Summary{EventID: push.EventID, Results: held}, gerr
+	}
+	sum, err := d.Dispatch(ctx, push, jobs)
+	sum.Results = append(sum.Results, held...)
+	return sum, errors.Join(err, gerr)
 }
 
 // Dispatcher hands the targets of one push (or of a sweep) to what rolls

@@ -24,6 +24,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -163,12 +164,13 @@ func (s *Sweeper) Sweep(ctx context.Context, o Options) (Report, error) {
 	behind := make([]bool, len(jobs))
 	later := make([]*handOver, len(jobs))
 	waiting := make([]bool, len(jobs))
+	gates := &verdicts{}
 	var g errgroup.Group
 	g.SetLimit(max(s.Deployer.Concurrency, 1))
 	for i, j := range jobs {
 		g.Go(func() error {
 			list := images[repository{j.rule.RegistryOf(central), j.rule.Repository}]
-			rep.Lines[i], behind[i], later[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr)
+			rep.Lines[i], behind[i], later[i] = s.target(ctx, o, deploy.Job{Rule: j.rule, Target: j.target, Index: j.index}, list, services, states, stateErr, gates)
 			waiting[i] = behind[i] && later[i] == nil && rep.Lines[i].Outcome == Queued
 			if later[i] == nil {
 				s.log(ctx, o, rep.Lines[i])
@@ -405,7 +407,7 @@ func (s *Sweeper) noteQueued(ctx context.Context, o Options, lines []Line, later
 // not dispatched here: later is its job, for handOver to send with the
 // others of its push, and the line's outcome is handOver's to write.
 func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list listing,
-	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error) (line Line, behind bool, later *handOver) {
+	services map[serviceRef]described, states map[string]history.ServiceState, stateErr error, gates *verdicts) (line Line, behind bool, later *handOver) {
 	r, t := j.Rule, j.Target
 	central := s.central()
 	at, role, registry := t.Where(central), s.Deployer.ReadRole(t), r.RegistryOf(central)
@@ -478,6 +480,17 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 		return stay(InSync, plan.Skip)
 	case blocked != "":
 		return stay(Skipped, blocked)
+	}
+	// A rule's gates hold what they have not let through: it is not
+	// drift, and it registers nothing.
+	if gate.Gated(r) {
+		v, err := s.admit(ctx, o, gates, r, push)
+		if err != nil {
+			return fail(err)
+		}
+		if !v.Pass {
+			return stay(Skipped, deploy.GateReason(v))
+		}
 	}
 	behind = true
 	if o.DryRun {

@@ -14,6 +14,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -75,7 +76,27 @@ func (f *Functions) deployer(lockWait time.Duration, clients *awsenv.Clients) *d
 	if rt.Env.NotifyTopic != "" {
 		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
 	}
+	d.Gates = f.Gates(clients)
 	return d
+}
+
+// Gates are the rules' gates in the state table, reading scan results in
+// each registry through clients; the watcher adds what ends them (alarms,
+// timers, hand-offs, promotion).
+func (f *Functions) Gates(clients *awsenv.Clients) *gate.Gates {
+	rt := f.rt
+	g := &gate.Gates{
+		Rules:   rt.Rules,
+		Central: rt.Central,
+		Store:   gate.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
+		Scans:   func(region, role string) gate.ScanReader { return clients.ECR(region, role) },
+		Log:     rt.Log,
+		Now:     time.Now,
+	}
+	if rt.Env.NotifyTopic != "" {
+		g.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	}
+	return g
 }
 
 // Intake is the deployer function's deployer and sweeper. With a work queue
