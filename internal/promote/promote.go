@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
@@ -130,6 +131,18 @@ func HandOff(rec history.Record, tag string, at time.Time) work.DeployPush {
 			PushedAt: at.UTC().Truncate(time.Millisecond),
 		},
 	}
+}
+
+// HandOffPush hands the deployer push, a digest a gate let through (a
+// scan that came clean), as a push command whose origin says why (the
+// gates' HandOff). Unlike a promotion's hand-off it is the only way the
+// push deploys, so without a deployer function it is an error, not skipped.
+func (p *Promoter) HandOffPush(ctx context.Context, push ecrevent.Push, origin string) error {
+	what := fmt.Sprintf("hand %s:%s (%s) to the deployer", push.Repository, push.Tag, push.Digest)
+	if p.DeployerFunction == "" {
+		return errors.New(what + ": no deployer function configured")
+	}
+	return p.send(ctx, work.DeployPush{Origin: origin, Push: work.PushOf(push)}, what)
 }
 
 // RequestSweep asks the deployer for a sweep now with a sweep command whose

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
@@ -191,6 +192,44 @@ func TestPromoteThroughThePromoteRole(t *testing.T) {
 			}
 			if len(asked) != 1 || asked[0] != tt.want {
 				t.Errorf("ECR asked as %q, want [%q]", asked, tt.want)
+			}
+		})
+	}
+}
+
+// TestHandOffPush: a gate's hand-off is the push as it is (event id, tag,
+// time) in a push command with its origin; without a deployer function it
+// is an error, since nothing else would deploy the push. The Lambda client
+// is a fake recording payloads, as in the tests above.
+func TestHandOffPush(t *testing.T) {
+	push := ecrevent.Push{EventID: "autodeploy-scan-0011223344556677", Account: "123456789012", Region: "eu-west-1",
+		Time: time.Date(2026, 11, 25, 10, 0, 0, 250_000_000, time.UTC), Repository: "team/web", Tag: "v1.3.0", Digest: rec.Digest}
+	for _, tt := range []struct {
+		name, function, wantErr string
+		want                    []work.Command
+	}{
+		{"sends the push", "deployer", "", []work.Command{work.DeployPush{Origin: "scan clean", Push: work.Push{
+			EventID: push.EventID, RegistryAccount: "123456789012", RegistryRegion: "eu-west-1", Repository: "team/web",
+			Tag: "v1.3.0", Digest: rec.Digest, PushedAt: push.Time}}}},
+		{"no deployer function", "", "hand team/web:v1.3.0 (" + rec.Digest + ") to the deployer: no deployer function configured", nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &fakeLambda{}
+			p := &Promoter{Lambda: l, DeployerFunction: tt.function, Now: time.Now}
+			err := p.HandOffPush(context.Background(), push, "scan clean")
+			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
+				t.Fatalf("HandOffPush error = %v, want %q", err, tt.wantErr)
+			}
+			var got []work.Command
+			for _, payload := range l.payloads {
+				c, err := work.DecodeCommand(payload)
+				if err != nil {
+					t.Fatalf("%v\n%s", err, payload)
+				}
+				got = append(got, c)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("sent (-want +got):\n%s", diff)
 			}
 		})
 	}
