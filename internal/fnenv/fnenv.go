@@ -140,9 +140,6 @@ func initTo(ctx context.Context, out io.Writer) (Runtime, error) {
 	if rt.Rules, err = rules.Load(env.ConfigPath); err != nil {
 		return rt, fmt.Errorf("rules file: %w", err)
 	}
-	if names := rt.Rules.GateRules(); len(names) > 0 {
-		rt.Log.WarnContext(ctx, rules.GatesNotCarriedOut, "rules", names, "file", env.ConfigPath)
-	}
 	if rt.AWS, err = awsenv.Load(ctx); err != nil {
 		return rt, err
 	}

@@ -87,8 +87,8 @@ type Rule struct {
 	// completion). nil: never cleaned up.
 	Cleanup *Cleanup
 	// Approval, when set, makes each digest wait for a person's approval
-	// before it deploys to the targets; Scan, for its image scan. Both are
-	// validated but not carried out yet (GatesNotCarriedOut). nil: no gate.
+	// before it deploys to the targets; Scan, for its image scan
+	// (internal/gate carries them out). nil: no gate.
 	Approval *Approval
 	Scan     *Scan
 	Line     int
@@ -144,8 +144,7 @@ var HookEvents = []string{"BeforeInstall", "AfterInstall", "AfterAllowTestTraffi
 
 // Promote tags the deployed digest once every target of the rule completed
 // and, with a Bake, once it then ran that long with none of Alarms
-// entering ALARM (the bake is validated but not carried out yet:
-// GatesNotCarriedOut).
+// entering ALARM (internal/gate's bake).
 type Promote struct {
 	Tag    string        // template; {tag} is replaced by the pushed tag
 	Bake   time.Duration // 0: promote at once; else MinBake to MaxBake
