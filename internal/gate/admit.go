@@ -218,11 +218,15 @@ func (g *Gates) readScan(ctx context.Context, r *rules.Rule, push ecrevent.Push)
 	if err != nil {
 		return registryScan{}, fmt.Errorf("read the scan of %s@%s in %s: %w", r.Repository, push.Digest, registry, err)
 	}
+	// An answer without a status (none seen from ECR, but the field is
+	// optional) is no result yet.
 	rs := registryScan{}
+	var status ecrtypes.ScanStatus
 	if out.ImageScanStatus != nil {
-		rs.status, rs.reason = string(out.ImageScanStatus.Status), aws.ToString(out.ImageScanStatus.Description)
+		status = out.ImageScanStatus.Status
+		rs.status, rs.reason = string(status), aws.ToString(out.ImageScanStatus.Description)
 	}
-	switch out.ImageScanStatus.Status {
+	switch status {
 	case ecrtypes.ScanStatusComplete, ecrtypes.ScanStatusActive:
 		rs.complete = true
 		rs.counts = map[string]int{}
