@@ -146,7 +146,7 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 			return Verdict{}, err
 		}
 		if applied {
-			g.scanEnded(ctx, r, done)
+			g.scanEnded(ctx, r, withTag(done, push))
 		}
 		return scanVerdict(done), nil
 	case res.failed:
@@ -155,7 +155,7 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 			return Verdict{}, err
 		}
 		if applied {
-			g.scanEnded(ctx, r, done)
+			g.scanEnded(ctx, r, withTag(done, push))
 		}
 		return scanVerdict(done), nil
 	case found:
@@ -171,6 +171,16 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 		Log(ctx, g.log(), r.Name, push.Digest, KindScan, "waits", fmt.Sprintf("no scan result yet (%s); waits until %s", res.status, started.Due.Format(time.RFC3339)))
 	}
 	return scanVerdict(started), nil
+}
+
+// withTag is sc with push's tag when the gate has none (a result found
+// before any push was gated stores none), for its notice: "web:v1.2.0",
+// not "web:".
+func withTag(sc Scan, push ecrevent.Push) Scan {
+	if sc.Tag == "" {
+		sc.Tag = push.Tag
+	}
+	return sc
 }
 
 // scanVerdict is what a scan gate says.
