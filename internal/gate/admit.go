@@ -300,11 +300,15 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 		g.notify(ctx, notify.GateNotice(notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: old.Tag, Digest: old.Digest},
 			notify.ApprovalSuperseded, notify.Gate{Kind: string(KindApproval), NewerTag: push.Tag}))
 	}
-	if req.Created {
+	// Created but superseded at once (an older push delivered after a
+	// newer one asked): no one is asked to approve what cannot be.
+	if req.Created && req.Approval.State == Pending {
 		a := req.Approval
 		Log(ctx, g.log(), r.Name, a.Digest, KindApproval, "waits", "asked for approval; expires "+a.Due.Format(time.RFC3339))
 		g.notify(ctx, notify.GateNotice(notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: a.Tag, Digest: a.Digest, PushedAt: a.PushedAt},
 			notify.AwaitingApproval, notify.Gate{Kind: string(KindApproval), Due: a.Due, Targets: g.targets(r)}))
+	} else if req.Created {
+		Log(ctx, g.log(), r.Name, push.Digest, KindApproval, string(req.Approval.State), "a newer push of the rule waits: "+req.Approval.SupersededBy)
 	}
 	return approvalVerdict(req.Approval, now), nil
 }
