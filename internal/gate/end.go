@@ -301,20 +301,21 @@ func (g *Gates) EndDue(ctx context.Context, ahead time.Duration) (ended int, err
 	pending := map[string]int{}
 	var errs []error
 	for _, o := range open {
-		if o.Kind == KindApproval {
-			pending[o.Rule]++
-		}
 		switch {
 		case !o.Due.After(now):
-			if err := g.End(ctx, o.Kind, o.Rule, o.Digest); err != nil {
-				errs = append(errs, err)
-				continue
+			err := g.End(ctx, o.Kind, o.Rule, o.Digest)
+			if err == nil {
+				ended++
+				continue // ended by this pass: not pending in the metric
 			}
-			ended++
+			errs = append(errs, err) // still open: the next pass ends it
 		case g.Timers != nil && o.Due.Before(now.Add(ahead)) && o.Kind != KindBake:
 			if err := g.Timers.SetGateTimer(ctx, string(o.Kind), o.Rule, o.Digest, o.Due); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if o.Kind == KindApproval {
+			pending[o.Rule]++
 		}
 	}
 	for _, r := range g.Rules.Rules {
