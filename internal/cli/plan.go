@@ -16,6 +16,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -80,11 +81,19 @@ func plan(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	gates := planGates(awsCfg, *table, cfg, central, clients, env, push)
 	for _, j := range jobs {
 		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
+		// The deployer's order: the rule's gates first, then the service.
+		if line, stop := gates.line(ctx, j.Rule); line != "" {
+			fmt.Fprintf(env.Stdout, "  %s\n", line)
+			if stop {
+				continue
+			}
+		}
 		at, role := j.Target.Where(central), j.Target.RoleFor(central)
 		region := at.Region
-		// The deployer's order: the service's state first, then the plan.
+		// Then the service's state, then the plan.
 		if why := deploy.Blocked(states[history.ServiceKey(at.Account, at.Region, j.Target.Cluster, j.Target.Service)], push.Digest); why != "" {
 			fmt.Fprintf(env.Stdout, "  skip: %s\n", why)
 			continue
@@ -112,6 +121,64 @@ func plan(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	return nil
+}
+
+// plannedGates says what each rule's gates would say of the push, asked
+// once per rule through gate.Gates.Peek (which writes nothing).
+type plannedGates struct {
+	gates *gate.Gates // nil: no table to read them from
+	push  ecrevent.Push
+	said  map[*rules.Rule]gateLine
+}
+
+type gateLine struct {
+	line string
+	stop bool
+}
+
+func planGates(awsCfg aws.Config, table string, cfg *rules.Config, central rules.Place, clients *awsenv.Clients, env Env, push ecrevent.Push) *plannedGates {
+	p := &plannedGates{push: push, said: map[*rules.Rule]gateLine{}}
+	if table != "" {
+		p.gates = cliGates(cfg, central, awsenv.StateTable(awsCfg), table, clients, env)
+	}
+	return p
+}
+
+// line is what rule r's gates say, and whether the push stops there (it
+// waits, or is refused); "" for a rule without gates.
+func (p *plannedGates) line(ctx context.Context, r *rules.Rule) (string, bool) {
+	if !gate.Gated(r) {
+		return "", false
+	}
+	if l, ok := p.said[r]; ok {
+		return l.line, l.stop
+	}
+	l := p.decide(ctx, r)
+	p.said[r] = l
+	return l.line, l.stop
+}
+
+func (p *plannedGates) decide(ctx context.Context, r *rules.Rule) gateLine {
+	if p.gates == nil {
+		return gateLine{line: "gates not checked (give --table or set AUTODEPLOY_TABLE): what follows is once approval:/scan: let it through"}
+	}
+	v, err := p.gates.Peek(ctx, r, p.push)
+	switch {
+	case err != nil:
+		return gateLine{line: "would fail (and be retried): gates not read: " + err.Error(), stop: true}
+	case v.Pass:
+		return gateLine{line: "gates: passed"}
+	case v.Final:
+		return gateLine{line: "not deployed: " + deploy.GateReason(v), stop: true}
+	}
+	line := "waits: " + deploy.GateReason(v)
+	if v.Gate == gate.KindApproval {
+		// Only an approval a push asked for can be approved.
+		if a, found, err := p.gates.Store.GetApproval(ctx, r.Name, p.push.Digest); err == nil && found && a.State == gate.Pending {
+			line += fmt.Sprintf("\n  approve: autodeploy approve --rule %s --digest %s", r.Name, p.push.Digest)
+		}
+	}
+	return gateLine{line: line, stop: true}
 }
 
 // planCleanups previews the clean-up of the families the push's targets of

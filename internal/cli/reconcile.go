@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"text/tabwriter"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
@@ -48,6 +51,14 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 			rep.Cleanups, map[bool]string{true: "family", false: "families"}[rep.Cleanups == 1])
 	}
 	return sweepErr
+}
+
+// cliGates are the rules' gates as the CLI reads them: the state table,
+// scan results through each registry's role, no notices or timers.
+func cliGates(cfg *rules.Config, central rules.Place, db *dynamodb.Client, table string, clients *awsenv.Clients, env Env) *gate.Gates {
+	return &gate.Gates{Rules: cfg, Central: central, Store: gate.NewStore(db, table), Now: env.Now,
+		Log:   slog.New(slog.NewJSONHandler(env.Stderr, nil)),
+		Scans: func(region, role string) gate.ScanReader { return clients.ECR(region, role) }}
 }
 
 // sweeper builds, for the operator's machine, the sweep the deployer runs:
@@ -89,7 +100,10 @@ func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*
 	d := &deploy.Deployer{Rules: cfg, Central: central, ECS: client,
 		Services: history.NewServices(lock.New(db, table), store), Log: quiet, Concurrency: 4, Now: env.Now,
 		SSM:        func(region, role string) deploy.SSM { return clients.SSM(region, role) },
-		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) }}
+		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
+		// A dry run (status) only reads them; a sweep from here opens what
+		// the deployer's would, though it notices nothing (status lists it).
+		Gates: cliGates(cfg, central, db, table, clients, env)}
 	sw := &reconcile.Sweeper{Rules: cfg, ECR: func(region, role string) reconcile.ECR { return clients.ECR(region, role) }, ECS: d.ECS,
 		States: store, Deployer: d, Log: quiet, Now: env.Now,
 		SSM: func(region, role string) reconcile.ParameterStore { return clients.SSM(region, role) }}

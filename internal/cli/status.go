@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 )
@@ -58,10 +59,73 @@ func status(ctx context.Context, args []string, env Env) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	if err := printGates(ctx, env, *table); err != nil {
+		return err
+	}
 	if err := printCleanups(ctx, env, sw, store, seen); err != nil {
 		return err
 	}
 	return sweepErr
+}
+
+// printGates lists the gates that are open: approvals that wait for a
+// person (with the command that approves each), scans that wait for their
+// result and bakes under way. Nothing when none is.
+func printGates(ctx context.Context, env Env, table string) error {
+	awsCfg, err := env.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	store := gate.NewStore(awsenv.StateTable(awsCfg), table)
+	open, err := store.Open(ctx, "", "")
+	if err != nil {
+		return fmt.Errorf("read the open gates from table %s: %w", table, err)
+	}
+	var approvals, others []gate.OpenGate
+	for _, o := range open {
+		if o.Kind == gate.KindApproval {
+			approvals = append(approvals, o)
+		} else {
+			others = append(others, o)
+		}
+	}
+	if len(approvals) > 0 {
+		fmt.Fprintln(env.Stdout, "\nWAITING FOR APPROVAL")
+		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "RULE\tIMAGE\tASKED\tEXPIRES\tAPPROVE WITH")
+		for _, o := range approvals {
+			asked := "-"
+			// The index holds no ask time; the approval does.
+			a, found, err := store.GetApproval(ctx, o.Rule, o.Digest)
+			if err != nil {
+				return err
+			}
+			if found {
+				asked = a.RequestedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\tautodeploy approve --rule %s --digest %s\n", o.Rule, image(o.Tag, o.Digest), asked,
+				o.Due.UTC().Format(time.RFC3339), o.Rule, o.Digest)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(others) > 0 {
+		fmt.Fprintln(env.Stdout, "\nGATES UNDER WAY")
+		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "RULE\tIMAGE\tGATE")
+		for _, o := range others {
+			what := "waits for its scan (until " + o.Due.UTC().Format(time.RFC3339) + ")"
+			if o.Kind == gate.KindBake {
+				what = "bakes until " + o.Due.UTC().Format(time.RFC3339) + ", then is promoted unless an alarm fires"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", o.Rule, image(o.Tag, o.Digest), what)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // printCleanups says, for every family a rule with cleanup: runs, what its
