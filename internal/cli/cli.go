@@ -39,15 +39,21 @@ Usage:
   autodeploy resume --cluster C --service S                  let them move it again
   autodeploy status [--config FILE]                          each target: rollout kind and stage, running, newest, in
                                                              sync or not, last outcome; per family, what the next
-                                                             clean-up would deregister
+                                                             clean-up would deregister; approvals, scans and bakes
+                                                             that are open
+  autodeploy approve --rule R (--tag T | --digest D) [--by NAME] [--function NAME]
+                                                             approve a digest that waits for approval, and hand its
+                                                             deploy to the deployer (again, when you approved it before)
+  autodeploy reject --rule R (--tag T | --digest D) --reason TEXT [--by NAME]
+                                                             refuse it: it is not deployed by the rule
   autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does (its deploys,
                                                              then clean-up)
   autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
-history, rollback, hold, resume, status, reconcile and plan read the state table from --table
-or AUTODEPLOY_TABLE (plan decides without it, and says so); redrive reads
-the queues and the deployer from the stack's outputs (--stack, AUTODEPLOY_STACK).
+history, rollback, hold, resume, status, reconcile, approve, reject and plan read the state table
+from --table or AUTODEPLOY_TABLE (plan decides without it, and says so); redrive and approve read
+the deployer (and redrive the queues) from the stack's outputs (--stack, AUTODEPLOY_STACK).
 Run 'autodeploy COMMAND -h' for a command's flags.
 `
 
@@ -76,6 +82,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	commands := map[string]func(context.Context, []string, Env) error{
 		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback, "redrive": redriveCmd,
 		"hold": hold, "resume": resume, "status": status, "reconcile": reconcileCmd, "continue": continueCmd,
+		"approve": approve, "reject": reject,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
