@@ -53,7 +53,9 @@ type admission struct {
 // stacks, deployment events from their target stacks — ECS's deployments
 // always, ECS's hooks from accounts with a target that may be ECS-native (one
 // without `codedeploy:`), CodeDeploy's from accounts with a CodeDeploy-
-// controlled target — each as that stack's forwarding role. One statement per
+// controlled target — and the gates' events (scan results, alarm state
+// changes) from the stacks that forward them, each as that stack's
+// forwarding role. One statement per
 // kind, listing every account, and the forwarding roles by name per region
 // (arn:aws:iam::*:role/NAME, the accounts being the principals), rather than
 // one statement per account with each role's ARN: the bus policy is limited
@@ -67,10 +69,21 @@ func admissions(cfg *rules.Config, tp Topology) []admission {
 		detailTypes: []string{ecsDeployment, codeDeployEnding}}
 	mixed := admission{kind: forwardsDeployments + "-mixed", sources: []string{ecsSource, codeDeploySource},
 		detailTypes: []string{ecsDeployment, ecsHook, codeDeployEnding}}
+	// The gates' events, from the stacks that forward them: scan results
+	// from registries with a rule with scan:, alarm state changes from
+	// target places with an alarm a bake watches; each as the stack's
+	// forwarder, in a statement of its own (accounts without them are not
+	// admitted them).
+	scanResults := admission{kind: "scans", sources: []string{ecrSource, inspectorSource}, detailTypes: []string{ecrScan, inspectorScan}}
+	alarmChanges := admission{kind: "alarms", sources: []string{cloudWatchSource}, detailTypes: []string{alarmStateChange}}
+	baked := bakeAlarms(cfg, tp.Central)
 	for _, account := range tp.OtherAccounts() {
 		for _, place := range tp.Registries {
 			if place.Account == account {
 				pushes.add(account, roleARN("*", forwardRoleName(forwardsPushes, place.Region)))
+				if len(scannedAt(cfg, tp.Central, place)) > 0 {
+					scanResults.add(account, roleARN("*", forwardRoleName(forwardsPushes, place.Region)))
+				}
 			}
 		}
 		var roles []string
@@ -79,6 +92,9 @@ func admissions(cfg *rules.Config, tp Topology) []admission {
 			if place.Account == account {
 				roles = append(roles, roleARN("*", forwardRoleName(forwardsDeployments, place.Region)))
 				bg = bg || len(blueGreenTargets(cfg, at(tp.Central, place))) > 0
+				if len(baked[place]) > 0 {
+					alarmChanges.add(account, roleARN("*", forwardRoleName(forwardsDeployments, place.Region)))
+				}
 			}
 		}
 		into := &deployments
@@ -93,7 +109,7 @@ func admissions(cfg *rules.Config, tp Topology) []admission {
 		}
 	}
 	var out []admission
-	for _, a := range []admission{pushes, deployments, blueGreen, mixed} {
+	for _, a := range []admission{pushes, scanResults, deployments, blueGreen, mixed, alarmChanges} {
 		if len(a.roles) > 0 {
 			out = append(out, a)
 		}

@@ -54,6 +54,10 @@ func grantWatch(s awscdk.Stack, role awsiam.Role, cfg *rules.Config, central rul
 		}
 	}
 	extra = append(extra, policyStatement{sid: "AssumeRegistryAndTargetRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
+	// The alarms of the bakes it reads with its own credentials (those of
+	// the central account); the others through the target stacks' watcher
+	// roles, which it assumes already (every place with a target).
+	extra = append(extra, readAlarms(cfg, central, central, func(at rules.Place) bool { return rules.WatcherRole(at, central) == "" }))
 	// The watcher reads the central account's rollouts with its own
 	// credentials, whatever role the deployer uses (rules.WatcherRole).
 	inCentral := func(_ *rules.Rule, t rules.Target) bool { return t.WatcherRoleFor(central) == "" }
@@ -80,19 +84,27 @@ func grantDeploy(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 // work queue the stack always configures, what its paths call with its own
 // credentials: matching a push calls nothing (Deployer.Deploy → Match →
 // Dispatch to the queue, grantSend); a sweep lists the central registry's
-// images and reads the targets (grantSweeps). Elsewhere it assumes the
-// targets' sweep roles (rules.Target.SweepRoleFor: read-only, made by the
-// target stacks) and the registries' read roles to do the same there —
+// images and reads the targets (grantSweeps); the scan gate (a push's, a
+// sweep's re-read of a pending scan) reads the scan findings of the
+// repositories of rules with scan:. Elsewhere it assumes the targets' sweep
+// roles (rules.Target.SweepRoleFor: read-only, made by the
+// target stacks) and the registries' read roles to do the same there (with
+// scan: but no sweeps, only the read roles of the scanned registries) —
 // never a deploy role, unless the rules file names one for a target (that
 // role is both functions'). Nothing that deploys: no UpdateService,
 // RegisterTaskDefinition, PassRole or CodeDeploy.
 func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	var extra []policyStatement
 	roles := sweepRoles(cfg, central)
-	if sweeps(cfg) {
-		extra = append(extra, policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"},
-			resources: RepositoryARNs(cfg, central, nil)})
-		roles = append(roles, registryRoles(cfg, central)...)
+	if sweeping := sweeps(cfg); sweeping || slices.ContainsFunc(cfg.Rules, scans) {
+		// Sweeps list every rule's images; the scan gate reads the findings
+		// of its rules' digests (a sweep re-reads a pending scan).
+		extra = append(extra, repositoryReads(RepositoryARNs(cfg, central, nil), RepositoryARNs(cfg, central, scans), sweeping)...)
+		reads := scans
+		if sweeping {
+			reads = nil
+		}
+		roles = append(roles, registryRoles(cfg, central, reads)...)
 	}
 	extra = append(extra, policyStatement{sid: "AssumeSweepRoles", actions: []string{"sts:AssumeRole"}, resources: sortedKeys(setOf(roles))})
 	grantSweeps(role, cfg, own(central), extra...)
@@ -376,11 +388,12 @@ func rolesOf(cfg *rules.Config, role func(rules.Target) string) []string {
 }
 
 // registryRoles are the read roles of the registry stacks of the rules
-// whose registry is in another account: the deployer lists images there.
-func registryRoles(cfg *rules.Config, central rules.Place) []string {
+// keep selects (all, when nil) whose registry is in another account: the
+// deployer lists images and reads scan findings there.
+func registryRoles(cfg *rules.Config, central rules.Place, keep func(*rules.Rule) bool) []string {
 	var out []string
 	for _, r := range cfg.Rules {
-		if role := r.RegistryRole(central); role != "" {
+		if role := r.RegistryRole(central); role != "" && (keep == nil || keep(r)) {
 			out = append(out, role)
 		}
 	}

@@ -63,17 +63,22 @@ func sweeps(cfg *rules.Config) bool {
 	return cfg.Reconcile.Every > 0 || slices.ContainsFunc(cfg.Rules, func(r *rules.Rule) bool { return r.Publish != nil })
 }
 
-// reconcileSchedule sends the deployer EventBridge's "Scheduled Event" every
-// interval: a sweep. A sweep that fails is retried by Lambda and then parked
-// in the deployer's failure queue (alarmed); the next sweep comes anyway, so
+// reconcileSchedule sends EventBridge's "Scheduled Event" every interval to
+// fns: the deployer's sweep and, with gates, the watcher's (it ends the gates
+// whose time is up). A sweep that fails is retried by Lambda and then parked
+// in the function's failure queue (alarmed); the next sweep comes anyway, so
 // a stale one is dropped rather than delivered late.
-func reconcileSchedule(s awscdk.Stack, every time.Duration, fn awslambda.Function) {
+func reconcileSchedule(s awscdk.Stack, every time.Duration, fns ...awslambda.Function) {
+	var targets []awsevents.IRuleTarget
+	for _, fn := range fns {
+		targets = append(targets, awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
+			MaxEventAge:   awscdk.Duration_Minutes(jsii.Number(max(1, every.Minutes()))),
+			RetryAttempts: jsii.Number(2),
+		}))
+	}
 	awsevents.NewRule(s, jsii.String("ReconcileSchedule"), &awsevents.RuleProps{
 		Description: jsii.String(fmt.Sprintf("ecr-autodeploy sweep every %s: every target to the newest image its rule selects", every)),
 		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(every.Minutes()))),
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
-			MaxEventAge:   awscdk.Duration_Minutes(jsii.Number(max(1, every.Minutes()))),
-			RetryAttempts: jsii.Number(2),
-		})},
+		Targets:     &targets,
 	})
 }

@@ -16,8 +16,9 @@ import (
 // NewRegistryStack forwards pushes to the configured repositories of a
 // registry elsewhere to the central bus and, in another account, makes a
 // role for each central function that reaches it: the deployer's lists
-// images for sweeps, the watcher's tags promoted digests. Neither has the
-// other's permissions.
+// images for sweeps and reads the scan findings of rules with scan:, the
+// watcher's tags promoted digests. Neither has the other's permissions.
+// With scan:, it forwards those repositories' scan results too.
 func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk.Stack {
 	s := p.stack(scope, id, fmt.Sprintf("ecr-autodeploy registry %s: forwards pushes to the central account %s", p.Place, p.Topology.Central))
 	central := p.Topology.Central
@@ -31,13 +32,15 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 			promoted = appendNew(promoted, r.Repository)
 		}
 	}
-	p.forward(s, p.forwarder(s, forwardsPushes), "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
+	forwarder := p.forwarder(s, forwardsPushes)
+	p.forward(s, forwarder, "ForwardPushes", "ECR pushes to the repositories of autodeploy.yaml", &awsevents.EventPattern{
 		Source:     jsii.Strings(ecrSource),
 		DetailType: jsii.Strings(ecrPush),
 		Account:    jsii.Strings(p.Place.Account),
 		Region:     jsii.Strings(p.Place.Region),
 		Detail:     &map[string]any{"action-type": []string{"PUSH"}, "result": []string{"SUCCESS"}},
 	}, &split{path: "detail.repository-name", values: anyStrings(repos)})
+	p.forwardScans(s, forwarder)
 	if p.Place.Account == central.Account {
 		return s // the central functions reach it with their own credentials
 	}
@@ -48,14 +51,25 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 		}
 		return out
 	}
-	if sweeps(p.Rules) { // the deployer reads a registry only to sweep
+	// The deployer reads a registry to sweep, and for the scan gate.
+	scanned := scannedAt(p.Rules, central, p.Place)
+	if sweeping := sweeps(p.Rules); sweeping || len(scanned) > 0 {
+		description := "ecr-autodeploy: the central deployer lists images here for sweeps"
+		switch {
+		case !sweeping:
+			description = "ecr-autodeploy: the central deployer reads the scan findings of the listed repositories here"
+		case len(scanned) > 0:
+			description += " and reads the scan findings of the scanned ones"
+		}
 		read := awsiam.NewRole(s, jsii.String("RegistryRole"), &awsiam.RoleProps{
 			RoleName:    jsii.String(rules.RegistryRoleName(p.Place.Region)),
 			AssumedBy:   p.trustCentral(deployerRoleName),
-			Description: jsii.String("ecr-autodeploy: the central deployer lists images here for sweeps"),
+			Description: jsii.String(description),
 		})
 		grants := &roleGrants{role: read}
-		grants.add(policyStatement{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"}, resources: arns(repos)})
+		for _, st := range repositoryReads(arns(repos), arns(scanned), sweeping) {
+			grants.add(st)
+		}
 		grants.place()
 	}
 	if len(promoted) > 0 {

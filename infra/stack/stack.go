@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -136,9 +137,6 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	grantIntake(deployer.role, p.Rules, p.central())
 	work.grantSend(deployer.role)
 	table.Grant(deployer.role, jsii.String("dynamodb:BatchGetItem")) // a sweep reads every target's state at once
-	if p.Rules.Reconcile.Every > 0 {
-		reconcileSchedule(s, p.Rules.Reconcile.Every, deployer.fn)
-	}
 	grantPublish(deployer.role, notices, key)
 
 	worker := newFunction(s, "Worker", functionSpec{
@@ -196,8 +194,17 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 	grantCleanupItems(p.Rules, work, watcher.role)
-	if nativeTargets(p.Rules, everyTarget) {
-		timers(s, watcher) // today's only timer: an ECS-native rollout's recheck
+	if setters := timerSetters(p.Rules, deployer, watcher); len(setters) > 0 {
+		timers(s, setters...)
+	}
+	if p.Rules.Reconcile.Every > 0 {
+		swept := []awslambda.Function{deployer.fn}
+		if gated(p.Rules) {
+			// The watcher ends the gates whose time is up when their timer
+			// was lost or late.
+			swept = append(swept, watcher.fn)
+		}
+		reconcileSchedule(s, p.Rules.Reconcile.Every, swept...)
 	}
 
 	targetAccounts := withOthers(*s.Account(), accountsOf(tp.Targets, tp.Central))
@@ -223,6 +230,9 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	}
 	if q := hookRule(s, p.Rules, targetAccounts, watcher, alarms); q != nil {
 		queues["hook events (watcher)"] = q
+	}
+	if q := gateRules(s, p.Rules, p.central(), watcher, alarms); q != nil {
+		queues["gate events (watcher)"] = q
 	}
 
 	queries(s, deployLogs, deployer.logGroup, watcher.logGroup)

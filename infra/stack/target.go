@@ -14,7 +14,8 @@ import (
 
 // NewTargetStack forwards the deployment events (ECS deployments and, for
 // targets that may be ECS-native, hooks; CodeDeploy's) of the targets at
-// its place to the central bus and, in another account, makes
+// its place, and the ALARM state changes of the alarms here that bakes
+// watch, to the central bus and, in another account, makes
 // the role the central worker deploys through there (the worker's least
 // privilege at home), the role the central deployer's sweeps read through
 // (the intake's at home: nothing that deploys), and the role the central
@@ -40,6 +41,7 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 		entries := hookEntries(p.Rules, here, hooks)
 		p.forward(s, forwarder, "ForwardEcsHooks", "ECS lifecycle hook state changes of the services of autodeploy.yaml", hooks, &entries)
 	}
+	p.forwardAlarms(s, forwarder)
 	if p.Place.Account == central.Account {
 		return s // the central functions' own credentials
 	}
@@ -75,8 +77,10 @@ func NewTargetStack(scope constructs.Construct, id string, p SiteProps) awscdk.S
 // the targets here ended with: GetDeployment on the groups of the
 // CodeDeploy-controlled ones, the service deployments of the others (which
 // may be ECS-native), for every target here whether or not it names a role
-// (that one is the deployer's). Nothing when no target is here.
+// (that one is the deployer's), and the state of the alarms here that the
+// rules' bakes watch. Nothing when no target is here.
 func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
+	central := p.Topology.Central
 	if len(blueGreenTargets(p.Rules, here)) == 0 && !nativeTargets(p.Rules, here) {
 		return
 	}
@@ -85,5 +89,8 @@ func watcherRole(s awscdk.Stack, p SiteProps, here reach) {
 		AssumedBy:   p.trustCentral(watcherRoleName),
 		Description: jsii.String("ecr-autodeploy: the central watcher reads how the rollouts of the listed services ended"),
 	})
-	grantAt(role, p.Rules, here, watchStatements, nil)
+	// The alarms here that the rules' bakes watch: their state at a bake's
+	// end.
+	grantAt(role, p.Rules, here, watchStatements, []policyStatement{
+		readAlarms(p.Rules, central, p.Place, func(at rules.Place) bool { return at == p.Place })})
 }

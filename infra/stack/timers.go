@@ -1,35 +1,47 @@
 package stack
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
 )
 
-// The watcher's timers (a recheck when an ECS-native bake ends, a gate's
-// bake or expiry) are EventBridge Scheduler one-time schedules in one
-// schedule group that invoke the watcher (internal/timer, whose group name
-// and environment variables these are).
+// Timers (the watcher's: a recheck when an ECS-native bake ends, a gate's
+// bake; the deployer's: an approval's or a scan's expiry) are EventBridge
+// Scheduler one-time schedules in one schedule group that invoke the
+// function that set them (internal/timer, whose group name and environment
+// variables these are).
 const (
 	// TimerGroup is the schedule group the stack creates for the timers.
 	TimerGroup = timer.DefaultGroup
-	// envTimerGroup and envTimerRole tell the watcher where its timers go
-	// and which role Scheduler assumes to invoke it.
+	// envTimerGroup and envTimerRole tell a function that sets timers where
+	// they go and which role Scheduler assumes to invoke it.
 	envTimerGroup = timer.EnvGroup
 	envTimerRole  = timer.EnvRoleARN
 )
 
-// timers makes the watcher's schedule group, the role Scheduler assumes to
-// invoke the watcher (trusted by scheduler.amazonaws.com for this account's
-// schedules only, allowed only lambda:InvokeFunction on the watcher), and
-// lets the watcher create, read and delete schedules in that group only and
-// pass that role only, to Scheduler only. The watcher is told both in its
-// environment.
-func timers(s awscdk.Stack, watcher function) {
+// timerSetter is a function that sets timers, each of which invokes it
+// again: the watcher (an ECS-native rollout's recheck, a bake's end), the
+// deployer (an approval's or a scan's expiry). name is the function's
+// (Watcher, Deployer).
+type timerSetter struct {
+	name string
+	fn   function
+}
+
+// timers makes the schedule group, the role Scheduler assumes to invoke the
+// setters (trusted by scheduler.amazonaws.com for this account's schedules
+// only, allowed only lambda:InvokeFunction on each setter), and lets each
+// setter create schedules in that group only and pass that role only, to
+// Scheduler only. Each setter is told both in its environment.
+func timers(s awscdk.Stack, setters ...timerSetter) {
 	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("TimerGroup"), &awsscheduler.CfnScheduleGroupProps{
 		Name: jsii.String(TimerGroup),
 	})
@@ -37,31 +49,47 @@ func timers(s awscdk.Stack, watcher function) {
 		AssumedBy: awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), nil).WithConditions(&map[string]any{
 			"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
 		}),
-		Description: jsii.String("ecr-autodeploy: EventBridge Scheduler invokes the watcher when one of its timers is due"),
+		Description: jsii.String("ecr-autodeploy: EventBridge Scheduler invokes the function that set a timer when it is due"),
 	})
-	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("InvokeTheWatcher"),
-		Actions:   jsii.Strings("lambda:InvokeFunction"),
-		Resources: jsii.Strings(*watcher.fn.FunctionArn()),
-	}))
-	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String("SetTimers"),
-		// Only CreateSchedule: timers delete themselves after they fire.
-		Actions: jsii.Strings("scheduler:CreateSchedule"),
-		// Scheduler's schedule ARN: schedule/<group>/<name>.
-		Resources: jsii.Strings(*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"+TimerGroup+"/*"), nil)),
-	}))
-	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("PassTheTimerRoleToScheduler"),
-		Actions:    jsii.Strings("iam:PassRole"),
-		Resources:  jsii.Strings(*role.RoleArn()),
-		Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "scheduler.amazonaws.com"}},
-	}))
-	cdknag.NagSuppressions_AddResourceSuppressions(watcher.role, &[]*cdknag.NagPackSuppression{{
-		Id:        jsii.String("AwsSolutions-IAM5"),
-		Reason:    jsii.String("Timers are one-time schedules named when they are set: the watcher may set, read and delete those of its own schedule group only (schedule/" + TimerGroup + "/*)."),
-		AppliesTo: &[]any{"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/" + TimerGroup + "/*"},
-	}}, jsii.Bool(true))
-	watcher.fn.AddEnvironment(jsii.String(envTimerGroup), group.Ref(), nil)
-	watcher.fn.AddEnvironment(jsii.String(envTimerRole), role.RoleArn(), nil)
+	for _, set := range setters {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("InvokeThe" + set.name),
+			Actions:   jsii.Strings("lambda:InvokeFunction"),
+			Resources: jsii.Strings(*set.fn.fn.FunctionArn()),
+		}))
+		set.fn.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("SetTimers"),
+			// Only CreateSchedule: timers delete themselves after they fire.
+			Actions: jsii.Strings("scheduler:CreateSchedule"),
+			// Scheduler's schedule ARN: schedule/<group>/<name>.
+			Resources: jsii.Strings(*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"+TimerGroup+"/*"), nil)),
+		}))
+		set.fn.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("PassTheTimerRoleToScheduler"),
+			Actions:    jsii.Strings("iam:PassRole"),
+			Resources:  jsii.Strings(*role.RoleArn()),
+			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "scheduler.amazonaws.com"}},
+		}))
+		cdknag.NagSuppressions_AddResourceSuppressions(set.fn.role, &[]*cdknag.NagPackSuppression{{
+			Id:        jsii.String("AwsSolutions-IAM5"),
+			Reason:    jsii.String("Timers are one-time schedules named when they are set: the " + strings.ToLower(set.name) + " may create those of its own schedule group only (schedule/" + TimerGroup + "/*)."),
+			AppliesTo: &[]any{"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/" + TimerGroup + "/*"},
+		}}, jsii.Bool(true))
+		set.fn.fn.AddEnvironment(jsii.String(envTimerGroup), group.Ref(), nil)
+		set.fn.fn.AddEnvironment(jsii.String(envTimerRole), role.RoleArn(), nil)
+	}
+}
+
+// timerSetters are the functions that set timers under cfg: the watcher
+// when a target may be ECS-native (rechecks) or a rule bakes (a bake's
+// end), the deployer when a rule has approval: or scan: (their expiry).
+func timerSetters(cfg *rules.Config, deployer, watcher function) []timerSetter {
+	var out []timerSetter
+	if nativeTargets(cfg, everyTarget) || anyBake(cfg) {
+		out = append(out, timerSetter{name: "Watcher", fn: watcher})
+	}
+	if approvesOrScans(cfg) {
+		out = append(out, timerSetter{name: "Deployer", fn: deployer})
+	}
+	return out
 }
