@@ -23,23 +23,32 @@ import (
 // the central account and region (eu-west-1) and in other clusters of
 // another account and region, each cluster's services from one
 // repository (their app container; every other cluster publishes, every
-// fifth promotes, the last two clusters at home are blue/green), and one
-// log-router sidecar rule that reaches every service at once. The other
+// fifth promotes after a bake watching five alarms, the last two clusters
+// at home are blue/green), and one log-router sidecar rule that reaches
+// every service at once; every rule gates on its image's scan. The other
 // account's app images come from its own registry.
 func platform(central, other int) string {
 	var b strings.Builder
 	b.WriteString("version: 1\nreconcile: {every: 15m}\nrules:\n")
 	type svc struct{ cluster, service, where, codedeploy string }
 	var all []svc
-	clusters := func(n int, prefix, where, registry, passRole string, blueGreenFrom int) {
+	clusters := func(n int, prefix, where, registry, passRole, alarmAccount string, blueGreenFrom int) {
 		for c := range n / 20 {
 			cluster := fmt.Sprintf("%s-team-%02d", prefix, c)
 			fmt.Fprintf(&b, "  - name: %s-app\n    repository: apps/%s\n    tags: [\"main-*\"]\n%s    pass-roles: [%q]\n", cluster, cluster, registry, passRole)
 			if c%2 == 0 {
 				b.WriteString("    publish: {ssm-prefix: /autodeploy/images}\n")
 			}
+			// Every rule gates on its scan; the promoting ones bake,
+			// watching five alarms of their cluster (the other account's
+			// there).
+			b.WriteString("    scan: {block: [CRITICAL, HIGH]}\n")
 			if c%5 == 0 {
-				b.WriteString("    promote: {tag: \"verified-{tag}\"}\n")
+				var alarms []string
+				for _, a := range []string{"5xx-rate", "p99-latency", "unhealthy-hosts", "cpu-utilization", "memory-utilization"} {
+					alarms = append(alarms, fmt.Sprintf("%q", alarmAccount+cluster+"-"+a+"-over-threshold"))
+				}
+				fmt.Fprintf(&b, "    promote: {tag: \"verified-{tag}\", bake: 15m, alarms: [%s]}\n", strings.Join(alarms, ", "))
 			}
 			// Clean-up on a third of the rules, deleting on half of those.
 			switch c % 6 {
@@ -59,10 +68,10 @@ func platform(central, other int) string {
 			}
 		}
 	}
-	clusters(central, "prod", "", "", "arn:aws:iam::111111111111:role/app-*", central/20-2)
+	clusters(central, "prod", "", "", "arn:aws:iam::111111111111:role/app-*", "", central/20-2)
 	clusters(other, "emea", `, account: "222222222222", region: us-east-1`, "    registry: {account: \"222222222222\", region: us-east-1}\n",
-		"arn:aws:iam::222222222222:role/app-*", other)
-	b.WriteString("  - name: log-router\n    repository: platform/log-router\n    tags: [stable]\n    publish: {ssm-prefix: /autodeploy/sidecars}\n" +
+		"arn:aws:iam::222222222222:role/app-*", "222222222222:", other)
+	b.WriteString("  - name: log-router\n    repository: platform/log-router\n    tags: [stable]\n    publish: {ssm-prefix: /autodeploy/sidecars}\n    scan: {}\n" +
 		"    pass-roles: [\"arn:aws:iam::111111111111:role/app-*\", \"arn:aws:iam::222222222222:role/app-*\"]\n    targets:\n")
 	for _, v := range all {
 		fmt.Fprintf(&b, "      - {cluster: %s, service: %s, containers: [log-router]%s%s}\n", v.cluster, v.service, v.where, v.codedeploy)
@@ -349,6 +358,40 @@ func TestThousandServicesWithinAWSLimits(t *testing.T) {
 			s.lintClean(t)
 		})
 	}
+	t.Run("the gates' rules name every scanned repository and baked alarm", func(t *testing.T) {
+		central := all["Test"]
+		count := func(detailType, field string) int {
+			n := 0
+			for _, p := range central.patternsOn(detailType) {
+				n += len(asList(p.(map[string]any)["detail"].(map[string]any)[field]))
+			}
+			return n
+		}
+		// 50 + 10 app repositories and the log router's; 10 + 2 baking
+		// rules with five alarms each.
+		for _, c := range []struct {
+			detailType, field string
+			want              int
+		}{{ecrScan, "repository-name", 61}, {inspectorScan, "repository-name", 61}, {alarmStateChange, "alarmName", 60}} {
+			if got := count(c.detailType, c.field); got != c.want {
+				t.Errorf("%s rules name %d at %s, want %d", c.detailType, got, c.field, c.want)
+			}
+		}
+		if got := len(central.rulesOn(inspectorScan)); got < 2 {
+			t.Errorf("%d Inspector rules: the ARNs were meant to need more than one pattern", got)
+		}
+		// Packed into the watcher's managed policies, a statement's
+		// resources may be split across them.
+		reads := 0
+		for _, st := range central.policiesOf(t, "WatcherRole") {
+			if st["Sid"] == "ReadBakeAlarms" {
+				reads += len(asList(st["Resource"]))
+			}
+		}
+		if reads != 50 {
+			t.Errorf("the watcher reads %d alarms with its own credentials, want the central 50", reads)
+		}
+	})
 }
 
 // noWiderThanClusters fails when ecs:UpdateService, or the ECS rules'
