@@ -113,9 +113,11 @@ func (f decisionFlags) resolve(ctx context.Context, env Env, function *string, s
 	d.digest = *f.digest
 	if *f.tag != "" {
 		client := awsenv.NewClients(d.cfg).ECR(d.registry.Region, d.rule.RegistryRole(d.central))
-		if d.digest, err = tagDigest(ctx, client, d.registry, d.rule.Repository, *f.tag); err != nil {
+		img, err := tagImage(ctx, client, d.registry, d.rule.Repository, *f.tag)
+		if err != nil {
 			return d, err
 		}
+		d.digest = aws.ToString(img.ImageDigest)
 	}
 	d.by = cmp.Or(*f.by, who(ctx, d.cfg, env))
 	d.store = gate.NewStore(awsenv.StateTable(d.cfg), *f.table)
@@ -126,20 +128,20 @@ type imageDescriber interface {
 	DescribeImages(ctx context.Context, in *ecr.DescribeImagesInput, optFns ...func(*ecr.Options)) (*ecr.DescribeImagesOutput, error)
 }
 
-// tagDigest is the digest tag names now in repository.
-func tagDigest(ctx context.Context, client imageDescriber, registry rules.Place, repository, tag string) (string, error) {
+// tagImage is the image tag names now in repository.
+func tagImage(ctx context.Context, client imageDescriber, registry rules.Place, repository, tag string) (ecrtypes.ImageDetail, error) {
 	out, err := client.DescribeImages(ctx, &ecr.DescribeImagesInput{
 		RegistryId: aws.String(registry.Account), RepositoryName: aws.String(repository),
 		ImageIds: []ecrtypes.ImageIdentifier{{ImageTag: aws.String(tag)}},
 	})
 	var notFound *ecrtypes.ImageNotFoundException
 	if errors.As(err, &notFound) || (err == nil && len(out.ImageDetails) == 0) {
-		return "", fmt.Errorf("tag %s not found in repository %s in %s: give --digest", tag, repository, registry)
+		return ecrtypes.ImageDetail{}, fmt.Errorf("tag %s not found in repository %s in %s: give --digest", tag, repository, registry)
 	}
 	if err != nil {
-		return "", fmt.Errorf("resolve tag %s in repository %s in %s: %w", tag, repository, registry, err)
+		return ecrtypes.ImageDetail{}, fmt.Errorf("resolve tag %s in repository %s in %s: %w", tag, repository, registry, err)
 	}
-	return aws.ToString(out.ImageDetails[0].ImageDigest), nil
+	return out.ImageDetails[0], nil
 }
 
 func approve(ctx context.Context, args []string, env Env) error {

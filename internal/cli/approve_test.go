@@ -293,6 +293,8 @@ func TestApproveFlags(t *testing.T) {
 		{[]string{"reject", "--rule", "ok", "--tag", "v1", "--reason", "  "}, "--reason is required"},
 		{[]string{"reject", "--rule", "ok", "--reason", "x"}, "--tag or --digest is required"},
 		{[]string{"approve", "--rule", "ok", "--tag", "v1", "--frobnicate"}, "flag provided but not defined"},
+		{[]string{"plan", "--rule", "ok"}, "--rule and --tag go together"},
+		{[]string{"plan", "--event", "e.json", "--tag", "v1"}, "give --event, or --rule and --tag, not both"},
 	} {
 		if r := cli(t, nil, "autodeploy", tc.args...); r.code != 2 || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v = %+v, want a usage error with %q", tc.args, r, tc.want)
@@ -373,6 +375,24 @@ rules:
 				t.Errorf("plan %s says %q:\n%s", tc.tag, w, r.stdout)
 			}
 		}
+	}
+	// The notice's form: the rule's image under a tag, as its registry holds it.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--rule", "app-scan", "--tag", "s-2"}, "  not deployed: scan: blocked: 1 CRITICAL"},
+		{[]string{"--rule", "app-approval", "--tag", "a-1"}, "image app:a-1 (" + digests["a-1"] + ") pushed at "},
+		{[]string{"--rule", "app-approval", "--tag", "s-1"}, "ignored: rule app-approval does not take it: "},
+	} {
+		r := cliWith(t, cfg, table, append([]string{"plan", "--config", rulesFile}, tc.args...)...)
+		t.Logf("autodeploy plan %v:\n%s", tc.args, r.stdout)
+		if r.code != 0 || !strings.Contains(r.stdout, tc.want) || strings.Contains(r.stdout, "rule app-scan → ") != (tc.args[1] == "app-scan") {
+			t.Errorf("plan %v = %+v, want %q", tc.args, r, tc.want)
+		}
+	}
+	if r := cliWith(t, cfg, table, "plan", "--config", rulesFile, "--rule", "app-scan", "--tag", "s-9"); r.code != 1 || !strings.Contains(r.stderr, "tag s-9 not found in repository app") {
+		t.Errorf("plan of a tag not there: %+v", r)
 	}
 	// Peek wrote nothing: no gate opened.
 	if open, err := store.Open(ctx, "", ""); err != nil || len(open) != 0 {

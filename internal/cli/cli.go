@@ -24,9 +24,12 @@ const usage = `autodeploy: operate ecr-autodeploy
 Usage:
   autodeploy validate [--account A --region R] [FILE]        check a rules file (default autodeploy.yaml), owners as the
                                                              functions check them where they run
-  autodeploy plan --event FILE [--config FILE]               what an ECR event would deploy, decided as the deployer
-                                                             does (read-only AWS calls; holds from the table), and
-                                                             what the next clean-up of its targets' families would remove
+  autodeploy plan (--event FILE | --rule R --tag T) [--config FILE]
+                                                             what an ECR event (or the rule's image under that tag)
+                                                             would deploy, decided as the deployer does (read-only AWS
+                                                             calls; holds and gates from the table: waits for approval,
+                                                             waits for its scan, blocked), and what the next clean-up
+                                                             of its targets' families would remove
   autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
   autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
                                                              redeploy the previous (or named) ACTIVE revision, and hold;

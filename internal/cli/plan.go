@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,31 +27,51 @@ import (
 func plan(ctx context.Context, args []string, env Env) error {
 	fs := flags("plan", env)
 	eventFile := fs.String("event", "", "ECR \"ECR Image Action\" event (JSON file)")
+	ruleName := fs.String("rule", "", "instead of --event: the rule, with --tag (the image its registry holds under the tag, as if just pushed)")
+	tag := fs.String("tag", "", "with --rule: the tag")
 	config := fs.String("config", "autodeploy.yaml", "rules file")
-	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table, for holds and failed digests (default $AUTODEPLOY_TABLE)")
+	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table, for holds, failed digests and gates (default $AUTODEPLOY_TABLE)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *eventFile == "" {
-		return usageError{"--event is required"}
+	switch {
+	case *eventFile != "" && (*ruleName != "" || *tag != ""):
+		return usageError{"give --event, or --rule and --tag, not both"}
+	case *eventFile == "" && *ruleName == "" && *tag == "":
+		return usageError{"--event is required (or --rule R --tag T)"}
+	case *eventFile == "" && (*ruleName == "" || *tag == ""):
+		return usageError{"--rule and --tag go together"}
 	}
 	cfg, err := rules.Load(*config)
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(*eventFile)
-	if err != nil {
-		return fmt.Errorf("read event: %w", err)
+	var push ecrevent.Push
+	var only *rules.Rule
+	if *eventFile != "" {
+		data, err := os.ReadFile(*eventFile)
+		if err != nil {
+			return fmt.Errorf("read event: %w", err)
+		}
+		push, err = ecrevent.Parse(data)
+		if ig, ok := ecrevent.IsIgnored(err); ok {
+			fmt.Fprintf(env.Stdout, "ignored: %s\n", ig.Reason)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", *eventFile, err)
+		}
+		fmt.Fprintf(env.Stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
+	} else {
+		for _, r := range cfg.Rules {
+			if r.Name == *ruleName {
+				only = r
+			}
+		}
+		if only == nil {
+			return fmt.Errorf("no rule %q in %s", *ruleName, *config)
+		}
 	}
-	push, err := ecrevent.Parse(data)
-	if ig, ok := ecrevent.IsIgnored(err); ok {
-		fmt.Fprintf(env.Stdout, "ignored: %s\n", ig.Reason)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", *eventFile, err)
-	}
-	fmt.Fprintf(env.Stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
 	awsCfg, err := env.AWS(ctx)
 	if err != nil {
 		return err
@@ -63,7 +84,29 @@ func plan(ctx context.Context, args []string, env Env) error {
 	if err := cfg.CheckOwners(central); err != nil {
 		return err
 	}
+	clients := awsenv.NewClients(awsCfg)
+	if only != nil {
+		// The image as the rule's registry holds it, as its push would
+		// bring it (what an approval's notice asks about).
+		registry := only.RegistryOf(central)
+		img, err := tagImage(ctx, clients.ECR(registry.Region, only.RegistryRole(central)), registry, only.Repository, *tag)
+		if err != nil {
+			return err
+		}
+		push = ecrevent.Push{EventID: "plan", Account: registry.Account, Region: registry.Region, Time: aws.ToTime(img.ImagePushedAt),
+			Repository: only.Repository, Tag: *tag, Digest: aws.ToString(img.ImageDigest)}
+		fmt.Fprintf(env.Stdout, "image %s:%s (%s) pushed at %s, planned for rule %s\n", push.Repository, push.Tag, push.Digest,
+			push.Time.UTC().Format(time.RFC3339), only.Name)
+	}
 	jobs, why := deploy.Match(cfg, central, push)
+	if only != nil {
+		jobs = slices.DeleteFunc(jobs, func(j deploy.Job) bool { return j.Rule != only })
+		if ok, reason := only.Matches(push.Tag); !ok {
+			why = fmt.Sprintf("rule %s does not take it: %s", only.Name, reason)
+		} else if len(jobs) == 0 {
+			why = fmt.Sprintf("rule %s does not deploy it: %s", only.Name, cmp.Or(why, "no target"))
+		}
+	}
 	if len(jobs) == 0 {
 		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
 		return nil
@@ -75,7 +118,6 @@ func plan(ctx context.Context, args []string, env Env) error {
 	if states == nil {
 		fmt.Fprintln(env.Stdout, "not checked: holds and failed digests (give --table or set AUTODEPLOY_TABLE to decide as the deployer does)")
 	}
-	clients := awsenv.NewClients(awsCfg)
 	var groups bluegreen.Groups
 	cleanups, err := planCleanups(ctx, env, cfg, central, clients, awsCfg, *table, jobs)
 	if err != nil {
