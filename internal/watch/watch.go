@@ -1,7 +1,10 @@
 // Package watch follows ECS deployment events for the deployments the
 // deployer started and tells the truth about how each ended: completed,
 // failed or rolled back. It records the outcome, logs and measures it,
-// notifies, and promotes a digest once every target of its rule completed.
+// notifies, and promotes a digest once every target of its rule completed
+// (with promote.bake, once it baked with no alarm). It also ends the gates
+// (gates.go): scan results, alarms, the gates' timers and the sweep's
+// schedule.
 //
 // An ECS-native rollout (BLUE_GREEN, LINEAR, CANARY) is judged by its
 // service deployment, not by the event (native.go): while it is in flight
@@ -23,6 +26,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/codedeployevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsevent"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
@@ -87,6 +91,10 @@ type Watcher struct {
 	// Cleanups, when set (a work queue), takes the cleanup a recorded
 	// completion asks for (cleanup.go); nil: the next sweep cleans.
 	Cleanups CleanupSender
+	// Gates ends gates (gates.go): scan results, alarms, gate timers and
+	// the sweep's schedule; and a rule with promote.bake bakes before it
+	// promotes. Nil: gate events are ignored, and a bake is refused.
+	Gates *gate.Gates
 }
 
 // Result is the function's answer for one event.
@@ -98,16 +106,26 @@ type Result struct {
 	// Stage is where an ECS-native rollout in flight stands (Outcome
 	// in_progress).
 	Stage string `json:"stage,omitempty"`
+	// Baking is when the bake a completion started ends (promote.bake):
+	// the promotion waits for it.
+	Baking string `json:"baking,omitempty"`
+	// Gates is what a gate event or timer did.
+	Gates *GateResult `json:"gates,omitempty"`
 }
 
 // Handle is the Lambda handler: ECS deployment and hook events, CodeDeploy
-// deployment events, and the recheck command a timer sends.
+// deployment events, and the recheck command a timer sends; and what ends
+// gates (gates.go): scan and alarm events, the gate-due command and the
+// sweep's schedule.
 func (w *Watcher) Handle(ctx context.Context, raw json.RawMessage) (Result, error) {
 	var head struct {
 		Source     string `json:"source"`
 		DetailType string `json:"detail-type"`
 	}
 	_ = json.Unmarshal(raw, &head) // a malformed event fails in its parser
+	if res, ok, err := w.handleGate(ctx, raw, head.Source, head.DetailType); ok {
+		return res, err
+	}
 	var e ending
 	var err error
 	switch {
@@ -209,7 +227,7 @@ func (w *Watcher) conclude(ctx context.Context, e ending) (Result, error) {
 	// redrive of the event that recorded the completion finishes a
 	// promotion that did not finish (the claim makes it happen once).
 	if outcome == history.Completed && (recorded || rec.DeploymentOutcome == history.Completed) {
-		res.Promoted, err = w.promote(ctx, rec, e.eventID, at)
+		res.Promoted, res.Baking, err = w.promote(ctx, rec, e.eventID, at)
 	}
 	return res, err
 }
@@ -402,29 +420,30 @@ func (w *Watcher) republishAfterRollback(ctx context.Context, rec history.Record
 	w.Log.InfoContext(ctx, "sweep requested", "reason", "rolled back a deploy of a rule that publishes", "deployment_id", rec.DeploymentID)
 }
 
-// promote tags the digest once every target of the rule completed it.
+// promote tags the digest once every target of the rule completed it, or
+// with promote.bake starts its bake and says until when (bakingUntil).
 // owner is the event asking, so a retry of it takes its own claim again.
-func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string, at time.Time) (string, error) {
+func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string, at time.Time) (promoted, bakingUntil string, err error) {
 	rule := w.ruleNamed(rec.Rule)
 	if rule == nil || rule.Promote == nil {
-		return "", nil
+		return "", "", nil
 	}
 	progress, err := w.Store.MarkTargetCompleted(ctx, rule.Name, rec.Digest,
 		history.ServiceKey(rec.Account, rec.Region, rec.Cluster, rec.Service), len(rule.Targets), at)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	tag := rules.RenderPromoteTag(rule.Promote.Tag, rec.Tag)
 	if ok, _ := rule.Matches(tag); ok {
 		// The rule would deploy its own promotion, and promote that again.
 		w.Log.WarnContext(ctx, "promote", "outcome", "refused", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
 			"reason", "the promoted tag matches the rule itself, which would promote it again without end")
-		return "", nil
+		return "", "", nil
 	}
 	if progress.Done == nil {
 		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
 			"completed", progress.Completed, "targets", len(rule.Targets), "waiting_count", len(rule.Targets)-progress.Completed)
-		return "", nil
+		return "", "", nil
 	}
 	// The count reached the rule's targets: confirm each by name (a target
 	// removed from the rules may have counted).
@@ -440,8 +459,22 @@ func (w *Watcher) promote(ctx context.Context, rec history.Record, owner string,
 		w.Log.InfoContext(ctx, "promote", "outcome", "waiting", "rule", rule.Name, "digest", rec.Digest, "tag", tag,
 			"completed", progress.Completed, "targets", len(rule.Targets), "waiting_count", len(waiting),
 			"waiting_for", waiting[:min(len(waiting), maxLogged)])
-		return "", nil
+		return "", "", nil
 	}
+	if rule.Promote.Bake > 0 {
+		// The bake's end promotes (PromoteBaked), unless an alarm stops it.
+		until, err := w.startBake(ctx, rule, rec, tag, at)
+		return "", until, err
+	}
+	promoted, err = w.promoteNow(ctx, rule, rec, tag, owner)
+	return promoted, "", err
+}
+
+// promoteNow promotes rec's digest to tag under the rule's promotion claim,
+// owned by owner (a retry of it takes its own claim again): at once when
+// every target completed, or at the end of its bake. A promotion done, or
+// under way by another owner, is not done twice.
+func (w *Watcher) promoteNow(ctx context.Context, rule *rules.Rule, rec history.Record, tag, owner string) (string, error) {
 	claim, other, err := w.Store.ClaimPromotion(ctx, rule.Name, rec.Digest, owner, w.now())
 	if err != nil {
 		return "", err
