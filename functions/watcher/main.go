@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/wiring"
@@ -27,9 +28,11 @@ func main() {
 		rt.Log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
+	// Interfaces left nil (not typed nils) without timers.
 	var rechecker watch.Rechecker
+	var gateTimers gate.Timers
 	if r := timer.NewRechecker(rt.AWS, timers); r != nil {
-		rechecker = r
+		rechecker, gateTimers = r, timer.NewGateTimers(r.Timers)
 	}
-	lambda.Start(watcherwiring.New(wiring.New(rt), rechecker).Handle)
+	lambda.Start(watcherwiring.New(wiring.New(rt), rechecker, gateTimers).Handle)
 }

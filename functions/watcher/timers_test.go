@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/timer"
@@ -157,6 +158,36 @@ func TestRecheckTimerUnderRIE(t *testing.T) {
 	}
 	if len(ecsFake.unknownTargets) > 0 {
 		t.Errorf("the watcher called ECS operations the fake lacks: %v", ecsFake.unknownTargets)
+	}
+
+	// A gate's timer: the approval web-approved asked for an hour ago
+	// expired; its gate-due, delivered twice, ends it once.
+	gates := gate.NewStore(dynamodb.NewFromConfig(m.AWSConfig()), table)
+	digest := "sha256:" + strings.Repeat("a", 64)
+	asked := time.Now().UTC().Add(-2 * time.Hour)
+	if _, err := gates.RequestApproval(ctx, gate.ApprovalRequest{Rule: "web-approved", Digest: digest, Repository: "web", Tag: "rc-1",
+		PushedAt: asked, At: asked, Expires: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := work.EncodeCommand(work.GateDue{Gate: "approval", Rule: "web-approved", Digest: digest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		body, err := rie.Invoke(ctx, due)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"gates":{"gate":"approval#web-approved#` + digest + `"}`; !strings.Contains(string(body), want) {
+			t.Errorf("gate-due delivery %d answered %s, want %s", i+1, body, want)
+		}
+	}
+	a, found, err := gates.GetApproval(ctx, "web-approved", digest)
+	if err != nil || !found || a.State != gate.Expired {
+		t.Errorf("approval %s (found %v, %v), want expired", a.State, found, err)
+	}
+	if n := strings.Count(rie.WaitLogs(`"outcome":"expired"`, 1, 5*time.Second), `"outcome":"expired"`); n != 1 {
+		t.Errorf("%d expired gate lines, want 1:\n%s", n, rie.Logs())
 	}
 }
 

@@ -1,17 +1,24 @@
 // Package watcher builds the watcher function's watcher from the wiring
 // of the functions (wiring.Functions). It lives apart so that only the
 // watcher's binary links what it alone calls (Lambda, to hand promotions to
-// the deployer; SNS; Scheduler through internal/timer).
+// the deployer; SNS; Scheduler through internal/timer; CloudWatch, to read
+// a bake's alarms).
 package watcher
 
 import (
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
@@ -27,20 +34,22 @@ import (
 // configured; nil: none) is asked for a recheck when a rollout in flight is
 // due to end; without one, only the rollout's next event reads it again.
 // The watcher's main builds it, so that the other functions' binaries do
-// not link the Scheduler client.
-func New(f *wiring.Functions, rechecker watch.Rechecker) *watch.Watcher {
+// not link the Scheduler client; and so gateTimers (internal/timer's
+// GateTimers; nil: none, the schedule's pass ends what is due).
+func New(f *wiring.Functions, rechecker watch.Rechecker, gateTimers gate.Timers) *watch.Watcher {
 	rt, clients := f.Runtime(), f.Clients()
+	promoter := &promote.Promoter{
+		ECR:              func(region, role string) promote.ECR { return clients.ECR(region, role) },
+		Central:          rt.Central,
+		Lambda:           awslambda.NewFromConfig(rt.AWS),
+		DeployerFunction: rt.Env.DeployerFunction,
+		Now:              time.Now,
+	}
 	w := &watch.Watcher{
-		Rules:   rt.Rules,
-		Central: rt.Central,
-		Store:   history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
-		Promoter: &promote.Promoter{
-			ECR:              func(region, role string) promote.ECR { return clients.ECR(region, role) },
-			Central:          rt.Central,
-			Lambda:           awslambda.NewFromConfig(rt.AWS),
-			DeployerFunction: rt.Env.DeployerFunction,
-			Now:              time.Now,
-		},
+		Rules:      rt.Rules,
+		Central:    rt.Central,
+		Store:      history.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
+		Promoter:   promoter,
 		CodeDeploy: func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
 		ECS:        func(region, role string) rollout.ServiceDeploymentReader { return clients.ECS(region, role) },
 		Log:        rt.Log,
@@ -56,10 +65,60 @@ func New(f *wiring.Functions, rechecker watch.Rechecker) *watch.Watcher {
 	if q := f.CleanupQueue(); q != nil {
 		w.Cleanups = q
 	}
-	if rt.Env.NotifyTopic != "" {
-		w.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	g := &gate.Gates{
+		Rules:   rt.Rules,
+		Central: rt.Central,
+		Store:   gate.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
+		Scans:   func(region, role string) gate.ScanReader { return clients.ECR(region, role) },
+		Alarms:  newAlarmClients(rt.AWS).reader,
+		Timers:  gateTimers,
+		HandOff: promoter.HandOffPush,
+		Promote: w.PromoteBaked,
+		Log:     rt.Log,
+		Now:     time.Now,
 	}
+	if rt.Env.NotifyTopic != "" {
+		topic := notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+		w.Notifier, g.Notifier = topic, topic
+	}
+	w.Gates = g
 	return w
+}
+
+// alarmClients are the CloudWatch clients a bake's end reads its alarms
+// with: one per region and role (a target account's watcher role), made on
+// first use. They live here, not in awsenv's Clients, so that only the
+// watcher's binary links the CloudWatch client.
+type alarmClients struct {
+	base    aws.Config
+	mu      sync.Mutex
+	clients map[[2]string]*cloudwatch.Client
+}
+
+func newAlarmClients(base aws.Config) *alarmClients {
+	return &alarmClients{base: base, clients: map[[2]string]*cloudwatch.Client{}}
+}
+
+// reader is the client for region ("" the base region) through role (""
+// the function's own credentials).
+func (a *alarmClients) reader(region, role string) gate.AlarmReader {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := [2]string{region, role}
+	if c, ok := a.clients[key]; ok {
+		return c
+	}
+	cfg := a.base.Copy()
+	if region != "" {
+		cfg.Region = region
+	}
+	if role != "" {
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(a.base), role,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "ecr-autodeploy" }))
+	}
+	c := cloudwatch.NewFromConfig(cfg)
+	a.clients[key] = c
+	return c
 }
 
 // mayBeNative reports whether a target may be ECS-native: every target

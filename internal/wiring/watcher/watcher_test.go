@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/codedeploy"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
@@ -45,10 +47,11 @@ func TestWatcher(t *testing.T) {
 			}
 			rt := runtime(t, "")
 			var rechecker watch.Rechecker // as the watcher's main builds it
+			var gateTimers gate.Timers
 			if r := timer.NewRechecker(rt.AWS, cfg); r != nil {
-				rechecker = r
+				rechecker, gateTimers = r, timer.NewGateTimers(r.Timers)
 			}
-			w := New(wiring.New(rt), rechecker)
+			w := New(wiring.New(rt), rechecker, gateTimers)
 			if w.Store == nil || w.Promoter == nil || w.Log == nil || w.Rules == nil {
 				t.Errorf("watcher %+v: missing its store, promoter, log or rules", w)
 			}
@@ -68,11 +71,29 @@ func TestWatcher(t *testing.T) {
 			if _, ok := w.CodeDeploy("eu-west-1", "").(*codedeploy.Client); !ok {
 				t.Errorf("CodeDeploy client %T", w.CodeDeploy("eu-west-1", ""))
 			}
+			g := w.Gates
+			if g == nil || g.Store == nil || g.Scans == nil || g.Alarms == nil || g.HandOff == nil || g.Promote == nil || g.Rules != w.Rules ||
+				g.Central != w.Central {
+				t.Fatalf("gates %+v: missing a part", g)
+			}
+			a, ok := g.Alarms("eu-central-1", "arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1").(*cloudwatch.Client)
+			if !ok {
+				t.Fatalf("alarm reader %T, want *cloudwatch.Client", a)
+			}
+			if got := a.Options().Region; got != "eu-central-1" {
+				t.Errorf("alarms read in %s, want the alarm's region eu-central-1", got)
+			}
+			if again := g.Alarms("eu-central-1", "arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1"); again != gate.AlarmReader(a) {
+				t.Error("a second bake's end in the same place builds another client")
+			}
 			if tt.timers == nil {
-				if w.Rechecker != nil {
-					t.Errorf("Rechecker %T, want none", w.Rechecker)
+				if w.Rechecker != nil || g.Timers != nil {
+					t.Errorf("Rechecker %T, gate timers %T, want none", w.Rechecker, g.Timers)
 				}
 				return
+			}
+			if gt, ok := g.Timers.(*timer.GateTimers); !ok || gt.Timers != w.Rechecker.(*timer.Rechecker).Timers {
+				t.Errorf("gate timers %#v, want the Rechecker's timers", g.Timers)
 			}
 			r, ok := w.Rechecker.(*timer.Rechecker)
 			if !ok || r.Timers == nil {
@@ -112,10 +133,10 @@ func runtime(t *testing.T, queueURL string) fnenv.Runtime {
 // when there is one (a rule's cleanup:), none without (the sweep cleans).
 func TestWatcherCleanups(t *testing.T) {
 	const url = "https://sqs.eu-west-1.amazonaws.com/111111111111/autodeploy-work"
-	if w := New(wiring.New(runtime(t, "")), nil); w.Cleanups != nil {
+	if w := New(wiring.New(runtime(t, "")), nil, nil); w.Cleanups != nil {
 		t.Errorf("the watcher sends cleanups without a queue: %T", w.Cleanups)
 	}
-	w := New(wiring.New(runtime(t, url)), nil)
+	w := New(wiring.New(runtime(t, url)), nil, nil)
 	if wq, ok := w.Cleanups.(*reconcile.CleanupQueue); !ok || wq.BaseURL != url {
 		t.Errorf("watcher Cleanups %T %v, want the work queue", w.Cleanups, w.Cleanups)
 	}
@@ -138,7 +159,7 @@ func TestWatcherWarnsWithoutTimers(t *testing.T) {
 			rt := runtime(t, "")
 			var logs strings.Builder
 			rt.Log = logging.New(&logs, 0)
-			New(wiring.New(rt), tt.rechecker)
+			New(wiring.New(rt), tt.rechecker, nil)
 			if got := strings.Contains(logs.String(), "no recheck timers"); got != tt.warns {
 				t.Errorf("warned %v, want %v:\n%s", got, tt.warns, logs.String())
 			}
