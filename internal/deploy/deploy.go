@@ -136,7 +136,7 @@ type Deployer struct {
 	// Gates says whether a rule with approval: or scan: deploys a push
 	// now (gates.go); unset, such a rule deploys nothing.
 	Gates Gates
-	Now      func() time.Time
+	Now   func() time.Time
 
 	// groups keeps each blue/green service's deployment group.
 	groups bluegreen.Groups

@@ -190,4 +190,3 @@ func TestGatedRuleWithoutGatesDeploysNothing(t *testing.T) {
 		t.Errorf("prod/web = %q with %d registrations, want a permanent failure and none", got, f.ecs.calls["RegisterTaskDefinition"])
 	}
 }
-
