@@ -74,11 +74,32 @@ func validate(_ context.Context, args []string, env Env) error {
 			which, strings.Join(said, ", "))
 		fmt.Fprintln(env.Stdout, "clean-up: a service, scheduled task or state machine on those families that no rule names is protected only by keep")
 	}
-	if names := cfg.GateRules(); len(names) > 0 {
-		fmt.Fprintf(env.Stdout, "warning: %s (rules %s)\n", rules.GatesNotCarriedOut, strings.Join(names, ", "))
+	for _, r := range cfg.Rules {
+		if g := gatesOf(r); g != "" {
+			fmt.Fprintf(env.Stdout, "gates: rule %s %s\n", r.Name, g)
+		}
 	}
 	if *account == "" || *region == "" {
 		fmt.Fprintln(env.Stdout, "one owner per container checked without the central account and region: give --account and --region (or AUTODEPLOY_ACCOUNT, AWS_REGION) to check it as the functions will")
 	}
 	return nil
+}
+
+// gatesOf says what rule r's gates make a digest wait for, "" for none.
+func gatesOf(r *rules.Rule) string {
+	var what []string
+	if r.Scan != nil {
+		what = append(what, fmt.Sprintf("deploys only a clean scan (blocks %s; waits %s for a result)", strings.Join(r.Scan.Block, ", "), rules.FormatDuration(r.Scan.Wait)))
+	}
+	if r.Approval != nil {
+		what = append(what, fmt.Sprintf("waits for a person's approval (autodeploy approve; expires after %s)", rules.FormatDuration(r.Approval.Expires)))
+	}
+	if p := r.Promote; p != nil && p.Bake > 0 {
+		alarms := make([]string, len(p.Alarms))
+		for i, a := range p.Alarms {
+			alarms[i] = a.String()
+		}
+		what = append(what, fmt.Sprintf("promotes to %s only after a %s bake with none of %s in ALARM", p.Tag, rules.FormatDuration(p.Bake), strings.Join(alarms, ", ")))
+	}
+	return strings.Join(what, "; then ")
 }

@@ -13,9 +13,8 @@ import (
 
 // The gates' keys (DESIGN "Gates"): approval and scan on a rule or in
 // defaults, and promote's bake and alarms. A rule's key replaces the
-// default whole, as publish and cleanup do. They are validated here; the
-// intake, sweeps, watcher and CLI do not act on them until the gates are
-// wired (GatesNotCarriedOut).
+// default whole, as publish and cleanup do. They are validated here;
+// internal/gate carries them out.
 
 // Bounds and defaults of the gates' durations.
 const (
@@ -87,12 +86,6 @@ func (a Alarm) String() string {
 	}
 	return a.Account + ":" + a.Name
 }
-
-// GatesNotCarriedOut is what `autodeploy validate` and the functions' init
-// are to say, once, of a rules file that sets approval, scan or a bake:
-// the keys are validated, but nothing acts on them until the gates are
-// wired (internal/gate is the library).
-const GatesNotCarriedOut = "approval:, scan: and promote.bake are not carried out yet; nothing waits for them"
 
 // Gated reports whether the rule sets a gate: approval, scan or a bake.
 func (r *Rule) Gated() bool {
@@ -199,7 +192,7 @@ func (p *parser) bake(f field, m map[string]field, at string, pr *Promote) bool 
 		p.errorf(f.value, at+".alarms", "missing; a bake watches CloudWatch alarms: name at least one (alarms: [web-5xx])")
 		ok = false
 	case hasAlarms && !hasBake:
-		p.errorf(af.key, at+".bake", "missing; alarms are watched during a bake: give its length (bake: 15m, from %s to %s)", fmtDuration(MinBake), fmtDuration(MaxBake))
+		p.errorf(af.key, at+".bake", "missing; alarms are watched during a bake: give its length (bake: 15m, from %s to %s)", FormatDuration(MinBake), FormatDuration(MaxBake))
 		ok = false
 	}
 	return ok
@@ -346,7 +339,7 @@ func (p *parser) gateDuration(f field, at string, min, max time.Duration) (time.
 		return 0, false
 	}
 	if d < min || d > max {
-		p.errorf(f.value, at, "%s: want %s to %s", s, fmtDuration(min), fmtDuration(max))
+		p.errorf(f.value, at, "%s: want %s to %s", s, FormatDuration(min), FormatDuration(max))
 		return 0, false
 	}
 	return d, true
@@ -375,8 +368,8 @@ func parseGateDuration(s string) (time.Duration, bool) {
 	return d, true
 }
 
-// fmtDuration writes a duration the way the file would: 14d, 24h, 1h30m, 90s.
-func fmtDuration(d time.Duration) string {
+// FormatDuration writes a duration the way the file would: 14d, 24h, 1h30m, 90s.
+func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
 	}

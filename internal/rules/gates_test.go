@@ -238,8 +238,8 @@ func TestGateDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		time.Minute: "1m", 24 * time.Hour: "24h", 14 * 24 * time.Hour: "14d", 90 * time.Minute: "1h30m", 90 * time.Second: "1m30s",
 	} {
-		if got := fmtDuration(d); got != want {
-			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
+		if got := FormatDuration(d); got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }
