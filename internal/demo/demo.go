@@ -122,6 +122,8 @@ type demo struct {
 	// the ECS-native services' service deployments played by a fake.
 	front   *testenv.ECSNativeFront
 	motoCfg aws.Config
+	// table is the state table the functions and the CLI share.
+	table string
 }
 
 // Run runs the whole demo, writing the narration to out, and stops all it
@@ -147,6 +149,7 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	defer moto.Stop()
 	d.p.line("  moto at %s", moto.Endpoint)
 	const table = "autodeploy-demo"
+	d.table = table
 	if err := moto.CreateTable(ctx, table); err != nil {
 		return err
 	}
@@ -174,6 +177,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		}
 	}
 	if err := d.seedNative(ctx); err != nil {
+		return err
+	}
+	if err := d.seedGates(ctx); err != nil {
 		return err
 	}
 
@@ -227,6 +233,9 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		return fmt.Errorf("sweeps: %w", err)
 	}
 	if err := d.nativeScenes(ctx, len(steps())+4); err != nil {
+		return err
+	}
+	if err := d.gateScenes(ctx, len(steps())+6); err != nil {
 		return err
 	}
 	d.p.head("Done: every service ran what its rules allowed, and every deployment's end was told truthfully")

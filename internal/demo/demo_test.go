@@ -122,6 +122,29 @@ func TestDemoEndState(t *testing.T) {
 		}
 		at += next
 	}
+	// The gates: an approval and its approve, a blocked scan, a bake an
+	// alarm stops — each in its order within its step.
+	for i, order := range [][]string{
+		{"deployer: skipped prod/billing (rule billing)", "⏸️ billing:v2.0.0 waits for approval to deploy by rule billing",
+			"next: To deploy it: `autodeploy approve --rule billing --tag v2.0.0`", "now running: prod/billing billing:1 app=billing:v1.0.0",
+			"approved for rule billing by alice@example.com", "worker: deployed prod/billing (rule billing)", "now running: prod/billing billing:2 app=billing@sha256:"},
+		{"deployer: gate scan of rule reports: waits — waits for its scan", "watcher: gate scan of rule reports: blocked — 1 CRITICAL, 3 HIGH",
+			"🛑 reports:main-3c4d5e6 NOT deployed by rule reports: its scan found 1 CRITICAL, 3 HIGH", "now running: prod/reports reports:1 app=reports:main-0000000"},
+		{"worker: deployed staging/search (rule search-staging)", `"gate":"bake","outcome":"baking"`,
+			"watcher: gate bake of rule search-staging: not promoted — alarm search-5xx in ALARM at ",
+			"NOT promoted by rule search-staging: alarm search-5xx during its bake", "(no verified-main-6f7a8b9: it was not promoted)"},
+	} {
+		scene := steps[13+i]
+		at := 0
+		for _, want := range order {
+			next := strings.Index(scene[at:], want)
+			if next < 0 {
+				t.Errorf("step %d lacks %q after what came before", 13+i, want)
+				break
+			}
+			at += next
+		}
+	}
 	if strings.Contains(text, "never-logged") {
 		t.Error("a container environment value reached the demo's log lines")
 	}

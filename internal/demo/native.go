@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -330,6 +332,13 @@ func (d *demo) autodeploy(ctx context.Context, args []string) error {
 	var out, errOut bytes.Buffer
 	cfg := d.motoCfg
 	cfg.BaseEndpoint = aws.String(d.front.URL)
+	if d.deployer != nil {
+		deployer, err := url.Parse(d.deployer.Endpoint)
+		if err != nil {
+			return fmt.Errorf("the deployer's endpoint %q: %w", d.deployer.Endpoint, err)
+		}
+		cfg.HTTPClient = &http.Client{Transport: toDeployer{deployer: deployer, next: http.DefaultTransport}}
+	}
 	code := cli.Run(ctx, args, cli.Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" },
 		AWS: func(context.Context) (aws.Config, error) { return cfg, nil }, Now: time.Now})
 	for _, l := range strings.Split(strings.TrimRight(out.String()+errOut.String(), "\n"), "\n") {
