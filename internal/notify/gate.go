@@ -127,8 +127,9 @@ func (g *Gate) nextSteps(n Notice) []string {
 		}
 	case NotPromoted:
 		return []string{
-			"It stays on the rule's targets; nothing rolled back. Read the alarm's history before you roll back: `autodeploy history --rule " + n.Rule + "`",
-			"Fix and push a new image; or promote this one by hand with its tag " + n.PromotedTag + ".",
+			"It stays on the rule's targets; nothing was rolled back. Read what the alarm saw: `aws cloudwatch describe-alarm-history --alarm-name " + g.Alarm + "`",
+			"To undo it on a target: `autodeploy rollback --cluster CLUSTER --service SERVICE` (`autodeploy status` lists them)",
+			"Fix and push a new image; or, if the alarm was not the image's fault, tag this digest " + n.PromotedTag + " by hand.",
 		}
 	}
 	return nil
