@@ -93,16 +93,43 @@ func Gated(r *rules.Rule) bool { return r.Scan != nil || r.Approval != nil }
 // approval. Gates are opened as the mode allows, each decision logged
 // (msg="gate") and, when a person should know, noticed once.
 func (g *Gates) Admit(ctx context.Context, r *rules.Rule, push ecrevent.Push, mode Mode) (Verdict, error) {
+	v := pass // no gate
 	if r.Scan != nil {
-		v, err := g.scan(ctx, r, push, mode)
-		if err != nil || !v.Pass {
+		var err error
+		if v, err = g.scan(ctx, r, push, mode); err != nil {
 			return v, err
+		}
+		g.decided(ctx, r, push, KindScan, v, mode)
+		if !v.Pass {
+			return v, nil
 		}
 	}
 	if r.Approval != nil {
-		return g.approval(ctx, r, push, mode)
+		var err error
+		if v, err = g.approval(ctx, r, push, mode); err != nil {
+			return v, err
+		}
+		g.decided(ctx, r, push, KindApproval, v, mode)
 	}
-	return pass, nil
+	// The last gate's pass says why (a scan-only rule's: its clean scan).
+	return v, nil
+}
+
+// decided logs one gate's decision on a push (msg="gate"): passed, waits
+// or refused, with the gate's reason. A read-only look decides nothing.
+func (g *Gates) decided(ctx context.Context, r *rules.Rule, push ecrevent.Push, kind Kind, v Verdict, mode Mode) {
+	if mode == ReadOnly {
+		return
+	}
+	outcome := "passed"
+	switch {
+	case v.Pass:
+	case v.Final:
+		outcome = "refused"
+	default:
+		outcome = "waits"
+	}
+	Log(ctx, g.log(), r.Name, push.Digest, kind, outcome, v.Reason)
 }
 
 // Peek is Admit without a write, a notice or a log line: what `plan` and a
@@ -131,7 +158,7 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 		if blocked {
 			return Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: " + why}, nil
 		}
-		return pass, nil
+		return scanVerdict(Scan{State: Clean, Source: SourceDescribe}), nil
 	case res.failed && mode == ReadOnly:
 		return Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: " + res.reason}, nil
 	case mode == ReadOnly:
@@ -162,13 +189,10 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 		return scanVerdict(sc), nil // pending (or timed out) still
 	}
 	now := g.now()
-	started, created, err := g.Store.StartScan(ctx, ScanRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,
+	started, _, err := g.Store.StartScan(ctx, ScanRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,
 		PushedAt: push.Time, At: now, Wait: r.Scan.Wait})
 	if err != nil {
 		return Verdict{}, err
-	}
-	if created {
-		Log(ctx, g.log(), r.Name, push.Digest, KindScan, "waits", fmt.Sprintf("no scan result yet (%s); waits until %s", res.status, started.Due.Format(time.RFC3339)))
 	}
 	return scanVerdict(started), nil
 }
@@ -187,7 +211,7 @@ func withTag(sc Scan, push ecrevent.Push) Scan {
 func scanVerdict(sc Scan) Verdict {
 	switch sc.State {
 	case Clean:
-		return pass
+		return Verdict{Pass: true, Gate: KindScan, State: Clean, Reason: "its scan is clean (" + sc.Source + ")"}
 	case Blocked:
 		return Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: " + sc.Reason}
 	case ScanFailed:
@@ -279,6 +303,16 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 		return Verdict{}, err
 	}
 	now := g.now()
+	if found && a.State == Pending && !a.Due.After(now) && mode != ReadOnly {
+		// Its time is up and its timer has not fired: end it now (told as
+		// the timer would), so a newer push of the digest may ask again.
+		if err := g.End(ctx, KindApproval, r.Name, push.Digest); err != nil {
+			return Verdict{}, err
+		}
+		if a, found, err = g.Store.GetApproval(ctx, r.Name, push.Digest); err != nil {
+			return Verdict{}, err
+		}
+	}
 	if found {
 		// A newer push of the same digest asks anew for an approval that
 		// expired or was superseded; anything else stands as it is.
@@ -304,7 +338,6 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 	// newer one asked): no one is asked to approve what cannot be.
 	if req.Created && req.Approval.State == Pending {
 		a := req.Approval
-		Log(ctx, g.log(), r.Name, a.Digest, KindApproval, "waits", "asked for approval; expires "+a.Due.Format(time.RFC3339))
 		g.notify(ctx, notify.GateNotice(notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: a.Tag, Digest: a.Digest, PushedAt: a.PushedAt},
 			notify.AwaitingApproval, notify.Gate{Kind: string(KindApproval), Due: a.Due, Targets: g.targets(r)}))
 	} else if req.Created {
@@ -318,7 +351,7 @@ func approvalVerdict(a Approval, now time.Time) Verdict {
 	v := Verdict{Gate: KindApproval, State: a.State, Final: true}
 	switch a.State {
 	case Approved:
-		return pass
+		return Verdict{Pass: true, Gate: KindApproval, State: Approved, Reason: fmt.Sprintf("approved by %s at %s", a.By, a.DecidedAt.Format(time.RFC3339))}
 	case Pending:
 		if !a.Due.After(now) {
 			v.State, v.Reason = Expired, "its approval expired at "+a.Due.Format(time.RFC3339)

@@ -30,8 +30,8 @@ import (
 
 // gatesRules are the rules of the Gates tests: a scan gate (web), an
 // approval with targets in two places (api) and another (held), both gates
-// (app), and a bake
-// watching an alarm of the central account and one of a target account
+// (app), a scan blocking LOW, which Inspector's event does not count
+// (strict), and a bake watching an alarm of the central account and one of a target account
 // (svc).
 const gatesRules = `version: 1
 rules:
@@ -58,6 +58,11 @@ rules:
     scan: {block: [CRITICAL], wait: 30m}
     approval: {expires: 24h}
     targets: [{cluster: prod, service: app}]
+  - name: strict
+    repository: lib
+    tags: ["*"]
+    scan: {block: [HIGH, LOW], wait: 30m}
+    targets: [{cluster: prod, service: lib}]
   - name: baked
     repository: svc
     tags: ["main-*"]
@@ -200,6 +205,17 @@ func gateLog(ls []map[string]any) []string {
 	return out
 }
 
+// gateReasons is a msg="gate" line as "gate outcome digest-tail: reason",
+// for the decisions whose reason the test checks.
+func gateReasons(ls []map[string]any) []string {
+	var out []string
+	for _, l := range ls {
+		dg, _ := l["digest"].(string)
+		out = append(out, fmt.Sprintf("%v %v %s %v: %v", l["rule"], l["gate"], dg[max(0, len(dg)-4):], l["outcome"], l["reason"]))
+	}
+	return out
+}
+
 // gatesMoto is the moto server of TestGates (one for the whole binary's
 // Gates tests) with the ECR repositories the rules name.
 func gatesMoto(t *testing.T) *testenv.Moto {
@@ -207,6 +223,7 @@ func gatesMoto(t *testing.T) *testenv.Moto {
 	m := testenv.StartMoto(t)
 	m.Repository(t, "web")
 	m.Repository(t, "app")
+	m.Repository(t, "lib")
 	return m
 }
 
@@ -319,12 +336,14 @@ func TestGates(t *testing.T) {
 		{"AdmitApprovalDecided", testAdmitApprovalDecided},
 		{"AdmitApprovalSupersedes", testAdmitApprovalSupersedes},
 		{"AdmitApprovalAskedAgain", testAdmitApprovalAskedAgain},
+		{"AdmitApprovalOverdue", testAdmitApprovalOverdue},
 		{"AdmitScanThenApproval", testAdmitScanThenApproval},
 		{"Peek", testPeek},
 		{"EndApprovalAndScan", testEndApprovalAndScan},
 		{"EndBake", testEndBake},
 		{"AlarmChanged", testAlarmChanged},
 		{"ScanResult", testScanResult},
+		{"ScanHandBack", testScanHandBack},
 		{"EndDue", testEndDue},
 	} {
 		t.Run(g.name, func(t *testing.T) {
@@ -351,34 +370,37 @@ func testAdmitScan(t *testing.T, f *fixture) {
 		state               State
 		reason              string
 		notices             []string
-		log                 []string
+		// log: the gate lines over two deliveries, "gate outcome": the
+		// transition this push made (once), then each delivery's decision.
+		log []string
 	}{
 		{name: "no result yet: pending, waits", status: "none",
 			want:  Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
-			state: Pending, log: []string{"scan waits"}},
+			state: Pending, log: []string{"scan waits", "scan waits"}},
 		{name: "in progress: pending, waits", status: "IN_PROGRESS", description: "scanning",
 			want:  Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
-			state: Pending, log: []string{"scan waits"}},
+			state: Pending, log: []string{"scan waits", "scan waits"}},
 		{name: "an answer with no status: pending, waits", status: "",
 			want:  Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
-			state: Pending, log: []string{"scan waits"}},
+			state: Pending, log: []string{"scan waits", "scan waits"}},
 		{name: "complete and clean: pass", status: "COMPLETE", description: "The scan was completed successfully.",
-			counts: map[string]int{"MEDIUM": 2, "INFORMATIONAL": 7}, want: pass, state: Clean, log: []string{"scan clean"}},
-		{name: "complete with no findings: pass", status: "COMPLETE", counts: map[string]int{}, want: pass, state: Clean, log: []string{"scan clean"}},
+			counts: map[string]int{"MEDIUM": 2, "INFORMATIONAL": 7}, want: cleanByDescribe, state: Clean, log: []string{"scan clean", "scan passed", "scan passed"}},
+		{name: "complete with no findings: pass", status: "COMPLETE", counts: map[string]int{}, want: cleanByDescribe, state: Clean,
+			log: []string{"scan clean", "scan passed", "scan passed"}},
 		{name: "blocked: a final refusal, noticed once", status: "COMPLETE",
 			counts: map[string]int{"CRITICAL": 1, "LOW": 3},
 			want:   Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 CRITICAL"},
-			state:  Blocked, reason: "1 CRITICAL", notices: []string{notify.ScanBlocked}, log: []string{"scan blocked"}},
+			state:  Blocked, reason: "1 CRITICAL", notices: []string{notify.ScanBlocked}, log: []string{"scan blocked", "scan refused", "scan refused"}},
 		{name: "enhanced scanning's ACTIVE with findings: blocked", status: "ACTIVE",
 			counts: map[string]int{"HIGH": 2, "TOTAL": 2},
 			want:   Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 2 HIGH"},
-			state:  Blocked, reason: "2 HIGH", notices: []string{notify.ScanBlocked}, log: []string{"scan blocked"}},
+			state:  Blocked, reason: "2 HIGH", notices: []string{notify.ScanBlocked}, log: []string{"scan blocked", "scan refused", "scan refused"}},
 		{name: "FAILED: failed, noticed once", status: "FAILED", description: "The scan failed.",
 			want:  Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: The scan failed."},
-			state: ScanFailed, reason: "The scan failed.", notices: []string{notify.ScanNotDone}, log: []string{"scan failed"}},
+			state: ScanFailed, reason: "The scan failed.", notices: []string{notify.ScanNotDone}, log: []string{"scan failed", "scan refused", "scan refused"}},
 		{name: "UNSUPPORTED_IMAGE without a description: failed", status: "UNSUPPORTED_IMAGE",
 			want:  Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: UNSUPPORTED_IMAGE"},
-			state: ScanFailed, reason: "UNSUPPORTED_IMAGE", notices: []string{notify.ScanNotDone}, log: []string{"scan failed"}},
+			state: ScanFailed, reason: "UNSUPPORTED_IMAGE", notices: []string{notify.ScanNotDone}, log: []string{"scan failed", "scan refused", "scan refused"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := f.push(t, "web", fmt.Sprintf("v1.0.%d", i), base.Add(250*ms))
@@ -419,8 +441,22 @@ func testAdmitScan(t *testing.T, f *fixture) {
 			for _, l := range tc.log {
 				wantLog = append(wantLog, l+" "+p.Digest[len(p.Digest)-4:])
 			}
-			if diff := cmp.Diff(wantLog, gateLog(f.logs.lines(t, "gate"))); diff != "" {
+			ls := f.logs.lines(t, "gate")
+			if diff := cmp.Diff(wantLog, gateLog(ls)); diff != "" {
 				t.Errorf("gate log lines (-want +got):\n%s", diff)
+			}
+			// Each delivery's decision (the last two lines) says the
+			// verdict's reason, for the rule.
+			if len(ls) >= 2 {
+				tail := p.Digest[len(p.Digest)-4:]
+				outcome := map[bool]string{true: "refused", false: "waits"}[tc.want.Final]
+				if tc.want.Pass {
+					outcome = "passed"
+				}
+				dec := "scanned scan " + tail + " " + outcome + ": " + tc.want.Reason
+				if diff := cmp.Diff([]string{dec, dec}, gateReasons(ls[len(ls)-2:])); diff != "" {
+					t.Errorf("decision lines (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}
@@ -434,6 +470,10 @@ func testAdmitScan(t *testing.T, f *fixture) {
 	}
 }
 
+// cleanByDescribe is the pass of a scan judged clean by the registry's
+// findings (DescribeImageScanFindings): the scan gate says why it passed.
+var cleanByDescribe = Verdict{Pass: true, Gate: KindScan, State: Clean, Reason: "its scan is clean (DescribeImageScanFindings)"}
+
 // A pending scan whose result reached the registry while its event was
 // lost is decided by the next Admit: a sweep's (the heal), or a push's.
 func testAdmitScanHeals(t *testing.T, f *fixture) {
@@ -445,10 +485,10 @@ func testAdmitScanHeals(t *testing.T, f *fixture) {
 		want    Verdict
 		notices []string
 	}{
-		{"clean, found by a sweep", FromSweep, map[string]int{"LOW": 1}, pass, nil},
+		{"clean, found by a sweep", FromSweep, map[string]int{"LOW": 1}, cleanByDescribe, nil},
 		{"blocked, found by a sweep", FromSweep, map[string]int{"HIGH": 1},
 			Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 HIGH"}, []string{notify.ScanBlocked}},
-		{"clean, found by a redrive of the push", FromPush, nil, pass, nil},
+		{"clean, found by a redrive of the push", FromPush, nil, cleanByDescribe, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f.clock.Set(base.Add(500 * ms))
@@ -548,7 +588,9 @@ func testAdmitApprovalAsksOnce(t *testing.T, f *fixture) {
 	if diff := cmp.Diff([]notify.Notice{wantNotice}, f.notices.take()); diff != "" {
 		t.Errorf("notices over two deliveries (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"approval waits " + d(1)[67:]}, gateLog(f.logs.lines(t, "gate"))); diff != "" {
+	// Each delivery's decision is a line; the second asks no one.
+	waits := "approved approval 0001 waits: waits for approval (until " + rfc(due) + ")"
+	if diff := cmp.Diff([]string{waits, waits}, gateReasons(f.logs.lines(t, "gate"))); diff != "" {
 		t.Errorf("gate log (-want +got):\n%s", diff)
 	}
 	a, found, err := f.store.GetApproval(context.Background(), "approved", d(1))
@@ -557,8 +599,10 @@ func testAdmitApprovalAsksOnce(t *testing.T, f *fixture) {
 	}
 }
 
-// A decided (or overdue) approval stands: Admit says so, Final unless
-// approved, and notices nothing.
+// A decided approval stands: Admit says so, Final unless approved, logs
+// each delivery's decision and notices nothing; an overdue one (its timer
+// not fired yet) is expired by the first delivery, noticed once as the
+// timer would.
 func testAdmitApprovalDecided(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	asked := base.Add(1500 * ms)
@@ -571,33 +615,39 @@ func testAdmitApprovalDecided(t *testing.T, f *fixture) {
 		mode   Mode
 		want   Verdict
 		stored State
+		// notices and log (besides each delivery's decision) over two
+		// deliveries.
+		notices []string
+		log     []string
 	}{
-		{"approved: pass", func(t *testing.T, digest string) {
-			if _, err := f.store.Approve(ctx, "approved", digest, "alice", asked.Add(time.Minute)); err != nil {
+		{"approved: pass, saying by whom", func(t *testing.T, digest string) {
+			if _, err := f.store.Approve(ctx, "approved", digest, "alice", asked.Add(time.Minute+250*ms)); err != nil {
 				t.Fatal(err)
 			}
-		}, asked.Add(2 * time.Minute), FromPush, pass, Approved},
+		}, asked.Add(2 * time.Minute), FromPush,
+			Verdict{Pass: true, Gate: KindApproval, State: Approved, Reason: "approved by alice at " + rfc(asked.Add(time.Minute))}, Approved, nil, nil},
 		{"rejected: final, with who and why", func(t *testing.T, digest string) {
 			if _, err := f.store.Reject(ctx, "approved", digest, "bob", "not on a Friday", asked.Add(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}, asked.Add(2 * time.Minute), FromPush,
-			Verdict{Gate: KindApproval, State: Rejected, Final: true, Reason: "rejected by bob: not on a Friday"}, Rejected},
+			Verdict{Gate: KindApproval, State: Rejected, Final: true, Reason: "rejected by bob: not on a Friday"}, Rejected, nil, nil},
 		{"expired: final", func(t *testing.T, digest string) {
 			if _, ok, err := f.store.ExpireApproval(ctx, "approved", digest, due.Add(ms)); err != nil || !ok {
 				t.Fatal(ok, err)
 			}
 		}, due.Add(time.Minute), FromSweep,
-			Verdict{Gate: KindApproval, State: Expired, Final: true, Reason: "its approval expired at " + rfc(due)}, Expired},
-		{"overdue, its timer not fired yet: expired, nothing written", func(*testing.T, string) {}, due.Add(ms), FromSweep,
-			Verdict{Gate: KindApproval, State: Expired, Final: true, Reason: "its approval expired at " + rfc(due)}, Pending},
+			Verdict{Gate: KindApproval, State: Expired, Final: true, Reason: "its approval expired at " + rfc(due)}, Expired, nil, nil},
+		{"overdue, its timer not fired yet: a sweep expires it, noticed once", func(*testing.T, string) {}, due.Add(ms), FromSweep,
+			Verdict{Gate: KindApproval, State: Expired, Final: true, Reason: "its approval expired at " + rfc(due)}, Expired,
+			[]string{notify.ApprovalExpired}, []string{"expired: no one approved it by " + rfc(due)}},
 		{"superseded: final, naming the newer push", func(t *testing.T, _ string) {
 			if _, err := f.store.RequestApproval(ctx, ApprovalRequest{Rule: "approved", Digest: d(104), Repository: "api", Tag: "v9",
 				PushedAt: base.Add(time.Hour), At: asked.Add(time.Minute), Expires: 24 * time.Hour}); err != nil {
 				t.Fatal(err)
 			}
 		}, asked.Add(2 * time.Minute), FromPush,
-			Verdict{Gate: KindApproval, State: Superseded, Final: true, Reason: "its approval was superseded by a newer push (" + d(104) + ")"}, Superseded},
+			Verdict{Gate: KindApproval, State: Superseded, Final: true, Reason: "its approval was superseded by a newer push (" + d(104) + ")"}, Superseded, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each row on a digest of its own, pushed in order, so a
@@ -611,14 +661,34 @@ func testAdmitApprovalDecided(t *testing.T, f *fixture) {
 			f.notices.take()
 			f.logs.lines(t, "gate")
 			f.clock.Set(tc.at)
-			if diff := cmp.Diff(tc.want, f.admit(t, "approved", p, tc.mode)); diff != "" {
-				t.Errorf("verdict (-want +got):\n%s", diff)
+			for delivery := 1; delivery <= 2; delivery++ {
+				if diff := cmp.Diff(tc.want, f.admit(t, "approved", p, tc.mode)); diff != "" {
+					t.Errorf("delivery %d: verdict (-want +got):\n%s", delivery, diff)
+				}
 			}
 			if a, _, err := f.store.GetApproval(ctx, "approved", p.Digest); err != nil || a.State != tc.stored {
 				t.Errorf("stored approval = %+v, %v; want %s", a, err, tc.stored)
 			}
-			if ns := f.notices.take(); len(ns) != 0 {
-				t.Errorf("notices %v, want none", outcomes(ns))
+			var got []string
+			for _, n := range f.notices.take() {
+				got = append(got, n.Outcome)
+			}
+			if diff := cmp.Diff(tc.notices, got); diff != "" {
+				t.Errorf("notices over two deliveries (-want +got):\n%s", diff)
+			}
+			outcome := "refused"
+			if tc.want.Pass {
+				outcome = "passed"
+			}
+			tail := p.Digest[len(p.Digest)-4:]
+			var wantLog []string
+			for _, l := range tc.log {
+				wantLog = append(wantLog, "approved approval "+tail+" "+l)
+			}
+			dec := "approved approval " + tail + " " + outcome + ": " + tc.want.Reason
+			wantLog = append(wantLog, dec, dec)
+			if diff := cmp.Diff(wantLog, gateReasons(f.logs.lines(t, "gate"))); diff != "" {
+				t.Errorf("gate log over two deliveries (-want +got):\n%s", diff)
 			}
 			// Each row's approval ends before the next row asks.
 			for _, o := range must(f.store.Open(ctx, KindApproval, "approved")) {
@@ -667,7 +737,10 @@ func testAdmitApprovalSupersedes(t *testing.T, f *fixture) {
 	if diff := cmp.Diff(want, f.admit(t, "approved", older, FromPush)); diff != "" {
 		t.Errorf("the older push again (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"approval waits 0001", "approval superseded 0001", "approval waits 0002"}, gateLog(f.logs.lines(t, "gate"))); diff != "" {
+	// The newer push's transition of the older (superseded), each
+	// delivery's decision, and the older push's refusal.
+	if diff := cmp.Diff([]string{"approval waits 0001", "approval superseded 0001", "approval waits 0002", "approval waits 0002", "approval refused 0001"},
+		gateLog(f.logs.lines(t, "gate"))); diff != "" {
 		t.Errorf("gate log (-want +got):\n%s", diff)
 	}
 
@@ -686,7 +759,9 @@ func testAdmitApprovalSupersedes(t *testing.T, f *fixture) {
 	if a, _, err := f.store.GetApproval(ctx, "approved", d(2)); err != nil || a.State != Pending {
 		t.Errorf("the newer approval = %+v, %v; want pending", a, err)
 	}
-	if diff := cmp.Diff([]string{"approval superseded 0003"}, gateLog(f.logs.lines(t, "gate"))); diff != "" {
+	refused := "approved approval 0003 refused: its approval was superseded by a newer push (" + d(2) + ")"
+	if diff := cmp.Diff([]string{"approved approval 0003 superseded: a newer push of the rule waits: " + d(2), refused, refused},
+		gateReasons(f.logs.lines(t, "gate"))); diff != "" {
 		t.Errorf("gate log of a late older push (-want +got):\n%s", diff)
 	}
 }
@@ -739,6 +814,100 @@ func testAdmitApprovalAskedAgain(t *testing.T, f *fixture) {
 		t.Errorf("approval = %+v, %v; want pending for the newer push", a, err)
 	}
 	f.logs.lines(t, "gate")
+}
+
+// An approval overdue while still pending (its timer not fired, or lost)
+// is expired by the push that finds it, noticed once as its timer would
+// have: then a newer push of the digest asks anew, noticed once, and the
+// same push again is refused as expired.
+func testAdmitApprovalOverdue(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	asked := base.Add(600 * ms)
+	due := asked.Add(24 * time.Hour)
+	now := due.Add(2*time.Hour + 125*ms)
+	for i, tc := range []struct {
+		name string
+		// newer: the push that finds it overdue is a newer push of the
+		// digest (else the push that asked, delivered again).
+		newer   bool
+		want    Verdict
+		stored  State
+		notices []notify.Notice
+		log     []string // rule gate digest outcome: reason, over two deliveries
+	}{
+		{name: "the same push again: expired, noticed once, refused",
+			want:   Verdict{Gate: KindApproval, State: Expired, Final: true, Reason: "its approval expired at " + rfc(due)},
+			stored: Expired,
+			notices: []notify.Notice{notify.GateNotice(notify.Notice{Rule: "approved", Repository: "api", Tag: "v5.0.0", Digest: d(1)},
+				notify.ApprovalExpired, notify.Gate{Kind: "approval", Due: due})},
+			log: []string{
+				"approved approval 0001 expired: no one approved it by " + rfc(due),
+				"approved approval 0001 refused: its approval expired at " + rfc(due),
+				"approved approval 0001 refused: its approval expired at " + rfc(due),
+			}},
+		{name: "a newer push: expired, noticed once, then asked anew, noticed once", newer: true,
+			want:   Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")"},
+			stored: Pending,
+			notices: []notify.Notice{
+				notify.GateNotice(notify.Notice{Rule: "approved", Repository: "api", Tag: "v5.1.0", Digest: d(2)},
+					notify.ApprovalExpired, notify.Gate{Kind: "approval", Due: due}),
+				notify.GateNotice(notify.Notice{Rule: "approved", Repository: "api", Tag: "v5.1.0", Digest: d(2), PushedAt: due.Add(time.Hour + 5*ms)},
+					notify.AwaitingApproval, notify.Gate{Kind: "approval", Due: now.Add(24 * time.Hour), Targets: apiTargets}),
+			},
+			log: []string{
+				"approved approval 0002 expired: no one approved it by " + rfc(due),
+				"approved approval 0002 waits: waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")",
+				"approved approval 0002 waits: waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")",
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Set(asked)
+			p := approvalPush(i+1, fmt.Sprintf("v5.%d.0", i), base.Add(time.Duration(i)*time.Second+50*ms))
+			if v := f.admit(t, "approved", p, FromPush); v.State != Pending {
+				t.Fatalf("asking: %+v", v)
+			}
+			f.notices.take()
+			f.logs.lines(t, "gate")
+			f.clock.Set(now)
+			again := p
+			if tc.newer {
+				again.Time, again.EventID = due.Add(time.Hour+5*ms), "ev-newer"
+			}
+			for delivery := 1; delivery <= 2; delivery++ {
+				if diff := cmp.Diff(tc.want, f.admit(t, "approved", again, FromPush)); diff != "" {
+					t.Errorf("delivery %d: verdict (-want +got):\n%s", delivery, diff)
+				}
+			}
+			a := stored(f.store.GetApproval(ctx, "approved", p.Digest))
+			if a.State != tc.stored || !a.PushedAt.Equal(again.Time) {
+				t.Errorf("approval = %+v; want %s for the push of %s", a, tc.stored, again.Time)
+			}
+			if diff := cmp.Diff(tc.notices, f.notices.take()); diff != "" {
+				t.Errorf("notices over two deliveries (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.log, gateReasons(f.logs.lines(t, "gate"))); diff != "" {
+				t.Errorf("gate log over two deliveries (-want +got):\n%s", diff)
+			}
+			// Open: only an approval asked anew, due at its new time.
+			var open []string
+			for _, o := range must(f.store.Open(ctx, KindApproval, "approved")) {
+				open = append(open, o.Digest[len(o.Digest)-4:]+" due "+rfc(o.Due))
+			}
+			var wantOpen []string
+			if tc.stored == Pending {
+				wantOpen = []string{p.Digest[len(p.Digest)-4:] + " due " + rfc(now.Add(24*time.Hour))}
+			}
+			if diff := cmp.Diff(wantOpen, open); diff != "" {
+				t.Errorf("open approvals (-want +got):\n%s", diff)
+			}
+			// The row's approval ends before the next row asks.
+			for _, o := range must(f.store.Open(ctx, KindApproval, "approved")) {
+				if _, err := f.store.Reject(ctx, "approved", o.Digest, "test", "next row", now); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // The scan comes first: no person is asked to approve an image its scan
@@ -800,7 +969,7 @@ func testPeek(t *testing.T, f *fixture) {
 		want   Verdict
 	}{
 		{"no scan yet", "scanned", "none", nil, false, Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"}},
-		{"clean in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"LOW": 1}, false, pass},
+		{"clean in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"LOW": 1}, false, cleanByDescribe},
 		{"blocked in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"CRITICAL": 1},
 			false, Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 CRITICAL"}},
 		{"failed in the registry, no gate yet", "scanned", "FAILED", nil, false,

@@ -255,6 +255,15 @@ func (g *Gates) ScanResult(ctx context.Context, ev ScanEvent) (judged []string, 
 			continue
 		}
 		judged = append(judged, r.Name)
+		if ev.Source == SourceInspector && !ev.Failed && !inspectorCounts(r.Scan.Block) {
+			// Inspector's event counts only CRITICAL, HIGH and MEDIUM: a
+			// rule that blocks more is judged by the registry's findings,
+			// which the deployer reads when the waiting push comes back.
+			if err := g.handBackToRead(ctx, r, ev); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		var sc Scan
 		var applied bool
 		var err error
@@ -332,6 +341,42 @@ func (g *Gates) rule(name string) *rules.Rule {
 		if r.Name == name {
 			return r
 		}
+	}
+	return nil
+}
+
+// inspectorSeverities are the severities an Inspector2 Scan event counts.
+var inspectorSeverities = []string{"CRITICAL", "HIGH", "MEDIUM"}
+
+// inspectorCounts reports whether an Inspector2 Scan event's counts can
+// judge a rule that blocks block.
+func inspectorCounts(block []string) bool {
+	for _, sev := range block {
+		if !slices.Contains(inspectorSeverities, sev) {
+			return false
+		}
+	}
+	return true
+}
+
+// handBackToRead hands the deployer the push that waits for a scan whose
+// event cannot judge it: the deployer's Admit reads the registry's
+// findings (DescribeImageScanFindings counts every severity). Once: the
+// gate is marked after the hand-off (a failed mark is retried with the
+// event, and a second hand-off is harmless: it carries the same id).
+func (g *Gates) handBackToRead(ctx context.Context, r *rules.Rule, ev ScanEvent) error {
+	sc, found, err := g.Store.GetScan(ctx, r.Name, ev.Digest)
+	if err != nil || !found || (sc.State != Pending && sc.State != TimedOut) || !sc.HandedBackAt.IsZero() || g.HandOff == nil {
+		return err
+	}
+	Log(ctx, g.log(), r.Name, ev.Digest, KindScan, "waits", "Inspector's event counts only CRITICAL, HIGH and MEDIUM; the deployer reads the findings")
+	push := ecrevent.Push{EventID: HandOffID(KindScan, r.Name, ev.Digest), Account: ev.Registry.Account, Region: ev.Registry.Region,
+		Time: sc.PushedAt, Repository: r.Repository, Tag: sc.Tag, Digest: ev.Digest}
+	if err := g.HandOff(ctx, push, fmt.Sprintf("scan of %s by Inspector for rule %s, to be judged by its findings", ev.Digest, r.Name)); err != nil {
+		return fmt.Errorf("hand %s:%s to the deployer to read its scan: %w", r.Repository, sc.Tag, err)
+	}
+	if _, err := g.Store.HandedBack(ctx, r.Name, ev.Digest, g.now()); err != nil {
+		return fmt.Errorf("mark %s:%s handed back to the deployer: %w", r.Repository, sc.Tag, err)
 	}
 	return nil
 }

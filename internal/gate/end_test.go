@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -369,7 +370,10 @@ func testAlarmChanged(t *testing.T, f *fixture) {
 
 // A scan's result ends its gate for the rules of its repository: a clean
 // one hands off the push that waited for it, once; with no push waiting,
-// nothing; a blocked one is noticed once.
+// nothing; a blocked one is noticed once. Inspector's event counts only
+// CRITICAL, HIGH and MEDIUM: it judges a rule blocking no more (scanned),
+// and hands a rule blocking LOW (strict) back to the deployer, once, with
+// nothing judged.
 func testScanResult(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	type handOff struct {
@@ -392,16 +396,19 @@ func testScanResult(t *testing.T, f *fixture) {
 		return out
 	}
 	pushed := base.Add(1*time.Second + 987*ms)
-	wait := func(i int) {
+	wait := func(rule, repository string, i int) {
 		t.Helper()
-		if _, created, err := f.store.StartScan(ctx, ScanRequest{Rule: "scanned", Digest: d(i), Repository: "web", Tag: fmt.Sprintf("v1.%d", i),
+		if _, created, err := f.store.StartScan(ctx, ScanRequest{Rule: rule, Digest: d(i), Repository: repository, Tag: fmt.Sprintf("v1.%d", i),
 			PushedAt: pushed, At: pushed.Add(300 * ms), Wait: 30 * time.Minute}); err != nil || !created {
 			t.Fatal(created, err)
 		}
 	}
 	f.clock.Set(base.Add(5*time.Minute + 5*ms))
+	// Inspector's counts: no LOW, ever (its event has none).
+	inspectorClean := map[string]int{"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "TOTAL": 0}
 	for _, tc := range []struct {
 		name    string
+		rule    string // "": scanned
 		waiting bool
 		ev      ScanEvent
 		judged  []string
@@ -427,11 +434,34 @@ func testScanResult(t *testing.T, f *fixture) {
 			ev: ScanEvent{Registry: rules.Place{Account: "333333333333", Region: central.Region}, Repository: "web", Digest: d(5), Complete: true, Source: SourceECR}},
 		{name: "neither complete nor failed: ignored", waiting: true,
 			ev: ScanEvent{Registry: central, Repository: "web", Digest: d(6), Source: SourceECR}, state: Pending},
+		{name: "Inspector, a rule blocking CRITICAL and HIGH: judged clean by the event, handed off once", waiting: true,
+			ev:     ScanEvent{Registry: central, Repository: "web", Digest: d(7), Complete: true, Counts: map[string]int{"MEDIUM": 3, "TOTAL": 3}, Source: SourceInspector},
+			judged: []string{"scanned"}, state: Clean,
+			handed: []handOff{{ecrevent.Push{EventID: HandOffID(KindScan, "scanned", d(7)), Account: central.Account, Region: central.Region, Time: pushed,
+				Repository: "web", Tag: "v1.7", Digest: d(7)}, "scan of " + d(7) + " clean for rule scanned"}}},
+		{name: "Inspector, a rule blocking CRITICAL and HIGH: blocked by the event, noticed once", waiting: true,
+			ev:     ScanEvent{Registry: central, Repository: "web", Digest: d(8), Complete: true, Counts: map[string]int{"HIGH": 1, "TOTAL": 1}, Source: SourceInspector},
+			judged: []string{"scanned"}, state: Blocked, notices: []string{notify.ScanBlocked + " 0008"}},
+		{name: "Inspector, a rule blocking LOW, a push waiting: handed back once, nothing judged", rule: "strict", waiting: true,
+			ev:     ScanEvent{Registry: central, Repository: "lib", Digest: d(9), Complete: true, Counts: inspectorClean, Source: SourceInspector},
+			judged: []string{"strict"}, state: Pending,
+			handed: []handOff{{ecrevent.Push{EventID: HandOffID(KindScan, "strict", d(9)), Account: central.Account, Region: central.Region, Time: pushed,
+				Repository: "lib", Tag: "v1.9", Digest: d(9)}, "scan of " + d(9) + " by Inspector for rule strict, to be judged by its findings"}}},
+		{name: "Inspector, a rule blocking LOW, no push waiting: nothing written, nothing handed", rule: "strict",
+			ev:     ScanEvent{Registry: central, Repository: "lib", Digest: d(10), Complete: true, Counts: inspectorClean, Source: SourceInspector},
+			judged: []string{"strict"}},
+		{name: "Inspector failed, a rule blocking LOW: failed by the event, noticed once", rule: "strict", waiting: true,
+			ev:     ScanEvent{Registry: central, Repository: "lib", Digest: d(11), Failed: true, Reason: "UNSUPPORTED_IMAGE", Source: SourceInspector},
+			judged: []string{"strict"}, state: ScanFailed, notices: []string{notify.ScanNotDone + " 0011"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			i := int(tc.ev.Digest[len(tc.ev.Digest)-1] - '0')
+			rule := tc.rule
+			if rule == "" {
+				rule = "scanned"
+			}
+			i := must(strconv.Atoi(tc.ev.Digest[len(tc.ev.Digest)-4:]))
 			if tc.waiting {
-				wait(i)
+				wait(rule, tc.ev.Repository, i)
 			}
 			for delivery := 1; delivery <= 2; delivery++ {
 				judged, err := f.g.ScanResult(ctx, tc.ev)
@@ -442,9 +472,12 @@ func testScanResult(t *testing.T, f *fixture) {
 					t.Errorf("delivery %d: judged (-want +got):\n%s", delivery, diff)
 				}
 			}
-			sc, found, err := f.store.GetScan(ctx, "scanned", tc.ev.Digest)
+			sc, found, err := f.store.GetScan(ctx, rule, tc.ev.Digest)
 			if err != nil || found != (tc.state != "") || sc.State != tc.state {
 				t.Errorf("scan = %+v, %v, %v; want %q", sc, found, err, tc.state)
+			}
+			if sc.State == Pending && (sc.Source != "" || sc.Counts != nil || !sc.EndedAt.IsZero()) {
+				t.Errorf("pending scan = %+v; want no result written", sc)
 			}
 			if diff := cmp.Diff(tc.handed, takeHanded()); diff != "" {
 				t.Errorf("hand-offs over two deliveries (-want +got):\n%s", diff)
@@ -458,6 +491,71 @@ func testScanResult(t *testing.T, f *fixture) {
 	if v := f.admit(t, "scanned", ecrevent.Push{Repository: "web", Tag: "v1.2", Digest: d(2), Time: pushed}, FromPush); !v.Pass {
 		t.Errorf("a push after its clean result: %+v", v)
 	}
+}
+
+// An Inspector event for a rule blocking LOW judges nothing: the push it
+// hands back to the deployer is judged by the registry's findings, which
+// count LOW (moto's static scan results), read by the deployer's Admit.
+func testScanHandBack(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var handed []ecrevent.Push
+	f.g.HandOff = func(_ context.Context, p ecrevent.Push, _ string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		handed = append(handed, p)
+		return nil
+	}
+	f.clock.Set(base.Add(2*time.Second + 200*ms))
+	p := f.push(t, "lib", "v2.0.0", base.Add(300*ms))
+	if v := f.admit(t, "strict", p, FromPush); v.State != Pending {
+		t.Fatalf("the push = %+v, want its scan pending", v)
+	}
+	// Inspector's event: nothing of what it counts, as its LOW findings
+	// are not in it; delivered twice.
+	f.scanned(t, p, "ACTIVE", "", map[string]int{"LOW": 2, "TOTAL": 2})
+	f.clock.Set(base.Add(4*time.Minute + 400*ms))
+	ev := ScanEvent{Registry: central, Repository: "lib", Digest: p.Digest, Complete: true,
+		Counts: map[string]int{"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "TOTAL": 0}, Source: SourceInspector}
+	for delivery := 1; delivery <= 2; delivery++ {
+		if _, err := f.g.ScanResult(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sc := stored(f.store.GetScan(ctx, "strict", p.Digest)); sc.State != Pending {
+		t.Errorf("scan after the event = %+v, want pending", sc)
+	}
+	mu.Lock()
+	back := handed
+	mu.Unlock()
+	if len(back) != 1 || back[0].Digest != p.Digest || back[0].Tag != p.Tag || !back[0].Time.Equal(p.Time) {
+		t.Fatalf("hand-offs over two deliveries = %+v; want the waiting push once", back)
+	}
+	f.notices.take()
+	f.logs.lines(t, "gate")
+	// The deployer's Admit of the handed-back push: blocked by its LOW.
+	want := Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 2 LOW"}
+	if diff := cmp.Diff(want, f.admit(t, "strict", back[0], FromPush)); diff != "" {
+		t.Errorf("the handed-back push (-want +got):\n%s", diff)
+	}
+	if sc := stored(f.store.GetScan(ctx, "strict", p.Digest)); sc.State != Blocked || sc.Source != SourceDescribe {
+		t.Errorf("scan = %+v; want blocked by %s", sc, SourceDescribe)
+	}
+	if diff := cmp.Diff([]string{notify.ScanBlocked + " " + p.Digest[len(p.Digest)-4:]}, outcomes(f.notices.take())); diff != "" {
+		t.Errorf("notices (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"scan blocked", "scan refused"}, gateOutcomes(f.logs.lines(t, "gate"))); diff != "" {
+		t.Errorf("gate log (-want +got):\n%s", diff)
+	}
+}
+
+// gateOutcomes are the msg="gate" lines as "gate outcome".
+func gateOutcomes(ls []map[string]any) []string {
+	var out []string
+	for _, l := range ls {
+		out = append(out, fmt.Sprintf("%v %v", l["gate"], l["outcome"]))
+	}
+	return out
 }
 
 // EndDue ends what is due, sets the timers of the approvals and scans due

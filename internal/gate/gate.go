@@ -102,8 +102,8 @@ type Store struct {
 func NewStore(db dynamoAPI, table string) *Store { return &Store{db: db, table: table} }
 
 // Log writes one gate decision as a JSON line: msg="gate" with the rule,
-// digest, gate, outcome (a State, or what the caller decided: "waits",
-// "refused") and reason.
+// digest, gate, outcome (a State a transition reached, or what Admit
+// decided: "passed", "waits", "refused") and reason.
 func Log(ctx context.Context, log *slog.Logger, rule, digest string, gate Kind, outcome, reason string) {
 	log.InfoContext(ctx, "gate", "rule", rule, "digest", digest, "gate", string(gate), "outcome", outcome, "reason", reason)
 }

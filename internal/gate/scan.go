@@ -32,6 +32,9 @@ type Scan struct {
 	// "Inspector2 Scan", "DescribeImageScanFindings".
 	Source  string    `dynamodbav:"source,omitempty"`
 	EndedAt time.Time `dynamodbav:"ended_at,omitempty"`
+	// HandedBackAt: when an event that could not judge it (Inspector's,
+	// for a rule blocking LOW) handed its push back to the deployer to read.
+	HandedBackAt time.Time `dynamodbav:"handed_back_at,omitempty"`
 }
 
 // ScanRequest is a push a rule with scan would deploy once its scan is done.
@@ -136,6 +139,21 @@ func (s *Store) endScan(ctx context.Context, rule, digest, repository, cond stri
 	}
 	sc, err := scanOf(got)
 	return sc, applied, err
+}
+
+// HandedBack marks a pending or timed-out scan as handed back to the
+// deployer at at, so a second delivery of the event hands nothing again;
+// false when it was marked before or has ended (the deployer judged it).
+func (s *Store) HandedBack(ctx context.Context, rule, digest string, at time.Time) (bool, error) {
+	_, applied, err := s.apply(ctx, KindScan, rule, digest, change{
+		set: "handed_back_at = :at",
+		// A zero time is written as one (omitempty keeps time.Time), so
+		// "not handed back" is either.
+		cond: "#state IN (:pending, :timed_out) AND (attribute_not_exists(handed_back_at) OR handed_back_at = :never)",
+		values: map[string]types.AttributeValue{":at": timeValue(at.UTC()), ":pending": str(string(Pending)),
+			":timed_out": str(string(TimedOut)), ":never": timeValue(time.Time{})},
+	})
+	return applied, err
 }
 
 // GetScan reads the scan gate of a digest for a rule.
