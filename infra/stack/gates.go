@@ -42,7 +42,7 @@ func scans(r *rules.Rule) bool { return r.Scan != nil }
 func bakes(r *rules.Rule) bool { return r.Promote != nil && r.Promote.Bake > 0 }
 
 // approvesOrScans reports whether some rule has approval: or scan: (the
-// deployer sets those gates' expiry timers); anyBake whether some rule
+// watcher sets those gates' expiry timers); anyBake whether some rule
 // bakes (the watcher sets the bakes' timers); gated whether some rule has
 // any gate.
 func approvesOrScans(cfg *rules.Config) bool {

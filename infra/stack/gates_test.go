@@ -177,34 +177,37 @@ func TestGates(t *testing.T) {
 		}
 	})
 
-	t.Run("the deployer sets timers that invoke it", func(t *testing.T) {
+	t.Run("the watcher sets every gate's timers, the deployer none", func(t *testing.T) {
 		roleID := central.resourceID(t, "AWS::IAM::Role", "TimerRole")
 		invokes := map[string]any{}
 		for _, st := range central.policiesOf(t, "TimerRole") {
 			invokes[st["Sid"].(string)] = st["Resource"]
 		}
 		if diff := cmp.Diff(map[string]any{
-			"InvokeTheWatcher":  map[string]any{"Fn::GetAtt": []any{central.resourceID(t, "AWS::Lambda::Function", "Watcher"), "Arn"}},
-			"InvokeTheDeployer": map[string]any{"Fn::GetAtt": []any{central.resourceID(t, "AWS::Lambda::Function", "Deployer"), "Arn"}},
+			"InvokeTheWatcher": map[string]any{"Fn::GetAtt": []any{central.resourceID(t, "AWS::Lambda::Function", "Watcher"), "Arn"}},
 		}, invokes); diff != "" {
 			t.Errorf("timer role invokes (-want +got):\n%s", diff)
 		}
-		for _, fn := range []string{"Deployer", "Watcher"} {
-			st := bySid(central.policiesOf(t, fn+"Role"))
-			if diff := cmp.Diff(fnSub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/ecr-autodeploy/*"), st["SetTimers"]["Resource"]); diff != "" ||
-				st["SetTimers"]["Action"] != "scheduler:CreateSchedule" {
-				t.Errorf("%s SetTimers = %v", fn, st["SetTimers"])
-			}
-			if diff := cmp.Diff(map[string]any{"Fn::GetAtt": []any{roleID, "Arn"}}, st["PassTheTimerRoleToScheduler"]["Resource"]); diff != "" {
-				t.Errorf("%s passes (-want +got):\n%s", fn, diff)
-			}
-			vars := central.resources("AWS::Lambda::Function")[central.resourceID(t, "AWS::Lambda::Function", fn)]["Environment"].(map[string]any)["Variables"].(map[string]any)
-			if vars["AUTODEPLOY_SCHEDULE_GROUP"] == nil || vars["AUTODEPLOY_SCHEDULER_ROLE_ARN"] == nil {
-				t.Errorf("%s is not told the timers' group and role: %v", fn, vars)
-			}
+		st := bySid(central.policiesOf(t, "WatcherRole"))
+		if diff := cmp.Diff(fnSub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/ecr-autodeploy/*"), st["SetTimers"]["Resource"]); diff != "" ||
+			st["SetTimers"]["Action"] != "scheduler:CreateSchedule" {
+			t.Errorf("Watcher SetTimers = %v", st["SetTimers"])
 		}
-		if _, ok := actions(central.policiesOf(t, "WorkerRole"))["scheduler:CreateSchedule"]; ok {
-			t.Error("the worker sets timers")
+		if diff := cmp.Diff(map[string]any{"Fn::GetAtt": []any{roleID, "Arn"}}, st["PassTheTimerRoleToScheduler"]["Resource"]); diff != "" {
+			t.Errorf("Watcher passes (-want +got):\n%s", diff)
+		}
+		vars := central.resources("AWS::Lambda::Function")[central.resourceID(t, "AWS::Lambda::Function", "Watcher")]["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if vars["AUTODEPLOY_SCHEDULE_GROUP"] == nil || vars["AUTODEPLOY_SCHEDULER_ROLE_ARN"] == nil {
+			t.Errorf("the watcher is not told the timers' group and role: %v", vars)
+		}
+		for _, fn := range []string{"DeployerRole", "WorkerRole"} {
+			acts := actions(central.policiesOf(t, fn))
+			if _, ok := acts["scheduler:CreateSchedule"]; ok {
+				t.Errorf("%s sets timers", fn)
+			}
+			if _, ok := acts["iam:PassRole"]; ok && fn == "DeployerRole" {
+				t.Errorf("the deployer may pass a role")
+			}
 		}
 	})
 
@@ -384,8 +387,8 @@ func TestNothingOfTheGatesWithoutGates(t *testing.T) {
 	}
 }
 
-// Who sets timers: the watcher for ECS-native rechecks and bakes, the
-// deployer for approval: and scan: — each only then.
+// Who sets timers: the watcher, for ECS-native rechecks and every gate;
+// the deployer never.
 func TestTimerSetters(t *testing.T) {
 	const codeDeployOnly = "version: 1\nrules:\n  - name: app\n    repository: app\n    tags: [x]\n%s    targets: [{cluster: c, service: s, codedeploy: {application: a, deployment-group: g}}]\n"
 	for _, tc := range []struct {
@@ -393,21 +396,21 @@ func TestTimerSetters(t *testing.T) {
 		want []string
 	}{
 		{"", nil},
-		{"    approval: {}\n", []string{"Deployer"}},
-		{"    scan: {}\n", []string{"Deployer"}},
+		{"    approval: {}\n", []string{"Watcher"}},
+		{"    scan: {}\n", []string{"Watcher"}},
 		{"    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", []string{"Watcher"}},
-		{"    approval: {}\n    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", []string{"Watcher", "Deployer"}},
+		{"    approval: {}\n    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", []string{"Watcher"}},
 	} {
 		cfg := mustParse(t, strings.Replace(codeDeployOnly, "%s", tc.gate, 1))
 		var got []string
-		for _, set := range timerSetters(cfg, function{}, function{}) {
+		for _, set := range timerSetters(cfg, function{}) {
 			got = append(got, set.name)
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
 			t.Errorf("%q: setters (-want +got):\n%s", tc.gate, diff)
 		}
 	}
-	if got := timerSetters(mustParse(t, rulesYAML), function{}, function{}); len(got) != 1 || got[0].name != "Watcher" {
+	if got := timerSetters(mustParse(t, rulesYAML), function{}); len(got) != 1 || got[0].name != "Watcher" {
 		t.Errorf("ECS-native targets without gates: setters %v, want the watcher", got)
 	}
 }

@@ -194,7 +194,7 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 	grantCleanupItems(p.Rules, work, watcher.role)
-	if setters := timerSetters(p.Rules, deployer, watcher); len(setters) > 0 {
+	if setters := timerSetters(p.Rules, watcher); len(setters) > 0 {
 		timers(s, setters...)
 	}
 	if p.Rules.Reconcile.Every > 0 {

@@ -80,16 +80,14 @@ func timers(s awscdk.Stack, setters ...timerSetter) {
 	}
 }
 
-// timerSetters are the functions that set timers under cfg: the watcher
-// when a target may be ECS-native (rechecks) or a rule bakes (a bake's
-// end), the deployer when a rule has approval: or scan: (their expiry).
-func timerSetters(cfg *rules.Config, deployer, watcher function) []timerSetter {
-	var out []timerSetter
-	if nativeTargets(cfg, everyTarget) || anyBake(cfg) {
-		out = append(out, timerSetter{name: "Watcher", fn: watcher})
+// timerSetters are the functions that set timers under cfg: the watcher,
+// when a target may be ECS-native (rechecks) or a rule has a gate — a
+// bake's end it sets when the bake starts, an approval's expiry and a
+// scan's wait at the sweep's pass before they are due. The deployer sets
+// none (its binary links no Scheduler client).
+func timerSetters(cfg *rules.Config, watcher function) []timerSetter {
+	if nativeTargets(cfg, everyTarget) || anyBake(cfg) || approvesOrScans(cfg) {
+		return []timerSetter{{name: "Watcher", fn: watcher}}
 	}
-	if approvesOrScans(cfg) {
-		out = append(out, timerSetter{name: "Deployer", fn: deployer})
-	}
-	return out
+	return nil
 }
