@@ -7,19 +7,25 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
 
-// AlarmReader reads alarms' state at a bake's end.
+// AlarmState is one alarm's state as CloudWatch says it.
+type AlarmState struct {
+	Name string
+	// InAlarm: its state is ALARM, since Since.
+	InAlarm bool
+	Since   time.Time
+}
+
+// AlarmReader reads alarms' state at a bake's end (internal/alarms reads
+// CloudWatch; the package stays free of its client, which only the
+// watcher links). An alarm it does not answer for does not exist.
 type AlarmReader interface {
-	DescribeAlarms(ctx context.Context, in *cloudwatch.DescribeAlarmsInput, optFns ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error)
+	AlarmStates(ctx context.Context, names []string) ([]AlarmState, error)
 }
 
 // Timers sets a gate's timer: a one-time schedule that hands the watcher
@@ -123,25 +129,17 @@ func (g *Gates) firing(ctx context.Context, r *rules.Rule, now time.Time) (*Firi
 		for i, a := range alarms {
 			names[i] = a.Name
 		}
-		out, err := g.Alarms(p.Region, rules.WatcherRole(p, g.Central)).DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{
-			AlarmNames: names, AlarmTypes: []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm, cwtypes.AlarmTypeCompositeAlarm},
-		})
+		states, err := g.Alarms(p.Region, rules.WatcherRole(p, g.Central)).AlarmStates(ctx, names)
 		if err != nil {
 			return nil, fmt.Errorf("read alarms %v in %s at the end of rule %s's bake: %w", names, p, r.Name, err)
 		}
 		state := map[string]*Firing{}
 		seen := map[string]bool{}
-		note := func(name string, value cwtypes.StateValue, since *time.Time) {
-			seen[name] = true
-			if value == cwtypes.StateValueAlarm {
-				state[name] = &Firing{Since: aws.ToTime(since)}
+		for _, st := range states {
+			seen[st.Name] = true
+			if st.InAlarm {
+				state[st.Name] = &Firing{Since: st.Since}
 			}
-		}
-		for _, m := range out.MetricAlarms {
-			note(aws.ToString(m.AlarmName), m.StateValue, m.StateUpdatedTimestamp)
-		}
-		for _, c := range out.CompositeAlarms {
-			note(aws.ToString(c.AlarmName), c.StateValue, c.StateUpdatedTimestamp)
 		}
 		for _, a := range alarms {
 			if f := state[a.Name]; f != nil {
@@ -199,7 +197,7 @@ func (g *Gates) StartBake(ctx context.Context, r *rules.Rule, digest, tag string
 // AlarmChanged takes an alarm's state change (CloudWatch Alarm State
 // Change): entering ALARM at at stops every open bake that watches it.
 func (g *Gates) AlarmChanged(ctx context.Context, where rules.Place, name string, state string, at time.Time) (stopped int, err error) {
-	if state != string(cwtypes.StateValueAlarm) {
+	if state != "ALARM" {
 		return 0, nil
 	}
 	bakes, err := g.Store.Open(ctx, KindBake, "")
@@ -277,14 +275,19 @@ func (g *Gates) ScanResult(ctx context.Context, ev ScanEvent) (judged []string, 
 			errs = append(errs, err)
 			continue
 		}
-		if !applied {
-			continue // a second delivery, or another source's result first
-		}
-		if sc.State != Clean {
+		switch {
+		case applied && sc.State != Clean:
 			g.scanEnded(ctx, r, sc)
 			continue
+		case applied:
+			Log(ctx, g.log(), r.Name, ev.Digest, KindScan, string(Clean), "no finding of "+fmt.Sprint(r.Scan.Block)+" ("+ev.Source+")")
+		case sc.State != Clean || !sc.HandedOffAt.IsZero() || sc.Source == SourceDescribe:
+			// A second delivery, another result first — or the deployer
+			// read it clean itself, and let its push through then.
+			continue
 		}
-		Log(ctx, g.log(), r.Name, ev.Digest, KindScan, string(Clean), "no finding of "+fmt.Sprint(r.Scan.Block)+" ("+ev.Source+")")
+		// Clean: the push that waited goes to the deployer; a delivery after
+		// a hand-off that failed sends it again, until one is marked sent.
 		if sc.StartedAt.IsZero() || g.HandOff == nil {
 			continue // no push waited for it: the push, when it comes, deploys
 		}
@@ -292,6 +295,12 @@ func (g *Gates) ScanResult(ctx context.Context, ev ScanEvent) (judged []string, 
 			Time: sc.PushedAt, Repository: r.Repository, Tag: sc.Tag, Digest: ev.Digest}
 		if err := g.HandOff(ctx, push, fmt.Sprintf("scan of %s clean for rule %s", ev.Digest, r.Name)); err != nil {
 			errs = append(errs, fmt.Errorf("hand %s:%s to the deployer after its clean scan: %w", r.Repository, sc.Tag, err))
+			continue
+		}
+		if _, err := g.Store.HandedOff(ctx, r.Name, ev.Digest, g.now()); err != nil {
+			// The event is retried and hands it off again: the same push
+			// (its id is the gate's), which the deployer skips once it runs.
+			errs = append(errs, fmt.Errorf("mark %s:%s handed to the deployer: %w", r.Repository, sc.Tag, err))
 		}
 	}
 	return judged, errors.Join(errs...)

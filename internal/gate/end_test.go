@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/google/go-cmp/cmp"
 
@@ -28,7 +26,7 @@ type alarmState struct {
 	since time.Time
 }
 
-// fakeAlarms is CloudWatch's DescribeAlarms per place (region/role). A
+// fakeAlarms is CloudWatch's alarm states per place (region/role). A
 // fake: moto's alarms take their state time from the wall clock, while
 // the tests need sub-second times of their own, and alarms of a target
 // account read through its role.
@@ -64,14 +62,14 @@ type alarmReader struct {
 	place string
 }
 
-func (r alarmReader) DescribeAlarms(_ context.Context, in *cloudwatch.DescribeAlarmsInput, _ ...func(*cloudwatch.Options)) (*cloudwatch.DescribeAlarmsOutput, error) {
+func (r alarmReader) AlarmStates(_ context.Context, names []string) ([]AlarmState, error) {
 	r.a.mu.Lock()
 	defer r.a.mu.Unlock()
-	r.a.calls = append(r.a.calls, r.place+": "+strings.Join(in.AlarmNames, ","))
-	out := &cloudwatch.DescribeAlarmsOutput{}
-	for _, n := range in.AlarmNames {
+	r.a.calls = append(r.a.calls, r.place+": "+strings.Join(names, ","))
+	var out []AlarmState
+	for _, n := range names {
 		if st, ok := r.a.states[r.place][n]; ok {
-			out.MetricAlarms = append(out.MetricAlarms, cwtypes.MetricAlarm{AlarmName: aws.String(n), StateValue: st.value, StateUpdatedTimestamp: aws.Time(st.since)})
+			out = append(out, AlarmState{Name: n, InAlarm: st.value == cwtypes.StateValueAlarm, Since: st.since})
 		}
 	}
 	return out, nil
@@ -491,6 +489,42 @@ func testScanResult(t *testing.T, f *fixture) {
 	if v := f.admit(t, "scanned", ecrevent.Push{Repository: "web", Tag: "v1.2", Digest: d(2), Time: pushed}, FromPush); !v.Pass {
 		t.Errorf("a push after its clean result: %+v", v)
 	}
+
+	// A hand-off that fails: the event's retry (Lambda's) hands the push
+	// off again, and once one went, a third delivery sends nothing.
+	t.Run("a failed hand-off is sent again by the retry, once", func(t *testing.T) {
+		wait("scanned", "web", 12)
+		ev := ScanEvent{Registry: central, Repository: "web", Digest: d(12), Complete: true, Source: SourceECR}
+		failing := f.g.HandOff
+		f.g.HandOff = func(context.Context, ecrevent.Push, string) error { return fmt.Errorf("lambda: TooManyRequestsException") }
+		if _, err := f.g.ScanResult(ctx, ev); err == nil {
+			t.Fatal("a hand-off that failed: no error, so the event would not be retried")
+		}
+		f.g.HandOff = failing
+		for range 2 {
+			if _, err := f.g.ScanResult(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := takeHanded(); len(got) != 1 || got[0].Push.Digest != d(12) {
+			t.Errorf("hand-offs after the failure: %+v, want one", got)
+		}
+	})
+	// The deployer read it clean itself (a sweep, a push) and let its push
+	// through then: the event that comes later hands nothing off.
+	t.Run("judged clean by the deployer: the later event hands nothing off", func(t *testing.T) {
+		wait("scanned", "web", 13)
+		if _, applied, err := f.store.ScanCompleted(ctx, ScanResult{Rule: "scanned", Digest: d(13), Repository: "web", Block: []string{"CRITICAL"},
+			Source: SourceDescribe, At: base.Add(time.Minute)}); err != nil || !applied {
+			t.Fatal(applied, err)
+		}
+		if _, err := f.g.ScanResult(ctx, ScanEvent{Registry: central, Repository: "web", Digest: d(13), Complete: true, Source: SourceECR}); err != nil {
+			t.Fatal(err)
+		}
+		if got := takeHanded(); len(got) != 0 {
+			t.Errorf("hand-offs: %+v, want none", got)
+		}
+	})
 }
 
 // An Inspector event for a rule blocking LOW judges nothing: the push it

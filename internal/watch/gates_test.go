@@ -24,6 +24,7 @@ import (
 	"github.com/aws/smithy-go/transport/http/protocol/awsquery"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -154,7 +155,7 @@ func newGateFixture(t *testing.T, m *testenv.Moto, n int) *gateFixture {
 	f.w = &Watcher{Rules: cfg, Central: central, Store: f.store, Notifier: f.out, Promoter: promoter, Log: log, Now: f.clock.Now}
 	f.g = &gate.Gates{Rules: cfg, Central: central, Store: gate.NewStore(db, table), Notifier: f.out,
 		Scans:   func(string, string) gate.ScanReader { return f.ecr },
-		Alarms:  func(string, string) gate.AlarmReader { return f.cw },
+		Alarms:  func(string, string) gate.AlarmReader { return alarms.Reader{CloudWatch: f.cw} },
 		Timers:  &timer.GateTimers{Watcher: watcherARN, Timers: &timer.Timers{Scheduler: f.sched, Config: timer.Config{Group: f.group, RoleARN: "arn:aws:iam::123456789012:role/timers"}, Now: f.clock.Now}},
 		HandOff: promoter.HandOffPush, Promote: f.w.PromoteBaked, Log: log, Now: f.clock.Now}
 	f.w.Gates = f.g

@@ -11,11 +11,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
@@ -92,11 +92,11 @@ func New(f *wiring.Functions, rechecker watch.Rechecker, gateTimers gate.Timers)
 type alarmClients struct {
 	base    aws.Config
 	mu      sync.Mutex
-	clients map[[2]string]*cloudwatch.Client
+	clients map[[2]string]gate.AlarmReader
 }
 
 func newAlarmClients(base aws.Config) *alarmClients {
-	return &alarmClients{base: base, clients: map[[2]string]*cloudwatch.Client{}}
+	return &alarmClients{base: base, clients: map[[2]string]gate.AlarmReader{}}
 }
 
 // reader is the client for region ("" the base region) through role (""
@@ -116,7 +116,7 @@ func (a *alarmClients) reader(region, role string) gate.AlarmReader {
 		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(a.base), role,
 			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "ecr-autodeploy" }))
 	}
-	c := cloudwatch.NewFromConfig(cfg)
+	c := alarms.Reader{CloudWatch: alarms.NewClient(cfg)}
 	a.clients[key] = c
 	return c
 }

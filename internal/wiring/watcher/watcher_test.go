@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
@@ -76,12 +77,19 @@ func TestWatcher(t *testing.T) {
 				g.Central != w.Central {
 				t.Fatalf("gates %+v: missing a part", g)
 			}
-			a, ok := g.Alarms("eu-central-1", "arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1").(*cloudwatch.Client)
+			a, ok := g.Alarms("eu-central-1", "arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1").(alarms.Reader)
 			if !ok {
-				t.Fatalf("alarm reader %T, want *cloudwatch.Client", a)
+				t.Fatalf("alarm reader %T, want alarms.Reader", a)
 			}
-			if got := a.Options().Region; got != "eu-central-1" {
+			client, ok := a.CloudWatch.(*cloudwatch.Client)
+			if !ok {
+				t.Fatalf("alarm reader's client %T, want *cloudwatch.Client", a.CloudWatch)
+			}
+			if got := client.Options().Region; got != "eu-central-1" {
 				t.Errorf("alarms read in %s, want the alarm's region eu-central-1", got)
+			}
+			if client.Options().Protocol == nil {
+				t.Error("the alarms' client speaks the SDK's default protocol, which moto does not: want CloudWatch's query protocol")
 			}
 			if again := g.Alarms("eu-central-1", "arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1"); again != gate.AlarmReader(a) {
 				t.Error("a second bake's end in the same place builds another client")
