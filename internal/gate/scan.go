@@ -35,6 +35,10 @@ type Scan struct {
 	// HandedBackAt: when an event that could not judge it (Inspector's,
 	// for a rule blocking LOW) handed its push back to the deployer to read.
 	HandedBackAt time.Time `dynamodbav:"handed_back_at,omitempty"`
+	// HandedOffAt: when the push that waited for a clean result was handed
+	// to the deployer; unset on a clean scan a push waited for, a hand-off
+	// that failed, which the next delivery of the result sends again.
+	HandedOffAt time.Time `dynamodbav:"handed_off_at,omitempty"`
 }
 
 // ScanRequest is a push a rule with scan would deploy once its scan is done.
@@ -152,6 +156,18 @@ func (s *Store) HandedBack(ctx context.Context, rule, digest string, at time.Tim
 		cond: "#state IN (:pending, :timed_out) AND (attribute_not_exists(handed_back_at) OR handed_back_at = :never)",
 		values: map[string]types.AttributeValue{":at": timeValue(at.UTC()), ":pending": str(string(Pending)),
 			":timed_out": str(string(TimedOut)), ":never": timeValue(time.Time{})},
+	})
+	return applied, err
+}
+
+// HandedOff marks a clean scan's waiting push as handed to the deployer
+// at at; false when it was marked before.
+func (s *Store) HandedOff(ctx context.Context, rule, digest string, at time.Time) (bool, error) {
+	_, applied, err := s.apply(ctx, KindScan, rule, digest, change{
+		set:  "handed_off_at = :at",
+		cond: "#state = :clean AND (attribute_not_exists(handed_off_at) OR handed_off_at = :never)",
+		values: map[string]types.AttributeValue{":at": timeValue(at.UTC()), ":clean": str(string(Clean)),
+			":never": timeValue(time.Time{})},
 	})
 	return applied, err
 }
