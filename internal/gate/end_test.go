@@ -496,7 +496,9 @@ func testScanResult(t *testing.T, f *fixture) {
 		wait("scanned", "web", 12)
 		ev := ScanEvent{Registry: central, Repository: "web", Digest: d(12), Complete: true, Source: SourceECR}
 		failing := f.g.HandOff
-		f.g.HandOff = func(context.Context, ecrevent.Push, string) error { return fmt.Errorf("lambda: TooManyRequestsException") }
+		f.g.HandOff = func(context.Context, ecrevent.Push, string) error {
+			return fmt.Errorf("lambda: TooManyRequestsException")
+		}
 		if _, err := f.g.ScanResult(ctx, ev); err == nil {
 			t.Fatal("a hand-off that failed: no error, so the event would not be retried")
 		}

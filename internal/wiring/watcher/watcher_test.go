@@ -13,9 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/logging"
