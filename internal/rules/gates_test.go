@@ -133,6 +133,8 @@ func TestGatesErrors(t *testing.T) {
 			[]string{`f.yaml:7: rules[0].approval.expires: "99999999999d" is not a duration`}},
 		{"expires empty", head + "    approval: {expires: \"\"}\n",
 			[]string{"f.yaml:7: rules[0].approval.expires: must not be empty"}},
+		{"gates without sweeps", "version: 1\nreconcile: {every: off}\n" + head[len("version: 1\n"):] + "    approval: {expires: 1h}\n" + other + "    scan: {}\n",
+			[]string{"f.yaml:2: reconcile.every: off, but rules a, b have gates (approval:, scan:, promote.bake): the sweep's schedule sets their timers"}},
 		{"approval unknown key", head + "    approval: {expire: 1h}\n",
 			[]string{"f.yaml:7: rules[0].approval.expire: unknown key (allowed: expires)"}},
 		{"approval not a mapping", head + "    approval: true\n",

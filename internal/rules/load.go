@@ -103,6 +103,8 @@ type parser struct {
 	errs Errors
 	// allowed caches Keys by mapping, asked once per target.
 	allowed map[string][]string
+	// everyOff is the `every: off` of reconcile, when the file says so.
+	everyOff *yaml.Node
 }
 
 // keys is Keys(mapping), made once per parse.
@@ -241,7 +243,27 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.Rules = append(cfg.Rules, r)
 	}
 	p.checkOwners(cfg.Rules, ats, Place{})
+	p.checkGatesSwept(cfg)
 	return cfg
+}
+
+// checkGatesSwept refuses gates without sweeps: the sweep's schedule is
+// what sets approvals' and scans' timers and ends the gates whose timers
+// were lost, so without it a push could wait for ever, untold.
+func (p *parser) checkGatesSwept(cfg *Config) {
+	if p.everyOff == nil {
+		return
+	}
+	var gated []string
+	for _, r := range cfg.Rules {
+		if r.Gated() {
+			gated = append(gated, r.Name)
+		}
+	}
+	if len(gated) > 0 {
+		p.errorf(p.everyOff, "reconcile.every", "off, but rules %s have gates (approval:, scan:, promote.bake): the sweep's schedule sets their timers "+
+			"and ends those a lost timer left open; give every (1m to 24h)", strings.Join(gated, ", "))
+	}
 }
 
 // reconcile reads `reconcile: {every: 10m}`: a duration of whole minutes
@@ -257,6 +279,7 @@ func (p *parser) reconcile(n *yaml.Node) Reconcile {
 		return Reconcile{}
 	}
 	if s == "off" {
+		p.everyOff = f.value
 		return Reconcile{}
 	}
 	d, err := time.ParseDuration(s)
