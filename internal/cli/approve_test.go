@@ -355,7 +355,7 @@ rules:
 		want []string
 		not  []string
 	}{
-		{"a-1", []string{"rule app-approval → prod/app-a", "  waits: approval: waits for approval (a push asks for it)"}, []string{"would register", "approve:"}},
+		{"a-1", []string{"rule app-approval → prod/app-a", "  waits: approval: waits for approval (a push, or the deployer's sweep, asks for it)"}, []string{"would register", "approve:"}},
 		{"s-1", []string{"  waits: scan: waits for its scan"}, []string{"would register"}},
 		{"s-2", []string{"  not deployed: scan: blocked: 1 CRITICAL"}, []string{"would register"}},
 		{"s-3", []string{"  gates: passed", "would register a new revision of app-s"}, nil},
@@ -397,6 +397,14 @@ rules:
 	// Peek wrote nothing: no gate opened.
 	if open, err := store.Open(ctx, "", ""); err != nil || len(open) != 0 {
 		t.Errorf("plan opened gates: %+v, %v", open, err)
+	}
+	// The CLI's reconcile tells no one, so it asks for no approval (the
+	// deployer's sweep does, and notices it) and deploys nothing gated.
+	if r := cliWith(t, cfg, table, "reconcile", "--config", rulesFile); !strings.Contains(r.stdout+r.stderr, "waits for approval (a push, or the deployer's sweep, asks for it)") {
+		t.Errorf("reconcile of a rule waiting for approval:\n%s%s", r.stdout, r.stderr)
+	}
+	if open, err := store.Open(ctx, gate.KindApproval, ""); err != nil || len(open) != 0 {
+		t.Errorf("the CLI's reconcile asked for approvals %v (%v): no one would be told", open, err)
 	}
 	// Once the push asked, plan says until when, and how to approve.
 	now := time.Now()

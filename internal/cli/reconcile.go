@@ -122,6 +122,8 @@ func sweeper(ctx context.Context, env Env, config, table string, seen *kinds) (*
 		Log:     slog.New(slog.NewJSONHandler(env.Stderr, nil)),
 		Rules:   cfg, Central: central,
 	}
-	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano())}
+	// The CLI sends no notices: it reads the gates and leaves asking and
+	// judging to the deployer's sweep, which tells people.
+	o := reconcile.Options{EventID: fmt.Sprintf("cli-%d", env.Now().UnixNano()), ReadGates: true}
 	return sw, store, o, nil
 }

@@ -322,7 +322,7 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 		}
 	}
 	if mode == ReadOnly {
-		return Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push asks for it)"}, nil
+		return Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push, or the deployer's sweep, asks for it)"}, nil
 	}
 	req, err := g.Store.RequestApproval(ctx, ApprovalRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,
 		PushedAt: push.Time, At: now, Expires: r.Approval.Expires})

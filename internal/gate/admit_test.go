@@ -978,7 +978,7 @@ func testPeek(t *testing.T, f *fixture) {
 		{"blocked, gated before", "scanned", "COMPLETE", map[string]int{"HIGH": 3}, true,
 			Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 3 HIGH"}},
 		{"clean scan, approval not asked yet", "both", "COMPLETE", map[string]int{}, false,
-			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push asks for it)"}},
+			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push, or the deployer's sweep, asks for it)"}},
 		{"approval pending", "both", "COMPLETE", map[string]int{}, true,
 			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")"}},
 	} {

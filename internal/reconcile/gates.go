@@ -26,14 +26,15 @@ type verdictOnce struct {
 
 // admit is the gates' verdict on push for rule r: a sweep opens gates (a
 // lost push event heals: its approval is asked, its scan re-read) but
-// never asks again for an approval that ended; a dry run reads only. A
+// never asks again for an approval that ended; a dry run, or a sweep
+// that reads the gates only (Options.ReadGates), reads only. A
 // rule with gates and a deployer without them deploys nothing.
 func (s *Sweeper) admit(ctx context.Context, o Options, vs *verdicts, r *rules.Rule, push ecrevent.Push) (gate.Verdict, error) {
 	if s.Deployer.Gates == nil {
 		return gate.Verdict{}, deploy.Permanent("rule %s has gates (approval:, scan:), and this sweep is built without them", r.Name)
 	}
 	mode := gate.FromSweep
-	if o.DryRun {
+	if o.DryRun || o.ReadGates {
 		mode = gate.ReadOnly
 	}
 	key := r.Name + "\x00" + push.Digest

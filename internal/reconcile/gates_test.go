@@ -113,3 +113,23 @@ func TestSweepDoesNotReaskAnExpiredApproval(t *testing.T) {
 		t.Errorf("approval %s %v, want still expired", a.State, err)
 	}
 }
+
+// A sweep that reads the gates only (the CLI's, which tells no one) asks
+// for no approval: it leaves that to the deployer's sweep, which notices.
+func TestSweepThatReadsGatesOpensNone(t *testing.T) {
+	t.Parallel()
+	f, store := gated(t, gatedRules)
+	ctx := context.Background()
+	f.repo(t, "web", "v1.1.0")
+	f.service(t, "prod", "web", emulator.Registry+"/web:seed")
+	rep, err := f.sweeper.Sweep(ctx, Options{EventID: "cli-1", ReadGates: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reason(rep, "prod", "web"); !strings.HasPrefix(r, "approval: waits for approval (a push, or the deployer's sweep, asks for it)") {
+		t.Errorf("reason %q", r)
+	}
+	if open, err := store.Open(ctx, "", ""); err != nil || len(open) != 0 {
+		t.Errorf("a sweep reading the gates opened %v (%v)", open, err)
+	}
+}
