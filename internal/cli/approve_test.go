@@ -468,7 +468,7 @@ func setScanResult(t *testing.T, m *testenv.Moto, repository, digest string, cou
 	body, err := json.Marshal(map[string]any{"region": testenv.Region, "account_id": testenv.Account, "results": []any{map[string]any{
 		"registryId": testenv.Account, "repositoryName": repository, "imageId": map[string]string{"imageDigest": digest},
 		"imageScanStatus":   map[string]string{"status": "COMPLETE", "description": "The scan was completed successfully."},
-		"imageScanFindings": map[string]any{"findingSeverityCounts": counts, "findings": []any{}},
+		"imageScanFindings": map[string]any{"findingSeverityCounts": counts, "findings": []any{}, "imageScanCompletedAt": 1764583200.125},
 	}}})
 	if err != nil {
 		t.Fatal(err)

@@ -262,12 +262,18 @@ func (g *Gates) readScan(ctx context.Context, r *rules.Rule, push ecrevent.Push)
 	}
 	switch status {
 	case ecrtypes.ScanStatusComplete, ecrtypes.ScanStatusActive:
+		// Enhanced scanning answers ACTIVE (or COMPLETE) with no findings
+		// before Inspector has scanned the image: only findings that say
+		// when their scan completed are a result; else it waits.
+		f := out.ImageScanFindings
+		if f == nil || f.ImageScanCompletedAt == nil {
+			rs.reason = "the registry has no completed scan yet (" + rs.status + ")"
+			break
+		}
 		rs.complete = true
 		rs.counts = map[string]int{}
-		if out.ImageScanFindings != nil {
-			for sev, n := range out.ImageScanFindings.FindingSeverityCounts {
-				rs.counts[strings.ToUpper(sev)] = int(n)
-			}
+		for sev, n := range f.FindingSeverityCounts {
+			rs.counts[strings.ToUpper(sev)] = int(n)
 		}
 	case ecrtypes.ScanStatusFailed, ecrtypes.ScanStatusUnsupportedImage:
 		rs.failed = true

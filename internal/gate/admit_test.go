@@ -282,7 +282,9 @@ func (f *fixture) scanned(t *testing.T, p ecrevent.Push, status, description str
 		res["imageScanStatus"] = map[string]any{"status": status, "description": description}
 	}
 	if counts != nil {
-		res["imageScanFindings"] = map[string]any{"findingSeverityCounts": counts, "findings": []any{}}
+		// ECR's completed findings say when their scan completed (epoch
+		// seconds, with milliseconds); findings without it are no result.
+		res["imageScanFindings"] = map[string]any{"findingSeverityCounts": counts, "findings": []any{}, "imageScanCompletedAt": 1764583200.125}
 	}
 	body, err := json.Marshal(map[string]any{"region": central.Region, "results": []any{res}})
 	if err != nil {
@@ -380,6 +382,10 @@ func testAdmitScan(t *testing.T, f *fixture) {
 		{name: "in progress: pending, waits", status: "IN_PROGRESS", description: "scanning",
 			want:  Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
 			state: Pending, log: []string{"scan waits", "scan waits"}},
+		{name: "enhanced scanning's ACTIVE before Inspector scanned (no findings): pending, waits", status: "ACTIVE",
+			description: "Continuous scan is selected for image.",
+			want:        Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
+			state:       Pending, log: []string{"scan waits", "scan waits"}},
 		{name: "an answer with no status: pending, waits", status: "",
 			want:  Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(due) + ")"},
 			state: Pending, log: []string{"scan waits", "scan waits"}},
@@ -488,7 +494,7 @@ func testAdmitScanHeals(t *testing.T, f *fixture) {
 		{"clean, found by a sweep", FromSweep, map[string]int{"LOW": 1}, cleanByDescribe, nil},
 		{"blocked, found by a sweep", FromSweep, map[string]int{"HIGH": 1},
 			Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 HIGH"}, []string{notify.ScanBlocked}},
-		{"clean, found by a redrive of the push", FromPush, nil, cleanByDescribe, nil},
+		{"clean, found by a redrive of the push", FromPush, map[string]int{}, cleanByDescribe, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f.clock.Set(base.Add(500 * ms))

@@ -177,6 +177,12 @@ func (g *Gates) StartBake(ctx context.Context, r *rules.Rule, digest, tag string
 	for i, a := range r.Promote.Alarms {
 		alarms[i] = a.String()
 	}
+	// The bake is the time its alarms are watched: from now, not from a
+	// completion handled late (a retry, a redrive), whose alarm events
+	// before the bake existed found no bake to stop.
+	if now := g.now(); now.After(at) {
+		at = now
+	}
 	b, started, err := g.Store.StartBake(ctx, BakeRequest{Rule: r.Name, Digest: digest, Tag: tag, PushedAt: pushedAt, At: at,
 		Bake: r.Promote.Bake, Alarms: alarms})
 	if err != nil {
@@ -184,7 +190,7 @@ func (g *Gates) StartBake(ctx context.Context, r *rules.Rule, digest, tag string
 	}
 	if started {
 		Log(ctx, g.log(), r.Name, digest, KindBake, string(Baking), fmt.Sprintf("completed on every target; bakes %s until %s watching %v",
-			r.Promote.Bake, b.Due.Format(time.RFC3339), alarms))
+			rules.FormatDuration(r.Promote.Bake), b.Due.Format(time.RFC3339), alarms))
 	}
 	if b.State == Baking && g.Timers != nil {
 		if err := g.Timers.SetGateTimer(ctx, string(KindBake), r.Name, digest, b.Due); err != nil {

@@ -304,6 +304,16 @@ func testEndBake(t *testing.T, f *fixture) {
 	if got := timers.take(); len(got) != 1 {
 		t.Errorf("timers of a second StartBake: %v, want one", got)
 	}
+	// A completion handled late (a retry, a redrive) bakes from now, not
+	// from the completion: alarms that fired before the bake existed found
+	// no bake to stop, so that time was not watched.
+	late := started.Add(8*time.Minute + 3*ms)
+	f.clock.Set(late)
+	b, created, err := f.g.StartBake(ctx, r, d(20), "main-20", base, started)
+	if err != nil || !created || !b.StartedAt.Equal(late) || !b.Due.Equal(late.Add(r.Promote.Bake)) {
+		t.Errorf("a late completion's bake = %+v, %v, %v; want it from %s", b, created, err, late)
+	}
+	timers.take()
 }
 
 // An alarm entering ALARM stops the open bakes that watch it, once; its
