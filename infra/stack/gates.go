@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 )
@@ -324,4 +325,22 @@ func repositoryReads(all, scanned []string, sweeping bool) []policyStatement {
 		{sid: "ListImagesForSweeps", actions: []string{"ecr:DescribeImages"}, resources: rest},
 		{sid: "ListImagesAndReadScanFindings", actions: []string{"ecr:DescribeImages", "ecr:DescribeImageScanFindings"}, resources: scanned},
 	}
+}
+
+// grantEnhancedFindings lets role read the findings of enhanced scanning:
+// ECR's DescribeImageScanFindings answers Amazon Inspector's findings only
+// to a caller that may list them (inspector2:ListFindings, ListCoverage —
+// AWS's "IAM permissions required for enhanced scanning"), actions that
+// take no resource scope. Read-only; nothing else of Inspector.
+func grantEnhancedFindings(role awsiam.Role) {
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadEnhancedScanFindings"),
+		Actions:   jsii.Strings("inspector2:ListFindings", "inspector2:ListCoverage"),
+		Resources: jsii.Strings("*"),
+	}))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("inspector2:ListFindings and ListCoverage take no resource-level permissions; DescribeImageScanFindings needs them for enhanced scanning's findings."),
+		AppliesTo: &[]any{"Resource::*"},
+	}}, jsii.Bool(true))
 }

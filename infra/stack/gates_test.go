@@ -105,8 +105,8 @@ func bySid(statements []map[string]any) map[string]map[string]any {
 // ARN from Inspector) and the ALARM changes of exactly the baked alarms,
 // one rule per alarm place, with a dead-letter queue; registry and target
 // stacks forward theirs and the central bus admits them from exactly those
-// stacks; the sweep's schedule wakes the watcher too; the deployer sets
-// timers (approval and scan expiry) that invoke it; the deployer reads scan
+// stacks; the sweep's schedule wakes the watcher too; the watcher sets
+// every gate's timers, the deployer none; the deployer reads scan
 // findings of the scanned repositories only (elsewhere through the
 // registry's read role), the watcher the baked alarms only (elsewhere
 // through the target's watcher role).
@@ -230,6 +230,12 @@ func TestGates(t *testing.T) {
 				t.Errorf("%s reads scan findings", fn)
 			}
 		}
+		// Enhanced scanning's findings come through Inspector: ECR answers
+		// them only to a caller that may list them (no resource scope).
+		if e := st["ReadEnhancedScanFindings"]; e == nil || e["Resource"] != "*" ||
+			cmp.Diff([]any{"inspector2:ListFindings", "inspector2:ListCoverage"}, e["Action"]) != "" {
+			t.Errorf("ReadEnhancedScanFindings = %v", e)
+		}
 	})
 
 	t.Run("the watcher reads the baked alarms", func(t *testing.T) {
@@ -271,7 +277,7 @@ func TestGates(t *testing.T) {
 			}
 		}
 		read := reg.roleStatements(t, "ecr-autodeploy-registry-eu-west-1")
-		if diff := cmp.Diff([]string{"ListImagesAndReadScanFindings"}, sortedKeys(setOf(mapKeys(read)))); diff != "" {
+		if diff := cmp.Diff([]string{"ListImagesAndReadScanFindings", "ReadEnhancedScanFindings"}, sortedKeys(setOf(mapKeys(read)))); diff != "" {
 			t.Errorf("read role's statements (-want +got):\n%s", diff)
 		}
 		if diff := cmp.Diff(repo(here, acct, "team/api"), read["ListImagesAndReadScanFindings"]["Resource"]); diff != "" {
@@ -340,8 +346,8 @@ func TestGates(t *testing.T) {
 }
 
 // Without gates nothing of them is there: no rule on scan results or alarm
-// changes, no queue for them, no reads of findings or alarms, no timers the
-// deployer sets, no admission of their events, and the sweep wakes only
+// changes, no queue for them, no reads of findings or alarms, no
+// admission of their events, and the sweep wakes only
 // the deployer (the default stack and severalAccounts, synthesized for the
 // other tests).
 func TestNothingOfTheGatesWithoutGates(t *testing.T) {
@@ -351,7 +357,7 @@ func TestNothingOfTheGatesWithoutGates(t *testing.T) {
 				t.Errorf("rules on %s without gates: %v", dt, mapKeys(rs))
 			}
 		}
-		for _, a := range []string{"ecr:DescribeImageScanFindings", "cloudwatch:DescribeAlarms"} {
+		for _, a := range []string{"ecr:DescribeImageScanFindings", "cloudwatch:DescribeAlarms", "inspector2:ListFindings"} {
 			if s.allActions()[a] {
 				t.Errorf("%s allowed without gates", a)
 			}

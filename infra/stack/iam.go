@@ -99,7 +99,11 @@ func grantIntake(role awsiam.Role, cfg *rules.Config, central rules.Place) {
 	if sweeping := sweeps(cfg); sweeping || slices.ContainsFunc(cfg.Rules, scans) {
 		// Sweeps list every rule's images; the scan gate reads the findings
 		// of its rules' digests (a sweep re-reads a pending scan).
-		extra = append(extra, repositoryReads(RepositoryARNs(cfg, central, nil), RepositoryARNs(cfg, central, scans), sweeping)...)
+		scanned := RepositoryARNs(cfg, central, scans)
+		extra = append(extra, repositoryReads(RepositoryARNs(cfg, central, nil), scanned, sweeping)...)
+		if len(scanned) > 0 {
+			grantEnhancedFindings(role)
+		}
 		reads := scans
 		if sweeping {
 			reads = nil

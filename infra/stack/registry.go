@@ -71,6 +71,9 @@ func NewRegistryStack(scope constructs.Construct, id string, p SiteProps) awscdk
 			grants.add(st)
 		}
 		grants.place()
+		if len(scanned) > 0 {
+			grantEnhancedFindings(read)
+		}
 	}
 	if len(promoted) > 0 {
 		promote := awsiam.NewRole(s, jsii.String("PromoteRole"), &awsiam.RoleProps{

@@ -14,10 +14,10 @@ import (
 )
 
 // Timers (the watcher's: a recheck when an ECS-native bake ends, a gate's
-// bake; the deployer's: an approval's or a scan's expiry) are EventBridge
-// Scheduler one-time schedules in one schedule group that invoke the
-// function that set them (internal/timer, whose group name and environment
-// variables these are).
+// bake, an approval's or a scan's expiry) are EventBridge Scheduler
+// one-time schedules in one schedule group that invoke the function that
+// set them (internal/timer, whose group name and environment variables
+// these are).
 const (
 	// TimerGroup is the schedule group the stack creates for the timers.
 	TimerGroup = timer.DefaultGroup
@@ -28,9 +28,7 @@ const (
 )
 
 // timerSetter is a function that sets timers, each of which invokes it
-// again: the watcher (an ECS-native rollout's recheck, a bake's end), the
-// deployer (an approval's or a scan's expiry). name is the function's
-// (Watcher, Deployer).
+// again: today only the watcher (timerSetters). name is the function's.
 type timerSetter struct {
 	name string
 	fn   function
