@@ -126,7 +126,7 @@ func TestDemoEndState(t *testing.T) {
 	// alarm stops — each in its order within its step.
 	for i, order := range [][]string{
 		{"deployer: skipped prod/billing (rule billing)", "⏸️ billing:v2.0.0 waits for approval to deploy by rule billing",
-			"next: To deploy it: `autodeploy approve --rule billing --tag v2.0.0`", "now running: prod/billing billing:1 app=billing:v1.0.0",
+			"next: To deploy it: `autodeploy approve --rule billing --digest sha256:", "now running: prod/billing billing:1 app=billing:v1.0.0",
 			"approved for rule billing by alice@example.com", "worker: deployed prod/billing (rule billing)", "now running: prod/billing billing:2 app=billing@sha256:"},
 		{"deployer: gate scan of rule reports: waits — waits for its scan", "watcher: gate scan of rule reports: blocked — 1 CRITICAL, 3 HIGH",
 			"🛑 reports:main-3c4d5e6 NOT deployed by rule reports: its scan found 1 CRITICAL, 3 HIGH", "now running: prod/reports reports:1 app=reports:main-0000000"},

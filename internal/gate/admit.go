@@ -290,7 +290,10 @@ func (g *Gates) readScan(ctx context.Context, r *rules.Rule, push ecrevent.Push)
 // scanEnded logs and notices a scan gate this call ended.
 func (g *Gates) scanEnded(ctx context.Context, r *rules.Rule, sc Scan) {
 	Log(ctx, g.log(), r.Name, sc.Digest, KindScan, string(sc.State), sc.Reason)
-	n := notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: sc.Tag, Digest: sc.Digest, Reason: sc.Reason}
+	registry := r.RegistryOf(g.Central)
+	// The registry's place: the notice's commands read the findings there.
+	n := notify.Notice{Rule: r.Name, Repository: r.Repository, Tag: sc.Tag, Digest: sc.Digest, Reason: sc.Reason,
+		Account: registry.Account, Region: registry.Region}
 	switch sc.State {
 	case Blocked:
 		g.notify(ctx, notify.GateNotice(n, notify.ScanBlocked, notify.Gate{Kind: string(KindScan), Findings: sc.Reason, Targets: g.targets(r)}))
@@ -298,7 +301,7 @@ func (g *Gates) scanEnded(ctx context.Context, r *rules.Rule, sc Scan) {
 		n.Reason = "the scan failed: " + sc.Reason
 		g.notify(ctx, notify.GateNotice(n, notify.ScanNotDone, notify.Gate{Kind: string(KindScan), Targets: g.targets(r)}))
 	case TimedOut:
-		n.Reason = fmt.Sprintf("no scan result within %s (scan.wait)", r.Scan.Wait)
+		n.Reason = fmt.Sprintf("no scan result within %s (scan.wait)", rules.FormatDuration(r.Scan.Wait))
 		g.notify(ctx, notify.GateNotice(n, notify.ScanNotDone, notify.Gate{Kind: string(KindScan), Due: sc.Due, Targets: g.targets(r)}))
 	}
 }

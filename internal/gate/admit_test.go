@@ -437,7 +437,8 @@ func testAdmitScan(t *testing.T, f *fixture) {
 				t.Errorf("notices over two deliveries (-want +got):\n%s", diff)
 			}
 			if tc.state == Blocked {
-				want := notify.GateNotice(notify.Notice{Rule: "scanned", Repository: "web", Tag: p.Tag, Digest: p.Digest, Reason: tc.reason},
+				want := notify.GateNotice(notify.Notice{Rule: "scanned", Repository: "web", Tag: p.Tag, Digest: p.Digest, Reason: tc.reason,
+					Account: central.Account, Region: central.Region},
 					notify.ScanBlocked, notify.Gate{Kind: "scan", Findings: tc.reason, Targets: []string{"prod/web in " + central.Account + " " + central.Region}})
 				if diff := cmp.Diff(want, ns[0]); diff != "" {
 					t.Errorf("blocked notice (-want +got):\n%s", diff)

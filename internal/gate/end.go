@@ -165,7 +165,21 @@ func (g *Gates) bakeStopped(ctx context.Context, r *rules.Rule, b Bake) {
 			n.PromotedTag = rules.RenderPromoteTag(r.Promote.Tag, b.Tag)
 		}
 	}
-	g.notify(ctx, notify.GateNotice(n, notify.NotPromoted, notify.Gate{Kind: string(KindBake), Alarm: b.Alarm, AlarmAt: b.AlarmAt}))
+	ng := notify.Gate{Kind: string(KindBake), Alarm: b.Alarm, AlarmAt: b.AlarmAt}
+	if r != nil && r.Promote != nil {
+		// The alarm as the rule names it, so the notice's command reads it
+		// where it is (an alarm "not found" has no name to read).
+		for _, a := range r.Promote.Alarms {
+			if a.String() == b.Alarm {
+				at := a.Where(g.Central)
+				ng.AlarmName, ng.AlarmRegion = a.Name, at.Region
+				if at.Account != g.Central.Account {
+					ng.AlarmAccount = at.Account
+				}
+			}
+		}
+	}
+	g.notify(ctx, notify.GateNotice(n, notify.NotPromoted, ng))
 }
 
 // StartBake starts the bake of a digest that completed on every target of

@@ -104,6 +104,19 @@ var (
 	targetAlarms  = "eu-central-1/arn:aws:iam::222222222222:role/ecr-autodeploy-watcher-eu-central-1"
 )
 
+// bakeGate is the gate of a bake's not-promoted notice: the alarm as the
+// rule names it, and where to read it (none for an alarm not found).
+func bakeGate(alarm string, at time.Time) notify.Gate {
+	g := notify.Gate{Kind: "bake", Alarm: alarm, AlarmAt: at}
+	switch alarm {
+	case "svc-5xx":
+		g.AlarmName, g.AlarmRegion = "svc-5xx", central.Region
+	case "222222222222:svc-latency":
+		g.AlarmName, g.AlarmRegion, g.AlarmAccount = "svc-latency", "eu-central-1", "222222222222"
+	}
+	return g
+}
+
 func (f *fixture) end(t *testing.T, kind Kind, rule, digest string) error {
 	t.Helper()
 	return f.g.End(context.Background(), kind, rule, digest)
@@ -137,7 +150,8 @@ func testEndApprovalAndScan(t *testing.T, f *fixture) {
 		{"approval after it expired", KindApproval, "approved", d(1), approvalDue.Add(time.Hour), Expired, nil},
 		{"scan before its time", KindScan, "scanned", p.Digest, scanDue.Add(-ms), Pending, nil},
 		{"scan at its time: timed out", KindScan, "scanned", p.Digest, scanDue.Add(5 * ms), TimedOut, []notify.Notice{
-			notify.GateNotice(notify.Notice{Rule: "scanned", Repository: "web", Tag: "end-1", Digest: p.Digest, Reason: "no scan result within 30m0s (scan.wait)"},
+			notify.GateNotice(notify.Notice{Rule: "scanned", Repository: "web", Tag: "end-1", Digest: p.Digest, Reason: "no scan result within 30m (scan.wait)",
+				Account: central.Account, Region: central.Region},
 				notify.ScanNotDone, notify.Gate{Kind: "scan", Due: scanDue, Targets: []string{"prod/web in " + central.Account + " " + central.Region}})}},
 		{"scan after it timed out", KindScan, "scanned", p.Digest, scanDue.Add(time.Hour), TimedOut, nil},
 	} {
@@ -216,7 +230,7 @@ func testEndBake(t *testing.T, f *fixture) {
 	notPromoted := func(digest, alarm string, at time.Time) notify.Notice {
 		reason := fmt.Sprintf("alarm %s in ALARM at %s during the bake", alarm, rfc(at))
 		return notify.GateNotice(notify.Notice{Rule: "baked", Repository: "svc", Tag: "main-" + digest[len(digest)-1:], Digest: digest, Reason: reason,
-			PromotedTag: "verified-main-" + digest[len(digest)-1:]}, notify.NotPromoted, notify.Gate{Kind: "bake", Alarm: alarm, AlarmAt: at})
+			PromotedTag: "verified-main-" + digest[len(digest)-1:]}, notify.NotPromoted, bakeGate(alarm, at))
 	}
 	bothRead := []string{centralAlarms + ": svc-5xx", targetAlarms + ": svc-latency"}
 	for i, tc := range []struct {
@@ -367,7 +381,7 @@ func testAlarmChanged(t *testing.T, f *fixture) {
 		}
 		reason := "alarm 222222222222:svc-latency in ALARM at " + rfc(at) + " during the bake"
 		want = append(want, notify.GateNotice(notify.Notice{Rule: "baked", Repository: "svc", Tag: fmt.Sprintf("main-%d", i), Digest: d(i), Reason: reason,
-			PromotedTag: fmt.Sprintf("verified-main-%d", i)}, notify.NotPromoted, notify.Gate{Kind: "bake", Alarm: "222222222222:svc-latency", AlarmAt: at}))
+			PromotedTag: fmt.Sprintf("verified-main-%d", i)}, notify.NotPromoted, bakeGate("222222222222:svc-latency", at)))
 	}
 	got := f.notices.take()
 	slices.SortFunc(got, func(a, b notify.Notice) int { return strings.Compare(a.Digest, b.Digest) })

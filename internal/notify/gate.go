@@ -27,9 +27,14 @@ type Gate struct {
 	Due time.Time
 	// Findings are a scan's counts of blocked severities ("1 CRITICAL").
 	Findings string
-	// Alarm and AlarmAt: the alarm that stopped a bake, and when.
-	Alarm   string
-	AlarmAt time.Time
+	// Alarm and AlarmAt: the alarm that stopped a bake (as the rule names
+	// it), and when; AlarmName, AlarmRegion and AlarmAccount are where to
+	// read it (empty name: it could not be read).
+	Alarm        string
+	AlarmAt      time.Time
+	AlarmName    string
+	AlarmRegion  string
+	AlarmAccount string
 	// By is who decided an approval (a rejection's).
 	By string
 	// NewerTag is the push that superseded an approval.
@@ -98,10 +103,14 @@ func (g *Gate) facts(n Notice) []fact {
 }
 
 func (g *Gate) nextSteps(n Notice) []string {
-	which := "--rule " + n.Rule + " --tag " + n.Tag
-	if n.Tag == "" {
-		which = "--rule " + n.Rule + " --digest " + n.Digest
+	// By digest: a tag may move to another image before someone acts on
+	// the notice, and a person approves what the notice showed.
+	which := "--rule " + n.Rule + " --digest " + n.Digest
+	where := ""
+	if n.Account != "" && n.Region != "" {
+		where = " --registry-id " + n.Account + " --region " + n.Region
 	}
+	findings := "`aws ecr describe-image-scan-findings" + where + " --repository-name " + n.Repository + " --image-id imageDigest=" + n.Digest + "`"
 	switch n.Outcome {
 	case AwaitingApproval:
 		return []string{
@@ -118,19 +127,36 @@ func (g *Gate) nextSteps(n Notice) []string {
 	case ScanBlocked:
 		return []string{
 			"This digest is not deployed by this rule: fix the findings and push a new image.",
-			"Read them: `aws ecr describe-image-scan-findings --repository-name " + n.Repository + " --image-id imageDigest=" + n.Digest + "`",
+			"Read them: " + findings,
 		}
 	case ScanNotDone:
 		return []string{
 			"Not deployed. A scan result that still comes deploys it when clean; check that scanning is on for repository " + n.Repository + ".",
-			"Read the scan's status: `aws ecr describe-image-scan-findings --repository-name " + n.Repository + " --image-id imageDigest=" + n.Digest + "`",
+			"Read the scan's status: " + findings,
 		}
 	case NotPromoted:
+		saw := "Read what the alarm saw in CloudWatch (its history)."
+		if g.AlarmName != "" {
+			saw = "Read what the alarm saw: `aws cloudwatch describe-alarm-history --alarm-name " + g.AlarmName
+			if g.AlarmRegion != "" {
+				saw += " --region " + g.AlarmRegion
+			}
+			saw += "`" + g.alarmAccount()
+		}
 		return []string{
-			"It stays on the rule's targets; nothing was rolled back. Read what the alarm saw: `aws cloudwatch describe-alarm-history --alarm-name " + g.Alarm + "`",
+			"It stays on the rule's targets; nothing was rolled back. " + saw,
 			"To undo it on a target: `autodeploy rollback --cluster CLUSTER --service SERVICE` (`autodeploy status` lists them)",
 			"Fix and push a new image; or, if the alarm was not the image's fault, tag this digest " + n.PromotedTag + " by hand.",
 		}
 	}
 	return nil
+}
+
+// alarmAccount says, for an alarm in another account, where to run the
+// command.
+func (g *Gate) alarmAccount() string {
+	if g.AlarmAccount == "" {
+		return ""
+	}
+	return " (in account " + g.AlarmAccount + ")"
 }
