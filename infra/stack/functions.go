@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,7 +62,14 @@ type functionSpec struct {
 	// (synchronously), so it has no async retries and no failure queue:
 	// what it fails stays in its source's queue and redrive policy.
 	polled bool
+	// rulesSHA256 is set by newFunction from the bundle.
+	rulesSHA256 string
 }
+
+// RulesSHA256Env names the variable that carries, on every function, the
+// SHA-256 of the rules file bundled beside its bootstrap: the CLI reads it
+// to say when an operator's local rules file is not the one deployed.
+const RulesSHA256Env = "AUTODEPLOY_RULES_SHA256"
 
 func environment(spec functionSpec) *map[string]*string {
 	// The central account spares each cold start an STS call.
@@ -68,7 +77,22 @@ func environment(spec functionSpec) *map[string]*string {
 	for k, v := range spec.env {
 		env[k] = v
 	}
+	if spec.rulesSHA256 != "" {
+		env[RulesSHA256Env] = jsii.String(spec.rulesSHA256)
+	}
 	return &env
+}
+
+// bundledRulesSHA256 is the hex SHA-256 of the rules file bundle put into
+// dir: the bytes the function runs, hashed where they are, so the value
+// cannot drift from the asset.
+func bundledRulesSHA256(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "autodeploy.yaml"))
+	if err != nil {
+		return "", fmt.Errorf("read the bundled rules file: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 type function struct {
@@ -85,6 +109,13 @@ type function struct {
 // its own role (no managed policies), async retries with an on-failure
 // queue (unless polled), and alarms on errors and on failed events.
 func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
+	sum, err := bundledRulesSHA256(spec.bundle)
+	if err != nil {
+		// bundle wrote the file a moment ago; New's callers get no error
+		// from here, and a function without its rules must not be built.
+		panic(fmt.Sprintf("function %s: %v", name, err))
+	}
+	spec.rulesSHA256 = sum
 	logGroup := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
 		Retention:     spec.retention,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
