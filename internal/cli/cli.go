@@ -92,6 +92,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "autodeploy: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	ctx, sc := withScope(ctx)
+	env.AWS = regionRequired(env.AWS)
 	err := cmd(ctx, args[1:], env)
 	switch {
 	case err == nil:
@@ -102,8 +104,26 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "autodeploy %s: %v\n", args[0], err)
 		return 2
 	}
-	fmt.Fprintf(env.Stderr, "autodeploy %s: %v\n", args[0], err)
+	// No SDK error reaches the terminal as the SDK words it.
+	fmt.Fprintf(env.Stderr, "autodeploy %s: %s\n", args[0], explain(err, *sc))
 	return 1
+}
+
+// errNoRegion is returned, with the loaded config, when neither the
+// environment nor the profile names a region: a call would go nowhere, or
+// build state keys such as 123456789012//prod/web.
+var errNoRegion = usageError{"no AWS region: set AWS_REGION or pass --region"}
+
+// regionRequired loads the SDK config and refuses one without a region
+// (before any call); serviceFlags.resolve lets --region fill it.
+func regionRequired(load func(context.Context) (aws.Config, error)) func(context.Context) (aws.Config, error) {
+	return func(ctx context.Context) (aws.Config, error) {
+		cfg, err := load(ctx)
+		if err == nil && cfg.Region == "" {
+			return cfg, errNoRegion
+		}
+		return cfg, err
+	}
 }
 
 type usageError struct{ msg string }
@@ -172,12 +192,13 @@ func (f serviceFlags) resolve(ctx context.Context, env Env) (aws.Config, string,
 		}
 	}
 	cfg, err := env.AWS(ctx)
-	if err != nil {
+	if err != nil && !(errors.Is(err, errNoRegion) && *f.region != "") {
 		return aws.Config{}, "", err
 	}
 	if *f.region != "" {
 		cfg.Region = *f.region
 	}
+	setScope(ctx, *f.cluster, *f.service, *f.account, cfg.Region)
 	if *f.account == "" {
 		account, err := awsenv.Account(ctx, cfg)
 		if err != nil {
@@ -185,5 +206,6 @@ func (f serviceFlags) resolve(ctx context.Context, env Env) (aws.Config, string,
 		}
 		*f.account = account
 	}
+	setScope(ctx, *f.cluster, *f.service, *f.account, cfg.Region)
 	return cfg, history.ServiceKey(*f.account, cfg.Region, *f.cluster, *f.service), nil
 }
