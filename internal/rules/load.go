@@ -505,6 +505,17 @@ func (p *parser) rule(n *yaml.Node, at string, d defaults) *Rule {
 	if f, ok := m["scan"]; ok {
 		r.Scan = p.scan(f, at+".scan")
 	}
+	if r.Pin == PinTag && (r.Approval != nil || r.Scan != nil) {
+		// The gates pass one digest; a tag in the task definition is
+		// looked up again at every ECS deployment and may name another.
+		pinAt, node := at+".pin", n
+		if f, ok := m["pin"]; ok {
+			node = f.value
+		} else {
+			pinAt = "defaults.pin"
+		}
+		p.errorf(node, pinAt, "tag, but rule %q has approval: or scan:, which pass a digest: pin: digest (the default) deploys what passed", r.Name)
+	}
 	if f, ok := m["targets"]; !ok {
 		p.errorf(n, at+".targets", "missing; a rule needs at least one target")
 	} else {
