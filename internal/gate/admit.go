@@ -66,7 +66,16 @@ const (
 	FromSweep
 	// ReadOnly: plan, a dry run: nothing written, nothing noticed.
 	ReadOnly
+	// ReadRecorded: nothing written or noticed, and only what the gates
+	// recorded passes — not a registry's scan result no gate took yet: a
+	// sweep that deploys but tells no one (the CLI's) leaves judging to
+	// the deployer's, or a pending scan would later time out, told as not
+	// deployed, while its digest runs.
+	ReadRecorded
 )
+
+// readOnly reports whether the mode writes and tells nothing.
+func (m Mode) readOnly() bool { return m == ReadOnly || m == ReadRecorded }
 
 // Verdict is what the gates say of one digest for one rule.
 type Verdict struct {
@@ -118,7 +127,7 @@ func (g *Gates) Admit(ctx context.Context, r *rules.Rule, push ecrevent.Push, mo
 // decided logs one gate's decision on a push (msg="gate"): passed, waits
 // or refused, with the gate's reason. A read-only look decides nothing.
 func (g *Gates) decided(ctx context.Context, r *rules.Rule, push ecrevent.Push, kind Kind, v Verdict, mode Mode) {
-	if mode == ReadOnly {
+	if mode.readOnly() {
 		return
 	}
 	outcome := "passed"
@@ -145,6 +154,12 @@ func (g *Gates) scan(ctx context.Context, r *rules.Rule, push ecrevent.Push, mod
 	}
 	if found && sc.State != Pending && sc.State != TimedOut {
 		return scanVerdict(sc), nil
+	}
+	if mode == ReadRecorded {
+		if found {
+			return scanVerdict(sc), nil
+		}
+		return Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}, nil
 	}
 	// No result recorded yet: the registry may have one (the scan event was
 	// lost, or came before any push asked).
@@ -264,9 +279,10 @@ func (g *Gates) readScan(ctx context.Context, r *rules.Rule, push ecrevent.Push)
 	case ecrtypes.ScanStatusComplete, ecrtypes.ScanStatusActive:
 		// Enhanced scanning answers ACTIVE (or COMPLETE) with no findings
 		// before Inspector has scanned the image: only findings that say
-		// when their scan completed are a result; else it waits.
+		// when their scan completed, or that count something, are a
+		// result; an empty answer waits (never passes as clean).
 		f := out.ImageScanFindings
-		if f == nil || f.ImageScanCompletedAt == nil {
+		if f == nil || (f.ImageScanCompletedAt == nil && len(f.FindingSeverityCounts) == 0 && len(f.EnhancedFindings) == 0 && len(f.Findings) == 0) {
 			rs.reason = "the registry has no completed scan yet (" + rs.status + ")"
 			break
 		}
@@ -312,7 +328,7 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 		return Verdict{}, err
 	}
 	now := g.now()
-	if found && a.State == Pending && !a.Due.After(now) && mode != ReadOnly {
+	if found && a.State == Pending && !a.Due.After(now) && !mode.readOnly() {
 		// Its time is up and its timer has not fired: end it now (told as
 		// the timer would), so a newer push of the digest may ask again.
 		if err := g.End(ctx, KindApproval, r.Name, push.Digest); err != nil {
@@ -330,7 +346,7 @@ func (g *Gates) approval(ctx context.Context, r *rules.Rule, push ecrevent.Push,
 			return approvalVerdict(a, now), nil
 		}
 	}
-	if mode == ReadOnly {
+	if mode.readOnly() {
 		return Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push, or the deployer's sweep, asks for it)"}, nil
 	}
 	req, err := g.Store.RequestApproval(ctx, ApprovalRequest{Rule: r.Name, Digest: push.Digest, Repository: r.Repository, Tag: push.Tag,

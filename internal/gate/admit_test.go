@@ -974,20 +974,24 @@ func testPeek(t *testing.T, f *fixture) {
 		// before: Admit FromPush first (a gate exists when Peek asks).
 		before bool
 		want   Verdict
+		// recorded is ReadRecorded's verdict (the CLI's sweep): only what a
+		// gate recorded passes; nil: as want.
+		recorded *Verdict
 	}{
-		{"no scan yet", "scanned", "none", nil, false, Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"}},
-		{"clean in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"LOW": 1}, false, cleanByDescribe},
+		{"no scan yet", "scanned", "none", nil, false, Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"}, &Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}},
+		{"clean in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"LOW": 1}, false, cleanByDescribe, &Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}},
 		{"blocked in the registry, no gate yet", "scanned", "COMPLETE", map[string]int{"CRITICAL": 1},
-			false, Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 CRITICAL"}},
+			false, Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 1 CRITICAL"}, &Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}},
 		{"failed in the registry, no gate yet", "scanned", "FAILED", nil, false,
-			Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: FAILED"}},
-		{"a pending scan", "scanned", "none", nil, true, Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"}},
+			Verdict{Gate: KindScan, State: ScanFailed, Final: true, Reason: "its scan failed: FAILED"}, &Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}},
+		{"a pending scan", "scanned", "none", nil, true, Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan"},
+			&Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (until " + rfc(now.Add(30*time.Minute)) + ")"}},
 		{"blocked, gated before", "scanned", "COMPLETE", map[string]int{"HIGH": 3}, true,
-			Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 3 HIGH"}},
+			Verdict{Gate: KindScan, State: Blocked, Final: true, Reason: "blocked: 3 HIGH"}, nil},
 		{"clean scan, approval not asked yet", "both", "COMPLETE", map[string]int{}, false,
-			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push, or the deployer's sweep, asks for it)"}},
+			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (a push, or the deployer's sweep, asks for it)"}, &Verdict{Gate: KindScan, State: Pending, Reason: "waits for its scan (the deployer's sweep reads it)"}},
 		{"approval pending", "both", "COMPLETE", map[string]int{}, true,
-			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")"}},
+			Verdict{Gate: KindApproval, State: Pending, Reason: "waits for approval (until " + rfc(now.Add(24*time.Hour)) + ")"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := f.rule(t, tc.rule).Repository
@@ -1010,8 +1014,15 @@ func testPeek(t *testing.T, f *fixture) {
 					t.Errorf("peek %d (-want +got):\n%s", n, diff)
 				}
 			}
+			recorded := tc.want
+			if tc.recorded != nil {
+				recorded = *tc.recorded
+			}
+			if diff := cmp.Diff(recorded, f.admit(t, tc.rule, p, ReadRecorded)); diff != "" {
+				t.Errorf("ReadRecorded (-want +got):\n%s", diff)
+			}
 			if after := f.items(t); after != before {
-				t.Errorf("items %d → %d; Peek wrote", before, after)
+				t.Errorf("items %d → %d; Peek or ReadRecorded wrote", before, after)
 			}
 			if ns := f.notices.take(); len(ns) != 0 {
 				t.Errorf("Peek noticed %v", outcomes(ns))

@@ -34,7 +34,10 @@ func (s *Sweeper) admit(ctx context.Context, o Options, vs *verdicts, r *rules.R
 		return gate.Verdict{}, deploy.Permanent("rule %s has gates (approval:, scan:), and this sweep is built without them", r.Name)
 	}
 	mode := gate.FromSweep
-	if o.DryRun || o.ReadGates {
+	switch {
+	case o.ReadGates:
+		mode = gate.ReadRecorded // it deploys: only what the gates recorded as passed
+	case o.DryRun:
 		mode = gate.ReadOnly
 	}
 	key := r.Name + "\x00" + push.Digest

@@ -125,9 +125,10 @@ type Options struct {
 	EventID string
 	// DryRun reports what is behind and deploys nothing.
 	DryRun bool
-	// ReadGates reads the gates without opening or ending any (gate.ReadOnly):
-	// a sweep that tells no one (the CLI's) leaves asking for approvals
-	// and judging scans to the deployer's, which notices them.
+	// ReadGates reads the gates without opening or ending any, and passes
+	// only what they recorded (gate.ReadRecorded): a sweep that tells no one
+	// (the CLI's) leaves asking for approvals and judging scans to the
+	// deployer's, which notices them.
 	ReadGates bool
 }
 
