@@ -61,7 +61,7 @@ func TestRollbackAfterCleanUp(t *testing.T) {
 			"the ACTIVE revisions to roll back to are web-prod:1 (e.g. --to 1)"},
 		{"--to a deleted revision", []string{"--to", "2", "--dry-run"}, "web-prod:2 was cleaned up (deleted): ECS deploys no INACTIVE or deleted revision; " +
 			"the ACTIVE revisions to roll back to are web-prod:1 (e.g. --to 1)"},
-		{"--to one never registered", []string{"--to", "9"}, "revision web-prod:9 not found (deleted, or never registered)"},
+		{"--to one never registered", []string{"--to", "9"}, "prod/web has no revision 9 in family web-prod (newest 4)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := rollback(tc.args...); r.code != 1 || !strings.Contains(r.stderr, tc.want) {

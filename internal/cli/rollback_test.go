@@ -221,7 +221,7 @@ func TestRollbackNeverRollsForward(t *testing.T) {
 		{"newer than the running one", []string{"--to", "3"}, "refused: web-prod:3 is newer than the running web-prod:2: that rolls forward, not back"},
 		{"the image the last rollback took out", []string{"--to", "3", "--dry-run"}, "web-prod:3 runs " + v150 + " in app, the image the last rollback"},
 		{"the running one", []string{"--to", "2"}, "already runs web-prod:2"},
-		{"a revision that does not exist", []string{"--to", "9"}, "revision web-prod:9 not found"},
+		{"a revision that does not exist", []string{"--to", "9"}, "prod/web has no revision 9 in family web-prod (newest 3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := rollback(tc.args...); r.code != 1 || !strings.Contains(r.stderr, tc.want) {

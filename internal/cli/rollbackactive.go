@@ -142,17 +142,52 @@ func checkActive(ctx context.Context, client revisionLister, tgt *ecs.DescribeTa
 
 // goneTarget says that the revision a rollback was to go to no longer
 // exists: cleaned up when it is older than the running one (revisions are
-// numbered in order, so it was registered once), else never registered.
-func goneTarget(ctx context.Context, client revisionLister, err error, target, current, which string, failed map[string]bool) error {
+// numbered in order, so it was registered once), else never registered —
+// "prod/web has no revision 99 in family web-prod (newest 7)". name is the
+// service's cluster/service.
+func goneTarget(ctx context.Context, client revisionLister, err error, name, target, current, which string, failed map[string]bool) error {
 	var gone *revisionGoneError
 	if !errors.As(err, &gone) {
 		return err
 	}
-	if ecsarn.Family(target) == ecsarn.Family(current) && newer(current, target) {
+	fam, n := ecsarn.FamilyRevision(target)
+	switch {
+	case fam != ecsarn.Family(current):
+		return err
+	case newer(current, target):
 		return fmt.Errorf("%s%s was cleaned up (deleted): ECS deploys no INACTIVE or deleted revision; %s",
 			ecsarn.Revision(target), which, activeChoices(ctx, client, current, failed))
 	}
-	return err
+	newest := ""
+	if m, err := newestActive(ctx, client, fam); err == nil && m > 0 {
+		newest = fmt.Sprintf(" (newest %d)", m)
+	}
+	return fmt.Errorf("%s has no revision %d in family %s%s", name, n, fam, newest)
+}
+
+// newestActive is the number of the family's newest ACTIVE revision (0 for
+// none). Listed newest first, the first of the family itself is it
+// (web-prod-worker lists under web-prod); the highest is taken all the same,
+// for a lister that ignores the order (moto).
+func newestActive(ctx context.Context, client revisionLister, fam string) (int, error) {
+	in := &ecs.ListTaskDefinitionsInput{FamilyPrefix: aws.String(fam), Status: types.TaskDefinitionStatusActive,
+		Sort: types.SortOrderDesc, MaxResults: aws.Int32(100)}
+	newest := 0
+	for {
+		page, err := client.ListTaskDefinitions(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("list the revisions of %s: %w", fam, err)
+		}
+		for _, a := range page.TaskDefinitionArns {
+			if f, m := ecsarn.FamilyRevision(a); f == fam {
+				newest = max(newest, m)
+			}
+		}
+		if newest > 0 || aws.ToString(page.NextToken) == "" {
+			return newest, nil
+		}
+		in.NextToken = page.NextToken
+	}
 }
 
 // failedRevisions are the revisions (family:revision) whose latest deploy in

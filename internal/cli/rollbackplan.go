@@ -61,7 +61,7 @@ func planRollback(ctx context.Context, client rollbackReader, store *history.Sto
 	}
 	tgt, err := describeRevision(ctx, client, p.target)
 	if err != nil {
-		return p, goneTarget(ctx, client, err, p.target, current, which, failedRevisions(recs))
+		return p, goneTarget(ctx, client, err, serviceName(key), p.target, current, which, failedRevisions(recs))
 	}
 	p.target = aws.ToString(tgt.TaskDefinition.TaskDefinitionArn)
 	if p.target != current {
@@ -246,6 +246,14 @@ func repositoryName(image string) string {
 		return rest
 	}
 	return repo
+}
+
+// serviceName is a history.ServiceKey's cluster/service.
+func serviceName(key string) string {
+	if parts := strings.SplitN(key, "/", 3); len(parts) == 3 {
+		return parts[2]
+	}
+	return key
 }
 
 func newer(a, b string) bool {
