@@ -49,8 +49,12 @@ Usage:
                                                              deploy to the deployer (again, when you approved it before)
   autodeploy reject --rule R (--tag T | --digest D) --reason TEXT [--by NAME]
                                                              refuse it: it is not deployed by the rule
-  autodeploy reconcile [--config FILE] [--dry-run]           run a sweep from here, as the schedule does (its deploys,
-                                                             then clean-up)
+  autodeploy reconcile [--config FILE] [--dry-run] [--wait] [--output json]
+                                                             run a sweep from here, as the schedule does (its deploys,
+                                                             then clean-up); --wait follows each deploy to its end
+  autodeploy wait --cluster C --service S [--digest D] [--timeout 30m] [--output json]
+                                                             follow the latest deployment (or the digest's) to its end:
+                                                             exit 0 completed, 1 failed or rolled back, 3 timed out
   autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
@@ -85,7 +89,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	commands := map[string]func(context.Context, []string, Env) error{
 		"validate": validate, "plan": plan, "history": showHistory, "rollback": rollback, "redrive": redriveCmd,
 		"hold": hold, "resume": resume, "status": status, "reconcile": reconcileCmd, "continue": continueCmd,
-		"approve": approve, "reject": reject,
+		"approve": approve, "reject": reject, "wait": waitCmd,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -103,6 +107,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(env.Stderr, "autodeploy %s: %v\n", args[0], err)
 		return 2
+	case exitCodeOf(err) != 0: // wait's timed out (3)
+		fmt.Fprintf(env.Stderr, "autodeploy %s: %v\n", args[0], err)
+		return exitCodeOf(err)
 	}
 	// No SDK error reaches the terminal as the SDK words it.
 	fmt.Fprintf(env.Stderr, "autodeploy %s: %s\n", args[0], explain(err, *sc))

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"text/tabwriter"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -24,33 +26,178 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 	config := fs.String("config", "autodeploy.yaml", "rules file")
 	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)")
 	dryRun := fs.Bool("dry-run", false, "only say what is behind; deploy nothing")
+	output := fs.String("output", "text", "text (a table and a summary) or json (the sweep's report, one object)")
+	wf := addWaitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	sw, _, o, err := sweeper(ctx, env, *config, *table, nil)
+	asJSON, err := outputMode(*output)
+	if err != nil {
+		return err
+	}
+	if err := wf.check(); err != nil {
+		return err
+	}
+	if *wf.wait && *dryRun {
+		return usageError{"--wait follows deploys; a --dry-run makes none"}
+	}
+	seen := newKinds() // the client that described each service, for --wait
+	sw, store, o, err := sweeper(ctx, env, *config, *table, seen)
 	if err != nil {
 		return err
 	}
 	o.DryRun = *dryRun
+	started := env.Now()
 	rep, sweepErr := sw.Sweep(ctx, o)
-	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "RULE\tTARGET\tNEWEST\tOUTCOME\tREASON")
+	sum := summarize(rep, *dryRun)
+	out := reconcileOutput{EventID: rep.EventID, DryRun: *dryRun, Targets: []reconcileTarget{}, Behind: rep.Drift,
+		Deployed: sum.deployed, Queued: sum.queued, Failed: sum.failed, Cleanups: rep.Cleanups, Summary: sum.line}
 	for _, l := range rep.Lines {
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, dash(image(l.NewestTag, l.NewestDigest)), l.Outcome, l.Reason)
+		out.Targets = append(out.Targets, reconcileTarget{Rule: l.Rule, Account: l.Account, Region: l.Region, Cluster: l.Cluster,
+			Service: l.Service, Repository: l.Repository, Running: l.Running, RunningTag: l.RunningTag, NewestTag: l.NewestTag,
+			NewestDigest: l.NewestDigest, Outcome: l.Outcome, Reason: l.Reason, Retryable: l.Retryable, Published: l.Published})
 	}
-	if err := w.Flush(); err != nil {
-		return err
+	if !asJSON {
+		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "RULE\tTARGET\tNEWEST\tOUTCOME\tREASON")
+		for _, l := range rep.Lines {
+			fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, dash(image(l.NewestTag, l.NewestDigest)), l.Outcome, l.Reason)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, sum.line)
+		if rep.Cleanups > 0 {
+			fmt.Fprintf(env.Stdout, "clean-up: %d %s cleaned within the sweep's budget (each action a msg=\"cleanup\" line on stderr)\n",
+				rep.Cleanups, map[bool]string{true: "family", false: "families"}[rep.Cleanups == 1])
+		}
 	}
-	verb := "deployed"
-	if *dryRun {
-		verb = "would deploy (dry run)"
+	var waitErr error
+	if *wf.wait {
+		progress := env.Stdout
+		if asJSON {
+			progress = env.Stderr
+		}
+		ws := sweepWaits(rep, seen, started)
+		var results []waitResult
+		results, waitErr = waitAll(ctx, wf.follower(store, nil, env, progress), ws, started.Add(*wf.timeout))
+		for i, res := range results {
+			out.Waits = append(out.Waits, reconcileWait{Cluster: ws[i].cluster, Service: ws[i].service, waitResult: res})
+		}
+		if len(ws) == 0 {
+			fmt.Fprintln(progress, "nothing to wait for: the sweep deployed and queued nothing")
+		}
 	}
-	fmt.Fprintf(env.Stdout, "%d of %d targets behind; %s\n", rep.Drift, len(rep.Lines), map[bool]string{true: verb + " them", false: "nothing to do"}[rep.Drift > 0])
-	if rep.Cleanups > 0 {
-		fmt.Fprintf(env.Stdout, "clean-up: %d %s cleaned within the sweep's budget (each action a msg=\"cleanup\" line on stderr)\n",
-			rep.Cleanups, map[bool]string{true: "family", false: "families"}[rep.Cleanups == 1])
+	if asJSON {
+		if err := printJSON(env.Stdout, out); err != nil {
+			return err
+		}
 	}
-	return sweepErr
+	return cmp.Or(sweepErr, waitErr)
+}
+
+// reconcileOutput is `reconcile --output json`: the sweep's report, its
+// counts and, with --wait, how each deploy ended. Documented in the
+// README; keep its shape stable.
+type reconcileOutput struct {
+	EventID  string            `json:"event_id"`
+	DryRun   bool              `json:"dry_run"`
+	Targets  []reconcileTarget `json:"targets"`
+	Behind   int               `json:"behind"`
+	Deployed int               `json:"deployed"`
+	Queued   int               `json:"queued"`
+	Failed   int               `json:"failed"`
+	Cleanups int               `json:"cleanups"`
+	Summary  string            `json:"summary"`
+	Waits    []reconcileWait   `json:"waits,omitempty"`
+}
+
+// reconcileTarget is one report line (reconcile.Line, field by field: its
+// own tags may change with the sweep, this shape does not).
+type reconcileTarget struct {
+	Rule         string `json:"rule"`
+	Account      string `json:"account"`
+	Region       string `json:"region"`
+	Cluster      string `json:"cluster"`
+	Service      string `json:"service"`
+	Repository   string `json:"repository"`
+	Running      string `json:"running,omitempty"`
+	RunningTag   string `json:"running_tag,omitempty"`
+	NewestTag    string `json:"newest_tag,omitempty"`
+	NewestDigest string `json:"newest_digest,omitempty"`
+	Outcome      string `json:"outcome"`
+	Reason       string `json:"reason,omitempty"`
+	Retryable    bool   `json:"retryable,omitempty"`
+	Published    string `json:"published,omitempty"`
+}
+
+// reconcileWait is how one target's deploy ended, with --wait.
+type reconcileWait struct {
+	Cluster string `json:"cluster"`
+	Service string `json:"service"`
+	waitResult
+}
+
+// sweepSummary counts what the sweep did, line by line: what it says is
+// what happened, not what it meant to do.
+type sweepSummary struct {
+	deployed, queued, failed int
+	line                     string
+}
+
+// summarize is the sweep's summary line: "2 of 3 targets behind; deployed
+// 1, queued 1, failed 0" (failed counts every target that failed, behind
+// or not), or for a dry run "1 of 3 targets behind; would deploy 1 (dry
+// run)".
+func summarize(rep reconcile.Report, dryRun bool) sweepSummary {
+	var s sweepSummary
+	for _, l := range rep.Lines {
+		switch l.Outcome {
+		case reconcile.Deployed:
+			s.deployed++
+		case reconcile.Queued:
+			s.queued++
+		case reconcile.Failed:
+			s.failed++
+		}
+	}
+	head := fmt.Sprintf("%d of %d %s behind", rep.Drift, len(rep.Lines), sweepPlural(len(rep.Lines), "target", "targets"))
+	switch {
+	case dryRun && rep.Drift > 0:
+		s.line = fmt.Sprintf("%s; would deploy %d (dry run)", head, rep.Drift)
+	case rep.Drift == 0 && s.failed == 0:
+		s.line = head + "; nothing to do"
+	default:
+		s.line = fmt.Sprintf("%s; deployed %d, queued %d, failed %d", head, s.deployed, s.queued, s.failed)
+	}
+	return s
+}
+
+func sweepPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// sweepWaits are the deploys a sweep made or queued, each to follow by its
+// digest from the sweep's start, through the client that described its
+// service (its account, region and role): one the sweep did not describe
+// has no deploy to follow.
+func sweepWaits(rep reconcile.Report, seen *kinds, started time.Time) []waitFor {
+	var ws []waitFor
+	for _, l := range rep.Lines {
+		if l.Outcome != reconcile.Deployed && l.Outcome != reconcile.Queued {
+			continue
+		}
+		key := history.ServiceKey(l.Account, l.Region, l.Cluster, l.Service)
+		s, ok := seen.get(key)
+		if !ok {
+			continue
+		}
+		ws = append(ws, waitFor{cluster: l.Cluster, service: l.Service, key: key, digest: l.NewestDigest, after: started, client: s.client})
+	}
+	return ws
 }
 
 // cliGates are the rules' gates as the CLI reads them: the state table,

@@ -48,7 +48,7 @@ func TestStatusReconcileHoldResume(t *testing.T) {
 		t.Fatalf("status before: %+v\nrow %q", r, row(r.stdout))
 	}
 	r = cli(t, m, table, "reconcile", "--config", config, "--dry-run")
-	if r.code != 0 || !strings.Contains(flat(r.stdout), "behind would deploy") || !strings.Contains(r.stdout, "1 of 1 targets behind; would deploy (dry run) them") ||
+	if r.code != 0 || !strings.Contains(flat(r.stdout), "behind would deploy") || !strings.Contains(r.stdout, "1 of 1 target behind; would deploy 1 (dry run)") ||
 		runningImage() != emulator.Registry+"/web:seed" {
 		t.Fatalf("dry run: %+v", r)
 	}

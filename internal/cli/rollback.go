@@ -31,6 +31,7 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	dryRun := fs.Bool("dry-run", false, "say what the rollback would do, and do nothing (no lock, no write)")
 	application := fs.String("application", "", "blue/green service: CodeDeploy application (default: found by the service)")
 	group := fs.String("deployment-group", "", "blue/green service: CodeDeploy deployment group (with --application)")
+	wf := addWaitFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +39,9 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		if n, err := strconv.Atoi(*to); err != nil || n < 1 {
 			return usageError{fmt.Sprintf("--to %q: want a revision number, 1 or more", *to)}
 		}
+	}
+	if err := wf.check(); err != nil {
+		return err
 	}
 	if (*application == "") != (*group == "") {
 		return usageError{"--application and --deployment-group go together"}
@@ -132,6 +136,9 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	}
 	var p rollbackPlan
 	var deployment string
+	// What --wait follows: the rollback's own record, or ECS's rollback of
+	// the deployment in flight.
+	follow := waitFor{cluster: *sf.cluster, service: *sf.service, key: key, eventID: eventID}
 	current := bluegreen.RunningTaskDefinition(svc)
 	switch {
 	case np != nil:
@@ -182,7 +189,9 @@ func rollback(ctx context.Context, args []string, env Env) error {
 		}
 		finished = true
 		fmt.Fprintf(env.Stdout, "%s: already rolling back through ECS: %s (nothing sent)\n", name, act.Note)
+		follow.serviceDeployment = act.ServiceDeploymentARN
 	case np != nil:
+		follow.serviceDeployment = act.ServiceDeploymentARN
 		finished = true
 		rec.ServiceDeploymentARN = act.ServiceDeploymentARN
 		rec.Reason = "rollback through ECS by the autodeploy CLI: " + np.how(act)
@@ -213,7 +222,11 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	default:
 		fmt.Fprintf(env.Stdout, "%s: pushes, promotions and sweeps skip it until: autodeploy resume %s\n", h.String(), sf.args())
 	}
-	return nil
+	if !*wf.wait {
+		return nil
+	}
+	_, err = waitAll(ctx, wf.follower(store, client, env, env.Stdout), []waitFor{follow}, env.Now().Add(*wf.timeout))
+	return err
 }
 
 // rollBackRolling points an ECS-controlled service at target and returns
