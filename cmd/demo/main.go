@@ -20,6 +20,7 @@ func main() {
 	flag.StringVar(&o.Watcher, "watcher", ".cache/local/watcher/bootstrap", "the watcher bootstrap built for this machine")
 	flag.StringVar(&o.Worker, "worker", ".cache/local/worker/bootstrap", "the worker bootstrap built for this machine")
 	flag.StringVar(&o.EventsDir, "events", "events", "directory of sample events")
+	flag.BoolVar(&o.JSON, "json", false, "print the functions' log lines as the JSON they write, not in short")
 	accounts := flag.Bool("accounts", false, "the two-account demo: a registry account, a target account in another region")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/emulator"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/watch"
 )
 
 // AccountsRules is the two-account demo's embedded rules file.
@@ -51,7 +53,7 @@ type accountsDemo struct {
 
 // RunAccounts runs the two-account demo, writing the narration to out.
 func RunAccounts(ctx context.Context, out io.Writer, o Options) error {
-	d := &accountsDemo{p: printer{out}, o: o}
+	d := &accountsDemo{p: printer{w: out, json: o.JSON}, o: o}
 	var err error
 	if d.cfg, err = rules.Parse("accounts.yaml (embedded)", AccountsRules); err != nil {
 		return err
@@ -176,7 +178,11 @@ func (d *accountsDemo) report(ctx context.Context, digest, deployment string) er
 	if err != nil {
 		return err
 	}
-	d.p.line("  watcher: %s", strings.TrimSpace(string(body)))
+	var res watch.Result
+	if err := json.Unmarshal(body, &res); err != nil {
+		return fmt.Errorf("watcher answered %s: %w", body, err)
+	}
+	d.p.line("  watcher: deployment %s %s; promoted %s", res.DeploymentID, res.Outcome, cmp.Or(res.Promoted, "nothing"))
 	d.p.logs("watcher", newJSONLines(d.watcher.LogsAfter(before), before))
 	tags, err := d.tags(ctx, digest)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,10 @@ type Options struct {
 	Watcher    string // the watcher bootstrap, built for this machine
 	Worker     string // the worker bootstrap, built for this machine
 	EventsDir  string // the repository's events/, used as templates
+	// JSON prints the functions' log lines as the JSON they write (cmd/demo
+	// -json); by default each is one short line of its msg, rule, target,
+	// outcome and reason, and one JSON line is shown as ops read it.
+	JSON bool
 }
 
 // ecsOutcome is what the demo, playing ECS, does with a deployment.
@@ -67,20 +72,19 @@ const (
 type step struct {
 	title    string
 	tag      string
-	minute   int    // push time, minutes after the first push
 	artifact string // artifact media type for non-image pushes
 	ecs      ecsOutcome
 }
 
 func steps() []step {
 	return []step{
-		{title: "A main build is pushed: staging rolls to it, pinned by digest, and it is promoted", tag: "main-4f2a9c1", minute: 0},
-		{title: "Release v1.4.0 is pushed: prod rolls to it", tag: "v1.4.0", minute: 5},
-		{title: "v1.3.2 (a fix on an older line) is pushed after it: prod must not go back", tag: "v1.3.2", minute: 6},
-		{title: "cosign pushes the release's signature: not an image to run", tag: "sig", minute: 7, artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
-		{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0", minute: 5},
-		{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", minute: 9, ecs: ecsRollsBack},
-		{title: "A canary build is pushed: the blue/green service goes through CodeDeploy, and the watcher reports its end", tag: "canary-7c1d2e3", minute: 10, ecs: codeDeployCompletes},
+		{title: "A main build is pushed: staging rolls to it, pinned by digest, and it is promoted", tag: "main-4f2a9c1"},
+		{title: "Release v1.4.0 is pushed: prod rolls to it", tag: "v1.4.0"},
+		{title: "v1.3.2 (a fix on an older line) is pushed after it: prod must not go back", tag: "v1.3.2"},
+		{title: "cosign pushes the release's signature: not an image to run", tag: "sig", artifact: "application/vnd.dev.cosign.artifact.sig.v1+json"},
+		{title: "EventBridge delivers v1.4.0 a second time: nothing changes", tag: "v1.4.0"},
+		{title: "v1.5.0 cannot start: ECS's circuit breaker rolls it back, and the watcher says so", tag: "v1.5.0", ecs: ecsRollsBack},
+		{title: "A canary build is pushed: the blue/green service goes through CodeDeploy, and the watcher reports its end", tag: "canary-7c1d2e3", ecs: codeDeployCompletes},
 	}
 }
 
@@ -112,7 +116,6 @@ type demo struct {
 	worker   *emulator.RIE
 	workURL  string // the work queue the deployer writes and the worker reads
 	digests  map[string]string
-	first    time.Time
 	sqs      *sqs.Client
 	ssm      *ssm.Client
 	chat     string // the queue standing in for Chatbot, subscribed to the notices topic
@@ -124,20 +127,33 @@ type demo struct {
 	motoCfg aws.Config
 	// table is the state table the functions and the CLI share.
 	table string
+
+	// pushedAt is when each web tag was pushed: its event says so, as
+	// ECR's does (a redelivery carries the first delivery's time).
+	pushedAt map[string]time.Time
+	// deployments is the deployment id ECS last reported per service, to
+	// say where moto's differ from ECS's (one id across updates).
+	deployments map[string]string
+	// jsonShown is set once one JSON log line was shown as it is.
+	jsonShown bool
 }
 
 // Run runs the whole demo, writing the narration to out, and stops all it
 // started before returning.
 func Run(ctx context.Context, out io.Writer, o Options) error {
-	d := &demo{p: printer{out}, o: o, digests: map[string]string{}, first: time.Now().UTC().Truncate(time.Second).Add(-20 * time.Minute)}
+	d := &demo{p: printer{w: out, json: o.JSON}, o: o, digests: map[string]string{}, pushedAt: map[string]time.Time{}, deployments: map[string]string{}}
 	var err error
 	if d.cfg, err = rules.Parse("autodeploy.yaml (embedded)", Rules); err != nil {
 		return err
 	}
 	d.p.head("The rules (internal/demo/autodeploy.yaml)")
+	width := 0
+	for _, r := range d.cfg.Rules {
+		width = max(width, len(r.Name))
+	}
 	for _, r := range d.cfg.Rules {
 		for _, t := range r.Targets {
-			d.p.line("  %-12s %s %s  →  %s/%s", r.Name, r.Repository, r.Selector(), t.Cluster, t.Service)
+			d.p.line("  %-*s %s %s  →  %s/%s", width, r.Name, r.Repository, r.Selector(), t.Cluster, t.Service)
 		}
 	}
 
@@ -265,21 +281,15 @@ func startWithRules(ctx context.Context, rie, bootstrap, dir string, rulesFile [
 // step pushes one image (into moto's ECR, so the digest is real), delivers
 // the push event to the deployer and plays ECS for what it deployed.
 func (d *demo) step(ctx context.Context, s step) error {
-	tag, digest, err := d.push(ctx, s)
+	tag, digest, at, err := d.push(ctx, s)
 	if err != nil {
 		return err
 	}
 	d.p.line("  pushed web:%s  →  %s", tag, digest)
 	if s.artifact == "" {
-		for _, r := range d.cfg.RulesFor("web") {
-			if ok, why := r.Matches(tag); ok {
-				d.p.line("  rule %-12s matches", r.Name)
-			} else {
-				d.p.line("  rule %-12s does not match: %s", r.Name, why)
-			}
-		}
+		d.ruleLines("web", tag)
 	}
-	event, err := d.pushEvent(tag, digest, s)
+	event, err := d.pushEvent(tag, digest, s.artifact, at)
 	if err != nil {
 		return err
 	}
@@ -325,15 +335,33 @@ func (d *demo) step(ctx context.Context, s step) error {
 	return d.running(ctx)
 }
 
+// ruleLines prints each rule of repository and whether tag matches it;
+// a rule that matches names the targets it deploys.
+func (d *demo) ruleLines(repository, tag string) {
+	for _, r := range d.cfg.RulesFor(repository) {
+		if ok, why := r.Matches(tag); ok {
+			var targets []string
+			for _, t := range r.Targets {
+				targets = append(targets, t.Cluster+"/"+t.Service)
+			}
+			d.p.line("  rule %-12s matches  →  %s", r.Name, strings.Join(targets, ", "))
+		} else {
+			d.p.line("  rule %-12s does not match: %s", r.Name, why)
+		}
+	}
+}
+
 // push puts an image into moto's ECR; each tag gets its own layer, so its
-// own digest (moto derives digests from layers).
-func (d *demo) push(ctx context.Context, s step) (string, string, error) {
+// own digest (moto derives digests from layers). It returns when the tag
+// was pushed, which its event says: the first push's time for a tag pushed
+// before (the demo's redelivery).
+func (d *demo) push(ctx context.Context, s step) (string, string, time.Time, error) {
 	if s.artifact != "" {
 		release := d.digests["v1.4.0"]
-		return "sha256-" + strings.TrimPrefix(release, "sha256:") + ".sig", digestOf("signature of " + release), nil
+		return "sha256-" + strings.TrimPrefix(release, "sha256:") + ".sig", digestOf("signature of " + release), time.Now().UTC(), nil
 	}
 	if digest, ok := d.digests[s.tag]; ok {
-		return s.tag, digest, nil
+		return s.tag, digest, d.pushedAt[s.tag], nil
 	}
 	manifest := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",`+
 		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1470,"digest":"%s"},`+
@@ -344,28 +372,33 @@ func (d *demo) push(ctx context.Context, s step) (string, string, error) {
 		ImageManifestMediaType: aws.String("application/vnd.oci.image.manifest.v1+json"),
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("push web:%s: %w", s.tag, err)
+		return "", "", time.Time{}, fmt.Errorf("push web:%s: %w", s.tag, err)
 	}
 	digest := aws.ToString(out.Image.ImageId.ImageDigest)
-	d.digests[s.tag] = digest
-	return s.tag, digest, nil
+	d.digests[s.tag], d.pushedAt[s.tag] = digest, time.Now().UTC()
+	return s.tag, digest, d.pushedAt[s.tag], nil
 }
 
-// pushEvent is the event ECR sends for a push, from the sample in events/.
-func (d *demo) pushEvent(tag, digest string, s step) ([]byte, error) {
+// pushEvent is the event ECR sends for a push at at, from the sample in
+// events/ (whose own time is a fixed day: the watcher's
+// push_to_completion_ms counts from the event's time).
+func (d *demo) pushEvent(tag, digest, artifact string, at time.Time) ([]byte, error) {
 	var ev map[string]any
 	if err := readJSON(filepath.Join(d.o.EventsDir, "ecr-push-main.json"), &ev); err != nil {
 		return nil, err
 	}
 	ev["id"] = fmt.Sprintf("demo-push-%s", tag)
-	ev["time"] = d.first.Add(time.Duration(s.minute) * time.Minute).Format(time.RFC3339)
+	ev["time"] = at.UTC().Format(time.RFC3339) // EventBridge's whole seconds
 	detail := ev["detail"].(map[string]any)
 	detail["image-tag"], detail["image-digest"] = tag, digest
-	if s.artifact != "" {
-		detail["artifact-media-type"] = s.artifact
+	if artifact != "" {
+		detail["artifact-media-type"] = artifact
 	}
 	return json.Marshal(ev)
 }
+
+// ecsTime is an ECS event's updatedAt: milliseconds, as ECS writes it.
+func ecsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // playECS sends the watcher what ECS would send for a deployment.
 func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest string) error {
@@ -380,9 +413,16 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 		return d.playCodeDeploy(ctx, r, digest)
 	case ecsCompletes:
 		d.p.line("  (playing ECS) the new tasks are healthy: deployment %s completed", r.DeploymentID)
+		d.sameDeployment(r)
 		changes = []change{{"SERVICE_DEPLOYMENT_COMPLETED", r.DeploymentID, "ECS deployment " + r.DeploymentID + " completed."}}
 	case ecsRollsBack:
 		d.p.line("  (playing ECS) the new tasks never become healthy: the circuit breaker fails %s and rolls back to %s", r.DeploymentID, ecsarn.Revision(r.From))
+		if d.sameDeployment(r) {
+			// The rollback names the deployment it goes back to: with moto's one id that
+			// would be the failed one, which the watcher rightly takes for not ours.
+			d.p.line("  (ECS's rollback event names the deployment it restores, which moto's one id cannot tell from the failed one: the demo's names made-up ids, ecs-svc/999… rolling back to ecs-svc/000…)")
+		}
+		d.p.line("  (ECS sends two events for one circuit-breaker rollback: the deployment FAILED, then the rollback IN_PROGRESS)")
 		changes = []change{
 			{"SERVICE_DEPLOYMENT_FAILED", r.DeploymentID, "ECS deployment circuit breaker: task failed to start."},
 			{"SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/9999999999999999999", "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0000000000000000000."},
@@ -399,10 +439,11 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 		}
 		ev["id"] = fmt.Sprintf("demo-ecs-%s-%d", c.deployment, i)
 		ev["resources"] = []string{svcARN}
-		ev["time"] = at.Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+		when := at.Add(time.Duration(i) * time.Second)
+		ev["time"] = when.Format(time.RFC3339)
 		detail := ev["detail"].(map[string]any)
 		detail["eventName"], detail["deploymentId"], detail["reason"] = c.name, c.deployment, c.reason
-		detail["updatedAt"] = ev["time"]
+		detail["updatedAt"] = ecsTime(when)
 		data, err := json.Marshal(ev)
 		if err != nil {
 			return err
@@ -411,7 +452,28 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 			return err
 		}
 	}
-	return d.chatMessages(ctx)
+	if err := d.chatMessages(ctx); err != nil {
+		return err
+	}
+	if s.ecs == ecsRollsBack {
+		return d.sweepAfterRollback(ctx, r)
+	}
+	return nil
+}
+
+// sameDeployment notes where moto shows what ECS does not: every
+// UpdateService of a service keeps the deployment id of its first (ECS
+// gives each its own ecs-svc/… id). It reports whether r's id is one ECS
+// already reported for the service.
+func (d *demo) sameDeployment(r deploy.Result) bool {
+	key := r.Cluster + "/" + r.Service
+	before, seen := d.deployments[key]
+	d.deployments[key] = r.DeploymentID
+	if !seen || before != r.DeploymentID {
+		return false
+	}
+	d.p.line("  (moto keeps one deployment id per service across updates: %s is the id of %s's previous deployment too; ECS would give this one a new id)", r.DeploymentID, key)
+	return true
 }
 
 // tellWatcher invokes the watcher with one deployment event and narrates
@@ -588,21 +650,85 @@ func (d *demo) runningOf(ctx context.Context, list []emulator.Service) error {
 	return nil
 }
 
-type printer struct{ w io.Writer }
+type printer struct {
+	w    io.Writer
+	json bool // the functions' log lines as the JSON they are (Options.JSON)
+}
 
 func (p printer) head(s string) { fmt.Fprintf(p.w, "\n== %s\n", s) }
 func (p printer) line(format string, args ...any) {
 	fmt.Fprintf(p.w, format+"\n", args...)
 }
 
-// logs prints the JSON lines a function wrote, as ops would see them.
+// logs prints the JSON lines a function wrote: each as one short line of
+// what it says (readable), or as it is with Options.JSON.
 func (p printer) logs(fn string, lines []string) {
 	for _, l := range lines {
 		if strings.Contains(l, `"msg":"metrics"`) {
 			continue // EMF records: CloudWatch turns them into metrics
 		}
+		if !p.json {
+			l = readable(l)
+		}
 		p.line("    %s log: %s", fn, l)
 	}
+}
+
+// readable is a JSON log line in short: its level when not INFO, its msg,
+// then rule, tag, target, the gate or hook, the rollout when not rolling,
+// outcome, stage, push_to_completion and reason, as key=value (quoted when
+// they hold spaces). A line that is not JSON is returned as it is.
+func readable(line string) string {
+	var f map[string]any
+	if json.Unmarshal([]byte(line), &f) != nil {
+		return line
+	}
+	str := func(k string) string { s, _ := f[k].(string); return s }
+	var b strings.Builder
+	if level := str("level"); level != "" && level != "INFO" {
+		b.WriteString(level + " ")
+	}
+	b.WriteString(str("msg"))
+	kv := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if strings.ContainsAny(v, " \"=") {
+			v = strconv.Quote(v)
+		}
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	kv("rule", str("rule"))
+	kv("tag", str("tag"))
+	if c, s := str("cluster"), str("service"); c != "" && s != "" {
+		kv("target", c+"/"+s)
+	}
+	kv("gate", str("gate"))
+	kv("event", str("event"))
+	kv("hook", str("hook_id"))
+	if r := str("rollout"); r != "rolling" {
+		kv("rollout", r)
+	}
+	kv("outcome", str("outcome"))
+	kv("stage", str("stage"))
+	if ms, ok := f["push_to_completion_ms"].(float64); ok {
+		kv("push_to_completion", (time.Duration(ms) * time.Millisecond).String())
+	}
+	kv("reason", str("reason"))
+	kv("error", str("error"))
+	return b.String()
+}
+
+// showJSON prints one JSON log line as it is, the first time it is
+// called: the line ops read in CloudWatch, once (with Options.JSON every
+// line is already shown so).
+func (d *demo) showJSON(line string) {
+	if d.jsonShown || d.p.json {
+		return
+	}
+	d.jsonShown = true
+	d.p.line("    (the JSON line ops read in CloudWatch:)")
+	d.p.line("    %s", line)
 }
 
 func containerNames(s emulator.Service) string {

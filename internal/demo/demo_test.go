@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
 )
@@ -40,7 +43,9 @@ func TestDemoEndState(t *testing.T) {
 		"never downgrade: app: v1.3.2 is older than the running v1.4.0",
 		"deployer: ignored: tag sha256-",
 		"already running 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:",
+		"    (the JSON line ops read in CloudWatch:)\n    {\"time\":",
 		`"msg":"deploy"`,
+		"worker log: deploy rule=web-staging tag=main-4f2a9c1 target=staging/web outcome=deployed\n",
 		"now running: staging/web web-staging:2 app=web@sha256:",
 		"prod/web web-prod:2 app=web@sha256:",
 		"chat (thread ecr-autodeploy/123456789012/eu-west-1/staging/web): ✅ staging/web is running web:main-4f2a9c1",
@@ -52,7 +57,12 @@ func TestDemoEndState(t *testing.T) {
 		"sweep: queued    staging/web (rule web-staging, newest main-8e9f0a1)",
 		"sweep: skipped   prod/web (rule web-prod, newest v1.6.0) held by ops@example.com since ",
 		"sweep: queued    prod/web (rule web-prod, newest v1.6.0)",
-		`"msg":"reconcile"`,
+		"deployer log: reconcile rule=web-staging target=staging/web outcome=queued",
+		// moto's one deployment id per service, and the sweep the watcher
+		// asks for after a rollback of a rule that publishes (played).
+		"(moto keeps one deployment id per service across updates: ecs-svc/",
+		"(still the image rolled back from)\n  (playing the watcher's request",
+		"published: /ecr-autodeploy/prod/web/app = 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:c973adf8",
 		"published: /ecr-autodeploy/prod/web/app = 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:c973adf8",
 		"published /ecr-autodeploy/prod/web/app (it was stale)",
 		"worker: deployed prod/web-canary (rule web-canary)",
@@ -63,7 +73,8 @@ func TestDemoEndState(t *testing.T) {
 		// ECS-native (the ECS front plays service deployments: moto has none)
 		"AWS_ENDPOINT_URL_ECS=http://",
 		"worker: deployed prod/checkout (rule checkout)",
-		`"rollout":"ECS-native CANARY","service_deployment_arn":"arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/checkout/`,
+		`worker log: deploy rule=checkout tag=main-5d6e7f8 target=prod/checkout rollout="ECS-native CANARY" outcome=deployed`,
+		"rule checkout     matches  →  prod/checkout",
 		"worker: rollout=ECS-native CANARY, service deployment arn:aws:ecs:eu-west-1:123456789012:service-deployment/prod/checkout/",
 		"the canary: 10% of production traffic  →  CANARY 10% · bake 5 min left",
 		"→  CANARY 10% · paused at PRE_PRODUCTION_TRAFFIC_SHIFT · times out in 30 min (then ROLLBACK)",
@@ -71,11 +82,11 @@ func TestDemoEndState(t *testing.T) {
 		"next: To go on: `autodeploy continue --cluster prod --service checkout --account 123456789012 --region eu-west-1 --hook ecs-pause-",
 		"prod/checkout: continued at PRE_PRODUCTION_TRAFFIC_SHIFT: hook ecs-pause-",
 		"while its service deployment still says IN_PROGRESS (baking)",
-		`"outcome":"in_progress","stage":"CANARY 100% · bake 10 min left"`,
+		`outcome=in_progress stage="CANARY 100% · bake 10 min left"`,
 		`(playing the watcher's timer: the demo configures no EventBridge Scheduler) {"kind":"recheck","v":1,"deployment_id":"ecs-svc/`,
 		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/checkout): ✅ prod/checkout is running checkout:main-5d6e7f8",
 		"now running: prod/checkout checkout:2 app=checkout@sha256:",
-		`"rollout":"ECS-native BLUE_GREEN"`,
+		`rollout="ECS-native BLUE_GREEN"`,
 		"watcher: rolled_back because: alarm payments-5xx in ALARM",
 		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/payments): ↩️ prod/payments was ROLLED BACK from payments:main-9a8b7c6",
 		"prod/payments payments:1 app=payments:main-0000000",
@@ -89,8 +100,9 @@ func TestDemoEndState(t *testing.T) {
 		`CodeDeploy deployment [0-9a-f-]+ in web/web-canary, AppSpec:`, `watcher: deployment [0-9a-f-]{36} completed\n`,
 		`watcher: deployment ecs-svc/\d+ paused \(stage: PRE_PRODUCTION_TRAFFIC_SHIFT\)\n`,
 		`watcher: deployment ecs-svc/\d+ in_progress \(stage: CANARY 100% · bake 10 min left\)\n`,
-		`"msg":"deployment","rule":"checkout".*"outcome":"completed"`,
-		`"msg":"deployment","rule":"payments".*"outcome":"rolled_back","reason":"alarm payments-5xx in ALARM"`} {
+		`watcher log: deployment rule=checkout .*outcome=completed`,
+		`watcher log: ERROR deployment rule=payments .*outcome=rolled_back .*reason="alarm payments-5xx in ALARM"`,
+		`published: /ecr-autodeploy/prod/web/app = \S+@sha256:c973adf8\S+ \(what runs again\)`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("demo output lacks %s", re)
 		}
@@ -130,7 +142,8 @@ func TestDemoEndState(t *testing.T) {
 			"approved for rule billing by alice@example.com", "worker: deployed prod/billing (rule billing)", "now running: prod/billing billing:2 app=billing@sha256:"},
 		{"deployer: gate scan of rule reports: waits — waits for its scan", "watcher: gate scan of rule reports: blocked — 1 CRITICAL, 3 HIGH",
 			"🛑 reports:main-3c4d5e6 NOT deployed by rule reports: its scan found 1 CRITICAL, 3 HIGH", "now running: prod/reports reports:1 app=reports:main-0000000"},
-		{"worker: deployed staging/search (rule search-staging)", `"gate":"bake","outcome":"baking"`,
+		{"worker: deployed staging/search (rule search-staging)", "gate=bake outcome=baking",
+			"✅ staging/search is running search:main-6f7a8b9", "now running: staging/search search:2 ",
 			"watcher: gate bake of rule search-staging: not promoted — alarm search-5xx in ALARM at ",
 			"NOT promoted by rule search-staging: alarm search-5xx during its bake", "(no verified-main-6f7a8b9: it was not promoted)"},
 	} {
@@ -143,6 +156,54 @@ func TestDemoEndState(t *testing.T) {
 				break
 			}
 			at += next
+		}
+	}
+	// The demo tells the truth about itself: its functions' log lines are
+	// short lines, but the one JSON line shown as ops read it; a push's
+	// event carries when it was pushed, so push_to_completion counts what
+	// the demo took, not the sample events' day.
+	if n := strings.Count(text, "(the JSON line ops read in CloudWatch:)"); n != 1 {
+		t.Errorf("the JSON line is shown %d times, want once", n)
+	}
+	if raw := regexp.MustCompile(`(?m)log: \{.*$`).FindAllString(text, 3); len(raw) > 0 {
+		t.Errorf("raw JSON log lines: %q", raw)
+	}
+	completions := regexp.MustCompile(`push_to_completion=(\S+)`).FindAllStringSubmatch(text, -1)
+	if len(completions) < 6 {
+		t.Errorf("%d deployment lines say push_to_completion, want every end's", len(completions))
+	}
+	for _, m := range completions {
+		if took, err := time.ParseDuration(m[1]); err != nil || took < 0 || took > time.Minute {
+			t.Errorf("push_to_completion=%s: want the demo's own seconds", m[1])
+		}
+	}
+	// Every step that deploys prod/web prints its parameter (README: "the
+	// demo prints the Parameter Store value after each prod deploy").
+	deploys := 0
+	for i, s := range steps {
+		for _, part := range strings.Split(s, "worker: deployed prod/web (rule web-prod)")[1:] {
+			deploys++
+			if !strings.Contains(part, "published: /ecr-autodeploy/prod/web/app = ") {
+				t.Errorf("step %d deploys prod/web without printing its parameter", i)
+			}
+		}
+	}
+	if deploys != 3 {
+		t.Errorf("%d deploys of prod/web, want 3 (v1.4.0, v1.5.0, v1.6.0)", deploys)
+	}
+	if !strings.Contains(steps[10], "published: /ecr-autodeploy/prod/web/app = 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web@sha256:c1fc1f7b9050") {
+		t.Errorf("the sweep's deploy of v1.6.0 does not print its parameter: %s", steps[10])
+	}
+	// Each scene prints what the target it talks about runs, and no other's.
+	for i, want := range map[int]string{11: "prod/checkout", 12: "prod/payments", 13: "prod/billing", 14: "prod/reports", 15: "staging/search"} {
+		running := regexp.MustCompile(`(?m)^  now running: (.*)$`).FindAllStringSubmatch(steps[i], -1)
+		if len(running) == 0 {
+			t.Errorf("step %d prints no now running line", i)
+		}
+		for _, m := range running {
+			if !strings.HasPrefix(m[1], want+" ") || strings.Contains(m[1], "|") {
+				t.Errorf("step %d: now running: %s, want %s's line only", i, m[1], want)
+			}
 		}
 	}
 	if strings.Contains(text, "never-logged") {
@@ -173,9 +234,10 @@ func TestAccountsDemoEndState(t *testing.T) {
 		"deployer: deployed prod/web in 222222222222/us-east-1 through arn:aws:iam::222222222222:role/ecr-autodeploy-target-us-east-1",
 		"the worker deploys through ecr-autodeploy-target-us-east-1; the deployer's sweeps read through ecr-autodeploy-sweep-us-east-1",
 		"now running in 222222222222/us-east-1: prod/web web-prod:2 app=web@sha256:",
-		`"outcome":"completed","promoted":"verified-main-1"`,
+		"watcher: deployment ecs-svc/",
+		"completed; promoted verified-main-1",
 		"tags now: main-1, verified-main-1 (through arn:aws:iam::333333333333:role/ecr-autodeploy-promote-eu-west-1)",
-		`"msg":"reconcile","rule":"web-prod"`,
+		"deployer log: reconcile rule=web-prod target=prod/web outcome=deployed",
 		"now running in 222222222222/us-east-1: prod/web web-prod:3 app=web@sha256:",
 		"Done:",
 	} {
@@ -185,5 +247,51 @@ func TestAccountsDemoEndState(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(text)
+	}
+}
+
+// TestReadable: a function's JSON log line in short — msg, rule, tag,
+// target, outcome, reason and what else says how it went — and what is
+// not JSON as it is.
+func TestReadable(t *testing.T) {
+	for _, tc := range []struct{ name, line, want string }{
+		{"deploy", `{"time":"2026-12-01T21:03:35Z","level":"INFO","msg":"deploy","rule":"web-prod","repository":"web","tag":"v1.3.2","cluster":"prod","service":"web","rollout":"rolling","outcome":"skipped","reason":"never downgrade: app: v1.3.2 is older than the running v1.4.0","duration_ms":48}`,
+			`deploy rule=web-prod tag=v1.3.2 target=prod/web outcome=skipped reason="never downgrade: app: v1.3.2 is older than the running v1.4.0"`},
+		{"an error with its stage and time", `{"level":"ERROR","msg":"deployment","rule":"checkout","cluster":"prod","service":"checkout","rollout":"ECS-native CANARY","outcome":"rolled_back","stage":"CANARY 10% · bake 5 min left","push_to_completion_ms":904000,"reason":"alarm \"x\" in ALARM"}`,
+			`ERROR deployment rule=checkout target=prod/checkout rollout="ECS-native CANARY" outcome=rolled_back stage="CANARY 10% · bake 5 min left" push_to_completion=15m4s reason="alarm \"x\" in ALARM"`},
+		{"a hook", `{"level":"INFO","msg":"hook","event":"HOOK_AWAITING_ACTION","cluster":"prod","service":"checkout","stage":"PRE_PRODUCTION_TRAFFIC_SHIFT","hook_id":"ecs-pause-1"}`,
+			`hook target=prod/checkout event=HOOK_AWAITING_ACTION hook=ecs-pause-1 stage=PRE_PRODUCTION_TRAFFIC_SHIFT`},
+		{"a gate", `{"level":"INFO","msg":"gate","rule":"search-staging","gate":"bake","outcome":"baking","reason":"bakes 15m"}`,
+			`gate rule=search-staging gate=bake outcome=baking reason="bakes 15m"`},
+		{"a warning of words", `{"level":"WARN","msg":"no recheck timers (unset)"}`, `WARN no recheck timers (unset)`},
+		{"not JSON", `START RequestId: 1 Version: $LATEST`, `START RequestId: 1 Version: $LATEST`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, readable(tc.line)); diff != "" {
+				t.Errorf("readable (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLogsJSON: with Options.JSON the log lines are printed as they are
+// (cmd/demo -json), metrics records still left to CloudWatch.
+func TestLogsJSON(t *testing.T) {
+	line := `{"level":"INFO","msg":"deploy","rule":"web-prod","cluster":"prod","service":"web","outcome":"deployed"}`
+	for _, tc := range []struct {
+		name string
+		json bool
+		want string
+	}{
+		{"short", false, "    worker log: deploy rule=web-prod target=prod/web outcome=deployed\n"},
+		{"as JSON", true, "    worker log: " + line + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			printer{w: &out, json: tc.json}.logs("worker", []string{line, `{"msg":"metrics","_aws":{}}`})
+			if diff := cmp.Diff(tc.want, out.String()); diff != "" {
+				t.Errorf("logs (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

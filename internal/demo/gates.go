@@ -92,13 +92,15 @@ func (d *demo) gateScenes(ctx context.Context, n int) error {
 // gatePush pushes repository:tag into moto's ECR, hands the deployer its
 // event, prints what the deployer said per target, and returns its summary
 // and the digest.
-func (d *demo) gatePush(ctx context.Context, repository, tag string, minute int) (deploy.Summary, string, error) {
+func (d *demo) gatePush(ctx context.Context, repository, tag string) (deploy.Summary, string, error) {
 	digest, err := emulator.PushImage(ctx, d.ecr, repository, tag)
 	if err != nil {
 		return deploy.Summary{}, "", err
 	}
+	at := time.Now().UTC()
 	d.p.line("  pushed %s:%s  →  %s", repository, tag, digest)
-	event, err := d.pushEvent(tag, digest, step{minute: minute})
+	d.ruleLines(repository, tag)
+	event, err := d.pushEvent(tag, digest, "", at)
 	if err != nil {
 		return deploy.Summary{}, "", err
 	}
@@ -138,7 +140,7 @@ func (d *demo) gateLines(fn string, lines []string) {
 // the commands; `autodeploy approve` records who and hands the push to
 // the deployer, which queues it; the worker deploys it.
 func (d *demo) approval(ctx context.Context) error {
-	sum, digest, err := d.gatePush(ctx, "billing", "v2.0.0", 16)
+	sum, digest, err := d.gatePush(ctx, "billing", "v2.0.0")
 	if err != nil {
 		return err
 	}
@@ -167,7 +169,7 @@ func (d *demo) approval(ctx context.Context) error {
 // blockedScan: the push waits for its scan; ECR's scan event (played)
 // reports a CRITICAL; the watcher ends the gate blocked and tells it.
 func (d *demo) blockedScan(ctx context.Context) error {
-	sum, digest, err := d.gatePush(ctx, "reports", "main-3c4d5e6", 17)
+	sum, digest, err := d.gatePush(ctx, "reports", "main-3c4d5e6")
 	if err != nil {
 		return err
 	}
@@ -206,7 +208,7 @@ func (d *demo) blockedScan(ctx context.Context) error {
 // starts the bake (no promotion yet); the alarm enters ALARM (played in
 // moto and as CloudWatch's event): not promoted, told with the alarm.
 func (d *demo) bakeStoppedByAlarm(ctx context.Context) error {
-	_, digest, err := d.gatePush(ctx, "search", "main-6f7a8b9", 18)
+	_, digest, err := d.gatePush(ctx, "search", "main-6f7a8b9")
 	if err != nil {
 		return err
 	}
@@ -220,6 +222,13 @@ func (d *demo) bakeStoppedByAlarm(ctx context.Context) error {
 	r := results[0]
 	d.p.line("  (playing ECS) SERVICE_DEPLOYMENT_COMPLETED for %s goes to the watcher", r.DeploymentID)
 	if err := d.ecsEvent(ctx, r, "SERVICE_DEPLOYMENT_COMPLETED", "ECS deployment "+r.DeploymentID+" completed."); err != nil {
+		return err
+	}
+	// The completion's notice goes now, before the bake's end.
+	if err := d.chatNotices(ctx, false); err != nil {
+		return err
+	}
+	if err := d.runningOf(ctx, gateServices()[2:3]); err != nil {
 		return err
 	}
 	cw := d.cloudWatch()

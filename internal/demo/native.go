@@ -107,7 +107,7 @@ func (d *demo) nativeScenes(ctx context.Context, n int) error {
 // SERVICE_DEPLOYMENT_COMPLETED event while ECS still bakes (in_progress),
 // and the recheck after the bake (completed).
 func (d *demo) canary(ctx context.Context) error {
-	r, err := d.nativePush(ctx, "checkout", "main-5d6e7f8", 14)
+	r, err := d.nativePush(ctx, "checkout", "main-5d6e7f8")
 	if err != nil {
 		return err
 	}
@@ -135,6 +135,7 @@ func (d *demo) canary(ctx context.Context) error {
 	}
 	fake.End(arn, types.ServiceDeploymentStatusSuccessful, "", "")
 	d.p.line("  (playing ECS) the bake ends (the demo does not wait 10 minutes): service deployment SUCCESSFUL")
+	d.p.line("  (so the push_to_completion below counts the demo's seconds, where ECS's would include the canary's 5-minute and the 10-minute bakes)")
 	cmd, err := work.EncodeCommand(work.Recheck{DeploymentID: r.DeploymentID})
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func (d *demo) canary(ctx context.Context) error {
 	if err := d.chatNotices(ctx, false); err != nil {
 		return err
 	}
-	return d.runningNative(ctx)
+	return d.runningNative(ctx, r.Service)
 }
 
 // pauseAndContinue plays a PAUSE hook at PRE_PRODUCTION_TRAFFIC_SHIFT
@@ -184,7 +185,7 @@ func (d *demo) pauseAndContinue(ctx context.Context, r deploy.Result, arn, why s
 // the bake, an alarm that rolls it back (the fake), ECS's FAILED event and
 // the watcher's rolled_back with the alarm's name.
 func (d *demo) blueGreenByAlarm(ctx context.Context) error {
-	r, err := d.nativePush(ctx, "payments", "main-9a8b7c6", 15)
+	r, err := d.nativePush(ctx, "payments", "main-9a8b7c6")
 	if err != nil {
 		return err
 	}
@@ -197,6 +198,7 @@ func (d *demo) blueGreenByAlarm(ctx context.Context) error {
 	fake.TriggerAlarms(arn, "payments-5xx")
 	fake.End(arn, types.ServiceDeploymentStatusRollbackSuccessful, "", "")
 	d.p.line("  (playing ECS) alarm payments-5xx enters ALARM during the bake: ECS shifts traffic back to %s, service deployment %s", ecsarn.Revision(r.From), fake.Deployment(arn).Status)
+	d.p.line("  (at once: the demo waits for no bake, so the push_to_completion below counts its seconds)")
 	// ECS puts the last good revision back; moto (reached directly, not
 	// through the front) needs telling.
 	if _, err := d.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(r.Cluster), Service: aws.String(r.Service), TaskDefinition: aws.String(r.From)}); err != nil {
@@ -216,18 +218,20 @@ func (d *demo) blueGreenByAlarm(ctx context.Context) error {
 	if err := d.chatNotices(ctx, false); err != nil {
 		return err
 	}
-	return d.runningNative(ctx)
+	return d.runningNative(ctx, r.Service)
 }
 
 // nativePush pushes repository:tag into moto's ECR, hands the deployer its
 // event and the worker its work item, and returns the worker's deploy.
-func (d *demo) nativePush(ctx context.Context, repository, tag string, minute int) (deploy.Result, error) {
+func (d *demo) nativePush(ctx context.Context, repository, tag string) (deploy.Result, error) {
 	digest, err := emulator.PushImage(ctx, d.ecr, repository, tag)
 	if err != nil {
 		return deploy.Result{}, err
 	}
+	at := time.Now().UTC()
 	d.p.line("  pushed %s:%s  →  %s", repository, tag, digest)
-	event, err := d.pushEvent(tag, digest, step{minute: minute})
+	d.ruleLines(repository, tag)
+	event, err := d.pushEvent(tag, digest, "", at)
 	if err != nil {
 		return deploy.Result{}, err
 	}
@@ -309,12 +313,12 @@ func (d *demo) ecsEventLines(ctx context.Context, r deploy.Result, name, reason 
 	if err := readJSON(filepath.Join(d.o.EventsDir, "ecs-deployment-completed.json"), &ev); err != nil {
 		return nil, err
 	}
-	at := time.Now().UTC().Format(time.RFC3339)
+	at := time.Now().UTC()
 	ev["id"] = "demo-ecs-" + r.DeploymentID + "-" + name
 	ev["resources"] = []string{fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", emulator.Region, emulator.Account, r.Cluster, r.Service)}
-	ev["time"] = at
+	ev["time"] = at.Format(time.RFC3339)
 	detail := ev["detail"].(map[string]any)
-	detail["eventName"], detail["deploymentId"], detail["reason"], detail["updatedAt"] = name, r.DeploymentID, reason, at
+	detail["eventName"], detail["deploymentId"], detail["reason"], detail["updatedAt"] = name, r.DeploymentID, reason, ecsTime(at)
 	if strings.HasSuffix(name, "FAILED") {
 		detail["eventType"] = "ERROR"
 	}
@@ -350,11 +354,14 @@ func (d *demo) autodeploy(ctx context.Context, args []string) error {
 	return nil
 }
 
-// runningNative prints what the native services run now (moto's view).
-func (d *demo) runningNative(ctx context.Context) error {
+// runningNative prints what the native service named service runs now
+// (moto's view).
+func (d *demo) runningNative(ctx context.Context, service string) error {
 	var list []emulator.Service
 	for _, s := range nativeServices() {
-		list = append(list, s.Service)
+		if s.Name == service {
+			list = append(list, s.Service)
+		}
 	}
 	return d.runningOf(ctx, list)
 }

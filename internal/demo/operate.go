@@ -20,6 +20,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/reconcile"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
 // chatTopic creates the notices topic with a queue subscribed where Chatbot's
@@ -92,12 +93,12 @@ func (d *demo) chatNotices(ctx context.Context, described bool) error {
 // redrive parks a push the way Lambda does after its retries (a failure
 // record wrapping the event), then runs what `autodeploy redrive` runs.
 func (d *demo) redrive(ctx context.Context, cfg aws.Config) error {
-	s := step{tag: "main-7c1d2e3", minute: 11}
-	tag, digest, err := d.push(ctx, s)
+	s := step{tag: "main-7c1d2e3"}
+	tag, digest, at, err := d.push(ctx, s)
 	if err != nil {
 		return err
 	}
-	event, err := d.pushEvent(tag, digest, s)
+	event, err := d.pushEvent(tag, digest, "", at)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func (d *demo) redrive(ctx context.Context, cfg aws.Config) error {
 // and a hold keeping a sweep away from a service until it is resumed.
 func (d *demo) sweeps(ctx context.Context, store *history.Store, n int) error {
 	d.p.head(fmt.Sprintf("Step %d: ECR's event for main-8e9f0a1 never arrives; the scheduled sweep finds staging behind and rolls it", n))
-	tag, digest, err := d.push(ctx, step{tag: "main-8e9f0a1", minute: 12})
+	tag, digest, _, err := d.push(ctx, step{tag: "main-8e9f0a1"})
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func (d *demo) sweeps(ctx context.Context, store *history.Store, n int) error {
 		return err
 	}
 	d.p.line("  $ autodeploy hold --cluster prod --service web --reason %q", hold.Reason)
-	if _, _, err := d.push(ctx, step{tag: "v1.6.0", minute: 13}); err != nil {
+	if _, _, _, err := d.push(ctx, step{tag: "v1.6.0"}); err != nil {
 		return err
 	}
 	d.p.line("  pushed web:v1.6.0 (no event is delivered)")
@@ -183,8 +184,26 @@ func (d *demo) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.runSweep(ctx, data, "(EventBridge's schedule) ", nil); err != nil {
+		return err
+	}
+	results, err := d.work(ctx)
+	if err != nil {
+		return err
+	}
+	if err := d.published(ctx, deploy.Summary{Results: results}); err != nil {
+		return err
+	}
+	return d.running(ctx)
+}
+
+// runSweep hands the deployer a sweep (the schedule's event or a sweep
+// command) and prints its report: every target's line, or only those
+// only keeps; and the reconcile log lines of the targets it moved (the
+// others say what their report line says).
+func (d *demo) runSweep(ctx context.Context, payload []byte, who string, only func(reconcile.Line) bool) error {
 	before := lineCount(d.deployer.Logs())
-	body, err := d.deployer.Invoke(ctx, data)
+	body, err := d.deployer.Invoke(ctx, payload)
 	if err != nil {
 		return err
 	}
@@ -192,39 +211,81 @@ func (d *demo) sweep(ctx context.Context) error {
 	if err := json.Unmarshal(body, &rep); err != nil {
 		return fmt.Errorf("deployer answered %s: %w", body, err)
 	}
-	d.p.line("  (EventBridge's schedule) sweep: %d of %d targets behind", rep.Drift, len(rep.Lines))
+	d.p.line("  %ssweep: %d of %d targets behind", who, rep.Drift, len(rep.Lines))
 	for _, l := range rep.Lines {
-		d.p.line("  sweep: %-9s %s/%s (rule %s, newest %s) %s", l.Outcome, l.Cluster, l.Service, l.Rule, l.NewestTag, l.Reason)
+		if only != nil && !only(l) {
+			continue
+		}
+		newest := ""
+		if l.NewestTag != "" {
+			newest = ", newest " + l.NewestTag
+		}
+		d.p.line("  sweep: %-9s %s/%s (rule %s%s) %s", l.Outcome, l.Cluster, l.Service, l.Rule, newest, l.Reason)
 	}
-	var reconcileLines []string
+	var moved []string
 	for _, l := range newJSONLines(d.deployer.LogsAfter(before), before) {
-		if strings.Contains(l, `"msg":"reconcile"`) {
-			reconcileLines = append(reconcileLines, l)
+		var line struct{ Msg, Outcome string }
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "reconcile" && line.Outcome != "in_sync" && line.Outcome != "skipped" {
+			moved = append(moved, l)
 		}
 	}
-	d.p.logs("deployer", reconcileLines[:min(1, len(reconcileLines))])
-	if _, err := d.work(ctx); err != nil {
+	d.p.logs("deployer", moved)
+	return nil
+}
+
+// sweepAfterRollback plays the sweep the watcher asks for after ECS rolled
+// back a deploy of a rule that publishes: the parameter still names the
+// image rolled back from, and the sweep writes what runs. The demo's
+// watcher has no deployer function to ask (AUTODEPLOY_DEPLOYER_FUNCTION is
+// unset, so its "sweep requested" line went nowhere): the demo hands the
+// deployer the sweep command the watcher would.
+func (d *demo) sweepAfterRollback(ctx context.Context, r deploy.Result) error {
+	if rule := d.ruleNamed(r.Rule); rule == nil || rule.Publish == nil {
+		return nil
+	}
+	if err := d.publishedOf(ctx, r, " (still the image rolled back from)"); err != nil {
 		return err
 	}
-	return d.running(ctx)
+	cmd, err := work.EncodeCommand(work.Sweep{ID: "after-rollback-" + strings.ReplaceAll(r.DeploymentID, "/", "-"),
+		Origin: fmt.Sprintf("watcher, for rule %s on %s/%s (deployment %s)", r.Rule, r.Cluster, r.Service, r.DeploymentID)})
+	if err != nil {
+		return err
+	}
+	d.p.line("  (playing the watcher's request: the demo names the watcher no deployer function to send it to) a sweep command goes to the deployer")
+	if err := d.runSweep(ctx, cmd, "(the watcher's request) ", func(l reconcile.Line) bool { return l.Cluster == r.Cluster && l.Service == r.Service }); err != nil {
+		return err
+	}
+	return d.publishedOf(ctx, r, " (what runs again)")
 }
 
 // published prints the parameters of the rules that publish, for the
 // targets this push deployed: what CDK or Terraform would read.
 func (d *demo) published(ctx context.Context, sum deploy.Summary) error {
 	for _, r := range sum.Results {
-		rule := d.ruleNamed(r.Rule)
-		if r.Outcome != deploy.Deployed || rule == nil || rule.Publish == nil {
+		if r.Outcome != deploy.Deployed {
 			continue
 		}
-		for _, c := range r.Containers {
-			name := rule.Publish.Parameter(r.Cluster, r.Service, c)
-			out, err := d.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
-			if err != nil {
-				return fmt.Errorf("read %s: %w", name, err)
-			}
-			d.p.line("  published: %s = %s (CDK, Terraform and CloudFormation read it instead of an image)", name, aws.ToString(out.Parameter.Value))
+		if err := d.publishedOf(ctx, r, " (CDK, Terraform and CloudFormation read it instead of an image)"); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// publishedOf prints the parameters r's rule publishes for r's containers
+// (none for a rule that does not publish), each followed by note.
+func (d *demo) publishedOf(ctx context.Context, r deploy.Result, note string) error {
+	rule := d.ruleNamed(r.Rule)
+	if rule == nil || rule.Publish == nil {
+		return nil
+	}
+	for _, c := range r.Containers {
+		name := rule.Publish.Parameter(r.Cluster, r.Service, c)
+		out, err := d.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		d.p.line("  published: %s = %s%s", name, aws.ToString(out.Parameter.Value), note)
 	}
 	return nil
 }

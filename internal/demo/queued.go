@@ -86,6 +86,9 @@ func (d *demo) work(ctx context.Context) ([]deploy.Result, error) {
 		}
 	}
 	d.p.logs("worker", deployLines)
+	if len(deployLines) > 0 {
+		d.showJSON(deployLines[0])
+	}
 	return results, nil
 }
 
