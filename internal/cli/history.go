@@ -17,11 +17,16 @@ func showHistory(ctx context.Context, args []string, env Env) error {
 	fs := flags("history", env)
 	sf := addServiceFlags(fs, env)
 	limit := fs.Int("limit", 20, "how many rows (deploys, rollbacks, holds, resumes), 1–1000")
+	output := outputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *limit < 1 || *limit > 1000 {
 		return usageError{fmt.Sprintf("--limit %d: want 1 to 1000", *limit)}
+	}
+	asJSON, err := checkOutput(*output)
+	if err != nil {
+		return err
 	}
 	cfg, key, err := sf.resolve(ctx, env)
 	if err != nil {
@@ -37,30 +42,38 @@ func showHistory(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	rows := historyRows(recs, holds)
+	rows = rows[:min(len(rows), *limit)]
+	if asJSON {
+		return writeJSON(env.Stdout, HistoryOutput{Service: key, Rows: rows})
+	}
 	if len(rows) == 0 {
 		fmt.Fprintf(env.Stdout, "no deploys or holds recorded for %s\n", key)
 		return nil
 	}
 	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "WHEN\tRULE\tIMAGE\tOUTCOME\tDEPLOYMENT\tREVISION\tREASON")
-	for _, r := range rows[:min(len(rows), *limit)] {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.at.UTC().Format(time.RFC3339), r.rule, r.image, r.outcome, r.deployment, r.revision, r.reason)
+	for _, r := range rows {
+		outcome := r.Outcome
+		if r.Deployment != "" {
+			outcome += ", " + r.Deployment
+		}
+		revision := "-"
+		if r.From != "" || r.To != "" {
+			revision = r.From + " → " + r.To
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.At.UTC().Format(time.RFC3339), r.Rule, cut(dash(r.Image), 60), outcome,
+			dash(r.DeploymentID), revision, cut(r.Reason, 100))
 	}
 	return w.Flush()
-}
-
-type historyRow struct {
-	at                                                 time.Time
-	rule, image, outcome, deployment, revision, reason string
 }
 
 // historyRows merges deploys (and rollbacks) with holds and resumes, newest
 // first. Holds live in items of their own (history.HoldEvent), so no
 // reader of deploys mistakes one for a deploy.
-func historyRows(recs []history.Record, holds []history.HoldEvent) []historyRow {
-	var rows []historyRow
+func historyRows(recs []history.Record, holds []history.HoldEvent) []HistoryRow {
+	rows := []HistoryRow{}
 	for _, r := range recs {
-		image := "-"
+		var image string
 		switch {
 		case r.Repository != "" && r.Tag != "":
 			image = r.Repository + ":" + r.Tag
@@ -69,31 +82,27 @@ func historyRows(recs []history.Record, holds []history.HoldEvent) []historyRow 
 		case r.Repository != "":
 			image = r.Repository
 		}
-		outcome := r.Outcome
-		if r.DeploymentOutcome != "" {
-			outcome += ", " + r.DeploymentOutcome
-		}
-		rows = append(rows, historyRow{at: r.DeployedAt, rule: r.Rule, image: image, outcome: outcome,
-			deployment: cmp.Or(r.DeploymentID, "-"),
-			revision:   ecsarn.Revision(r.FromTaskDefinition) + " → " + ecsarn.Revision(r.ToTaskDefinition),
-			reason:     cmp.Or(r.DeploymentReason, r.Reason)})
+		rows = append(rows, HistoryRow{At: r.DeployedAt.UTC(), Rule: r.Rule, Image: image, Outcome: r.Outcome,
+			Deployment: r.DeploymentOutcome, DeploymentID: r.DeploymentID,
+			From: ecsarn.Revision(r.FromTaskDefinition), To: ecsarn.Revision(r.ToTaskDefinition),
+			Reason: cmp.Or(r.DeploymentReason, r.Reason)})
 	}
 	for _, h := range holds {
-		row := historyRow{at: h.At, rule: h.Action, image: "-", deployment: "-", revision: "-"}
+		row := HistoryRow{At: h.At.UTC(), Rule: h.Action}
 		switch h.Action {
 		case history.HoldLifted:
-			row.outcome, row.reason = "resumed", "by "+h.By
+			row.Outcome, row.Reason = "resumed", "by "+h.By
 			if h.Previous != nil {
-				row.reason += ", lifting " + h.Previous.String()
+				row.Reason += ", lifting " + h.Previous.String()
 			}
 		default:
-			row.outcome, row.reason = "held", "by "+h.By+": "+h.Reason
+			row.Outcome, row.Reason = "held", "by "+h.By+": "+h.Reason
 			if h.Previous != nil {
-				row.reason += " (--force, replacing " + h.Previous.String() + ")"
+				row.Reason += " (--force, replacing " + h.Previous.String() + ")"
 			}
 		}
 		rows = append(rows, row)
 	}
-	slices.SortStableFunc(rows, func(a, b historyRow) int { return b.at.Compare(a.at) })
+	slices.SortStableFunc(rows, func(a, b HistoryRow) int { return b.At.Compare(a.At) })
 	return rows
 }

@@ -27,7 +27,7 @@ func TestValidateSaysWhatCleansUp(t *testing.T) {
 	}{
 		{"none", "version: 1\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ""), ""},
 		{"one rule", "version: 1\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ", cleanup: {keep: 5}"),
-			"clean-up: rule b (keep 5) deregister old revisions of their targets' families; autodeploy status shows what the next clean-up would\n"},
+			"clean-up: rule b (keep 5) deregisters old revisions of its targets' families; autodeploy status shows what the next clean-up would\n"},
 		{"defaults", "version: 1\ndefaults:\n  cleanup: {keep: 10, delete: true}\nrules:\n" + fmt.Sprintf(rule, "a", "s", "") + fmt.Sprintf(rule, "b", "t", ""),
 			"clean-up: rules a (keep 10, delete), b (keep 10, delete) deregister old revisions of their targets' families; autodeploy status shows what the next clean-up would\n"},
 	} {
