@@ -31,6 +31,7 @@ func plan(ctx context.Context, args []string, env Env) error {
 	tag := fs.String("tag", "", "with --rule: the tag")
 	config := fs.String("config", "autodeploy.yaml", "rules file")
 	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table, for holds, failed digests and gates (default $AUTODEPLOY_TABLE)")
+	env = deployedRules(fs, env, config, "this plan is not what they do")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 	dryRun := fs.Bool("dry-run", false, "only say what is behind; deploy nothing")
 	output := fs.String("output", "text", "text (a table and a summary) or json (the sweep's report, one object)")
 	wf := addWaitFlags(fs)
+	env = deployedRules(fs, env, config, "this sweep is not the one they run")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ func status(ctx context.Context, args []string, env Env) error {
 	fs := flags("status", env)
 	config := fs.String("config", "autodeploy.yaml", "rules file")
 	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)")
+	env = deployedRules(fs, env, config, "this status is not what they see")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
