@@ -37,17 +37,26 @@ CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(NOTIFY_EMAIL
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
 CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
 
-.PHONY: help tools build test unit fuzz lint bench demo demo-accounts synth diff deploy cdk-cli clean
+.PHONY: help tools demo-tools build test unit fuzz lint bench demo demo-accounts synth diff deploy cdk-cli clean
 
+# The help text is the comment after "## ", with $(ARCH) said as its value.
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/\$$(ARCH)/$(ARCH)/g' | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-tools: $(VENV)/.installed $(BIN)/aws-lambda-rie $(BIN)/staticcheck ## install the pinned test tools (moto, cfn-lint, aws-lambda-rie, staticcheck)
+tools: demo-tools $(VENV)/.installed $(BIN)/staticcheck ## install the pinned test tools (moto, cfn-lint, aws-lambda-rie, staticcheck)
 	@$(GO) mod download
 
-$(VENV)/.installed: tools/requirements.txt
-	@echo "==> installing moto and cfn-lint into $(VENV) (tools/requirements.txt)"
+# What the demo and the sandbox run, and no more: moto and aws-lambda-rie.
+demo-tools: $(VENV)/.moto $(BIN)/aws-lambda-rie
+
+$(VENV)/.moto: tools/moto-requirements.txt
+	@echo "==> installing moto into $(VENV) (tools/moto-requirements.txt)"
 	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/moto-requirements.txt
+	@touch $@
+
+$(VENV)/.installed: tools/requirements.txt $(VENV)/.moto
+	@echo "==> installing cfn-lint into $(VENV) (tools/requirements.txt)"
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
 	@touch $@
 
@@ -90,15 +99,17 @@ bench: tools ## micro-benchmarks, then the deployer under aws-lambda-rie beside 
 	$(GO) test -run '^$$' -bench 'Init' -benchtime $(INITRUNS) -timeout 30m ./functions/deployer
 	$(GO) test -run '^$$' -bench 'QueuedFanOut|Sweep1000' -benchtime 2x -timeout 30m ./functions/deployer
 
-demo: tools ## run the deployer locally against moto: no AWS account needed
+demo: demo-tools ## run the deployer locally against moto: no AWS account needed
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
 	$(GO) run ./cmd/demo -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap -worker .cache/local/worker/bootstrap
 
-demo-accounts: tools ## the same, across accounts: a registry account, a target account in another region
+demo-accounts: demo-tools ## the same, across accounts: a registry account, a target account in another region
 	@$(MAKE) --no-print-directory build ARCH=$$($(GO) env GOARCH) DIST=.cache/local
 	$(GO) run ./cmd/demo -accounts -deployer .cache/local/deployer/bootstrap -watcher .cache/local/watcher/bootstrap
 
 synth: build ## write the CloudFormation templates for CONFIG (default autodeploy.yaml) to cdk.out/ (ACCOUNT=… REGION=…: the central stack's)
+	@# An earlier run's templates (another CONFIG's stacks) must not be listed as this one's.
+	rm -rf cdk.out
 	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \
 	  CDK_CONTEXT_JSON='{"config":"$(abspath $(CONFIG))","dist":"$(CURDIR)/dist"$(if $(ACCOUNT),$(COMMA)"account":"$(ACCOUNT)")$(if $(REGION),$(COMMA)"region":"$(REGION)")}' $(GO) run .
 	@ls cdk.out/*.template.json | sed 's/^/==> /'
