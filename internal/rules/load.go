@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -593,9 +592,9 @@ func (p *parser) selector(n *yaml.Node, m map[string]field, at string, r *Rule) 
 	}
 	if f, ok := m["tag-regex"]; ok {
 		if s, ok := p.str(f, at+".tag-regex"); ok {
-			re, err := regexp.Compile(`^(?:` + s + `)$`)
+			re, err := compileTagRegex(s)
 			if err != nil {
-				p.errorf(f.value, at+".tag-regex", "bad regular expression: %v", err)
+				p.errorf(f.value, at+".tag-regex", "%v", err)
 			} else {
 				r.TagRegex = re
 			}
@@ -604,9 +603,12 @@ func (p *parser) selector(n *yaml.Node, m map[string]field, at string, r *Rule) 
 	if f, ok := m["semver"]; ok {
 		if s, ok := p.str(f, at+".semver"); ok {
 			c, err := semver.NewConstraint(s)
-			if err != nil {
+			switch {
+			case err != nil:
 				p.errorf(f.value, at+".semver", "bad semver constraint %q: %v", s, err)
-			} else {
+			case !satisfiable(s, c):
+				p.errorf(f.value, at+".semver", "semver constraint %q is met by no version: the rule would deploy nothing", s)
+			default:
 				r.Semver, r.SemverText = c, s
 			}
 		}
