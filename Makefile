@@ -37,7 +37,7 @@ CONTEXT  = $(if $(ALARM_EMAIL),-c alarmEmail=$(ALARM_EMAIL)) $(if $(NOTIFY_EMAIL
 CDK_CLI := $(CURDIR)/.cache/cdk-cli
 CDK     := cd infra && $(CDK_CLI)/node_modules/.bin/cdk
 
-.PHONY: help tools demo-tools build test unit fuzz lint bench demo demo-accounts synth diff deploy cdk-cli clean
+.PHONY: help tools demo-tools build test unit fuzz lint bench demo demo-accounts sandbox sandbox-stop synth diff deploy cdk-cli clean
 
 # The help text is the comment after "## ", with $(ARCH) said as its value.
 help: ## list the targets
@@ -113,6 +113,12 @@ synth: build ## write the CloudFormation templates for CONFIG (default autodeplo
 	cd infra && CDK_OUTDIR=$(CURDIR)/cdk.out \
 	  CDK_CONTEXT_JSON='{"config":"$(abspath $(CONFIG))","dist":"$(CURDIR)/dist"$(if $(ACCOUNT),$(COMMA)"account":"$(ACCOUNT)")$(if $(REGION),$(COMMA)"region":"$(REGION)")}' $(GO) run .
 	@ls cdk.out/*.template.json | sed 's/^/==> /'
+
+sandbox: demo-tools ## start moto in the background with the demo's services and rules, and print the environment to paste
+	$(GO) run ./cmd/sandbox start
+
+sandbox-stop: ## stop the sandbox `make sandbox` started
+	$(GO) run ./cmd/sandbox stop
 
 cdk-cli:
 	mkdir -p $(CDK_CLI) && cp infra/package.json infra/package-lock.json $(CDK_CLI)/
