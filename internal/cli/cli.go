@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,15 +23,18 @@ import (
 const usage = `autodeploy: operate ecr-autodeploy
 
 Usage:
-  autodeploy validate [--account A --region R] [FILE]        check a rules file (default autodeploy.yaml), owners as the
+  autodeploy validate [--account A --region R] [--output text|json] [FILE]
+                                                             check a rules file (default autodeploy.yaml), owners as the
                                                              functions check them where they run
-  autodeploy plan (--event FILE | --rule R --tag T) [--config FILE]
-                                                             what an ECR event (or the rule's image under that tag)
-                                                             would deploy, decided as the deployer does (read-only AWS
+  autodeploy plan (--event FILE|- | --rule R --tag T) [--config FILE] [--output text|json]
+                                                             what an ECR event (a file, - for stdin, or a Lambda failure
+                                                             record copied from a dead-letter queue) or the rule's image
+                                                             under that tag would deploy, decided as the deployer does (read-only AWS
                                                              calls; holds and gates from the table: waits for approval,
                                                              waits for its scan, blocked), and what the next clean-up
                                                              of its targets' families would remove
-  autodeploy history --cluster C --service S [--limit N]     recent deploys, rollbacks, holds and resumes, newest first
+  autodeploy history --cluster C --service S [--limit N] [--output text|json]
+                                                             recent deploys, rollbacks, holds and resumes, newest first
   autodeploy rollback --cluster C --service S [--to REV] [--no-hold] [--dry-run] [--force]
                                                              redeploy the previous (or named) ACTIVE revision, and hold;
                                                              never forward without --force; an ECS-native deployment
@@ -40,7 +44,7 @@ Usage:
   autodeploy hold --cluster C --service S --reason TEXT [--force]
                                                              stop pushes, promotions and sweeps on a service
   autodeploy resume --cluster C --service S                  let them move it again
-  autodeploy status [--config FILE]                          each target: rollout kind and stage, running, newest, in
+  autodeploy status [--config FILE] [--output text|json]     each target: rollout kind and stage, running, newest, in
                                                              sync or not, last outcome; per family, what the next
                                                              clean-up would deregister; approvals, scans and bakes
                                                              that are open
@@ -58,16 +62,22 @@ Usage:
   autodeploy redrive [--queue push|deployer|work] [--dry-run] send parked events and work items back
 
 AWS access uses the standard SDK environment (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL…);
-history, rollback, hold, resume, status, reconcile, approve, reject and plan read the state table
-from --table or AUTODEPLOY_TABLE (plan decides without it, and says so); redrive and approve read
-the deployer (and redrive the queues) from the stack's outputs (--stack, AUTODEPLOY_STACK).
+history, rollback, hold, resume, status, reconcile, approve, reject, wait and plan read the state
+table from --table or AUTODEPLOY_TABLE (plan decides without it, and says so; validate, continue
+and redrive need none); redrive and approve read the deployer (and redrive the queues) from the
+stack's outputs (--stack, AUTODEPLOY_STACK). --output json prints one JSON document (README
+"Operate" shows each shape). autodeploy --version prints the version and commit.
+Exit codes: 0 done, 1 failed or refused, 2 usage (a bad or missing flag, no AWS region);
+wait also 3, timed out.
 Run 'autodeploy COMMAND -h' for a command's flags.
 `
 
 // Env is what the commands get from outside.
 type Env struct {
 	Stdout, Stderr io.Writer
-	Getenv         func(string) string
+	// Stdin is what plan --event - reads; nil: none.
+	Stdin  io.Reader
+	Getenv func(string) string
 	// AWS loads the SDK config; tests aim it at an emulator.
 	AWS func(ctx context.Context) (aws.Config, error)
 	Now func() time.Time
@@ -84,6 +94,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 		if len(args) == 0 {
 			return 2
 		}
+		return 0
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		fmt.Fprintln(env.Stdout, versionLine(debug.ReadBuildInfo()))
 		return 0
 	}
 	commands := map[string]func(context.Context, []string, Env) error{

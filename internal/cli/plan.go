@@ -19,6 +19,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/taskdef"
@@ -26,15 +27,26 @@ import (
 
 func plan(ctx context.Context, args []string, env Env) error {
 	fs := flags("plan", env)
-	eventFile := fs.String("event", "", "ECR \"ECR Image Action\" event (JSON file)")
+	eventFile := fs.String("event", "", "ECR \"ECR Image Action\" event (a JSON file, - for stdin), or a Lambda failure record around one (copied from a dead-letter queue)")
 	ruleName := fs.String("rule", "", "instead of --event: the rule, with --tag (the image its registry holds under the tag, as if just pushed)")
 	tag := fs.String("tag", "", "with --rule: the tag")
 	config := fs.String("config", "autodeploy.yaml", "rules file")
 	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table, for holds, failed digests and gates (default $AUTODEPLOY_TABLE)")
 	env = deployedRules(fs, env, config, "this plan is not what they do")
+	output := outputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	asJSON, err := checkOutput(*output)
+	if err != nil {
+		return err
+	}
+	// The text goes to stdout; with --output json the same run fills out.
+	stdout := env.Stdout
+	if asJSON {
+		stdout = io.Discard
+	}
+	out := PlanOutput{Targets: []PlanTarget{}, NotMatched: []RuleMiss{}, StateChecked: *table != ""}
 	switch {
 	case *eventFile != "" && (*ruleName != "" || *tag != ""):
 		return usageError{"give --event, or --rule and --tag, not both"}
@@ -50,19 +62,22 @@ func plan(ctx context.Context, args []string, env Env) error {
 	var push ecrevent.Push
 	var only *rules.Rule
 	if *eventFile != "" {
-		data, err := os.ReadFile(*eventFile)
+		data, err := readEvent(*eventFile, env)
 		if err != nil {
-			return fmt.Errorf("read event: %w", err)
+			return err
 		}
 		push, err = ecrevent.Parse(data)
 		if ig, ok := ecrevent.IsIgnored(err); ok {
-			fmt.Fprintf(env.Stdout, "ignored: %s\n", ig.Reason)
-			return nil
+			fmt.Fprintf(stdout, "ignored: %s\n", ig.Reason)
+			out.Ignored = ig.Reason
+			return planDone(env, asJSON, out)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", *eventFile, err)
 		}
-		fmt.Fprintf(env.Stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
+		out.Push = &PlanPush{Repository: push.Repository, Tag: push.Tag, Digest: push.Digest, At: push.Time.UTC(), EventID: push.EventID,
+			Account: push.Account, Region: push.Region}
+		fmt.Fprintf(stdout, "push %s:%s (%s) at %s, event %s\n", push.Repository, push.Tag, push.Digest, push.Time.UTC().Format(time.RFC3339), push.EventID)
 	} else {
 		for _, r := range cfg.Rules {
 			if r.Name == *ruleName {
@@ -96,7 +111,9 @@ func plan(ctx context.Context, args []string, env Env) error {
 		}
 		push = ecrevent.Push{EventID: "plan", Account: registry.Account, Region: registry.Region, Time: aws.ToTime(img.ImagePushedAt),
 			Repository: only.Repository, Tag: *tag, Digest: aws.ToString(img.ImageDigest)}
-		fmt.Fprintf(env.Stdout, "image %s:%s (%s) pushed at %s, planned for rule %s\n", push.Repository, push.Tag, push.Digest,
+		out.Push = &PlanPush{Repository: push.Repository, Tag: push.Tag, Digest: push.Digest, At: push.Time.UTC(),
+			Account: push.Account, Region: push.Region}
+		fmt.Fprintf(stdout, "image %s:%s (%s) pushed at %s, planned for rule %s\n", push.Repository, push.Tag, push.Digest,
 			push.Time.UTC().Format(time.RFC3339), only.Name)
 	}
 	jobs, why := deploy.Match(cfg, central, push)
@@ -109,15 +126,26 @@ func plan(ctx context.Context, args []string, env Env) error {
 		}
 	}
 	if len(jobs) == 0 {
-		fmt.Fprintf(env.Stdout, "ignored: %s\n", why)
-		return nil
+		fmt.Fprintf(stdout, "ignored: %s\n", why)
+		out.Ignored = why
+		return planDone(env, asJSON, out)
+	}
+	if only == nil {
+		// The repository's rules that do not take it, though another does:
+		// a rule the operator expected to match is named, with why.
+		for _, r := range cfg.RulesFor(push.Repository) {
+			if ok, reason := deploy.Accepts(r, central, push); !ok {
+				out.NotMatched = append(out.NotMatched, RuleMiss{Rule: r.Name, Reason: reason})
+				fmt.Fprintf(stdout, "not matched: rule %s: %s\n", r.Name, reason)
+			}
+		}
 	}
 	states, err := planStates(ctx, awsCfg, *table, central, jobs)
 	if err != nil {
 		return err
 	}
 	if states == nil {
-		fmt.Fprintln(env.Stdout, "not checked: holds and failed digests (give --table or set AUTODEPLOY_TABLE to decide as the deployer does)")
+		fmt.Fprintln(stdout, "not checked: holds and failed digests (give --table or set AUTODEPLOY_TABLE to decide as the deployer does)")
 	}
 	var groups bluegreen.Groups
 	cleanups, err := planCleanups(ctx, env, cfg, central, clients, awsCfg, *table, jobs)
@@ -126,44 +154,103 @@ func plan(ctx context.Context, args []string, env Env) error {
 	}
 	gates := planGates(awsCfg, *table, cfg, central, clients, env, push)
 	for _, j := range jobs {
-		fmt.Fprintf(env.Stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
-		// The deployer's order: the rule's gates first, then the service.
-		if line, stop := gates.line(ctx, j.Rule); line != "" {
-			fmt.Fprintf(env.Stdout, "  %s\n", line)
-			if stop {
-				continue
-			}
-		}
 		at, role := j.Target.Where(central), j.Target.RoleFor(central)
 		region := at.Region
-		// Then the service's state, then the plan.
-		if why := deploy.Blocked(states[history.ServiceKey(at.Account, at.Region, j.Target.Cluster, j.Target.Service)], push.Digest); why != "" {
-			fmt.Fprintf(env.Stdout, "  skip: %s\n", why)
-			continue
-		}
-		client := env.ecsClient(clients.ECS(region, role))
-		p, err := deploy.PlanTarget(ctx, client, push, j.Rule, j.Target)
-		if p.Service != nil {
-			printRollout(ctx, env, client, rollout.KindOf(*p.Service), j.Target)
-		}
-		switch {
-		case err != nil:
-			fmt.Fprintf(env.Stdout, "  would fail: %v\n", err)
-		case p.Register == nil:
-			fmt.Fprintf(env.Stdout, "  skip: %s\n", p.Skip)
-		default:
-			printRegister(env.Stdout, p)
-			if p.Kind.IsCodeDeployControlled() {
-				printAppSpec(ctx, env.Stdout, clients.CodeDeploy(region, role), &groups, region+"|"+role, p, j.Target)
-			}
-		}
+		pt := PlanTarget{Rule: j.Rule.Name, Cluster: j.Target.Cluster, Service: j.Target.Service, Account: at.Account, Region: region}
+		planTarget(ctx, env, stdout, &pt, j, push, gates, states, clients, &groups, role)
 		for _, c := range cleanups {
 			if c.runs(at, j.Target) {
-				fmt.Fprintf(env.Stdout, "  clean-up of %s: %s\n", c.cmd.Family, c.line())
+				pt.Cleanup = c.line()
+				fmt.Fprintf(stdout, "  clean-up of %s: %s\n", c.cmd.Family, c.line())
 			}
 		}
+		out.Targets = append(out.Targets, pt)
 	}
-	return nil
+	return planDone(env, asJSON, out)
+}
+
+// planTarget plans one target, printing to stdout and filling pt.
+func planTarget(ctx context.Context, env Env, stdout io.Writer, pt *PlanTarget, j deploy.Job, push ecrevent.Push, gates *plannedGates,
+	states map[string]history.ServiceState, clients *awsenv.Clients, groups *bluegreen.Groups, role string) {
+	fmt.Fprintf(stdout, "\nrule %s → %s/%s\n", j.Rule.Name, j.Target.Cluster, j.Target.Service)
+	// The deployer's order: the rule's gates first, then the service.
+	if line, stop := gates.line(ctx, j.Rule); line != "" {
+		fmt.Fprintf(stdout, "  %s\n", line)
+		pt.Gates = line
+		if stop {
+			pt.Action, pt.Reason = gateAction(line), line
+			return
+		}
+	}
+	// Then the service's state, then the plan.
+	if why := deploy.Blocked(states[history.ServiceKey(pt.Account, pt.Region, j.Target.Cluster, j.Target.Service)], push.Digest); why != "" {
+		fmt.Fprintf(stdout, "  skip: %s\n", why)
+		pt.Action, pt.Reason = "skip", why
+		return
+	}
+	client := env.ecsClient(clients.ECS(pt.Region, role))
+	p, err := deploy.PlanTarget(ctx, client, push, j.Rule, j.Target)
+	if p.Service != nil {
+		pt.Rollout = printRollout(ctx, env, stdout, client, rollout.KindOf(*p.Service), j.Target)
+	}
+	switch {
+	case err != nil:
+		fmt.Fprintf(stdout, "  would fail: %s\n", explain(err, scope{cluster: j.Target.Cluster, service: j.Target.Service, account: pt.Account, region: pt.Region}))
+		pt.Action, pt.Reason = "fail", explain(err, scope{cluster: j.Target.Cluster, service: j.Target.Service, account: pt.Account, region: pt.Region})
+	case p.Register == nil:
+		fmt.Fprintf(stdout, "  skip: %s\n", p.Skip)
+		pt.Action, pt.Reason = "skip", p.Skip
+	default:
+		pt.Action = "deploy"
+		pt.Register = printRegister(stdout, p)
+		if p.Kind.IsCodeDeployControlled() {
+			pt.CodeDeploy = printAppSpec(ctx, stdout, clients.CodeDeploy(pt.Region, role), groups, pt.Region+"|"+role, p, j.Target)
+		}
+	}
+}
+
+// gateAction is the JSON action of a gate's line that stops the push.
+func gateAction(line string) string {
+	switch {
+	case strings.HasPrefix(line, "waits:"):
+		return "wait"
+	case strings.HasPrefix(line, "not deployed:"):
+		return "refused"
+	}
+	return "fail"
+}
+
+// planDone prints the JSON document, when asked for.
+func planDone(env Env, asJSON bool, out PlanOutput) error {
+	if !asJSON {
+		return nil
+	}
+	return writeJSON(env.Stdout, out)
+}
+
+// readEvent reads --event: a file, or stdin for "-". A Lambda failure
+// record (what a dead-letter queue holds, and the Troubleshoot table
+// sends operators to) is unwrapped to its request payload, and said so
+// on stderr.
+func readEvent(file string, env Env) ([]byte, error) {
+	var data []byte
+	var err error
+	if file == "-" {
+		if env.Stdin == nil {
+			return nil, usageError{"--event -: no standard input"}
+		}
+		data, err = io.ReadAll(env.Stdin)
+	} else {
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read event: %w", err)
+	}
+	if p, err := redrive.Unwrap(string(data), nil); err == nil && string(p.Event) != string(data) {
+		fmt.Fprintf(env.Stderr, "a Lambda failure record (%s): planning its request payload\n", p.Why)
+		return p.Event, nil
+	}
+	return data, nil
 }
 
 // plannedGates says what each rule's gates would say of the push, asked
@@ -208,7 +295,7 @@ func (p *plannedGates) decide(ctx context.Context, r *rules.Rule) gateLine {
 	v, err := p.gates.Peek(ctx, r, p.push)
 	switch {
 	case err != nil:
-		return gateLine{line: "would fail (and be retried): gates not read: " + err.Error(), stop: true}
+		return gateLine{line: "would fail (and be retried): gates not read: " + explain(err, scope{}), stop: true}
 	case v.Pass:
 		return gateLine{line: "gates: passed"}
 	case v.Final:
@@ -244,20 +331,23 @@ func planCleanups(ctx context.Context, env Env, cfg *rules.Config, central rules
 
 // printRollout names the target's kind of rollout and, for an ECS-native
 // service with a deployment in flight, where it stands.
-func printRollout(ctx context.Context, env Env, client rollout.ServiceDeploymentReader, kind rollout.Kind, t rules.Target) {
+func printRollout(ctx context.Context, env Env, w io.Writer, client rollout.ServiceDeploymentReader, kind rollout.Kind, t rules.Target) string {
 	stage, err := nativeStage(ctx, client, kind, t.Cluster, t.Service, env.Now())
 	if err != nil {
-		stage = "stage not read: " + err.Error()
+		stage = "stage not read: " + explain(err, scope{cluster: t.Cluster, service: t.Service})
 	}
 	if stage != "" {
 		stage = " · in flight: " + stage
 	}
-	fmt.Fprintf(env.Stdout, "  rollout: %s%s\n", kind, stage)
+	said := fmt.Sprintf("%s%s", kind, stage)
+	fmt.Fprintf(w, "  rollout: %s\n", said)
+	return said
 }
 
 // printRegister shows the revision a deploy would register, as a diff of
 // the image lines and the tags it would set.
-func printRegister(w io.Writer, p deploy.Plan) {
+func printRegister(w io.Writer, p deploy.Plan) *PlanRegister {
+	reg := &PlanRegister{Family: aws.ToString(p.Running.Family), From: ecsarn.Revision(p.From), LeftAlone: p.Skip}
 	then := "point the service at it"
 	if p.Kind.IsCodeDeployControlled() {
 		then = "deploy it through CodeDeploy"
@@ -265,6 +355,7 @@ func printRegister(w io.Writer, p deploy.Plan) {
 	fmt.Fprintf(w, "  would register a new revision of %s (running %s) and %s:\n",
 		aws.ToString(p.Running.Family), ecsarn.Revision(p.From), then)
 	for _, c := range p.Containers {
+		reg.Containers = append(reg.Containers, PlanContainer{Name: c, From: taskdef.Image(p.Running, c), To: p.Updates[c]})
 		fmt.Fprintf(w, "  - %s: %s\n", c, taskdef.Image(p.Running, c))
 		fmt.Fprintf(w, "  + %s: %s\n", c, p.Updates[c])
 	}
@@ -279,16 +370,18 @@ func printRegister(w io.Writer, p deploy.Plan) {
 	}
 	slices.Sort(tags)
 	fmt.Fprintf(w, "  tags: %s\n", strings.Join(tags, " "))
+	reg.Tags = append([]string{}, tags...)
+	return reg
 }
 
 // printAppSpec shows the CodeDeploy deployment a blue/green deploy would
 // create: its group (found as the deployer finds it) and AppSpec, naming
 // the revision still to be registered by its family.
-func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy, groups *bluegreen.Groups, scope string, p deploy.Plan, t rules.Target) {
-	grp, err := groups.Find(ctx, client, scope, t.Cluster, t.Service, t.CodeDeploy)
+func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy, groups *bluegreen.Groups, where string, p deploy.Plan, t rules.Target) string {
+	grp, err := groups.Find(ctx, client, where, t.Cluster, t.Service, t.CodeDeploy)
 	if err != nil {
-		fmt.Fprintf(w, "  would fail: %v\n", err)
-		return
+		fmt.Fprintf(w, "  would fail: %s\n", explain(err, scope{cluster: t.Cluster, service: t.Service}))
+		return ""
 	}
 	next := aws.ToString(p.Running.TaskDefinitionArn)
 	if i := strings.LastIndex(next, ":"); i >= 0 {
@@ -297,12 +390,13 @@ func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy,
 	spec, err := bluegreen.BuildAppSpec(next, p.Service, t.CodeDeploy.Hooks)
 	if err != nil {
 		fmt.Fprintf(w, "  would fail: %v\n", err)
-		return
+		return ""
 	}
 	fmt.Fprintf(w, "  CodeDeploy deployment in %s with AppSpec:\n", grp)
 	for _, line := range strings.Split(spec.Content, "\n") {
 		fmt.Fprintf(w, "    %s\n", line)
 	}
+	return fmt.Sprint(grp)
 }
 
 // planStates reads the state of every target the push reaches (holds,

@@ -18,7 +18,12 @@ func status(ctx context.Context, args []string, env Env) error {
 	config := fs.String("config", "autodeploy.yaml", "rules file")
 	table := fs.String("table", env.Getenv("AUTODEPLOY_TABLE"), "state table (default $AUTODEPLOY_TABLE)")
 	env = deployedRules(fs, env, config, "this status is not what they see")
+	output := outputFlag(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	asJSON, err := checkOutput(*output)
+	if err != nil {
 		return err
 	}
 	seen := newKinds()
@@ -28,8 +33,7 @@ func status(ctx context.Context, args []string, env Env) error {
 	}
 	o.DryRun = true
 	rep, sweepErr := sw.Sweep(ctx, o)
-	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "RULE\tTARGET\tROLLOUT\tRUNNING\tNEWEST\tSTATE\tPUBLISHED\tLAST DEPLOY")
+	out := StatusOutput{Targets: []StatusTarget{}, Approvals: []OpenGate{}, Gates: []OpenGate{}, Cleanups: []StatusClean{}}
 	stages := map[string]string{} // a service of several rules is read once
 	for _, l := range rep.Lines {
 		key := history.ServiceKey(l.Account, l.Region, l.Cluster, l.Service)
@@ -38,74 +42,114 @@ func status(ctx context.Context, args []string, env Env) error {
 			ro = rolloutOf(ctx, env, seen, key, l)
 			stages[key] = ro
 		}
-		last := "-"
+		st := StatusTarget{Rule: l.Rule, Account: l.Account, Region: l.Region, Cluster: l.Cluster, Service: l.Service,
+			Rollout: ro, Running: running(l), Newest: image(l.NewestTag, l.NewestDigest), State: stateOf(l),
+			InSync: l.State.Hold == nil && l.Outcome == reconcile.InSync, Held: l.State.Hold != nil, Published: l.Published}
 		recs, err := store.Recent(ctx, key, 1)
 		if err != nil {
 			return err
 		}
 		if len(recs) > 0 {
 			r := recs[0]
+			st.LastDeploy = &LastDeploy{At: r.DeployedAt.UTC(), Outcome: r.Outcome, Deployment: r.DeploymentOutcome, Tag: r.Tag}
+		}
+		out.Targets = append(out.Targets, st)
+	}
+	if out.Approvals, out.Gates, err = openGates(ctx, env, *table); err != nil {
+		return err
+	}
+	if out.Cleanups, err = statusCleanups(ctx, env, sw, store, seen); err != nil {
+		return err
+	}
+	if asJSON {
+		if sweepErr != nil {
+			out.Error = explain(sweepErr, scope{})
+		}
+		if err := writeJSON(env.Stdout, out); err != nil {
+			return err
+		}
+		return sweepErr
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "RULE\tTARGET\tROLLOUT\tRUNNING\tNEWEST\tSTATE\tPUBLISHED\tLAST DEPLOY")
+	for _, t := range out.Targets {
+		last := "-"
+		if r := t.LastDeploy; r != nil {
 			last = r.Outcome
-			if r.DeploymentOutcome != "" {
-				last += ", " + r.DeploymentOutcome
+			if r.Deployment != "" {
+				last += ", " + r.Deployment
 			}
-			last += " " + r.DeployedAt.UTC().Format(time.RFC3339)
+			last += " " + r.At.Format(time.RFC3339)
 			if r.Tag != "" {
 				last += " (" + r.Tag + ")"
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Rule, l.Cluster, l.Service, ro, dash(running(l)),
-			dash(image(l.NewestTag, l.NewestDigest)), stateOf(l), dash(l.Published), last)
+		fmt.Fprintf(w, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Rule, t.Cluster, t.Service, dash(t.Rollout), dash(t.Running),
+			dash(t.Newest), cut(t.State, 80), dash(t.Published), last)
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := printGates(ctx, env, *table); err != nil {
+	if err := printGates(env, out.Approvals, out.Gates); err != nil {
 		return err
 	}
-	if err := printCleanups(ctx, env, sw, store, seen); err != nil {
-		return err
+	if len(out.Cleanups) > 0 {
+		fmt.Fprintln(env.Stdout, "\nCLEAN-UP (what the next one would do, per family)")
+		for _, c := range out.Cleanups {
+			fmt.Fprintf(env.Stdout, "%s in %s %s (%s; rules %s): %s\n", c.Family, c.Account, c.Region,
+				strings.Join(c.Services, ", "), strings.Join(c.Rules, ", "), c.Plan)
+		}
 	}
 	return sweepErr
 }
 
-// printGates lists the gates that are open: approvals that wait for a
-// person (with the command that approves each), scans that wait for their
-// result and bakes under way. Nothing when none is.
-func printGates(ctx context.Context, env Env, table string) error {
+// openGates reads the gates that are open: approvals that wait for a
+// person (with the command that approves each), and scans that wait for
+// their result and bakes under way.
+func openGates(ctx context.Context, env Env, table string) (approvals, others []OpenGate, err error) {
 	awsCfg, err := env.AWS(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	store := gate.NewStore(awsenv.StateTable(awsCfg), table)
 	open, err := store.Open(ctx, "", "")
 	if err != nil {
-		return fmt.Errorf("read the open gates from table %s: %w", table, err)
+		return nil, nil, fmt.Errorf("read the open gates from table %s: %w", table, err)
 	}
-	var approvals, others []gate.OpenGate
+	approvals, others = []OpenGate{}, []OpenGate{}
 	for _, o := range open {
-		if o.Kind == gate.KindApproval {
-			approvals = append(approvals, o)
-		} else {
-			others = append(others, o)
+		g := OpenGate{Rule: o.Rule, Kind: string(o.Kind), Tag: o.Tag, Digest: o.Digest, Due: o.Due.UTC()}
+		if o.Kind != gate.KindApproval {
+			others = append(others, g)
+			continue
 		}
+		// The index holds no ask time; the approval does.
+		a, found, err := store.GetApproval(ctx, o.Rule, o.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		if found {
+			asked := a.RequestedAt.UTC()
+			g.AskedAt = &asked
+		}
+		g.Command = "autodeploy approve --rule " + o.Rule + " --digest " + o.Digest
+		approvals = append(approvals, g)
 	}
+	return approvals, others, nil
+}
+
+// printGates lists the open gates; nothing when none is.
+func printGates(env Env, approvals, others []OpenGate) error {
 	if len(approvals) > 0 {
 		fmt.Fprintln(env.Stdout, "\nWAITING FOR APPROVAL")
 		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "RULE\tIMAGE\tASKED\tEXPIRES\tAPPROVE WITH")
 		for _, o := range approvals {
 			asked := "-"
-			// The index holds no ask time; the approval does.
-			a, found, err := store.GetApproval(ctx, o.Rule, o.Digest)
-			if err != nil {
-				return err
+			if o.AskedAt != nil {
+				asked = o.AskedAt.Format(time.RFC3339)
 			}
-			if found {
-				asked = a.RequestedAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\tautodeploy approve --rule %s --digest %s\n", o.Rule, image(o.Tag, o.Digest), asked,
-				o.Due.UTC().Format(time.RFC3339), o.Rule, o.Digest)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", o.Rule, image(o.Tag, o.Digest), asked, o.Due.Format(time.RFC3339), o.Command)
 		}
 		if err := w.Flush(); err != nil {
 			return err
@@ -116,9 +160,9 @@ func printGates(ctx context.Context, env Env, table string) error {
 		w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "RULE\tIMAGE\tGATE")
 		for _, o := range others {
-			what := "waits for its scan (until " + o.Due.UTC().Format(time.RFC3339) + ")"
-			if o.Kind == gate.KindBake {
-				what = "bakes until " + o.Due.UTC().Format(time.RFC3339) + ", then is promoted unless an alarm fires"
+			what := "waits for its scan (until " + o.Due.Format(time.RFC3339) + ")"
+			if o.Kind == string(gate.KindBake) {
+				what = "bakes until " + o.Due.Format(time.RFC3339) + ", then is promoted unless an alarm fires"
 			}
 			fmt.Fprintf(w, "%s\t%s\t%s\n", o.Rule, image(o.Tag, o.Digest), what)
 		}
@@ -129,29 +173,29 @@ func printGates(ctx context.Context, env Env, table string) error {
 	return nil
 }
 
-// printCleanups says, for every family a rule with cleanup: runs, what its
-// next clean-up would deregister (read-only: the services the sweep
+// statusCleanups says, for every family a rule with cleanup: runs, what
+// its next clean-up would deregister (read-only: the services the sweep
 // described, one listing per family, history's rollback candidates and
 // the published parameters).
-func printCleanups(ctx context.Context, env Env, sw *reconcile.Sweeper, store *history.Store, seen *kinds) error {
+func statusCleanups(ctx context.Context, env Env, sw *reconcile.Sweeper, store *history.Store, seen *kinds) ([]StatusClean, error) {
+	cleans := []StatusClean{}
 	if len(sw.Rules.CleanupRules()) == 0 {
-		return nil
+		return cleans, nil
 	}
 	awsCfg, err := env.AWS(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	planner := &cleanupPlanner{rules: sw.Rules, central: sw.Deployer.Central, clients: awsenv.NewClients(awsCfg), env: env, store: store, seen: seen}
 	previews, err := planner.plan(ctx, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Fprintln(env.Stdout, "\nCLEAN-UP (what the next one would do, per family)")
 	for _, p := range previews {
-		fmt.Fprintf(env.Stdout, "%s in %s %s (%s; rules %s): %s\n", p.cmd.Family, p.cmd.Account, p.cmd.Region,
-			strings.Join(p.services, ", "), strings.Join(p.cmd.Rules, ", "), p.line())
+		cleans = append(cleans, StatusClean{Family: p.cmd.Family, Account: p.cmd.Account, Region: p.cmd.Region,
+			Services: p.services, Rules: p.cmd.Rules, Plan: p.line()})
 	}
-	return nil
+	return cleans, nil
 }
 
 // rolloutOf is a target's rollout kind and, for an ECS-native service
