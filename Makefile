@@ -130,5 +130,6 @@ diff: build cdk-cli ## cdk diff against the account of your AWS credentials
 deploy: build cdk-cli ## cdk deploy every stack, the central one first (ALARM_EMAIL=…, NOTIFY_EMAIL=…, ACCOUNT=… REGION=…, SLACK_WORKSPACE=… SLACK_CHANNEL=…, WORK_CONCURRENCY=N)
 	$(CDK) deploy --all --require-approval broadening -c config=$(abspath $(CONFIG)) -c dist=$(CURDIR)/dist $(CONTEXT)
 
-clean: ## remove build output and installed tools
+clean: ## remove build output and installed tools (and stop a sandbox first: its state is in .cache)
+	@if [ -e .cache/sandbox/state.json ]; then $(GO) run ./cmd/sandbox stop; fi
 	rm -rf dist .cache cdk.out $(VENV) $(BIN)
