@@ -112,6 +112,30 @@ func TestBadOutput(t *testing.T) {
 	}
 }
 
+// Every bad flag value of these commands is refused in words, exit 2,
+// before any call (cli fails the test when one calls AWS).
+func TestBadFlagValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"history", "--cluster", "prod", "--service", "web", "--limit", "0"}, "--limit 0: want 1 to 1000"},
+		{[]string{"history", "--cluster", "prod", "--service", "web", "--limit", "-5"}, "--limit -5: want 1 to 1000"},
+		{[]string{"history", "--cluster", "prod", "--service", "web", "--limit", "1001"}, "--limit 1001: want 1 to 1000"},
+		{[]string{"history", "--cluster", "prod", "--service", "web", "--limit", "many"}, `invalid value "many" for flag -limit: parse error`},
+		{[]string{"history", "--service", "web"}, "--cluster and --service are required"},
+		{[]string{"plan", "--rule", "web-prod"}, "--rule and --tag go together"},
+		{[]string{"plan", "--event", "e.json", "--rule", "web-prod", "--tag", "v1"}, "give --event, or --rule and --tag, not both"},
+		{[]string{"validate", "--output", ""}, `--output "": want text or json`},
+	} {
+		r := cli(t, nil, "t", tc.args...)
+		if want := "autodeploy " + tc.args[0] + ": " + tc.want + "\n"; r.code != 2 || !strings.HasSuffix(r.stderr, want) {
+			t.Errorf("%v = %+v, want exit 2 and %q", tc.args, r, want)
+		}
+	}
+}
+
 // Against moto: history, status and plan print the shapes README shows.
 func TestJSONOutput(t *testing.T) {
 	t.Parallel()

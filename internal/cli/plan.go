@@ -389,7 +389,7 @@ func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy,
 	}
 	spec, err := bluegreen.BuildAppSpec(next, p.Service, t.CodeDeploy.Hooks)
 	if err != nil {
-		fmt.Fprintf(w, "  would fail: %v\n", err)
+		fmt.Fprintf(w, "  would fail: %s\n", explain(err, scope{cluster: t.Cluster, service: t.Service}))
 		return ""
 	}
 	fmt.Fprintf(w, "  CodeDeploy deployment in %s with AppSpec:\n", grp)

@@ -208,7 +208,8 @@ func rolloutOf(ctx context.Context, env Env, seen *kinds, key string, l reconcil
 	}
 	stage, err := nativeStage(ctx, s.client, s.kind, l.Cluster, l.Service, env.Now())
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "warning: where the deployment of %s/%s stands was not read: %v\n", l.Cluster, l.Service, err)
+		fmt.Fprintf(env.Stderr, "warning: where the deployment of %s/%s stands was not read: %s\n", l.Cluster, l.Service,
+			explain(err, scope{cluster: l.Cluster, service: l.Service, account: l.Account, region: l.Region}))
 		stage = "stage not read"
 	}
 	return rolloutLabel(s.kind, stage)
