@@ -422,7 +422,8 @@ func (d *demo) playECS(ctx context.Context, s step, r deploy.Result, digest stri
 			// would be the failed one, which the watcher rightly takes for not ours.
 			d.p.line("  (ECS's rollback event names the deployment it restores, which moto's one id cannot tell from the failed one: the demo's names made-up ids, ecs-svc/999… rolling back to ecs-svc/000…)")
 		}
-		d.p.line("  (ECS sends two events for one circuit-breaker rollback: the deployment FAILED, then the rollback IN_PROGRESS)")
+		d.p.line("  (ECS sends two events for one circuit-breaker rollback: the deployment FAILED, then the rollback IN_PROGRESS;")
+		d.p.line("   the watcher records failed, then rolled_back, and tells the incident once: the failure's notice)")
 		changes = []change{
 			{"SERVICE_DEPLOYMENT_FAILED", r.DeploymentID, "ECS deployment circuit breaker: task failed to start."},
 			{"SERVICE_DEPLOYMENT_IN_PROGRESS", "ecs-svc/9999999999999999999", "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0000000000000000000."},

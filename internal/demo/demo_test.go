@@ -49,7 +49,8 @@ func TestDemoEndState(t *testing.T) {
 		"now running: staging/web web-staging:2 app=web@sha256:",
 		"prod/web web-prod:2 app=web@sha256:",
 		"chat (thread ecr-autodeploy/123456789012/eu-west-1/staging/web): ✅ staging/web is running web:main-4f2a9c1",
-		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/web): ↩️ prod/web was ROLLED BACK from web:v1.5.0",
+		"chat (thread ecr-autodeploy/123456789012/eu-west-1/prod/web): ❌ prod/web deployment of web:v1.5.0 FAILED",
+		"the watcher records failed, then rolled_back, and tells the incident once",
 		"next: See what ran before: `autodeploy history --cluster prod --service web --account 123456789012 --region eu-west-1`",
 		"parked: Lambda gave up (RetriesExhausted after 3 attempts)",
 		"deployer: 1 queued for the worker, 0 failed\n  1 moved, 0 left\n  (playing the event source mapping)",
@@ -205,6 +206,11 @@ func TestDemoEndState(t *testing.T) {
 				t.Errorf("step %d: now running: %s, want %s's line only", i, m[1], want)
 			}
 		}
+	}
+	// One incident, one notice: the circuit breaker's rollback after the
+	// failure is not told a second time.
+	if strings.Contains(text, "prod/web was ROLLED BACK from web:v1.5.0") {
+		t.Error("the rollback after v1.5.0's failure was told a second time")
 	}
 	if strings.Contains(text, "never-logged") {
 		t.Error("a container environment value reached the demo's log lines")

@@ -334,7 +334,11 @@ func (w *Watcher) endOfTarget(ctx context.Context, rec history.Record, outcome, 
 	if err != nil {
 		return fmt.Errorf("end of deployment %s in the rollout of rule %s: %w", rec.DeploymentID, rec.Rule, err)
 	}
-	if !tracked && recorded {
+	// One incident, one notice: ECS reports a circuit breaker's rollback
+	// after the failure it told already (the record moves from failed to
+	// rolled_back); the failure's notice said what to do.
+	alreadyTold := outcome == history.RolledBack && rec.DeploymentOutcome == history.Failed
+	if !tracked && recorded && !alreadyTold {
 		w.notify(ctx, Notice(rec, outcome, reason, at))
 	}
 	return nil

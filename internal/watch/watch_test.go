@@ -666,3 +666,31 @@ func TestEventsOfServicesNoRuleNamesAreDropped(t *testing.T) {
 		})
 	}
 }
+
+// One incident, one notice: the failure is told; ECS's rollback after it
+// (the circuit breaker) records rolled_back and logs it, without a second
+// notice with the same next steps.
+func TestFailureThenRollbackIsOneNotice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	digest := f.pushImage(t, "v1.5.0")
+	f.deployed(t, "web-prod", "prod", "web", "v1.5.0", digest, "ecs-svc/30")
+	res, err := f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-failed.json", "prod", "web", "ecs-svc/30"))
+	if err != nil || res.Outcome != history.Failed {
+		t.Fatalf("failure: %+v, %v", res, err)
+	}
+	res, err = f.w.Handle(ctx, ecsEvent(t, "ecs-deployment-rollback.json", "prod", "web", "ecs-svc/99"))
+	if err != nil || res.Outcome != history.RolledBack || res.DeploymentID != "ecs-svc/30" {
+		t.Fatalf("rollback: %+v, %v", res, err)
+	}
+	if len(f.rec.messages) != 1 || !strings.Contains(f.rec.messages[0], "prod/web deployment of web:v1.5.0 FAILED") {
+		t.Errorf("notices %q, want the failure's alone", f.rec.messages)
+	}
+	if rec, _, _ := f.store.ByDeployment(ctx, "ecs-svc/30"); rec.DeploymentOutcome != history.RolledBack {
+		t.Errorf("outcome %q, want rolled_back", rec.DeploymentOutcome)
+	}
+	if !strings.Contains(f.logs.String(), `"outcome":"rolled_back"`) {
+		t.Errorf("the rollback is not logged:\n%s", f.logs)
+	}
+}
