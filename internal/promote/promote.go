@@ -145,12 +145,16 @@ func (p *Promoter) HandOffPush(ctx context.Context, push ecrevent.Push, origin s
 	return p.send(ctx, work.DeployPush{Origin: origin, Push: work.PushOf(push)}, what)
 }
 
+// ErrNoDeployer says a request went nowhere: no deployer function is
+// configured (AUTODEPLOY_DEPLOYER_FUNCTION).
+var ErrNoDeployer = errors.New("no deployer function to ask (AUTODEPLOY_DEPLOYER_FUNCTION is unset): the schedule's next sweep comes instead")
+
 // RequestSweep asks the deployer for a sweep now with a sweep command whose
-// id names why. With no deployer function it does nothing (the schedule's
-// next sweep comes anyway).
+// id names why. With no deployer function it sends nothing and says so
+// (ErrNoDeployer), so no one logs a request that was never made.
 func (p *Promoter) RequestSweep(ctx context.Context, rec history.Record, why string) error {
 	if p.DeployerFunction == "" {
-		return nil
+		return ErrNoDeployer
 	}
 	c := work.Sweep{ID: why, Origin: fmt.Sprintf("watcher, for rule %s on %s/%s (deployment %s)", rec.Rule, rec.Cluster, rec.Service, rec.DeploymentID)}
 	return p.send(ctx, c, "ask the deployer for a sweep ("+why+")")

@@ -149,7 +149,10 @@ func TestRequestSweep(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &fakeLambda{}
 			p := &Promoter{Lambda: l, DeployerFunction: tt.function, Now: time.Now}
-			if err := p.RequestSweep(context.Background(), r, "after-rollback-ecs-svc-20"); err != nil {
+			err := p.RequestSweep(context.Background(), r, "after-rollback-ecs-svc-20")
+			if tt.function == "" && !errors.Is(err, ErrNoDeployer) {
+				t.Fatalf("no deployer function: %v, want ErrNoDeployer (nothing was sent)", err)
+			} else if tt.function != "" && err != nil {
 				t.Fatal(err)
 			}
 			var got []work.Command

@@ -16,6 +16,7 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/metrics"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
@@ -417,7 +419,12 @@ func (w *Watcher) republishAfterRollback(ctx context.Context, rec history.Record
 	if outcome != history.RolledBack || rule == nil || rule.Publish == nil || w.Promoter == nil {
 		return
 	}
-	if err := w.Promoter.RequestSweep(ctx, rec, "after-rollback-"+strings.ReplaceAll(rec.DeploymentID, "/", "-")); err != nil {
+	err := w.Promoter.RequestSweep(ctx, rec, "after-rollback-"+strings.ReplaceAll(rec.DeploymentID, "/", "-"))
+	switch {
+	case errors.Is(err, promote.ErrNoDeployer):
+		w.Log.WarnContext(ctx, "sweep not requested", "deployment_id", rec.DeploymentID, "reason", err.Error())
+		return
+	case err != nil:
 		w.Log.ErrorContext(ctx, "sweep not requested", "deployment_id", rec.DeploymentID, "error", err.Error())
 		return
 	}
