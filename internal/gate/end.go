@@ -166,6 +166,12 @@ func (g *Gates) bakeStopped(ctx context.Context, r *rules.Rule, b Bake) {
 		}
 	}
 	ng := notify.Gate{Kind: string(KindBake), Alarm: b.Alarm, AlarmAt: b.AlarmAt}
+	if r != nil {
+		for _, t := range r.Targets {
+			at := t.Where(g.Central)
+			ng.Rollbacks = append(ng.Rollbacks, fmt.Sprintf("autodeploy rollback --cluster %s --service %s --account %s --region %s", t.Cluster, t.Service, at.Account, at.Region))
+		}
+	}
 	if r != nil && r.Promote != nil {
 		// The alarm as the rule names it, so the notice's command reads it
 		// where it is (an alarm "not found" has no name to read).

@@ -107,7 +107,10 @@ var (
 // bakeGate is the gate of a bake's not-promoted notice: the alarm as the
 // rule names it, and where to read it (none for an alarm not found).
 func bakeGate(alarm string, at time.Time) notify.Gate {
-	g := notify.Gate{Kind: "bake", Alarm: alarm, AlarmAt: at}
+	g := notify.Gate{Kind: "bake", Alarm: alarm, AlarmAt: at, Rollbacks: []string{
+		"autodeploy rollback --cluster staging --service svc --account " + central.Account + " --region " + central.Region,
+		"autodeploy rollback --cluster staging --service svc --account 222222222222 --region eu-central-1",
+	}}
 	switch alarm {
 	case "svc-5xx":
 		g.AlarmName, g.AlarmRegion = "svc-5xx", central.Region

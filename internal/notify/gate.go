@@ -39,6 +39,8 @@ type Gate struct {
 	By string
 	// NewerTag is the push that superseded an approval.
 	NewerTag string
+	// Rollbacks are the rollback commands of a stopped bake's targets.
+	Rollbacks []string
 }
 
 // GateNotice is base (rule, image, digest) as a gate's notice.
@@ -145,7 +147,7 @@ func (g *Gate) nextSteps(n Notice) []string {
 		}
 		return []string{
 			"It stays on the rule's targets; nothing was rolled back. " + saw,
-			"To undo it on a target: `autodeploy rollback --cluster CLUSTER --service SERVICE` (`autodeploy status` lists them)",
+			g.undo(),
 			"Fix and push a new image; or, if the alarm was not the image's fault, tag this digest " + n.PromotedTag + " by hand.",
 		}
 	}
@@ -159,4 +161,17 @@ func (g *Gate) alarmAccount() string {
 		return ""
 	}
 	return " (in account " + g.AlarmAccount + ")"
+}
+
+// undo says how to roll a stopped bake's targets back: their commands, a
+// few at most, else where to find them.
+func (g *Gate) undo() string {
+	switch n := len(g.Rollbacks); {
+	case n == 0:
+		return "To undo it on a target: `autodeploy rollback --cluster CLUSTER --service SERVICE` (`autodeploy status` lists them)"
+	case n <= 3:
+		return "To undo it: `" + strings.Join(g.Rollbacks, "`, `") + "`"
+	default:
+		return fmt.Sprintf("To undo it: `%s` and %d more targets (`autodeploy status` lists them)", g.Rollbacks[0], n-1)
+	}
 }

@@ -36,10 +36,11 @@ func TestGateNoticeNextSteps(t *testing.T) {
 				"Read them: `aws ecr describe-image-scan-findings --registry-id 333333333333 --region eu-west-1 --repository-name web --image-id imageDigest=" + digest + "`",
 			}},
 		{"bake stopped by another account's alarm", GateNotice(stopped, NotPromoted, Gate{Kind: "bake", Alarm: "222222222222:web-5xx", AlarmAt: due,
-			AlarmName: "web-5xx", AlarmRegion: "eu-central-1", AlarmAccount: "222222222222"}),
+			AlarmName: "web-5xx", AlarmRegion: "eu-central-1", AlarmAccount: "222222222222",
+			Rollbacks: []string{"autodeploy rollback --cluster staging --service web --account 222222222222 --region eu-central-1"}}),
 			"web:latest NOT promoted by rule web-prod: alarm 222222222222:web-5xx during its bake", []string{
 				"It stays on the rule's targets; nothing was rolled back. Read what the alarm saw: `aws cloudwatch describe-alarm-history --alarm-name web-5xx --region eu-central-1` (in account 222222222222)",
-				"To undo it on a target: `autodeploy rollback --cluster CLUSTER --service SERVICE` (`autodeploy status` lists them)",
+				"To undo it: `autodeploy rollback --cluster staging --service web --account 222222222222 --region eu-central-1`",
 				"Fix and push a new image; or, if the alarm was not the image's fault, tag this digest verified-latest by hand.",
 			}},
 		{"bake stopped by an alarm not found", GateNotice(stopped, NotPromoted, Gate{Kind: "bake", Alarm: "web-5xx (not found)", AlarmAt: due}),
