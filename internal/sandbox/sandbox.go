@@ -86,7 +86,8 @@ func Start(ctx context.Context, o Options) error {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s (run `make sandbox`, which installs it): %w", o.MotoServer, err)
+		_ = os.RemoveAll(dir) // nothing started: leave nothing behind
+		return fmt.Errorf("no moto_server to start at %s: run `make demo-tools` (or `make sandbox`, which installs it) (%v)", o.MotoServer, err)
 	}
 	st := State{PID: cmd.Process.Pid, Port: port, Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Rules: filepath.Join(dir, "autodeploy.yaml")}
 	exited := make(chan struct{})
@@ -193,27 +194,47 @@ func stopGroup(pid int, exited <-chan struct{}) {
 }
 
 // alive is whether pid is a process that has not exited (a zombie, which
-// only waits for its parent to read its status, is not).
+// only waits for its parent to read its status, is not). It reads /proc
+// (Linux), not ps: a slim image without procps would read as "not
+// running" and leave moto running unrecorded.
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {
 		return false
 	}
-	out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(pid)).Output()
-	return err == nil && !strings.HasPrefix(strings.TrimSpace(string(out)), "Z")
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // it answers a signal: alive, whatever /proc says
+	}
+	// pid (comm) state …: the state follows the last ')'.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+		fields := strings.Fields(string(stat)[i+1:])
+		return len(fields) == 0 || fields[0] != "Z"
+	}
+	return true
 }
 
 // isOurMoto is whether the recorded pid is alive and is moto_server on
-// the recorded port.
+// the recorded port (its argv, from /proc, with "-p" and the port as
+// arguments of their own).
 func isOurMoto(st State) bool {
 	if st.PID <= 0 || !alive(st.PID) {
 		return false
 	}
-	out, err := exec.Command("ps", "-o", "command=", "-p", strconv.Itoa(st.PID)).Output()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID))
 	if err != nil {
 		return false
 	}
-	cmd := string(out)
-	return strings.Contains(cmd, "moto_server") && strings.Contains(cmd, "-p "+strconv.Itoa(st.Port))
+	argv := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+	moto, port := false, false
+	for i, a := range argv {
+		if strings.HasSuffix(a, "moto_server") {
+			moto = true
+		}
+		if a == "-p" && i+1 < len(argv) && argv[i+1] == strconv.Itoa(st.Port) {
+			port = true
+		}
+	}
+	return moto && port
 }
 
 // running is the recorded sandbox when its moto still runs.
@@ -275,12 +296,16 @@ func (o Options) printEnv() error {
 	fmt.Fprintf(o.Out, "paste these lines into your shell (or: source %s):\n\n%s\n", envFile, envLines(st))
 	fmt.Fprintf(o.Out, "the rules (the demo's) are %s: pass --config %s\n", st.Rules, st.Rules)
 	fmt.Fprintf(o.Out, "then try, with go build -o autodeploy ./cmd/autodeploy:\n")
+	// The README's five-minute tour, in its order (hold, then resume).
 	for _, c := range []string{
 		"./autodeploy status --config " + st.Rules,
 		"./autodeploy history --cluster prod --service web",
 		"./autodeploy hold --cluster prod --service web --reason \"trying the sandbox\"",
 		"./autodeploy rollback --cluster prod --service web --dry-run",
 		"./autodeploy plan --rule web-prod --tag v1.5.0 --config " + st.Rules,
+		"./autodeploy resume --cluster prod --service web",
+		"./autodeploy plan --rule web-prod --tag v1.5.0 --config " + st.Rules,
+		"./autodeploy reconcile --dry-run --config " + st.Rules,
 		"make sandbox-stop",
 	} {
 		fmt.Fprintf(o.Out, "  %s\n", c)

@@ -34,7 +34,10 @@ func TestStartStop(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sandbox")
 	run := func(command string) string {
 		t.Helper()
-		out, err := exec.Command(bin, command, "-dir", dir, "-moto", moto).CombinedOutput()
+		c := exec.Command(bin, command, "-dir", dir, "-moto", moto)
+		// No ps, no PATH at all (a slim image): stop still knows its moto.
+		c.Env = append(os.Environ(), "PATH="+t.TempDir())
+		out, err := c.CombinedOutput()
 		if err != nil {
 			t.Fatalf("sandbox %s: %v\n%s", command, err, out)
 		}
@@ -69,6 +72,10 @@ func TestStartStop(t *testing.T) {
 	}
 	if !isOurMoto(st) {
 		t.Fatalf("moto (pid %d) does not run after start exited", st.PID)
+	}
+	// Its port alone: a recorded port that is a prefix of moto's is not it.
+	if prefix := (State{PID: st.PID, Port: st.Port / 10}); isOurMoto(prefix) {
+		t.Errorf("port %d taken for moto's %d", prefix.Port, st.Port)
 	}
 	// Seeded: prod/web runs the revision the sandbox's deploy registered.
 	client := ecs.NewFromConfig(aws.Config{Region: emulator.Region, BaseEndpoint: aws.String(st.Endpoint),
@@ -109,4 +116,18 @@ func psRunning(ps string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// A start whose moto_server cannot run leaves nothing behind, and says
+// how to install it.
+func TestFailedStartLeavesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sandbox")
+	var out strings.Builder
+	err := Start(context.Background(), Options{Dir: dir, MotoServer: "/nonexistent/moto_server", Out: &out})
+	if err == nil || !strings.Contains(err.Error(), "make demo-tools") {
+		t.Fatalf("start without moto: %v", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Errorf("a failed start left %s: %v", dir, serr)
+	}
 }
