@@ -8,6 +8,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -73,6 +74,24 @@ func TestBlueGreenPlanAndRollback(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s%s", want, r.stdout, r.stderr)
 		}
+	}
+
+	// A group that does not exist: the deployer would fail, and JSON must
+	// say "fail" with the reason, as the text does (not "deploy").
+	missing := filepath.Join(t.TempDir(), "autodeploy.yaml")
+	if err := os.WriteFile(missing, []byte(strings.Replace(blueGreenYAML, "deployment-group: web-staging", "deployment-group: nope", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, m, table, "plan", "--event", event, "--config", missing); r.code != 0 || !strings.Contains(r.stdout, "  would fail: ") || !strings.Contains(r.stdout, "nope") {
+		t.Errorf("plan with a missing group:\n%s%s", r.stdout, r.stderr)
+	}
+	r = cli(t, m, table, "plan", "--event", event, "--config", missing, "--output", "json")
+	var got PlanOutput
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got.Targets) != 1 {
+		t.Fatalf("plan --output json with a missing group: %v\n%s%s", err, r.stdout, r.stderr)
+	}
+	if pt := got.Targets[0]; pt.Action != "fail" || !strings.Contains(pt.Reason, "nope") {
+		t.Errorf("plan --output json with a missing group: action %q, reason %q; want fail, naming the group", pt.Action, pt.Reason)
 	}
 
 	cfg, err := rules.Load(rulesFile)

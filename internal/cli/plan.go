@@ -204,7 +204,15 @@ func planTarget(ctx context.Context, env Env, stdout io.Writer, pt *PlanTarget, 
 		pt.Action = "deploy"
 		pt.Register = printRegister(stdout, p)
 		if p.Kind.IsCodeDeployControlled() {
-			pt.CodeDeploy = printAppSpec(ctx, stdout, clients.CodeDeploy(pt.Region, role), groups, pt.Region+"|"+role, p, j.Target)
+			grp, err := printAppSpec(ctx, stdout, clients.CodeDeploy(pt.Region, role), groups, pt.Region+"|"+role, p, j.Target)
+			if err != nil {
+				// The deployer would fail here too: JSON must say so, not
+				// "deploy" (the text said it on a stdout JSON discards).
+				why := explain(err, scope{cluster: j.Target.Cluster, service: j.Target.Service, account: pt.Account, region: pt.Region})
+				fmt.Fprintf(stdout, "  would fail: %s\n", why)
+				pt.Action, pt.Reason = "fail", why
+			}
+			pt.CodeDeploy = grp
 		}
 	}
 }
@@ -376,12 +384,13 @@ func printRegister(w io.Writer, p deploy.Plan) *PlanRegister {
 
 // printAppSpec shows the CodeDeploy deployment a blue/green deploy would
 // create: its group (found as the deployer finds it) and AppSpec, naming
-// the revision still to be registered by its family.
-func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy, groups *bluegreen.Groups, where string, p deploy.Plan, t rules.Target) string {
+// the revision still to be registered by its family. It returns the group,
+// or why the deployer would fail to create the deployment (the caller says
+// it, in text and JSON alike).
+func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy, groups *bluegreen.Groups, where string, p deploy.Plan, t rules.Target) (string, error) {
 	grp, err := groups.Find(ctx, client, where, t.Cluster, t.Service, t.CodeDeploy)
 	if err != nil {
-		fmt.Fprintf(w, "  would fail: %s\n", explain(err, scope{cluster: t.Cluster, service: t.Service}))
-		return ""
+		return "", err
 	}
 	next := aws.ToString(p.Running.TaskDefinitionArn)
 	if i := strings.LastIndex(next, ":"); i >= 0 {
@@ -389,14 +398,13 @@ func printAppSpec(ctx context.Context, w io.Writer, client bluegreen.CodeDeploy,
 	}
 	spec, err := bluegreen.BuildAppSpec(next, p.Service, t.CodeDeploy.Hooks)
 	if err != nil {
-		fmt.Fprintf(w, "  would fail: %s\n", explain(err, scope{cluster: t.Cluster, service: t.Service}))
-		return ""
+		return "", err
 	}
 	fmt.Fprintf(w, "  CodeDeploy deployment in %s with AppSpec:\n", grp)
 	for _, line := range strings.Split(spec.Content, "\n") {
 		fmt.Fprintf(w, "    %s\n", line)
 	}
-	return fmt.Sprint(grp)
+	return fmt.Sprint(grp), nil
 }
 
 // planStates reads the state of every target the push reaches (holds,
