@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -104,8 +105,17 @@ func redriveCmd(ctx context.Context, args []string, env Env) error {
 }
 
 func printReport(w io.Writer, q namedQueue, rep redrive.Report, dryRun bool) {
+	// A dry run keeps every message; of them, it says which a redrive
+	// would send and which it would leave (unreadable, not ours).
+	wouldSend := func(it redrive.Item) bool { return strings.HasPrefix(it.Result, "would send") }
 	if dryRun {
-		fmt.Fprintf(w, "%s queue (%s): %d to send (dry run)\n", q.name, q.url, len(rep.Left))
+		send := 0
+		for _, it := range rep.Left {
+			if wouldSend(it) {
+				send++
+			}
+		}
+		fmt.Fprintf(w, "%s queue (%s): %d would be sent, %d left (dry run: nothing is sent or deleted)\n", q.name, q.url, send, len(rep.Left)-send)
 	} else {
 		fmt.Fprintf(w, "%s queue (%s): %d moved, %d left\n", q.name, q.url, len(rep.Moved), len(rep.Left))
 	}
@@ -113,11 +123,11 @@ func printReport(w io.Writer, q namedQueue, rep redrive.Report, dryRun bool) {
 		label string
 		items []redrive.Item
 	}{{"moved", rep.Moved}, {"left", rep.Left}} {
-		label := group.label
-		if dryRun {
-			label = "send"
-		}
 		for _, it := range group.items {
+			label := group.label
+			if dryRun && wouldSend(it) {
+				label = "send"
+			}
 			fmt.Fprintf(w, "  %-5s  %s  [message %s]\n", label, it.Event, it.MessageID)
 			if it.Parked != "" {
 				fmt.Fprintf(w, "         parked: %s\n", it.Parked)

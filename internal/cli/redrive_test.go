@@ -84,7 +84,8 @@ func TestRedriveEndToEnd(t *testing.T) {
 
 	// A dry run lists and sends nothing.
 	r := redriveCLI("--dry-run")
-	if r.code != 0 || strings.Count(r.stdout, "  send ") != 3 || !strings.Contains(r.stdout, "push queue ("+pushQ+"): 2 to send (dry run)") ||
+	if r.code != 0 || strings.Count(r.stdout, "  send ") != 2 || !strings.Contains(r.stdout, "push queue ("+pushQ+"): 1 would be sent, 1 left (dry run") ||
+		!strings.Contains(r.stdout, "(dry run: nothing is sent or deleted)") || strings.Contains(r.stdout, "would send to \n") ||
 		!strings.Contains(r.stdout, "parked: Lambda gave up (RetriesExhausted after 3 attempts): 1 target(s) failed and will be retried") {
 		t.Fatalf("dry run: %+v", r)
 	}

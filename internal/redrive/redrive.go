@@ -3,6 +3,7 @@
 package redrive
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,7 +125,7 @@ func (r *Redriver) one(ctx context.Context, queueURL string, m types.Message) (I
 	}
 	item.Event, item.Parked = parked.Describe(), parked.Why
 	if r.DryRun {
-		item.Result = "would send to " + r.Function
+		item.Result = "would send to " + cmp.Or(r.Function, "the deployer (the stack's)")
 		return item, false
 	}
 	out, err := r.Lambda.Invoke(ctx, &lambda.InvokeInput{
