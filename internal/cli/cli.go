@@ -68,7 +68,7 @@ and redrive need none); redrive and approve read the deployer (and redrive the q
 stack's outputs (--stack, AUTODEPLOY_STACK). --output json prints one JSON document (README
 "Operate" shows each shape). autodeploy --version prints the version and commit.
 Exit codes: 0 done, 1 failed or refused, 2 usage (a bad or missing flag, no AWS region);
-wait also 3, timed out.
+wait also 3, timed out, and 130, interrupted.
 Run 'autodeploy COMMAND -h' for a command's flags.
 `
 

@@ -77,8 +77,8 @@ type HistoryRow struct {
 	Rule string    `json:"rule"` // "rollback", "hold", "resume" for those
 	// Image is repository:tag (or @digest); omitted for holds.
 	Image        string `json:"image,omitempty"`
-	Outcome      string `json:"outcome"`    // deployed, skipped, failed, held, resumed…
-	Deployment   string `json:"deployment"` // how the ECS deployment ended: completed, failed, rolled back; "" not known
+	Outcome      string `json:"outcome"`              // deployed, skipped, failed, held, resumed…
+	Deployment   string `json:"deployment,omitempty"` // how the ECS deployment ended: completed, failed, rolled back; left out: not known
 	DeploymentID string `json:"deployment_id,omitempty"`
 	From         string `json:"from,omitempty"` // task definition revision before (family:N)
 	To           string `json:"to,omitempty"`   // and after

@@ -82,15 +82,17 @@ func reconcileCmd(ctx context.Context, args []string, env Env) error {
 		ws := sweepWaits(rep, seen, started)
 		var results []waitResult
 		results, waitErr = waitAll(ctx, wf.follower(store, nil, env, progress), ws, started.Add(*wf.timeout))
+		waits := []reconcileWait{} // "waits": [] with --wait, even with nothing to wait for
 		for i, res := range results {
-			out.Waits = append(out.Waits, reconcileWait{Cluster: ws[i].cluster, Service: ws[i].service, waitResult: res})
+			waits = append(waits, reconcileWait{Cluster: ws[i].cluster, Service: ws[i].service, waitResult: res})
 		}
+		out.Waits = &waits
 		if len(ws) == 0 {
 			fmt.Fprintln(progress, "nothing to wait for: the sweep deployed and queued nothing")
 		}
 	}
 	if asJSON {
-		if err := printJSON(env.Stdout, out); err != nil {
+		if err := writeJSON(env.Stdout, out); err != nil {
 			return err
 		}
 	}
@@ -110,7 +112,8 @@ type reconcileOutput struct {
 	Failed   int               `json:"failed"`
 	Cleanups int               `json:"cleanups"`
 	Summary  string            `json:"summary"`
-	Waits    []reconcileWait   `json:"waits,omitempty"`
+	// Waits is set with --wait only (a pointer: [] then, not left out).
+	Waits *[]reconcileWait `json:"waits,omitempty"`
 }
 
 // reconcileTarget is one report line (reconcile.Line, field by field: its

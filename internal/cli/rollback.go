@@ -35,6 +35,10 @@ func rollback(ctx context.Context, args []string, env Env) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *wf.wait && *dryRun {
+		// As reconcile: nothing would be deployed, so nothing to follow.
+		return usageError{"--wait follows the rollback's deploy; a --dry-run makes none"}
+	}
 	if *to != "" {
 		if n, err := strconv.Atoi(*to); err != nil || n < 1 {
 			return usageError{fmt.Sprintf("--to %q: want a revision number, 1 or more", *to)}

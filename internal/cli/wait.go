@@ -3,10 +3,10 @@ package cli
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +30,15 @@ const waitTimedOut = "timed_out"
 // "it failed" (1) from "we do not know yet" (3).
 const exitTimedOut = 3
 
+// exitInterrupted is the exit code of a wait the operator interrupted
+// (Ctrl-C): 128+SIGINT, as a shell reports it; the deployment goes on.
+const exitInterrupted = 130
+
+// fullDigest is the only --digest a wait takes: a record holds the full
+// digest, so a shortened one (status and history print 12 hex digits)
+// would never match and the wait would run to its timeout.
+var fullDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
 // Bounds of wait's flags, checked before any call.
 const (
 	waitTimeoutDefault  = 30 * time.Minute
@@ -49,11 +58,12 @@ const (
 // waitResult is how a wait ended: `wait --output json` prints it as it is
 // (its shape is documented in the README; keep it stable).
 type waitResult struct {
-	Outcome        string `json:"outcome"`
-	DeploymentID   string `json:"deployment_id"`
-	Rule           string `json:"rule"`
-	Digest         string `json:"digest"`
-	TaskDefinition string `json:"task_definition"`
+	Outcome string `json:"outcome"`
+	// Not known (no record followed): left out, as README's JSON rule says.
+	DeploymentID   string `json:"deployment_id,omitempty"`
+	Rule           string `json:"rule,omitempty"`
+	Digest         string `json:"digest,omitempty"`
+	TaskDefinition string `json:"task_definition,omitempty"`
 	Reason         string `json:"reason"`
 	WaitedMS       int64  `json:"waited_ms"`
 }
@@ -102,6 +112,9 @@ type follower struct {
 	// progress gets the progress lines (stdout, or stderr when stdout is
 	// JSON).
 	progress io.Writer
+	// warn, when set, gets warnings that must not be mistaken for the
+	// outcome (stderr).
+	warn io.Writer
 }
 
 // waitFor is what a wait follows on one service.
@@ -160,7 +173,7 @@ func waitWith(ctx context.Context, args []string, env Env, sleep func(context.Co
 	sf := addServiceFlags(fs, env)
 	timeout := fs.Duration("timeout", waitTimeoutDefault, "how long to wait for the outcome, 1m–24h (then exit 3)")
 	interval := fs.Duration("interval", waitIntervalDefault, "how often to look, 1s–5m")
-	digest := fs.String("digest", "", "follow the deploy of this image digest (sha256:…, as docker push prints it), waiting for its record; default: the latest deployment")
+	digest := fs.String("digest", "", "follow the deploy of this image digest (sha256: and all 64 hex digits, as docker push prints it), waiting for its record; default: the latest deployment")
 	output := fs.String("output", "text", "text (progress lines) or json (one object at the end; progress on stderr)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -172,8 +185,8 @@ func waitWith(ctx context.Context, args []string, env Env, sleep func(context.Co
 	if err := checkWaitFlags(*timeout, *interval); err != nil {
 		return err
 	}
-	if *digest != "" && !strings.HasPrefix(*digest, "sha256:") {
-		return usageError{fmt.Sprintf("--digest %q: want an image digest, sha256:…", *digest)}
+	if *digest != "" && !fullDigest.MatchString(*digest) {
+		return usageError{fmt.Sprintf("--digest %q: want the full image digest, sha256: and 64 hex digits, as docker push prints it (status and history shorten it)", *digest)}
 	}
 	cfg, key, err := sf.resolve(ctx, env)
 	if err != nil {
@@ -184,7 +197,7 @@ func waitWith(ctx context.Context, args []string, env Env, sleep func(context.Co
 		return err
 	}
 	f := &follower{store: history.NewStore(awsenv.StateTable(cfg), *sf.table), ecs: client, now: env.Now, sleep: sleep,
-		interval: *interval, progress: env.Stdout}
+		interval: *interval, progress: env.Stdout, warn: env.Stderr}
 	if asJSON {
 		f.progress = env.Stderr
 	}
@@ -193,7 +206,7 @@ func waitWith(ctx context.Context, args []string, env Env, sleep func(context.Co
 		return err
 	}
 	if asJSON {
-		if err := printJSON(env.Stdout, res); err != nil {
+		if err := writeJSON(env.Stdout, res); err != nil {
 			return err
 		}
 	}
@@ -220,12 +233,6 @@ func outputMode(v string) (bool, error) {
 		return true, nil
 	}
 	return false, usageError{fmt.Sprintf("--output %q: want text or json", v)}
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // waitErr is how a wait ends for its command: nil when the deployment
@@ -286,9 +293,11 @@ func (f *follower) follow(ctx context.Context, w waitFor, deadline time.Time) (w
 		return waitResult{Outcome: outcome, DeploymentID: rec.DeploymentID, Rule: rec.Rule, Digest: rec.Digest,
 			TaskDefinition: rec.ToTaskDefinition, Reason: reason, WaitedMS: f.now().Sub(start).Milliseconds()}
 	}
+	var readErr error // the last history read's, while it fails
 	for {
 		var rec history.Record
 		found := w.serviceDeployment != ""
+		readErr = nil
 		switch {
 		case found:
 			// A rollback through ECS: ECS's service deployment is the whole
@@ -299,12 +308,22 @@ func (f *follower) follow(ctx context.Context, w waitFor, deadline time.Time) (w
 			}
 		default:
 			recs, err := f.store.Recent(ctx, w.key, waitReach)
-			if err != nil {
-				return waitResult{}, fmt.Errorf("wait for %s: %w", w.name(), err)
+			switch {
+			case ctx.Err() != nil:
+				return waitResult{}, f.interrupted(ctx, start, w, st)
+			case err != nil:
+				// As with ECS's reads: throttling that outlasted the SDK's
+				// retries is not the deployment's end; the next poll may read.
+				readErr = err
+				rec, found = st.rec, st.found
+			default:
+				rec, found = w.pick(recs)
+				st.rec, st.found = rec, found
 			}
-			rec, found = w.pick(recs)
 		}
 		switch {
+		case readErr != nil:
+			f.say(start, w, &st.last, fmt.Sprintf("could not read history (%s); retrying", explain(readErr, scope{cluster: w.cluster, service: w.service})))
 		case w.serviceDeployment != "":
 		case !found:
 			f.say(start, w, &st.last, fmt.Sprintf("no record of %s yet; waiting for one (until %s)", w.what(), deadline.UTC().Format(time.RFC3339)))
@@ -318,8 +337,12 @@ func (f *follower) follow(ctx context.Context, w waitFor, deadline time.Time) (w
 				f.say(start, w, &st.last, "following "+describeRecord(rec))
 			}
 			if outcome, reason := recordOutcome(rec); outcome != "" {
+				if !st.inFlight {
+					f.endedBefore(start, w, rec)
+				}
 				return result(rec, outcome, reason), nil
 			}
+			st.inFlight = true
 			outcome, reason := f.observe(ctx, start, w, rec, st)
 			if outcome != "" {
 				return result(rec, outcome, reason), nil
@@ -329,6 +352,8 @@ func (f *follower) follow(ctx context.Context, w waitFor, deadline time.Time) (w
 		if !now.Before(deadline) {
 			res := result(rec, waitTimedOut, "")
 			switch {
+			case readErr != nil:
+				res.Reason = "could not read history: " + explain(readErr, scope{cluster: w.cluster, service: w.service})
 			case !found:
 				res.Reason = "no record of " + w.what() + " appeared"
 			case st.last != "":
@@ -339,9 +364,44 @@ func (f *follower) follow(ctx context.Context, w waitFor, deadline time.Time) (w
 			return res, nil
 		}
 		if err := f.sleep(ctx, min(f.interval, deadline.Sub(now))); err != nil {
+			if ctx.Err() != nil {
+				return waitResult{}, f.interrupted(ctx, start, w, st)
+			}
 			return waitResult{}, fmt.Errorf("wait for %s: %w", w.name(), err)
 		}
 	}
+}
+
+// interrupted is the error of a wait the operator interrupted: not the
+// deployment's end (exit 130, not 1), and how to follow it again.
+func (f *follower) interrupted(ctx context.Context, start time.Time, w waitFor, st *followState) error {
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("wait for %s: %w", w.name(), ctx.Err())
+	}
+	again := "autodeploy wait --cluster " + w.cluster + " --service " + w.service
+	if d := cmp.Or(w.digest, st.rec.Digest); d != "" {
+		again += " --digest " + d
+	}
+	return exitCodeError{code: exitInterrupted, msg: fmt.Sprintf("%s: interrupted after %s; the deployment goes on (%s follows it again)",
+		w.name(), f.now().Sub(start).Round(time.Second), again)}
+}
+
+// endedBefore warns when a plain wait (no digest, event or start) found
+// the latest record already over, ended before it began: right after a
+// push that is the deploy before the push's, not the push's own.
+func (f *follower) endedBefore(start time.Time, w waitFor, rec history.Record) {
+	if f.warn == nil || w.digest != "" || w.eventID != "" || !w.after.IsZero() || w.serviceDeployment != "" {
+		return
+	}
+	ended := rec.FinishedAt
+	if ended.IsZero() && rec.DeploymentOutcome == "" {
+		ended = rec.DeployedAt // a deploy that failed before any rollout
+	}
+	if ended.IsZero() || !ended.Before(start) {
+		return
+	}
+	fmt.Fprintf(f.warn, "warning: the latest deploy of %s ended at %s, before this wait began: pass --digest to wait for a push's own deploy\n",
+		w.name(), ended.UTC().Format(time.RFC3339))
 }
 
 // followState is what a wait remembers between polls.
@@ -351,6 +411,13 @@ type followState struct {
 	eventsSince time.Time
 	shown       map[string]bool // service events printed, by id
 	serviceDep  string          // the ECS-native service deployment found
+	// rec and found are the last history read's pick, kept for a poll
+	// whose read fails.
+	rec   history.Record
+	found bool
+	// inFlight: a record followed was seen in flight (its end came
+	// during the wait).
+	inFlight bool
 }
 
 // say prints a progress line unless it repeats the last one.

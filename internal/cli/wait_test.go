@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -34,6 +35,8 @@ type waitWorld struct {
 	now   time.Time
 	step  int
 	steps []waitStep // the world at each poll; the last one stays
+	// cancel is the wait's context's (the operator's Ctrl-C).
+	cancel context.CancelFunc
 }
 
 // waitStep is what the world looks like at one poll.
@@ -44,6 +47,10 @@ type waitStep struct {
 	events []types.ServiceEvent
 	// rollback: the service's circuit breaker rolls a failure back.
 	rollback bool
+	// readErr fails the history read (throttling past the SDK's retries).
+	readErr error
+	// interrupt: the operator presses Ctrl-C during this poll's sleep.
+	interrupt bool
 }
 
 func (w *waitWorld) current() waitStep {
@@ -58,7 +65,11 @@ func (w *waitWorld) clock() time.Time {
 	return w.now
 }
 
-func (w *waitWorld) sleep(_ context.Context, d time.Duration) error {
+func (w *waitWorld) sleep(ctx context.Context, d time.Duration) error {
+	if w.current().interrupt {
+		w.cancel()
+		return ctx.Err()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.now = w.now.Add(d)
@@ -67,8 +78,11 @@ func (w *waitWorld) sleep(_ context.Context, d time.Duration) error {
 }
 
 func (w *waitWorld) Recent(_ context.Context, _ string, limit int32) ([]history.Record, error) {
-	recs := w.current().recs
-	return recs[:min(len(recs), int(limit))], nil
+	s := w.current()
+	if s.readErr != nil {
+		return nil, s.readErr
+	}
+	return s.recs[:min(len(s.recs), int(limit))], nil
 }
 
 func (w *waitWorld) DescribeServices(_ context.Context, _ *ecs.DescribeServicesInput, _ ...func(*ecs.Options)) (*ecs.DescribeServicesOutput, error) {
@@ -111,6 +125,7 @@ func TestFollow(t *testing.T) {
 	}
 	older := rec
 	older.EventID, older.Digest, older.DeploymentID, older.DeploymentOutcome = "e0", "sha256:2a", "ecs-svc/0", history.Completed
+	older.FinishedAt = t0.Add(-30 * time.Second)
 	dep := func(state types.DeploymentRolloutState, running int32, reason string) *types.Deployment {
 		return &types.Deployment{Id: aws.String("ecs-svc/1"), Status: aws.String("PRIMARY"), RolloutState: state,
 			RolloutStateReason: aws.String(reason), RunningCount: running, DesiredCount: 2, PendingCount: 2 - running,
@@ -123,12 +138,17 @@ func TestFollow(t *testing.T) {
 		return waitResult{Outcome: outcome, DeploymentID: "ecs-svc/1", Rule: "web-prod", Digest: "sha256:3b",
 			TaskDefinition: td + "2", Reason: reason, WaitedMS: int64(polls) * 10_000}
 	}
+	throttled := errors.New("ThrottlingException: Rate exceeded")
 	for _, tc := range []struct {
 		name  string
 		w     waitFor
 		steps []waitStep
 		want  waitResult
 		lines []string // in the progress, in order
+		// wantErr, with its exit code: the wait ends with an error.
+		wantErr  string
+		wantCode int
+		warning  string // on the warn writer ("" none)
 	}{{
 		name: "completes, by ECS's rollout state before the watcher's record",
 		steps: []waitStep{
@@ -187,6 +207,37 @@ func TestFollow(t *testing.T) {
 			"+20s    prod/web: following deployment ecs-svc/1",
 		},
 	}, {
+		name: "a history read that fails is retried, not the end",
+		steps: []waitStep{
+			{recs: []history.Record{rec}, dep: dep(types.DeploymentRolloutStateInProgress, 0, "")},
+			{readErr: throttled},
+			{recs: []history.Record{ended(history.Completed, "")}},
+		},
+		want:  want("completed", "", 2),
+		lines: []string{"+10s    prod/web: could not read history (ThrottlingException: Rate exceeded); retrying"},
+	}, {
+		name:  "history unreadable to the deadline: timed out, not failed",
+		steps: []waitStep{{readErr: throttled}},
+		want:  waitResult{Outcome: "timed_out", Reason: "could not read history: ThrottlingException: Rate exceeded", WaitedMS: 60_000},
+	}, {
+		name: "interrupted: the deployment goes on",
+		steps: []waitStep{
+			{recs: []history.Record{rec}, dep: dep(types.DeploymentRolloutStateInProgress, 0, "")},
+			{recs: []history.Record{rec}, dep: dep(types.DeploymentRolloutStateInProgress, 1, ""), interrupt: true},
+		},
+		wantErr:  "prod/web: interrupted after 10s; the deployment goes on (autodeploy wait --cluster prod --service web --digest sha256:3b follows it again)",
+		wantCode: exitInterrupted,
+	}, {
+		name:    "the latest deploy ended before the wait began: a warning",
+		steps:   []waitStep{{recs: []history.Record{older}}},
+		want:    waitResult{Outcome: "completed", DeploymentID: "ecs-svc/0", Rule: "web-prod", Digest: "sha256:2a", TaskDefinition: td + "2"},
+		warning: "warning: the latest deploy of prod/web ended at 2026-12-01T09:59:30Z, before this wait began: pass --digest to wait for a push's own deploy\n",
+	}, {
+		name:  "a digest's deploy that ended before the wait: no warning",
+		w:     waitFor{digest: "sha256:2a"},
+		steps: []waitStep{{recs: []history.Record{rec, older}}},
+		want:  waitResult{Outcome: "completed", DeploymentID: "ecs-svc/0", Rule: "web-prod", Digest: "sha256:2a", TaskDefinition: td + "2"},
+	}, {
 		name:  "no record appears",
 		w:     waitFor{digest: "sha256:3b"},
 		steps: []waitStep{{recs: []history.Record{older}}},
@@ -194,14 +245,25 @@ func TestFollow(t *testing.T) {
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			world := &waitWorld{now: t0, steps: tc.steps}
-			var progress bytes.Buffer
-			f := &follower{store: world, ecs: world, now: world.clock, sleep: world.sleep, interval: 10 * time.Second, progress: &progress}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			world := &waitWorld{now: t0, steps: tc.steps, cancel: cancel}
+			var progress, warn bytes.Buffer
+			f := &follower{store: world, ecs: world, now: world.clock, sleep: world.sleep, interval: 10 * time.Second, progress: &progress, warn: &warn}
 			w := tc.w
 			w.cluster, w.service, w.key = "prod", "web", "123456789012/eu-west-1/prod/web"
-			got, err := f.follow(context.Background(), w, t0.Add(time.Minute))
+			got, err := f.follow(ctx, w, t0.Add(time.Minute))
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr || exitCodeOf(err) != tc.wantCode {
+					t.Errorf("follow = %+v, %v (exit %d); want %q, exit %d", got, err, exitCodeOf(err), tc.wantErr, tc.wantCode)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if warn.String() != tc.warning {
+				t.Errorf("warning %q, want %q", warn.String(), tc.warning)
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("result (-want +got):\n%s\nprogress:\n%s", diff, progress.String())
@@ -265,7 +327,10 @@ func TestWaitFlags(t *testing.T) {
 		{[]string{"--interval", "0s"}, "--interval 0s: want 1s to 5m"},
 		{[]string{"--interval", "10m"}, "--interval 10m0s: want 1s to 5m"},
 		{[]string{"--output", "yaml"}, `--output "yaml": want text or json`},
-		{[]string{"--digest", "v1.4.0"}, `--digest "v1.4.0": want an image digest, sha256:…`},
+		{[]string{"--digest", "v1.4.0"}, `--digest "v1.4.0": want the full image digest, sha256: and 64 hex digits, as docker push prints it`},
+		// The short form status and history print would never match a record.
+		{[]string{"--digest", "sha256:3bd05339d5f2"}, `--digest "sha256:3bd05339d5f2": want the full image digest`},
+		{[]string{"--digest", "sha256:" + strings.Repeat("A", 64)}, "want the full image digest"},
 		{nil, "--cluster and --service are required"},
 	} {
 		args := append([]string{"--table", "t"}, tc.args...)
@@ -306,7 +371,9 @@ func TestWaitOnMotoHistory(t *testing.T) {
 			if err != nil || len(recs) != 1 {
 				t.Fatalf("history: %v %v", recs, err)
 			}
-			if _, err := store.SetOutcome(ctx, recs[0], history.Completed, "", clock()); err != nil {
+			// A reason with <, > and &, printed as written (one JSON
+			// encoder for every command, no HTML escaping: not \u0026).
+			if _, err := store.SetOutcome(ctx, recs[0], history.Completed, "steady: 2 of 2 tasks <healthy> & running", clock()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -340,11 +407,18 @@ func TestWaitOnMotoHistory(t *testing.T) {
 		}
 	}
 
-	// The same, now over: text, at once. Then a deploy that never ends
-	// in moto times out with exit 3.
+	// The same, a minute later, now over: text, at once. Then a deploy
+	// that never ends in moto times out with exit 3.
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
 	r = runWait(t, s.moto, s.table, clock, sleep, "--cluster", "prod", "--service", "web")
 	if r.code != 0 || !strings.Contains(r.stdout, "prod/web: completed: deployment ecs-svc/") {
 		t.Errorf("wait after the end = %+v", r)
+	}
+	// …which, right after a push, would be the deploy before it: said.
+	if !strings.Contains(r.stderr, "warning: the latest deploy of prod/web ended at 2026-12-01T10:00:20Z, before this wait began: pass --digest") {
+		t.Errorf("wait after the end does not warn that it ended before:\n%s", r.stderr)
 	}
 	s.deploy(t, "ecr-push-release.json", [2]string{"v1.4.0", "v1.5.0"}, [2]string{"2026-11-25T10:05:00Z", "2026-11-25T11:05:00Z"}, [2]string{"sha256:3b", "sha256:4c"})
 	r = runWait(t, s.moto, s.table, clock, sleep, "--cluster", "prod", "--service", "web", "--timeout", "1m")
@@ -429,6 +503,10 @@ func TestReconcileAndRollbackWait(t *testing.T) {
 	if r := cliECS("reconcile", "--config", config, "--wait", "--dry-run"); r.code != 2 {
 		t.Errorf("reconcile --wait --dry-run: %+v", r)
 	}
+	// Nothing to wait for: "waits" is there, empty (a script reads it).
+	if r := cliECS("reconcile", "--config", config, "--wait", "--output", "json"); r.code != 0 || !strings.Contains(r.stdout, `"waits": []`) {
+		t.Errorf("reconcile --wait --output json with nothing behind: %+v", r)
+	}
 
 	// rollback --wait follows the rollback's own deploy.
 	r = cliECS("rollback", "--cluster", "staging", "--service", "web", "--wait", "--timeout", "2m")
@@ -445,10 +523,39 @@ func TestReconcileAndRollbackWait(t *testing.T) {
 		{[]string{"--to", "0"}, 2, `--to "0": want a revision number, 1 or more`},
 		{[]string{"--to", "-3"}, 2, `--to "-3": want a revision number, 1 or more`},
 		{[]string{"--wait", "--timeout", "10s"}, 2, "--timeout 10s: want 1m to 24h"},
+		{[]string{"--dry-run", "--wait"}, 2, "--wait follows the rollback's deploy; a --dry-run makes none"},
 	} {
 		r := cliECS(append([]string{"rollback", "--cluster", "staging", "--service", "web"}, tc.args...)...)
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Contains(r.stderr, "ClientException") {
 			t.Errorf("rollback %v = %+v, want exit %d and %q", tc.args, r, tc.code, tc.want)
+		}
+	}
+}
+
+// A wait's JSON leaves out what it does not know (no record followed), as
+// the README's rule for every document says, rather than "rule": "".
+func TestWaitResultJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		res  waitResult
+		want string
+	}{
+		{"no record appeared", waitResult{Outcome: waitTimedOut, Reason: "no record of a deployment appeared", WaitedMS: 60_000},
+			`{"outcome":"timed_out","reason":"no record of a deployment appeared","waited_ms":60000}`},
+		{"completed", waitResult{Outcome: "completed", DeploymentID: "ecs-svc/1", Rule: "web-prod", Digest: "sha256:3b", TaskDefinition: "web-prod:2"},
+			`{"outcome":"completed","deployment_id":"ecs-svc/1","rule":"web-prod","digest":"sha256:3b","task_definition":"web-prod:2","reason":"","waited_ms":0}`},
+	} {
+		var b bytes.Buffer
+		if err := writeJSON(&b, tc.res); err != nil {
+			t.Fatal(err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, b.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, compact.String()); diff != "" {
+			t.Errorf("%s: JSON (-want +got):\n%s", tc.name, diff)
 		}
 	}
 }
