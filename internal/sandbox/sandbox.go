@@ -99,14 +99,39 @@ func Start(ctx context.Context, o Options) error {
 	}
 	if err := seed(ctx, st, exited); err != nil {
 		stopGroup(st.PID, exited)
+		// The log goes with the directory: what it says goes into the
+		// error first (quoting its path would name a file that is gone).
+		tail := logTail(logFile.Name(), logTailLines)
 		_ = os.RemoveAll(dir)
-		return fmt.Errorf("%w (moto's log: %s)", err, logFile.Name())
+		if tail == "" {
+			return fmt.Errorf("%w (moto's log was empty)", err)
+		}
+		return fmt.Errorf("%w; moto's log ended:\n%s", err, tail)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "env"), []byte(envLines(st)), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(o.Out, "\nthe sandbox runs: moto pid %d at %s, its log %s\n\n", st.PID, st.Endpoint, logFile.Name())
 	return o.printEnv()
+}
+
+// logTailLines bounds the lines of moto's log a failed start quotes: its
+// last words (a Python traceback's end), not its life story.
+const logTailLines = 20
+
+// logTail is the last n lines of the file at path, each indented ("" when
+// it cannot be read or is empty).
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return ""
+	}
+	lines = lines[max(0, len(lines)-n):]
+	return "  " + strings.Join(lines, "\n  ")
 }
 
 func seed(ctx context.Context, st State, exited <-chan struct{}) error {

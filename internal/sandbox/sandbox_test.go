@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,6 +127,36 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	err := Start(context.Background(), Options{Dir: dir, MotoServer: "/nonexistent/moto_server", Out: &out})
 	if err == nil || !strings.Contains(err.Error(), "make demo-tools") {
 		t.Fatalf("start without moto: %v", err)
+	}
+	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
+		t.Errorf("a failed start left %s: %v", dir, serr)
+	}
+}
+
+// A moto_server that dies before it answers: the error quotes the end of
+// its log (at most logTailLines lines), since the directory that held the
+// log is removed. A fake script, as no real moto can be made to fail so.
+func TestStartQuotesTheLogOfAMotoThatDied(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "moto_server")
+	script := "#!/bin/sh\nfor i in $(seq 1 30); do echo \"line $i\" >&2; done\necho 'ImportError: no module named werkzeug' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "sandbox")
+	err := Start(context.Background(), Options{Dir: dir, MotoServer: fake, Out: io.Discard})
+	if err == nil {
+		t.Fatal("start with a moto_server that exits 1 succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"moto_server exited before it answered", "moto's log ended:\n", "  line 12\n", "  ImportError: no module named werkzeug"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	for _, not := range []string{"line 11\n", dir} {
+		if strings.Contains(msg, not) {
+			t.Errorf("error has %q (more than %d lines, or the removed log's path):\n%s", not, logTailLines, msg)
+		}
 	}
 	if _, serr := os.Stat(dir); !os.IsNotExist(serr) {
 		t.Errorf("a failed start left %s: %v", dir, serr)
