@@ -476,7 +476,10 @@ func testLastCompletionBakes(t *testing.T, f *gateFixture) {
 	if res, err := f.handle(t, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web", "ecs-svc/1")); err != nil || res.Baking != "" {
 		t.Fatalf("first completion: %+v, %v", res, err)
 	}
-	due := "2026-11-25T10:19:00Z" // the last completion (updatedAt 10:04:00.123) + 15m
+	// The bake runs from when the watcher starts to watch it (its clock,
+	// 10:05), not from the completion's updatedAt (10:04:00.123): alarm
+	// events before the bake existed found no bake to stop.
+	due := "2026-11-25T10:20:00Z"
 	for i, ignored := range []string{"", "outcome already recorded"} {
 		res, err := f.handle(t, ecsEvent(t, "ecs-deployment-completed.json", "staging", "web-worker", "ecs-svc/2"))
 		if err != nil || res.Baking != due || res.Promoted != "" || res.Ignored != ignored {
