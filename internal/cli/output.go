@@ -103,9 +103,9 @@ type StatusTarget struct {
 	Region    string `json:"region"`
 	Cluster   string `json:"cluster"`
 	Service   string `json:"service"`
-	Rollout   string `json:"rollout"` // "" when the sweep did not describe the service
-	Running   string `json:"running"` // tag and short digest, as far as known
-	Newest    string `json:"newest"`
+	Rollout   string `json:"rollout,omitempty"` // left out when the sweep did not describe the service
+	Running   string `json:"running,omitempty"` // tag and short digest, as far as known
+	Newest    string `json:"newest,omitempty"`
 	State     string `json:"state"` // in sync, behind, held by …, last deployment failed (…), …
 	InSync    bool   `json:"in_sync"`
 	Held      bool   `json:"held"`
