@@ -79,7 +79,9 @@ test: tools lint unit fuzz ## everything: lint, unit and emulator tests, short f
 	@echo "==> all tests passed"
 
 unit: tools ## unit and integration tests (moto, aws-lambda-rie), emulators required
-	AUTODEPLOY_REQUIRE_EMULATOR=1 $(GO) test -race -count=1 ./...
+	@# -p 3: the suites wait on emulators (moto, aws-lambda-rie, jsii's node) as much as they compute; three at once
+	@# keeps 2 cores busy and make test under ten minutes.
+	AUTODEPLOY_REQUIRE_EMULATOR=1 $(GO) test -race -count=1 -p 3 ./...
 
 fuzz: ## short bounded fuzz runs of event parsing and tag matching
 	$(GO) test ./internal/ecrevent -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
