@@ -119,8 +119,11 @@ func (o *occupying) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ..
 // the harder case). Transactions are the store's own to retry (transact).
 type sdkRetried struct{ dynamoAPI }
 
+// retry is the state retryer (awsenv.NewStateRetryer) on a single write
+// that met a transaction, at a tenth of its scale: MaxAttempts attempts,
+// full jitter doubling from 100 ms to 2 s (the SDK's: 1 s to 20 s).
 func (r sdkRetried) retry(ctx context.Context, call func() error) error {
-	backoff := 20 * time.Millisecond
+	backoff := 100 * time.Millisecond
 	var err error
 	for range awsenv.MaxAttempts {
 		var conflict *types.TransactionConflictException
@@ -128,7 +131,7 @@ func (r sdkRetried) retry(ctx context.Context, call func() error) error {
 			return err
 		}
 		time.Sleep(time.Duration(rand.Int64N(int64(backoff))))
-		backoff = min(2*backoff, time.Second)
+		backoff = min(2*backoff, 2*time.Second)
 	}
 	return err
 }

@@ -472,7 +472,7 @@ func (k noticeKind) claim() noticeClaim {
 // (nil: no header).
 func (w *Store) claim(ctx context.Context, key map[string]types.AttributeValue, k noticeKind, owner string, now time.Time) (header map[string]types.AttributeValue, claimed bool, err error) {
 	c := k.claim()
-	in := &dynamodb.UpdateItemInput{
+	out, err := w.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:        aws.String(w.table),
 		Key:              key,
 		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :me, %s = :now, %s = :until", c.owner, c.at, c.until)),
@@ -488,20 +488,7 @@ func (w *Store) claim(ctx context.Context, key map[string]types.AttributeValue, 
 		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}
-	// The header is the hot item of a rollout (a hundred ends at once run
-	// transactions on it): a claim that meets one past the SDK's retries
-	// waits and tries again, as transactions do (transact).
-	var out *dynamodb.UpdateItemOutput
-	for attempt := 1; ; attempt++ {
-		out, err = w.db.UpdateItem(ctx, in)
-		if !awsenv.IsTransactionConflict(err) || attempt == transactAttempts {
-			break
-		}
-		if berr := backoff(ctx, attempt); berr != nil {
-			return nil, false, fmt.Errorf("wait to claim %s of rollout %s again: %w", c.what, aws.ToString(strOf(key["pk"])), berr)
-		}
-	}
+	})
 	var refused *types.ConditionalCheckFailedException
 	if errors.As(err, &refused) {
 		return refused.Item, false, nil
