@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"sync"
@@ -79,10 +78,6 @@ func (s State) Open() bool { return s == Pending || s == Baking }
 // Retention is how long an ended gate stays readable (status, history,
 // the CLI's refusals), as deploy records do.
 const Retention = history.Retention
-
-// conflictAttempts bounds the tries of a transaction DynamoDB cancels for
-// another one under way on its items (two callers racing).
-const conflictAttempts = 8
 
 // dynamoAPI is what the store needs of DynamoDB.
 type dynamoAPI interface {
@@ -304,28 +299,10 @@ func (s *Store) get(ctx context.Context, kind Kind, rule, digest string) (map[st
 	return out.Item, nil
 }
 
-// transact runs a transaction; one DynamoDB cancels for another under way
-// on its items (callers racing) is sent again after a jittered wait, with
-// a fresh ClientRequestToken (DynamoDB would answer the same token with the
-// same cancellation). Within one try the SDK's retries keep the token, so
-// a try whose answer was lost is not applied twice.
+// transact runs a transaction, sent again while it conflicts with another
+// under way on its items (callers racing; awsenv.TransactWrite).
 func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
-	for attempt := 1; ; attempt++ {
-		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items, ClientRequestToken: aws.String(lock.NewToken())})
-		if !awsenv.IsTransactionConflict(err) {
-			return err
-		}
-		if attempt == conflictAttempts {
-			return fmt.Errorf("still conflicting after %d attempts: %w", attempt, err)
-		}
-		t := time.NewTimer(time.Duration(rand.Int64N(int64(20 * time.Millisecond << min(attempt, 6)))))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("wait to retry a conflicting transaction: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+	return awsenv.TransactWrite(ctx, s.db, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 }
 
 // conditionFailed reports a transaction cancelled because its i-th item's

@@ -2,62 +2,14 @@ package history
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/lock"
 )
 
-// transactAttempts bounds the tries of a transaction that DynamoDB cancels
-// for another transaction under way on its items: the ends of one rollout
-// (a re-tag of a hundred services, all skipped at once) and the
-// completions of one digest all write one item.
-const transactAttempts = 12
-
-// transact runs a transaction. One that DynamoDB cancels for another
-// transaction on its items (awsenv.IsTransactionConflict) is sent again
-// after a jittered, growing wait, up to transactAttempts times, each time
-// with a fresh ClientRequestToken: the SDK sends one token on all its
-// attempts, and DynamoDB answers identical calls of a token, for 10
-// minutes, with the first call's result — the cancellation again. Within
-// one try the token stays, so the SDK's retry of a try whose answer was
-// lost is idempotent. A single write that meets a transaction is the state
-// retryer's to retry (awsenv.NewStateRetryer). Any other error, a
-// cancellation for the transaction's conditions among them, is returned
-// as it is, for the caller to read.
+// transact runs a transaction on the state table, sent again while it
+// conflicts with another (awsenv.TransactWrite).
 func (w *Store) transact(ctx context.Context, in *dynamodb.TransactWriteItemsInput) error {
-	for attempt := 1; ; attempt++ {
-		try := *in
-		try.ClientRequestToken = aws.String(lock.NewToken())
-		_, err := w.db.TransactWriteItems(ctx, &try)
-		if !awsenv.IsTransactionConflict(err) {
-			return err
-		}
-		if attempt == transactAttempts {
-			return fmt.Errorf("still conflicting after %d attempts: %w", attempt, err)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return fmt.Errorf("wait to retry a conflicting transaction: %w", err)
-		}
-	}
-}
-
-// backoff waits before the next attempt of a transaction that conflicted:
-// full jitter, growing from 20 ms to at most 2 s, as the writes that
-// conflict arrive together.
-func backoff(ctx context.Context, attempt int) error {
-	limit := min(2*time.Second, 20*time.Millisecond<<min(attempt-1, 10))
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit))))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return awsenv.TransactWrite(ctx, w.db, in)
 }
