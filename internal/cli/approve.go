@@ -185,10 +185,13 @@ func approve(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
-// handOff is the push command an approval hands the deployer: its event id
-// is derived from the gate, so a repeated hand-off is the same push.
+// handOff is the push command an approval hands the deployer, for the
+// approved rule alone (the repository's other rules took the push when it
+// came): its event id is derived from the gate, so a repeated hand-off is
+// the same push.
 func handOff(a gate.Approval, registry rules.Place, r *rules.Rule) work.DeployPush {
 	return work.DeployPush{
+		Rule:   a.Rule,
 		Origin: fmt.Sprintf("approval of %s for rule %s by %s", a.Digest, a.Rule, a.By),
 		Push: work.Push{
 			EventID: gate.HandOffID(gate.KindApproval, a.Rule, a.Digest), RegistryAccount: registry.Account, RegistryRegion: registry.Region,

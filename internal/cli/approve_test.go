@@ -159,7 +159,7 @@ func testApproveAndReject(t *testing.T, m *testenv.Moto) {
 		if len(got) != count {
 			t.Fatalf("%d invocations, want %d: %+v", len(got), count, got)
 		}
-		want := work.DeployPush{Origin: fmt.Sprintf("approval of %s for rule %s by %s", digests[tag], rule, by), Push: work.Push{
+		want := work.DeployPush{Rule: rule, Origin: fmt.Sprintf("approval of %s for rule %s by %s", digests[tag], rule, by), Push: work.Push{
 			EventID: gate.HandOffID(gate.KindApproval, rule, digests[tag]), RegistryAccount: testenv.Account, RegistryRegion: testenv.Region,
 			Repository: "web", Tag: tag, Digest: digests[tag], PushedAt: pushedAt[tag].UTC(),
 		}}

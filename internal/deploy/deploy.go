@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -220,7 +221,20 @@ func Accepts(r *rules.Rule, central rules.Place, push ecrevent.Push) (bool, stri
 
 // Deploy deploys one push to every target of every matching rule.
 func (d *Deployer) Deploy(ctx context.Context, push ecrevent.Push) (Summary, error) {
+	return d.DeployRule(ctx, push, "")
+}
+
+// DeployRule deploys push to the targets of rule alone ("": of every
+// matching rule, as Deploy): a gate's hand-off, which let the digest
+// through for one rule, does not run the repository's other rules again.
+func (d *Deployer) DeployRule(ctx context.Context, push ecrevent.Push, rule string) (Summary, error) {
 	jobs, ignored := Match(d.Rules, d.Central, push)
+	if rule != "" {
+		jobs = slices.DeleteFunc(jobs, func(j Job) bool { return j.Rule.Name != rule })
+		if len(jobs) == 0 {
+			ignored = fmt.Sprintf("rule %s does not take this push (any more): %s", rule, cmp.Or(ignored, "other rules do"))
+		}
+	}
 	if len(jobs) == 0 {
 		d.logIgnored(ctx, push, ignored)
 		return Summary{EventID: push.EventID, Ignored: ignored}, nil

@@ -12,6 +12,7 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/testenv"
@@ -188,5 +189,57 @@ func TestGatedRuleWithoutGatesDeploysNothing(t *testing.T) {
 	got := byTarget(sum)["web-prod prod/web"]
 	if !strings.HasPrefix(got, "failed: rule web-prod has gates") || f.ecs.calls["RegisterTaskDefinition"] != 0 {
 		t.Errorf("prod/web = %q with %d registrations, want a permanent failure and none", got, f.ecs.calls["RegisterTaskDefinition"])
+	}
+}
+
+// A gate's hand-off is for its rule alone: the approval of web-prod's
+// digest deploys prod/web and leaves web-canary — which took the same
+// push when it came, and has no gate — alone: no describe, no rollout, no
+// notice of "0 of 2 deployed". Gates on moto, ECS a fake.
+func TestHandOffDeploysItsRuleAlone(t *testing.T) {
+	f, store, _, notices := gatedFixture(t)
+	ctx := context.Background()
+	var prod *rules.Rule
+	for _, r := range f.d.Rules.Rules {
+		if r.Name == "web-prod" {
+			prod = r
+		}
+	}
+	canary := *prod
+	canary.Name, canary.Approval = "web-canary", nil
+	canary.Targets = []rules.Target{{Cluster: "staging", Service: "web", Containers: []string{"worker"}}, {Cluster: "staging", Service: "web-worker", Containers: []string{"worker"}}}
+	f.d.Rules.Rules = append(f.d.Rules.Rules, &canary)
+	ev := pushEvent(t, "web", "v1.2.0", t0)
+	if _, err := f.d.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	notices.list()
+	if _, err := store.Approve(ctx, "web-prod", digestOf("web:v1.2.0"), "alice", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	before := f.ecs.calls["DescribeServices"]
+	push, err := ecrevent.Parse(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push.EventID = gate.HandOffID(gate.KindApproval, "web-prod", push.Digest)
+	sum, err := f.d.DeployRule(ctx, push, "web-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for k, v := range byTarget(sum) {
+		got[k] = strings.SplitN(v, ":", 2)[0]
+	}
+	if diff := cmp.Diff(map[string]string{"web-prod prod/web": "deployed"}, got); diff != "" {
+		t.Errorf("the hand-off (-want +got):\n%s", diff)
+	}
+	if n := f.ecs.calls["DescribeServices"] - before; n != 1 {
+		t.Errorf("the hand-off described %d services, want prod/web's alone", n)
+	}
+	// A rule that no longer takes the push deploys nothing, and says why.
+	sum, err = f.d.DeployRule(ctx, push, "web-staging")
+	if err != nil || len(sum.Results) != 0 || !strings.Contains(sum.Ignored, "rule web-staging does not take this push") {
+		t.Errorf("a hand-off for a rule that does not take it: %+v, %v", sum, err)
 	}
 }

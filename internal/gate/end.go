@@ -35,9 +35,10 @@ type Timers interface {
 	SetGateTimer(ctx context.Context, gate, rule, digest string, due time.Time) error
 }
 
-// HandOff hands the deployer a push a gate let through (a scan that came
-// clean), as a push command; origin says why, for its log line.
-type HandOff func(ctx context.Context, push ecrevent.Push, origin string) error
+// HandOff hands the deployer a push a gate let through for rule (a scan
+// that came clean), as a push command for that rule alone; origin says
+// why, for its log line.
+type HandOff func(ctx context.Context, push ecrevent.Push, rule, origin string) error
 
 // End ends one gate whose time is up (its timer fired, or a sweep found it
 // due): an approval expires, a scan times out, a bake ends by its alarms'
@@ -319,7 +320,7 @@ func (g *Gates) ScanResult(ctx context.Context, ev ScanEvent) (judged []string, 
 		}
 		push := ecrevent.Push{EventID: HandOffID(KindScan, r.Name, ev.Digest), Account: ev.Registry.Account, Region: ev.Registry.Region,
 			Time: sc.PushedAt, Repository: r.Repository, Tag: sc.Tag, Digest: ev.Digest}
-		if err := g.HandOff(ctx, push, fmt.Sprintf("scan of %s clean for rule %s", ev.Digest, r.Name)); err != nil {
+		if err := g.HandOff(ctx, push, r.Name, fmt.Sprintf("scan of %s clean for rule %s", ev.Digest, r.Name)); err != nil {
 			errs = append(errs, fmt.Errorf("hand %s:%s to the deployer after its clean scan: %w", r.Repository, sc.Tag, err))
 			continue
 		}
@@ -407,7 +408,7 @@ func (g *Gates) handBackToRead(ctx context.Context, r *rules.Rule, ev ScanEvent)
 	Log(ctx, g.log(), r.Name, ev.Digest, KindScan, "waits", "Inspector's event counts only CRITICAL, HIGH and MEDIUM; the deployer reads the findings")
 	push := ecrevent.Push{EventID: HandOffID(KindScan, r.Name, ev.Digest), Account: ev.Registry.Account, Region: ev.Registry.Region,
 		Time: sc.PushedAt, Repository: r.Repository, Tag: sc.Tag, Digest: ev.Digest}
-	if err := g.HandOff(ctx, push, fmt.Sprintf("scan of %s by Inspector for rule %s, to be judged by its findings", ev.Digest, r.Name)); err != nil {
+	if err := g.HandOff(ctx, push, r.Name, fmt.Sprintf("scan of %s by Inspector for rule %s, to be judged by its findings", ev.Digest, r.Name)); err != nil {
 		return fmt.Errorf("hand %s:%s to the deployer to read its scan: %w", r.Repository, sc.Tag, err)
 	}
 	if _, err := g.Store.HandedBack(ctx, r.Name, ev.Digest, g.now()); err != nil {

@@ -407,7 +407,7 @@ func testScanResult(t *testing.T, f *fixture) {
 	}
 	var mu sync.Mutex
 	var handed []handOff
-	f.g.HandOff = func(_ context.Context, p ecrevent.Push, origin string) error {
+	f.g.HandOff = func(_ context.Context, p ecrevent.Push, _, origin string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		handed = append(handed, handOff{p, origin})
@@ -523,7 +523,7 @@ func testScanResult(t *testing.T, f *fixture) {
 		wait("scanned", "web", 12)
 		ev := ScanEvent{Registry: central, Repository: "web", Digest: d(12), Complete: true, Source: SourceECR}
 		failing := f.g.HandOff
-		f.g.HandOff = func(context.Context, ecrevent.Push, string) error {
+		f.g.HandOff = func(context.Context, ecrevent.Push, string, string) error {
 			return fmt.Errorf("lambda: TooManyRequestsException")
 		}
 		if _, err := f.g.ScanResult(ctx, ev); err == nil {
@@ -563,7 +563,7 @@ func testScanHandBack(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var handed []ecrevent.Push
-	f.g.HandOff = func(_ context.Context, p ecrevent.Push, _ string) error {
+	f.g.HandOff = func(_ context.Context, p ecrevent.Push, _, _ string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		handed = append(handed, p)

@@ -108,8 +108,8 @@ func (h Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	case req.Push != nil:
 		p := req.Push.Push
 		h.Log.InfoContext(ctx, "command", "kind", string(req.Command), "origin", req.From, "event_id", p.EventID,
-			"repository", p.Repository, "tag", p.Tag, "digest", p.Digest)
-		return h.Deployer.Deploy(ctx, p.Event())
+			"repository", p.Repository, "tag", p.Tag, "digest", p.Digest, "rule", req.Push.Rule)
+		return h.Deployer.DeployRule(ctx, p.Event(), req.Push.Rule)
 	}
 	return h.Deployer.Handle(ctx, req.Event)
 }

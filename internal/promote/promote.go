@@ -133,16 +133,17 @@ func HandOff(rec history.Record, tag string, at time.Time) work.DeployPush {
 	}
 }
 
-// HandOffPush hands the deployer push, a digest a gate let through (a
-// scan that came clean), as a push command whose origin says why (the
-// gates' HandOff). Unlike a promotion's hand-off it is the only way the
-// push deploys, so without a deployer function it is an error, not skipped.
-func (p *Promoter) HandOffPush(ctx context.Context, push ecrevent.Push, origin string) error {
-	what := fmt.Sprintf("hand %s:%s (%s) to the deployer", push.Repository, push.Tag, push.Digest)
+// HandOffPush hands the deployer push, a digest a gate let through for
+// rule (a scan that came clean), as a push command for that rule alone
+// whose origin says why (the gates' HandOff). Unlike a promotion's hand-off
+// it is the only way the push deploys, so without a deployer function it is
+// an error, not skipped.
+func (p *Promoter) HandOffPush(ctx context.Context, push ecrevent.Push, rule, origin string) error {
+	what := fmt.Sprintf("hand %s:%s (%s) to the deployer for rule %s", push.Repository, push.Tag, push.Digest, rule)
 	if p.DeployerFunction == "" {
 		return errors.New(what + ": no deployer function configured")
 	}
-	return p.send(ctx, work.DeployPush{Origin: origin, Push: work.PushOf(push)}, what)
+	return p.send(ctx, work.DeployPush{Origin: origin, Push: work.PushOf(push), Rule: rule}, what)
 }
 
 // ErrNoDeployer says a request went nowhere: no deployer function is

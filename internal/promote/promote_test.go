@@ -211,15 +211,15 @@ func TestHandOffPush(t *testing.T) {
 		name, function, wantErr string
 		want                    []work.Command
 	}{
-		{"sends the push", "deployer", "", []work.Command{work.DeployPush{Origin: "scan clean", Push: work.Push{
+		{"sends the push for its rule", "deployer", "", []work.Command{work.DeployPush{Origin: "scan clean", Rule: "web-prod", Push: work.Push{
 			EventID: push.EventID, RegistryAccount: "123456789012", RegistryRegion: "eu-west-1", Repository: "team/web",
 			Tag: "v1.3.0", Digest: rec.Digest, PushedAt: push.Time}}}},
-		{"no deployer function", "", "hand team/web:v1.3.0 (" + rec.Digest + ") to the deployer: no deployer function configured", nil},
+		{"no deployer function", "", "hand team/web:v1.3.0 (" + rec.Digest + ") to the deployer for rule web-prod: no deployer function configured", nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := &fakeLambda{}
 			p := &Promoter{Lambda: l, DeployerFunction: tt.function, Now: time.Now}
-			err := p.HandOffPush(context.Background(), push, "scan clean")
+			err := p.HandOffPush(context.Background(), push, "web-prod", "scan clean")
 			if (err == nil) != (tt.wantErr == "") || (err != nil && err.Error() != tt.wantErr) {
 				t.Fatalf("HandOffPush error = %v, want %q", err, tt.wantErr)
 			}

@@ -317,7 +317,7 @@ func testCleanScan(t *testing.T, f *gateFixture) {
 		}
 	}
 	cmds, notices := f.out.take()
-	want := []work.Command{work.DeployPush{Origin: "scan of " + sampleDigest + " clean for rule web-prod", Push: work.Push{
+	want := []work.Command{work.DeployPush{Rule: "web-prod", Origin: "scan of " + sampleDigest + " clean for rule web-prod", Push: work.Push{
 		EventID: gate.HandOffID(gate.KindScan, "web-prod", sampleDigest), RegistryAccount: testenv.Account, RegistryRegion: testenv.Region,
 		Repository: "web", Tag: "v1.3.0", Digest: sampleDigest, PushedAt: t0}}}
 	if diff := cmp.Diff(want, cmds); diff != "" {

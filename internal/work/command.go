@@ -43,9 +43,16 @@ type Command interface {
 // rule web-staging to tag verified-main-1"). The push's event id is the
 // writer's, stable for the same hand-off, so a repeated one is recognisable
 // in tags and history; the deployer skips what already runs.
+//
+// Rule, when set, is the one rule the push is for: a gate let the digest
+// through for that rule (an approval, a clean scan), and the repository's
+// other rules took the push when it came. Empty: every rule that takes it
+// (a promotion's new tag). An older reader ignores it and deploys to every
+// rule, which skips what already runs.
 type DeployPush struct {
 	Origin string `json:"origin"`
 	Push   Push   `json:"push"`
+	Rule   string `json:"rule,omitempty"`
 }
 
 // Kind is the command's kind in its envelope.
