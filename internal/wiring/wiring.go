@@ -28,12 +28,22 @@ import (
 type Functions struct {
 	rt      fnenv.Runtime
 	clients *awsenv.Clients
+	// notices is the notices topic (AUTODEPLOY_NOTIFY_TOPIC_ARN), one for
+	// every part that tells people; nil without one.
+	notices *notify.Topic
 }
 
 // New wires the functions of runtime rt.
 func New(rt fnenv.Runtime) *Functions {
-	return &Functions{rt: rt, clients: awsenv.NewClients(rt.AWS)}
+	f := &Functions{rt: rt, clients: awsenv.NewClients(rt.AWS)}
+	if rt.Env.NotifyTopic != "" {
+		f.notices = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	}
+	return f
 }
+
+// Notices is the notices topic, nil when none is configured.
+func (f *Functions) Notices() *notify.Topic { return f.notices }
 
 // Runtime is what the functions were wired from.
 func (f *Functions) Runtime() fnenv.Runtime { return f.rt }
@@ -73,8 +83,8 @@ func (f *Functions) deployer(lockWait time.Duration, clients *awsenv.Clients) *d
 		SSM:         func(region, role string) deploy.SSM { return clients.SSM(region, role) },
 		CodeDeploy:  func(region, role string) bluegreen.CodeDeploy { return clients.CodeDeploy(region, role) },
 	}
-	if rt.Env.NotifyTopic != "" {
-		d.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	if f.notices != nil {
+		d.Notifier = f.notices
 	}
 	d.Gates = f.Gates(clients)
 	return d
@@ -93,8 +103,8 @@ func (f *Functions) Gates(clients *awsenv.Clients) *gate.Gates {
 		Log:     rt.Log,
 		Now:     time.Now,
 	}
-	if rt.Env.NotifyTopic != "" {
-		g.Notifier = notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
+	if f.notices != nil {
+		g.Notifier = f.notices
 	}
 	return g
 }

@@ -1,7 +1,7 @@
 // Package watcher builds the watcher function's watcher from the wiring
 // of the functions (wiring.Functions). It lives apart so that only the
 // watcher's binary links what it alone calls (Lambda, to hand promotions to
-// the deployer; SNS; Scheduler through internal/timer; CloudWatch, to read
+// the deployer; Scheduler through internal/timer; CloudWatch, to read
 // a bake's alarms).
 package watcher
 
@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
@@ -20,7 +19,6 @@ import (
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/bluegreen"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
-	"github.com/ecr-autodeploy/ecr-autodeploy/internal/notify"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/promote"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -65,21 +63,12 @@ func New(f *wiring.Functions, rechecker watch.Rechecker, gateTimers gate.Timers)
 	if q := f.CleanupQueue(); q != nil {
 		w.Cleanups = q
 	}
-	g := &gate.Gates{
-		Rules:   rt.Rules,
-		Central: rt.Central,
-		Store:   gate.NewStore(awsenv.StateTable(rt.AWS), rt.Env.Table),
-		Scans:   func(region, role string) gate.ScanReader { return clients.ECR(region, role) },
-		Alarms:  newAlarmClients(rt.AWS).reader,
-		Timers:  gateTimers,
-		HandOff: promoter.HandOffPush,
-		Promote: w.PromoteBaked,
-		Log:     rt.Log,
-		Now:     time.Now,
-	}
-	if rt.Env.NotifyTopic != "" {
-		topic := notify.NewTopic(sns.NewFromConfig(rt.AWS), rt.Env.NotifyTopic)
-		w.Notifier, g.Notifier = topic, topic
+	// The deployer's gates, and what ends them: alarms, timers, hand-offs,
+	// the promotion after a bake.
+	g := f.Gates(clients)
+	g.Alarms, g.Timers, g.HandOff, g.Promote = newAlarmClients(rt.AWS).reader, gateTimers, promoter.HandOffPush, w.PromoteBaked
+	if topic := f.Notices(); topic != nil {
+		w.Notifier = topic
 	}
 	w.Gates = g
 	return w

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/alarms"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/fnenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
@@ -172,5 +173,22 @@ func TestWatcherWarnsWithoutTimers(t *testing.T) {
 				t.Errorf("warned %v, want %v:\n%s", got, tt.warns, logs.String())
 			}
 		})
+	}
+}
+
+// One notices topic per function: the watcher, its gates and the deployer
+// of the same wiring tell people through one client; none without a topic.
+func TestOneNoticesTopic(t *testing.T) {
+	rt := runtime(t, "")
+	rt.Env.NotifyTopic = "arn:aws:sns:eu-west-1:111111111111:autodeploy-notices"
+	f := wiring.New(rt)
+	w := New(f, nil, nil)
+	topic := f.Notices()
+	if topic == nil || w.Notifier != watch.Notifier(topic) || w.Gates.Notifier != gate.Notifier(topic) ||
+		f.Deployer(0).Notifier != deploy.Notifier(topic) || f.Deployer(0).Gates.(*gate.Gates).Notifier != gate.Notifier(topic) {
+		t.Errorf("notifiers: watcher %p, gates %p, deployer %p; want the one topic %p", w.Notifier, w.Gates.Notifier, f.Deployer(0).Notifier, topic)
+	}
+	if w := New(wiring.New(runtime(t, "")), nil, nil); w.Notifier != nil || w.Gates.Notifier != nil {
+		t.Errorf("without a topic: watcher %v, gates %v", w.Notifier, w.Gates.Notifier)
 	}
 }
