@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -16,8 +15,10 @@ import (
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/gate"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/redrive"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rules"
@@ -40,8 +41,6 @@ func addDecisionFlags(fs *flag.FlagSet, env Env) decisionFlags {
 	}
 }
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 // check refuses bad flags before any call.
 func (f decisionFlags) check() error {
 	switch {
@@ -51,7 +50,7 @@ func (f decisionFlags) check() error {
 		return usageError{"give --tag or --digest, not both"}
 	case *f.tag == "" && *f.digest == "":
 		return usageError{"--tag or --digest is required: which image of the rule"}
-	case *f.digest != "" && !digestRE.MatchString(*f.digest):
+	case *f.digest != "" && !ecrevent.IsDigest(*f.digest):
 		return usageError{fmt.Sprintf("--digest %q is not sha256:<64 hex digits>", *f.digest)}
 	case *f.table == "":
 		return usageError{"--table or AUTODEPLOY_TABLE is required"}
@@ -94,11 +93,13 @@ func (f decisionFlags) resolve(ctx context.Context, env Env, function *string, s
 	if d.cfg, err = env.AWS(ctx); err != nil {
 		return d, err
 	}
-	account, err := awsenv.Account(ctx, d.cfg)
+	// One identity call: the central account, and who decides.
+	id, err := sts.NewFromConfig(d.cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		return d, fmt.Errorf("find the central account: %w", err)
+		return d, fmt.Errorf("find the central account: get caller identity: %w", err)
 	}
-	d.central = rules.Place{Account: account, Region: d.cfg.Region}
+	d.central = rules.Place{Account: aws.ToString(id.Account), Region: d.cfg.Region}
+	d.by = cmp.Or(*f.by, whoOf(id, nil, env))
 	d.registry = d.rule.RegistryOf(d.central)
 	if function != nil && *function == "" {
 		name := cmp.Or(stack, env.Getenv("AUTODEPLOY_STACK"), defaultStack)
@@ -119,7 +120,6 @@ func (f decisionFlags) resolve(ctx context.Context, env Env, function *string, s
 		}
 		d.digest = aws.ToString(img.ImageDigest)
 	}
-	d.by = cmp.Or(*f.by, who(ctx, d.cfg, env))
 	d.store = gate.NewStore(awsenv.StateTable(d.cfg), *f.table)
 	return d, nil
 }

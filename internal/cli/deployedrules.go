@@ -84,18 +84,11 @@ func deployedRules(fs *flag.FlagSet, env Env, config *string, consequence string
 func compareDeployedRules(ctx context.Context, stacks cfnAPI, functions lambdaConfigAPI, stack, function, path string, local []byte, consequence string) string {
 	const unchecked = "note: your rules file was not compared with the deployed one: "
 	if function == "" {
-		out, err := stacks.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack)})
+		outputs, err := stackOutputs(ctx, stacks, stack)
 		if err != nil {
 			return unchecked + stackReason(stack, err)
 		}
-		if len(out.Stacks) > 0 {
-			for _, o := range out.Stacks[0].Outputs {
-				if aws.ToString(o.OutputKey) == redrive.OutputDeployerFunction {
-					function = aws.ToString(o.OutputValue)
-				}
-			}
-		}
-		if function == "" {
+		if function = outputs[redrive.OutputDeployerFunction]; function == "" {
 			return unchecked + fmt.Sprintf("stack %s has no output %s (deploy the current stack, or pass --function)", stack, redrive.OutputDeployerFunction)
 		}
 	}
@@ -152,11 +145,7 @@ func functionReason(function string, err error) string {
 
 func denied(err error) bool {
 	var api smithy.APIError
-	if !errors.As(err, &api) {
-		return false
-	}
-	code := api.ErrorCode()
-	return code == "AccessDenied" || code == "AccessDeniedException" || code == "UnauthorizedOperation" || strings.HasPrefix(code, "AccessDenied")
+	return errors.As(err, &api) && isDenied(api.ErrorCode())
 }
 
 // reasonOf is the service's own message when there is one (not the SDK's
@@ -173,10 +162,7 @@ func reasonOf(err error) string {
 	// what went wrong underneath (a refused connection, say).
 	var op *smithy.OperationError
 	if errors.As(err, &op) && op.Err != nil {
-		err = op.Err
-		for errors.Unwrap(err) != nil {
-			err = errors.Unwrap(err)
-		}
+		return innermost(op.Err)
 	}
 	return err.Error()
 }

@@ -148,12 +148,15 @@ func explainAPI(api smithy.APIError, op *smithy.OperationError, call string, s s
 	return call + " failed: " + code + ": " + msg
 }
 
+// isDenied reports an AWS service's refusal for want of permission, as its
+// error codes spell it (AccessDenied…, UnauthorizedOperation, SNS's
+// AuthorizationError…).
 func isDenied(code string) bool {
 	switch code {
-	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "AuthorizationErrorException":
+	case "UnauthorizedOperation", "AuthorizationError", "AuthorizationErrorException":
 		return true
 	}
-	return false
+	return strings.HasPrefix(code, "AccessDenied")
 }
 
 func isThrottle(code string) bool {

@@ -83,12 +83,19 @@ func resume(ctx context.Context, args []string, env Env) error {
 
 // who names the caller for a hold: the AWS identity, else the login name.
 func who(ctx context.Context, cfg aws.Config, env Env) string {
-	if id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}); err == nil {
-		arn := aws.ToString(id.Arn)
-		if i := strings.Index(arn, ":"+aws.ToString(id.Account)+":"); i >= 0 {
-			return arn[i+len(aws.ToString(id.Account))+2:] // user/alice, assumed-role/Admin/alice
-		}
-		return arn
+	id, err := sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	return whoOf(id, err, env)
+}
+
+// whoOf names the caller from its identity (GetCallerIdentity's answer and
+// error): the ARN past its account, else the login name.
+func whoOf(id *sts.GetCallerIdentityOutput, err error, env Env) string {
+	if err != nil {
+		return cmp.Or(env.Getenv("USER"), "unknown")
 	}
-	return cmp.Or(env.Getenv("USER"), "unknown")
+	arn := aws.ToString(id.Arn)
+	if i := strings.Index(arn, ":"+aws.ToString(id.Account)+":"); i >= 0 {
+		return arn[i+len(aws.ToString(id.Account))+2:] // user/alice, assumed-role/Admin/alice
+	}
+	return arn
 }
