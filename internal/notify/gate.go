@@ -118,7 +118,7 @@ func (g *Gate) nextSteps(n Notice) []string {
 		return []string{
 			"To deploy it: `autodeploy approve " + which + "`",
 			"To refuse it: `autodeploy reject " + which + " --reason \"…\"`",
-			"See what it would do: `autodeploy plan --rule " + n.Rule + " --tag " + n.Tag + "`",
+			"See what it would do: `autodeploy plan --rule " + n.Rule + " --tag " + n.Tag + "` (it plans what the tag names now: check its digest is this one)",
 		}
 	case ApprovalExpired:
 		return []string{"Nothing was deployed. Push the image again to ask for an approval anew."}

@@ -28,7 +28,7 @@ func TestGateNoticeNextSteps(t *testing.T) {
 			"web:latest waits for approval to deploy by rule web-prod", []string{
 				"To deploy it: `autodeploy approve --rule web-prod --digest " + digest + "`",
 				"To refuse it: `autodeploy reject --rule web-prod --digest " + digest + " --reason \"…\"`",
-				"See what it would do: `autodeploy plan --rule web-prod --tag latest`",
+				"See what it would do: `autodeploy plan --rule web-prod --tag latest` (it plans what the tag names now: check its digest is this one)",
 			}},
 		{"scan blocked", GateNotice(blocked, ScanBlocked, Gate{Kind: "scan", Findings: "1 CRITICAL"}),
 			"web:latest NOT deployed by rule web-prod: its scan found 1 CRITICAL", []string{
