@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/awsenv"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/deploy"
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecsarn"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/history"
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/rollout"
@@ -33,11 +33,6 @@ const exitTimedOut = 3
 // exitInterrupted is the exit code of a wait the operator interrupted
 // (Ctrl-C): 128+SIGINT, as a shell reports it; the deployment goes on.
 const exitInterrupted = 130
-
-// fullDigest is the only --digest a wait takes: a record holds the full
-// digest, so a shortened one (status and history print 12 hex digits)
-// would never match and the wait would run to its timeout.
-var fullDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // Bounds of wait's flags, checked before any call.
 const (
@@ -185,7 +180,9 @@ func waitWith(ctx context.Context, args []string, env Env, sleep func(context.Co
 	if err := checkWaitFlags(*timeout, *interval); err != nil {
 		return err
 	}
-	if *digest != "" && !fullDigest.MatchString(*digest) {
+	// The full digest only: a record holds it whole, so a shortened one
+	// would never match and the wait would run to its timeout.
+	if *digest != "" && !ecrevent.IsDigest(*digest) {
 		return usageError{fmt.Sprintf("--digest %q: want the full image digest, sha256: and 64 hex digits, as docker push prints it (status and history shorten it)", *digest)}
 	}
 	cfg, key, err := sf.resolve(ctx, env)

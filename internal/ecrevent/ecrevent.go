@@ -34,6 +34,10 @@ type Ignored struct {
 
 func (e *Ignored) Error() string { return "ignored: " + e.Reason }
 
+// IsDigest reports whether s is an image digest as ECR writes it:
+// sha256:<64 lower-case hex digits>.
+func IsDigest(s string) bool { return digestRE.MatchString(s) }
+
 var (
 	digestRE  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	tagRE     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 )
 
 // The other kinds of command. Each kind has its own version: a change a
@@ -60,8 +61,6 @@ func (DeployPush) Kind() Kind { return KindPush }
 
 func (DeployPush) version() int { return pushVersion }
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 func (c DeployPush) check() error {
 	var missing []string
 	for _, f := range []struct{ name, value string }{
@@ -79,7 +78,7 @@ func (c DeployPush) check() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("missing %s", strings.Join(missing, ", "))
 	}
-	if !digestRE.MatchString(c.Push.Digest) {
+	if !ecrevent.IsDigest(c.Push.Digest) {
 		return fmt.Errorf("push.digest %q is not sha256:<64 hex digits>", c.Push.Digest)
 	}
 	return nil

@@ -3,6 +3,8 @@ package work
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ecr-autodeploy/ecr-autodeploy/internal/ecrevent"
 )
 
 // KindGateDue asks the watcher to end one gate whose time is up: an
@@ -38,7 +40,7 @@ func (c GateDue) check() error {
 	if c.Rule == "" {
 		return errors.New("rule is required")
 	}
-	if !digestRE.MatchString(c.Digest) {
+	if !ecrevent.IsDigest(c.Digest) {
 		return fmt.Errorf("digest %q is not sha256:<64 hex digits>", c.Digest)
 	}
 	return nil
