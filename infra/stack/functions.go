@@ -23,31 +23,39 @@ import (
 
 // bundle assembles a function's asset: its bootstrap with the rules file
 // beside it, where the function looks for it by default.
-func bundle(fn string, p Props) (string, error) {
+// bundled is a function's asset directory and the SHA-256 of the rules
+// file in it: the bytes the function runs, hashed as they were written, so
+// the value cannot drift from the asset.
+type bundled struct {
+	dir, rulesSHA256 string
+}
+
+func bundle(fn string, p Props) (bundled, error) {
 	bootstrap := filepath.Join(p.DistDir, fn, "bootstrap")
 	bin, err := os.ReadFile(bootstrap)
 	if err != nil {
-		return "", fmt.Errorf("function %s is not built (%v): run `make build` first", fn, err)
+		return bundled{}, fmt.Errorf("function %s is not built (%v): run `make build` first", fn, err)
 	}
 	rulesData, err := os.ReadFile(p.RulesFile)
 	if err != nil {
-		return "", fmt.Errorf("read rules file: %w", err)
+		return bundled{}, fmt.Errorf("read rules file: %w", err)
 	}
 	dir := filepath.Join(p.BundleDir, fn)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("bundle %s: %w", fn, err)
+		return bundled{}, fmt.Errorf("bundle %s: %w", fn, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), bin, 0o755); err != nil {
-		return "", fmt.Errorf("bundle %s: %w", fn, err)
+		return bundled{}, fmt.Errorf("bundle %s: %w", fn, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "autodeploy.yaml"), rulesData, 0o644); err != nil {
-		return "", fmt.Errorf("bundle %s: %w", fn, err)
+		return bundled{}, fmt.Errorf("bundle %s: %w", fn, err)
 	}
-	return dir, nil
+	sum := sha256.Sum256(rulesData)
+	return bundled{dir: dir, rulesSHA256: hex.EncodeToString(sum[:])}, nil
 }
 
 type functionSpec struct {
-	bundle      string
+	bundle      bundled
 	description string
 	timeout     awscdk.Duration
 	memory      float64
@@ -62,8 +70,6 @@ type functionSpec struct {
 	// (synchronously), so it has no async retries and no failure queue:
 	// what it fails stays in its source's queue and redrive policy.
 	polled bool
-	// rulesSHA256 is set by newFunction from the bundle.
-	rulesSHA256 string
 }
 
 // RulesSHA256Env names the variable that carries, on every function, the
@@ -77,22 +83,8 @@ func environment(spec functionSpec) *map[string]*string {
 	for k, v := range spec.env {
 		env[k] = v
 	}
-	if spec.rulesSHA256 != "" {
-		env[RulesSHA256Env] = jsii.String(spec.rulesSHA256)
-	}
+	env[RulesSHA256Env] = jsii.String(spec.bundle.rulesSHA256)
 	return &env
-}
-
-// bundledRulesSHA256 is the hex SHA-256 of the rules file bundle put into
-// dir: the bytes the function runs, hashed where they are, so the value
-// cannot drift from the asset.
-func bundledRulesSHA256(dir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "autodeploy.yaml"))
-	if err != nil {
-		return "", fmt.Errorf("read the bundled rules file: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
 }
 
 type function struct {
@@ -109,13 +101,6 @@ type function struct {
 // its own role (no managed policies), async retries with an on-failure
 // queue (unless polled), and alarms on errors and on failed events.
 func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
-	sum, err := bundledRulesSHA256(spec.bundle)
-	if err != nil {
-		// bundle wrote the file a moment ago; New's callers get no error
-		// from here, and a function without its rules must not be built.
-		panic(fmt.Sprintf("function %s: %v", name, err))
-	}
-	spec.rulesSHA256 = sum
 	logGroup := awslogs.NewLogGroup(s, jsii.String(name+"Logs"), &awslogs.LogGroupProps{
 		Retention:     spec.retention,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
@@ -133,7 +118,7 @@ func newFunction(s awscdk.Stack, name string, spec functionSpec) function {
 		Runtime:               awslambda.Runtime_PROVIDED_AL2023(),
 		Architecture:          awslambda.Architecture_ARM_64(),
 		Handler:               jsii.String("bootstrap"),
-		Code:                  awslambda.Code_FromAsset(jsii.String(spec.bundle), nil),
+		Code:                  awslambda.Code_FromAsset(jsii.String(spec.bundle.dir), nil),
 		MemorySize:            jsii.Number(spec.memory),
 		Timeout:               spec.timeout,
 		Role:                  role,

@@ -42,16 +42,7 @@ func scans(r *rules.Rule) bool { return r.Scan != nil }
 
 func bakes(r *rules.Rule) bool { return r.Promote != nil && r.Promote.Bake > 0 }
 
-// approvesOrScans reports whether some rule has approval: or scan: (the
-// watcher sets those gates' expiry timers); anyBake whether some rule
-// bakes (the watcher sets the bakes' timers); gated whether some rule has
-// any gate.
-func approvesOrScans(cfg *rules.Config) bool {
-	return slices.ContainsFunc(cfg.Rules, func(r *rules.Rule) bool { return r.Approval != nil || r.Scan != nil })
-}
-
-func anyBake(cfg *rules.Config) bool { return slices.ContainsFunc(cfg.Rules, bakes) }
-
+// gated reports whether some rule has a gate (approval, scan, a bake).
 func gated(cfg *rules.Config) bool { return slices.ContainsFunc(cfg.Rules, (*rules.Rule).Gated) }
 
 // scannedAt are the repositories, in file order, of the rules with scan:

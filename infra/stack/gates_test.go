@@ -399,25 +399,20 @@ func TestTimerSetters(t *testing.T) {
 	const codeDeployOnly = "version: 1\nrules:\n  - name: app\n    repository: app\n    tags: [x]\n%s    targets: [{cluster: c, service: s, codedeploy: {application: a, deployment-group: g}}]\n"
 	for _, tc := range []struct {
 		gate string
-		want []string
+		want bool
 	}{
-		{"", nil},
-		{"    approval: {}\n", []string{"Watcher"}},
-		{"    scan: {}\n", []string{"Watcher"}},
-		{"    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", []string{"Watcher"}},
-		{"    approval: {}\n    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", []string{"Watcher"}},
+		{"", false},
+		{"    approval: {}\n", true},
+		{"    scan: {}\n", true},
+		{"    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", true},
+		{"    approval: {}\n    promote: {tag: \"v-{tag}\", bake: 5m, alarms: [a-5xx]}\n", true},
 	} {
-		cfg := mustParse(t, strings.Replace(codeDeployOnly, "%s", tc.gate, 1))
-		var got []string
-		for _, set := range timerSetters(cfg, function{}) {
-			got = append(got, set.name)
-		}
-		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("%q: setters (-want +got):\n%s", tc.gate, diff)
+		if got := setsTimers(mustParse(t, strings.Replace(codeDeployOnly, "%s", tc.gate, 1))); got != tc.want {
+			t.Errorf("%q: the watcher sets timers %v, want %v", tc.gate, got, tc.want)
 		}
 	}
-	if got := timerSetters(mustParse(t, rulesYAML), function{}); len(got) != 1 || got[0].name != "Watcher" {
-		t.Errorf("ECS-native targets without gates: setters %v, want the watcher", got)
+	if !setsTimers(mustParse(t, rulesYAML)) {
+		t.Error("ECS-native targets without gates: no timers, want the watcher's")
 	}
 }
 

@@ -73,13 +73,13 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	if p.Rules == nil || len(p.Rules.Rules) == 0 {
 		return nil, fmt.Errorf("stack %s: the rules file has no rules", id)
 	}
-	bundles := map[string]string{}
+	bundles := map[string]bundled{}
 	for _, fn := range Functions() {
-		dir, err := bundle(fn, p)
+		b, err := bundle(fn, p)
 		if err != nil {
 			return nil, err
 		}
-		bundles[fn] = dir
+		bundles[fn] = b
 	}
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_MONTH
@@ -194,8 +194,8 @@ func New(scope constructs.Construct, id string, p Props) (awscdk.Stack, error) {
 	})
 	grantWatch(s, watcher.role, p.Rules, p.central(), deployer.fn, notices, key)
 	grantCleanupItems(p.Rules, work, watcher.role)
-	if setters := timerSetters(p.Rules, watcher); len(setters) > 0 {
-		timers(s, setters...)
+	if setsTimers(p.Rules) {
+		timers(s, watcher)
 	}
 	if p.Rules.Reconcile.Every > 0 {
 		swept := []awslambda.Function{deployer.fn}

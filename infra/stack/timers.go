@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"strings"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
@@ -27,19 +25,12 @@ const (
 	envTimerRole  = timer.EnvRoleARN
 )
 
-// timerSetter is a function that sets timers, each of which invokes it
-// again: today only the watcher (timerSetters). name is the function's.
-type timerSetter struct {
-	name string
-	fn   function
-}
-
 // timers makes the schedule group, the role Scheduler assumes to invoke the
-// setters (trusted by scheduler.amazonaws.com for this account's schedules
-// only, allowed only lambda:InvokeFunction on each setter), and lets each
-// setter create schedules in that group only and pass that role only, to
-// Scheduler only. Each setter is told both in its environment.
-func timers(s awscdk.Stack, setters ...timerSetter) {
+// watcher (trusted by scheduler.amazonaws.com for this account's schedules
+// only, allowed only lambda:InvokeFunction on the watcher), and lets the
+// watcher create schedules in that group only and pass that role only, to
+// Scheduler only. The watcher is told both in its environment.
+func timers(s awscdk.Stack, watcher function) {
 	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("TimerGroup"), &awsscheduler.CfnScheduleGroupProps{
 		Name: jsii.String(TimerGroup),
 	})
@@ -49,43 +40,36 @@ func timers(s awscdk.Stack, setters ...timerSetter) {
 		}),
 		Description: jsii.String("ecr-autodeploy: EventBridge Scheduler invokes the function that set a timer when it is due"),
 	})
-	for _, set := range setters {
-		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("InvokeThe" + set.name),
-			Actions:   jsii.Strings("lambda:InvokeFunction"),
-			Resources: jsii.Strings(*set.fn.fn.FunctionArn()),
-		}))
-		set.fn.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid: jsii.String("SetTimers"),
-			// Only CreateSchedule: timers delete themselves after they fire.
-			Actions: jsii.Strings("scheduler:CreateSchedule"),
-			// Scheduler's schedule ARN: schedule/<group>/<name>.
-			Resources: jsii.Strings(*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"+TimerGroup+"/*"), nil)),
-		}))
-		set.fn.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("PassTheTimerRoleToScheduler"),
-			Actions:    jsii.Strings("iam:PassRole"),
-			Resources:  jsii.Strings(*role.RoleArn()),
-			Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "scheduler.amazonaws.com"}},
-		}))
-		cdknag.NagSuppressions_AddResourceSuppressions(set.fn.role, &[]*cdknag.NagPackSuppression{{
-			Id:        jsii.String("AwsSolutions-IAM5"),
-			Reason:    jsii.String("Timers are one-time schedules named when they are set: the " + strings.ToLower(set.name) + " may create those of its own schedule group only (schedule/" + TimerGroup + "/*)."),
-			AppliesTo: &[]any{"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/" + TimerGroup + "/*"},
-		}}, jsii.Bool(true))
-		set.fn.fn.AddEnvironment(jsii.String(envTimerGroup), group.Ref(), nil)
-		set.fn.fn.AddEnvironment(jsii.String(envTimerRole), role.RoleArn(), nil)
-	}
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("InvokeTheWatcher"),
+		Actions:   jsii.Strings("lambda:InvokeFunction"),
+		Resources: jsii.Strings(*watcher.fn.FunctionArn()),
+	}))
+	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("SetTimers"),
+		// Only CreateSchedule: timers delete themselves after they fire.
+		Actions: jsii.Strings("scheduler:CreateSchedule"),
+		// Scheduler's schedule ARN: schedule/<group>/<name>.
+		Resources: jsii.Strings(*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/"+TimerGroup+"/*"), nil)),
+	}))
+	watcher.role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("PassTheTimerRoleToScheduler"),
+		Actions:    jsii.Strings("iam:PassRole"),
+		Resources:  jsii.Strings(*role.RoleArn()),
+		Conditions: &map[string]any{"StringEquals": map[string]any{"iam:PassedToService": "scheduler.amazonaws.com"}},
+	}))
+	cdknag.NagSuppressions_AddResourceSuppressions(watcher.role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("Timers are one-time schedules named when they are set: the watcher may create those of its own schedule group only (schedule/" + TimerGroup + "/*)."),
+		AppliesTo: &[]any{"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/" + TimerGroup + "/*"},
+	}}, jsii.Bool(true))
+	watcher.fn.AddEnvironment(jsii.String(envTimerGroup), group.Ref(), nil)
+	watcher.fn.AddEnvironment(jsii.String(envTimerRole), role.RoleArn(), nil)
 }
 
-// timerSetters are the functions that set timers under cfg: the watcher,
-// when a target may be ECS-native (rechecks) or a rule has a gate — a
-// bake's end it sets when the bake starts, an approval's expiry and a
-// scan's wait at the sweep's pass before they are due. The deployer sets
-// none (its binary links no Scheduler client).
-func timerSetters(cfg *rules.Config, watcher function) []timerSetter {
-	if nativeTargets(cfg, everyTarget) || anyBake(cfg) || approvesOrScans(cfg) {
-		return []timerSetter{{name: "Watcher", fn: watcher}}
-	}
-	return nil
-}
+// setsTimers reports whether the watcher sets timers under cfg: when a
+// target may be ECS-native (rechecks) or a rule has a gate — a bake's end
+// it sets when the bake starts, an approval's expiry and a scan's wait at
+// the sweep's pass before they are due. The deployer sets none (its binary
+// links no Scheduler client).
+func setsTimers(cfg *rules.Config) bool { return nativeTargets(cfg, everyTarget) || gated(cfg) }
