@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
 	"github.com/ecr-autodeploy/ecr-autodeploy/internal/work"
 )
 
@@ -48,12 +46,7 @@ func (g *GateTimers) Set(ctx context.Context, gate, rule, digest string, due tim
 	if g.Timers == nil {
 		return Set{}, errors.New("set the timer of " + key + ": no timers")
 	}
-	target := g.Watcher
-	if target == "" {
-		if lc, ok := lambdacontext.FromContext(ctx); ok {
-			target = lc.InvokedFunctionArn
-		}
-	}
+	target := invoked(ctx, g.Watcher)
 	if target == "" {
 		return Set{}, fmt.Errorf("set the timer of %s: no watcher ARN (not in a Lambda invocation, and none configured)", key)
 	}

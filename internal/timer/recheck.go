@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 
@@ -17,10 +16,6 @@ import (
 // PurposeRecheck names recheck timers: "recheck-<hash>-<minute>".
 const PurposeRecheck = "recheck"
 
-// Rechecker sets the watcher's recheck timers (watch's Rechecker): a
-// schedule that hands the watcher work.Recheck for a deployment when its
-// outcome may be known (an ECS-native rollout's bake ends), since ECS sends
-// no event then.
 // NewRechecker is the watcher's Rechecker when timers are configured
 // (c.Enabled), setting schedules in cfg's account and region — beside the
 // watcher they invoke; nil without. The watcher's main builds it, so that
@@ -32,6 +27,10 @@ func NewRechecker(cfg aws.Config, c Config) *Rechecker {
 	return &Rechecker{Timers: &Timers{Scheduler: scheduler.NewFromConfig(cfg), Config: c, Now: time.Now}}
 }
 
+// Rechecker sets the watcher's recheck timers (watch's Rechecker): a
+// schedule that hands the watcher work.Recheck for a deployment when its
+// outcome may be known (an ECS-native rollout's bake ends), since ECS sends
+// no event then.
 type Rechecker struct {
 	Timers *Timers
 	// Watcher is the ARN of the function the schedule invokes. Empty: the
@@ -57,12 +56,7 @@ func (r *Rechecker) Set(ctx context.Context, rec history.Record, at time.Time) (
 	if r.Timers == nil {
 		return Set{}, errors.New("recheck " + rec.DeploymentID + ": no timers")
 	}
-	target := r.Watcher
-	if target == "" {
-		if lc, ok := lambdacontext.FromContext(ctx); ok {
-			target = lc.InvokedFunctionArn
-		}
-	}
+	target := invoked(ctx, r.Watcher)
 	if target == "" {
 		return Set{}, fmt.Errorf("recheck %s: no watcher ARN (not in a Lambda invocation, and none configured)", rec.DeploymentID)
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler/types"
@@ -217,4 +218,18 @@ func ceilMinute(t time.Time) time.Time {
 		return m.Add(time.Minute)
 	}
 	return t
+}
+
+// invoked is the function a timer invokes: configured, else the function
+// this invocation runs in (lambdacontext's InvokedFunctionArn) — the
+// watcher itself, whose own ARN the stack cannot put in its environment
+// without a cycle. "" outside a Lambda invocation with none configured.
+func invoked(ctx context.Context, configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.InvokedFunctionArn
+	}
+	return ""
 }
