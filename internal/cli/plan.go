@@ -285,7 +285,7 @@ func planGates(awsCfg aws.Config, table string, cfg *rules.Config, central rules
 // line is what rule r's gates say, and whether the push stops there (it
 // waits, or is refused); "" for a rule without gates.
 func (p *plannedGates) line(ctx context.Context, r *rules.Rule) (string, bool) {
-	if !gate.Gated(r) {
+	if !gate.GatedBeforeDeploy(r) {
 		return "", false
 	}
 	if l, ok := p.said[r]; ok {

@@ -34,7 +34,7 @@ func (d *Deployer) admitted(ctx context.Context, push ecrevent.Push, jobs []Job,
 	var held []Result
 	var errs []error
 	for _, j := range jobs {
-		if !gate.Gated(j.Rule) {
+		if !gate.GatedBeforeDeploy(j.Rule) {
 			kept = append(kept, j)
 			continue
 		}

@@ -94,8 +94,10 @@ type Verdict struct {
 
 var pass = Verdict{Pass: true}
 
-// Gated reports whether rule r has a gate before it deploys.
-func Gated(r *rules.Rule) bool { return r.Scan != nil || r.Approval != nil }
+// GatedBeforeDeploy reports whether rule r has a gate a digest passes before
+// it deploys (approval, scan) — not a bake, which is after (rules.Rule.Gated
+// counts all three).
+func GatedBeforeDeploy(r *rules.Rule) bool { return r.Scan != nil || r.Approval != nil }
 
 // Admit says whether rule r deploys push now. The scan comes first (no
 // person is asked to approve an image its scan may block), then the

@@ -488,7 +488,7 @@ func (s *Sweeper) target(ctx context.Context, o Options, j deploy.Job, list list
 	}
 	// A rule's gates hold what they have not let through: it is not
 	// drift, and it registers nothing.
-	if gate.Gated(r) {
+	if gate.GatedBeforeDeploy(r) {
 		v, err := s.admit(ctx, o, gates, r, push)
 		if err != nil {
 			return fail(err)

@@ -253,13 +253,7 @@ func (p *parser) checkGatesSwept(cfg *Config) {
 	if p.everyOff == nil {
 		return
 	}
-	var gated []string
-	for _, r := range cfg.Rules {
-		if r.Gated() {
-			gated = append(gated, r.Name)
-		}
-	}
-	if len(gated) > 0 {
+	if gated := cfg.GateRules(); len(gated) > 0 {
 		p.errorf(p.everyOff, "reconcile.every", "off, but rules %s have gates (approval:, scan:, promote.bake): the sweep's schedule sets their timers "+
 			"and ends those a lost timer left open; give every (1m to 24h)", strings.Join(gated, ", "))
 	}
