@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/smithy-go"
 )
@@ -80,6 +81,20 @@ func TestBackoffDoublesUpToItsCap(t *testing.T) {
 		for range 50 {
 			if d, _ := b.BackoffDelay(attempt, nil); d < 0 || d > limit {
 				t.Fatalf("attempt %d waited %s, want at most %s", attempt, d, limit)
+			}
+		}
+	}
+}
+
+// A single write that met a transaction waits a conflict's milliseconds,
+// not a throttle's seconds: the item is busy for a transaction's length.
+func TestConflictBacksOffAsTransactionsDo(t *testing.T) {
+	b := jitterBackoff{base: time.Second, max: 20 * time.Second}
+	conflict := &dbtypes.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+	for attempt, limit := range map[int]time.Duration{1: 20 * time.Millisecond, 3: 80 * time.Millisecond, 8: 2 * time.Second, 40: 2 * time.Second} {
+		for range 50 {
+			if d, _ := b.BackoffDelay(attempt, conflict); d < 0 || d > limit {
+				t.Fatalf("a conflict's attempt %d waited %s, want at most %s", attempt, d, limit)
 			}
 		}
 	}

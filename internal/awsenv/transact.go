@@ -55,8 +55,7 @@ func TransactWrite(ctx context.Context, db TransactWriter, in *dynamodb.Transact
 // conflicted: full jitter, growing from 20 ms to at most 2 s, as the writes
 // that conflict arrive together.
 func ConflictBackoff(ctx context.Context, attempt int) error {
-	limit := min(2*time.Second, 20*time.Millisecond<<min(attempt-1, 10))
-	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit))))
+	t := time.NewTimer(conflictDelay(attempt))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -64,4 +63,11 @@ func ConflictBackoff(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// conflictDelay is the wait before attempt+1 of a write that conflicted
+// with a transaction: full jitter up to 20 ms·2^(attempt-1), at most 2 s.
+func conflictDelay(attempt int) time.Duration {
+	limit := min(2*time.Second, 20*time.Millisecond<<min(max(attempt-1, 0), 10))
+	return time.Duration(rand.Int64N(int64(limit)))
 }

@@ -120,10 +120,10 @@ func (o *occupying) PutItem(ctx context.Context, in *dynamodb.PutItemInput, f ..
 type sdkRetried struct{ dynamoAPI }
 
 // retry is the state retryer (awsenv.NewStateRetryer) on a single write
-// that met a transaction, at a tenth of its scale: MaxAttempts attempts,
-// full jitter doubling from 100 ms to 2 s (the SDK's: 1 s to 20 s).
+// that met a transaction: MaxAttempts attempts, full jitter doubling from
+// 20 ms to 2 s (its conflict delay).
 func (r sdkRetried) retry(ctx context.Context, call func() error) error {
-	backoff := 100 * time.Millisecond
+	backoff := 20 * time.Millisecond
 	var err error
 	for range awsenv.MaxAttempts {
 		var conflict *types.TransactionConflictException
